@@ -1,0 +1,145 @@
+"""The ``twin`` command line: a thin layer over the library (CONTRACTS §1).
+
+Exit status: 0 success; 2 bad input (one paragraph on stderr naming the field or path, the
+value and what is allowed, no traceback); 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from twin.errors import TwinInputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Digital twin of fast X-ray ptychography and ptycho-tomography.")
+
+
+def _fail(code: int, message: str) -> None:
+    typer.echo(f"twin: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guarded(fn):
+    """Map library errors to the exit statuses of CONTRACTS §1."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except TwinInputError as exc:
+            _fail(2, str(exc))
+        except KeyboardInterrupt:
+            _fail(1, "interrupted")
+        except Exception as exc:  # noqa: BLE001 - the contract: exit 1, a message, no trace
+            if os.environ.get("TWIN_DEBUG"):
+                raise
+            _fail(1, f"{type(exc).__name__}: {exc} (set TWIN_DEBUG=1 for a traceback)")
+
+    return wrapper
+
+
+def _fmt(key: str, value) -> str:
+    from twin.forecast import UNITS
+
+    unit = UNITS.get(key, "")
+    if value is None:
+        return "—"
+    if isinstance(value, bool) or isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if unit == "m":
+        for scale, name in ((1e-9, "nm"), (1e-6, "µm"), (1e-3, "mm"), (1.0, "m")):
+            if abs(value) < 1000 * scale or name == "m":
+                return f"{value / scale:.4g} {name}"
+    if unit == "B" or unit == "B/s":
+        for scale, name in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1, "B")):
+            if abs(value) >= scale or name == "B":
+                return f"{value / scale:.4g} {name}{'/s' if unit == 'B/s' else ''}"
+    if math.isfinite(value) and value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.4e} {unit}".strip()
+    return f"{value:.6g} {unit}".strip()
+
+
+@app.command()
+@_guarded
+def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+             as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")]
+             = False) -> None:
+    """Acquisition time, dose, data volume and resolution forecast of one scenario."""
+    from twin import forecast as fc
+    from twin import scenario as sc
+
+    result = fc.forecast(sc.load(scenario))
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    typer.echo(f"Forecast for {result.scenario}")
+    width = max(len(k) for k in result.values)
+    for key, value in result.values.items():
+        typer.echo(f"  {key:<{width}}  {_fmt(key, value)}")
+
+
+@app.command()
+@_guarded
+def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [sweep] table")],
+          output: Annotated[Path, typer.Option("-o", "--output",
+                                               help="OUT.csv or OUT.parquet")],
+          scheduler: Annotated[Optional[str], typer.Option(
+              "--scheduler", help="address of an existing Dask scheduler "
+              "(default: $TWIN_DASK_SCHEDULER, else a local cluster)")] = None,
+          plots: Annotated[bool, typer.Option(help="write PNG plots beside the table")] = True,
+          ) -> None:
+    """Evaluate the scenario's sweep table on Dask: one CSV/Parquet row per grid point."""
+    from twin import scenario as sc
+    from twin import sweep as sw
+
+    if output.suffix not in (".csv", ".parquet"):
+        raise TwinInputError("--output", str(output), "allowed suffixes: .csv, .parquet")
+    s = sc.load(scenario)
+    address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
+    table = sw.run_sweep(s, scheduler=address, progress=True)
+    sw.write_table(table, output)
+    typer.echo(f"wrote {len(table)} rows to {output}")
+    if plots:
+        for path in sw.plot_sweep(table, s, output.with_suffix("")):
+            typer.echo(f"wrote {path}")
+
+
+@app.command()
+@_guarded
+def materials(formula: Annotated[str, typer.Argument(help="formula, NIST name or library name")],
+              density: Annotated[Optional[float], typer.Option(
+                  "--density", help="g/cm³ (default: the library's or NIST's)")] = None,
+              energy_kev: Annotated[float, typer.Option("--energy-kev", help="photon energy")]
+              = 10.0,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """δ, β, μ, μ_en/ρ and attenuation length of a compound (xraylib)."""
+    from twin import materials as mt
+
+    props = mt.lookup(formula, energy_kev, density)
+    d = props.as_dict()
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    for key, value in d.items():
+        typer.echo(f"  {key:<26} {value}")
+
+
+def main() -> None:
+    """Console-script entry point (click's standalone mode: usage errors exit 2)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

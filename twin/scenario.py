@@ -1,0 +1,449 @@
+"""The scenario schema: one typed source of truth for every parameter of an experiment.
+
+A scenario is a TOML file whose tables mirror the path of the photons: ``[sample]``, ``[beam]``,
+``[optics]``, ``[scan]``, ``[detector]``, ``[tomography]``, ``[reconstruction]``,
+``[resolution]`` and an optional ``[sweep]``. Units are in the field names. Unknown keys, wrong
+types, NaN/inf and out-of-range values are rejected when the file is loaded, with the field's
+dotted path in the message.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+from twin import detector as _detector
+from twin import materials as _materials
+from twin.errors import TwinInputError
+
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              validate_default=True)
+
+
+def _check_material(name: str, density: float | None, field: str) -> None:
+    # Raises TwinInputError, which pydantic would wrap; re-raise as ValueError text instead.
+    try:
+        _materials.resolve(name, density, field=field)
+    except TwinInputError as exc:
+        raise ValueError(exc.allowed) from None
+
+
+# ----------------------------------------------------------------------------- sample
+
+
+class FibreBundle(_Strict):
+    """Axon-mimicking bundle of coaxially electrospun hollow PCL microfibres (seed 000 §2.1)."""
+
+    fibre_material: str = "polycaprolactone"
+    matrix_material: str = "water"
+    outer_diameter_um_mean: PosFloat = 6.0
+    outer_diameter_um_sd: NonNegFloat = 1.5
+    inner_diameter_um_mean: PosFloat = 3.0
+    inner_diameter_um_sd: NonNegFloat = 1.0
+    orientation_dispersion_deg: Annotated[float, Field(ge=0, le=90)] = 10.0
+    packing_fraction: Annotated[float, Field(gt=0, lt=0.9)] = 0.5
+
+    @model_validator(mode="after")
+    def _inner_inside_outer(self):
+        if self.inner_diameter_um_mean >= self.outer_diameter_um_mean:
+            raise ValueError(f"inner_diameter_um_mean ({self.inner_diameter_um_mean}) must be "
+                             f"smaller than outer_diameter_um_mean "
+                             f"({self.outer_diameter_um_mean})")
+        for f in ("fibre_material", "matrix_material"):
+            _check_material(getattr(self, f), None, f)
+        return self
+
+
+class IntegratedCircuit(_Strict):
+    """Layered integrated circuit (seed 002 §2: 13 layers, 3.92 µm thick)."""
+
+    n_layers: Annotated[int, Field(ge=1, le=100)] = 13
+    wire_material: str = "cu"
+    via_material: str = "w"
+    dielectric_material: str = "sio2"
+    substrate_material: str = "si"
+    substrate_thickness_um: NonNegFloat = 0.5
+    min_pitch_nm: PosFloat = 64.0
+    max_pitch_nm: PosFloat = 1000.0
+
+    @model_validator(mode="after")
+    def _pitches(self):
+        if self.min_pitch_nm > self.max_pitch_nm:
+            raise ValueError("min_pitch_nm must not exceed max_pitch_nm")
+        for f in ("wire_material", "via_material", "dielectric_material", "substrate_material"):
+            _check_material(getattr(self, f), None, f)
+        return self
+
+
+class SiemensStar(_Strict):
+    """Siemens star of heavy-metal spokes on a membrane, a 2D resolution target."""
+
+    spokes: Annotated[int, Field(ge=4, le=720)] = 36
+    spoke_material: str = "ta"
+    spoke_thickness_um: PosFloat = 0.5
+    membrane_material: str = "si3n4"
+    membrane_thickness_um: NonNegFloat = 1.0
+
+    @model_validator(mode="after")
+    def _materials(self):
+        for f in ("spoke_material", "membrane_material"):
+            _check_material(getattr(self, f), None, f)
+        return self
+
+
+class Sample(_Strict):
+    """The sample: its outer shape and bulk material (for dose) and the phantom inside it.
+
+    The rotation axis is vertical (along y, the slow scan axis); ``width_um`` runs along x,
+    ``depth_um`` along the beam at 0°.
+    """
+
+    phantom: Literal["fibre_bundle", "integrated_circuit", "siemens_star", "uniform"] = "uniform"
+    shape: Literal["cylinder", "box"] = "cylinder"
+    diameter_um: PosFloat | None = None
+    width_um: PosFloat | None = None
+    depth_um: PosFloat | None = None
+    height_um: PosFloat
+    material: str = "water"
+    density_g_per_cm3: PosFloat | None = None
+    fibres: FibreBundle = FibreBundle()
+    circuit: IntegratedCircuit = IntegratedCircuit()
+    star: SiemensStar = SiemensStar()
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.shape == "cylinder" and self.diameter_um is None:
+            raise ValueError("shape = 'cylinder' needs diameter_um")
+        if self.shape == "box" and (self.width_um is None or self.depth_um is None):
+            raise ValueError("shape = 'box' needs width_um and depth_um")
+        _check_material(self.material, self.density_g_per_cm3, "material")
+        return self
+
+    @property
+    def cross_section_um(self) -> tuple[float, float]:
+        """(extent along x, extent along the beam) at 0°."""
+        if self.shape == "cylinder":
+            return self.diameter_um, self.diameter_um
+        return self.width_um, self.depth_um
+
+
+# ----------------------------------------------------------------------------- beam, optics
+
+
+class Beam(_Strict):
+    energy_kev: Annotated[float, Field(ge=1, le=200)]
+    flux_photons_per_s: PosFloat
+    """Coherent photon flux at the sample, all beams together."""
+    coherent_fraction: Fraction = 1.0
+    """Power in the first coherent mode; the rest goes into further probe modes."""
+
+
+class Optics(_Strict):
+    """Fresnel zone plate; give either ``defocus_mm`` or ``beam_diameter_um``."""
+
+    zone_plate_diameter_um: PosFloat
+    outermost_zone_nm: PosFloat
+    central_stop_diameter_um: NonNegFloat = 0.0
+    osa_diameter_um: PosFloat | None = None
+    defocus_mm: float | None = None
+    beam_diameter_um: PosFloat | None = None
+    diffuser: bool = False
+    """Spread the direct beam evenly over the cropped detector (seed 000 §3's remedy for
+    count-rate limits)."""
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.defocus_mm is None) == (self.beam_diameter_um is None):
+            raise ValueError("give exactly one of defocus_mm or beam_diameter_um")
+        if self.central_stop_diameter_um >= self.zone_plate_diameter_um:
+            raise ValueError("central_stop_diameter_um must be smaller than "
+                             "zone_plate_diameter_um")
+        return self
+
+
+# ----------------------------------------------------------------------------- scan
+
+
+class Scan(_Strict):
+    """2D raster of one projection. x is the fast axis, y the slow axis (the rotation axis)."""
+
+    mode: Literal["fly", "step"] = "fly"
+    fov_x_um: PosFloat
+    fov_y_um: PosFloat
+    fast_step_um: PosFloat
+    slow_step_um: PosFloat
+    frame_rate_hz: PosFloat
+    exposure_s: PosFloat | None = None
+    """Default: the frame period less the detector's readout dead time."""
+    line_turnaround_s: NonNegFloat = 0.0
+    projection_overhead_s: NonNegFloat = 0.0
+    """Per-projection time outside the raster: rotation, settling, file handling."""
+    step_settle_s: NonNegFloat = 0.0
+    """Step scans only: move and settle time per point."""
+    n_beams: Annotated[int, Field(ge=1, le=1000)] = 1
+    overlap_relaxation: Annotated[float, Field(ge=1, le=100)] = 1.0
+    """Factor by which joint ptycho-tomography relaxes the slow-axis step (Gürsoy 2017)."""
+    position_capture_rate_hz: PosFloat = 10_000.0
+    """PandA position-capture limit (seed 000 §2.1: 10 kHz)."""
+
+    @model_validator(mode="after")
+    def _steps_fit(self):
+        if self.fast_step_um > self.fov_x_um:
+            raise ValueError(f"fast_step_um ({self.fast_step_um}) is larger than fov_x_um "
+                             f"({self.fov_x_um})")
+        if self.slow_step_um > self.fov_y_um:
+            raise ValueError(f"slow_step_um ({self.slow_step_um}) is larger than fov_y_um "
+                             f"({self.fov_y_um})")
+        if self.exposure_s is not None and self.exposure_s > 1.0 / self.frame_rate_hz:
+            raise ValueError(f"exposure_s ({self.exposure_s}) exceeds the frame period "
+                             f"1/frame_rate_hz = {1.0 / self.frame_rate_hz:.6g} s")
+        return self
+
+
+# ----------------------------------------------------------------------------- detector
+
+
+class Detector(_Strict):
+    """A preset of ``twin/data/detectors.toml`` in one of its modes, with overrides."""
+
+    preset: str = "eiger_500k"
+    mode: str | None = None
+    distance_m: PosFloat
+    crop: Annotated[int, Field(ge=8)] | None = None
+    """Square crop (effective pixels, after binning) kept for storage and reconstruction."""
+    pixels_x: Annotated[int, Field(ge=8)] | None = None
+    pixels_y: Annotated[int, Field(ge=8)] | None = None
+    pixel_size_m: PosFloat | None = None
+    counter_bits: Annotated[int, Field(ge=1, le=32)] | None = None
+    bytes_per_pixel: Annotated[int, Field(ge=1, le=8)] | None = None
+    max_frame_rate_hz: PosFloat | None = None
+    max_count_rate_per_pixel_hz: PosFloat | None = None
+    dead_time_s: NonNegFloat | None = None
+    readout_dead_time_s: NonNegFloat | None = None
+
+    @model_validator(mode="after")
+    def _resolve(self):
+        try:
+            det = self.resolved()
+        except TwinInputError as exc:
+            raise ValueError(f"{exc.field} = {exc.value!r}: {exc.allowed}") from None
+        ny, nx = det.effective_shape
+        if self.crop is not None and self.crop > min(ny, nx):
+            raise ValueError(f"crop ({self.crop}) is larger than the detector's "
+                             f"{ny}×{nx} (effective) pixels in mode {det.mode}")
+        return self
+
+    def resolved(self) -> _detector.DetectorMode:
+        return _detector.preset_mode(
+            self.preset, self.mode, pixels_x=self.pixels_x, pixels_y=self.pixels_y,
+            pixel_size_m=self.pixel_size_m, counter_bits=self.counter_bits,
+            bytes_per_pixel=self.bytes_per_pixel, max_frame_rate_hz=self.max_frame_rate_hz,
+            max_count_rate_per_pixel_hz=self.max_count_rate_per_pixel_hz,
+            dead_time_s=self.dead_time_s, readout_dead_time_s=self.readout_dead_time_s)
+
+    @property
+    def n_crop(self) -> int:
+        ny, nx = self.resolved().effective_shape
+        return self.crop if self.crop is not None else min(ny, nx)
+
+
+# ----------------------------------------------------------------------------- 3D, recon
+
+
+class Tomography(_Strict):
+    """``n_projections``: a count, "crowther" (π/2 × width in voxels), or 0 for a 2D scan."""
+
+    n_projections: Annotated[int, Field(ge=0)] | Literal["crowther"] = 0
+    angular_range_deg: Annotated[float, Field(gt=0, le=360)] = 180.0
+    voxel_size_m: PosFloat | None = None
+    """Tomographic voxel; default the ptychographic pixel size."""
+
+
+class Reconstruction(_Strict):
+    algorithm: Literal["epie", "rpie", "lsqml", "multislice"] = "epie"
+    iterations: Annotated[int, Field(ge=1, le=100_000)] = 50
+    modes: Annotated[int, Field(ge=1, le=64)] = 1
+    upsampling: Annotated[int, Field(ge=1, le=8)] = 1
+    position_correction: bool = False
+    slices: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
+class Resolution(_Strict):
+    """How the achievable resolution is forecast.
+
+    ``howells``: d = d_ref·(F/F_ref)^(−1/4), the dose–resolution scaling of Howells et al.
+    (2009), F the fluence per projection (photons per unit area of one projection), anchored on a
+    measured reference. ``rose``: the smallest feature of the given contrast that reaches the Rose
+    criterion (SNR = ``snr``) at fluence F, d = (snr²/(4F·k²·|Δn|²))^(1/4). ``pixel``: the
+    reconstructed pixel size. Every model is bounded below by the reconstructed pixel size.
+    """
+
+    model: Literal["howells", "rose", "pixel"] = "pixel"
+    reference_resolution_m: PosFloat | None = None
+    reference_flux_photons_per_s: PosFloat | None = None
+    reference_scan_rate_um2_per_s: PosFloat | None = None
+    feature_material: str | None = None
+    background_material: str | None = None
+    snr: PosFloat = 5.0
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.model == "howells" and None in (self.reference_resolution_m,
+                                                self.reference_flux_photons_per_s,
+                                                self.reference_scan_rate_um2_per_s):
+            raise ValueError("model = 'howells' needs reference_resolution_m, "
+                             "reference_flux_photons_per_s and reference_scan_rate_um2_per_s")
+        if self.model == "rose":
+            if self.feature_material is None or self.background_material is None:
+                raise ValueError("model = 'rose' needs feature_material and "
+                                 "background_material")
+            _check_material(self.feature_material, None, "feature_material")
+            _check_material(self.background_material, None, "background_material")
+        return self
+
+
+# ----------------------------------------------------------------------------- scenario
+
+SweepValue = float | int | str | bool
+
+
+class Scenario(_Strict):
+    name: str = "scenario"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    sample: Sample
+    beam: Beam
+    optics: Optics
+    scan: Scan
+    detector: Detector
+    tomography: Tomography = Tomography()
+    reconstruction: Reconstruction = Reconstruction()
+    resolution: Resolution = Resolution()
+    sweep: dict[str, Annotated[list[SweepValue], Field(min_length=1)]] = {}
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_paths(cls, value):
+        for path in value:
+            if path.startswith("sweep") or not _path_exists(path):
+                raise ValueError(f"sweep key {path!r} is not a scenario field; use a dotted "
+                                 f"path such as 'beam.flux_photons_per_s'")
+        return value
+
+    @model_validator(mode="after")
+    def _detector_can_do_it(self):
+        det = self.detector.resolved()
+        if self.scan.frame_rate_hz > det.max_frame_rate_hz:
+            raise ValueError(
+                f"scan.frame_rate_hz = {self.scan.frame_rate_hz:g} exceeds the "
+                f"{det.preset} {det.mode} mode's maximum of {det.max_frame_rate_hz:g} Hz")
+        if det.counters == 1 and self.scan.exposure_s is not None:
+            longest = 1.0 / self.scan.frame_rate_hz - det.readout_dead_time_s
+            if self.scan.exposure_s > longest:
+                raise ValueError(
+                    f"scan.exposure_s = {self.scan.exposure_s:g} leaves no time for the "
+                    f"{det.readout_dead_time_s:g} s readout of the single-counter "
+                    f"{det.preset}; at most {longest:g} s at this frame rate")
+        if self.exposure_s <= 0:
+            raise ValueError("the frame period is shorter than the detector's readout time")
+        return self
+
+    @property
+    def exposure_s(self) -> float:
+        if self.scan.exposure_s is not None:
+            return self.scan.exposure_s
+        det = self.detector.resolved()
+        dead = det.readout_dead_time_s if det.counters == 1 else 0.0
+        return 1.0 / self.scan.frame_rate_hz - dead
+
+    @property
+    def is_3d(self) -> bool:
+        return self.tomography.n_projections != 0
+
+    def with_values(self, values: dict[str, Any]) -> "Scenario":
+        """A new, validated scenario with dotted-path fields replaced (the sweep removed)."""
+        data = copy.deepcopy(self.model_dump(exclude_unset=True))
+        data.pop("sweep", None)
+        for path, v in values.items():
+            node = data
+            parts = path.split(".")
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = v
+        return Scenario.model_validate(data)
+
+
+def _path_exists(path: str) -> bool:
+    model: Any = Scenario
+    for part in path.split("."):
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return False
+        ann = fields[part].annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return model is None
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One paragraph naming each bad field (dotted path), its value and what is allowed."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{loc}' (not a scenario field; check the spelling)")
+        elif err["type"] == "missing":
+            parts.append(f"missing required field '{loc}'")
+        elif loc:
+            parts.append(f"field '{loc}' = {err.get('input')!r}: {msg}")
+        else:
+            parts.append(msg)
+    return f"{source}: invalid scenario: " + "; ".join(parts) + "."
+
+
+def load(path: str | Path) -> Scenario:
+    """Read and validate a scenario TOML file.
+
+    Raises :class:`TwinInputError` (a missing file, malformed TOML or any invalid field).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise TwinInputError("scenario", str(path), "the file does not exist") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise TwinInputError("scenario", str(path), f"cannot be read as text ({exc})") from None
+    return loads(text, source=str(path))
+
+
+def loads(text: str, source: str = "<scenario>") -> Scenario:
+    """Validate a scenario from TOML text; see :func:`load`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TwinInputError("scenario", source, f"is not valid TOML ({exc})") from None
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise TwinInputError("scenario", source, "invalid",
+                             message=format_validation_error(exc, source)) from None
+
+
+def crowther_projections(width_m: float, voxel_m: float) -> int:
+    """Crowther criterion: ⌈π/2 × width in voxels⌉ projections over 180°."""
+    return math.ceil(math.pi / 2 * math.ceil(width_m / voxel_m * (1 - 1e-6)))
