@@ -77,7 +77,8 @@ def library() -> dict[str, Material]:
     return out
 
 
-def _valid_formula(formula: str) -> bool:
+def is_compound(formula: str) -> bool:
+    """True for a formula xraylib parses or a name in its NIST compound list."""
     try:
         xraylib.CompoundParser(formula)
         return True
@@ -109,7 +110,7 @@ def resolve(name_or_formula: str, density_g_per_cm3: float | None = None,
         if density_g_per_cm3 is not None:
             mat = Material(mat.name, mat.formula, float(density_g_per_cm3))
         return mat
-    if not _valid_formula(name_or_formula):
+    if not is_compound(name_or_formula):
         raise TwinInputError(
             field, name_or_formula,
             "allowed: a chemical formula such as 'C6H10O2', an xraylib NIST compound name, "

@@ -9,13 +9,12 @@ dotted path in the message.
 
 from __future__ import annotations
 
-import copy
 import math
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
 from twin import detector as _detector
@@ -32,12 +31,15 @@ class _Strict(BaseModel):
                               validate_default=True)
 
 
-def _check_material(name: str, density: float | None, field: str) -> None:
-    # Raises TwinInputError, which pydantic would wrap; re-raise as ValueError text instead.
-    try:
-        _materials.resolve(name, density, field=field)
-    except TwinInputError as exc:
-        raise ValueError(exc.allowed) from None
+def _known_material(name: str) -> str:
+    if name.strip().lower() not in _materials.library() and not _materials.is_compound(name):
+        raise ValueError(
+            "allowed: a chemical formula such as 'C6H10O2', an xraylib NIST compound name, or "
+            f"one of the named materials {sorted({m.name for m in _materials.library().values()})}")
+    return name
+
+
+MaterialName = Annotated[str, AfterValidator(_known_material)]
 
 
 # ----------------------------------------------------------------------------- sample
@@ -46,8 +48,8 @@ def _check_material(name: str, density: float | None, field: str) -> None:
 class FibreBundle(_Strict):
     """Axon-mimicking bundle of coaxially electrospun hollow PCL microfibres (seed 000 §2.1)."""
 
-    fibre_material: str = "polycaprolactone"
-    matrix_material: str = "water"
+    fibre_material: MaterialName = "polycaprolactone"
+    matrix_material: MaterialName = "water"
     outer_diameter_um_mean: PosFloat = 6.0
     outer_diameter_um_sd: NonNegFloat = 1.5
     inner_diameter_um_mean: PosFloat = 3.0
@@ -61,8 +63,6 @@ class FibreBundle(_Strict):
             raise ValueError(f"inner_diameter_um_mean ({self.inner_diameter_um_mean}) must be "
                              f"smaller than outer_diameter_um_mean "
                              f"({self.outer_diameter_um_mean})")
-        for f in ("fibre_material", "matrix_material"):
-            _check_material(getattr(self, f), None, f)
         return self
 
 
@@ -70,10 +70,10 @@ class IntegratedCircuit(_Strict):
     """Layered integrated circuit (seed 002 §2: 13 layers, 3.92 µm thick)."""
 
     n_layers: Annotated[int, Field(ge=1, le=100)] = 13
-    wire_material: str = "cu"
-    via_material: str = "w"
-    dielectric_material: str = "sio2"
-    substrate_material: str = "si"
+    wire_material: MaterialName = "cu"
+    via_material: MaterialName = "w"
+    dielectric_material: MaterialName = "sio2"
+    substrate_material: MaterialName = "si"
     substrate_thickness_um: NonNegFloat = 0.5
     min_pitch_nm: PosFloat = 64.0
     max_pitch_nm: PosFloat = 1000.0
@@ -82,8 +82,6 @@ class IntegratedCircuit(_Strict):
     def _pitches(self):
         if self.min_pitch_nm > self.max_pitch_nm:
             raise ValueError("min_pitch_nm must not exceed max_pitch_nm")
-        for f in ("wire_material", "via_material", "dielectric_material", "substrate_material"):
-            _check_material(getattr(self, f), None, f)
         return self
 
 
@@ -91,16 +89,11 @@ class SiemensStar(_Strict):
     """Siemens star of heavy-metal spokes on a membrane, a 2D resolution target."""
 
     spokes: Annotated[int, Field(ge=4, le=720)] = 36
-    spoke_material: str = "ta"
+    spoke_material: MaterialName = "ta"
     spoke_thickness_um: PosFloat = 0.5
-    membrane_material: str = "si3n4"
+    membrane_material: MaterialName = "si3n4"
     membrane_thickness_um: NonNegFloat = 1.0
 
-    @model_validator(mode="after")
-    def _materials(self):
-        for f in ("spoke_material", "membrane_material"):
-            _check_material(getattr(self, f), None, f)
-        return self
 
 
 class Sample(_Strict):
@@ -116,7 +109,7 @@ class Sample(_Strict):
     width_um: PosFloat | None = None
     depth_um: PosFloat | None = None
     height_um: PosFloat
-    material: str = "water"
+    material: MaterialName = "water"
     density_g_per_cm3: PosFloat | None = None
     fibres: FibreBundle = FibreBundle()
     circuit: IntegratedCircuit = IntegratedCircuit()
@@ -128,7 +121,10 @@ class Sample(_Strict):
             raise ValueError("shape = 'cylinder' needs diameter_um")
         if self.shape == "box" and (self.width_um is None or self.depth_um is None):
             raise ValueError("shape = 'box' needs width_um and depth_um")
-        _check_material(self.material, self.density_g_per_cm3, "material")
+        try:
+            _materials.resolve(self.material, self.density_g_per_cm3, field="material")
+        except TwinInputError as exc:
+            raise ValueError(f"material {self.material!r}: {exc.allowed}") from None
         return self
 
     @property
@@ -294,8 +290,8 @@ class Resolution(_Strict):
     reference_resolution_m: PosFloat | None = None
     reference_flux_photons_per_s: PosFloat | None = None
     reference_scan_rate_um2_per_s: PosFloat | None = None
-    feature_material: str | None = None
-    background_material: str | None = None
+    feature_material: MaterialName | None = None
+    background_material: MaterialName | None = None
     snr: PosFloat = 5.0
 
     @model_validator(mode="after")
@@ -309,8 +305,6 @@ class Resolution(_Strict):
             if self.feature_material is None or self.background_material is None:
                 raise ValueError("model = 'rose' needs feature_material and "
                                  "background_material")
-            _check_material(self.feature_material, None, "feature_material")
-            _check_material(self.background_material, None, "background_material")
         return self
 
 
@@ -374,7 +368,7 @@ class Scenario(_Strict):
 
     def with_values(self, values: dict[str, Any]) -> "Scenario":
         """A new, validated scenario with dotted-path fields replaced (the sweep removed)."""
-        data = copy.deepcopy(self.model_dump(exclude_unset=True))
+        data = self.model_dump(exclude_unset=True)  # a fresh dict: safe to modify
         data.pop("sweep", None)
         for path, v in values.items():
             node = data
@@ -382,7 +376,12 @@ class Scenario(_Strict):
             for p in parts[:-1]:
                 node = node.setdefault(p, {})
             node[parts[-1]] = v
-        return Scenario.model_validate(data)
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as exc:
+            where = ", ".join(f"{k} = {v!r}" for k, v in values.items())
+            raise TwinInputError("scenario", values, "invalid",
+                                 message=format_validation_error(exc, f"with {where}")) from None
 
 
 def _path_exists(path: str) -> bool:
@@ -409,8 +408,10 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             parts.append(f"unknown key '{loc}' (not a scenario field; check the spelling)")
         elif err["type"] == "missing":
             parts.append(f"missing required field '{loc}'")
-        elif loc:
+        elif loc and not isinstance(err.get("input"), dict):
             parts.append(f"field '{loc}' = {err.get('input')!r}: {msg}")
+        elif loc:
+            parts.append(f"table [{loc}]: {msg}")
         else:
             parts.append(msg)
     return f"{source}: invalid scenario: " + "; ".join(parts) + "."

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from twin import detector
+from twin.errors import TwinInputError
+
+
+def test_nonparalyzable_closed_form():
+    tau = 1e-7
+    n = np.array([0.0, 1e6, 1 / tau, 1e9])
+    m = detector.recorded_rate_nonparalyzable(n, tau)
+    assert m[0] == 0
+    assert m[2] == pytest.approx(0.5 / tau)       # nτ = 1 halves the rate
+    assert m[3] < 1 / tau                          # saturates at 1/τ
+    assert detector.true_rate_nonparalyzable(m[:3], tau) == pytest.approx(n[:3])
+
+
+def test_paralyzable_closed_form():
+    tau = 1e-7
+    n = np.linspace(1e5, 5e7, 20001)
+    m = detector.recorded_rate_paralyzable(n, tau)
+    # maximum recorded rate 1/(eτ) at n = 1/τ
+    assert n[np.argmax(m)] == pytest.approx(1 / tau, rel=1e-3)
+    assert m.max() == pytest.approx(1 / (np.e * tau), rel=1e-6)
+    # both models agree to first order at low rate: m ≈ n(1 − nτ)
+    low = 1e4
+    assert detector.recorded_rate_paralyzable(low, tau) == pytest.approx(
+        detector.recorded_rate_nonparalyzable(low, tau), rel=1e-5)
+
+
+def test_binning_spreads_rate_over_front_ends():
+    tau, n = 2.2e-9, 2e8
+    b = detector.binned_recorded_rate(n, tau, 2)
+    assert b == pytest.approx(4 * detector.recorded_rate_nonparalyzable(n / 4, tau))
+    assert b > detector.recorded_rate_nonparalyzable(n, tau)
+
+
+def test_dead_time_convention_is_ten_percent_at_limit():
+    for preset, mode in [("selun", "12bit"), ("selun", "8bit_float_binned"),
+                         ("eiger_500k", "12bit")]:
+        d = detector.preset_mode(preset, mode)
+        m = detector.binned_recorded_rate(d.max_count_rate_per_pixel_hz, d.dead_time_s, d.binning)
+        assert 1 - m / d.max_count_rate_per_pixel_hz == pytest.approx(0.10, abs=0.01)
+
+
+def test_eiger_preset_matches_seed000():
+    d = detector.preset_mode("eiger_500k")
+    assert (d.pixels_x, d.pixels_y, d.pixel_size_m) == (1030, 514, 75e-6)
+    assert d.max_frame_rate_hz == 3000
+    assert d.max_counts == 4095
+
+
+def test_selun_modes_match_seed000():
+    unbinned = detector.preset_mode("selun", "12bit")
+    assert (unbinned.pixels_x, unbinned.pixel_size_m, unbinned.counters) == (192, 100e-6, 2)
+    assert unbinned.max_frame_rate_hz == 20e3
+    assert unbinned.max_count_rate_per_pixel_hz == 50e6
+    assert detector.preset_mode("selun", "8bit_float").max_frame_rate_hz == 30e3
+    binned = detector.preset_mode("selun", "8bit_float_binned")
+    assert binned.effective_shape == (96, 96)
+    assert binned.effective_pixel_size_m == pytest.approx(200e-6)
+    assert binned.max_frame_rate_hz == 120e3
+    assert binned.max_count_rate_per_pixel_hz == 200e6
+    assert binned.active_width_m == pytest.approx(19.2e-3)
+
+
+def test_overrides_and_errors():
+    assert detector.preset_mode("eiger_500k", pixel_size_m=55e-6).pixel_size_m == 55e-6
+    with pytest.raises(TwinInputError, match="detector.preset"):
+        detector.preset_mode("pilatus9000")
+    with pytest.raises(TwinInputError, match="detector.mode"):
+        detector.preset_mode("selun", "4bit")
