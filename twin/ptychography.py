@@ -1,0 +1,120 @@
+"""The far-field ptychography operator with probe modes (CONTRACTS §3's frame model).
+
+For scan position n and probe mode m the far-field wave is Ψ_nm = F(P_m^(n) · O_n), with O_n
+the object patch under the probe, P_m^(n) the probe shifted by the position's sub-pixel part,
+and F the centred unitary DFT. Frames are I_n = Σ_m |Ψ_nm|². The operator is linear in the
+object (probe fixed) and in the probe (object fixed); both have ``fwd`` and ``adj``.
+
+Positions: ``positions_px`` (N, 2) are the (row, col) of each probe window's top-left corner on
+the object grid, fractional allowed. :func:`positions_from_translations` converts CONTRACTS §3
+translations (metres, probe centre relative to the object's centre pixel) to these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from twin.propagation import farfield_adj, farfield_fwd
+from twin.scatter import scatter_add
+from twin.xp import array_module, fft2, ifft2
+
+
+def positions_from_translations(translation_m, pixel_size_m: float, object_shape,
+                                probe_shape):
+    """(N, 2) top-left (row, col) pixel positions from (N, ≥2) x/y translations in metres."""
+    t = np.asarray(translation_m, dtype=float)
+    cy = object_shape[0] // 2 + t[:, 1] / pixel_size_m
+    cx = object_shape[1] // 2 + t[:, 0] / pixel_size_m
+    return np.stack([cy - probe_shape[-2] // 2, cx - probe_shape[-1] // 2], axis=1)
+
+
+def translations_from_positions(positions_px, pixel_size_m: float, object_shape, probe_shape):
+    """Inverse of :func:`positions_from_translations`: (N, 3) x, y, 0 in metres."""
+    p = np.asarray(positions_px, dtype=float)
+    y = (p[:, 0] + probe_shape[-2] // 2 - object_shape[0] // 2) * pixel_size_m
+    x = (p[:, 1] + probe_shape[-1] // 2 - object_shape[1] // 2) * pixel_size_m
+    return np.stack([x, y, np.zeros_like(x)], axis=1)
+
+
+def subpixel_shift(a, shift, xp=None):
+    """Shift ``a`` (..., ny, nx) by ``shift`` (..., 2) pixels (row, col) with a Fourier phase ramp.
+
+    Unitary: its adjoint is the shift by −shift.
+    """
+    xp = xp or array_module(a)
+    ny, nx = a.shape[-2:]
+    fy = xp.fft.fftfreq(ny)[:, None]
+    fx = xp.fft.fftfreq(nx)[None, :]
+    s = xp.asarray(shift, dtype=xp.float32)
+    ramp = xp.exp(-2j * np.pi * (s[..., 0, None, None] * fy + s[..., 1, None, None] * fx))
+    return ifft2(fft2(a) * ramp.astype(xp.complex64)).astype(a.dtype, copy=False)
+
+
+class FarFieldPtychography:
+    """Ψ = F(P·O) for N positions and M probe modes.
+
+    ``probe`` (M, ny, nx) complex; ``positions_px`` (N, 2); ``object_shape`` (H, W).
+    """
+
+    def __init__(self, probe, positions_px, object_shape):
+        xp = array_module(probe)
+        self.xp = xp
+        self.probe = probe if probe.ndim == 3 else probe[None]
+        pos = np.asarray(positions_px, dtype=float)
+        self.object_shape = tuple(object_shape)
+        ny, nx = self.probe.shape[-2:]
+        self.origin = np.floor(pos).astype(int)
+        if (self.origin.min(initial=0) < 0 or (self.origin[:, 0] + ny).max() > object_shape[0]
+                or (self.origin[:, 1] + nx).max() > object_shape[1]):
+            raise ValueError("a probe window falls outside the object array")
+        self.frac = xp.asarray(pos - self.origin, dtype=xp.float32)
+        rows = self.origin[:, 0, None, None] + np.arange(ny)[None, :, None]
+        cols = self.origin[:, 1, None, None] + np.arange(nx)[None, None, :]
+        self.flat_index = xp.asarray(rows * object_shape[1] + cols)
+        self.has_frac = bool(np.any(pos != self.origin))
+
+    # --- pieces ---------------------------------------------------------------------------
+    def patches(self, obj):
+        """(N, ny, nx) object patches under the probe windows."""
+        return obj.ravel()[self.flat_index]
+
+    def patches_adj(self, p):
+        """Adjoint of :meth:`patches`: scatter-add into an object array."""
+        size = self.object_shape[0] * self.object_shape[1]
+        return scatter_add(size, self.flat_index, p).reshape(self.object_shape)
+
+    def shifted_probes(self):
+        """(N, M, ny, nx) probes shifted by each position's sub-pixel part (or (1, M, ...))."""
+        if not self.has_frac:
+            return self.probe[None]
+        return subpixel_shift(self.probe[None], self.frac[:, None, :])
+
+    # --- linear in the object ---------------------------------------------------------------
+    def fwd(self, obj):
+        """(N, M, ny, nx) far-field waves for object ``obj`` (H, W)."""
+        return farfield_fwd(self.shifted_probes() * self.patches(obj)[:, None])
+
+    def adj(self, psi):
+        """Adjoint of :meth:`fwd`: an (H, W) object from (N, M, ny, nx) waves."""
+        back = farfield_adj(psi)
+        return self.patches_adj((self.xp.conj(self.shifted_probes()) * back).sum(axis=1))
+
+    # --- linear in the probe ----------------------------------------------------------------
+    def fwd_probe(self, probe, obj):
+        """(N, M, ny, nx) far-field waves as a linear function of ``probe`` (M, ny, nx)."""
+        p = probe[None]
+        if self.has_frac:
+            p = subpixel_shift(p, self.frac[:, None, :])
+        return farfield_fwd(p * self.patches(obj)[:, None])
+
+    def adj_probe(self, psi, obj):
+        """Adjoint of :meth:`fwd_probe` with respect to the probe."""
+        g = self.xp.conj(self.patches(obj))[:, None] * farfield_adj(psi)
+        if self.has_frac:
+            g = subpixel_shift(g, -self.frac[:, None, :])
+        return g.sum(axis=0)
+
+    def intensity(self, obj):
+        """(N, ny, nx) noiseless frames Σ_m |Ψ_nm|²."""
+        psi = self.fwd(obj)
+        return (psi.real ** 2 + psi.imag ** 2).sum(axis=1)
