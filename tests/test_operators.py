@@ -142,3 +142,16 @@ def test_radon_matches_skimage_and_is_adjoint():
     lhs = np.sum(op.fwd(x).astype(np.float64) * y)
     rhs = np.sum(x.astype(np.float64) * op.adj(y))
     assert lhs == pytest.approx(rhs, rel=1e-4)
+
+
+@pytest.mark.parametrize("frac", [False, True])
+def test_intensity_fast_path_equals_operator(frac):
+    probe = crandn(2, 16, 16)
+    pos = RNG.uniform(0, 24, size=(37, 2))
+    if not frac:
+        pos = np.round(pos)
+    op = ptychography.FarFieldPtychography(probe, pos, (40, 40))
+    obj = crandn(40, 40)
+    ref = (np.abs(op.fwd(obj)) ** 2).sum(axis=1)
+    for chunk in (None, 5):
+        assert np.allclose(op.intensity(obj, chunk=chunk), ref, rtol=1e-4, atol=1e-3)

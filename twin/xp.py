@@ -46,9 +46,9 @@ def to_numpy(a) -> np.ndarray:
     return a.get() if hasattr(a, "get") else np.asarray(a)
 
 
-def fft2(a, axes=(-2, -1), norm="ortho"):
+def fft2(a, axes=(-2, -1), norm="ortho", overwrite_x: bool = False):
     if array_module(a) is np:
-        return _sfft.fft2(a, axes=axes, norm=norm, workers=WORKERS)
+        return _sfft.fft2(a, axes=axes, norm=norm, workers=WORKERS, overwrite_x=overwrite_x)
     return _cp.fft.fft2(a, axes=axes, norm=norm)
 
 
