@@ -70,3 +70,72 @@ def test_overrides_and_errors():
         detector.preset_mode("pilatus9000")
     with pytest.raises(TwinInputError, match="detector.mode"):
         detector.preset_mode("selun", "4bit")
+
+
+# --- counting simulation -------------------------------------------------------------------
+
+def _ideal_like(**kw):
+    return detector.preset_mode("ideal", **kw)
+
+
+def test_poisson_statistics_at_low_rate():
+    det = _ideal_like()
+    rng = np.random.default_rng(1)
+    lam = np.full((2000, 8, 8), 3.7)
+    c = detector.count_frames(lam, det, 1e-3, rng)
+    assert c.mean() == pytest.approx(3.7, rel=0.01)
+    assert c.var() == pytest.approx(3.7, rel=0.03)
+
+
+@pytest.mark.parametrize("model,formula", [
+    ("nonparalyzable", lambda n, x: n / (1 + x)),
+    ("paralyzable", lambda n, x: n * np.exp(-x)),
+])
+def test_dead_time_loss_matches_closed_form(model, formula):
+    tau, T = 1e-7, 1e-4
+    det = _ideal_like(dead_time_s=tau)
+    rng = np.random.default_rng(2)
+    n = 500.0                                  # 5e6 photons/s: nτ = 0.5
+    c = detector.count_frames(np.full((4000, 4, 4), n), det, T, rng, model)
+    assert c.mean() == pytest.approx(formula(n, n * tau / T), rel=0.01)
+
+
+def test_counter_overflow_saturate_and_wrap():
+    det = _ideal_like(counter_bits=12)
+    rng = np.random.default_rng(3)
+    lam = np.full((10, 4, 4), 5000.0)
+    sat = detector.count_frames(lam, det, 1.0, rng, overflow="saturate")
+    assert np.all(sat == 4095)
+    wrap = detector.count_frames(lam, det, 1.0, np.random.default_rng(3), overflow="wrap")
+    ref = np.random.default_rng(3)
+    ref.integers(2 ** 63)                      # the child seed count_frames draws first
+    assert np.array_equal(wrap, np.mod(ref.poisson(lam), 4096))
+
+
+def test_binning_sums_native_pixels():
+    det = detector.preset_mode("selun", "8bit_float_binned", dead_time_s=0.0)
+    rng = np.random.default_rng(4)
+    lam = np.zeros((1, 8, 8))
+    lam[0, 2:4, 2:4] = 5.0                      # one binned pixel gets 4 × 5 photons
+    c = detector.count_frames(lam, det, 1e-5, rng)
+    assert c.shape == (1, 4, 4)
+    assert c[0, 1, 1] > 0 and c.sum() == c[0, 1, 1]
+
+
+def test_float8_roundtrip():
+    c = np.arange(4096)
+    dec = detector.float8_decode(detector.float8_encode(c))
+    assert np.array_equal(dec[:64], c[:64])                # exact below 64
+    assert np.all(np.abs(dec - c) <= c / 64 + 0.5)         # ≤ 1/64 relative above
+    assert len(np.unique(detector.float8_encode(c))) == 256
+
+
+def test_eiger_gap_mask_and_crop():
+    det = detector.preset_mode("eiger_500k")
+    m = detector.gap_mask(det)
+    assert m.shape == (514, 1030)
+    assert list(np.nonzero(m[0] == 0)[0]) == [256, 257, 514, 515, 772, 773]
+    rows, cols = detector.crop_window(det, 128)
+    assert m[rows, cols].all()            # the default beam position keeps the crop off gaps
+    with pytest.raises(ValueError):
+        detector.crop_window(det, 600)

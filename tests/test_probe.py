@@ -58,5 +58,5 @@ def test_coded_beams_are_distinct():
 
 
 def test_undersampled_pupil_is_an_input_error():
-    with pytest.raises(TwinInputError, match="pixel"):
+    with pytest.raises(TwinInputError, match="outermost_zone_nm"):
         probe.zone_plate_probe(64, 300e-9, ZP, LAM, 0.0)

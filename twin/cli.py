@@ -118,6 +118,39 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
 
 @app.command()
 @_guarded
+def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+             output: Annotated[Path, typer.Option("-o", "--output", help="OUT.cxi")],
+             seed: Annotated[Optional[int], typer.Option(help="random seed (default: the "
+                                                         "scenario's)")] = None,
+             frames: Annotated[Optional[int], typer.Option(
+                 help="keep only the first N scan points")] = None,
+             compression: Annotated[str, typer.Option(
+                 help="bitshuffle (LZ4; readers import hdf5plugin), gzip or none")]
+             = "bitshuffle") -> None:
+    """Phantom → probe → scan → detector → a CXI file."""
+    import warnings
+
+    from twin import scenario as sc
+    from twin import simulate as sim
+
+    s = sc.load(scenario)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = sim.simulate(s, output, seed=seed, n_frames=frames, progress=True,
+                               compression=compression)
+    for w in caught:
+        typer.echo(f"twin: warning: {w.message}", err=True)
+    typer.echo(f"wrote {summary.n_frames} frames of {summary.frame_shape[0]}×"
+               f"{summary.frame_shape[1]} to {summary.path}")
+    typer.echo(f"  object pixel {summary.object_pixel_m * 1e9:.4g} nm, motion-blur samples "
+               f"{summary.blur_samples}, mean counts/frame {summary.mean_counts_per_frame:.4g}, "
+               f"peak counts {summary.peak_counts:g}")
+    typer.echo(f"  saturated frames {summary.saturated_frames}, position error (rms) "
+               f"{summary.position_error_rms_m * 1e9:.3g} nm")
+
+
+@app.command()
+@_guarded
 def materials(formula: Annotated[str, typer.Argument(help="formula, NIST name or library name")],
               density: Annotated[Optional[float], typer.Option(
                   "--density", help="g/cm³ (default: the library's or NIST's)")] = None,

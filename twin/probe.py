@@ -57,9 +57,10 @@ def pupil_spectrum(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float,
     q_in = zp.central_stop_m / (2 * wavelength_m * f)
     if q_out > 0.5 / dx_m:
         raise TwinInputError(
-            "probe pixel size", dx_m,
-            f"the zone plate's numerical aperture needs a pixel ≤ Δr = {zp.outermost_zone_m:g} m "
-            f"to be sampled (the pupil would alias); use a larger crop or detector angle")
+            "optics.outermost_zone_nm", zp.outermost_zone_m * 1e9,
+            f"the zone plate's cone is wider than the detector crop sees: the object pixel "
+            f"λz/(N·p) = {dx_m * 1e9:.4g} nm must not exceed Δr; use a larger outermost zone, "
+            f"a larger detector.crop or a shorter detector.distance_m")
     # soft edge (one frequency pixel) keeps the probe free of ringing from the hard cut-off
     dq = 1.0 / (n * dx_m)
     ring = np.clip((q_out - q) / dq + 0.5, 0, 1) * np.clip((q - q_in) / dq + 0.5, 0, 1)

@@ -144,6 +144,8 @@ class Beam(_Strict):
     """Coherent photon flux at the sample, all beams together."""
     coherent_fraction: Fraction = 1.0
     """Power in the first coherent mode; the rest goes into further probe modes."""
+    coherent_modes: Annotated[int, Field(ge=1, le=32)] = 4
+    """Orthogonal probe modes that represent the partial coherence when coherent_fraction < 1."""
 
 
 class Optics(_Strict):
@@ -193,6 +195,15 @@ class Scan(_Strict):
     """Factor by which joint ptycho-tomography relaxes the slow-axis step (Gürsoy 2017)."""
     position_capture_rate_hz: PosFloat = 10_000.0
     """PandA position-capture limit (seed 000 §2.1: 10 kHz)."""
+    encoder_resolution_nm: NonNegFloat = 1.0
+    capture_jitter_s: NonNegFloat = 0.0
+    """rms timing jitter of a position capture."""
+    stage_vibration_nm: NonNegFloat = 0.0
+    """rms stage vibration on each axis (fly scans), which interpolated positions miss."""
+    stage_vibration_hz: NonNegFloat = 0.0
+    blur_samples: Annotated[int, Field(ge=1, le=64)] | None = None
+    """Sub-positions per exposure for motion blur (default: one per half object pixel of
+    travel, at most 16; 1 for step scans)."""
 
     @model_validator(mode="after")
     def _steps_fit(self):
@@ -228,6 +239,9 @@ class Detector(_Strict):
     max_count_rate_per_pixel_hz: PosFloat | None = None
     dead_time_s: NonNegFloat | None = None
     readout_dead_time_s: NonNegFloat | None = None
+    dead_time_model: Literal["nonparalyzable", "paralyzable"] = "nonparalyzable"
+    overflow: Literal["saturate", "wrap"] = "saturate"
+    """What a counter does above 2**bits − 1: hold at the maximum, or roll over."""
 
     @model_validator(mode="after")
     def _resolve(self):

@@ -1,0 +1,188 @@
+"""Scan trajectories and PandA-box position capture.
+
+Coordinates: x along the fast axis (object columns), y along the slow axis (object rows), in
+metres, relative to the scan's centre. Times in seconds from the start of the projection.
+
+* :func:`snake_fly_scan` — continuous motion along x at v = Δx·f_frame, stepped y, reversing
+  direction each line (a snake), with a turnaround time between lines;
+* :func:`step_scan` — the same grid, the stage at rest during each exposure;
+* :func:`fermat_spiral` — r = c·√n, θ = n·137.508° (Huang et al. 2014), at rest per point;
+* :func:`multibeam_offsets` — N beams side by side along y, each covering its own band.
+
+:func:`panda_capture` emulates the position capture of a PandA box: encoder quantisation,
+capture at most at ``capture_rate_hz``, timing jitter, and linear interpolation in time of the
+positions of frames that had no capture (as seed 000 §2.2.2's reconstruction did).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A 2D scan: per frame the true position at mid-exposure and the stage velocity."""
+
+    positions_m: np.ndarray          # (N, 2) x, y at the centre of each exposure
+    velocity_m_per_s: np.ndarray     # (N, 2) during the exposure (0 for step scans)
+    t_start_s: np.ndarray            # (N,) start of each exposure
+    exposure_s: float
+    line: np.ndarray                 # (N,) line index (−1 for spirals)
+    kind: str
+    vibration: tuple[float, float] = (0.0, 0.0)
+    """Stage vibration (rms amplitude m, frequency Hz) added to x and y (y a quarter period
+    later); the positions above include it at each exposure's centre."""
+
+    def vibration_at(self, t_s) -> np.ndarray:
+        amp, freq = self.vibration
+        t = np.asarray(t_s, dtype=float)
+        if amp == 0 or freq == 0:
+            return np.zeros(t.shape + (2,))
+        a = amp * np.sqrt(2)
+        w = 2 * np.pi * freq
+        return np.stack([a * np.sin(w * t), a * np.cos(w * t)], axis=-1)
+
+    def __len__(self) -> int:
+        return len(self.positions_m)
+
+    def sub_positions(self, n_sub: int) -> np.ndarray:
+        """(N, n_sub, 2) positions sampled evenly over each exposure (motion blur)."""
+        if n_sub <= 1:
+            return self.positions_m[:, None, :]
+        frac = (np.arange(n_sub) + 0.5) / n_sub - 0.5
+        mid = self.t_start_s + self.exposure_s / 2
+        t = mid[:, None] + self.exposure_s * frac[None, :]
+        vib = self.vibration_at(t) - self.vibration_at(mid)[:, None, :]
+        return (self.positions_m[:, None, :]
+                + self.velocity_m_per_s[:, None, :] * self.exposure_s * frac[None, :, None]
+                + vib)
+
+    def position_at(self, t_s) -> np.ndarray:
+        """True stage position (M, 2) at arbitrary times (linear within and between frames)."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        mid = self.t_start_s + self.exposure_s / 2
+        # the frame whose exposure centre is nearest in time
+        j = np.clip(np.searchsorted(mid, t), 1, len(mid) - 1)
+        i = np.where(np.abs(t - mid[j - 1]) <= np.abs(mid[j] - t), j - 1, j)
+        vib = self.vibration_at(t) - self.vibration_at(mid[i])
+        if self.kind == "fly":
+            # within a line the stage moves at constant velocity through every frame centre
+            return (self.positions_m[i] + self.velocity_m_per_s[i] * (t - mid[i])[:, None]
+                    + vib)
+        return self.positions_m[i] + vib
+
+
+def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step_m: float,
+                   frame_rate_hz: float, exposure_s: float, turnaround_s: float = 0.0,
+                   n_lines: int | None = None, y_offset_m: float = 0.0,
+                   vibration: tuple[float, float] = (0.0, 0.0)) -> Trajectory:
+    """Snake fly-scan: ⌈fov_x/Δx⌉ frames per line at velocity Δx·f, ⌈fov_y/Δy⌉ lines."""
+    nf = math.ceil(fov_x_m / fast_step_m * (1 - 1e-6))
+    nl = n_lines if n_lines is not None else math.ceil(fov_y_m / slow_step_m * (1 - 1e-6))
+    period = 1.0 / frame_rate_hz
+    v = fast_step_m * frame_rate_hz
+    k = np.arange(nf)
+    x_fwd = (k - (nf - 1) / 2) * fast_step_m
+    pos, vel, t0, line = [], [], [], []
+    line_time = nf * period
+    for l in range(nl):
+        forward = l % 2 == 0
+        x = x_fwd if forward else x_fwd[::-1]
+        y = (l - (nl - 1) / 2) * slow_step_m + y_offset_m
+        pos.append(np.stack([x, np.full(nf, y)], axis=1))
+        vel.append(np.tile([v if forward else -v, 0.0], (nf, 1)))
+        start = l * (line_time + turnaround_s)
+        # the exposure is centred on the frame's position along the line
+        t0.append(start + k * period + (period - exposure_s) / 2)
+        line.append(np.full(nf, l))
+    t0 = np.concatenate(t0)
+    positions = np.concatenate(pos)
+    tr = Trajectory(positions, np.concatenate(vel), t0, exposure_s, np.concatenate(line), "fly",
+                    vibration)
+    if vibration[0] > 0:
+        tr = Trajectory(positions + tr.vibration_at(t0 + exposure_s / 2), tr.velocity_m_per_s,
+                        t0, exposure_s, tr.line, "fly", vibration)
+    return tr
+
+
+def step_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step_m: float,
+              frame_rate_hz: float, exposure_s: float, settle_s: float = 0.0,
+              y_offset_m: float = 0.0) -> Trajectory:
+    """Raster step scan (snake order), the stage at rest during each exposure."""
+    fly = snake_fly_scan(fov_x_m, fov_y_m, fast_step_m, slow_step_m, frame_rate_hz,
+                         exposure_s, y_offset_m=y_offset_m)
+    n = len(fly)
+    t0 = np.arange(n) * (1.0 / frame_rate_hz + settle_s) + settle_s
+    return Trajectory(fly.positions_m, np.zeros((n, 2)), t0, exposure_s, fly.line, "step")
+
+
+def fermat_spiral(fov_x_m: float, fov_y_m: float, step_m: float, frame_rate_hz: float,
+                  exposure_s: float, settle_s: float = 0.0) -> Trajectory:
+    """Fermat spiral r = c√n, θ = n·137.508°, clipped to the field of view; at rest per point."""
+    c = step_m / math.sqrt(math.pi) * 1.0
+    n_max = int(4 * fov_x_m * fov_y_m / (math.pi * c * c)) + 10
+    n = np.arange(n_max)
+    r = c * np.sqrt(n)
+    th = np.deg2rad(137.508) * n
+    x, y = r * np.cos(th), r * np.sin(th)
+    keep = (np.abs(x) <= fov_x_m / 2) & (np.abs(y) <= fov_y_m / 2)
+    pos = np.stack([x[keep], y[keep]], axis=1)
+    m = len(pos)
+    t0 = np.arange(m) * (1.0 / frame_rate_hz + settle_s) + settle_s
+    return Trajectory(pos, np.zeros((m, 2)), t0, exposure_s, np.full(m, -1), "spiral")
+
+
+def multibeam_offsets(n_beams: int, fov_y_m: float) -> np.ndarray:
+    """(n_beams, 2) x, y offsets of beams side by side along y, each scanning its own band."""
+    band = fov_y_m / n_beams
+    y = (np.arange(n_beams) - (n_beams - 1) / 2) * band
+    return np.stack([np.zeros(n_beams), y], axis=1)
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What a PandA box records for a trajectory."""
+
+    positions_m: np.ndarray      # (N, 2) recorded or interpolated position of every frame
+    captured: np.ndarray         # (N,) bool: True where the PandA captured this frame
+    true_positions_m: np.ndarray  # (N, 2) the truth, kept for validation
+
+    @property
+    def error_m(self) -> np.ndarray:
+        return self.positions_m - self.true_positions_m
+
+
+def panda_capture(traj: Trajectory, frame_rate_hz: float, capture_rate_hz: float = 10_000.0,
+                  encoder_resolution_m: float = 1e-9, jitter_s: float = 0.0,
+                  seed: int = 0) -> Capture:
+    """Emulate PandA position capture and the interpolation of the frames it could not catch.
+
+    Every k-th frame is captured, k = ⌈f_frame/f_capture⌉ (counted per line, so that each line's
+    first frame is captured); a capture samples the stage at the frame's mid-exposure time plus
+    a Gaussian timing jitter, quantised to the encoder resolution. Frames in between get the
+    position interpolated linearly in time from the captures of the same line (held at the
+    line's ends).
+    """
+    rng = np.random.default_rng([seed, 7331])
+    n = len(traj)
+    k = max(1, math.ceil(frame_rate_hz / capture_rate_hz * (1 - 1e-9)))
+    mid = traj.t_start_s + traj.exposure_s / 2
+    captured = np.zeros(n, bool)
+    out = np.empty((n, 2))
+    lines = np.unique(traj.line) if traj.kind == "fly" else np.array([-2])
+    for l in lines:
+        idx = np.nonzero(traj.line == l)[0] if traj.kind == "fly" else np.arange(n)
+        cap = idx[::k]
+        if idx[-1] not in cap:
+            cap = np.append(cap, idx[-1])  # the line's end is captured when the motion stops
+        t_cap = mid[cap] + (rng.normal(0, jitter_s, len(cap)) if jitter_s > 0 else 0.0)
+        p = traj.position_at(t_cap)
+        if encoder_resolution_m > 0:
+            p = np.round(p / encoder_resolution_m) * encoder_resolution_m
+        captured[cap] = True
+        for axis in range(2):
+            out[idx, axis] = np.interp(mid[idx], mid[cap], p[:, axis])
+    return Capture(out, captured, traj.positions_m.copy())
