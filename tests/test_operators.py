@@ -155,3 +155,13 @@ def test_intensity_fast_path_equals_operator(frac):
     ref = (np.abs(op.fwd(obj)) ** 2).sum(axis=1)
     for chunk in (None, 5):
         assert np.allclose(op.intensity(obj, chunk=chunk), ref, rtol=1e-4, atol=1e-3)
+
+
+def test_quantized_subpixel_intensity_is_close():
+    probe = crandn(1, 16, 16)
+    pos = RNG.uniform(0, 24, size=(20, 2))
+    exact = ptychography.FarFieldPtychography(probe, pos, (40, 40))
+    quant = ptychography.FarFieldPtychography(probe, pos, (40, 40), subpixel_quantum=1 / 32)
+    obj = np.exp(1j * RNG.uniform(0, 1, (40, 40))).astype(np.complex64)
+    a, b = exact.intensity(obj), quant.intensity(obj)
+    assert np.abs(a - b).sum() / a.sum() < 0.02

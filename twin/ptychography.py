@@ -56,7 +56,10 @@ class FarFieldPtychography:
     ``probe`` (M, ny, nx) complex; ``positions_px`` (N, 2); ``object_shape`` (H, W).
     """
 
-    def __init__(self, probe, positions_px, object_shape):
+    def __init__(self, probe, positions_px, object_shape, subpixel_quantum: float | None = None):
+        """``subpixel_quantum``: if given (e.g. 1/32), :meth:`intensity` rounds each sub-pixel
+        shift to that fraction of a pixel and reuses the shifted probes (a cache), instead of
+        two FFTs per frame; the operators ``fwd``/``adj`` are always exact."""
         xp = array_module(probe)
         self.xp = xp
         self.probe = probe if probe.ndim == 3 else probe[None]
@@ -67,21 +70,52 @@ class FarFieldPtychography:
         if (self.origin.min(initial=0) < 0 or (self.origin[:, 0] + ny).max() > object_shape[0]
                 or (self.origin[:, 1] + nx).max() > object_shape[1]):
             raise ValueError("a probe window falls outside the object array")
-        self.frac = xp.asarray(pos - self.origin, dtype=xp.float32)
-        rows = self.origin[:, 0, None, None] + np.arange(ny)[None, :, None]
-        cols = self.origin[:, 1, None, None] + np.arange(nx)[None, None, :]
-        self.flat_index = xp.asarray(rows * object_shape[1] + cols)
+        self.frac_np = pos - self.origin
+        self.frac = xp.asarray(self.frac_np, dtype=xp.float32)
         self.has_frac = bool(np.any(pos != self.origin))
+        self.quantum = subpixel_quantum
+
+    @property
+    def n_positions(self) -> int:
+        return len(self.origin)
+
+    def flat_index(self, sel=slice(None)):
+        """(n, ny, nx) flat object indices of the probe windows ``sel`` (built on demand)."""
+        ny, nx = self.probe.shape[-2:]
+        o = self.origin[sel]
+        rows = o[:, 0, None, None] + np.arange(ny)[None, :, None]
+        cols = o[:, 1, None, None] + np.arange(nx)[None, None, :]
+        return self.xp.asarray(rows * self.object_shape[1] + cols)
 
     # --- pieces ---------------------------------------------------------------------------
-    def patches(self, obj):
-        """(N, ny, nx) object patches under the probe windows."""
-        return obj.ravel()[self.flat_index]
+    def patches(self, obj, sel=slice(None)):
+        """(n, ny, nx) object patches under the probe windows ``sel``."""
+        if self.xp is np:
+            ny, nx = self.probe.shape[-2:]
+            win = np.lib.stride_tricks.sliding_window_view(obj, (ny, nx))
+            o = self.origin[sel]
+            return win[o[:, 0], o[:, 1]]
+        return obj.ravel()[self.flat_index(sel)]
 
-    def patches_adj(self, p):
+    def patches_adj(self, p, sel=slice(None)):
         """Adjoint of :meth:`patches`: scatter-add into an object array."""
         size = self.object_shape[0] * self.object_shape[1]
-        return scatter_add(size, self.flat_index, p).reshape(self.object_shape)
+        return scatter_add(size, self.flat_index(sel), p).reshape(self.object_shape)
+
+    def _quantized_probes(self, sel):
+        """(n, M, ny, nx) probes shifted by sub-pixel parts rounded to :attr:`quantum`."""
+        q = self.quantum
+        steps = int(round(1 / q))
+        key = np.round(self.frac_np[sel] * steps).astype(int)          # 0..steps
+        if not hasattr(self, "_cache"):
+            self._cache = {}
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        for k in map(tuple, uniq):
+            if k not in self._cache:
+                shift = self.xp.asarray(np.array(k, dtype=np.float32) / steps)
+                self._cache[k] = subpixel_shift(self.probe, shift[None, :])
+        stack = self.xp.stack([self._cache[tuple(k)] for k in uniq])
+        return stack[self.xp.asarray(inv.ravel())]
 
     def shifted_probes(self):
         """(N, M, ny, nx) probes shifted by each position's sub-pixel part (or (1, M, ...))."""
@@ -122,24 +156,23 @@ class FarFieldPtychography:
         cache-sized chunks with reused buffers (the CPU path is memory-bound otherwise).
         """
         xp = self.xp
-        n_pos = self.flat_index.shape[0]
+        n_pos = self.n_positions
         m, ny, nx = self.probe.shape
         if chunk is None:
             chunk = n_pos if xp is not np else max(16, 2 ** 18 // (m * ny * nx))
         out = xp.empty((n_pos, ny, nx), dtype=xp.float32)
         buf = xp.empty((min(chunk, n_pos), m, ny, nx), dtype=xp.complex64)
-        windows = None
-        if xp is np and not self.has_frac:
-            windows = np.lib.stride_tricks.sliding_window_view(obj, (ny, nx))
         for start in range(0, n_pos, chunk):
             stop = min(n_pos, start + chunk)
+            sel = slice(start, stop)
             b = buf[:stop - start]
-            if windows is not None:
-                patch = windows[self.origin[start:stop, 0], self.origin[start:stop, 1]]
+            patch = self.patches(obj, sel)
+            if not self.has_frac:
+                probes = self.probe[None]
+            elif self.quantum:
+                probes = self._quantized_probes(sel)
             else:
-                patch = obj.ravel()[self.flat_index[start:stop]]
-            probes = (subpixel_shift(self.probe[None], self.frac[start:stop, None, :])
-                      if self.has_frac else self.probe[None])
+                probes = subpixel_shift(self.probe[None], self.frac[sel, None, :])
             xp.multiply(probes, patch[:, None], out=b)
             f = fft2(b, norm="ortho", overwrite_x=True)
             sq = xp.square(f.view(xp.float32))

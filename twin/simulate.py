@@ -31,6 +31,9 @@ from twin.io import CXIWriter
 from twin.scenario import Scenario
 
 BLOCK = 256
+#: Sub-pixel shifts of the probe are rounded to 1/32 pixel (cached shifted probes): positions
+#: are then exact to ±1/64 of an object pixel, e.g. ±0.7 nm at 44 nm pixels.
+SUBPIXEL_QUANTUM = 1 / 32
 
 
 @dataclass
@@ -218,7 +221,8 @@ def expected_frames(p: Plan, start: int, stop: int) -> np.ndarray:
     acc = np.zeros((k, p.n_native, p.n_native), np.float32)
     for bi, off in enumerate(p.beam_offsets_m):
         pos = p.top_left_px(sub + off)                                   # (k, K, 2)
-        op = ptychography.FarFieldPtychography(p.probes[bi], pos.reshape(-1, 2), p.object.shape)
+        op = ptychography.FarFieldPtychography(p.probes[bi], pos.reshape(-1, 2), p.object.shape,
+                                               subpixel_quantum=SUBPIXEL_QUANTUM)
         acc += op.intensity(p.object).reshape(k, n_sub, p.n_native, p.n_native).mean(axis=1)
     return acc
 
