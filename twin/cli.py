@@ -151,6 +151,62 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
 
 @app.command()
 @_guarded
+def reconstruct(
+        input: Annotated[Path, typer.Argument(help="CXI file (CONTRACTS §3)")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5")],
+        algorithm: Annotated[str, typer.Option(help="epie, rpie, lsqml or multislice")] = "rpie",
+        iterations: Annotated[int, typer.Option(help="iterations (epochs)")] = 50,
+        modes: Annotated[int, typer.Option(help="probe modes")] = 1,
+        batch_size: Annotated[int, typer.Option(help="scan positions per batch")] = 64,
+        position_correction: Annotated[str, typer.Option(
+            help="none, gradient or annealing")] = "none",
+        upsampling: Annotated[Optional[int], typer.Option(
+            help="reciprocal-space upsampling (default: from the file)")] = None,
+        noise_model: Annotated[str, typer.Option(help="LSQML: gaussian or poisson")]
+        = "gaussian",
+        slices: Annotated[int, typer.Option(help="multislice: number of slices")] = 1,
+        slice_thickness_m: Annotated[float, typer.Option(help="multislice: slice spacing")]
+        = 0.0,
+        frames: Annotated[Optional[int], typer.Option(help="use only the first N frames")]
+        = None,
+        seed: Annotated[int, typer.Option(help="random seed (batch order)")] = 0,
+        backend: Annotated[str, typer.Option(help="auto, numpy or cupy")] = "auto") -> None:
+    """Ptychographic reconstruction of a CXI file: object, probe modes, refined positions."""
+    import warnings
+
+    from twin import io as tio
+    from twin import reconstruct as rc
+    from twin import validate
+
+    opts = rc.Options(algorithm=algorithm, iterations=iterations, modes=modes,
+                      batch_size=batch_size, position_correction=position_correction,
+                      upsampling=upsampling, noise_model=noise_model, slices=slices,
+                      slice_thickness_m=slice_thickness_m, seed=seed, backend=backend)
+    data = tio.read_cxi(input, frames=frames)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = rc.reconstruct(data, opts, progress=True)
+    for w in caught:
+        typer.echo(f"twin: warning: {w.message}", err=True)
+    extra = {}
+    if result.slices is not None:
+        extra["slices"] = result.slices
+    tio.write_reconstruction(output, result.object, result.probe, result.positions_m,
+                             result.cost, result.pixel_size_m, **extra)
+    rate = result.timings["frame_iterations_per_s"]
+    typer.echo(f"wrote {output}: object {result.object.shape}, {result.probe.shape[0]} probe "
+               f"mode(s), final cost {result.cost[-1]:.4g}, {rate:.0f} frame-iterations/s")
+    if data.ground_truth is not None:
+        c = validate.compare(result.object, data.ground_truth, result.pixel_size_m,
+                             data.translations_m, result.probe.shape[-1])
+        typer.echo(f"  against the ground truth: PCC(phase) {c.pcc_phase:.4f}, SSIM "
+                   f"{c.ssim_phase:.3f}, FRC half-bit {c.frc_resolution_m * 1e9:.4g} nm")
+    if result.stopped_early:
+        raise RuntimeError(f"{result.stopped_early}; that state was written to {output}")
+
+
+@app.command()
+@_guarded
 def materials(formula: Annotated[str, typer.Argument(help="formula, NIST name or library name")],
               density: Annotated[Optional[float], typer.Option(
                   "--density", help="g/cm³ (default: the library's or NIST's)")] = None,

@@ -42,12 +42,16 @@ def subpixel_shift(a, shift, xp=None):
     Unitary: its adjoint is the shift by −shift.
     """
     xp = xp or array_module(a)
-    ny, nx = a.shape[-2:]
-    fy = xp.fft.fftfreq(ny)[:, None]
-    fx = xp.fft.fftfreq(nx)[None, :]
+    return ifft2(fft2(a) * shift_ramp(a.shape[-2:], shift, xp)).astype(a.dtype, copy=False)
+
+
+def shift_ramp(shape, shift, xp=np):
+    """Fourier phase ramp (..., ny, nx) of a shift (..., 2): separable, built from 1D factors."""
+    ny, nx = shape
     s = xp.asarray(shift, dtype=xp.float32)
-    ramp = xp.exp(-2j * np.pi * (s[..., 0, None, None] * fy + s[..., 1, None, None] * fx))
-    return ifft2(fft2(a) * ramp.astype(xp.complex64)).astype(a.dtype, copy=False)
+    ey = xp.exp(-2j * np.pi * s[..., 0, None] * xp.fft.fftfreq(ny).astype(xp.float32))
+    ex = xp.exp(-2j * np.pi * s[..., 1, None] * xp.fft.fftfreq(nx).astype(xp.float32))
+    return (ey[..., :, None] * ex[..., None, :]).astype(xp.complex64)
 
 
 class FarFieldPtychography:
