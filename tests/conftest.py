@@ -11,3 +11,14 @@ def scenario_path():
     def get(name: str) -> Path:
         return SCENARIOS / f"{name}.toml"
     return get
+
+
+@pytest.fixture(scope="session")
+def quick_cxi(tmp_path_factory):
+    """The quickstart scenario simulated once (400 frames of 64 × 64) for the session."""
+    from twin import scenario, simulate
+
+    s = scenario.load(SCENARIOS / "quickstart.toml")
+    out = tmp_path_factory.mktemp("quick") / "quick.cxi"
+    simulate.simulate(s, out)
+    return out

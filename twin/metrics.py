@@ -71,10 +71,11 @@ def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) 
     recon = np.asarray(recon, dtype=np.complex128)
     ref = np.asarray(ref, dtype=np.complex128)
     w = np.ones(ref.shape) if weight is None else np.asarray(weight, dtype=float)
-    # register on the object's phase (the ramp-free part dominates)
-    a = np.angle(ref) * w
-    b = np.angle(recon * np.exp(-1j * np.angle(np.sum(recon * np.conj(ref) * w)))) * w
-    shift = register_shift(a - a.mean(), b - b.mean())
+    # register on each image's phase less its own best-fit plane, so that a phase ramp in the
+    # reconstruction does not pull the correlation peak
+    a = _deplane(np.angle(ref)) * w
+    b = _deplane(np.angle(recon * np.exp(-1j * np.angle(np.sum(recon * np.conj(ref) * w))))) * w
+    shift = register_shift(a, b)
     moved = fourier_shift(recon, shift)
     yy, xx = np.mgrid[:ref.shape[0], :ref.shape[1]].astype(float)
     yy -= yy.mean()
@@ -92,6 +93,14 @@ def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) 
         total += coef
     return Alignment(out.astype(np.complex64), shift, float(total[0]),
                      (float(total[1]), float(total[2])))
+
+
+def _deplane(ph: np.ndarray) -> np.ndarray:
+    """``ph`` less its least-squares plane a + b·y + c·x."""
+    yy, xx = np.mgrid[:ph.shape[0], :ph.shape[1]].astype(float)
+    A = np.stack([np.ones(ph.size), yy.ravel(), xx.ravel()], axis=1)
+    coef, *_ = np.linalg.lstsq(A, ph.ravel(), rcond=None)
+    return ph - (A @ coef).reshape(ph.shape)
 
 
 def crop_common(recon: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,15 +193,21 @@ class FourierCorrelation:
     n_points: np.ndarray
     pixel_size_m: float
 
-    def resolution_m(self, threshold: str = "half_bit") -> float:
-        """Half-period resolution 1/(2 f) at the first crossing below the threshold (with
-        linear interpolation); the Nyquist limit 2·pixel if it never crosses."""
+    def resolution_m(self, threshold: str = "half_bit", skip_rings: int = 3) -> float:
+        """Half-period resolution 1/(2 f) at the first crossing below the threshold (linear
+        interpolation between rings); the pixel size if it never crosses.
+
+        The first ``skip_rings`` rings (periods longer than a third of the image) are not
+        searched: there the correlation reflects the slow phase variations that ptychography
+        determines poorly over a small field, not the resolution.
+        """
         t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
         c = self.correlation
-        below = np.nonzero(c[1:] < t[1:])[0]
+        start = max(1, skip_rings)
+        below = np.nonzero(c[start:] < t[start:])[0]
         if len(below) == 0:
             return float(self.pixel_size_m)        # correlated up to Nyquist
-        i = below[0] + 1
+        i = below[0] + start
         f0, f1 = self.frequency_per_m[i - 1], self.frequency_per_m[i]
         d0, d1 = c[i - 1] - t[i - 1], c[i] - t[i]
         f = f0 + (f1 - f0) * d0 / (d0 - d1) if d0 != d1 else f1
