@@ -258,6 +258,43 @@ def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRAC
     typer.echo(f"wrote {output}: volume {vol.shape}")
 
 
+@app.command("run")
+@_guarded
+def run_(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+         output: Annotated[Path, typer.Option("-o", "--output", help="output directory")],
+         report: Annotated[bool, typer.Option(help="build the report at the end")] = True
+         ) -> None:
+    """The whole chain for one scenario, each stage cached, ending in a built report."""
+    import warnings
+
+    from twin import run as tr
+    from twin import scenario as sc
+
+    s = sc.load(scenario)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        summary = tr.run(s, output, progress=True, build_report=report,
+                         log=lambda m: typer.echo(m, err=True))
+    for stage, how in summary["stages"].items():
+        typer.echo(f"  {stage:12} {how}")
+    rec = summary.get("reconstruct", {})
+    if rec:
+        typer.echo(f"reconstruction: PCC {rec['pcc_phase']:.4f}, FRC half-bit "
+                   f"{rec['frc_resolution_m'] * 1e9:.4g} nm")
+    if "report" in summary:
+        typer.echo(f"report: {summary['report']}")
+
+
+@app.command()
+@_guarded
+def report(directory: Annotated[Path, typer.Argument(help="a `twin run` output directory, "
+                                                      "or a Jupyter Book folder")]) -> None:
+    """Build the Jupyter Book report of the results in DIR to static HTML (offline)."""
+    from twin import report as rp
+
+    typer.echo(f"report: {rp.build(directory)}")
+
+
 @app.command()
 @_guarded
 def materials(formula: Annotated[str, typer.Argument(help="formula, NIST name or library name")],

@@ -20,13 +20,18 @@ def absorbed_fraction_slab(mu_per_m, thickness_m):
 
 
 def chord_lengths_m(shape: str, size_x_m: float, size_z_m: float, fov_width_m: float,
-                    angles_rad: np.ndarray, n_rays: int = 512) -> np.ndarray:
+                    angles_rad: np.ndarray, n_rays: int = 512, s_m=None) -> np.ndarray:
     """Path lengths (n_angles, n_rays) through a cylinder or box cross-section.
 
-    Rays are parallel, evenly spaced across ``fov_width_m`` (centred on the rotation axis);
-    ``size_x_m`` is the extent along x and ``size_z_m`` along the beam at angle 0.
+    Rays are parallel, evenly spaced across ``fov_width_m`` (centred on the rotation axis),
+    or at the detector coordinates ``s_m`` if given; ``size_x_m`` is the extent along x and
+    ``size_z_m`` along the beam at angle 0.
     """
-    s = (np.arange(n_rays) + 0.5) / n_rays * fov_width_m - fov_width_m / 2
+    if s_m is None:
+        s = (np.arange(n_rays) + 0.5) / n_rays * fov_width_m - fov_width_m / 2
+    else:
+        s = np.asarray(s_m, dtype=float)
+        n_rays = len(s)
     if shape == "cylinder":
         r = size_x_m / 2
         chord = 2 * np.sqrt(np.clip(r * r - s * s, 0, None))

@@ -322,6 +322,20 @@ class Resolution(_Strict):
         return self
 
 
+class Run(_Strict):
+    """What ``twin run`` does beyond the forecast (sizes for a laptop)."""
+
+    frames: Annotated[int, Field(ge=1)] | None = 2000
+    """Frames simulated and reconstructed for the 2D chain (None: the whole scan)."""
+    iterations: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    """Reconstruction iterations (default: the [reconstruction] table's)."""
+    chain_projections: Annotated[int, Field(ge=2, le=2000)] = 16
+    """3D scenarios: angles of the preview ptycho-tomography chain."""
+    chain_fov_um: PosFloat = 6.0
+    """3D scenarios: field of the preview chain (the sample is scaled to fit)."""
+    chain_iterations: Annotated[int, Field(ge=1)] = 15
+
+
 # ----------------------------------------------------------------------------- scenario
 
 SweepValue = float | int | str | bool
@@ -339,6 +353,7 @@ class Scenario(_Strict):
     tomography: Tomography = Tomography()
     reconstruction: Reconstruction = Reconstruction()
     resolution: Resolution = Resolution()
+    run: Run = Run()
     sweep: dict[str, Annotated[list[SweepValue], Field(min_length=1)]] = {}
 
     @field_validator("sweep")
@@ -380,10 +395,12 @@ class Scenario(_Strict):
     def is_3d(self) -> bool:
         return self.tomography.n_projections != 0
 
-    def with_values(self, values: dict[str, Any]) -> "Scenario":
-        """A new, validated scenario with dotted-path fields replaced (the sweep removed)."""
+    def with_values(self, values: dict[str, Any], keep_sweep: bool = False) -> "Scenario":
+        """A new, validated scenario with dotted-path fields replaced (the sweep removed
+        unless ``keep_sweep``)."""
         data = self.model_dump(exclude_unset=True)  # a fresh dict: safe to modify
-        data.pop("sweep", None)
+        if not keep_sweep:
+            data.pop("sweep", None)
         for path, v in values.items():
             node = data
             parts = path.split(".")

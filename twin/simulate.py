@@ -71,9 +71,10 @@ class Plan:
         return px - self.first_px - self.n_native // 2
 
 
-def _object(s: Scenario, dx: float, y: np.ndarray, x: np.ndarray, energy: float) -> np.ndarray:
+def _object(s: Scenario, dx: float, y: np.ndarray, x: np.ndarray, energy: float,
+            angle_deg: float = 0.0) -> np.ndarray:
     """Ground-truth transmission (len(y), len(x)) at pixel centres y, x (metres from the scan
-    centre)."""
+    centre, which is on the rotation axis), the sample rotated by ``angle_deg``."""
     h, w = len(y), len(x)
     shape = (h, w)
     smp = s.sample
@@ -95,7 +96,7 @@ def _object(s: Scenario, dx: float, y: np.ndarray, x: np.ndarray, energy: float)
             outer_diameter_m=(fb.outer_diameter_um_mean * 1e-6, fb.outer_diameter_um_sd * 1e-6),
             inner_diameter_m=(fb.inner_diameter_um_mean * 1e-6, fb.inner_diameter_um_sd * 1e-6),
             dispersion_deg=fb.orientation_dispersion_deg, packing_fraction=fb.packing_fraction)
-        proj = bundle.projection_analytic(y, x, 0.0, energy)
+        proj = bundle.projection_analytic(y, x, angle_deg, energy)
         return phantoms.transmission_from_projection(proj, energy)
     if smp.phantom == "integrated_circuit":
         c = smp.circuit
@@ -108,22 +109,23 @@ def _object(s: Scenario, dx: float, y: np.ndarray, x: np.ndarray, energy: float)
             dielectric_material=c.dielectric_material, wire_material=c.wire_material,
             via_material=c.via_material, substrate_material=c.substrate_material,
             origin_m=(float(y[h // 2]), float(x[w // 2])))
-        return phantoms.transmission_from_projection(ic.projection([0.0], energy)[0], energy)
+        return phantoms.transmission_from_projection(ic.projection([angle_deg], energy)[0],
+                                                     energy)
     # uniform: a cylinder or box of the bulk material
     from twin import materials
 
     m = materials.lookup(smp.material, energy, smp.density_g_per_cm3)
-    if smp.shape == "cylinder":
-        r = smp.diameter_um * 1e-6 / 2
-        t = 2 * np.sqrt(np.clip(r * r - x * x, 0, None))
-    else:
-        t = np.where(np.abs(x) <= smp.width_um * 1e-6 / 2, smp.depth_um * 1e-6, 0.0)
+    from twin import dose
+
+    sx, sz = (v * 1e-6 for v in smp.cross_section_um)
+    t = dose.chord_lengths_m(smp.shape, sx, sz, 0.0, np.deg2rad([angle_deg]), s_m=x)[0]
     t = np.where(np.abs(y)[:, None] <= smp.height_um * 1e-6 / 2, t[None, :], 0.0)
     return phantoms.transmission_from_projection((m.delta + 1j * m.beta) * t, energy)
 
 
-def plan(s: Scenario, n_frames: int | None = None) -> Plan:
-    """Geometry, probe, trajectory, position capture and ground truth of a scenario."""
+def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Plan:
+    """Geometry, probe, trajectory, position capture and ground truth of a scenario, the
+    sample rotated by ``angle_deg`` about the vertical axis."""
     det = s.detector.resolved()
     lam = float(wavelength_m(s.beam.energy_kev))
     n_eff = s.detector.n_crop
@@ -180,7 +182,7 @@ def plan(s: Scenario, n_frames: int | None = None) -> Plan:
     if len(grows) * len(gcols) > 400_000_000:
         raise TwinInputError("scan", f"{len(grows)}×{len(gcols)} object pixels",
                              "is too large to simulate at once; use --frames for a part")
-    obj = _object(s, dx, grows * dx, gcols * dx, s.beam.energy_kev)
+    obj = _object(s, dx, grows * dx, gcols * dx, s.beam.energy_kev, angle_deg)
     # the window's centre pixel is the origin of the file's translations (CONTRACTS §3)
     origin = np.array([gcols[len(gcols) // 2], grows[len(grows) // 2]]) * dx
     extent = np.array(s.sample.cross_section_um[0]) * 1e-6
