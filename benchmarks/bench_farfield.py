@@ -55,7 +55,8 @@ def baseline(n: int, modes: int, n_frames: int):
 
 
 def main() -> None:
-    print(f"{'backend':8} {'size':>5} {'modes':>5} {'frames/s':>12} {'baseline/s':>12} {'ratio':>7}")
+    print(f"{'backend':8} {'size':>5} {'modes':>5} {'frames/s':>12} {'baseline/s':>12} "
+          f"{'ratio':>7}")
     for n, modes, count in ((64, 1, 8192), (64, 4, 4096), (128, 1, 2048), (128, 4, 1024)):
         rate, _ = bench(np, n, modes, count)
         base = baseline(n, modes, min(count, 1000))

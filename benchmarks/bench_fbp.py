@@ -47,8 +47,9 @@ def main() -> None:
                    for z in range(args.sk_rows)])
     t_sk = (time.perf_counter() - t0) * n / args.sk_rows
     print(f"twin gridrec FBP : {t_ours:7.2f} s   rms error {err(ours):.4f}")
-    print(f"skimage iradon   : {t_sk:7.2f} s   rms error "
-          f"{float(np.sqrt(np.mean((sk / scale[:args.sk_rows, None, None] - img[None])[:, m] ** 2))):.4f}"
+    sk_err = float(np.sqrt(np.mean((sk / scale[:args.sk_rows, None, None] - img[None])[:, m]
+                                   ** 2)))
+    print(f"skimage iradon   : {t_sk:7.2f} s   rms error {sk_err:.4f}"
           f"   (timed on {args.sk_rows} rows, scaled)   ratio {t_sk / t_ours:.1f}x")
     try:
         import astra  # noqa: F401

@@ -78,7 +78,8 @@ def main() -> None:
                   f"FRC {c_pc.frc_resolution_m * 1e9:6.1f} nm  "
                   f"(its reconstruction alone {float(z['seconds_recon']):.1f} s)")
             print(f"{alg:6} speed ratio twin/ptychi (whole process): {t_pc / t_twin:.2f}x")
-    print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process {rss:.0f} MB; "
           f"children {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB")
 
 

@@ -171,3 +171,15 @@ def test_contract_keys_present(scenario_path):
             "peak_count_rate_per_pixel_hz", "detector_max_count_rate_per_pixel_hz", "saturated"]
     v = fc(scenario_path, "quickstart")
     assert set(keys) <= set(v)
+
+
+def test_3d_resolution_is_bounded_by_crowther(scenario_path):
+    # 21 angles over 140.8° across 30 µm: Crowther allows no finer than π·30 µm/(2·21·0.782)
+    v = fc(scenario_path, "ic_rapid_21")
+    expect = np.pi * 30e-6 / (2 * 21 * 140.8 / 180)
+    assert v["crowther_resolution_m"] == pytest.approx(expect, rel=1e-9)
+    assert v["resolution_3d_forecast_m"] == pytest.approx(max(expect,
+                                                              v["resolution_forecast_m"]))
+    full = fc(scenario_path, "ic_rapid_349")
+    assert full["resolution_3d_forecast_m"] < v["resolution_3d_forecast_m"]
+    assert fc(scenario_path, "quickstart")["resolution_3d_forecast_m"] is None

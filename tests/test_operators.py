@@ -111,7 +111,9 @@ def test_multislice_adjoint_and_gradient():
     plus, minus = slices.astype(np.complex128), slices.astype(np.complex128)
     plus[1] += d
     minus[1] -= d
-    f = lambda s: 0.5 * np.sum(np.abs(multislice.Multislice(s, prop).fwd(wave) - target) ** 2)
+    def f(s):
+        return 0.5 * np.sum(np.abs(multislice.Multislice(s, prop).fwd(wave) - target) ** 2)
+
     # central difference: exact to second order
     assert (f(plus) - f(minus)) / 2 == pytest.approx(np.real(vdot(g, d)), rel=1e-3)
 

@@ -1,7 +1,6 @@
 """`twin run` and `twin report` as a person would see them: the quickstart's report built,
 its pages opened in headless Chromium, every figure present, nothing fetched from the net."""
 
-import json
 import os
 import re
 import shutil

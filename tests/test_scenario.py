@@ -87,7 +87,7 @@ def test_sweep_paths_are_checked():
 def test_with_values_validates():
     s = scenario.loads(QUICK)
     assert s.with_values({"beam.flux_photons_per_s": 5e8}).beam.flux_photons_per_s == 5e8
-    with pytest.raises(Exception):
+    with pytest.raises(TwinInputError, match="beam.flux_photons_per_s"):
         s.with_values({"beam.flux_photons_per_s": -1})
 
 

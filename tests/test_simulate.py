@@ -115,3 +115,23 @@ def test_undersampled_zone_plate_is_named(quick, tmp_path):
     bad = s.with_values({"optics.outermost_zone_nm": 30.0})
     with pytest.raises(TwinInputError, match="outermost_zone_nm"):
         simulate.simulate(bad, tmp_path / "x.cxi", n_frames=4)
+
+
+def test_multibeam_frames_sum_the_beams(quick, tmp_path):
+    s, _, _ = quick
+    two = s.with_values({"scan.n_beams": 2, "detector.dead_time_s": 0.0})
+    out = tmp_path / "mb.cxi"
+    simulate.simulate(two, out, n_frames=40)
+    with h5py.File(out) as f:
+        probes = f["entry_1/twin/probes"][()]
+        offsets = f["entry_1/twin/beam_offsets_m"][()]
+        frames = f["entry_1/data_1/data"][()]
+    assert probes.shape[0] == 2 and offsets.shape == (2, 2)
+    assert abs(offsets[1, 1] - offsets[0, 1]) > 0
+    # coded apertures make the beams distinct
+    a, b = probes[0, 0].ravel(), probes[1, 0].ravel()
+    assert abs(np.vdot(a, b)) < 0.5 * np.linalg.norm(a) * np.linalg.norm(b)
+    # the flux is shared: both beams together bring the single beam's photons
+    incident = s.beam.flux_photons_per_s * s.exposure_s
+    assert np.sum(np.abs(probes) ** 2) == pytest.approx(incident, rel=1e-3)
+    assert frames.sum(axis=(1, 2)).mean() < incident

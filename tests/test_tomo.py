@@ -150,3 +150,15 @@ def test_cli_tomo_roundtrip(tmp_path, phantom):
     r = subprocess.run([sys.executable, "-m", "twin", "tomo", str(inp), "-o",
                         str(tmp_path / "x.h5")], capture_output=True, text=True)
     assert r.returncode == 2 and "theta" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_reduced_angle_study_quality_grows_with_angles():
+    from twin import angles
+
+    df = angles.study(angle_counts=(5, 41), methods=("fbp", "tv"), n=48, rows=2)
+    for m in ("fbp", "tv"):
+        few = df[(df.method == m) & (df.n_angles == 5)].iloc[0]
+        many = df[(df.method == m) & (df.n_angles == 41)].iloc[0]
+        assert many.pcc > few.pcc and many.ber < few.ber
+    at5 = df[df.n_angles == 5].set_index("method")
+    assert at5.loc["tv", "dice"] > at5.loc["fbp", "dice"]

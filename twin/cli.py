@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Optional

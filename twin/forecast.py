@@ -18,7 +18,9 @@ Model (each step is a closed form; see the book's *Forecast model* chapter):
   mass; photons only while frames are taken;
 * count rate: the direct beam fills a disc of diameter zλ/Δr on the detector (the zone plate's
   cone, less the central stop); all beams overlap there;
-* resolution: see :class:`twin.scenario.Resolution`.
+* resolution: see :class:`twin.scenario.Resolution`; in 3D, also no finer than the voxel at
+  which the projection count meets Crowther's criterion, π·W/(2N) (180°, scaled by the
+  angular range).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ UNITS: dict[str, str] = {
     "frame_bytes": "B", "data_volume_bytes": "B", "data_rate_bytes_per_s": "B/s",
     "dose_gy": "Gy", "energy_deposited_j": "J", "photons_total": "",
     "fluence_photons_per_um2": "ph/µm²", "pixel_size_m": "m", "resolution_limit_m": "m",
-    "resolution_forecast_m": "m", "peak_count_rate_per_pixel_hz": "Hz",
+    "resolution_forecast_m": "m", "resolution_3d_forecast_m": "m",
+    "crowther_resolution_m": "m", "peak_count_rate_per_pixel_hz": "Hz",
     "peak_recorded_rate_per_pixel_hz": "Hz", "count_rate_loss_fraction": "",
     "detector_max_count_rate_per_pixel_hz": "Hz", "peak_counts_per_frame": "",
     "detector_max_counts": "", "saturated": "", "zone_plate_focal_length_m": "m",
@@ -128,6 +131,7 @@ def physical_parameters(s: Scenario) -> dict[str, float]:
         "position_capture_rate_hz": s.scan.position_capture_rate_hz,
         "n_projections_requested": (-1.0 if n_proj == "crowther" else float(n_proj)),
         "tomo_voxel_m": s.tomography.voxel_size_m or math.nan,
+        "angular_range_deg": s.tomography.angular_range_deg,
         "distance_m": s.detector.distance_m,
         "pixel_eff_m": p_eff,
         "n_crop": float(n_crop),
@@ -206,6 +210,11 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     dose_limited = np.where(model == 1, howells, np.where(model == 2, rose, pixel))
     resolution = np.maximum(dose_limited, pixel)
 
+    # 3D: the projections resolve at best the voxel at which their number meets Crowther's
+    # criterion, d = π·W/(2N) over 180° (less angular range, proportionally coarser)
+    angular = np.minimum(1.0, p["angular_range_deg"] / 180.0)
+    crowther_d = np.pi * p["fov_x_m"] / (2 * n_proj * angular)
+    resolution_3d = np.where(is_3d, np.maximum(resolution, crowther_d), np.nan)
     beam_d = p["beam_diameter_m"]
     return {
         "energy_kev": p["energy_kev"],
@@ -234,6 +243,8 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "pixel_size_m": pixel,
         "resolution_limit_m": lam * p["distance_m"] / p["active_width_m"],
         "resolution_forecast_m": resolution,
+        "resolution_3d_forecast_m": resolution_3d,
+        "crowther_resolution_m": np.where(is_3d, crowther_d, np.nan),
         "peak_count_rate_per_pixel_hz": peak_rate,
         "peak_recorded_rate_per_pixel_hz": recorded,
         "count_rate_loss_fraction": 1 - recorded / peak_rate,

@@ -13,7 +13,8 @@ from twin.xp import array_module
 
 
 class Multislice:
-    """Incident wave (..., ny, nx) → exit wave through ``slices`` (L, ny, nx) (or (..., L, ny, nx))."""
+    """Incident wave (..., ny, nx) → exit wave through ``slices`` (L, ny, nx) or
+    (..., L, ny, nx)."""
 
     def __init__(self, slices, propagator: Propagator):
         self.slices = slices

@@ -37,7 +37,7 @@ import numpy as np
 from twin import ptychography
 from twin.errors import TwinInputError
 from twin.io import PtychoData
-from twin.propagation import Propagator, farfield_adj, farfield_fwd
+from twin.propagation import Propagator, farfield_adj
 from twin.scatter import scatter_add
 from twin.xp import fft2, get_xp, ifft2, to_numpy
 

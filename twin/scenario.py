@@ -1,6 +1,7 @@
 """The scenario schema: one typed source of truth for every parameter of an experiment.
 
-A scenario is a TOML file whose tables mirror the path of the photons: ``[sample]``, ``[beam]``,
+A scenario is a TOML file whose tables mirror the path of the photons: ``[sample]``,
+``[beam]``,
 ``[optics]``, ``[scan]``, ``[detector]``, ``[tomography]``, ``[reconstruction]``,
 ``[resolution]`` and an optional ``[sweep]``. Units are in the field names. Unknown keys, wrong
 types, NaN/inf and out-of-range values are rejected when the file is loaded, with the field's
@@ -14,8 +15,8 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+                      field_validator, model_validator)
 
 from twin import detector as _detector
 from twin import materials as _materials
