@@ -74,3 +74,9 @@ def test_atomic_path_cleans_up(tmp_path):
             tmp.write_text("half")
             raise ValueError("stop")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_frame_subset_applies_to_per_frame_extras(quick_cxi):
+    d = io.read_cxi(quick_cxi, frames=50)
+    assert len(d.frames) == 50 and len(d.translations_m) == 50
+    assert len(d.extra["true_translation"]) == 50 and len(d.extra["captured"]) == 50

@@ -15,40 +15,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft as sfft
 
 from twin import io, metrics, reconstruct, simulate, tomo
+from twin.metrics import unwrap_phase
 from twin.constants import wavelength_m
 from twin.scenario import Scenario
 
 # ----------------------------------------------------------------------------- phase
-
-
-def unwrap_phase(wrapped: np.ndarray) -> np.ndarray:
-    """Least-squares phase unwrapping with the DCT (Ghiglia & Romero, JOSA A 11, 107, 1994)."""
-    w = np.asarray(wrapped, dtype=float)
-
-    def wrap(a):
-        return (a + np.pi) % (2 * np.pi) - np.pi
-
-    dy = np.zeros_like(w)
-    dx = np.zeros_like(w)
-    dy[:-1] = wrap(np.diff(w, axis=0))
-    dx[:, :-1] = wrap(np.diff(w, axis=1))
-    rho = dy.copy()
-    rho[1:] -= dy[:-1]
-    rho += dx
-    rho[:, 1:] -= dx[:, :-1]
-    d = sfft.dctn(rho, norm="ortho")
-    ny, nx = w.shape
-    ky = 2 * np.cos(np.pi * np.arange(ny) / ny)[:, None]
-    kx = 2 * np.cos(np.pi * np.arange(nx) / nx)[None, :]
-    denom = ky + kx - 4
-    denom[0, 0] = 1.0
-    d /= denom
-    d[0, 0] = 0.0
-    out = sfft.idctn(d, norm="ortho")
-    return out + np.mean(w - out)   # keep the wrapped image's mean level (mod 2π)
 
 
 def remove_background(phase: np.ndarray, border: int) -> np.ndarray:

@@ -196,10 +196,13 @@ def read_cxi(path: str | Path, frames: slice | int | None = None) -> PtychoData:
                 gt = np.asarray(g, dtype=np.complex64)
                 gt_pix = float(g.attrs.get("pixel_size_m", np.nan))
             extra = {}
+            n_total = ds.shape[0]
             if "entry_1/twin" in f:
                 for k, v in f["entry_1/twin"].items():
                     if isinstance(v, h5py.Dataset) and v.size < 10_000_000:
-                        extra[k] = v[()]
+                        # per-frame datasets follow the frame selection
+                        per_frame = v.ndim >= 1 and v.shape[0] == n_total and k != "probes"
+                        extra[k] = v[sel] if per_frame else v[()]
     except TwinInputError:
         raise
     except (OSError, KeyError, ValueError) as exc:

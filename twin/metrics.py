@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft as _sfft
 from scipy import ndimage
 
 # ----------------------------------------------------------------------------- registration
@@ -101,6 +102,34 @@ def _deplane(ph: np.ndarray) -> np.ndarray:
     A = np.stack([np.ones(ph.size), yy.ravel(), xx.ravel()], axis=1)
     coef, *_ = np.linalg.lstsq(A, ph.ravel(), rcond=None)
     return ph - (A @ coef).reshape(ph.shape)
+
+
+def unwrap_phase(wrapped: np.ndarray) -> np.ndarray:
+    """Least-squares phase unwrapping with the DCT (Ghiglia & Romero, JOSA A 11, 107, 1994)."""
+    w = np.asarray(wrapped, dtype=float)
+
+    def wrap(a):
+        return (a + np.pi) % (2 * np.pi) - np.pi
+
+    dy = np.zeros_like(w)
+    dx = np.zeros_like(w)
+    dy[:-1] = wrap(np.diff(w, axis=0))
+    dx[:, :-1] = wrap(np.diff(w, axis=1))
+    rho = dy.copy()
+    rho[1:] -= dy[:-1]
+    rho += dx
+    rho[:, 1:] -= dx[:, :-1]
+    d = _sfft.dctn(rho, norm="ortho")
+    ny, nx = w.shape
+    ky = 2 * np.cos(np.pi * np.arange(ny) / ny)[:, None]
+    kx = 2 * np.cos(np.pi * np.arange(nx) / nx)[None, :]
+    denom = ky + kx - 4
+    denom[0, 0] = 1.0
+    d /= denom
+    d[0, 0] = 0.0
+    out = _sfft.idctn(d, norm="ortho")
+    return out + np.mean(w - out)   # keep the wrapped image's mean level (mod 2π)
+
 
 
 def crop_common(recon: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

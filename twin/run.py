@@ -99,16 +99,20 @@ def run(s: Scenario, out: str | Path, progress: bool = True, build_report: bool 
         summary["sweep_points"] = json.loads((st.dir / "stage.json").read_text())["points"]
     redo = False   # the sweep does not feed the acquisition stages
 
-    # 3. simulate
+    # 3. simulate (on the run's sub-field, if it names one)
+    s2d = s
+    if s.run.fov_um is not None:
+        s2d = s.with_values({"scan.fov_x_um": min(s.run.fov_um, s.scan.fov_x_um),
+                             "scan.fov_y_um": min(s.run.fov_um, s.scan.fov_y_um)})
     sim_deps = _scenario_parts(s, "sample", "beam", "optics", "scan", "detector", "seed")
-    st_sim = stage("simulate", sim_deps, s.run.frames)
+    st_sim = stage("simulate", sim_deps, s.run.frames, s.run.fov_um)
     cxi = st_sim.dir / "data.cxi"
     if not st_sim.skip:
         from twin import simulate
 
         t0 = time.perf_counter()
         log(f"simulating {s.name} ...")
-        summ = simulate.simulate(s, cxi, n_frames=s.run.frames, progress=progress)
+        summ = simulate.simulate(s2d, cxi, n_frames=s.run.frames, progress=progress)
         st_sim.done(frames=summ.n_frames, peak_counts=summ.peak_counts,
                     mean_counts_per_frame=summ.mean_counts_per_frame,
                     saturated_frames=summ.saturated_frames,
@@ -117,7 +121,7 @@ def run(s: Scenario, out: str | Path, progress: bool = True, build_report: bool 
     summary["simulate"] = json.loads((st_sim.dir / "stage.json").read_text())
 
     # 4. reconstruct and compare
-    rec_deps = (s.model_dump()["reconstruction"], s.run.iterations)
+    rec_deps = (s.model_dump()["reconstruction"], s.run.iterations, s.run.modes)
     st_rec = stage("reconstruct", rec_deps)
     rec_h5 = st_rec.dir / "reconstruction.h5"
     if not st_rec.skip:
@@ -129,7 +133,7 @@ def run(s: Scenario, out: str | Path, progress: bool = True, build_report: bool 
         alg = "rpie" if r.algorithm == "multislice" and r.slices == 1 else r.algorithm
         opts = reconstruct.Options(
             algorithm=alg, iterations=s.run.iterations or r.iterations,
-            modes=r.modes, position_correction="gradient" if r.position_correction else "none",
+            modes=s.run.modes or r.modes, position_correction="gradient" if r.position_correction else "none",
             slices=r.slices, seed=s.seed,
             slice_thickness_m=(s.sample.cross_section_um[1] * 1e-6 / r.slices
                                if r.slices > 1 else 0.0))

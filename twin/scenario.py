@@ -328,8 +328,13 @@ class Run(_Strict):
 
     frames: Annotated[int, Field(ge=1)] | None = 2000
     """Frames simulated and reconstructed for the 2D chain (None: the whole scan)."""
+    fov_um: PosFloat | None = None
+    """A square sub-field at the scan's centre for the 2D chain (same steps and rates), instead
+    of the scan's whole field."""
     iterations: Annotated[int, Field(ge=1, le=10_000)] | None = None
     """Reconstruction iterations (default: the [reconstruction] table's)."""
+    modes: Annotated[int, Field(ge=1, le=64)] | None = None
+    """Probe modes for the run's reconstruction (default: the [reconstruction] table's)."""
     chain_projections: Annotated[int, Field(ge=2, le=2000)] = 16
     """3D scenarios: angles of the preview ptycho-tomography chain."""
     chain_fov_um: PosFloat = 6.0
