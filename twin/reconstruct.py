@@ -430,8 +430,10 @@ def _batch_multislice(st: _State, idx: np.ndarray, opts: Options, it: int):
         w = incident[l]
         num = scatter_add(size, fidx, (xp.conj(w) * chi).sum(axis=1)).reshape(st.shape)
         den = scatter_add(size, fidx, (w.real ** 2 + w.imag ** 2).sum(axis=1)).reshape(st.shape)
-        upd = st.slices[l] + opts.object_step * num / ((1 - a) * den + a * float(den.max())
-                                                        + 1e-12)
+        # the L slices share one exit-wave error: each takes 1/L of the correction, else the
+        # summed corrections overshoot and the iteration diverges
+        norm = (1 - a) * den + a * float(den.max()) + 1e-12
+        upd = st.slices[l] + (opts.object_step / L) * num / norm
         # a slice transmits at most what enters it: |O_l| ≤ 1 keeps the product of slices
         # (and the back-propagated corrections) bounded
         st.slices[l] = upd / xp.maximum(1.0, xp.abs(upd))

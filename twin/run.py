@@ -133,7 +133,8 @@ def run(s: Scenario, out: str | Path, progress: bool = True, build_report: bool 
         alg = "rpie" if r.algorithm == "multislice" and r.slices == 1 else r.algorithm
         opts = reconstruct.Options(
             algorithm=alg, iterations=s.run.iterations or r.iterations,
-            modes=s.run.modes or r.modes, position_correction="gradient" if r.position_correction else "none",
+            modes=s.run.modes or r.modes,
+            position_correction="gradient" if r.position_correction else "none",
             slices=r.slices, seed=s.seed,
             slice_thickness_m=(s.sample.cross_section_um[1] * 1e-6 / r.slices
                                if r.slices > 1 else 0.0))
