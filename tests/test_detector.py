@@ -156,3 +156,12 @@ def test_eiger_gap_mask_and_crop():
     assert m[rows, cols].all()            # the default beam position keeps the crop off gaps
     with pytest.raises(ValueError):
         detector.crop_window(det, 600)
+
+
+def test_saturation_level_of_float8_mode():
+    binned = detector.preset_mode("selun", "8bit_float_binned")
+    full = detector.saturation_level(binned)
+    lam = np.full((2, 8, 8), 1e5)
+    c = detector.count_frames(lam, binned, 1e-5, np.random.default_rng(0))
+    assert np.all(c >= full) and full < binned.max_counts
+    assert detector.saturation_level(detector.preset_mode("eiger_500k")) == 4095

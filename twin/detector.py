@@ -233,6 +233,13 @@ def poisson_frames(lam: np.ndarray, rng_n: np.random.Generator, rng_u: np.random
     return out.reshape(shape)
 
 
+def saturation_level(det: DetectorMode) -> float:
+    """The recorded value of a full counter (after the 8-bit float code where the mode has it)."""
+    if det.float8:
+        return float(float8_decode(float8_encode(det.max_counts)))
+    return float(det.max_counts)
+
+
 def count_frames(expected, det: DetectorMode, exposure_s: float, rng: np.random.Generator,
                  dead_time_model: str = "nonparalyzable", overflow: str = "saturate",
                  mask=None) -> np.ndarray:

@@ -119,7 +119,9 @@ def frames(d, s: Scenario, path: Path) -> Path:
                       cmap="inferno")
     fig.colorbar(im, ax=ax[2], fraction=0.046, label="counts/s")
     limit = det.max_count_rate_per_pixel_hz
-    over = (rate >= limit) | (f.max(axis=0) >= det.max_counts)
+    from twin.detector import saturation_level
+
+    over = (rate >= limit) | (f.max(axis=0) >= saturation_level(det))
     if over.any():
         ax[2].contour(over, levels=[0.5], colors="cyan")
     ax[2].set_title(f"peak count rate (limit {limit:.2g}/s; cyan: saturated)")

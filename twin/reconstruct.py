@@ -58,6 +58,8 @@ class Options:
     position_correction: str = "none"   # none | gradient | annealing
     position_correction_start: int = 5
     max_position_step_px: float = 0.5
+    position_relaxation: float = 0.5    # fraction of each estimated shift applied
+    position_smoothing_frames: int = 0  # fly scans: smooth corrections along the trajectory
     noise_model: str = "gaussian"       # LSQML: gaussian | poisson
     slices: int = 1
     slice_thickness_m: float = 0.0
@@ -239,6 +241,7 @@ class _State:
         self.shape = (side, side)
         self.pos = ptychography.positions_from_translations(tr, self.dx, self.shape,
                                                             (self.n, self.n))
+        self.pos0 = self.pos.copy()
         self.probe = initial_probe(data, self.n, u, opts.modes, xp)
         L = opts.slices if opts.algorithm == "multislice" else 1
         self.slices = xp.ones((L,) + self.shape, dtype=xp.complex64)
@@ -372,8 +375,21 @@ def _gradient_positions(st: _State, idx, patch, probes, dpsi, opts: Options):
         num = xp.real(xp.sum(xp.conj(d) * dpsi, axis=(1, 2, 3)))
         den = xp.sum(d.real ** 2 + d.imag ** 2, axis=(1, 2, 3)) + 1e-12
         out.append(to_numpy(num / den))
-    step = np.clip(np.stack(out, axis=1), -opts.max_position_step_px, opts.max_position_step_px)
+    step = opts.position_relaxation * np.stack(out, axis=1)
+    step = np.clip(step, -opts.max_position_step_px, opts.max_position_step_px)
     st.pos[idx] = _clip_positions(st, st.pos[idx] + step)
+
+
+def _smooth_corrections(st: _State, width: int) -> None:
+    """Replace the corrections (refined − initial positions) by their moving average over
+    ``width`` consecutive frames: a fly-scan's position errors vary smoothly in time, the
+    per-frame estimates do not."""
+    corr = st.pos - st.pos0
+    k = np.ones(width) / width
+    pad = width // 2
+    sm = np.stack([np.convolve(np.pad(corr[:, i], pad, mode="edge"), k, mode="valid")[:len(corr)]
+                   for i in range(2)], axis=1)
+    st.pos = _clip_positions(st, st.pos0 + sm)
 
 
 def _clip_positions(st: _State, pos):
@@ -477,6 +493,9 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
                 total += _batch_2d(st, idx, opts, it)
         if opts.position_correction == "annealing" and it >= opts.position_correction_start:
             _annealing(st, it, opts)
+        if (opts.position_correction != "none" and opts.position_smoothing_frames > 1
+                and it >= opts.position_correction_start):
+            _smooth_corrections(st, opts.position_smoothing_frames)
         st.probe = orthogonalize_modes(st.probe, xp)
         cost = total / max(st.norm, 1e-12)
         finite = math.isfinite(cost) and bool(xp.all(xp.isfinite(st.probe)))

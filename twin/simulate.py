@@ -80,7 +80,7 @@ def _object(s: Scenario, dx: float, y: np.ndarray, x: np.ndarray, energy: float,
     smp = s.sample
     if smp.phantom == "siemens_star":
         st = smp.star
-        radius = 0.5 * min(s.scan.fov_x_um, s.scan.fov_y_um, smp.cross_section_um[0]) * 1e-6
+        radius = 0.5 * smp.cross_section_um[0] * 1e-6        # the star is the sample's width
         return phantoms.siemens_star_transmission(
             shape, dx, energy, spokes=st.spokes, radius_m=radius,
             centre_px=(-y[0] / dx, -x[0] / dx),
@@ -267,6 +267,7 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
     det = p.det
     dtype = (np.float32 if det.float8 else np.uint16 if det.max_counts <= 65535 else np.uint32)
     peak, total, sat = 0.0, 0.0, 0
+    full = _detector.saturation_level(det)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -279,7 +280,7 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
             w.write_frames(start, counts.astype(dtype))
             peak = max(peak, float(counts.max()))
             total += float(counts.sum())
-            sat += int(np.sum(counts.reshape(len(counts), -1).max(axis=1) >= det.max_counts))
+            sat += int(np.sum(counts.reshape(len(counts), -1).max(axis=1) >= full))
             if bar is not None:
                 bar.update(len(counts))
         tr = np.concatenate([p.capture.positions_m - p.origin_m, np.zeros((p.n_frames, 1))],
