@@ -110,3 +110,10 @@ def test_siemens_star_resolution_follows_blur():
     assert sharp < blurred
     # a Gaussian of σ = 4 px (FWHM 94 nm) passes little contrast at half-periods below ~1.5σ
     assert 40e-9 < blurred < 200e-9
+
+
+def test_frc_resolution_is_positive_when_low_rings_fail():
+    a = RNG.standard_normal((64, 64))
+    b = RNG.standard_normal((64, 64))
+    fc = metrics.fourier_correlation(a, b, 1.0)
+    assert 0 < fc.resolution_m() < 64

@@ -239,7 +239,8 @@ class FourierCorrelation:
         i = below[0] + start
         f0, f1 = self.frequency_per_m[i - 1], self.frequency_per_m[i]
         d0, d1 = c[i - 1] - t[i - 1], c[i] - t[i]
-        f = f0 + (f1 - f0) * d0 / (d0 - d1) if d0 != d1 else f1
+        # interpolate only between a ring above and one below the threshold
+        f = f0 + (f1 - f0) * d0 / (d0 - d1) if d0 > 0 else f0
         return float(1 / (2 * f))
 
 
