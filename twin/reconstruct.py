@@ -296,13 +296,16 @@ def _far_correction(st: _State, psi_far, amp_meas, opts: Options):
     return _unbin(ratio, st.u, xp), cost
 
 
-def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
-    xp = st.xp
-    n = st.n
+def _batch_geometry(st: _State, idx: np.ndarray):
+    """Sub-pixel parts (B, 2) and flat object indices (B, n, n) of the batch's windows."""
     pos = st.pos[idx]
     origin = np.floor(pos).astype(int)
-    frac = pos - origin
-    fidx = _flat_index(origin, n, st.shape[1], xp)
+    return pos - origin, _flat_index(origin, st.n, st.shape[1], st.xp)
+
+
+def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
+    xp = st.xp
+    frac, fidx = _batch_geometry(st, idx)
     obj = st.slices[0]
     patch = obj.ravel()[fidx]                                       # (B, n, n)
     probes = _shifted(st.probe, frac, xp)                           # (B, M, n, n)
@@ -421,11 +424,7 @@ def _annealing(st: _State, it: int, opts: Options):
 
 def _batch_multislice(st: _State, idx: np.ndarray, opts: Options, it: int):
     xp = st.xp
-    n = st.n
-    pos = st.pos[idx]
-    origin = np.floor(pos).astype(int)
-    frac = pos - origin
-    fidx = _flat_index(origin, n, st.shape[1], xp)
+    frac, fidx = _batch_geometry(st, idx)
     L = st.slices.shape[0]
     patches = [st.slices[l].ravel()[fidx] for l in range(L)]       # L × (B, n, n)
     wave = _shifted(st.probe, frac, xp)                             # (B, M, n, n)
