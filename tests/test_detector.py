@@ -165,3 +165,15 @@ def test_saturation_level_of_float8_mode():
     c = detector.count_frames(lam, binned, 1e-5, np.random.default_rng(0))
     assert np.all(c >= full) and full < binned.max_counts
     assert detector.saturation_level(detector.preset_mode("eiger_500k")) == 4095
+
+
+def test_sorted_uniforms_are_sorted_uniforms():
+    rng = np.random.default_rng(7)
+    counts = np.array([0, 5, 1000, 3])
+    u = detector.sorted_uniforms(counts, rng)
+    assert len(u) == counts.sum()
+    big = u[5:1005]
+    assert np.all(np.diff(big) >= 0) and 0 < big.min() and big.max() < 1
+    # uniform: the empirical CDF stays close to the diagonal (Kolmogorov–Smirnov)
+    ks = np.max(np.abs(np.arange(1, 1001) / 1000 - big))
+    assert ks < 1.63 / np.sqrt(1000)
