@@ -61,6 +61,7 @@ class Options:
     position_relaxation: float = 0.5    # fraction of each estimated shift applied
     position_smoothing_frames: int = 0  # fly scans: smooth corrections along the trajectory
     noise_model: str = "gaussian"       # LSQML: gaussian | poisson
+    lsqml_steps: str = "median"         # LSQML: median of the LS steps | per_position
     slices: int = 1
     slice_thickness_m: float = 0.0
     seed: int = 0
@@ -77,6 +78,8 @@ class Options:
                    ("none", "gradient", "annealing"), "none, gradient or annealing"),
                   ("noise_model", self.noise_model in ("gaussian", "poisson"),
                    "gaussian or poisson"),
+                  ("lsqml_steps", self.lsqml_steps in ("median", "per_position"),
+                   "median or per_position"),
                   ("slices", self.slices >= 1, "at least 1"),
                   ("upsampling", self.upsampling is None or self.upsampling >= 1, "≥ 1")]
         for name, ok, allowed in checks:
@@ -329,10 +332,22 @@ def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
                    / (ow.sum(axis=0) + 1e-3 * float(ow.sum(axis=0).max())))
         a_exit = probes * d_obj.ravel()[fidx][:, None]              # P·ΔO
         b_exit = (_shifted(d_probe, frac, xp) * patch[:, None]) if upd_probe else None
-        steps = _ls_steps(a_exit, b_exit, dpsi, xp)
-        st.slices[0] = obj + opts.object_step * steps[0] * d_obj
-        if upd_probe:
-            st.probe = st.probe + opts.probe_step * steps[1] * d_probe
+        so, sp = _ls_steps(a_exit, b_exit, dpsi, xp)
+        if opts.lsqml_steps == "median":
+            st.slices[0] = obj + opts.object_step * float(np.median(so)) * d_obj
+            if upd_probe:
+                st.probe = st.probe + opts.probe_step * float(np.median(sp)) * d_probe
+        else:
+            # each position's update with its own step (Odstrčil et al. 2018)
+            w = xp.asarray(so, dtype=xp.float32)[:, None, None]
+            num_w = scatter_add(size, fidx, w * (xp.conj(probes) * dpsi).sum(axis=1))
+            st.slices[0] = obj + opts.object_step * num_w.reshape(st.shape) / (
+                den_o + 1e-3 * float(den_o.max()))
+            if upd_probe:
+                wp = xp.asarray(sp, dtype=xp.float32)[:, None, None, None]
+                num_p = _unshift_sum(wp * xp.conj(patch)[:, None] * dpsi, frac, xp)
+                st.probe = st.probe + opts.probe_step * num_p / (
+                    ow.sum(axis=0) + 1e-3 * float(ow.sum(axis=0).max()))
     else:
         a = opts.alpha if opts.algorithm == "rpie" else 1.0
         mx = float(den_o.max())
@@ -348,19 +363,19 @@ def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
 
 
 def _ls_steps(a_exit, b_exit, chi, xp):
-    """Least-squares step lengths (median over the batch) for object and probe directions."""
+    """Least-squares step lengths of every position (B,), for object and probe directions:
+    the minimiser of ‖χ − a·(P·ΔO) − b·(ΔP·O)‖² per position, clipped to [0, 2]."""
     def dot(x, y):
         return xp.real(xp.sum(xp.conj(x) * y, axis=(1, 2, 3)))
 
     aa, ac = dot(a_exit, a_exit), dot(a_exit, chi)
     if b_exit is None:
-        so = to_numpy(ac / (aa + 1e-12))
-        return float(np.clip(np.median(so), 0, 2)), 0.0
+        return np.clip(to_numpy(ac / (aa + 1e-12)), 0, 2), None
     bb, ab, bc = dot(b_exit, b_exit), dot(a_exit, b_exit), dot(b_exit, chi)
     det = aa * bb - ab * ab + 1e-12
     so = to_numpy((bb * ac - ab * bc) / det)
     sp = to_numpy((aa * bc - ab * ac) / det)
-    return float(np.clip(np.median(so), 0, 2)), float(np.clip(np.median(sp), 0, 2))
+    return np.clip(so, 0, 2), np.clip(sp, 0, 2)
 
 
 def _gradient_positions(st: _State, idx, patch, probes, dpsi, opts: Options):
