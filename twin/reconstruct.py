@@ -62,6 +62,7 @@ class Options:
     position_smoothing_frames: int = 0  # fly scans: smooth corrections along the trajectory
     noise_model: str = "gaussian"       # LSQML: gaussian | poisson
     lsqml_steps: str = "median"         # LSQML: median of the LS steps | per_position
+    lsqml_regularization: float = 1e-2  # LSQML: preconditioner floor, × the largest |P|²
     slices: int = 1
     slice_thickness_m: float = 0.0
     seed: int = 0
@@ -327,9 +328,10 @@ def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
     upd_probe = it >= opts.probe_update_start
     ow = patch.real ** 2 + patch.imag ** 2                          # (B, n, n)
     if opts.algorithm == "lsqml":
-        d_obj = num_o / (den_o + 1e-3 * float(den_o.max()))
+        reg = opts.lsqml_regularization
+        d_obj = num_o / (den_o + reg * float(den_o.max()))
         d_probe = (_unshift_sum(xp.conj(patch)[:, None] * dpsi, frac, xp)
-                   / (ow.sum(axis=0) + 1e-3 * float(ow.sum(axis=0).max())))
+                   / (ow.sum(axis=0) + reg * float(ow.sum(axis=0).max())))
         a_exit = probes * d_obj.ravel()[fidx][:, None]              # P·ΔO
         b_exit = (_shifted(d_probe, frac, xp) * patch[:, None]) if upd_probe else None
         so, sp = _ls_steps(a_exit, b_exit, dpsi, xp)
@@ -342,12 +344,12 @@ def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
             w = xp.asarray(so, dtype=xp.float32)[:, None, None]
             num_w = scatter_add(size, fidx, w * (xp.conj(probes) * dpsi).sum(axis=1))
             st.slices[0] = obj + opts.object_step * num_w.reshape(st.shape) / (
-                den_o + 1e-3 * float(den_o.max()))
+                den_o + reg * float(den_o.max()))
             if upd_probe:
                 wp = xp.asarray(sp, dtype=xp.float32)[:, None, None, None]
                 num_p = _unshift_sum(wp * xp.conj(patch)[:, None] * dpsi, frac, xp)
                 st.probe = st.probe + opts.probe_step * num_p / (
-                    ow.sum(axis=0) + 1e-3 * float(ow.sum(axis=0).max()))
+                    ow.sum(axis=0) + reg * float(ow.sum(axis=0).max()))
     else:
         a = opts.alpha if opts.algorithm == "rpie" else 1.0
         mx = float(den_o.max())
