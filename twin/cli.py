@@ -7,8 +7,8 @@ value and what is allowed, no traceback); 1 any other failure.
 from __future__ import annotations
 
 import json
-import math
 import os
+import sys
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from twin.errors import TwinInputError
+from twin.units import format_value
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Digital twin of fast X-ray ptychography and ptycho-tomography.")
@@ -37,6 +38,10 @@ def _guarded(fn):
             raise
         except TwinInputError as exc:
             _fail(2, str(exc))
+        except BrokenPipeError:
+            # the reader went away (`twin forecast … | head`): not an error of twin's
+            sys.stdout = open(os.devnull, "w")
+            raise typer.Exit(0) from None
         except KeyboardInterrupt:
             _fail(1, "interrupted")
         except Exception as exc:  # noqa: BLE001 - the contract: exit 1, a message, no trace
@@ -45,29 +50,6 @@ def _guarded(fn):
             _fail(1, f"{type(exc).__name__}: {exc} (set TWIN_DEBUG=1 for a traceback)")
 
     return wrapper
-
-
-def _fmt(key: str, value) -> str:
-    from twin.forecast import UNITS
-
-    unit = UNITS.get(key, "")
-    if value is None:
-        return "—"
-    if isinstance(value, bool) or isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if unit == "m":
-        for scale, name in ((1e-9, "nm"), (1e-6, "µm"), (1e-3, "mm"), (1.0, "m")):
-            if abs(value) < 1000 * scale or name == "m":
-                return f"{value / scale:.4g} {name}"
-    if unit == "B" or unit == "B/s":
-        for scale, name in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1, "B")):
-            if abs(value) >= scale or name == "B":
-                return f"{value / scale:.4g} {name}{'/s' if unit == 'B/s' else ''}"
-    if math.isfinite(value) and value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.4e} {unit}".strip()
-    return f"{value:.6g} {unit}".strip()
 
 
 @app.command()
@@ -86,7 +68,7 @@ def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     typer.echo(f"Forecast for {result.scenario}")
     width = max(len(k) for k in result.values)
     for key, value in result.values.items():
-        typer.echo(f"  {key:<{width}}  {_fmt(key, value)}")
+        typer.echo(f"  {key:<{width}}  {format_value(key, value)}")
 
 
 @app.command()

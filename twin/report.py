@@ -20,6 +20,7 @@ from pathlib import Path
 
 from twin.errors import TwinInputError
 from twin.forecast import UNITS
+from twin.units import format_value
 
 CONFIG = """title: "{title}"
 author: twin
@@ -49,9 +50,7 @@ sphinx:
 
 
 def _fmt(key: str, v) -> str:
-    from twin.cli import _fmt as fmt
-
-    return fmt(key, v)
+    return format_value(key, v)
 
 
 def _table(rows, header) -> str:
