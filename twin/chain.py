@@ -12,11 +12,13 @@ full-size chain would give for that sampling and dose per projection.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from twin import io, metrics, reconstruct, simulate, tomo
+from twin.cluster import map_ordered
 from twin.metrics import unwrap_phase
 from twin.constants import wavelength_m
 from twin.scenario import Scenario
@@ -118,8 +120,6 @@ def run_chain(s: Scenario, n_angles: int = 16, fov_um: float | None = None,
               iterations: int = 20, algorithm: str = "rpie", scheduler: str | None = None,
               n_workers: int | None = None, progress: bool = False) -> ChainResult:
     """The preview ptycho-tomography chain (see the module doc)."""
-    from dask.distributed import Client, LocalCluster, as_completed
-
     fov = fov_um or min(s.scan.fov_x_um, 6.0)
     ps = preview_scenario(s, fov)
     if ps.sample.phantom == "siemens_star":
@@ -134,35 +134,10 @@ def run_chain(s: Scenario, n_angles: int = 16, fov_um: float | None = None,
     dx = lam * ps.detector.distance_m / (ps.detector.n_crop * det.effective_pixel_size_m)
     w = int(math.floor(fov * 1e-6 / dx)) // 2 * 2
     region = (w, w)
-    if scheduler:
-        client, cluster = Client(scheduler), None
-    else:
-        import os
-
-        cluster = LocalCluster(n_workers=n_workers or min(4, os.cpu_count() or 1),
-                               threads_per_worker=1, dashboard_address=None, silence_logs=40)
-        client = Client(cluster)
-    try:
-        futures = client.map(one_projection, [ps] * n_angles, list(angles),
-                             [iterations] * n_angles, [algorithm] * n_angles,
-                             [region] * n_angles, pure=False)
-        order = {f.key: i for i, f in enumerate(futures)}
-        results: list = [None] * n_angles
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=n_angles, desc="projections", unit="proj")
-        for fut in as_completed(futures):
-            results[order[fut.key]] = fut.result()
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    results = map_ordered(one_projection, [ps] * n_angles, list(angles),
+                          [iterations] * n_angles, [algorithm] * n_angles, [region] * n_angles,
+                          scheduler=scheduler, n_workers=n_workers or min(4, os.cpu_count() or 1),
+                          progress=progress, desc="projections", unit="proj")
     proj = np.stack([r.phase for r in results])
     truth = np.stack([r.truth for r in results])
     k = 2 * np.pi / lam

@@ -143,6 +143,22 @@ class CXIWriter:
         return False
 
 
+@contextlib.contextmanager
+def _open_h5(path: Path, kind: str):
+    """Open an HDF5 file for reading; a missing, truncated or corrupt file is bad input."""
+    if not path.exists():
+        raise TwinInputError("input", str(path), "the file does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            yield f
+    except TwinInputError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise TwinInputError("input", str(path),
+                             f"is not a readable {kind} file (truncated or corrupt?): {exc}"
+                             ) from None
+
+
 def _need(f: h5py.File, name: str, source: str):
     if name not in f:
         raise TwinInputError(name, source, f"dataset {name} is missing from the CXI file")
@@ -155,60 +171,51 @@ def read_cxi(path: str | Path, frames: slice | int | None = None) -> PtychoData:
     Raises :class:`TwinInputError` naming the dataset for a missing, malformed or truncated file.
     """
     path = Path(path)
-    if not path.exists():
-        raise TwinInputError("input", str(path), "the file does not exist")
     sel = slice(None) if frames is None else (slice(0, frames) if isinstance(frames, int)
                                               else frames)
-    try:
-        with h5py.File(path, "r") as f:
-            ds = _need(f, "entry_1/data_1/data", str(path))
-            if ds.ndim != 3:
-                raise TwinInputError("/entry_1/data_1/data", ds.shape,
-                                     "must be (N, ny, nx) frames")
-            data = np.asarray(ds[sel], dtype=np.float32)
-            tr = np.asarray(_need(f, "entry_1/data_1/translation", str(path))[sel],
-                            dtype=np.float64)
-            if tr.ndim != 2 or tr.shape[1] < 2:
-                raise TwinInputError("/entry_1/data_1/translation", tr.shape,
-                                     "must be (N, 3) x, y, z in metres")
-            if len(tr) != len(data):
-                raise TwinInputError("/entry_1/data_1/translation", len(tr),
-                                     f"must have one row per frame ({len(data)} frames)")
-            det = "entry_1/instrument_1/detector_1/"
-            src = "entry_1/instrument_1/source_1/"
-            dist = float(_need(f, det + "distance", str(path))[()])
-            pix = float(_need(f, det + "x_pixel_size", str(path))[()])
-            if src + "energy" in f:
-                energy_kev = float(f[src + "energy"][()]) / E_CHARGE_C / 1e3
-            elif src + "wavelength" in f:
-                energy_kev = HC_KEV_M / float(f[src + "wavelength"][()])
-            else:
-                raise TwinInputError(src + "energy", str(path),
-                                     "the photon energy (or wavelength) is missing")
-            illum = (np.asarray(f[src + "illumination"], dtype=np.complex64)
-                     if src + "illumination" in f else None)
-            if illum is not None and illum.ndim == 2:
-                illum = illum[None]
-            mask = np.asarray(f[det + "mask"]) if det + "mask" in f else None
-            gt = gt_pix = None
-            if "entry_1/sample_1/ground_truth" in f:
-                g = f["entry_1/sample_1/ground_truth"]
-                gt = np.asarray(g, dtype=np.complex64)
-                gt_pix = float(g.attrs.get("pixel_size_m", np.nan))
-            extra = {}
-            n_total = ds.shape[0]
-            if "entry_1/twin" in f:
-                for k, v in f["entry_1/twin"].items():
-                    if isinstance(v, h5py.Dataset) and v.size < 10_000_000:
-                        # per-frame datasets follow the frame selection
-                        per_frame = v.ndim >= 1 and v.shape[0] == n_total and k != "probes"
-                        extra[k] = v[sel] if per_frame else v[()]
-    except TwinInputError:
-        raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise TwinInputError("input", str(path),
-                             f"is not a readable CXI/HDF5 file (truncated or corrupt?): {exc}"
-                             ) from None
+    with _open_h5(path, "CXI/HDF5") as f:
+        ds = _need(f, "entry_1/data_1/data", str(path))
+        if ds.ndim != 3:
+            raise TwinInputError("/entry_1/data_1/data", ds.shape,
+                                 "must be (N, ny, nx) frames")
+        data = np.asarray(ds[sel], dtype=np.float32)
+        tr = np.asarray(_need(f, "entry_1/data_1/translation", str(path))[sel],
+                        dtype=np.float64)
+        if tr.ndim != 2 or tr.shape[1] < 2:
+            raise TwinInputError("/entry_1/data_1/translation", tr.shape,
+                                 "must be (N, 3) x, y, z in metres")
+        if len(tr) != len(data):
+            raise TwinInputError("/entry_1/data_1/translation", len(tr),
+                                 f"must have one row per frame ({len(data)} frames)")
+        det = "entry_1/instrument_1/detector_1/"
+        src = "entry_1/instrument_1/source_1/"
+        dist = float(_need(f, det + "distance", str(path))[()])
+        pix = float(_need(f, det + "x_pixel_size", str(path))[()])
+        if src + "energy" in f:
+            energy_kev = float(f[src + "energy"][()]) / E_CHARGE_C / 1e3
+        elif src + "wavelength" in f:
+            energy_kev = HC_KEV_M / float(f[src + "wavelength"][()])
+        else:
+            raise TwinInputError(src + "energy", str(path),
+                                 "the photon energy (or wavelength) is missing")
+        illum = (np.asarray(f[src + "illumination"], dtype=np.complex64)
+                 if src + "illumination" in f else None)
+        if illum is not None and illum.ndim == 2:
+            illum = illum[None]
+        mask = np.asarray(f[det + "mask"]) if det + "mask" in f else None
+        gt = gt_pix = None
+        if "entry_1/sample_1/ground_truth" in f:
+            g = f["entry_1/sample_1/ground_truth"]
+            gt = np.asarray(g, dtype=np.complex64)
+            gt_pix = float(g.attrs.get("pixel_size_m", np.nan))
+        extra = {}
+        n_total = ds.shape[0]
+        if "entry_1/twin" in f:
+            for k, v in f["entry_1/twin"].items():
+                if isinstance(v, h5py.Dataset) and v.size < 10_000_000:
+                    # per-frame datasets follow the frame selection
+                    per_frame = v.ndim >= 1 and v.shape[0] == n_total and k != "probes"
+                    extra[k] = v[sel] if per_frame else v[()]
     if not np.all(np.isfinite(data)):
         raise TwinInputError("/entry_1/data_1/data", "NaN/inf", "counts must be finite")
     for name, v in (("distance", dist), ("x_pixel_size", pix), ("energy", energy_kev)):
@@ -246,19 +253,10 @@ class Projections:
 def read_dxchange(path: str | Path) -> Projections:
     """CONTRACTS §5 input: /exchange/data and /exchange/theta (degrees)."""
     path = Path(path)
-    if not path.exists():
-        raise TwinInputError("input", str(path), "the file does not exist")
-    try:
-        with h5py.File(path, "r") as f:
-            data = np.asarray(_need(f, "exchange/data", str(path)), dtype=np.float32)
-            theta = np.asarray(_need(f, "exchange/theta", str(path)), dtype=np.float64)
-            vox = f["exchange/data"].attrs.get("voxel_size_m")
-    except TwinInputError:
-        raise
-    except (OSError, KeyError, ValueError) as exc:
-        raise TwinInputError("input", str(path),
-                             f"is not a readable HDF5 file (truncated or corrupt?): {exc}"
-                             ) from None
+    with _open_h5(path, "HDF5") as f:
+        data = np.asarray(_need(f, "exchange/data", str(path)), dtype=np.float32)
+        theta = np.asarray(_need(f, "exchange/theta", str(path)), dtype=np.float64)
+        vox = f["exchange/data"].attrs.get("voxel_size_m")
     if data.ndim != 3:
         raise TwinInputError("/exchange/data", data.shape, "must be (n_angles, rows, cols)")
     if theta.ndim != 1 or len(theta) != data.shape[0]:

@@ -31,11 +31,10 @@ def _hash(*parts) -> str:
 
 
 class _Stage:
-    def __init__(self, out: Path, name: str, key: str, log):
+    def __init__(self, out: Path, name: str, key: str):
         self.dir = out / name
         self.name = name
         self.key = key
-        self.log = log
 
     def fresh(self) -> bool:
         meta = self.dir / "stage.json"
@@ -70,7 +69,7 @@ def run(s: Scenario, out: str | Path, progress: bool = True, build_report: bool 
 
     def stage(name: str, *deps) -> _Stage:
         nonlocal redo
-        st = _Stage(out, name, _hash(name, *deps), log)
+        st = _Stage(out, name, _hash(name, *deps))
         fresh = st.fresh() and not redo
         st.skip = fresh
         if not fresh:

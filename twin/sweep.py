@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,7 +69,7 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     ``scheduler``: address of an existing Dask scheduler; ``None`` starts a local cluster of
     ``n_workers`` processes (default: the CPU count, at most 8) for the duration of the call.
     """
-    from dask.distributed import Client, LocalCluster, as_completed
+    from twin.cluster import map_ordered
 
     keys, points = grid(s)
     if not keys:
@@ -80,54 +77,21 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     _check_values(s, keys)
     chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
     base = s.model_copy(update={"sweep": {}})
-
-    if scheduler:
-        cluster = None
-        client = Client(scheduler, timeout="20s")
-    else:
-        workers = n_workers or min(8, os.cpu_count() or 1)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
-        client = Client(cluster)
-    try:
-        futures = client.map(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks),
-                             chunks, pure=False)
-        index = {f.key: i for i, f in enumerate(futures)}
-        parts: list[Any] = [None] * len(futures)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(points), desc="sweep", unit="pt")
-        for fut in as_completed(futures):
-            i = index[fut.key]
-            parts[i] = fut.result()
-            if bar is not None:
-                bar.update(len(chunks[i]))
-        if bar is not None:
-            bar.close()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    parts = map_ordered(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks), chunks,
+                        scheduler=scheduler, n_workers=n_workers, progress=progress,
+                        desc="sweep", unit="pt", weights=[len(c) for c in chunks])
     return pd.concat(parts, ignore_index=True)
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
     """Write CSV or Parquet atomically (temporary name in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix == ".parquet":
+    from twin.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        if Path(path).suffix == ".parquet":
             table.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_sweep(table: pd.DataFrame, s: Scenario, stem: Path) -> list[Path]:
