@@ -3,7 +3,7 @@ angles.png (run by hand: ``python benchmarks/angles_study.py``, ~2 minutes)."""
 
 from pathlib import Path
 
-from twin import angles
+from twin.tomo import angles
 
 ROOT = Path(__file__).resolve().parents[1]
 

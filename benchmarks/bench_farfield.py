@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
-from twin import ptychography
-from twin.xp import get_xp, gpu_available, to_numpy
+from twin.operators import ptychography
+from twin.core.xp import get_xp, gpu_available, to_numpy
 
 
 def bench(xp, n: int, modes: int, n_frames: int, repeat: int = 3):

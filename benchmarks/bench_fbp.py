@@ -17,7 +17,7 @@ import numpy as np
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
-from twin import tomo
+from twin.tomo import reconstruct as tomo
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def case(name: str) -> None:
-    from twin import phantoms
+    from twin.sample import phantoms
 
     t0 = time.perf_counter()
     dx = 60e-9

@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from twin import io, scenario, simulate, validate
+from twin import scenario
+
+from twin.io import files as io
+
+from twin.workflows import simulate
+
+from twin.analysis import truth as validate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from twin import detector, scenario, simulate
+from twin import scenario
+
+from twin.acquisition import detector
+
+from twin.workflows import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 

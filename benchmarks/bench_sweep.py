@@ -14,7 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from twin import forecast, scenario, sweep
+from twin import scenario
+
+from twin.workflows import forecast
+
+from twin.workflows import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

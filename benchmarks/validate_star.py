@@ -18,7 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from twin import io, metrics, reconstruct, scenario, simulate, validate
+from twin import scenario
+
+from twin.io import files as io
+
+from twin.analysis import metrics
+
+from twin.recon import engines as reconstruct
+
+from twin.workflows import simulate
+
+from twin.analysis import truth as validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +58,7 @@ def main() -> None:
                 algorithm="rpie", iterations=args.iterations, modes=2, position_correction=pc,
                 position_correction_start=5))
             c = validate.compare(r.object, d.ground_truth, r.pixel_size_m,
-                                 d.extra["true_translation"], r.probe.shape[-1])
+                                 d.truth.translations_m, r.probe.shape[-1])
             # the star's line-profile resolution, as seed 000 measured it
             ph = c.aligned_phase
             star_res, _ = metrics.siemens_star_resolution(
@@ -57,7 +67,7 @@ def main() -> None:
             tstar, _ = metrics.siemens_star_resolution(
                 -c.truth_phase, r.pixel_size_m, s.sample.star.spokes,
                 r_max_px=0.45 * min(ph.shape))
-            err = r.positions_m - d.extra["true_translation"][:, :2]
+            err = r.positions_m - d.truth.translations_m[:, :2]
             err -= err.mean(axis=0)
             res[label] = {"pcc_phase": c.pcc_phase, "frc_half_bit_nm": c.frc_resolution_m * 1e9,
                           "frc_1_7_nm": c.frc_resolution_7_m * 1e9,

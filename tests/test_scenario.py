@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from twin import scenario
-from twin.errors import TwinInputError
+from twin.core.errors import TwinInputError
 
 CONTRACT_SCENARIOS = ["brain_phantom_eiger_3khz", "siemens_star_selun_110khz", "brain_1mm3_dlsr",
                       "brain_1mm3_dlsr_multibeam", "brain_1mm3_dlsr_multibeam_relaxed",

@@ -15,8 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from twin.errors import TwinInputError
-from twin.units import format_value
+from twin.core.errors import TwinInputError
+from twin.core.formatting import format_value
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Digital twin of fast X-ray ptychography and ptycho-tomography.")
@@ -58,7 +58,7 @@ def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
              as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")]
              = False) -> None:
     """Acquisition time, dose, data volume and resolution forecast of one scenario."""
-    from twin import forecast as fc
+    from twin.workflows import forecast as fc
     from twin import scenario as sc
 
     result = fc.forecast(sc.load(scenario))
@@ -83,7 +83,7 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
           ) -> None:
     """Evaluate the scenario's sweep table on Dask: one CSV/Parquet row per grid point."""
     from twin import scenario as sc
-    from twin import sweep as sw
+    from twin.workflows import sweep as sw
 
     if output.suffix not in (".csv", ".parquet"):
         raise TwinInputError("--output", str(output), "allowed suffixes: .csv, .parquet")
@@ -112,7 +112,7 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     import warnings
 
     from twin import scenario as sc
-    from twin import simulate as sim
+    from twin.workflows import simulate as sim
 
     s = sc.load(scenario)
     with warnings.catch_warnings(record=True) as caught:
@@ -155,9 +155,9 @@ def reconstruct(
     """Ptychographic reconstruction of a CXI file: object, probe modes, refined positions."""
     import warnings
 
-    from twin import io as tio
-    from twin import reconstruct as rc
-    from twin import validate
+    from twin.io import files as tio
+    from twin.recon import engines as rc
+    from twin.analysis import truth as validate
 
     opts = rc.Options(algorithm=algorithm, iterations=iterations, modes=modes,
                       batch_size=batch_size, position_correction=position_correction,
@@ -207,8 +207,8 @@ def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRAC
     """Tomographic reconstruction of a projection stack: (rows, cols, cols) volume."""
     import numpy as np
 
-    from twin import io as tio
-    from twin import tomo as tm
+    from twin.io import files as tio
+    from twin.tomo import reconstruct as tm
 
     pr = tio.read_dxchange(input)
     data, theta = pr.data, pr.theta_deg
@@ -228,7 +228,7 @@ def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRAC
     elif algorithm in ("sart", "sirt", "tv"):
         if center is not None and center != data.shape[-1] // 2:
             shift = data.shape[-1] // 2 - center
-            from twin.metrics import fourier_shift
+            from twin.analysis.metrics import fourier_shift
 
             data = np.stack([fourier_shift(p, (0, shift)) for p in data]).astype(np.float32)
         fn = {"sart": tm.sart, "sirt": tm.sirt, "tv": tm.tv_reconstruct}[algorithm]
@@ -248,7 +248,7 @@ def run_(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
     """The whole chain for one scenario, each stage cached, ending in a built report."""
     import warnings
 
-    from twin import run as tr
+    from twin import report as tr
     from twin import scenario as sc
 
     s = sc.load(scenario)
@@ -271,7 +271,7 @@ def run_(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
 def report(directory: Annotated[Path, typer.Argument(help="a `twin run` output directory, "
                                                       "or a Jupyter Book folder")]) -> None:
     """Build the Jupyter Book report of the results in DIR to static HTML (offline)."""
-    from twin import report as rp
+    from twin.report import book as rp
 
     typer.echo(f"report: {rp.build(directory)}")
 
@@ -285,7 +285,7 @@ def materials(formula: Annotated[str, typer.Argument(help="formula, NIST name or
               = 10.0,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """δ, β, μ, μ_en/ρ and attenuation length of a compound (xraylib)."""
-    from twin import materials as mt
+    from twin.sample import materials as mt
 
     props = mt.lookup(formula, energy_kev, density)
     d = props.as_dict()

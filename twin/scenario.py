@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
                       field_validator, model_validator)
 
-from twin import detector as _detector
-from twin import materials as _materials
-from twin.errors import TwinInputError
+from twin.acquisition import detector as _detector
+from twin.sample import materials as _materials
+from twin.core.errors import TwinInputError
 
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -224,7 +224,7 @@ class Scan(_Strict):
 
 
 class Detector(_Strict):
-    """A preset of ``twin/data/detectors.toml`` in one of its modes, with overrides."""
+    """A preset of ``twin/acquisition/detectors.toml`` in one of its modes, with overrides."""
 
     preset: str = "eiger_500k"
     mode: str | None = None

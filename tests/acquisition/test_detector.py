@@ -1,0 +1,179 @@
+import numpy as np
+import pytest
+
+from twin.acquisition import detector
+from twin.core.errors import TwinInputError
+
+
+def test_nonparalyzable_closed_form():
+    tau = 1e-7
+    n = np.array([0.0, 1e6, 1 / tau, 1e9])
+    m = detector.recorded_rate_nonparalyzable(n, tau)
+    assert m[0] == 0
+    assert m[2] == pytest.approx(0.5 / tau)       # nτ = 1 halves the rate
+    assert m[3] < 1 / tau                          # saturates at 1/τ
+    assert detector.true_rate_nonparalyzable(m[:3], tau) == pytest.approx(n[:3])
+
+
+def test_paralyzable_closed_form():
+    tau = 1e-7
+    n = np.linspace(1e5, 5e7, 20001)
+    m = detector.recorded_rate_paralyzable(n, tau)
+    # maximum recorded rate 1/(eτ) at n = 1/τ
+    assert n[np.argmax(m)] == pytest.approx(1 / tau, rel=1e-3)
+    assert m.max() == pytest.approx(1 / (np.e * tau), rel=1e-6)
+    # both models agree to first order at low rate: m ≈ n(1 − nτ)
+    low = 1e4
+    assert detector.recorded_rate_paralyzable(low, tau) == pytest.approx(
+        detector.recorded_rate_nonparalyzable(low, tau), rel=1e-5)
+
+
+def test_binning_spreads_rate_over_front_ends():
+    tau, n = 2.2e-9, 2e8
+    b = detector.binned_recorded_rate(n, tau, 2)
+    assert b == pytest.approx(4 * detector.recorded_rate_nonparalyzable(n / 4, tau))
+    assert b > detector.recorded_rate_nonparalyzable(n, tau)
+
+
+def test_dead_time_convention_is_ten_percent_at_limit():
+    for preset, mode in [("selun", "12bit"), ("selun", "8bit_float_binned"),
+                         ("eiger_500k", "12bit")]:
+        d = detector.preset_mode(preset, mode)
+        m = detector.binned_recorded_rate(d.max_count_rate_per_pixel_hz, d.dead_time_s, d.binning)
+        assert 1 - m / d.max_count_rate_per_pixel_hz == pytest.approx(0.10, abs=0.01)
+
+
+def test_eiger_preset_matches_seed000():
+    d = detector.preset_mode("eiger_500k")
+    assert (d.pixels_x, d.pixels_y, d.pixel_size_m) == (1030, 514, 75e-6)
+    assert d.max_frame_rate_hz == 3000
+    assert d.max_counts == 4095
+
+
+def test_selun_modes_match_seed000():
+    unbinned = detector.preset_mode("selun", "12bit")
+    assert (unbinned.pixels_x, unbinned.pixel_size_m, unbinned.counters) == (192, 100e-6, 2)
+    assert unbinned.max_frame_rate_hz == 20e3
+    assert unbinned.max_count_rate_per_pixel_hz == 50e6
+    assert detector.preset_mode("selun", "8bit_float").max_frame_rate_hz == 30e3
+    binned = detector.preset_mode("selun", "8bit_float_binned")
+    assert binned.effective_shape == (96, 96)
+    assert binned.effective_pixel_size_m == pytest.approx(200e-6)
+    assert binned.max_frame_rate_hz == 120e3
+    assert binned.max_count_rate_per_pixel_hz == 200e6
+    assert binned.active_width_m == pytest.approx(19.2e-3)
+
+
+def test_overrides_and_errors():
+    assert detector.preset_mode("eiger_500k", pixel_size_m=55e-6).pixel_size_m == 55e-6
+    with pytest.raises(TwinInputError, match="detector.preset"):
+        detector.preset_mode("pilatus9000")
+    with pytest.raises(TwinInputError, match="detector.mode"):
+        detector.preset_mode("selun", "4bit")
+
+
+# --- counting simulation -------------------------------------------------------------------
+
+def _ideal_like(**kw):
+    return detector.preset_mode("ideal", **kw)
+
+
+@pytest.mark.parametrize("level", [0.02, 3.7, 40.0])   # sparse, borderline and dense frames
+def test_poisson_sampler_moments(level):
+    rng = np.random.default_rng(5)
+    lam = np.full((3000, 8, 8), level)
+    lam[:, 0, :] *= 3                                    # a non-uniform frame
+    c = detector.poisson_frames(lam, *(np.random.default_rng(i) for i in (1, 2, 3)))
+    for row in (0, 4):
+        pix = c[:, row].ravel()
+        assert pix.mean() == pytest.approx(lam[0, row, 0], rel=0.05)
+        assert pix.var() == pytest.approx(lam[0, row, 0], rel=0.08)
+    # frame totals are Poisson too
+    tot = c.sum(axis=(1, 2))
+    assert tot.var() == pytest.approx(lam[0].sum(), rel=0.08)
+    del rng
+
+
+def test_poisson_statistics_at_low_rate():
+    det = _ideal_like()
+    rng = np.random.default_rng(1)
+    lam = np.full((2000, 8, 8), 3.7)
+    c = detector.count_frames(lam, det, 1e-3, rng)
+    assert c.mean() == pytest.approx(3.7, rel=0.01)
+    assert c.var() == pytest.approx(3.7, rel=0.03)
+
+
+@pytest.mark.parametrize("model,formula", [
+    ("nonparalyzable", lambda n, x: n / (1 + x)),
+    ("paralyzable", lambda n, x: n * np.exp(-x)),
+])
+def test_dead_time_loss_matches_closed_form(model, formula):
+    tau, T = 1e-7, 1e-4
+    det = _ideal_like(dead_time_s=tau)
+    rng = np.random.default_rng(2)
+    n = 500.0                                  # 5e6 photons/s: nτ = 0.5
+    c = detector.count_frames(np.full((4000, 4, 4), n), det, T, rng, model)
+    assert c.mean() == pytest.approx(formula(n, n * tau / T), rel=0.01)
+
+
+def test_counter_overflow_saturate_and_wrap():
+    det = _ideal_like(counter_bits=12)
+    rng = np.random.default_rng(3)
+    lam = np.full((10, 4, 4), 5000.0)
+    sat = detector.count_frames(lam, det, 1.0, rng, overflow="saturate")
+    assert np.all(sat == 4095)
+    wrap = detector.count_frames(lam, det, 1.0, np.random.default_rng(3), overflow="wrap")
+    deep = detector.count_frames(lam, _ideal_like(counter_bits=32), 1.0,
+                                 np.random.default_rng(3))
+    assert deep.min() > 4095
+    assert np.array_equal(wrap, np.mod(deep, 4096))
+
+
+def test_binning_sums_native_pixels():
+    det = detector.preset_mode("selun", "8bit_float_binned", dead_time_s=0.0)
+    rng = np.random.default_rng(4)
+    lam = np.zeros((1, 8, 8))
+    lam[0, 2:4, 2:4] = 5.0                      # one binned pixel gets 4 × 5 photons
+    c = detector.count_frames(lam, det, 1e-5, rng)
+    assert c.shape == (1, 4, 4)
+    assert c[0, 1, 1] > 0 and c.sum() == c[0, 1, 1]
+
+
+def test_float8_roundtrip():
+    c = np.arange(4096)
+    dec = detector.float8_decode(detector.float8_encode(c))
+    assert np.array_equal(dec[:64], c[:64])                # exact below 64
+    assert np.all(np.abs(dec - c) <= c / 64 + 0.5)         # ≤ 1/64 relative above
+    assert len(np.unique(detector.float8_encode(c))) == 256
+
+
+def test_eiger_gap_mask_and_crop():
+    det = detector.preset_mode("eiger_500k")
+    m = detector.gap_mask(det)
+    assert m.shape == (514, 1030)
+    assert list(np.nonzero(m[0] == 0)[0]) == [256, 257, 514, 515, 772, 773]
+    rows, cols = detector.crop_window(det, 128)
+    assert m[rows, cols].all()            # the default beam position keeps the crop off gaps
+    with pytest.raises(ValueError):
+        detector.crop_window(det, 600)
+
+
+def test_saturation_level_of_float8_mode():
+    binned = detector.preset_mode("selun", "8bit_float_binned")
+    full = detector.saturation_level(binned)
+    lam = np.full((2, 8, 8), 1e5)
+    c = detector.count_frames(lam, binned, 1e-5, np.random.default_rng(0))
+    assert np.all(c >= full) and full < binned.max_counts
+    assert detector.saturation_level(detector.preset_mode("eiger_500k")) == 4095
+
+
+def test_sorted_uniforms_are_sorted_uniforms():
+    rng = np.random.default_rng(7)
+    counts = np.array([0, 5, 1000, 3])
+    u = detector.sorted_uniforms(counts, rng)
+    assert len(u) == counts.sum()
+    big = u[5:1005]
+    assert np.all(np.diff(big) >= 0) and 0 < big.min() and big.max() < 1
+    # uniform: the empirical CDF stays close to the diagonal (Kolmogorov–Smirnov)
+    ks = np.max(np.abs(np.arange(1, 1001) / 1000 - big))
+    assert ks < 1.63 / np.sqrt(1000)

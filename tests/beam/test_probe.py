@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from twin.beam import optics
+
+from twin.beam import probe
+from twin.core.constants import wavelength_m
+from twin.core.errors import TwinInputError
+
+LAM = float(wavelength_m(11.0))
+ZP = probe.ZonePlate(400e-6, 200e-9)
+
+
+def test_focal_spot_first_zero_at_1_22_dr():
+    p = probe.zone_plate_probe(256, 50e-9, ZP, LAM, 0.0)
+    prof = np.abs(p[128, 128:]) ** 2
+    first_min = np.argmax(np.diff(prof) > 0)       # first index where it rises again
+    assert first_min * 50e-9 == pytest.approx(1.22 * 200e-9, abs=50e-9)
+
+
+def test_defocused_beam_fills_geometric_cone():
+    dz = float(optics.defocus_for_beam_diameter_m(400e-6, 200e-9, LAM, 3.5e-6))
+    p = probe.zone_plate_probe(128, 60e-9, ZP, LAM, dz)
+    i = np.abs(p) ** 2
+    y, x = (np.mgrid[:128, :128] - 64) * 60e-9
+    r = np.hypot(x, y)
+    assert i.sum() == pytest.approx(1.0, rel=1e-5)
+    assert i[r < 1.1 * 1.75e-6].sum() > 0.9
+    assert i[r < 0.5 * 1.75e-6].sum() < 0.5
+
+
+def test_central_stop_shadow():
+    zp = probe.ZonePlate(180e-6, 50e-9, 60e-6)            # seed 002 §4.1
+    lam = float(wavelength_m(8.8))
+    dz = float(optics.defocus_for_beam_diameter_m(180e-6, 50e-9, lam, 1.4e-6))
+    p = probe.zone_plate_probe(128, 14e-9, zp, lam, dz)
+    i = np.abs(p) ** 2
+    y, x = (np.mgrid[:128, :128] - 64) * 14e-9
+    r = np.hypot(x, y)
+    # the stop blocks the inner third of the cone: little intensity inside 0.25 of the radius
+    assert i[r < 0.25 * 0.7e-6].mean() < 0.3 * i[(r > 0.45 * 0.7e-6) & (r < 0.9 * 0.7e-6)].mean()
+
+
+@pytest.mark.parametrize("cf", [0.9, 0.6])
+def test_modes_are_orthogonal_with_power_split(cf):
+    dz = float(optics.defocus_for_beam_diameter_m(400e-6, 200e-9, LAM, 3.5e-6))
+    m = probe.probe_modes(64, 120e-9, ZP, LAM, dz, n_modes=3, coherent_fraction=cf, photons=5e3)
+    pw = probe.probe_power(m)
+    assert pw.sum() == pytest.approx(5e3, rel=1e-4)
+    assert pw[0] / pw.sum() == pytest.approx(cf, abs=0.01)
+    g = np.abs(np.einsum("ixy,jxy->ij", m.conj(), m)) / np.sqrt(np.outer(pw, pw))
+    assert np.allclose(g, np.eye(3), atol=1e-4)
+
+
+def test_coded_beams_are_distinct():
+    dz = 5e-3
+    a = probe.zone_plate_probe(64, 120e-9, ZP, LAM, dz, code=probe.coded_aperture(64, 1))
+    b = probe.zone_plate_probe(64, 120e-9, ZP, LAM, dz, code=probe.coded_aperture(64, 2))
+    assert abs(np.vdot(a, b)) < 0.5
+
+
+def test_undersampled_pupil_is_an_input_error():
+    with pytest.raises(TwinInputError, match="outermost_zone_nm"):
+        probe.zone_plate_probe(64, 300e-9, ZP, LAM, 0.0)

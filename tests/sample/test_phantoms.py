@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from twin.sample import materials
+
+from twin.operators import multislice
+
+from twin.sample import phantoms
+
+from twin.operators import propagation
+from twin.core.constants import wavelength_m
+
+
+def test_uniform_slab_phase_shift_closed_form():
+    # phase shift 2πδt/λ and amplitude exp(−μt/2) through a uniform slab
+    t, e = 2e-6, 11.0
+    p = materials.lookup("polycaprolactone", e)
+    lam = float(wavelength_m(e))
+    o = phantoms.transmission_from_projection((p.delta + 1j * p.beta) * t, e)
+    assert np.angle(o) == pytest.approx(-2 * np.pi * p.delta * t / lam, rel=1e-5)
+    assert np.abs(o) == pytest.approx(np.exp(-p.mu_per_m * t / 2), rel=1e-5)
+
+
+@pytest.mark.parametrize("angle", [0.0, 33.0, 90.0])
+def test_cylinder_projection_is_chord_length(angle):
+    n, dx, r = 64, 0.1e-6, 2.5e-6
+    cyl = phantoms.UniformCylinder("water", r, (2, n, n), dx)
+    proj = cyl.projection([angle], 11.0, rows=[0])[0, 0]
+    x = (np.arange(n) - n // 2) * dx
+    chord = 2 * np.sqrt(np.clip(r * r - x * x, 0, None))
+    d = materials.lookup("water", 11.0).delta
+    centre = slice(n // 2 - 15, n // 2 + 16)
+    assert np.allclose(proj.real[centre] / d, chord[centre], atol=1.5 * dx)
+    # the projected volume (area) is conserved at every angle
+    assert proj.real.sum() * dx / d == pytest.approx(np.pi * r * r, rel=0.03)
+
+
+def test_fibre_bundle_is_deterministic_and_packed():
+    kw = dict(shape=(16, 128, 128), voxel_size_m=0.8e-6, sample_diameter_m=100e-6)
+    a, b = phantoms.FibreBundle(seed=3, **kw), phantoms.FibreBundle(seed=3, **kw)
+    assert np.array_equal(a.row(5), b.row(5))
+    assert not np.array_equal(a.row(5), phantoms.FibreBundle(seed=4, **kw).row(5))
+    assert a.achieved_packing_fraction == pytest.approx(0.5, abs=0.05)
+    labels = set(np.unique(a.row(0)))
+    assert labels == {0, 1, 2, 3}
+    # every fibre is hollow and inside the sample
+    f = a.fibres
+    assert np.all(f[:, 3] < f[:, 2])
+    assert np.all(np.hypot(f[:, 0], f[:, 1]) + f[:, 2] <= 50e-6 + 1e-12)
+
+
+def test_fibre_row_memory_is_one_slice():
+    # 100 µm at 60 nm: a 1667² slice, never the 4.6e9-voxel volume
+    fb = phantoms.FibreBundle(shape=(1667, 1667, 1667), voxel_size_m=60e-9,
+                              sample_diameter_m=100e-6, seed=0)
+    r = fb.row(800)
+    assert r.shape == (1667, 1667) and r.dtype == np.uint8
+
+
+def test_integrated_circuit_layers():
+    ic = phantoms.IntegratedCircuit(shape=(32, 320, 480), voxel_size_m=14e-9,
+                                    thickness_m=3.92e-6, n_layers=13, seed=2)
+    assert ic.layer_thickness_m.sum() + ic.substrate_thickness_m == pytest.approx(3.92e-6)
+    labels = ic.labels()
+    assert {1, 2, 3, 4} <= set(np.unique(labels))
+    depth = (labels[0, :, 0] > 0).sum() * 14e-9
+    assert depth == pytest.approx(3.92e-6, abs=3 * 14e-9)
+    # a plate 6.7 µm wide and 3.92 µm deep: edge-on (90°) it is thicker along the beam
+    p = ic.projection([0.0, 90.0], 8.8, rows=[10])
+    assert p[1].real.max() > p[0].real.max()
+
+
+def test_multislice_of_thin_phantom_equals_projection():
+    cyl = phantoms.UniformCylinder("polycaprolactone", 1e-6, (4, 32, 32), 50e-9)
+    e = 11.0
+    o = cyl.transmission(0.0, e, rows=range(4))
+    slabs = cyl.slices(4, e, rows=range(4))
+    assert np.allclose(np.prod(slabs, axis=0), o, atol=1e-5)
+    # propagation over 4 × 0.4 µm slabs is negligible at this sampling: exit ≈ projection
+    lam = float(wavelength_m(e))
+    prop = propagation.Propagator((4, 32), 50e-9, 32 * 50e-9 / 4, lam)
+    exit_wave = multislice.Multislice(slabs, prop).fwd(np.ones((4, 32), np.complex64))
+    assert np.max(np.abs(exit_wave - o)) < 2e-2
+
+
+def test_siemens_star():
+    s = phantoms.siemens_star_transmission((128, 128), 50e-9, 11.0, spokes=16)
+    assert s.dtype == np.complex64
+    ph = np.angle(s)
+    assert ph.min() < -0.3 and np.abs(s).max() <= 1.0
+    # half of the star's disc is spokes
+    t = phantoms.siemens_star_thickness((128, 128), 50e-9, 16, 2.5e-6, 1.0)
+    yy, xx = (np.mgrid[:128, :128] - 64) * 50e-9
+    disc = xx ** 2 + yy ** 2 < (2.3e-6) ** 2
+    assert t[disc].mean() == pytest.approx(0.5, abs=0.02)

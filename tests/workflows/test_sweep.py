@@ -1,0 +1,66 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from twin import scenario
+
+from twin.workflows import forecast
+
+from twin.workflows import sweep
+from twin.core.errors import TwinInputError
+
+
+@pytest.fixture(scope="module")
+def quick():
+    from pathlib import Path
+
+    return scenario.load(Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.toml")
+
+
+def test_grid_order(quick):
+    keys, points = sweep.grid(quick)
+    assert keys == ["beam.flux_photons_per_s", "scan.frame_rate_hz"]
+    assert len(points) == 9 and points[1] == (1e7, 1000.0)
+
+
+def test_chunk_matches_single_forecasts(quick):
+    keys, points = sweep.grid(quick)
+    table = sweep.evaluate_chunk(quick, keys, points)
+    for i, point in enumerate(points):
+        single = forecast.forecast(quick.with_values(dict(zip(keys, point)))).values
+        assert table.loc[i, "total_time_s"] == pytest.approx(single["total_time_s"])
+        assert table.loc[i, "dose_gy"] == pytest.approx(single["dose_gy"])
+    # physics: dose ∝ flux at a fixed frame rate; time ∝ 1/frame rate
+    t = table.set_index(keys)
+    assert t.loc[(1e9, 1000.0), "dose_gy"] / t.loc[(1e7, 1000.0), "dose_gy"] == pytest.approx(100)
+    assert t.loc[(1e8, 100.0), "scan_time_s"] / t.loc[(1e8, 1000.0), "scan_time_s"] == \
+        pytest.approx(10)
+
+
+def test_local_cluster_and_files(quick, tmp_path):
+    table = sweep.run_sweep(quick, n_workers=1, chunk_points=4)
+    assert len(table) == 9
+    keys, points = sweep.grid(quick)
+    assert list(map(tuple, table[keys].to_numpy())) == points
+    for suffix in (".csv", ".parquet"):
+        path = tmp_path / f"t{suffix}"
+        sweep.write_table(table, path)
+        back = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+        assert np.allclose(back["total_time_s"], table["total_time_s"])
+    pngs = sweep.plot_sweep(table, quick, tmp_path / "t")
+    assert all(p.exists() and p.stat().st_size > 1000 for p in pngs)
+
+
+def test_existing_scheduler(quick):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        table = sweep.run_sweep(quick, scheduler=cluster.scheduler_address)
+    assert len(table) == 9
+
+
+def test_bad_sweep_value_names_field(quick):
+    s = quick.model_copy(update={"sweep": {"scan.frame_rate_hz": [1000.0, 9000.0]}})
+    with pytest.raises(TwinInputError, match="sweep.scan.frame_rate_hz"):
+        sweep.run_sweep(s, n_workers=1)

@@ -1,0 +1,321 @@
+"""Photon-counting detectors: presets and the closed forms of counting.
+
+Presets live in ``twin/acquisition/detectors.toml`` (data, not code). A :class:`DetectorMode` is one
+preset in one operating mode with any scenario overrides applied.
+
+Dead time (Knoll, *Radiation Detection and Measurement*, ch. 4), for a true rate n and dead
+time τ, gives the recorded rate m:
+
+* non-paralyzable: m = n / (1 + nτ)
+* paralyzable: m = n·exp(−nτ)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from twin.core.errors import TwinInputError
+
+
+@dataclass(frozen=True)
+class DetectorMode:
+    """One detector in one operating mode. Pixel counts and sizes are native (before binning)."""
+
+    preset: str
+    mode: str
+    description: str
+    pixels_x: int
+    pixels_y: int
+    pixel_size_m: float
+    counter_bits: int
+    bytes_per_pixel: int
+    binning: int
+    max_frame_rate_hz: float
+    max_count_rate_per_pixel_hz: float
+    dead_time_s: float
+    readout_dead_time_s: float
+    counters: int
+    float8: bool
+    chip_px: int = 0
+    gap_px: int = 0
+    beam_x_px: int = 0
+    beam_y_px: int = 0
+
+    @property
+    def effective_pixel_size_m(self) -> float:
+        """Pixel pitch after on-chip binning."""
+        return self.pixel_size_m * self.binning
+
+    @property
+    def effective_shape(self) -> tuple[int, int]:
+        """(ny, nx) of a frame after binning."""
+        return self.pixels_y // self.binning, self.pixels_x // self.binning
+
+    @property
+    def active_width_m(self) -> float:
+        """The shorter side of the active area, D in the resolution limit λz/D."""
+        return min(self.pixels_x, self.pixels_y) * self.pixel_size_m
+
+    @property
+    def max_counts(self) -> int:
+        """Largest count one counter holds before it overflows (2**bits − 1)."""
+        return 2 ** self.counter_bits - 1
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict:
+    """The raw preset tables of ``detectors.toml``."""
+    return tomllib.loads(resources.files("twin.acquisition").joinpath("detectors.toml").read_text())
+
+
+def preset_mode(preset: str, mode: str | None = None, **overrides) -> DetectorMode:
+    """A :class:`DetectorMode` for ``preset`` and ``mode`` with ``overrides`` applied.
+
+    Raises :class:`TwinInputError` for an unknown preset, mode or override.
+    """
+    table = presets()
+    if preset not in table:
+        raise TwinInputError("detector.preset", preset, f"allowed: {sorted(table)}")
+    entry = table[preset]
+    mode = mode or entry["default_mode"]
+    if mode not in entry["modes"]:
+        raise TwinInputError("detector.mode", mode,
+                             f"allowed for {preset}: {sorted(entry['modes'])}")
+    m = entry["modes"][mode]
+    det = DetectorMode(
+        preset=preset, mode=mode, description=entry["description"],
+        pixels_x=int(entry["pixels_x"]), pixels_y=int(entry["pixels_y"]),
+        pixel_size_m=float(entry["pixel_size_m"]), counter_bits=int(m["counter_bits"]),
+        bytes_per_pixel=int(m["bytes_per_pixel"]), binning=int(m["binning"]),
+        max_frame_rate_hz=float(m["max_frame_rate_hz"]),
+        max_count_rate_per_pixel_hz=float(m["max_count_rate_per_pixel_hz"]),
+        dead_time_s=float(m["dead_time_s"]), readout_dead_time_s=float(m["readout_dead_time_s"]),
+        counters=int(m["counters"]), float8=bool(m["float8"]),
+        chip_px=int(entry.get("chip_px", 0)), gap_px=int(entry.get("gap_px", 0)),
+        beam_x_px=int(entry.get("beam_x_px", entry["pixels_x"] // 2)),
+        beam_y_px=int(entry.get("beam_y_px", entry["pixels_y"] // 2)))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(det, **given) if given else det
+
+
+def recorded_rate_nonparalyzable(true_rate_hz, dead_time_s):
+    """m = n / (1 + nτ)."""
+    n = np.asarray(true_rate_hz, dtype=float)
+    return n / (1.0 + n * np.asarray(dead_time_s, dtype=float))
+
+
+def recorded_rate_paralyzable(true_rate_hz, dead_time_s):
+    """m = n·exp(−nτ)."""
+    n = np.asarray(true_rate_hz, dtype=float)
+    return n * np.exp(-n * np.asarray(dead_time_s, dtype=float))
+
+
+def true_rate_nonparalyzable(recorded_rate_hz, dead_time_s):
+    """Inverse of the non-paralyzable model: n = m / (1 − mτ) (valid for mτ < 1)."""
+    m = np.asarray(recorded_rate_hz, dtype=float)
+    return m / (1.0 - m * np.asarray(dead_time_s, dtype=float))
+
+
+def binned_recorded_rate(true_rate_hz, dead_time_s, binning):
+    """Recorded rate of a binned pixel whose b×b native front ends each count 1/b² of the rate."""
+    b2 = np.asarray(binning, dtype=float) ** 2
+    return b2 * recorded_rate_nonparalyzable(np.asarray(true_rate_hz) / b2, dead_time_s)
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+def gap_mask(det: DetectorMode) -> np.ndarray:
+    """(pixels_y, pixels_x) native mask: 1 = sensitive pixel, 0 = gap between ASICs."""
+    mask = np.ones((det.pixels_y, det.pixels_x), np.uint8)
+    if det.gap_px > 0 and det.chip_px > 0:
+        step = det.chip_px + det.gap_px
+        for start in range(det.chip_px, det.pixels_x, step):
+            mask[:, start:start + det.gap_px] = 0
+        for start in range(det.chip_px, det.pixels_y, step):
+            mask[start:start + det.gap_px, :] = 0
+    return mask
+
+
+def crop_window(det: DetectorMode, crop: int) -> tuple[slice, slice]:
+    """Native-pixel window (rows, cols) of a ``crop`` × ``crop`` (effective) crop centred on
+    the direct beam; raises ValueError where it does not fit on the detector."""
+    n = crop * det.binning
+    r0, c0 = det.beam_y_px - n // 2, det.beam_x_px - n // 2
+    r0 = min(max(r0, 0), det.pixels_y - n)
+    c0 = min(max(c0, 0), det.pixels_x - n)
+    if r0 < 0 or c0 < 0:
+        raise ValueError(f"a {crop}×{crop} crop does not fit on the {det.preset} detector")
+    return slice(r0, r0 + n), slice(c0, c0 + n)
+
+
+def float8_encode(counts) -> np.ndarray:
+    """8-bit floating point (3-bit exponent, 5-bit mantissa) of a 12-bit counter value.
+
+    e = 0 holds 0–31 exactly; e ≥ 1 holds (32 + m)·2^(e−1), so 32–63 stay exact and the step
+    doubles with each exponent up to 64 counts at 2048–4095. seed 000 §2.2.1 names the mode but
+    not its format: this is twin's assumption, a relative precision of ≤ 1/32.
+    """
+    c = np.clip(np.asarray(counts, dtype=np.int64), 0, 4095)
+    e = np.where(c < 32, 0, np.floor(np.log2(np.maximum(c, 1))).astype(np.int64) - 4)
+    m = np.where(e == 0, c, (c >> np.maximum(e - 1, 0)) - 32)
+    return ((e << 5) | m).astype(np.uint8)
+
+
+def float8_decode(code) -> np.ndarray:
+    """Counts from :func:`float8_encode` codes: the centre of each code's interval."""
+    c = np.asarray(code, dtype=np.int64)
+    e, m = c >> 5, c & 31
+    low = np.where(e == 0, m, (32 + m) << np.maximum(e - 1, 0))
+    step = np.where(e <= 1, 1, 1 << np.maximum(e - 1, 0))
+    return (low + (step - 1) / 2.0).astype(np.float32)
+
+
+def sorted_uniforms(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each group g, ``counts[g]`` sorted uniforms on (0, 1), groups laid end to end.
+
+    Order statistics without a sort: the partial sums of k + 1 exponential variables, divided
+    by their total, are k sorted uniforms (Devroye, *Non-Uniform Random Variate Generation*,
+    ch. V.2). Sorted keys make the inverse-CDF search that follows cache-friendly.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    n = int(counts.sum())
+    e = rng.exponential(size=n + len(counts))
+    cs = np.cumsum(e)
+    ends = np.cumsum(counts + 1) - 1
+    before = np.concatenate([[0.0], cs[ends[:-1]]])
+    total = cs[ends] - before
+    keep = np.ones(len(cs), bool)
+    keep[ends] = False
+    gid = np.repeat(np.arange(len(counts)), counts)
+    return (cs[keep] - before[gid]) / total[gid]
+
+
+def poisson_frames(lam: np.ndarray, rng_n: np.random.Generator, rng_u: np.random.Generator,
+                   rng_d: np.random.Generator, rng_v: np.random.Generator | None = None,
+                   block: int = 8) -> np.ndarray:
+    """Independent Poisson counts of means ``lam`` (..., ny, nx), frame by frame.
+
+    Sparse frames (fewer expected photons than pixels, the rule at high frame rates) use the
+    splitting property of the Poisson process, exactly: the frame's photon number is drawn as
+    K ~ Poisson(Σλ) and each photon is placed by inverse-CDF sampling of λ/Σλ, in two stages
+    (first a ``block`` × ``block`` tile by the tiles' sums, then a pixel within the tile), so
+    that only tiles that receive photons are scanned. Dense frames draw one Poisson number per
+    pixel. ``rng_n`` gives the photon numbers, ``rng_u`` and ``rng_v`` the placements (tile,
+    then pixel), ``rng_d`` the dense frames; each is consumed in frame order, so a frame's
+    counts do not depend on the frames drawn with it.
+    """
+    shape = lam.shape
+    ny, nx = shape[-2:]
+    frames = lam.reshape(-1, ny, nx)
+    n_pix = ny * nx
+    b = block if (ny % block == 0 and nx % block == 0) else 1
+    hb, wb = ny // b, nx // b
+    tiles = frames.reshape(-1, hb, b, wb, b).sum(axis=(2, 4)).astype(np.float64)
+    tiles = tiles.reshape(len(frames), hb * wb)
+    totals = tiles.sum(axis=1)
+    out = np.zeros((len(frames), n_pix), np.float32)
+    sparse = totals < n_pix / 4
+    k = rng_n.poisson(np.where(sparse, totals, 0.0))
+    rows = np.nonzero(sparse & (k > 0))[0]
+    if len(rows):
+        kk = k[rows]
+        n_tiles = hb * wb
+        # stage 1: a tile per photon, from the tiles' CDF of each frame laid end to end
+        cdf1 = np.cumsum(tiles[rows].ravel())
+        start1 = np.concatenate([[0.0], cdf1[n_tiles - 1::n_tiles][:-1]])
+        rng_v = rng_v if rng_v is not None else rng_u
+        # sorted within each frame, so the queries below are sorted overall
+        u1 = sorted_uniforms(kk, rng_u)
+        t = np.repeat(start1, kk) + u1 * np.repeat(totals[rows], kk)
+        gtile = np.minimum(np.searchsorted(cdf1, t, side="right"), len(rows) * n_tiles - 1)
+        # stage 2: a pixel within the tile, from the CDFs of the hit tiles only
+        hit = np.nonzero(np.bincount(gtile, minlength=len(rows) * n_tiles))[0]
+        lut = np.empty(len(rows) * n_tiles, np.int64)
+        lut[hit] = np.arange(len(hit))
+        inv = lut[gtile]                   # non-decreasing: photons come grouped by tile
+        fr, tl = np.divmod(hit, n_tiles)
+        ty, tx = np.divmod(tl, wb)
+        pix = frames.reshape(-1, hb, b, wb, b)[rows[fr], ty, :, tx, :].reshape(len(hit), b * b)
+        cdf2 = np.cumsum(pix.ravel(), dtype=np.float64)
+        tile_sum = tiles[rows[fr], tl]
+        start2 = np.concatenate([[0.0], cdf2[b * b - 1::b * b][:-1]])
+        u2 = sorted_uniforms(np.bincount(inv, minlength=len(hit)), rng_v)
+        v = start2[inv] + u2 * tile_sum[inv]
+        g = np.minimum(np.searchsorted(cdf2, v, side="right"), len(hit) * b * b - 1)
+        per_tile = np.bincount(g, minlength=len(hit) * b * b).reshape(len(hit), b, b)
+        out5 = out.reshape(-1, hb, b, wb, b)
+        out5[rows[fr], ty, :, tx, :] = per_tile
+    dense = np.nonzero(~sparse)[0]
+    for r in dense:                       # dense frames: one draw per pixel, in frame order
+        out[r] = rng_d.poisson(frames[r].ravel())
+    return out.reshape(shape)
+
+
+def saturation_level(det: DetectorMode) -> float:
+    """The recorded value of a full counter (after the 8-bit float code where the mode has it)."""
+    if det.float8:
+        return float(float8_decode(float8_encode(det.max_counts)))
+    return float(det.max_counts)
+
+
+def count_frames(expected, det: DetectorMode, exposure_s: float, rng: np.random.Generator,
+                 dead_time_model: str = "nonparalyzable", overflow: str = "saturate",
+                 mask=None) -> np.ndarray:
+    """Photon-counting detector acting on expected photons per native pixel.
+
+    ``expected``: (..., n·b, n·b) mean photons per native pixel per exposure (b = binning).
+    Steps: Poisson arrivals; count-rate loss per native pixel (non-paralyzable
+    m = N/(1 + Nτ/T), paralyzable m = N·exp(−Nτ/T), T the exposure); b×b on-chip binning
+    (summed); the counter's 2^bits − 1 limit (``overflow``: "saturate" clips, "wrap" rolls
+    over); the 8-bit floating-point compression where the mode has it; gaps and ``mask``
+    zeroed. Returns float32 counts (..., n, n) (float because float8 decodes to interval
+    centres; integral otherwise).
+    """
+    lam = np.asarray(expected)
+    # child streams drawn first: the k-th frame's counts then do not depend on how many frames
+    # are drawn together (a prefix of a run reproduces it)
+    seeds = rng.integers(2 ** 63, size=5)
+    counts = poisson_frames(lam, *(np.random.default_rng(x) for x in seeds[:3]),
+                            rng_v=np.random.default_rng(seeds[4]))
+    if det.dead_time_s > 0:
+        rng_loss = np.random.default_rng(seeds[3])
+        hit = np.nonzero(counts.ravel())[0]
+        c = counts.ravel()[hit]
+        x = c * det.dead_time_s / exposure_s
+        if dead_time_model == "nonparalyzable":
+            rec = c / (1 + x)
+        elif dead_time_model == "paralyzable":
+            rec = c * np.exp(-x)
+        else:
+            raise ValueError(f"dead_time_model {dead_time_model!r}: use 'nonparalyzable' or "
+                             f"'paralyzable'")
+        # stochastic rounding keeps the mean recorded count right
+        flat = counts.reshape(-1)
+        flat[hit] = np.floor(rec + rng_loss.random(rec.shape))
+    b = det.binning
+    if b > 1:
+        # strided adds: far faster than a reduction over two length-b axes
+        binned = counts[..., 0::b, 0::b].copy()
+        for i in range(b):
+            for j in range(b):
+                if i or j:
+                    binned += counts[..., i::b, j::b]
+        counts = binned
+    top = det.max_counts
+    if overflow == "saturate":
+        counts = np.minimum(counts, top)
+    elif overflow == "wrap":
+        counts = np.mod(counts, top + 1)
+    else:
+        raise ValueError(f"overflow {overflow!r}: use 'saturate' or 'wrap'")
+    if det.float8 and counts.max(initial=0) >= 64:        # exact below 64
+        counts = float8_decode(float8_encode(counts))
+    if mask is not None:
+        counts = counts * mask
+    return counts.astype(np.float32)

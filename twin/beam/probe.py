@@ -1,0 +1,163 @@
+"""The illumination: a Fresnel zone plate probe, its partially coherent modes, coded beams.
+
+Model. A zone plate of diameter D and outermost zone Δr focuses at f = D·Δr/λ. Behind it a ray
+at radius r in the zone plate reaches the focal plane with spatial frequency r/(λf), so the
+angular spectrum of the focal field is the pupil (an annulus from the central stop to D)
+stretched to the frequency disc |q| ≤ D/(2λf) = 1/(2Δr). The probe at a distance Δz past the
+focus is that spectrum times the Fresnel transfer function exp(−iπλΔz|q|²), transformed back
+(first diffraction order only: the order-sorting aperture is taken as ideal).
+
+Partial coherence: a source of finite size illuminates the zone plate from a spread of
+directions; each source point displaces the focus, and so the probe, laterally (a phase ramp
+across the pupil). The mutual intensity of those
+probes is decomposed into orthogonal modes (an SVD), whose powers follow from the source size;
+the size is chosen so that the first mode carries the scenario's ``coherent_fraction``.
+
+Multibeam (Lyubomirskiy et al., Sci. Rep. 12, 6203, 2022): each beam passes its own coded
+aperture, a random binary phase plate in the pupil, so the beams are mutually distinct.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.beam import optics
+from twin.core.errors import TwinInputError
+from twin.core.xp import ifft2
+
+
+@dataclass(frozen=True)
+class ZonePlate:
+    diameter_m: float
+    outermost_zone_m: float
+    central_stop_m: float = 0.0
+
+    def focal_length_m(self, wavelength_m: float) -> float:
+        return float(optics.focal_length_m(self.diameter_m, self.outermost_zone_m, wavelength_m))
+
+
+def _freqs(n: int, dx_m: float):
+    q = np.fft.fftfreq(n, dx_m)
+    return q[:, None], q[None, :]
+
+
+def pupil_spectrum(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float,
+                   tilt_m=(0.0, 0.0), code=None) -> np.ndarray:
+    """The focal field's angular spectrum (n, n), unshifted FFT order.
+
+    ``tilt_m``: lateral shift (y, x) of the focus, a phase ramp across the pupil.
+    ``code``: optional (n, n) complex mask in the same frequency order (a coded aperture).
+    """
+    qy, qx = _freqs(n, dx_m)
+    q = np.sqrt(qx ** 2 + qy ** 2)
+    f = zp.focal_length_m(wavelength_m)
+    q_out = zp.diameter_m / (2 * wavelength_m * f)
+    q_in = zp.central_stop_m / (2 * wavelength_m * f)
+    if q_out > 0.5 / dx_m:
+        raise TwinInputError(
+            "optics.outermost_zone_nm", zp.outermost_zone_m * 1e9,
+            f"the zone plate's cone is wider than the detector crop sees: the object pixel "
+            f"λz/(N·p) = {dx_m * 1e9:.4g} nm must not exceed Δr; use a larger outermost zone, "
+            f"a larger detector.crop or a shorter detector.distance_m")
+    # soft edge (one frequency pixel) keeps the probe free of ringing from the hard cut-off
+    dq = 1.0 / (n * dx_m)
+    ring = np.clip((q_out - q) / dq + 0.5, 0, 1) * np.clip((q - q_in) / dq + 0.5, 0, 1)
+    spec = ring * np.exp(-2j * np.pi * (qy * tilt_m[0] + qx * tilt_m[1]))
+    if code is not None:
+        spec = spec * code
+    return spec
+
+
+def zone_plate_probe(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float,
+                     defocus_m: float, tilt_m=(0.0, 0.0), code=None) -> np.ndarray:
+    """(n, n) complex64 probe at ``defocus_m`` past the focus, unit total intensity."""
+    qy, qx = _freqs(n, dx_m)
+    spec = pupil_spectrum(n, dx_m, zp, wavelength_m, tilt_m, code)
+    spec = spec * np.exp(-1j * np.pi * wavelength_m * defocus_m * (qx ** 2 + qy ** 2))
+    p = np.fft.fftshift(ifft2(spec, norm="ortho"))
+    p /= np.sqrt(np.sum(np.abs(p) ** 2))
+    return p.astype(np.complex64)
+
+
+def coded_aperture(n: int, seed: int, feature_px: int = 4) -> np.ndarray:
+    """Random binary (0/π) phase plate in pupil coordinates, in unshifted FFT order."""
+    rng = np.random.default_rng(seed)
+    m = -(-n // feature_px)
+    cells = rng.integers(0, 2, size=(m, m))
+    plate = np.kron(cells, np.ones((feature_px, feature_px)))[:n, :n]
+    return np.fft.ifftshift(np.exp(1j * np.pi * plate))
+
+
+def _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code, n_points=7):
+    """Mode powers and (K, n, n) orthonormal modes for a Gaussian source of rms size sigma_m
+    (demagnified to the focal plane), from K = n_points² source points."""
+    qy, qx = _freqs(n, dx_m)
+    spec = pupil_spectrum(n, dx_m, zp, wavelength_m, code=code)
+    spec = spec * np.exp(-1j * np.pi * wavelength_m * defocus_m * (qx ** 2 + qy ** 2))
+    if sigma_m <= 0:
+        p = np.fft.fftshift(ifft2(spec, norm="ortho"))
+        return np.array([1.0]), (p / np.linalg.norm(p))[None]
+    g = np.linspace(-2.5, 2.5, n_points) * sigma_m
+    gy, gx = np.meshgrid(g, g, indexing="ij")
+    w = np.exp(-(gx ** 2 + gy ** 2) / (2 * sigma_m ** 2)).ravel()
+    w /= w.sum()
+    ramps = np.exp(-2j * np.pi * (qy[None] * gy.ravel()[:, None, None]
+                                  + qx[None] * gx.ravel()[:, None, None]))
+    stack = np.fft.fftshift(ifft2(spec[None] * ramps, norm="ortho"), axes=(-2, -1))
+    a = np.sqrt(w)[:, None] * stack.reshape(len(w), -1)
+    a /= np.sqrt(np.sum(np.abs(a) ** 2))
+    # eigen-decomposition of the small Gram matrix instead of an SVD of the big one
+    evals, u = np.linalg.eigh(a @ a.conj().T)
+    order = np.argsort(evals)[::-1]
+    evals, u = np.clip(evals[order], 0, None), u[:, order]
+    keep = evals > 1e-12 * evals[0]
+    vecs = (u[:, keep].conj().T @ a) / np.sqrt(evals[keep])[:, None]
+    return evals[keep] / evals.sum(), vecs.reshape(-1, n, n)
+
+
+def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus_m: float,
+                n_modes: int = 1, coherent_fraction: float = 1.0, photons: float = 1.0,
+                code=None) -> np.ndarray:
+    """(n_modes, n, n) complex64 orthogonal probe modes; Σ‖P_m‖² = ``photons``.
+
+    With ``coherent_fraction`` < 1 the source size is found (bisection) so that the first mode
+    carries that fraction of the power; the modes and their powers come from the SVD.
+    """
+    if coherent_fraction >= 1.0 or n_modes == 1:
+        p = zone_plate_probe(n, dx_m, zp, wavelength_m, defocus_m, code=code)
+        modes = np.zeros((n_modes, n, n), np.complex64)
+        modes[0] = p
+        power = np.zeros(n_modes)
+        power[0] = 1.0   # fully coherent, or a single mode asked for: all power in it
+    else:
+        spot = max(1.22 * zp.outermost_zone_m, dx_m)
+        lo, hi = 0.0, 20 * spot
+        for _ in range(24):
+            mid = 0.5 * (lo + hi)
+            power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, mid, code)
+            share = power[0] / power[:n_modes].sum()      # the first mode's share of what is kept
+            lo, hi = (mid, hi) if share > coherent_fraction else (lo, mid)
+        power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, 0.5 * (lo + hi),
+                                        code)
+        k = min(n_modes, len(power))
+        modes = np.zeros((n_modes, n, n), np.complex64)
+        modes[:k] = vecs[:k]
+        power = np.concatenate([power[:k], np.zeros(n_modes - k)])
+    scaled = modes * np.sqrt(power * photons / max(power.sum(), 1e-30))[:, None, None]
+    return scaled.astype(np.complex64)
+
+
+def probe_power(modes) -> np.ndarray:
+    """Power ‖P_m‖² of each mode."""
+    return np.sum(np.abs(np.asarray(modes)) ** 2, axis=(-2, -1))
+
+
+def beam_diameter_rms_m(probe, dx_m: float) -> float:
+    """Twice the rms radius of the probe intensity (all modes): a size measure in metres."""
+    i = np.sum(np.abs(np.asarray(probe).reshape(-1, *np.shape(probe)[-2:])) ** 2, axis=0)
+    n = i.shape[0]
+    y, x = (np.mgrid[:n, :n] - n // 2) * dx_m
+    cy, cx = np.sum(i * y) / i.sum(), np.sum(i * x) / i.sum()
+    return float(2 * np.sqrt(np.sum(i * ((x - cx) ** 2 + (y - cy) ** 2)) / i.sum()))

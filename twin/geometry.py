@@ -1,0 +1,160 @@
+"""The scenario resolved once: the derived geometry every stage needs, in SI units.
+
+A :class:`Geometry` is built from a :class:`~twin.scenario.Scenario` by
+:meth:`Geometry.from_scenario`; simulate, forecast, the ptycho-tomography chain, the figures and
+the report read it instead of converting the scenario's units themselves. The scenario's fields
+carry their units in their names (``fov_x_um``, ``outermost_zone_nm``); here everything is in
+metres, seconds and photons.
+
+Examples
+--------
+>>> from twin import scenario
+>>> from twin.geometry import Geometry
+>>> g = Geometry.from_scenario(scenario.load("scenarios/quickstart.toml"))
+>>> round(g.object_pixel_m * 1e9, 1) > 0
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from twin.acquisition.detector import DetectorMode
+from twin.beam import optics
+from twin.core.constants import wavelength_m as _wavelength_m
+from twin.scenario import Scenario
+
+
+def object_pixel_m(wavelength_m: float, distance_m: float, n_pixels: int,
+                   pixel_size_m: float) -> float:
+    """Reconstructed (object) pixel λz/(N·p) of a far-field frame of N pixels of size p.
+
+    Parameters
+    ----------
+    wavelength_m, distance_m : float
+        X-ray wavelength and sample–detector distance, metres.
+    n_pixels : int
+        Frame side in pixels.
+    pixel_size_m : float
+        Detector pixel size, metres (effective: after binning, for binned frames).
+    """
+    return wavelength_m * distance_m / (n_pixels * pixel_size_m)
+
+
+def _ceil(x: float) -> int:
+    """Ceiling that forgives the rounding of steps written with a few decimals (1e-6 relative)."""
+    return math.ceil(x * (1 - 1e-6))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Derived geometry of one scenario (SI units; see the module docstring).
+
+    Attributes
+    ----------
+    detector : DetectorMode
+        The detector preset in the scenario's mode, with its overrides.
+    wavelength_m, energy_kev, distance_m : float
+    binning, n_stored, n_native : int
+        On-chip binning; stored (cropped, binned) frame side; simulated native frame side
+        ``n_stored · binning``.
+    pixel_stored_m : float
+        Effective pixel after binning.
+    object_pixel_m : float
+        λz/(n_stored · pixel_stored_m) = λz/(n_native · native pixel).
+    zone_plate_diameter_m, outermost_zone_m, central_stop_m, focal_length_m : float
+    defocus_m, beam_diameter_m : float
+        Defocus of the sample from the focus, and the geometric beam diameter there.
+    fov_x_m, fov_y_m, fast_step_m, slow_step_m : float
+        Scan field and steps; ``slow_step_m`` includes the overlap relaxation.
+    n_beams, frames_per_line, lines_total, lines_per_beam, frames_per_projection : int
+    frame_period_s, exposure_s : float
+    photons_per_frame : float
+        Incident photons per frame and beam.
+    """
+
+    detector: DetectorMode
+    energy_kev: float
+    wavelength_m: float
+    distance_m: float
+    binning: int
+    n_stored: int
+    n_native: int
+    pixel_stored_m: float
+    object_pixel_m: float
+    zone_plate_diameter_m: float
+    outermost_zone_m: float
+    central_stop_m: float
+    focal_length_m: float
+    defocus_m: float
+    beam_diameter_m: float
+    fov_x_m: float
+    fov_y_m: float
+    fast_step_m: float
+    slow_step_m: float
+    n_beams: int
+    frames_per_line: int
+    lines_total: int
+    lines_per_beam: int
+    frames_per_projection: int
+    frame_period_s: float
+    exposure_s: float
+    photons_per_frame: float
+
+    @classmethod
+    def from_scenario(cls, s: Scenario) -> "Geometry":
+        det = s.detector.resolved()
+        lam = float(_wavelength_m(s.beam.energy_kev))
+        n_stored = s.detector.n_crop
+        b = det.binning
+        zp_d = s.optics.zone_plate_diameter_um * 1e-6
+        dr = s.optics.outermost_zone_nm * 1e-9
+        if s.optics.defocus_mm is not None:
+            defocus = s.optics.defocus_mm * 1e-3
+            beam_d = float(optics.beam_diameter_at_defocus_m(zp_d, dr, lam, defocus))
+        else:
+            beam_d = s.optics.beam_diameter_um * 1e-6
+            defocus = float(optics.defocus_for_beam_diameter_m(zp_d, dr, lam, beam_d))
+        sc = s.scan
+        fov_x, fov_y = sc.fov_x_um * 1e-6, sc.fov_y_um * 1e-6
+        fast = sc.fast_step_um * 1e-6
+        slow = sc.slow_step_um * 1e-6 * sc.overlap_relaxation
+        per_line = _ceil(fov_x / fast)
+        lines_total = _ceil(fov_y / slow)
+        lines = math.ceil(lines_total / sc.n_beams)
+        exposure = s.exposure_s
+        return cls(
+            detector=det, energy_kev=s.beam.energy_kev, wavelength_m=lam,
+            distance_m=s.detector.distance_m, binning=b, n_stored=n_stored,
+            n_native=n_stored * b, pixel_stored_m=det.effective_pixel_size_m,
+            object_pixel_m=object_pixel_m(lam, s.detector.distance_m, n_stored,
+                                          det.effective_pixel_size_m),
+            zone_plate_diameter_m=zp_d, outermost_zone_m=dr,
+            central_stop_m=s.optics.central_stop_diameter_um * 1e-6,
+            focal_length_m=float(optics.focal_length_m(zp_d, dr, lam)),
+            defocus_m=defocus, beam_diameter_m=beam_d, fov_x_m=fov_x, fov_y_m=fov_y,
+            fast_step_m=fast, slow_step_m=slow, n_beams=sc.n_beams, frames_per_line=per_line,
+            lines_total=lines_total, lines_per_beam=lines,
+            frames_per_projection=per_line * lines, frame_period_s=1.0 / sc.frame_rate_hz,
+            exposure_s=exposure,
+            photons_per_frame=s.beam.flux_photons_per_s / sc.n_beams * exposure)
+
+
+def reconstruction_options(s: Scenario, iterations: int | None = None, modes: int | None = None):
+    """The engine options a scenario's ``[reconstruction]`` table (and ``[run]``) asks for.
+
+    The one place where the scenario's vocabulary becomes the engine's
+    (:class:`twin.recon.engines.Options`).
+    """
+    from twin.recon.engines import Options
+
+    r = s.reconstruction
+    alg = "rpie" if r.algorithm == "multislice" and r.slices == 1 else r.algorithm
+    return Options(
+        algorithm=alg, iterations=iterations or s.run.iterations or r.iterations,
+        modes=modes or s.run.modes or r.modes,
+        position_correction="gradient" if r.position_correction else "none",
+        slices=r.slices, seed=s.seed,
+        slice_thickness_m=(s.sample.cross_section_um[1] * 1e-6 / r.slices
+                           if r.slices > 1 else 0.0))

@@ -1,0 +1,353 @@
+"""Phantoms on a voxel grid with real materials.
+
+Grid convention (the tomography geometry of CONTRACTS §5): a phantom has shape
+(ny, nz, nx) = (rows along the vertical rotation axis, depth along the beam at 0°, columns
+across the beam). Labels index :attr:`Phantom.materials`; label 0 is vacuum.
+
+Phantoms never build their whole volume: :meth:`Phantom.row` makes one (nz, nx) slice at a
+time, and projections at any angle are computed row by row, so a 100 µm cylinder at 60 nm
+(4.6 × 10⁹ voxels) needs the memory of one slice.
+
+The complex refractive index is n = 1 − δ + iβ; the object transmission along the beam is
+O = exp(−ik∫(δ − iβ) dz) = exp(−ik∫δ dz) · exp(−k∫β dz) with k = 2π/λ: a phase shift of
+−2πδt/λ and the Beer–Lambert amplitude exp(−μt/2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.sample import materials as _materials
+from twin.core.constants import wavelength_m
+from twin.operators.radon import Radon
+
+
+def refractive_indices(names, energy_kev: float) -> np.ndarray:
+    """(len(names) + 1,) complex δ + iβ per label; label 0 is vacuum."""
+    out = np.zeros(len(names) + 1, dtype=np.complex128)
+    for i, name in enumerate(names, start=1):
+        p = _materials.lookup(name, energy_kev)
+        out[i] = p.delta + 1j * p.beta
+    return out
+
+
+def transmission_from_projection(proj_delta_beta, energy_kev: float):
+    """O = exp(−ik(P_δ − iP_β)) from a projected ∫(δ + iβ)dz in metres."""
+    k = 2 * np.pi / float(wavelength_m(energy_kev))
+    p = np.asarray(proj_delta_beta)
+    return np.exp(-1j * k * p.real - k * p.imag).astype(np.complex64)
+
+
+class Phantom:
+    """Base class: subclasses set :attr:`materials`, :attr:`shape`, :attr:`voxel_size_m` and
+    implement :meth:`row`."""
+
+    materials: tuple[str, ...]
+    shape: tuple[int, int, int]
+    voxel_size_m: float
+
+    def row(self, y: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def labels(self) -> np.ndarray:
+        """The whole (ny, nz, nx) label volume: only for grids that fit in memory."""
+        return np.stack([self.row(y) for y in range(self.shape[0])])
+
+    def index_volume(self, energy_kev: float, rows=None) -> np.ndarray:
+        """(n_rows, nz, nx) complex δ + iβ of the given rows (default all)."""
+        lut = refractive_indices(self.materials, energy_kev)
+        rows = range(self.shape[0]) if rows is None else rows
+        return np.stack([lut[self.row(y)] for y in rows])
+
+    def projection(self, angles_deg, energy_kev: float, rows=None) -> np.ndarray:
+        """(n_angles, n_rows, nx) projected ∫(δ + iβ)dz in metres, computed row by row.
+
+        The slice is embedded in a square of side max(nz, nx) for the rotation (CONTRACTS §5
+        geometry); the result is cropped back to nx columns.
+        """
+        ny, nz, nx = self.shape
+        lut = refractive_indices(self.materials, energy_kev)
+        rows = list(range(ny)) if rows is None else list(rows)
+        angles = np.atleast_1d(np.asarray(angles_deg, dtype=float))
+        if np.all(np.mod(angles, 180.0) == 0):
+            # along the grid: an exact sum over depth, no interpolation, any nz
+            out = np.stack([lut[self.row(y)].sum(axis=0) for y in rows]) * self.voxel_size_m
+            return np.stack([out if np.mod(a, 360) == 0 else out[:, ::-1] for a in angles])
+        n = max(nz, nx)
+        radon = Radon(n, angles)
+        out = np.zeros((len(radon.angles_deg), len(rows), nx), dtype=np.complex128)
+        z0, x0 = (n - nz) // 2, (n - nx) // 2
+        sq = np.zeros((n, n), dtype=np.complex128)
+        for i, y in enumerate(rows):
+            sq[z0:z0 + nz, x0:x0 + nx] = lut[self.row(y)]
+            out[:, i, :] = radon.fwd(sq)[:, x0:x0 + nx] * self.voxel_size_m
+        return out
+
+    def transmission(self, angle_deg: float, energy_kev: float, rows=None) -> np.ndarray:
+        """(n_rows, nx) complex64 object transmission at one rotation angle."""
+        return transmission_from_projection(
+            self.projection([angle_deg], energy_kev, rows)[0], energy_kev)
+
+    def slices(self, n_slices: int, energy_kev: float, rows=None) -> np.ndarray:
+        """(n_slices, n_rows, nx) transmissions of thick slabs along the beam at 0° (multislice)."""
+        idx = self.index_volume(energy_kev, rows)                     # (rows, nz, nx)
+        edges = np.linspace(0, idx.shape[1], n_slices + 1).round().astype(int)
+        proj = np.stack([idx[:, a:b].sum(axis=1) * self.voxel_size_m
+                         for a, b in zip(edges[:-1], edges[1:])])
+        return transmission_from_projection(proj, energy_kev)
+
+
+# ----------------------------------------------------------------------------- uniform
+
+
+@dataclass
+class UniformCylinder(Phantom):
+    """A homogeneous cylinder (or slab) of one material: the closed-form reference."""
+
+    material: str
+    radius_m: float
+    shape: tuple[int, int, int]
+    voxel_size_m: float
+
+    def __post_init__(self):
+        self.materials = (self.material,)
+
+    def row(self, y: int) -> np.ndarray:
+        _, nz, nx = self.shape
+        z = (np.arange(nz) - nz // 2)[:, None] * self.voxel_size_m
+        x = (np.arange(nx) - nx // 2)[None, :] * self.voxel_size_m
+        return (x ** 2 + z ** 2 <= self.radius_m ** 2).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- fibres
+
+
+@dataclass
+class FibreBundle(Phantom):
+    """Axon-mimicking hollow fibres in a quasi-cylindrical sample (seed 000 §2.1).
+
+    Hollow PCL fibres of random outer/inner diameter run along the vertical axis with a random
+    tilt (orientation dispersion), packed without overlap (random sequential addition) in a
+    cylinder of ``sample_diameter_m`` filled with the matrix material. Labels: 1 matrix,
+    2 fibre wall, 3 lumen (matrix material too, kept apart for segmentation).
+    """
+
+    shape: tuple[int, int, int]
+    voxel_size_m: float
+    sample_diameter_m: float
+    seed: int = 0
+    fibre_material: str = "polycaprolactone"
+    matrix_material: str = "water"
+    outer_diameter_m: tuple[float, float] = (6e-6, 1.5e-6)
+    inner_diameter_m: tuple[float, float] = (3e-6, 1e-6)
+    dispersion_deg: float = 10.0
+    packing_fraction: float = 0.5
+    fibres: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.materials = (self.matrix_material, self.fibre_material, self.matrix_material)
+        rng = np.random.default_rng(self.seed)
+        R = self.sample_diameter_m / 2
+        target = self.packing_fraction * math.pi * R * R
+        placed, area, tries = [], 0.0, 0
+        while area < target and tries < 20000:
+            tries += 1
+            ro = max(rng.normal(*self.outer_diameter_m) / 2, 2 * self.voxel_size_m)
+            ri = float(np.clip(rng.normal(*self.inner_diameter_m) / 2, 0.0, 0.8 * ro))
+            r = math.sqrt(rng.uniform()) * (R - ro)
+            a = rng.uniform(0, 2 * math.pi)
+            x, z = r * math.cos(a), r * math.sin(a)
+            if any((x - p[0]) ** 2 + (z - p[1]) ** 2 < (ro + p[2]) ** 2 for p in placed):
+                continue
+            tilt = np.deg2rad(rng.normal(0, self.dispersion_deg / 2, size=2))
+            placed.append((x, z, ro, ri, math.tan(tilt[0]), math.tan(tilt[1])))
+            area += math.pi * ro * ro
+        self.fibres = np.array(placed, dtype=float).reshape(-1, 6)
+
+    def projection_analytic(self, y_m, s_m, angle_deg: float, energy_kev: float) -> np.ndarray:
+        """(len(y_m), len(s_m)) projected ∫(δ + iβ)dz in metres, from chord lengths.
+
+        ``y_m``: heights, ``s_m``: detector coordinates (metres from the rotation axis). Needs
+        no voxel grid at all: the way to project a 100 µm sample at 60 nm.
+        """
+        lut = refractive_indices(self.materials, energy_kev)
+        n_mat, n_fib = lut[1], lut[2]
+        th = np.deg2rad(angle_deg)
+        s = np.asarray(s_m, dtype=float)[None, :]
+
+        def chord(r, d):
+            return 2 * np.sqrt(np.clip(r * r - d * d, 0, None))
+
+        base = chord(self.sample_diameter_m / 2, s[0]) * n_mat
+        f = self.fibres
+        out = np.empty((len(y_m), s.shape[1]), dtype=np.complex128)
+        for i, h in enumerate(np.asarray(y_m, dtype=float)):
+            cx, cz = f[:, 0] + h * f[:, 4], f[:, 1] + h * f[:, 5]
+            d = s - (cx * np.cos(th) - cz * np.sin(th))[:, None]
+            wall = chord(f[:, 2:3], d) - chord(f[:, 3:4], d)
+            out[i] = base + (n_fib - n_mat) * wall.sum(axis=0)
+        return out
+
+    @property
+    def achieved_packing_fraction(self) -> float:
+        R = self.sample_diameter_m / 2
+        return float(np.sum(self.fibres[:, 2] ** 2) / R ** 2)
+
+    def row(self, y: int) -> np.ndarray:
+        ny, nz, nx = self.shape
+        h = (y - ny // 2) * self.voxel_size_m
+        z = (np.arange(nz) - nz // 2)[:, None] * self.voxel_size_m
+        x = (np.arange(nx) - nx // 2)[None, :] * self.voxel_size_m
+        lab = np.zeros((nz, nx), np.uint8)
+        inside = x ** 2 + z ** 2 <= (self.sample_diameter_m / 2) ** 2
+        lab[inside] = 1
+        for fx, fz, ro, ri, tx, tz in self.fibres:
+            cx, cz = fx + h * tx, fz + h * tz
+            # bounding box first: only a few voxels per fibre are touched
+            i0 = max(0, int((cz - ro) / self.voxel_size_m) + nz // 2 - 1)
+            i1 = min(nz, int((cz + ro) / self.voxel_size_m) + nz // 2 + 2)
+            j0 = max(0, int((cx - ro) / self.voxel_size_m) + nx // 2 - 1)
+            j1 = min(nx, int((cx + ro) / self.voxel_size_m) + nx // 2 + 2)
+            if i0 >= i1 or j0 >= j1:
+                continue
+            d2 = (x[:, j0:j1] - cx) ** 2 + (z[i0:i1] - cz) ** 2
+            sub = lab[i0:i1, j0:j1]
+            sub[(d2 <= ro * ro) & inside[i0:i1, j0:j1]] = 2
+            sub[(d2 <= ri * ri) & inside[i0:i1, j0:j1]] = 3
+        return lab
+
+
+# ----------------------------------------------------------------------------- IC
+
+
+@dataclass
+class IntegratedCircuit(Phantom):
+    """A plate-shaped integrated circuit: a stack of layers along the beam at 0° (seed 002).
+
+    Layers alternate between wiring (Cu lines running along x or along y, alternately, with a
+    pitch that grows from the first to the last layer and random breaks) and via layers
+    (W plugs on a grid), embedded in SiO2 and carried on a Si substrate. Labels: 1 dielectric,
+    2 wire, 3 via, 4 substrate. The plate is ``thickness_m`` deep, centred in nz.
+    """
+
+    shape: tuple[int, int, int]
+    voxel_size_m: float
+    thickness_m: float
+    n_layers: int = 13
+    seed: int = 0
+    min_pitch_m: float = 64e-9
+    max_pitch_m: float = 1000e-9
+    substrate_thickness_m: float = 0.5e-6
+    dielectric_material: str = "sio2"
+    wire_material: str = "cu"
+    via_material: str = "w"
+    substrate_material: str = "si"
+    origin_m: tuple[float, float] = (0.0, 0.0)
+    """(y, x) of the grid's centre pixel in the circuit's own frame: a window on a larger die."""
+
+    def __post_init__(self):
+        self.materials = (self.dielectric_material, self.wire_material, self.via_material,
+                          self.substrate_material)
+        rng = np.random.default_rng(self.seed)
+        stack = self.thickness_m - self.substrate_thickness_m
+        w = rng.uniform(0.6, 1.4, self.n_layers)
+        self.layer_thickness_m = stack * w / w.sum()
+        self.pitch_m = np.geomspace(self.min_pitch_m, self.max_pitch_m, self.n_layers)
+        self.is_via = np.arange(self.n_layers) % 2 == 1
+        self.along_x = (np.arange(self.n_layers) // 2) % 2 == 0
+        self._seeds = rng.integers(0, 2 ** 31, self.n_layers)
+        ny, nz, nx = self.shape
+        dz = self.voxel_size_m
+        z_front = nz // 2 - int(round(self.thickness_m / 2 / dz))
+        edges = z_front + np.concatenate([[0], np.cumsum(self.layer_thickness_m)]) / dz
+        self._layer_of_z = np.full(nz, -1)
+        for l in range(self.n_layers):
+            self._layer_of_z[int(round(edges[l])):int(round(edges[l + 1]))] = l
+        self._substrate = np.zeros(nz, bool)
+        sub_end = int(round(edges[-1] + self.substrate_thickness_m / dz))
+        self._substrate[int(round(edges[-1])):sub_end] = True
+
+    def _pattern(self, l: int, y: int) -> np.ndarray:
+        """(nx,) bool: metal in layer l at row y."""
+        ny, _, nx = self.shape
+        p = self.pitch_m[l]
+        x = (np.arange(nx) - nx // 2) * self.voxel_size_m + self.origin_m[1]
+        h = (y - ny // 2) * self.voxel_size_m + self.origin_m[0]
+        rng = np.random.default_rng([int(self._seeds[l])])
+        if self.is_via[l]:
+            # vias: square plugs of side p/2 on a 2p grid, half of the sites filled
+            gx = np.floor(x / (2 * p)).astype(int)
+            gy = int(math.floor(h / (2 * p)))
+            inx = np.mod(x, 2 * p) < p / 2
+            iny = math.fmod(h, 2 * p) % (2 * p) < p / 2
+            filled = (np.bitwise_xor(gx * 73856093, gy * 19349663 + int(self._seeds[l]))
+                      % 2 == 0)
+            return inx & iny & filled
+        # wires of width p/2; a break every few pitches, positions from the layer's seed
+        breaks = rng.uniform(4, 20, 64) * p
+        if self.along_x[l]:
+            on_line = math.fmod(h, p) % p < p / 2
+            line = int(math.floor(h / p))
+            period = breaks[line % 64]
+            return on_line & (np.mod(x + line * 0.37 * p, period) > p)
+        on = np.mod(x, p) < p / 2
+        line = np.floor(x / p).astype(int)
+        period = breaks[line % 64]
+        return on & (np.mod(h + line * 0.37 * p, period) > p)
+
+    def row(self, y: int) -> np.ndarray:
+        _, nz, nx = self.shape
+        lab = np.zeros((nz, nx), np.uint8)
+        for l in range(self.n_layers):
+            zs = self._layer_of_z == l
+            if not zs.any():
+                continue
+            metal = self._pattern(l, y)
+            lab[zs] = np.where(metal, 3 if self.is_via[l] else 2, 1)[None, :]
+        lab[self._substrate] = 4
+        return lab
+
+
+# ----------------------------------------------------------------------------- star
+
+
+def siemens_star_thickness(shape, pixel_size_m: float, spokes: int, radius_m: float,
+                           thickness_m: float, supersample: int = 4,
+                           centre_px: tuple[float, float] | None = None) -> np.ndarray:
+    """(ny, nx) projected spoke thickness in metres (area-weighted over each pixel).
+
+    ``centre_px``: (row, col) of the star's centre; default the centre pixel (ny//2, nx//2).
+    """
+    ny, nx = shape
+    cy, cx = (ny // 2, nx // 2) if centre_px is None else centre_px
+    s = supersample
+    off = (np.arange(s) + 0.5) / s - 0.5
+    acc = np.zeros(shape)
+    yy0, xx0 = np.mgrid[:ny, :nx]
+    for dy in off:
+        for dx in off:
+            y = (yy0 - cy + dy) * pixel_size_m
+            x = (xx0 - cx + dx) * pixel_size_m
+            th = np.arctan2(y, x)
+            acc += (np.sin(spokes * th) > 0) & (x * x + y * y <= radius_m ** 2)
+    return acc / s ** 2 * thickness_m
+
+
+def siemens_star_transmission(shape, pixel_size_m: float, energy_kev: float, spokes: int = 36,
+                              radius_m: float | None = None, spoke_material: str = "ta",
+                              spoke_thickness_m: float = 0.5e-6,
+                              membrane_material: str = "si3n4",
+                              membrane_thickness_m: float = 1e-6,
+                              centre_px: tuple[float, float] | None = None) -> np.ndarray:
+    """(ny, nx) complex64 transmission of a Siemens star on a membrane (a thin 2D object)."""
+    if radius_m is None:
+        radius_m = 0.45 * min(shape) * pixel_size_m
+    t = siemens_star_thickness(shape, pixel_size_m, spokes, radius_m, spoke_thickness_m,
+                               centre_px=centre_px)
+    s = _materials.lookup(spoke_material, energy_kev)
+    m = _materials.lookup(membrane_material, energy_kev)
+    proj = (s.delta + 1j * s.beta) * t + (m.delta + 1j * m.beta) * membrane_thickness_m
+    return transmission_from_projection(proj, energy_kev)

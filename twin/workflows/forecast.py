@@ -1,0 +1,305 @@
+"""Acquisition forecast: time, dose, data volume, count rates and resolution of a scenario.
+
+The forecast is split in two so that sweeps of thousands of points stay fast:
+
+* :func:`physical_parameters` turns one validated :class:`~twin.scenario.Scenario` into a flat
+  dict of SI numbers (this is where xraylib, the detector preset and the sample geometry are
+  consulted, all cached);
+* :func:`evaluate` computes every forecast key from such dicts of NumPy arrays at once.
+
+Model (each step is a closed form; see the book's *Forecast model* chapter):
+
+* frames: ⌈fov_x/Δx⌉ frames per line; ⌈fov_y/(Δy·r)⌉ lines shared among the B beams
+  (r: overlap relaxation); a projection is the raster plus (lines − 1) turnarounds plus a fixed
+  per-projection overhead;
+* projections: the scenario's count, or Crowther's ⌈π/2·n⌉ for n voxels across the width;
+* data: crop² × bytes per pixel per frame;
+* dose: photons × E × (μ_en/μ) × mean absorbed fraction over rays and angles, per irradiated
+  mass; photons only while frames are taken;
+* count rate: the direct beam fills a disc of diameter zλ/Δr on the detector (the zone plate's
+  cone, less the central stop); all beams overlap there;
+* resolution: see :class:`twin.scenario.Resolution`; in 3D, also no finer than the voxel at
+  which the projection count meets Crowther's criterion, π·W/(2N) (180°, scaled by the
+  angular range).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from twin.acquisition import detector as _detector
+from twin.sample import dose as _dose
+from twin.sample import materials as _materials
+from twin.beam import optics as _optics
+from twin.core.constants import wavelength_m
+from twin.scenario import Scenario
+
+#: Units of every forecast key, for tables and plots.
+UNITS: dict[str, str] = {
+    "energy_kev": "keV", "wavelength_m": "m", "frame_rate_hz": "Hz", "exposure_s": "s",
+    "frames_per_projection": "", "lines_per_projection": "", "scan_rate_um2_per_s": "µm²/s",
+    "scan_time_s": "s", "projection_time_s": "s", "n_projections": "",
+    "n_projections_crowther": "", "total_time_s": "s", "total_time_h": "h",
+    "total_time_days": "d", "imaged_volume_um3": "µm³", "volume_rate_um3_per_s": "µm³/s",
+    "frame_bytes": "B", "data_volume_bytes": "B", "data_rate_bytes_per_s": "B/s",
+    "dose_gy": "Gy", "energy_deposited_j": "J", "photons_total": "",
+    "fluence_photons_per_um2": "ph/µm²", "pixel_size_m": "m", "resolution_limit_m": "m",
+    "resolution_forecast_m": "m", "resolution_3d_forecast_m": "m",
+    "crowther_resolution_m": "m", "peak_count_rate_per_pixel_hz": "Hz",
+    "peak_recorded_rate_per_pixel_hz": "Hz", "count_rate_loss_fraction": "",
+    "detector_max_count_rate_per_pixel_hz": "Hz", "peak_counts_per_frame": "",
+    "detector_max_counts": "", "saturated": "", "zone_plate_focal_length_m": "m",
+    "beam_diameter_m": "m", "defocus_m": "m", "depth_of_focus_m": "m",
+    "overlap_fast": "", "overlap_slow": "", "position_interpolation_factor": "",
+}
+
+
+@lru_cache(maxsize=1024)
+def _absorbed(shape: str, size_x_m: float, size_z_m: float, fov_width_m: float,
+              angular_range_deg: float, is_3d: bool, mu_per_m: float) -> float:
+    angles = (np.deg2rad(np.linspace(0, angular_range_deg, 64, endpoint=False))
+              if is_3d else np.zeros(1))
+    chords = _dose.chord_lengths_m(shape, size_x_m, size_z_m, fov_width_m, angles)
+    return _dose.mean_absorbed_fraction(mu_per_m, chords)
+
+
+def physical_parameters(s: Scenario) -> dict[str, float]:
+    """Flat SI parameters of one scenario for :func:`evaluate`."""
+    det = s.detector.resolved()
+    lam = float(wavelength_m(s.beam.energy_kev))
+    bulk = _materials.lookup(s.sample.material, s.beam.energy_kev, s.sample.density_g_per_cm3)
+    fov_x, fov_y = s.scan.fov_x_um * 1e-6, s.scan.fov_y_um * 1e-6
+    size_x, size_z = (v * 1e-6 for v in s.sample.cross_section_um)
+    h_eff = min(s.sample.height_um * 1e-6, fov_y)
+    is_3d = s.is_3d
+    f_abs = _absorbed(s.sample.shape, size_x, size_z, fov_x, s.tomography.angular_range_deg,
+                      is_3d, bulk.mu_per_m) * h_eff / fov_y
+    # Irradiated mass: the part of the sample the rotating (or fixed) field of view crosses.
+    if s.sample.shape == "cylinder":
+        d = min(size_x, fov_x)
+        cross = math.pi / 4 * d * d if (is_3d or size_x <= fov_x) else d * size_z
+    else:
+        cross = min(size_x, fov_x) * (min(size_z, fov_x) if is_3d else size_z)
+    mass = bulk.material.density_g_per_cm3 * 1e3 * cross * h_eff
+
+    zp_d = s.optics.zone_plate_diameter_um * 1e-6
+    dr = s.optics.outermost_zone_nm * 1e-9
+    f = float(_optics.focal_length_m(zp_d, dr, lam))
+    if s.optics.defocus_mm is not None:
+        defocus = s.optics.defocus_mm * 1e-3
+        beam_d = float(_optics.beam_diameter_at_defocus_m(zp_d, dr, lam, defocus))
+    else:
+        beam_d = s.optics.beam_diameter_um * 1e-6
+        defocus = float(_optics.defocus_for_beam_diameter_m(zp_d, dr, lam, beam_d))
+    p_eff = det.effective_pixel_size_m
+    n_crop = s.detector.n_crop
+    disc = float(_optics.far_field_disc_diameter_m(dr, lam, s.detector.distance_m))
+    stop = (s.optics.central_stop_diameter_um * 1e-6 / zp_d) ** 2
+    disc_pixels = (n_crop ** 2 if s.optics.diffuser
+                   else max(1.0, math.pi / 4 * (disc / p_eff) ** 2 * (1 - stop)))
+
+    n_proj = s.tomography.n_projections
+    res = s.resolution
+    model = {"pixel": 0, "howells": 1, "rose": 2}[res.model]
+    contrast2 = math.nan
+    if res.model == "rose":
+        a = _materials.lookup(res.feature_material, s.beam.energy_kev)
+        b = _materials.lookup(res.background_material, s.beam.energy_kev)
+        contrast2 = (a.delta - b.delta) ** 2 + (a.beta - b.beta) ** 2
+    ref_fluence = (res.reference_flux_photons_per_s / (res.reference_scan_rate_um2_per_s * 1e-12)
+                   if res.model == "howells" else math.nan)
+    return {
+        "energy_kev": s.beam.energy_kev,
+        "wavelength_m": lam,
+        "flux_photons_per_s": s.beam.flux_photons_per_s,
+        "frame_rate_hz": s.scan.frame_rate_hz,
+        "exposure_s": s.exposure_s,
+        "step_mode": 1.0 if s.scan.mode == "step" else 0.0,
+        "step_settle_s": s.scan.step_settle_s,
+        "fov_x_m": fov_x,
+        "fov_y_m": fov_y,
+        "fast_step_m": s.scan.fast_step_um * 1e-6,
+        "slow_step_m": s.scan.slow_step_um * 1e-6,
+        "n_beams": float(s.scan.n_beams),
+        "overlap_relaxation": s.scan.overlap_relaxation,
+        "line_turnaround_s": s.scan.line_turnaround_s,
+        "projection_overhead_s": s.scan.projection_overhead_s,
+        "position_capture_rate_hz": s.scan.position_capture_rate_hz,
+        "n_projections_requested": (-1.0 if n_proj == "crowther" else float(n_proj)),
+        "tomo_voxel_m": s.tomography.voxel_size_m or math.nan,
+        "angular_range_deg": s.tomography.angular_range_deg,
+        "distance_m": s.detector.distance_m,
+        "pixel_eff_m": p_eff,
+        "n_crop": float(n_crop),
+        "active_width_m": det.active_width_m,
+        "bytes_per_pixel": float(det.bytes_per_pixel),
+        "binning": float(det.binning),
+        "max_count_rate_hz": det.max_count_rate_per_pixel_hz,
+        "max_counts": float(det.max_counts),
+        "dead_time_s": det.dead_time_s,
+        "mu_en_over_mu": bulk.mu_en_per_m / bulk.mu_per_m,
+        "absorbed_fraction": f_abs,
+        "mass_kg": mass,
+        "zone_plate_focal_length_m": f,
+        "zone_plate_outermost_zone_m": dr,
+        "defocus_m": defocus,
+        "beam_diameter_m": beam_d,
+        "disc_pixels": disc_pixels,
+        "resolution_model": float(model),
+        "reference_resolution_m": res.reference_resolution_m or math.nan,
+        "reference_fluence_per_m2": ref_fluence,
+        "rose_contrast2": contrast2,
+        "rose_snr": res.snr,
+    }
+
+
+def stack(params: list[dict[str, float]]) -> dict[str, np.ndarray]:
+    """Column arrays from a list of :func:`physical_parameters` dicts."""
+    keys = params[0].keys()
+    return {k: np.array([p[k] for p in params], dtype=float) for k in keys}
+
+
+def _ceil(x):
+    """Ceiling that forgives the rounding of steps written with a few decimals (1e-6 relative)."""
+    return np.ceil(np.asarray(x) * (1 - 1e-6))
+
+
+def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every forecast key from column arrays of physical parameters (vectorised)."""
+    lam = p["wavelength_m"]
+    frames_per_line = _ceil(p["fov_x_m"] / p["fast_step_m"])
+    lines_total = _ceil(p["fov_y_m"] / (p["slow_step_m"] * p["overlap_relaxation"]))
+    lines = np.ceil(lines_total / p["n_beams"])
+    frames = frames_per_line * lines
+    period = 1.0 / p["frame_rate_hz"]
+    scan_time = frames * (period + p["step_mode"] * p["step_settle_s"])
+    projection_time = (scan_time + (lines - 1) * p["line_turnaround_s"]
+                       + p["projection_overhead_s"])
+    scan_rate_m2 = p["fov_x_m"] * p["fov_y_m"] / scan_time
+
+    pixel = lam * p["distance_m"] / (p["n_crop"] * p["pixel_eff_m"])
+    voxel = np.where(np.isnan(p["tomo_voxel_m"]), pixel, p["tomo_voxel_m"])
+    width_px = _ceil(p["fov_x_m"] / voxel)
+    crowther = np.ceil(np.pi / 2 * width_px)
+    req = p["n_projections_requested"]
+    is_3d = req != 0
+    n_proj = np.where(req < 0, crowther, np.where(is_3d, req, 1.0))
+    total_time = n_proj * projection_time
+    volume = np.where(is_3d, p["fov_x_m"] ** 2 * p["fov_y_m"], np.nan)
+
+    frame_bytes = p["n_crop"] ** 2 * p["bytes_per_pixel"]
+    photons = p["flux_photons_per_s"] * n_proj * frames * p["exposure_s"]
+    energy = _dose.energy_deposited_j(photons, p["energy_kev"], p["mu_en_over_mu"],
+                                      p["absorbed_fraction"])
+
+    peak_rate = p["flux_photons_per_s"] / p["disc_pixels"]
+    recorded = _detector.binned_recorded_rate(peak_rate, p["dead_time_s"], p["binning"])
+    peak_counts = peak_rate * p["exposure_s"]
+
+    # Fluence per projection: photons per unit area of one projection.
+    fluence = p["flux_photons_per_s"] * frames * p["exposure_s"] / (p["fov_x_m"] * p["fov_y_m"])
+    k = 2 * np.pi / lam
+    with np.errstate(divide="ignore", invalid="ignore"):
+        howells = p["reference_resolution_m"] * (fluence / p["reference_fluence_per_m2"]) ** -0.25
+        rose = (p["rose_snr"] ** 2 / (4 * fluence * k ** 2 * p["rose_contrast2"])) ** 0.25
+    model = p["resolution_model"]
+    dose_limited = np.where(model == 1, howells, np.where(model == 2, rose, pixel))
+    resolution = np.maximum(dose_limited, pixel)
+
+    # 3D: the projections resolve at best the voxel at which their number meets Crowther's
+    # criterion, d = π·W/(2N) over 180° (less angular range, proportionally coarser)
+    angular = np.minimum(1.0, p["angular_range_deg"] / 180.0)
+    crowther_d = np.pi * p["fov_x_m"] / (2 * n_proj * angular)
+    resolution_3d = np.where(is_3d, np.maximum(resolution, crowther_d), np.nan)
+    beam_d = p["beam_diameter_m"]
+    return {
+        "energy_kev": p["energy_kev"],
+        "wavelength_m": lam,
+        "frame_rate_hz": p["frame_rate_hz"],
+        "exposure_s": p["exposure_s"],
+        "frames_per_projection": frames,
+        "lines_per_projection": lines,
+        "scan_rate_um2_per_s": scan_rate_m2 * 1e12,
+        "scan_time_s": scan_time,
+        "projection_time_s": projection_time,
+        "n_projections": n_proj,
+        "n_projections_crowther": crowther,
+        "total_time_s": total_time,
+        "total_time_h": total_time / 3600,
+        "total_time_days": total_time / 86400,
+        "imaged_volume_um3": volume * 1e18,
+        "volume_rate_um3_per_s": volume * 1e18 / total_time,
+        "frame_bytes": frame_bytes,
+        "data_volume_bytes": frame_bytes * frames * n_proj,
+        "data_rate_bytes_per_s": frame_bytes * p["frame_rate_hz"],
+        "photons_total": photons,
+        "energy_deposited_j": energy,
+        "dose_gy": _dose.dose_gy(energy, p["mass_kg"]),
+        "fluence_photons_per_um2": fluence * 1e-12,
+        "pixel_size_m": pixel,
+        "resolution_limit_m": lam * p["distance_m"] / p["active_width_m"],
+        "resolution_forecast_m": resolution,
+        "resolution_3d_forecast_m": resolution_3d,
+        "crowther_resolution_m": np.where(is_3d, crowther_d, np.nan),
+        "peak_count_rate_per_pixel_hz": peak_rate,
+        "peak_recorded_rate_per_pixel_hz": recorded,
+        "count_rate_loss_fraction": 1 - recorded / peak_rate,
+        "detector_max_count_rate_per_pixel_hz": p["max_count_rate_hz"],
+        "peak_counts_per_frame": peak_counts,
+        "detector_max_counts": p["max_counts"],
+        "saturated": (peak_rate > p["max_count_rate_hz"]) | (peak_counts > p["max_counts"]),
+        "zone_plate_focal_length_m": p["zone_plate_focal_length_m"],
+        "beam_diameter_m": beam_d,
+        "defocus_m": p["defocus_m"],
+        "depth_of_focus_m": _optics.depth_of_focus_m(p["zone_plate_outermost_zone_m"], lam),
+        "overlap_fast": 1 - p["fast_step_m"] / beam_d,
+        "overlap_slow": 1 - p["slow_step_m"] * p["overlap_relaxation"] / beam_d,
+        "position_interpolation_factor": np.maximum(
+            1.0, p["frame_rate_hz"] / p["position_capture_rate_hz"]),
+    }
+
+
+_INT_KEYS = {"frames_per_projection", "lines_per_projection", "n_projections",
+             "n_projections_crowther", "frame_bytes", "data_volume_bytes"}
+_MODEL_NAMES = {0: "pixel size (no dose model)",
+                1: "Howells et al. 2009: d = d_ref (F/F_ref)^(-1/4), F fluence per projection",
+                2: "Rose criterion: d = (snr^2 / (4 F k^2 |dn|^2))^(1/4), F fluence per "
+                   "projection"}
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """The forecast of one scenario: :attr:`values` holds every key of :data:`UNITS`."""
+
+    scenario: str
+    values: dict
+
+    def as_dict(self) -> dict:
+        return {"scenario": self.scenario, **self.values}
+
+
+def _scalar(key: str, v):
+    v = v.item() if hasattr(v, "item") else v
+    if key == "saturated":
+        return bool(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if key in _INT_KEYS:
+        return int(v)
+    return float(v)
+
+
+def forecast(s: Scenario) -> Forecast:
+    """Forecast of one scenario."""
+    p = physical_parameters(s)
+    out = evaluate(stack([p]))
+    values = {k: _scalar(k, v[0]) for k, v in out.items()}
+    values["resolution_model"] = _MODEL_NAMES[int(p["resolution_model"])]
+    values["resolution_limited_by"] = (
+        "pixel size" if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12)
+        else "dose")
+    return Forecast(s.name, values)

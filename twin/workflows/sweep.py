@@ -1,0 +1,145 @@
+"""Parameter sweeps of forecasts on Dask.
+
+The ``[sweep]`` table of a scenario maps dotted field paths to lists of values; the grid is
+their Cartesian product. Every point is validated as a scenario of its own (a bad value names
+its field), turned into physical parameters, and the forecast of a whole chunk is evaluated in
+one vectorised call. Chunks run on a Dask cluster: a local one by default, or any scheduler by
+address (``--scheduler`` / ``TWIN_DASK_SCHEDULER``), e.g. one started by dask-jobqueue on SLURM.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from twin.workflows import forecast as _forecast
+from twin.core.errors import TwinInputError
+from twin.scenario import Scenario
+
+
+def grid(s: Scenario) -> tuple[list[str], list[tuple]]:
+    """(swept field paths, list of value tuples) of the scenario's sweep, in row-major order."""
+    keys = list(s.sweep)
+    return keys, list(itertools.product(*(s.sweep[k] for k in keys)))
+
+
+def _check_values(s: Scenario, keys: list[str]) -> None:
+    """Validate each swept value once on its own, so that an error names the sweep field."""
+    for key in keys:
+        for v in s.sweep[key]:
+            try:
+                s.with_values({key: v})
+            except TwinInputError as exc:
+                raise TwinInputError(f"sweep.{key}", v, "", message=(
+                    f"sweep.{key}: the value {v!r} makes an invalid scenario: {exc}")) from None
+
+
+def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple]) -> pd.DataFrame:
+    """Forecast of a list of grid points as a DataFrame (runs on a Dask worker)."""
+    params, rows = [], []
+    for point in points:
+        values = dict(zip(keys, point))
+        try:
+            scenario = s.with_values(values)
+        except TwinInputError as exc:
+            raise TwinInputError("sweep", values, "", message=(
+                f"sweep point {values} makes an invalid scenario: {exc}")) from None
+        params.append(_forecast.physical_parameters(scenario))
+        rows.append(values)
+    out = _forecast.evaluate(_forecast.stack(params))
+    table = pd.DataFrame(rows, columns=keys)
+    for k, v in out.items():
+        table[k] = v
+    return table
+
+
+def _chunks(points: list[tuple], n: int) -> list[list[tuple]]:
+    size = max(1, math.ceil(len(points) / n))
+    return [points[i:i + size] for i in range(0, len(points), size)]
+
+
+def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
+              chunk_points: int = 2000, progress: bool = False) -> pd.DataFrame:
+    """Evaluate the sweep grid on Dask and return one row per point, in grid order.
+
+    ``scheduler``: address of an existing Dask scheduler; ``None`` starts a local cluster of
+    ``n_workers`` processes (default: the CPU count, at most 8) for the duration of the call.
+    """
+    from twin.workflows.cluster import map_ordered
+
+    keys, points = grid(s)
+    if not keys:
+        raise TwinInputError("sweep", {}, "the scenario has no [sweep] table to evaluate")
+    _check_values(s, keys)
+    chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
+    base = s.model_copy(update={"sweep": {}})
+    parts = map_ordered(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks), chunks,
+                        scheduler=scheduler, n_workers=n_workers, progress=progress,
+                        desc="sweep", unit="pt", weights=[len(c) for c in chunks])
+    return pd.concat(parts, ignore_index=True)
+
+
+def write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write CSV or Parquet atomically (temporary name in the same folder, then rename)."""
+    from twin.io.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        if Path(path).suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+
+
+def plot_sweep(table: pd.DataFrame, s: Scenario, stem: Path) -> list[Path]:
+    """PNG plots of acquisition time and resolution against each swept field.
+
+    For each swept field, one line per combination of the other fields (up to 12; beyond that
+    the median over the others is drawn).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(s.sweep)
+    written = []
+    for y, label, scale in (("total_time_s", "total acquisition time [h]", 1 / 3600),
+                            ("resolution_forecast_m", "forecast resolution [nm]", 1e9)):
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            others = [k for k in keys if k != key]
+            numeric = pd.api.types.is_numeric_dtype(table[key])
+            groups = table.groupby(others, sort=True) if others else [((), table)]
+            n_groups = table[others].drop_duplicates().shape[0] if others else 1
+            if n_groups <= 12:
+                for name, g in groups:
+                    g = g.sort_values(key)
+                    lab = ", ".join(f"{k.split('.')[-1]}={v:g}" if isinstance(v, float)
+                                    else f"{k.split('.')[-1]}={v}"
+                                    for k, v in zip(others, np.atleast_1d(name)))
+                    ax.plot(g[key].astype(str) if not numeric else g[key], g[y] * scale,
+                            marker="o", label=lab or None)
+                if others:
+                    ax.legend(fontsize=7)
+            else:
+                med = table.groupby(key)[y].median() * scale
+                ax.plot(med.index, med.values, marker="o", label="median over other fields")
+                ax.legend(fontsize=7)
+            if numeric and (table[key] > 0).all() and table[key].max() / table[key].min() > 20:
+                ax.set_xscale("log")
+            if (table[y] > 0).all():
+                ax.set_yscale("log")
+            ax.set_xlabel(key)
+            ax.set_ylabel(label)
+            ax.grid(True, which="both", alpha=0.3)
+        fig.suptitle(s.name)
+        fig.tight_layout()
+        out = Path(f"{stem}_{y.removesuffix('_s').removesuffix('_m')}.png")
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+        written.append(out)
+    return written
