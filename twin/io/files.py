@@ -13,8 +13,11 @@ file only.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import signal
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,19 +47,138 @@ def _compression(name: str = "bitshuffle") -> dict:
     raise TwinInputError("--compression", name, f"allowed: {', '.join(COMPRESSIONS)}")
 
 
+# --- atomic writes: temporaries that never outlive their writer ---------------------------------
+#
+# A temporary is named ``.<name>.<pid>@<host>.<random>.part`` beside its target, so that a later
+# write to the same target can tell its own leftovers (a dead writer on this host) from another
+# live writer's. While one is open, SIGINT and SIGTERM remove every open temporary before the
+# interpreter acts on the signal (SIGINT still raises KeyboardInterrupt; SIGTERM exits with
+# status 143 through the usual unwinding, so locks and other files are released too).
+
+_LIVE_TEMPORARIES: set[str] = set()
+_PREVIOUS_HANDLERS: dict[int, object] = {}
+_STALE_AGE_OTHER_HOST_S = 7 * 86400
+
+
+def _host_tag() -> str:
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _remove_live_temporaries() -> None:
+    for tmp in list(_LIVE_TEMPORARIES):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        _LIVE_TEMPORARIES.discard(tmp)
+
+
+def _on_signal(signum, frame):
+    _remove_live_temporaries()
+    previous = _PREVIOUS_HANDLERS.get(signum)
+    if callable(previous):
+        return previous(signum, frame)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _install_signal_cleanup() -> None:
+    """Route SIGINT/SIGTERM through :func:`_on_signal` (main thread only; once per process)."""
+    if _PREVIOUS_HANDLERS or threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if previous in (signal.SIG_IGN, None):
+            continue
+        try:
+            signal.signal(sig, _on_signal)
+        except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+            continue
+        _PREVIOUS_HANDLERS[sig] = previous
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries of earlier writes to ``path`` whose writer is gone.
+
+    A temporary of this host is stale when its writer's process no longer exists; one of another
+    host (a shared file system) when it is older than a week; one in the old unnamed form
+    (``.<name>.<random>.part``) always. Returns the removed paths.
+    """
+    import re
+    import time
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:(\d+)@([A-Za-z0-9-]+)\.)?[^.]+\.part$")
+    host = _host_tag()
+    removed = []
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        m = pattern.match(p.name)
+        if m is None or str(p) in _LIVE_TEMPORARIES:
+            continue
+        pid, where = m.group(1), m.group(2)
+        if pid is None:
+            stale = True
+        elif where == host:
+            stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
+        else:
+            try:
+                stale = time.time() - p.stat().st_mtime > _STALE_AGE_OTHER_HOST_S
+            except OSError:
+                continue
+        if stale:
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    On any exception, and on SIGINT or SIGTERM, the temporary is removed (the target, if it
+    existed, is untouched). Temporaries that earlier, killed writes to the same target left
+    behind are removed first (:func:`remove_stale_temporaries`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    remove_stale_temporaries(path)
+    _install_signal_cleanup()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
+                               suffix=".part", dir=path.parent)
     os.close(fd)
+    _LIVE_TEMPORARIES.add(tmp)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        _LIVE_TEMPORARIES.discard(tmp)
 
 
 # ----------------------------------------------------------------------------- CXI
