@@ -13,8 +13,11 @@ only when that hash changed or a stage it depends on was redone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
 from twin.workflows import forecast as _forecast
 from twin.workflows.rundir import RunDir
@@ -164,15 +168,84 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
+# --- one writer per run directory ---------------------------------------------------------------
+
+LOCK_NAME = ".twin.lock"
+
+
+def _holder(text: str) -> str:
+    try:
+        h = json.loads(text)
+        return (f"pid {h['pid']} on host {h['host']} (`{h.get('command', 'twin run')}`, "
+                f"since {h.get('since', '?')})")
+    except (ValueError, KeyError, TypeError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def lock_run_dir(root: str | Path, command: str = "twin run"):
+    """Hold the run directory ``root`` for this process, or refuse if another holds it.
+
+    The lock is an exclusive ``flock`` on ``root/.twin.lock``; the operating system releases it
+    when its holder exits, however it exits, so a killed run never leaves a stale lock. The file
+    names the holder (pid, host, command, start time) for the message another run prints.
+
+    Parameters
+    ----------
+    root : str or Path
+        The run directory (created if missing).
+    command : str
+        What the holder is doing, for the message.
+
+    Raises
+    ------
+    TwinInputError
+        Another process holds the directory (CLI exit 2, naming that process).
+    """
+    import fcntl
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
+        os.close(fd)
+        raise TwinInputError("--output", str(root), "", message=(
+            f"output directory {root} is in use by {holder}; two runs on one directory would "
+            f"corrupt it. Wait for that run to finish, stop it, or choose another directory "
+            f"(the lock is {path}; it is released when its holder exits).")) from None
+    try:
+        info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                           "command": command,
+                           "since": time.strftime("%Y-%m-%d %H:%M:%S %z")})
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode(), 0)
+        yield path
+    finally:
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)              # releases the flock
+
+
 def run(s: Scenario, out: str | Path, progress: bool = True, log: Log = print,
         stages: Sequence[Stage] = STAGES) -> dict:
     """Run ``stages`` for scenario ``s`` into ``out``.
 
     Returns the summary (also written to ``summary.json``): the forecast, each stage's results
-    and whether it ran or came from the cache.
+    and whether it ran or came from the cache. The directory is locked for the duration
+    (:func:`lock_run_dir`): a second run on it raises :class:`TwinInputError` naming the first.
     """
     rd = RunDir(Path(out))
-    rd.root.mkdir(parents=True, exist_ok=True)
+    with lock_run_dir(rd.root):
+        return _run_locked(s, rd, progress, log, stages)
+
+
+def _run_locked(s: Scenario, rd: RunDir, progress: bool, log: Log,
+                stages: Sequence[Stage]) -> dict:
     rd.scenario_json.write_text(s.model_dump_json(indent=2))
     fc = _forecast.forecast(s)          # cheap: always fresh
     rd.forecast_json.write_text(json.dumps(fc.as_dict(), indent=2))
