@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from twin.core.errors import TwinInputError
-from twin.core.formatting import format_value
+from twin.core.formatting import format_value, label
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Digital twin of fast X-ray ptychography and ptycho-tomography.")
@@ -66,9 +66,10 @@ def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
     typer.echo(f"Forecast for {result.scenario}")
-    width = max(len(k) for k in result.values)
-    for key, value in result.values.items():
-        typer.echo(f"  {key:<{width}}  {format_value(key, value)}")
+    rows = [(label(k), format_value(k, v), k) for k, v in result.values.items()]
+    w0, w1 = max(len(r[0]) for r in rows), 22
+    for lab, value, key in rows:
+        typer.echo(f"  {lab:<{w0}}  {value:<{w1}}  [{key}]")
 
 
 @app.command()
