@@ -81,6 +81,11 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
               "--scheduler", help="address of an existing Dask scheduler "
               "(default: $TWIN_DASK_SCHEDULER, else a local cluster)")] = None,
           plots: Annotated[bool, typer.Option(help="write PNG plots beside the table")] = True,
+          simulate: Annotated[bool, typer.Option(
+              "--simulate", help="also simulate and reconstruct a patch at every point and "
+              "measure its resolution (FRC against the truth and between two halves)")] = False,
+          seeds: Annotated[int, typer.Option("--seeds", help="with --simulate: seeds per "
+                                             "point (mean and std over them)")] = 1,
           ) -> None:
     """Evaluate the scenario's sweep table on Dask: one CSV/Parquet row per grid point."""
     from twin import scenario as sc
@@ -90,7 +95,7 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
         raise TwinInputError("--output", str(output), "allowed suffixes: .csv, .parquet")
     s = sc.load(scenario)
     address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
-    table = sw.run_sweep(s, scheduler=address, progress=True)
+    table = sw.run_sweep(s, scheduler=address, progress=True, simulate=simulate, seeds=seeds)
     sw.write_table(table, output)
     typer.echo(f"wrote {len(table)} rows to {output}")
     if plots:
@@ -275,6 +280,76 @@ def report(directory: Annotated[Path, typer.Argument(help="a `twin run` output d
     from twin.report import book as rp
 
     typer.echo(f"report: {rp.build(directory)}")
+
+
+scenario_app = typer.Typer(no_args_is_help=True, help="Write, check and document scenarios.")
+app.add_typer(scenario_app, name="scenario")
+
+
+def _scenario_source(name: str) -> Path:
+    """A scenario file by path, or by name in ./scenarios/."""
+    p = Path(name)
+    if p.exists() or p.suffix == ".toml":
+        return p
+    return Path("scenarios") / f"{name}.toml"
+
+
+@scenario_app.command("new")
+@_guarded
+def scenario_new(name: Annotated[str, typer.Argument(help="scenario name (writes NAME.toml)")],
+                 from_: Annotated[Optional[str], typer.Option(
+                     "--from", help="start from this scenario (a file, or a name in "
+                     "./scenarios/)")] = None,
+                 output: Annotated[Optional[Path], typer.Option(
+                     "-o", "--output", help="file to write (default: NAME.toml)")] = None,
+                 force: Annotated[bool, typer.Option(help="overwrite an existing file")]
+                 = False) -> None:
+    """Write an annotated scenario: every field with its unit, range and default's source."""
+    from twin import scenario as sc
+    from twin.workflows import scenario_tools as st
+
+    stem = Path(name).stem if name.endswith(".toml") else name
+    out = output or Path(name if name.endswith(".toml") else f"{name}.toml")
+    if out.exists() and not force:
+        raise TwinInputError("--output", str(out), "the file exists; use --force to overwrite")
+    base = sc.load(_scenario_source(from_)) if from_ else None
+    st.write_new(out, stem, base)
+    typer.echo(f"wrote {out}; check it with `twin scenario check {out}`")
+
+
+@scenario_app.command("check")
+@_guarded
+def scenario_check(file: Annotated[Path, typer.Argument(help="scenario TOML file")]) -> None:
+    """Validate a scenario and print the geometry and rates it implies."""
+    from twin import scenario as sc
+    from twin.workflows import scenario_tools as st
+
+    s = sc.load(file)
+    typer.echo(f"{file}: valid scenario '{s.name}'")
+    rows = st.check_report(s)
+    w = max(len(r[0]) for r in rows)
+    for lab, value in rows:
+        typer.echo(f"  {lab:<{w}}  {value}")
+
+
+@scenario_app.command("schema")
+@_guarded
+def scenario_schema(markdown: Annotated[bool, typer.Option(
+                        "--markdown", help="Markdown tables (the book's schema page)")] = True,
+                    output: Annotated[Optional[Path], typer.Option(
+                        "-o", "--output", help="write to this file (default: stdout)")] = None
+                    ) -> None:
+    """The scenario schema, generated from the models (the book's book/schema.md)."""
+    from twin.io.files import atomic_path
+    from twin.workflows import scenario_tools as st
+
+    text = st.schema_markdown() + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    with atomic_path(output) as tmp:
+        tmp.write_text(text)
+    typer.echo(f"wrote {output}")
 
 
 @app.command()

@@ -29,7 +29,7 @@ Fraction = Annotated[float, Field(gt=0, le=1)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
-                              validate_default=True)
+                              validate_default=True, use_attribute_docstrings=True)
 
 
 def _known_material(name: str) -> str:
@@ -50,13 +50,21 @@ class FibreBundle(_Strict):
     """Axon-mimicking bundle of coaxially electrospun hollow PCL microfibres (seed 000 §2.1)."""
 
     fibre_material: MaterialName = "polycaprolactone"
+    """Material of the hollow fibres' walls."""
     matrix_material: MaterialName = "water"
+    """Material filling the space between and inside the fibres."""
     outer_diameter_um_mean: PosFloat = 6.0
+    """Mean outer diameter of a fibre."""
     outer_diameter_um_sd: NonNegFloat = 1.5
+    """Standard deviation of the outer diameter."""
     inner_diameter_um_mean: PosFloat = 3.0
+    """Mean inner (lumen) diameter of a fibre."""
     inner_diameter_um_sd: NonNegFloat = 1.0
+    """Standard deviation of the inner diameter."""
     orientation_dispersion_deg: Annotated[float, Field(ge=0, le=90)] = 10.0
+    """Spread of the fibres' directions about the bundle axis."""
     packing_fraction: Annotated[float, Field(gt=0, lt=0.9)] = 0.5
+    """Fraction of the cross-section the fibres fill."""
 
     @model_validator(mode="after")
     def _inner_inside_outer(self):
@@ -71,13 +79,21 @@ class IntegratedCircuit(_Strict):
     """Layered integrated circuit (seed 002 §2: 13 layers, 3.92 µm thick)."""
 
     n_layers: Annotated[int, Field(ge=1, le=100)] = 13
+    """Metal and via layers stacked along the beam."""
     wire_material: MaterialName = "cu"
+    """Material of the wires."""
     via_material: MaterialName = "w"
+    """Material of the vias between layers."""
     dielectric_material: MaterialName = "sio2"
+    """Insulator between the wires."""
     substrate_material: MaterialName = "si"
+    """Material of the substrate under the layers."""
     substrate_thickness_um: NonNegFloat = 0.5
+    """Thickness of the substrate kept under the layers."""
     min_pitch_nm: PosFloat = 64.0
+    """Finest wire pitch (the lowest layers)."""
     max_pitch_nm: PosFloat = 1000.0
+    """Coarsest wire pitch (the top layers)."""
 
     @model_validator(mode="after")
     def _pitches(self):
@@ -90,9 +106,13 @@ class SiemensStar(_Strict):
     """Siemens star of heavy-metal spokes on a membrane, a 2D resolution target."""
 
     spokes: Annotated[int, Field(ge=4, le=720)] = 36
+    """Number of spokes (each a dark and a light sector)."""
     spoke_material: MaterialName = "ta"
+    """Material of the spokes."""
     spoke_thickness_um: PosFloat = 0.5
+    """Thickness of the spokes along the beam."""
     membrane_material: MaterialName = "si3n4"
+    """Material of the supporting membrane."""
     membrane_thickness_um: NonNegFloat = 1.0
 
 
@@ -105,13 +125,22 @@ class Sample(_Strict):
     """
 
     phantom: Literal["fibre_bundle", "integrated_circuit", "siemens_star", "uniform"] = "uniform"
+    """The structure inside the sample; its table ([sample.fibres], [sample.circuit],
+    [sample.star]) sets it up."""
     shape: Literal["cylinder", "box"] = "cylinder"
+    """Outer shape: a vertical cylinder or a box."""
     diameter_um: PosFloat | None = None
+    """Cylinder diameter (shape = 'cylinder')."""
     width_um: PosFloat | None = None
+    """Box extent along x (shape = 'box')."""
     depth_um: PosFloat | None = None
+    """Box extent along the beam at 0° (shape = 'box')."""
     height_um: PosFloat
+    """Extent along the rotation axis (y)."""
     material: MaterialName = "water"
+    """Bulk material, for the dose: a formula, an xraylib NIST name or a named material."""
     density_g_per_cm3: PosFloat | None = None
+    """Bulk density (default: the named material's or NIST's)."""
     fibres: FibreBundle = FibreBundle()
     circuit: IntegratedCircuit = IntegratedCircuit()
     star: SiemensStar = SiemensStar()
@@ -141,6 +170,7 @@ class Sample(_Strict):
 
 class Beam(_Strict):
     energy_kev: Annotated[float, Field(ge=1, le=200)]
+    """Photon energy."""
     flux_photons_per_s: PosFloat
     """Coherent photon flux at the sample, all beams together."""
     coherent_fraction: Fraction = 1.0
@@ -153,11 +183,17 @@ class Optics(_Strict):
     """Fresnel zone plate; give either ``defocus_mm`` or ``beam_diameter_um``."""
 
     zone_plate_diameter_um: PosFloat
+    """Zone-plate diameter."""
     outermost_zone_nm: PosFloat
+    """Width of the outermost zone (sets the focal length and the far-field cone)."""
     central_stop_diameter_um: NonNegFloat = 0.0
+    """Diameter of the central stop on the zone plate."""
     osa_diameter_um: PosFloat | None = None
+    """Order-sorting aperture diameter (none: no aperture)."""
     defocus_mm: float | None = None
+    """Sample distance downstream of the focus (or give beam_diameter_um)."""
     beam_diameter_um: PosFloat | None = None
+    """Beam diameter at the sample; the defocus follows from it (or give defocus_mm)."""
     diffuser: bool = False
     """Spread the direct beam evenly over the cropped detector (seed 000 §3's remedy for
     count-rate limits)."""
@@ -179,29 +215,39 @@ class Scan(_Strict):
     """2D raster of one projection. x is the fast axis, y the slow axis (the rotation axis)."""
 
     mode: Literal["fly", "step"] = "fly"
+    """Fly scan (continuous motion, frames on the fly) or step scan (stop at each point)."""
     fov_x_um: PosFloat
+    """Field of view along x (the fast axis)."""
     fov_y_um: PosFloat
+    """Field of view along y (the slow axis, the rotation axis)."""
     fast_step_um: PosFloat
+    """Distance between frames along a line."""
     slow_step_um: PosFloat
+    """Distance between lines."""
     frame_rate_hz: PosFloat
+    """Detector frame rate (one frame per scan point)."""
     exposure_s: PosFloat | None = None
     """Default: the frame period less the detector's readout dead time."""
     line_turnaround_s: NonNegFloat = 0.0
+    """Time to turn round at the end of each line."""
     projection_overhead_s: NonNegFloat = 0.0
     """Per-projection time outside the raster: rotation, settling, file handling."""
     step_settle_s: NonNegFloat = 0.0
     """Step scans only: move and settle time per point."""
     n_beams: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Beams scanning in parallel; the lines are shared among them."""
     overlap_relaxation: Annotated[float, Field(ge=1, le=100)] = 1.0
     """Factor by which joint ptycho-tomography relaxes the slow-axis step (Gürsoy 2017)."""
     position_capture_rate_hz: PosFloat = 10_000.0
     """PandA position-capture limit (seed 000 §2.1: 10 kHz)."""
     encoder_resolution_nm: NonNegFloat = 1.0
+    """Resolution of the position encoders."""
     capture_jitter_s: NonNegFloat = 0.0
     """rms timing jitter of a position capture."""
     stage_vibration_nm: NonNegFloat = 0.0
     """rms stage vibration on each axis (fly scans), which interpolated positions miss."""
     stage_vibration_hz: NonNegFloat = 0.0
+    """Frequency of the stage vibration."""
     blur_samples: Annotated[int, Field(ge=1, le=64)] | None = None
     """Sub-positions per exposure for motion blur (default: one per half object pixel of
     travel, at most 16; 1 for step scans)."""
@@ -227,20 +273,33 @@ class Detector(_Strict):
     """A preset of ``twin/acquisition/detectors.toml`` in one of its modes, with overrides."""
 
     preset: str = "eiger_500k"
+    """Detector preset in twin/acquisition/detectors.toml (eiger_500k, selun, ideal, ...)."""
     mode: str | None = None
+    """The preset's mode (counter depth, binning); default: the preset's first."""
     distance_m: PosFloat
+    """Sample–detector distance."""
     crop: Annotated[int, Field(ge=8)] | None = None
     """Square crop (effective pixels, after binning) kept for storage and reconstruction."""
     pixels_x: Annotated[int, Field(ge=8)] | None = None
+    """Override: native pixels along x."""
     pixels_y: Annotated[int, Field(ge=8)] | None = None
+    """Override: native pixels along y."""
     pixel_size_m: PosFloat | None = None
+    """Override: native pixel size."""
     counter_bits: Annotated[int, Field(ge=1, le=32)] | None = None
+    """Override: counter depth."""
     bytes_per_pixel: Annotated[int, Field(ge=1, le=8)] | None = None
+    """Override: bytes stored per pixel."""
     max_frame_rate_hz: PosFloat | None = None
+    """Override: highest frame rate of the mode."""
     max_count_rate_per_pixel_hz: PosFloat | None = None
+    """Override: count-rate limit per pixel."""
     dead_time_s: NonNegFloat | None = None
+    """Override: dead time after each counted photon."""
     readout_dead_time_s: NonNegFloat | None = None
+    """Override: time per frame the counters are read out and blind."""
     dead_time_model: Literal["nonparalyzable", "paralyzable"] = "nonparalyzable"
+    """How the counter loses photons at high rates."""
     overflow: Literal["saturate", "wrap"] = "saturate"
     """What a counter does above 2**bits − 1: hold at the maximum, or roll over."""
 
@@ -277,16 +336,22 @@ class Tomography(_Strict):
     """``n_projections``: a count, "crowther" (π/2 × width in voxels), or 0 for a 2D scan."""
 
     n_projections: Annotated[int, Field(ge=0)] | Literal["crowther"] = 0
+    """Projections: a count, "crowther" (π/2 × width in voxels), or 0 for a 2D scan."""
     angular_range_deg: Annotated[float, Field(gt=0, le=360)] = 180.0
+    """Angular range of the projections."""
     voxel_size_m: PosFloat | None = None
     """Tomographic voxel; default the ptychographic pixel size."""
 
 
 class Reconstruction(_Strict):
     algorithm: Literal["epie", "rpie", "lsqml", "multislice"] = "epie"
+    """Reconstruction engine."""
     iterations: Annotated[int, Field(ge=1, le=100_000)] = 50
+    """Iterations (epochs)."""
     modes: Annotated[int, Field(ge=1, le=64)] = 1
+    """Probe modes reconstructed."""
     upsampling: Annotated[int, Field(ge=1, le=8)] = 1
+    """Reciprocal-space upsampling (for binned frames)."""
     position_correction: bool = False
     slices: Annotated[int, Field(ge=1, le=1000)] = 1
 
@@ -303,11 +368,17 @@ class Resolution(_Strict):
 
     model: Literal["howells", "rose", "pixel"] = "pixel"
     reference_resolution_m: PosFloat | None = None
+    """``howells``: resolution measured at the reference."""
     reference_flux_photons_per_s: PosFloat | None = None
+    """``howells``: flux of the reference measurement."""
     reference_scan_rate_um2_per_s: PosFloat | None = None
+    """``howells``: scan rate of the reference measurement."""
     feature_material: MaterialName | None = None
+    """``rose``: material of the feature to resolve."""
     background_material: MaterialName | None = None
+    """``rose``: material around the feature."""
     snr: PosFloat = 5.0
+    """``rose``: signal-to-noise ratio the feature must reach."""
 
     @model_validator(mode="after")
     def _needs(self):
@@ -340,6 +411,7 @@ class Run(_Strict):
     chain_fov_um: PosFloat = 6.0
     """3D scenarios: field of the preview chain (the sample is scaled to fit)."""
     chain_iterations: Annotated[int, Field(ge=1)] = 15
+    """3D scenarios: reconstruction iterations of the preview chain."""
 
 
 # ----------------------------------------------------------------------------- scenario
@@ -349,8 +421,11 @@ SweepValue = float | int | str | bool
 
 class Scenario(_Strict):
     name: str = "scenario"
+    """Name of the scenario (reports, file names)."""
     description: str = ""
+    """One line on what the scenario is."""
     seed: Annotated[int, Field(ge=0)] = 0
+    """Random seed: same scenario and seed give the same bytes."""
     sample: Sample
     beam: Beam
     optics: Optics
@@ -361,6 +436,7 @@ class Scenario(_Strict):
     resolution: Resolution = Resolution()
     run: Run = Run()
     sweep: dict[str, Annotated[list[SweepValue], Field(min_length=1)]] = {}
+    """Grid of field values to sweep: dotted field path = list of values."""
 
     @field_validator("sweep")
     @classmethod

@@ -121,6 +121,8 @@ def _number(value: float, digits: int = 4) -> str:
         mantissa, exp = f"{value:.{digits - 1}e}".split("e")
         mantissa = mantissa.rstrip("0").rstrip(".")
         return f"{mantissa} × 10{str(int(exp)).translate(_SUPERSCRIPT)}"
+    if abs(value) >= 10 ** (digits - 1):                 # 68000, not 6.8e+04
+        return f"{round(value, digits - 1 - int(math.floor(math.log10(abs(value))))):,.0f}"
     return f"{value:.{digits}g}"
 
 
