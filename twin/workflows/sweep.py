@@ -98,7 +98,9 @@ def plot_sweep(table: pd.DataFrame, s: Scenario, stem: Path) -> list[Path]:
     """PNG plots of acquisition time and resolution against each swept field.
 
     For each swept field, one line per combination of the other fields (up to 12; beyond that
-    the median over the others is drawn).
+    the median over the others is drawn). The scenario's own point (its values without the
+    sweep) is marked with a red star; where the table has ``resolution_simulated_m`` (a
+    simulated sweep), the simulated resolutions are drawn beside the closed-form ones.
     """
     import matplotlib
 
@@ -106,9 +108,17 @@ def plot_sweep(table: pd.DataFrame, s: Scenario, stem: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     keys = list(s.sweep)
+    own_s = s.with_values({})
+    own = _forecast.forecast(own_s).values
+    own_x = {}
+    for key in keys:
+        node = own_s
+        for part in key.split("."):
+            node = getattr(node, part)
+        own_x[key] = node
     written = []
     for y, label, scale in (("total_time_s", "total acquisition time [h]", 1 / 3600),
-                            ("resolution_forecast_m", "forecast resolution [nm]", 1e9)):
+                            ("resolution_forecast_m", "resolution [nm]", 1e9)):
         fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
         for ax, key in zip(axes[0], keys):
             others = [k for k in keys if k != key]
@@ -121,14 +131,21 @@ def plot_sweep(table: pd.DataFrame, s: Scenario, stem: Path) -> list[Path]:
                     lab = ", ".join(f"{k.split('.')[-1]}={v:g}" if isinstance(v, float)
                                     else f"{k.split('.')[-1]}={v}"
                                     for k, v in zip(others, np.atleast_1d(name)))
-                    ax.plot(g[key].astype(str) if not numeric else g[key], g[y] * scale,
-                            marker="o", label=lab or None)
-                if others:
-                    ax.legend(fontsize=7)
+                    line, = ax.plot(g[key].astype(str) if not numeric else g[key],
+                                    g[y] * scale, marker="o", label=lab or "forecast")
+                    if y == "resolution_forecast_m" and "resolution_simulated_m" in g:
+                        ax.plot(g[key].astype(str) if not numeric else g[key],
+                                g["resolution_simulated_m"] * scale, marker="s", ls="--",
+                                color=line.get_color(), alpha=0.7,
+                                label=f"{lab}, simulated" if lab else "simulated")
             else:
                 med = table.groupby(key)[y].median() * scale
                 ax.plot(med.index, med.values, marker="o", label="median over other fields")
-                ax.legend(fontsize=7)
+            if own.get(y) is not None:
+                x0 = own_x[key] if numeric else str(own_x[key])
+                ax.plot([x0], [own[y] * scale], marker="*", ms=16, color="red", ls="none",
+                        zorder=5, label="this scenario")
+            ax.legend(fontsize=7)
             if numeric and (table[key] > 0).all() and table[key].max() / table[key].min() > 20:
                 ax.set_xscale("log")
             if (table[y] > 0).all():
