@@ -112,8 +112,9 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
              frames: Annotated[Optional[int], typer.Option(
                  help="keep only the first N scan points")] = None,
              compression: Annotated[str, typer.Option(
-                 help="bitshuffle (LZ4; readers import hdf5plugin), gzip or none")]
-             = "bitshuffle") -> None:
+                 help="gzip (shuffle + deflate: any HDF5 reader), bitshuffle (LZ4, the "
+                 "detectors' format: readers need hdf5plugin) or none")]
+             = "gzip") -> None:
     """Phantom → probe → scan → detector → a CXI file."""
     import warnings
 
@@ -140,7 +141,8 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
 @_guarded
 def reconstruct(
         input: Annotated[Path, typer.Argument(help="CXI file (CONTRACTS §3)")],
-        output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5")],
+        output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5 (CONTRACTS §4) or "
+                                             "OUT.cxi (a CXI product Ptychodus opens)")],
         algorithm: Annotated[str, typer.Option(help="epie, rpie, lsqml or multislice")] = "rpie",
         iterations: Annotated[int, typer.Option(help="iterations (epochs)")] = 50,
         modes: Annotated[int, typer.Option(help="probe modes")] = 1,
@@ -169,6 +171,9 @@ def reconstruct(
                       batch_size=batch_size, position_correction=position_correction,
                       upsampling=upsampling, noise_model=noise_model, slices=slices,
                       slice_thickness_m=slice_thickness_m, seed=seed, backend=backend)
+    if output.suffix.lower() not in (".h5", ".hdf5", ".cxi"):
+        raise TwinInputError("--output", str(output), "allowed suffixes: .h5 (CONTRACTS §4), "
+                             ".cxi (CXI product)")
     data = tio.read_cxi(input, frames=frames)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -178,8 +183,15 @@ def reconstruct(
     extra = {}
     if result.slices is not None:
         extra["slices"] = result.slices
-    tio.write_reconstruction(output, result.object, result.probe, result.positions_m,
-                             result.cost, result.pixel_size_m, **extra)
+    if output.suffix.lower() == ".cxi":
+        tio.write_cxi_product(output, result.object, result.probe, result.positions_m,
+                              result.pixel_size_m, energy_kev=data.energy_kev,
+                              distance_m=data.distance_m, detector_pixel_m=data.pixel_size_m,
+                              cost=result.cost, exposure_s=data.exposure_s,
+                              title=f"twin reconstruct {input.name}")
+    else:
+        tio.write_reconstruction(output, result.object, result.probe, result.positions_m,
+                                 result.cost, result.pixel_size_m, **extra)
     rate = result.timings["frame_iterations_per_s"]
     typer.echo(f"wrote {output}: object {result.object.shape}, {result.probe.shape[0]} probe "
                f"mode(s), final cost {result.cost[-1]:.4g}, {rate:.0f} frame-iterations/s")
@@ -370,6 +382,67 @@ def materials(formula: Annotated[str, typer.Argument(help="formula, NIST name or
         return
     for key, value in d.items():
         typer.echo(f"  {key:<26} {value}")
+
+
+@app.command()
+@_guarded
+def score(recon: Annotated[Path, typer.Argument(
+              help="a reconstruction: twin .h5 or .cxi product, Ptychodus CXI, pty-chi .h5, "
+                   "PtyPy .ptyr, .npy or .npz")],
+          truth: Annotated[Path, typer.Option("--truth", help="the CXI file `twin simulate` "
+                                              "wrote (its ground truth)")],
+          as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")]
+          = False,
+          pixel_size_m: Annotated[Optional[float], typer.Option(
+              "--pixel-size-m", help="the reconstruction's pixel size where its file does "
+              "not say (default: the truth's)")] = None,
+          frc_prefix: Annotated[Optional[Path], typer.Option(
+              "--frc", help="write the FRC curve to PREFIX.frc.csv and PREFIX.frc.png "
+              "(default: beside RECON, named after it)")] = None) -> None:
+    """Score a reconstruction (any code's) against the twin's ground truth: PCC, SSIM, FRC."""
+    from twin.analysis import score as sc
+
+    s = sc.score_files(recon, truth, pixel_size_m)
+    prefix = frc_prefix if frc_prefix is not None else recon.with_suffix("")
+    csv_path, png_path = sc.write_frc(s, prefix)
+    d = s.as_dict() | {"frc_csv": str(csv_path), "frc_png": str(png_path)}
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    typer.echo(f"{recon} ({s.source}) against {truth}:")
+    typer.echo(f"  PCC(phase) {s.pcc_phase:.4f}, SSIM {s.ssim_phase:.3f}, FRC half-bit "
+               f"{s.frc_resolution_m * 1e9:.4g} nm (1/7: {s.frc_resolution_7_m * 1e9:.4g} nm), "
+               f"phase error {s.phase_rms_error_rad:.3g} rad rms")
+    typer.echo(f"  registered: {s.transform}, shift {s.shift_px[0]:.2f}, {s.shift_px[1]:.2f} "
+               f"px, phase {s.phase_offset_rad:.3g} rad, ramp {s.phase_ramp_rad_per_px[0]:.3g}, "
+               f"{s.phase_ramp_rad_per_px[1]:.3g} rad/px over {s.region_px[0]}×{s.region_px[1]} px")
+    typer.echo(f"  FRC curve: {csv_path}, {png_path}")
+
+
+@app.command()
+@_guarded
+def panda(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+          host: Annotated[str, typer.Option(help="address to listen on (ports 8888 control, "
+                                            "8889 data)")] = "127.0.0.1",
+          speed: Annotated[float, typer.Option(help="time compression: 1 = real time, 10 = "
+                                               "ten times faster")] = 1.0,
+          seed: Annotated[Optional[int], typer.Option(help="random seed (default: the "
+                                                      "scenario's)")] = None) -> None:
+    """A PandA box emulator (PandABlocks TCP protocol) streaming the scenario's scan."""
+    import math
+
+    from twin import scenario as sc
+    from twin.acquisition import panda_server as ps
+    from twin.workflows import simulate as sim
+
+    if not (math.isfinite(speed) and speed > 0):
+        raise TwinInputError("--speed", speed, "must be a positive factor (1 = real time)")
+    s = sc.load(scenario)
+    if seed is not None:
+        s = s.model_copy(update={"seed": int(seed)})
+    p = sim.plan(s)
+    ps.serve(ps.capture_from_plan(p), s.scan.frame_rate_hz, p.exposure_s, host=host,
+             speed=speed, log=lambda m: typer.echo(m, err=True))
 
 
 def main() -> None:

@@ -3,11 +3,36 @@
 :func:`plan` works out the grids and the geometry of a scenario (no frames yet); :func:`frames`
 yields detector frames chunk by chunk; :func:`simulate` streams them into a CXI file.
 
-Sampling. Frames are computed on the detector's native pixels inside the crop window
-(n·b pixels for an n × n crop at binning b), so the object pixel is dx = λz/(n·b·p_native) —
-equal to λz/(n·p_eff) — and on-chip binning acts on simulated native pixels as it does on the
-chip. The illumination stored in the file is on that native grid (n·b)²; for binned data the
-reader upsamples by b (Batey et al. 2014), which the file's ``upsampling`` attribute says.
+The simulation is as hard as a real experiment (issue 10 §1), so that the reconstruction's
+model is never exactly the simulation's:
+
+* **Finer than the reconstruction.** With ``simulation.oversampling`` = s the object and the
+  probe live on a grid of pixel dx/s, where dx = λz/(n·b·p_native) is the reconstruction's
+  object pixel. The exit wave is taken in a window s times wider than the reconstruction's
+  probe window (N = s²·n·b fine pixels: the probe's tails beyond the reconstruction window
+  scatter too), so its far field is sampled at p/s over s·n·b·p: the central n·b·s samples
+  are kept and each s × s block is summed, so that a native detector pixel integrates the far
+  field over its area (midpoint rule with s² points; the samples sit at the centres of the
+  sub-pixels, by a half-bin phase ramp for even s). Parseval and the closed-form far field
+  of a Gaussian beam test it (tests/workflows/test_simulate.py).
+* **Ground truth on the reconstruction grid.** ``/entry_1/sample_1/ground_truth`` is the mean
+  of the complex transmission over the s × s fine pixels of each reconstruction pixel (a box
+  filter: every reconstruction pixel is the average of what it covers), at λz/(n·p).
+  The true probe modes are resampled to the reconstruction grid by cropping their spectrum
+  (exact for band-limited probes).
+* **Thick samples** go through multislice (slabs from the phantom registry, angular-spectrum
+  propagation between them) where the path through the sample exceeds the depth of field
+  2dx²/λ (:meth:`twin.geometry.Geometry.multislice_slices`).
+* **Partial coherence** from the source's size and distance (``beam.source_size_um``,
+  ``beam.source_distance_m``) as probe modes.
+* **Detector response** (quantum efficiency, charge sharing, gain map; dead time photon by
+  photon) and **position errors** (encoder noise and steps, drift, PandA jitter and latency).
+* **What the file hands the reconstruction** is what a user would have: ``illumination`` is
+  the zone plate's probe at the planned defocus (one mode, no source size, no coded
+  aperture); the modes that made the data go to ``illumination_ground_truth``.
+
+The illumination in the file is on the native grid (n·b)²; for binned data the reader
+upsamples by b (Batey et al. 2014), which the file's ``upsampling`` attribute says.
 
 Randomness. Frames are made in blocks of :data:`BLOCK` whose random stream is seeded by
 (seed, block index): the same scenario and seed give the same frames, and ``--frames N`` gives
@@ -18,53 +43,74 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from twin.acquisition import detector as _detector
-from twin.sample import phantoms
-from twin.beam import probe
-from twin.operators import ptychography
 from twin.acquisition import scan
+from twin.beam import probe
 from twin.core.errors import TwinInputError
-from twin.io.files import CXIWriter
+from twin.core.xp import fft2
 from twin.geometry import Geometry
+from twin.io.files import CXIWriter
+from twin.operators.propagation import Propagator
+from twin.operators.ptychography import subpixel_shift
+from twin.sample import phantoms
 from twin.scenario import Scenario
 
 BLOCK = 256
-#: Sub-pixel shifts of the probe are rounded to 1/32 pixel (cached shifted probes): positions
-#: are then exact to ±1/64 of an object pixel, e.g. ±0.7 nm at 44 nm pixels.
+#: Sub-pixel shifts of the probe are rounded to 1/32 of a (fine) pixel and the shifted probes
+#: cached: positions are then exact to ±1/64 of a fine pixel.
 SUBPIXEL_QUANTUM = 1 / 32
+#: Memory for cached shifted probes and for one chunk of far fields.
+CACHE_BYTES = 256 * 2 ** 20
+CHUNK_BYTES = 64 * 2 ** 20
 
 
 @dataclass
 class Plan:
+    """Everything :func:`frames` needs; arrays on the reconstruction grid unless ``fine_``."""
+
     scenario: Scenario
     det: _detector.DetectorMode
     wavelength_m: float
     n_eff: int                  # stored frame side (after binning)
-    n_native: int               # simulated frame side (native pixels)
-    dx_m: float                 # object pixel
+    n_native: int               # native detector pixels simulated per side
+    dx_m: float                 # reconstruction object pixel λz/(n·p)
     exposure_s: float
     photons_per_frame: float    # per beam, incident
-    probes: np.ndarray          # (B, M, n_native, n_native)
+    probes: np.ndarray          # (B, M, n_native, n_native) true modes, reconstruction grid
     beam_offsets_m: np.ndarray  # (B, 2)
     trajectory: scan.Trajectory
     capture: scan.Capture
     blur_samples: int
-    object: np.ndarray          # (H, W) complex64 ground truth
+    object: np.ndarray          # (H, W) complex64 ground truth, reconstruction grid
     mask: np.ndarray            # (n_eff, n_eff) uint8
     origin_m: np.ndarray        # (2,) x, y of the object's centre pixel from the scan centre
     first_px: np.ndarray        # (2,) grid index (row, col) of the object's pixel [0, 0]
+    illumination: np.ndarray = None       # (1, n_native, n_native) the user's probe model
+    oversampling: int = 1
+    n_window: int = 0                     # fine window side N = s²·n_native
+    fine_probes: np.ndarray = None        # (B, M, N, N)
+    fine_slices: np.ndarray = None        # (L, s·H, s·W) complex64 slab transmissions
+    slice_spacing_m: float = 0.0
+    response: _detector.Response | None = None
+    dead_time_model: str = "nonparalyzable"
+    _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_frames(self) -> int:
         return len(self.trajectory)
 
+    @property
+    def fine_pixel_m(self) -> float:
+        return self.dx_m / self.oversampling
+
     def top_left_px(self, positions_m: np.ndarray) -> np.ndarray:
-        """(…, 2) probe-window top-left (row, col) on the object grid for positions (…, 2).
+        """(…, 2) reconstruction-window top-left (row, col) on the object grid for positions
+        (…, 2).
 
         Pixel coordinates are taken on the whole scan's grid first and the window's integer
         offset subtracted after, so that a frame's sub-pixel shift does not depend on the
@@ -73,69 +119,88 @@ class Plan:
         px = positions_m[..., ::-1] / self.dx_m                       # (row, col) from centre
         return px - self.first_px - self.n_native // 2
 
+    def fine_top_left_px(self, positions_m: np.ndarray) -> np.ndarray:
+        """(…, 2) top-left (row, col) of the fine simulation window on the fine object grid.
 
-def _object(s: Scenario, dx: float, y: np.ndarray, x: np.ndarray, energy: float,
-            angle_deg: float = 0.0) -> np.ndarray:
-    """Ground-truth transmission (len(y), len(x)) at pixel centres y, x (metres from the scan
-    centre, which is on the rotation axis), the sample rotated by ``angle_deg``."""
-    h, w = len(y), len(x)
-    shape = (h, w)
-    smp = s.sample
-    if smp.phantom == "siemens_star":
-        st = smp.star
-        radius = 0.5 * smp.cross_section_um[0] * 1e-6        # the star is the sample's width
-        return phantoms.siemens_star_transmission(
-            shape, dx, energy, spokes=st.spokes, radius_m=radius,
-            centre_px=(-y[0] / dx, -x[0] / dx),
-            spoke_material=st.spoke_material, spoke_thickness_m=st.spoke_thickness_um * 1e-6,
-            membrane_material=st.membrane_material,
-            membrane_thickness_m=st.membrane_thickness_um * 1e-6)
-    if smp.phantom == "fibre_bundle":
-        fb = smp.fibres
-        diameter = smp.cross_section_um[0] * 1e-6
-        bundle = phantoms.FibreBundle(
-            shape=(h, 1, w), voxel_size_m=dx, sample_diameter_m=diameter, seed=s.seed,
-            fibre_material=fb.fibre_material, matrix_material=fb.matrix_material,
-            outer_diameter_m=(fb.outer_diameter_um_mean * 1e-6, fb.outer_diameter_um_sd * 1e-6),
-            inner_diameter_m=(fb.inner_diameter_um_mean * 1e-6, fb.inner_diameter_um_sd * 1e-6),
-            dispersion_deg=fb.orientation_dispersion_deg, packing_fraction=fb.packing_fraction)
-        proj = bundle.projection_analytic(y, x, angle_deg, energy)
-        return phantoms.transmission_from_projection(proj, energy)
-    if smp.phantom == "integrated_circuit":
-        c = smp.circuit
-        thick = smp.cross_section_um[1] * 1e-6
-        nz = int(math.ceil(thick / dx)) + 2
-        ic = phantoms.IntegratedCircuit(
-            shape=(h, nz, w), voxel_size_m=dx, thickness_m=thick, n_layers=c.n_layers,
-            seed=s.seed, min_pitch_m=c.min_pitch_nm * 1e-9, max_pitch_m=c.max_pitch_nm * 1e-9,
-            substrate_thickness_m=min(c.substrate_thickness_um * 1e-6, 0.5 * thick),
-            dielectric_material=c.dielectric_material, wire_material=c.wire_material,
-            via_material=c.via_material, substrate_material=c.substrate_material,
-            origin_m=(float(y[h // 2]), float(x[w // 2])))
-        return phantoms.transmission_from_projection(ic.projection([angle_deg], energy)[0],
-                                                     energy)
-    # uniform: a cylinder or box of the bulk material
-    from twin.sample import materials
+        Fine pixel f of the grid is centred at (f − (s−1)/2)·dx/s from the scan centre, so that
+        each reconstruction pixel k covers fine pixels k·s … k·s + s − 1.
+        """
+        s = self.oversampling
+        px = positions_m[..., ::-1] / self.fine_pixel_m + (s - 1) / 2
+        return px - self.first_px * s - self.n_window // 2
 
-    m = materials.lookup(smp.material, energy, smp.density_g_per_cm3)
-    from twin.sample import dose
 
-    sx, sz = (v * 1e-6 for v in smp.cross_section_um)
-    t = dose.chord_lengths_m(smp.shape, sx, sz, 0.0, np.deg2rad([angle_deg]), s_m=x)[0]
-    t = np.where(np.abs(y)[:, None] <= smp.height_um * 1e-6 / 2, t[None, :], 0.0)
-    return phantoms.transmission_from_projection((m.delta + 1j * m.beta) * t, energy)
+def fourier_downsample(a: np.ndarray, factor: int) -> np.ndarray:
+    """(…, m, m) → (…, m/factor, m/factor) by keeping the central part of the centred
+    spectrum (unitary transforms: Σ|a|² of the band-limited part is kept).
+
+    Parameters
+    ----------
+    a : complex (…, m, m)
+        Sampled at pixel dx, origin at index m//2.
+    factor : int
+        m must be a multiple.
+    """
+    if factor == 1:
+        return a
+    m = a.shape[-1]
+    n = m // factor
+    sh = np.fft.fftshift
+    spec = sh(np.fft.fft2(np.fft.ifftshift(a, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    c = m // 2 - n // 2
+    spec = spec[..., c:c + n, c:c + n]
+    return sh(np.fft.ifft2(np.fft.ifftshift(spec, axes=(-2, -1)), norm="ortho"),
+              axes=(-2, -1)).astype(a.dtype)
+
+
+def bin_far_field(intensity: np.ndarray, oversampling: int, n: int) -> np.ndarray:
+    """Detector pixels from fine far-field samples.
+
+    ``intensity`` (…, N, N), N = s²·n, DC at N//2, fine samples at spacing p/s centred in the
+    detector's sub-pixels: the central s·n samples are kept and each s × s block summed into
+    one of the n × n pixels (DC pixel n//2).
+    """
+    s = oversampling
+    if s == 1:
+        return intensity
+    N = intensity.shape[-1]
+    c = N // 2 - s * (n // 2)
+    crop = intensity[..., c:c + s * n, c:c + s * n]
+    sh = crop.shape[:-2]
+    return crop.reshape(*sh, n, s, n, s).sum(axis=(-3, -1))
+
+
+def half_bin_ramp(N: int, oversampling: int) -> np.ndarray:
+    """(N, N) phase ramp that moves the far-field samples of an N-pixel window by
+    −(s−1)/2 bins, so that s consecutive samples sit at the centres of a pixel's s
+    sub-pixels (identity for s = 1)."""
+    a = (oversampling - 1) / 2
+    r = np.exp(2j * np.pi * a * np.arange(N) / N).astype(np.complex64)
+    return r[:, None] * r[None, :]
 
 
 def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Plan:
     """Geometry, probe, trajectory, position capture and ground truth of a scenario, the
-    sample rotated by ``angle_deg`` about the vertical axis."""
+    sample rotated by ``angle_deg`` about the vertical axis.
+
+    Parameters
+    ----------
+    s : Scenario
+    n_frames : int or None
+        Keep only the first scan points (``--frames``).
+    angle_deg : float
+        Rotation of the sample, degrees.
+    """
     g = Geometry.from_scenario(s)
     det, lam, n_eff, b, n_nat = g.detector, g.wavelength_m, g.n_stored, g.binning, g.n_native
     try:
-        _detector.crop_window(det, n_eff)
+        window = _detector.crop_window(det, n_eff)
     except ValueError as exc:
         raise TwinInputError("detector.crop", n_eff, str(exc)) from None
     dx = g.object_pixel_m
+    ovs = g.oversampling
+    dxf = g.fine_pixel_m
+    n_win = ovs * ovs * n_nat
     exposure = g.exposure_s
     sc = s.scan
     n_beams = g.n_beams
@@ -150,6 +215,8 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
     else:
         traj = scan.step_scan(fov_x, lines * slow, g.fast_step_m, slow,
                               sc.frame_rate_hz, exposure, sc.step_settle_s)
+    if any(sc.drift_nm_per_s):
+        traj = traj.with_drift([v * 1e-9 for v in sc.drift_nm_per_s])
     offsets = scan.multibeam_offsets(n_beams, lines * slow * n_beams)
     if n_frames is not None:
         if n_frames < 1:
@@ -157,9 +224,11 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
         k = min(n_frames, len(traj))
         traj = scan.Trajectory(traj.positions_m[:k], traj.velocity_m_per_s[:k],
                                traj.t_start_s[:k], traj.exposure_s, traj.line[:k], traj.kind,
-                               traj.vibration)
+                               traj.vibration, traj.drift_m_per_s)
     cap = scan.panda_capture(traj, sc.frame_rate_hz, sc.position_capture_rate_hz,
-                             sc.encoder_resolution_nm * 1e-9, sc.capture_jitter_s, s.seed)
+                             sc.encoder_resolution_nm * 1e-9, sc.capture_jitter_s, s.seed,
+                             encoder_noise_m=sc.encoder_noise_nm * 1e-9,
+                             latency_s=sc.capture_latency_s)
     if sc.blur_samples is not None:
         blur = sc.blur_samples
     elif traj.kind == "fly":
@@ -170,53 +239,147 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
 
     # The object grid is fixed by the whole scan (pixel centres k·dx from the scan centre), and
     # only the window that the simulated frames touch is computed: a part (--frames) sees
-    # exactly the same pixels as the whole run.
+    # exactly the same pixels as the whole run. The fine window is s times wider than the
+    # reconstruction's, so the margin is s·n/2 reconstruction pixels.
     sub = traj.sub_positions(blur)
     allpos = (sub[:, :, None, :] + offsets[None, None, :, :]).reshape(-1, 2)
-    half = n_nat // 2 + 2
+    half = (ovs * n_nat) // 2 + 2
     lo = np.floor(allpos.min(axis=0) / dx).astype(int) - half
     hi = np.ceil(allpos.max(axis=0) / dx).astype(int) + half
     gcols = np.arange(lo[0], hi[0] + 1)
     grows = np.arange(lo[1], hi[1] + 1)
-    if len(grows) * len(gcols) > 400_000_000:
+    n_fine_px = len(grows) * len(gcols) * ovs * ovs
+    if n_fine_px > 400_000_000:
         raise TwinInputError("scan", f"{len(grows)}×{len(gcols)} object pixels",
                              "is too large to simulate at once; use --frames for a part")
-    obj = _object(s, dx, grows * dx, gcols * dx, s.beam.energy_kev, angle_deg)
+    n_slices = g.multislice_slices(s, angle_deg)
+    frows = (np.arange(grows[0] * ovs, (grows[-1] + 1) * ovs) - (ovs - 1) / 2) * dxf
+    fcols = (np.arange(gcols[0] * ovs, (gcols[-1] + 1) * ovs) - (ovs - 1) / 2) * dxf
+    grid = phantoms.Grid(y_m=frows, x_m=fcols, pixel_m=dxf, energy_kev=g.energy_kev,
+                         angle_deg=angle_deg, n_slices=n_slices, seed=s.seed)
+    proj = phantoms.projected_slabs(s.sample.phantom, s.sample, g.sample_extent, grid)
+    fine_slices = phantoms.transmission_from_projection(proj, g.energy_kev)
+    # ground truth: the whole projection, box-averaged onto the reconstruction grid
+    fine_total = phantoms.transmission_from_projection(proj.sum(axis=0), g.energy_kev)
+    obj = fine_total.reshape(len(grows), ovs, len(gcols), ovs).mean(axis=(1, 3))
+    obj = obj.astype(np.complex64)
+    del proj, fine_total
+    edges = grid.slab_edges_m(g.sample_extent)
+    spacing = float(edges[1] - edges[0]) if n_slices > 1 else 0.0
     # the window's centre pixel is the origin of the file's translations (CONTRACTS §3)
     origin = np.array([gcols[len(gcols) // 2], grows[len(grows) // 2]]) * dx
-    extent = np.array(s.sample.cross_section_um[0]) * 1e-6
-    if fov_x > 1.5 * extent or fov_y > 1.5 * s.sample.height_um * 1e-6:
+    ext = g.sample_extent
+    if fov_x > 1.5 * ext.width_m or fov_y > 1.5 * ext.height_m:
         warnings.warn("the scan is much larger than the sample: many frames see no sample",
                       stacklevel=2)
 
     zp = probe.ZonePlate(g.zone_plate_diameter_m, g.outermost_zone_m, g.central_stop_m)
     defocus = g.defocus_m
     photons = g.photons_per_frame
-    modes = s.beam.coherent_modes if s.beam.coherent_fraction < 1 else 1
-    probes = np.stack([
-        probe.probe_modes(n_nat, dx, zp, lam, defocus, n_modes=modes,
-                          coherent_fraction=s.beam.coherent_fraction, photons=photons,
-                          code=None if n_beams == 1 else probe.coded_aperture(n_nat, s.seed + i))
-        for i in range(n_beams)])
+    if g.source_sigma_focus_m is not None:
+        kw = dict(n_modes=s.beam.coherent_modes, source_sigma_m=g.source_sigma_focus_m)
+    else:
+        kw = dict(n_modes=s.beam.coherent_modes if s.beam.coherent_fraction < 1 else 1,
+                  coherent_fraction=s.beam.coherent_fraction)
+    fine = [probe.probe_modes(n_win, dxf, zp, lam, defocus, photons=photons,
+                              code=None if n_beams == 1
+                              else probe.coded_aperture(n_win, s.seed + i, 4 * ovs),
+                              **kw)
+            for i in range(n_beams)]
+    m_max = max(len(f) for f in fine)
+    fine_probes = np.zeros((n_beams, m_max, n_win, n_win), np.complex64)
+    for i, f in enumerate(fine):
+        fine_probes[i, :len(f)] = f
+    # the true modes on the reconstruction grid: the central s·n fine pixels, band-limited
+    c = n_win // 2 - (ovs * n_nat) // 2
+    true = fourier_downsample(fine_probes[..., c:c + ovs * n_nat, c:c + ovs * n_nat], ovs)
+    # what a user has: the zone plate at the planned defocus, one coherent mode
+    model = probe.zone_plate_probe(n_nat, dx, zp, lam, defocus)
+    illumination = (model * np.sqrt(photons))[None].astype(np.complex64)
 
     gap = _detector.gap_mask(det)
-    rows, cols = _detector.crop_window(det, n_eff)
-    g = gap[rows, cols]
-    mask = g.reshape(n_eff, b, n_eff, b).min(axis=(1, 3)).astype(np.uint8)
-    return Plan(s, det, lam, n_eff, n_nat, dx, exposure, photons, probes, offsets, traj, cap,
-                blur, obj, mask, origin, np.array([grows[0], gcols[0]]))
+    rows, cols = window
+    gw = gap[rows, cols]
+    mask = gw.reshape(n_eff, b, n_eff, b).min(axis=(1, 3)).astype(np.uint8)
+    response = (_detector.Response.of(det, g.energy_kev, window)
+                if s.simulation.detector_response else None)
+    return Plan(s, det, lam, n_eff, n_nat, dx, exposure, photons, true.astype(np.complex64),
+                offsets, traj, cap, blur, obj, mask, origin, np.array([grows[0], gcols[0]]),
+                illumination=illumination, oversampling=ovs, n_window=n_win,
+                fine_probes=fine_probes, fine_slices=fine_slices, slice_spacing_m=spacing,
+                response=response,
+                dead_time_model=s.detector.dead_time_model or det.dead_time_model)
+
+
+def _shifted_probes(p: Plan, beam: int, frac: np.ndarray) -> np.ndarray:
+    """(k, M, N, N) fine probes of ``beam`` shifted by ``frac`` (k, 2) fine pixels, rounded
+    to :data:`SUBPIXEL_QUANTUM` and cached."""
+    steps = int(round(1 / SUBPIXEL_QUANTUM))
+    keys = np.round(frac * steps).astype(int)
+    pr = p.fine_probes[beam]
+    size = pr.nbytes
+    out = np.empty((len(keys),) + pr.shape, np.complex64)
+    for i, key in enumerate(map(tuple, keys)):
+        ck = (beam,) + key
+        hit = p._cache.get(ck)
+        if hit is None:
+            if key == (0, 0):
+                hit = pr
+            else:
+                hit = subpixel_shift(pr, np.array(key, np.float32)[None, :] / steps)
+            if (len(p._cache) + 1) * size > CACHE_BYTES:
+                p._cache.pop(next(iter(p._cache)))
+            p._cache[ck] = hit
+        out[i] = hit
+    return out
+
+
+def detector_intensity(p: Plan, positions_m: np.ndarray, beam: int = 0) -> np.ndarray:
+    """(k, n_native, n_native) float32 expected incident photons per native detector pixel for
+    probe-centre positions (k, 2) x, y in metres (one beam, no motion blur): the fine exit
+    wave's far field, integrated over each pixel (:func:`bin_far_field`)."""
+    N, s, n = p.n_window, p.oversampling, p.n_native
+    tl = p.fine_top_left_px(positions_m)
+    origin = np.floor(tl).astype(int)
+    frac = tl - origin
+    L = p.fine_slices.shape[0]
+    H, W = p.fine_slices.shape[-2:]
+    if (origin.min(initial=0) < 0 or (origin[:, 0] + N).max(initial=0) > H
+            or (origin[:, 1] + N).max(initial=0) > W):
+        raise ValueError("a probe window falls outside the simulated object")
+    ramp = half_bin_ramp(N, s)
+    prop = (Propagator((N, N), p.fine_pixel_m, p.slice_spacing_m, p.wavelength_m)
+            if L > 1 else None)
+    m = p.fine_probes.shape[1]
+    chunk = max(1, CHUNK_BYTES // (m * N * N * 8))
+    out = np.empty((len(tl), n, n), np.float32)
+    wins = [np.lib.stride_tricks.sliding_window_view(sl, (N, N)) for sl in p.fine_slices]
+    for a in range(0, len(tl), chunk):
+        z = slice(a, min(a + chunk, len(tl)))
+        o = origin[z]
+        psi = _shifted_probes(p, beam, frac[z])
+        psi *= wins[0][o[:, 0], o[:, 1]][:, None]
+        for l in range(1, L):
+            psi = prop.fwd(psi)
+            psi *= wins[l][o[:, 0], o[:, 1]][:, None]
+        if s > 1:
+            psi *= ramp
+        f = fft2(psi, norm="ortho", overwrite_x=True)
+        sq = np.square(f.view(np.float32))
+        inten = np.fft.fftshift((sq[..., 0::2] + sq[..., 1::2]).sum(axis=1), axes=(-2, -1))
+        out[z] = bin_far_field(inten, s, n)
+    return out
 
 
 def expected_frames(p: Plan, start: int, stop: int) -> np.ndarray:
-    """(k, n_native, n_native) float32 mean photons per native pixel for frames start..stop."""
+    """(k, n_native, n_native) float32 mean incident photons per native pixel for frames
+    start..stop (all beams, motion blur averaged)."""
     sub = p.trajectory.sub_positions(p.blur_samples)[start:stop]          # (k, K, 2)
     k, n_sub = sub.shape[:2]
     acc = np.zeros((k, p.n_native, p.n_native), np.float32)
     for bi, off in enumerate(p.beam_offsets_m):
-        pos = p.top_left_px(sub + off)                                   # (k, K, 2)
-        op = ptychography.FarFieldPtychography(p.probes[bi], pos.reshape(-1, 2), p.object.shape,
-                                               subpixel_quantum=SUBPIXEL_QUANTUM)
-        acc += op.intensity(p.object).reshape(k, n_sub, p.n_native, p.n_native).mean(axis=1)
+        inten = detector_intensity(p, (sub + off).reshape(-1, 2), bi)
+        acc += inten.reshape(k, n_sub, p.n_native, p.n_native).mean(axis=1)
     return acc
 
 
@@ -228,9 +391,9 @@ def frames(p: Plan, start: int = 0, stop: int | None = None):
         b1 = min(b0 + BLOCK, p.n_frames)
         lam = expected_frames(p, b0, b1)
         rng = np.random.default_rng([p.scenario.seed, b0 // BLOCK])
-        counts = _detector.count_frames(lam, det, p.exposure_s, rng,
-                                        p.scenario.detector.dead_time_model,
-                                        p.scenario.detector.overflow, p.mask)
+        counts = _detector.count_frames(lam, det, p.exposure_s, rng, p.dead_time_model,
+                                        p.scenario.detector.overflow, p.mask,
+                                        response=p.response)
         lo, hi = max(start, b0), min(stop, b1)
         yield lo, counts[lo - b0:hi - b0]
 
@@ -250,7 +413,7 @@ class SimulationSummary:
 
 def simulate(s: Scenario, out: str | Path, seed: int | None = None,
              n_frames: int | None = None, progress: bool = False,
-             compression: str = "bitshuffle") -> SimulationSummary:
+             compression: str = "gzip") -> SimulationSummary:
     """Write the scenario's acquisition as a CXI file (CONTRACTS §3), streamed in blocks."""
     if seed is not None:
         s = s.model_copy(update={"seed": int(seed)})
@@ -266,7 +429,9 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
         bar = tqdm(total=p.n_frames, desc="simulate", unit="frame")
     with CXIWriter(out, p.n_frames, (p.n_eff, p.n_eff), dtype,
                    distance_m=s.detector.distance_m, pixel_size_m=det.effective_pixel_size_m,
-                   energy_kev=s.beam.energy_kev, compression=compression) as w:
+                   energy_kev=s.beam.energy_kev, compression=compression,
+                   exposure_s=p.exposure_s, frame_rate_hz=s.scan.frame_rate_hz,
+                   photons_per_frame=p.photons_per_frame, title=s.name) as w:
         for start, counts in frames(p):
             w.write_frames(start, counts.astype(dtype))
             peak = max(peak, float(counts.max()))
@@ -277,9 +442,15 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
         tr = np.concatenate([p.capture.positions_m - p.origin_m, np.zeros((p.n_frames, 1))],
                             axis=1)
         w.write("entry_1/data_1/translation", tr)
-        w.write("entry_1/instrument_1/detector_1/mask", p.mask)
-        w.write("entry_1/instrument_1/source_1/illumination", p.probes[0],
+        if not p.mask.all():
+            # CXI 1.6 and Ptychodus read a non-zero mask value as a *bad* pixel, CONTRACTS §3
+            # as a valid one: the mask is written only where some pixel is invalid
+            w.write("entry_1/instrument_1/detector_1/mask", p.mask)
+        w.write("entry_1/instrument_1/source_1/illumination", p.illumination,
                 pixel_size_m=p.dx_m, upsampling=det.binning)
+        w.write("entry_1/instrument_1/source_1/illumination_ground_truth", p.probes[0],
+                pixel_size_m=p.dx_m)
+        w.write("entry_1/instrument_1/detector_1/count_time", p.exposure_s)
         w.write("entry_1/sample_1/ground_truth", p.object, pixel_size_m=p.dx_m)
         w.write("entry_1/twin/true_translation",
                 np.concatenate([p.capture.true_positions_m - p.origin_m,
@@ -294,6 +465,8 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
         w.write("entry_1/twin/frame_rate_hz", s.scan.frame_rate_hz)
         w.write("entry_1/twin/upsampling", det.binning)
         w.write("entry_1/twin/saturated_frames", sat)
+        w.write("entry_1/twin/oversampling", p.oversampling)
+        w.write("entry_1/twin/slices", int(p.fine_slices.shape[0]))
     if bar is not None:
         bar.close()
     err = p.capture.error_m

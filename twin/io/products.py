@@ -1,0 +1,182 @@
+"""Reconstructions written by other codes (and by twin), read into one :class:`Product`.
+
+Formats, told apart by their content (not only the suffix):
+
+* twin's own ``.h5`` (CONTRACTS §4): ``/object`` (attribute ``pixel_size_m``), ``/probe``,
+  ``/positions_m``;
+* a CXI product (Ptychodus, twin ``-o OUT.cxi``): ``/entry_1/image_2/data`` the object (layers
+  multiplied), ``/entry_1/image_1/data`` the probe, the pixel size from Ptychodus's
+  ``/entry_1/ptychodus/object_pixel_width_m`` or ``image_2/image_size``, positions from
+  ``sample_1/geometry_1/translation`` or ``data_1/translation``;
+* pty-chi (its PEAR workflow's ``recon_Niter*.h5``): ``/object`` (slices, H, W), ``/probe``,
+  ``/positions_px`` (row, column pixels), ``/obj_pixel_size_m``;
+* PtyPy ``.ptyr`` (HDF5): ``/content/obj/<storage>/data`` (layers, H, W) with ``_psize``
+  (y, x metres) and ``_origin`` (physical y, x of pixel [0, 0]); ``/content/probe/<storage>/data``;
+* ``.npy`` (a complex 2D object) and ``.npz`` (keys ``object``/``obj``, optional ``probe``,
+  ``pixel_size_m``, ``positions_m``).
+
+A missing or unreadable file, or one with none of these layouts, is a
+:class:`~twin.core.errors.TwinInputError` naming it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from twin.core.errors import TwinInputError
+
+
+@dataclass(frozen=True)
+class Product:
+    """A reconstruction, whoever wrote it.
+
+    Attributes
+    ----------
+    object : complex128 (H, W)
+        Object transmission (layers of a multislice object multiplied).
+    pixel_size_m : float or None
+        Object pixel size where the file says.
+    origin_px : (row, col) float or None
+        Pixel of the object that the file puts at position 0 (the scan's origin), where known;
+        None means the centre pixel (H//2, W//2) is assumed.
+    probe : complex (M, ny, nx) or None
+    positions_m : float (N, 2) x, y or None
+    source : str
+        Which layout was read ("twin", "cxi", "ptychi", "ptypy", "npy", "npz").
+    """
+
+    object: np.ndarray
+    pixel_size_m: float | None
+    origin_px: tuple[float, float] | None
+    probe: np.ndarray | None
+    positions_m: np.ndarray | None
+    source: str
+
+
+def _object2d(a, path: Path, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    if not np.iscomplexobj(a):
+        a = a.astype(np.complex128)
+    while a.ndim > 2 and a.shape[0] >= 1:
+        # layers of a multislice object: their product is the projected transmission
+        a = np.prod(a, axis=0) if a.ndim == 3 else a[0]
+    if a.ndim != 2 or min(a.shape) < 8:
+        raise TwinInputError(name, f"{path}: shape {a.shape}",
+                             "must be a 2D complex object of at least 8 × 8 pixels")
+    a = a.astype(np.complex128)
+    if not np.all(np.isfinite(a)):
+        raise TwinInputError(name, str(path), "the object holds NaN/inf")
+    return a
+
+
+def _scalar(f, name):
+    return float(np.ravel(f[name][()])[0]) if name in f else None
+
+
+def _read_h5(path: Path) -> Product:
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise TwinInputError("RECON", str(path),
+                             f"is not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+    with f:
+        if "entry_1/image_2/data" in f:
+            obj = _object2d(f["entry_1/image_2/data"][()], path, "/entry_1/image_2/data")
+            dx = _scalar(f, "entry_1/ptychodus/object_pixel_width_m")
+            if dx is None and "entry_1/image_2/image_size" in f:
+                dx = float(np.ravel(f["entry_1/image_2/image_size"][()])[0]) / obj.shape[1]
+            origin = None
+            cx = _scalar(f, "entry_1/ptychodus/object_center_x_m")
+            cy = _scalar(f, "entry_1/ptychodus/object_center_y_m")
+            if dx and cx is not None and cy is not None:
+                # Ptychodus: world centre (cx, cy) at pixel (N-1)/2 → position 0 at:
+                origin = ((obj.shape[0] - 1) / 2 - cy / dx, (obj.shape[1] - 1) / 2 - cx / dx)
+            pos = None
+            for name in ("entry_1/sample_1/geometry_1/translation", "entry_1/data_1/translation"):
+                if name in f:
+                    pos = np.asarray(f[name][()], dtype=float)[:, :2]
+                    break
+            probe = f["entry_1/image_1/data"][()] if "entry_1/image_1/data" in f else None
+            return Product(obj, dx, origin, probe, pos, "cxi")
+        if "content/obj" in f:
+            keys = list(f["content/obj"].keys())
+            if not keys:
+                raise TwinInputError("/content/obj", str(path), "the PtyPy file has no object")
+            g = f["content/obj"][keys[0]]
+            obj = _object2d(g["data"][()], path, f"/content/obj/{keys[0]}/data")
+            dx = float(np.ravel(g["_psize"][()])[-1]) if "_psize" in g else None
+            origin = None
+            if dx and "_origin" in g:
+                o = np.ravel(g["_origin"][()]).astype(float)
+                origin = (-o[0] / dx, -o[1] / dx)
+            probe = None
+            if "content/probe" in f and len(f["content/probe"]):
+                pk = list(f["content/probe"].keys())[0]
+                probe = f["content/probe"][pk]["data"][()]
+            return Product(obj, dx, origin, probe, None, "ptypy")
+        if "object" in f and "positions_px" in f:
+            obj = _object2d(f["object"][()], path, "/object")
+            dx = _scalar(f, "obj_pixel_size_m")
+            pos_px = np.asarray(f["positions_px"][()], dtype=float)
+            pos = pos_px[:, ::-1] * dx if dx else None   # pty-chi: (row, col) pixels
+            probe = f["probe"][()] if "probe" in f else None
+            return Product(obj, dx, None, probe, pos, "ptychi")
+        if "object" in f:
+            ds = f["object"]
+            obj = _object2d(ds[()], path, "/object")
+            dx = ds.attrs.get("pixel_size_m")
+            pos = np.asarray(f["positions_m"][()], dtype=float) if "positions_m" in f else None
+            probe = f["probe"][()] if "probe" in f else None
+            return Product(obj, None if dx is None else float(dx), None, probe, pos, "twin")
+    raise TwinInputError("RECON", str(path),
+                         "no object found: expected twin's /object, a CXI product's "
+                         "/entry_1/image_2/data, pty-chi's /object + /positions_px, or PtyPy's "
+                         "/content/obj")
+
+
+def read_product(path: str | Path, pixel_size_m: float | None = None) -> Product:
+    """Read a reconstruction of any supported layout (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.h5``/``.hdf5``/``.cxi``/``.ptyr`` (HDF5), ``.npy`` or ``.npz``.
+    pixel_size_m : float, optional
+        Overrides (or supplies) the object's pixel size, metres.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TwinInputError("RECON", str(path), "the file does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise TwinInputError("RECON", str(path), f"is not a readable NumPy file: {exc}"
+                                 ) from None
+        if suffix == ".npy":
+            p = Product(_object2d(z, path, "RECON"), None, None, None, None, "npy")
+        else:
+            with z:
+                key = next((k for k in ("object", "obj", "arr_0") if k in z.files), None)
+                if key is None:
+                    raise TwinInputError("RECON", str(path),
+                                         f"the .npz has no 'object' array (keys: {z.files})")
+                dx = float(z["pixel_size_m"]) if "pixel_size_m" in z.files else None
+                pos = np.asarray(z["positions_m"], float) if "positions_m" in z.files else None
+                probe = z["probe"] if "probe" in z.files else None
+                p = Product(_object2d(z[key], path, key), dx, None, probe, pos, "npz")
+    else:
+        p = _read_h5(path)
+    if pixel_size_m is not None:
+        if not (np.isfinite(pixel_size_m) and pixel_size_m > 0):
+            raise TwinInputError("--pixel-size-m", pixel_size_m, "must be a positive length")
+        p = Product(p.object, float(pixel_size_m), p.origin_px, p.probe, p.positions_m,
+                    p.source)
+    if p.pixel_size_m is not None and not (np.isfinite(p.pixel_size_m) and p.pixel_size_m > 0):
+        raise TwinInputError("pixel size", p.pixel_size_m, "must be a positive length")
+    return p
