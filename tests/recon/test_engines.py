@@ -14,6 +14,12 @@ from twin.analysis import truth as validate
 from twin.core.errors import TwinInputError
 
 
+@pytest.fixture
+def backend(xp):
+    """The engines' backend option for the ``xp`` fixture's module (numpy; cupy on a GPU)."""
+    return xp.__name__
+
+
 def run(data, **kw):
     kw.setdefault("iterations", 25)
     kw.setdefault("batch_size", 32)
@@ -26,18 +32,19 @@ def score(r, data):
 
 
 @pytest.mark.parametrize("algorithm,min_pcc", [("rpie", 0.93), ("epie", 0.9), ("lsqml", 0.9)])
-def test_recovers_ground_truth(quick_cxi, algorithm, min_pcc):
+def test_recovers_ground_truth(quick_cxi, algorithm, min_pcc, backend):
     d = io.read_cxi(quick_cxi)
-    r = run(d, algorithm=algorithm)
+    r = run(d, algorithm=algorithm, backend=backend)
     assert r.cost[-1] < 0.6 * r.cost[0]
     c = score(r, d)
     assert c.pcc_phase > min_pcc
     assert c.frc_resolution_m < 3 * r.pixel_size_m
 
 
-def test_poisson_lsqml_and_modes(quick_cxi):
+def test_poisson_lsqml_and_modes(quick_cxi, backend):
     d = io.read_cxi(quick_cxi)
-    r = run(d, algorithm="lsqml", noise_model="poisson", modes=2, iterations=20)
+    r = run(d, algorithm="lsqml", noise_model="poisson", modes=2, iterations=20,
+            backend=backend)
     assert r.probe.shape[0] == 2
     g = np.abs(np.vdot(r.probe[0], r.probe[1]))
     assert g < 1e-3 * np.linalg.norm(r.probe[0]) * np.linalg.norm(r.probe[1])
@@ -53,7 +60,7 @@ def test_probe_from_model_when_file_has_none(quick_cxi):
 
 
 @pytest.mark.parametrize("method", ["gradient", "annealing"])
-def test_position_correction_reduces_errors(quick_cxi, method):
+def test_position_correction_reduces_errors(quick_cxi, method, backend):
     d = io.read_cxi(quick_cxi)
     rng = np.random.default_rng(3)
     true = d.translations_m.copy()
@@ -62,7 +69,7 @@ def test_position_correction_reduces_errors(quick_cxi, method):
         [rng.normal(0, 1.5 * px, (len(true), 2)), np.zeros((len(true), 1))], axis=1)
     before = np.sqrt(np.mean(np.sum((d.translations_m[:, :2] - true[:, :2]) ** 2, axis=1)))
     r = run(d, algorithm="rpie", iterations=30, position_correction=method,
-            position_correction_start=3)
+            position_correction_start=3, backend=backend)
     after_xy = r.positions_m - (r.positions_m - true[:, :2]).mean(axis=0)   # global offset free
     after = np.sqrt(np.mean(np.sum((after_xy - true[:, :2]) ** 2, axis=1)))
     assert after < 0.7 * before
@@ -87,9 +94,10 @@ def test_upsampling_reconstructs_binned_data(tmp_path):
     assert score(r, d).pcc_phase > 0.8
 
 
-def test_multislice_runs_and_fits(quick_cxi):
+def test_multislice_runs_and_fits(quick_cxi, backend):
     d = io.read_cxi(quick_cxi)
-    r = run(d, algorithm="multislice", slices=2, slice_thickness_m=0.5e-6, iterations=15)
+    r = run(d, algorithm="multislice", slices=2, slice_thickness_m=0.5e-6, iterations=15,
+            backend=backend)
     assert r.slices.shape[0] == 2
     assert r.cost[-1] < 0.5 * r.cost[0]
     assert score(r, d).pcc_phase > 0.85
@@ -135,3 +143,14 @@ def test_output_file_contract(quick_cxi, tmp_path):
     # the object's centre pixel is the translations' origin: the refined positions equal the
     # given translations when nothing was refined
     assert np.allclose(r.positions_m, d.translations_m[:, :2], atol=1e-12)
+
+
+@pytest.mark.parametrize("shift", ["cubic", "bilinear"])
+def test_interpolated_subpixel_models_reconstruct(quick_cxi, shift):
+    # the cheaper sub-pixel models of the operator run the same engine to nearly the same result
+    d = io.read_cxi(quick_cxi)
+    exact = score(run(d, algorithm="rpie", iterations=15), d).pcc_phase
+    other = score(run(d, algorithm="rpie", iterations=15, subpixel_shift=shift), d).pcc_phase
+    assert other > exact - 0.02
+    with pytest.raises(TwinInputError, match="--subpixel-shift"):
+        reconstruct.Options(subpixel_shift="sinc")

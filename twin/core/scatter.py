@@ -24,3 +24,36 @@ def scatter_add(size: int, flat_index, values):
     out = xp.zeros(size, dtype=values.dtype)  # pragma: no cover
     cupyx.scatter_add(out, idx, vals)  # pragma: no cover
     return out  # pragma: no cover
+
+
+def add_windows(out, origins, values):
+    """Add ``values`` (B, sy, sx) into ``out`` (H, W) at the windows whose top-left corners are
+    ``origins`` (B, 2) integer (row, col): the adjoint of cutting those windows out.
+
+    On the CPU a loop of slice additions (each window is contiguous rows, and no float64 copy is
+    made as ``bincount`` would); on the GPU one scatter-add on flat indices.
+    """
+    xp = array_module(out)
+    b, sy, sx = values.shape
+    origins = np.asarray(origins)
+    if xp is np:
+        for k in range(b):
+            r, c = origins[k]
+            out[r:r + sy, c:c + sx] += values[k]
+        return out
+    rows = origins[:, 0, None, None] + np.arange(sy)[None, :, None]  # pragma: no cover
+    cols = origins[:, 1, None, None] + np.arange(sx)[None, None, :]  # pragma: no cover
+    idx = xp.asarray(rows * out.shape[1] + cols)  # pragma: no cover
+    import cupyx  # pragma: no cover
+
+    vals = xp.ascontiguousarray(xp.broadcast_to(values, (b, sy, sx)))  # pragma: no cover
+    flat = out.reshape(-1)  # pragma: no cover
+    if xp.iscomplexobj(vals):  # pragma: no cover
+        # cupyx.scatter_add takes complex64 on recent CuPy; split to stay portable
+        re = flat.view(xp.float32)[0::2] if out.dtype == xp.complex64 else None
+        if re is not None:
+            cupyx.scatter_add(re, idx.ravel(), vals.real.ravel())
+            cupyx.scatter_add(flat.view(xp.float32)[1::2], idx.ravel(), vals.imag.ravel())
+            return out
+    cupyx.scatter_add(flat, idx.ravel(), vals.ravel())  # pragma: no cover
+    return out  # pragma: no cover

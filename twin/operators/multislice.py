@@ -53,19 +53,29 @@ class Multislice:
         return waves, psi
 
 
+    def gradients(self, waves, exit_residual):
+        """Back-propagate a residual at the exit: (per-slice gradients, entrance gradient).
+
+        ``waves`` are the incident waves of :meth:`forward_waves`. The gradient with respect to
+        slice l (∂/∂O_l* of ½‖exit − target‖²) is conj(ψ_l)·χ_l, shaped like the wave; the
+        entrance gradient is :meth:`adj` of the residual (the probe's gradient).
+        """
+        xp = array_module(exit_residual)
+        grads = [None] * self.n_slices
+        chi = exit_residual
+        for l in reversed(range(self.n_slices)):
+            if l < self.n_slices - 1:
+                chi = self.prop.adj(chi)
+            grads[l] = xp.conj(waves[l]) * chi
+            chi = chi * xp.conj(self.slices[..., l, :, :])
+        return grads, chi
+
+
 def slice_gradients(ms: Multislice, wave, exit_residual):
     """∂/∂O_l* of ½‖exit(O) − target‖² given the residual at the exit (one term per slice).
 
     Returns a list of arrays shaped like the incident wave: conj(ψ_l) · (back-propagated
     residual at slice l).
     """
-    xp = array_module(wave)
     waves, _ = ms.forward_waves(wave)
-    grads = [None] * ms.n_slices
-    chi = exit_residual
-    for l in reversed(range(ms.n_slices)):
-        if l < ms.n_slices - 1:
-            chi = ms.prop.adj(chi)
-        grads[l] = xp.conj(waves[l]) * chi
-        chi = chi * xp.conj(ms.slices[..., l, :, :])
-    return grads
+    return ms.gradients(waves, exit_residual)[0]

@@ -1,9 +1,23 @@
-"""The far-field ptychography operator with probe modes (CONTRACTS §3's frame model).
+"""The far-field ptychography operator with probe modes (CONTRACTS §3's frame model): the one
+forward model that simulation and every reconstruction engine run.
 
-For scan position n and probe mode m the far-field wave is Ψ_nm = F(P_m^(n) · O_n), with O_n
-the object patch under the probe, P_m^(n) the probe shifted by the position's sub-pixel part,
-and F the centred unitary DFT. Frames are I_n = Σ_m |Ψ_nm|². The operator is linear in the
-object (probe fixed) and in the probe (object fixed); both have ``fwd`` and ``adj``.
+For scan position n and probe mode m the far-field wave is Ψ_nm = F(P_m · O_n) with F the
+unitary DFT (centred: DC at (ny//2, nx//2), CONTRACTS §3; or in plain FFT order, which the
+engines use after moving their frames once). Frames are I_n = Σ_m |Ψ_nm|². The operator is
+linear in the object (probe fixed) and in the probe (object fixed); both have ``fwd`` and
+``adj``, and every method takes ``sel`` (an index array or slice of positions) so that the
+engines run it on minibatches.
+
+The sub-pixel part f of a position enters in one of two ways (``shift``):
+
+* ``"fourier"``: P_m^(n) = P_m shifted by f with a Fourier phase ramp, times the object's
+  integer-pixel patch. Exact for band-limited probes; two FFTs per frame and mode more.
+  Simulation uses it (with an optional cache of quantised shifts, :meth:`intensity`), and so
+  do the engines by default (``twin.recon.engines.SUBPIXEL_SHIFT`` gives the measurement).
+* ``"bilinear"`` / ``"cubic"`` (Keys' cubic convolution, a = −0.5): the probe stays put and the
+  object is read at the fractional positions pos + r by a 2- or 4-tap separable
+  interpolation. A shift of the exit wave leaves |Ψ| unchanged, so these describe the same
+  frames up to the interpolation's blur; they cost elementwise passes instead of FFTs.
 
 Positions: ``positions_px`` (N, 2) are the (row, col) of each probe window's top-left corner on
 the object grid, fractional allowed. :func:`positions_from_translations` converts CONTRACTS §3
@@ -15,8 +29,22 @@ from __future__ import annotations
 import numpy as np
 
 from twin.operators.propagation import farfield_adj, farfield_fwd
-from twin.core.scatter import scatter_add
+from twin.core.scatter import add_windows
 from twin.core.xp import array_module, fft2, ifft2
+
+SHIFTS = ("fourier", "bilinear", "cubic")
+TAPS = {"bilinear": 2, "cubic": 4}
+
+
+def _keys_weights(f, a: float = -0.5):
+    """Keys' cubic-convolution weights of the samples at −1, 0, 1, 2 for a fraction ``f``."""
+    def near(d):                       # |d| ≤ 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):                        # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return [far(1 + f), near(f), near(1 - f), far(2 - f)]
 
 
 def positions_from_translations(translation_m, pixel_size_m: float, object_shape,
@@ -57,62 +85,254 @@ def shift_ramp(shape, shift, xp=np):
 class FarFieldPtychography:
     """Ψ = F(P·O) for N positions and M probe modes.
 
-    ``probe`` (M, ny, nx) complex; ``positions_px`` (N, 2); ``object_shape`` (H, W).
+    Parameters
+    ----------
+    probe : complex (M, ny, nx) or (ny, nx)
+        Probe modes; the array module (NumPy or CuPy) of the operator is this array's.
+    positions_px : (N, 2) float
+        Top-left (row, col) of each probe window on the object grid, in object pixels.
+    object_shape : (H, W)
+        The object array's shape.
+    subpixel_quantum : float, optional
+        If given (e.g. 1/32), :meth:`intensity` rounds each Fourier sub-pixel shift to that
+        fraction of a pixel and reuses the shifted probes (a cache); ``fwd``/``adj`` stay exact.
+    shift : {"fourier", "bilinear", "cubic"}
+        How a position's sub-pixel part enters (module docstring).
+    centred : bool
+        True: F is the centred DFT (CONTRACTS §3 frames). False: the plain unitary DFT, DC at
+        index (0, 0), which saves two shifts per transform.
     """
 
-    def __init__(self, probe, positions_px, object_shape, subpixel_quantum: float | None = None):
-        """``subpixel_quantum``: if given (e.g. 1/32), :meth:`intensity` rounds each sub-pixel
-        shift to that fraction of a pixel and reuses the shifted probes (a cache), instead of
-        two FFTs per frame; the operators ``fwd``/``adj`` are always exact."""
+    def __init__(self, probe, positions_px, object_shape, subpixel_quantum: float | None = None,
+                 shift: str = "fourier", centred: bool = True):
+        if shift not in SHIFTS:
+            raise ValueError(f"shift must be one of {SHIFTS}, not {shift!r}")
         xp = array_module(probe)
         self.xp = xp
         self.probe = probe if probe.ndim == 3 else probe[None]
-        pos = np.asarray(positions_px, dtype=float)
         self.object_shape = tuple(object_shape)
-        ny, nx = self.probe.shape[-2:]
-        self.origin = np.floor(pos).astype(int)
-        if (self.origin.min(initial=0) < 0 or (self.origin[:, 0] + ny).max() > object_shape[0]
-                or (self.origin[:, 1] + nx).max() > object_shape[1]):
-            raise ValueError("a probe window falls outside the object array")
-        self.frac_np = pos - self.origin
-        self.frac = xp.asarray(self.frac_np, dtype=xp.float32)
-        self.has_frac = bool(np.any(pos != self.origin))
         self.quantum = subpixel_quantum
+        self.shift = shift
+        self.centred = centred
+        self.set_positions(positions_px)
+
+    # --- positions ----------------------------------------------------------------------------
+    def set_positions(self, positions_px, sel=None) -> None:
+        """Set all positions (N, 2), or those ``sel`` of them; checks they lie in the object."""
+        pos = np.array(positions_px, dtype=float).reshape(-1, 2)
+        if sel is not None:
+            full = self.positions.copy()
+            full[sel] = pos
+            pos = full
+        ny, nx = self.probe.shape[-2:]
+        origin = np.floor(pos).astype(int)
+        lo, hi = ((TAPS[self.shift] // 2 - 1, TAPS[self.shift] // 2) if self.shift in TAPS
+                  else (0, 0))
+        pad = hi
+        if len(origin) and (origin.min() < lo or (origin[:, 0] + ny + pad).max()
+                            > self.object_shape[0] or (origin[:, 1] + nx + pad).max()
+                            > self.object_shape[1]):
+            raise ValueError("a probe window falls outside the object array")
+        self.positions = pos
+        self.origin = origin
+        self.frac_np = pos - origin
+        self.has_frac = bool(np.any(self.frac_np))
+        self._cache = {}
+
+    @property
+    def frac(self):
+        """(N, 2) float32 sub-pixel parts on the operator's device."""
+        return self.xp.asarray(self.frac_np, dtype=self.xp.float32)
 
     @property
     def n_positions(self) -> int:
         return len(self.origin)
 
-    def flat_index(self, sel=slice(None)):
-        """(n, ny, nx) flat object indices of the probe windows ``sel`` (built on demand)."""
+    def with_positions(self, positions_px):
+        """A copy of this operator (same probe, object shape, shift) at other positions."""
+        return FarFieldPtychography(self.probe, positions_px, self.object_shape, self.quantum,
+                                    self.shift, self.centred)
+
+    def _sel(self, sel):
+        return slice(None) if sel is None else sel
+
+    def _frac(self, sel):
+        """(B, 1, 1) row and column sub-pixel parts of the windows ``sel``, float32."""
+        f = self.xp.asarray(self.frac_np[self._sel(sel)], dtype=self.xp.float32)
+        return f[:, 0, None, None], f[:, 1, None, None]
+
+    def flat_index(self, sel=None, size: int | None = None):
+        """(B, s, s) flat object indices of the windows ``sel`` (s = probe side by default)."""
         ny, nx = self.probe.shape[-2:]
-        o = self.origin[sel]
-        rows = o[:, 0, None, None] + np.arange(ny)[None, :, None]
-        cols = o[:, 1, None, None] + np.arange(nx)[None, None, :]
+        sy, sx = (ny, nx) if size is None else (size, size)
+        o = self.origin[self._sel(sel)]
+        rows = o[:, 0, None, None] + np.arange(sy)[None, :, None]
+        cols = o[:, 1, None, None] + np.arange(sx)[None, None, :]
         return self.xp.asarray(rows * self.object_shape[1] + cols)
 
-    # --- pieces ---------------------------------------------------------------------------
-    def patches(self, obj, sel=slice(None)):
-        """(n, ny, nx) object patches under the probe windows ``sel``."""
+    # --- the object side: patches under the windows -----------------------------------------------
+    def _windows(self, obj, sel, size, origins=None):
+        o = self.origin[self._sel(sel)] if origins is None else origins
         if self.xp is np:
-            ny, nx = self.probe.shape[-2:]
-            win = np.lib.stride_tricks.sliding_window_view(obj, (ny, nx))
-            o = self.origin[sel]
+            win = np.lib.stride_tricks.sliding_window_view(obj, (size, size))
             return win[o[:, 0], o[:, 1]]
-        return obj.ravel()[self.flat_index(sel)]
+        rows = o[:, 0, None, None] + np.arange(size)[None, :, None]
+        cols = o[:, 1, None, None] + np.arange(size)[None, None, :]
+        return obj.ravel()[self.xp.asarray(rows * self.object_shape[1] + cols)]
 
-    def patches_adj(self, p, sel=slice(None)):
-        """Adjoint of :meth:`patches`: scatter-add into an object array."""
-        size = self.object_shape[0] * self.object_shape[1]
-        return scatter_add(size, self.flat_index(sel), p).reshape(self.object_shape)
+    def _interpolates(self) -> bool:
+        return self.shift in TAPS and self.has_frac
+
+    def _weights(self, sel):
+        """Row and column interpolation weights, each a list of ``taps`` (B, 1, 1) float32."""
+        f = self.xp.asarray(self.frac_np[self._sel(sel)], dtype=self.xp.float32)
+        fy, fx = f[:, 0, None, None], f[:, 1, None, None]
+        if self.shift == "bilinear":
+            return [1 - fy, fy], [1 - fx, fx]
+        return _keys_weights(fy), _keys_weights(fx)
+
+    def _read(self, w, wy, wx):
+        """Separable interpolation of windows (B, s + k − 1, s + k − 1) → (B, s, s)."""
+        k = len(wx)
+        m = w.shape[-1] - k + 1
+        t = wx[0] * w[:, :, :m]
+        for j in range(1, k):
+            t += wx[j] * w[:, :, j:j + m]
+        out = wy[0] * t[:, :m]
+        for j in range(1, k):
+            out += wy[j] * t[:, j:j + m]
+        return out
+
+    def patches(self, obj, sel=None):
+        """(B, ny, nx) object patches under the probe windows ``sel`` (interpolated at the
+        fractional positions for ``shift`` "bilinear" or "cubic")."""
+        n = self.probe.shape[-1]
+        if not self._interpolates():
+            return self._windows(obj, sel, n)
+        k = TAPS[self.shift]
+        w = self._windows(obj, sel, n + k - 1, self.origin[self._sel(sel)] - (k // 2 - 1))
+        return self._read(w, *self._weights(sel))
+
+    def patches_adj(self, p, sel=None, out=None):
+        """Adjoint of :meth:`patches`: ``p`` (B, ny, nx) added into an (H, W) object array
+        (``out``, or a new zero array). A (1, ny, nx) ``p`` counts for every window."""
+        xp = self.xp
+        b = len(self.origin[self._sel(sel)])
+        if p.shape[0] != b:
+            p = xp.broadcast_to(p, (b,) + p.shape[1:])
+        if out is None:
+            out = xp.zeros(self.object_shape, dtype=p.dtype)
+        origins = self.origin[self._sel(sel)]
+        if self._interpolates():
+            wy, wx = self._weights(sel)
+            k = len(wy)
+            ny, nx = p.shape[1:]
+            t = xp.zeros((b, ny + k - 1, nx), dtype=p.dtype)
+            for j in range(k):
+                t[:, j:j + ny] += wy[j] * p
+            w = xp.zeros((b, ny + k - 1, nx + k - 1), dtype=p.dtype)
+            for j in range(k):
+                w[:, :, j:j + nx] += wx[j] * t
+            p = w
+            origins = origins - (k // 2 - 1)
+        add_windows(out, origins, p)
+        return out
+
+    def patch_gradients(self, obj, sel=None):
+        """(∂/∂row, ∂/∂col) of the object under the windows ``sel``, each (B, ny, nx): central
+        differences of the object as the operator reads it (interpolation included), edges
+        repeated where a window touches the object's border."""
+        n = self.probe.shape[-1]
+        k = TAPS[self.shift] if self._interpolates() else 1
+        size = n + 2 + k - 1
+        o = self.origin[self._sel(sel)] - 1 - (k // 2 - 1) * (k > 1)
+        if o.min(initial=0) >= 0 and (o + size <= np.array(self.object_shape)).all():
+            w = self._windows(obj, None, size, o)
+            if k > 1:
+                w = self._read(w, *self._weights(sel))
+        else:
+            w = self.xp.pad(self.patches(obj, sel), ((0, 0), (1, 1), (1, 1)), mode="edge")
+        return (w[:, 2:, 1:-1] - w[:, :-2, 1:-1]) / 2, (w[:, 1:-1, 2:] - w[:, 1:-1, :-2]) / 2
+
+    # --- the probe side ---------------------------------------------------------------------------
+    def frame_probes(self, sel=None, probe=None):
+        """(B, M, ny, nx) probes of the windows ``sel`` — shifted by each sub-pixel part for
+        ``"fourier"`` — or (1, M, ny, nx) where all frames share one probe."""
+        p = (self.probe if probe is None else probe)[None]
+        if self.shift != "fourier" or not self.has_frac:
+            return p
+        f = self.xp.asarray(self.frac_np[self._sel(sel)], dtype=self.xp.float32)
+        return subpixel_shift(p, f[:, None, :])
+
+    def frame_probes_adj(self, g, sel=None):
+        """Adjoint of :meth:`frame_probes` (summed over the frames): (M, ny, nx) from
+        (B, M, ny, nx)."""
+        if self.shift != "fourier" or not self.has_frac:
+            return g.sum(axis=0)
+        xp = self.xp
+        f = xp.asarray(self.frac_np[self._sel(sel)], dtype=xp.float32)
+        ramp = shift_ramp(g.shape[-2:], -f[:, None, :], xp)
+        return ifft2((fft2(g) * ramp).sum(axis=0))
+
+    # --- the far field ----------------------------------------------------------------------------
+    def far(self, psi, overwrite: bool = False):
+        """F: exit waves (..., ny, nx) → far-field waves (unitary)."""
+        if self.centred:
+            return farfield_fwd(psi)
+        return fft2(psi, overwrite_x=overwrite)
+
+    def far_adj(self, psi):
+        """Fᴴ = F⁻¹: far-field waves → exit waves."""
+        return farfield_adj(psi) if self.centred else ifft2(psi)
+
+    # --- exit waves and their adjoints (what the engines compose) -----------------------------------
+    def exit_waves(self, obj, sel=None, probe=None):
+        """(ψ, patch, probes): exit waves (B, M, ny, nx), the object patches (B, ny, nx) and the
+        frame probes (:meth:`frame_probes`) of the windows ``sel``."""
+        patch = self.patches(obj, sel)
+        probes = self.frame_probes(sel, probe)
+        return probes * patch[:, None], patch, probes
+
+    def exit_adj_object(self, chi, probes, sel=None, out=None):
+        """Adjoint of ψ = P·O with respect to O: Σ_m conj(P_m)·χ_m added into the object."""
+        g = (self.xp.conj(probes) * chi).sum(axis=1)
+        return self.patches_adj(g, sel, out)
+
+    def exit_adj_probe(self, chi, patch, sel=None):
+        """Adjoint of ψ = P·O with respect to P: Σ_n conj(O_n)·χ_n (un-shifted), (M, ny, nx)."""
+        return self.frame_probes_adj(self.xp.conj(patch)[:, None] * chi, sel)
+
+    def illumination(self, probes, sel=None):
+        """Σ_n Σ_m |P_m^(n)|² on the object grid (H, W) float32: the object preconditioner."""
+        return self.patches_adj((probes.real ** 2 + probes.imag ** 2).sum(axis=1), sel)
+
+    # --- linear in the object ---------------------------------------------------------------------
+    def fwd(self, obj, sel=None):
+        """(B, M, ny, nx) far-field waves for object ``obj`` (H, W)."""
+        return self.far(self.exit_waves(obj, sel)[0], overwrite=True)
+
+    def adj(self, psi, sel=None):
+        """Adjoint of :meth:`fwd`: an (H, W) object from (B, M, ny, nx) waves."""
+        return self.exit_adj_object(self.far_adj(psi), self.frame_probes(sel), sel)
+
+    # --- linear in the probe ----------------------------------------------------------------------
+    def fwd_probe(self, probe, obj, sel=None):
+        """(B, M, ny, nx) far-field waves as a linear function of ``probe`` (M, ny, nx)."""
+        return self.far(self.exit_waves(obj, sel, probe)[0], overwrite=True)
+
+    def adj_probe(self, psi, obj, sel=None):
+        """Adjoint of :meth:`fwd_probe` with respect to the probe: (M, ny, nx)."""
+        return self.exit_adj_probe(self.far_adj(psi), self.patches(obj, sel), sel)
+
+    def shifted_probes(self):
+        """(N, M, ny, nx) probes shifted by each position's sub-pixel part (or (1, M, ...))."""
+        return self.frame_probes()
 
     def _quantized_probes(self, sel):
         """(n, M, ny, nx) probes shifted by sub-pixel parts rounded to :attr:`quantum`."""
         q = self.quantum
         steps = int(round(1 / q))
         key = np.round(self.frac_np[sel] * steps).astype(int)          # 0..steps
-        if not hasattr(self, "_cache"):
-            self._cache = {}
         uniq, inv = np.unique(key, axis=0, return_inverse=True)
         for k in map(tuple, uniq):
             if k not in self._cache:
@@ -120,37 +340,6 @@ class FarFieldPtychography:
                 self._cache[k] = subpixel_shift(self.probe, shift[None, :])
         stack = self.xp.stack([self._cache[tuple(k)] for k in uniq])
         return stack[self.xp.asarray(inv.ravel())]
-
-    def shifted_probes(self):
-        """(N, M, ny, nx) probes shifted by each position's sub-pixel part (or (1, M, ...))."""
-        if not self.has_frac:
-            return self.probe[None]
-        return subpixel_shift(self.probe[None], self.frac[:, None, :])
-
-    # --- linear in the object ---------------------------------------------------------------
-    def fwd(self, obj):
-        """(N, M, ny, nx) far-field waves for object ``obj`` (H, W)."""
-        return farfield_fwd(self.shifted_probes() * self.patches(obj)[:, None])
-
-    def adj(self, psi):
-        """Adjoint of :meth:`fwd`: an (H, W) object from (N, M, ny, nx) waves."""
-        back = farfield_adj(psi)
-        return self.patches_adj((self.xp.conj(self.shifted_probes()) * back).sum(axis=1))
-
-    # --- linear in the probe ----------------------------------------------------------------
-    def fwd_probe(self, probe, obj):
-        """(N, M, ny, nx) far-field waves as a linear function of ``probe`` (M, ny, nx)."""
-        p = probe[None]
-        if self.has_frac:
-            p = subpixel_shift(p, self.frac[:, None, :])
-        return farfield_fwd(p * self.patches(obj)[:, None])
-
-    def adj_probe(self, psi, obj):
-        """Adjoint of :meth:`fwd_probe` with respect to the probe."""
-        g = self.xp.conj(self.patches(obj))[:, None] * farfield_adj(psi)
-        if self.has_frac:
-            g = subpixel_shift(g, -self.frac[:, None, :])
-        return g.sum(axis=0)
 
     def intensity(self, obj, chunk: int | None = None):
         """(N, ny, nx) float32 noiseless frames Σ_m |Ψ_nm|².
@@ -171,15 +360,13 @@ class FarFieldPtychography:
             sel = slice(start, stop)
             b = buf[:stop - start]
             patch = self.patches(obj, sel)
-            if not self.has_frac:
-                probes = self.probe[None]
-            elif self.quantum:
+            if self.quantum and self.shift == "fourier" and self.has_frac:
                 probes = self._quantized_probes(sel)
             else:
-                probes = subpixel_shift(self.probe[None], self.frac[sel, None, :])
+                probes = self.frame_probes(sel)
             xp.multiply(probes, patch[:, None], out=b)
             f = fft2(b, norm="ortho", overwrite_x=True)
             sq = xp.square(f.view(xp.float32))
             inten = (sq[..., 0::2] + sq[..., 1::2]).sum(axis=1)
-            out[start:stop] = xp.fft.fftshift(inten, axes=(-2, -1))
+            out[start:stop] = xp.fft.fftshift(inten, axes=(-2, -1)) if self.centred else inten
         return out
