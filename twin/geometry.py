@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 
 from twin.acquisition.detector import DetectorMode
-from twin.beam import optics
+from twin.beam import optics, probe
+from twin.sample import phantoms
 from twin.core.constants import wavelength_m as _wavelength_m
 from twin.scenario import Scenario
 
@@ -40,6 +41,16 @@ def object_pixel_m(wavelength_m: float, distance_m: float, n_pixels: int,
         Detector pixel size, metres (effective: after binning, for binned frames).
     """
     return wavelength_m * distance_m / (n_pixels * pixel_size_m)
+
+
+def depth_of_field_m(pixel_m: float, wavelength_m: float) -> float:
+    """Thickness up to which the projection approximation holds for a pixel ``pixel_m``.
+
+    The highest angle a frame records is θ = λ/(2·dx); over a thickness T a ray at that angle
+    moves T·θ sideways. Keeping that within one pixel gives T ≤ 2·dx²/λ (twin's criterion,
+    the classical depth of field 2δ²/λ at δ = dx).
+    """
+    return 2.0 * pixel_m ** 2 / wavelength_m
 
 
 def _ceil(x: float) -> int:
@@ -72,6 +83,17 @@ class Geometry:
     frame_period_s, exposure_s : float
     photons_per_frame : float
         Incident photons per frame and beam.
+    sample_extent : twin.sample.phantoms.Extent
+        The sample's outer shape in metres.
+    oversampling : int
+        ``simulation.oversampling``: the simulation's grid is this many times finer.
+    fine_pixel_m : float
+        The simulation's object pixel, ``object_pixel_m / oversampling``.
+    depth_of_field_m : float
+        :func:`depth_of_field_m` of the reconstruction pixel: thicker samples need multislice.
+    source_sigma_focus_m : (σ_y, σ_x) or None
+        rms size of the source's image at the focus (partial coherence), where the scenario
+        gives the source.
     """
 
     detector: DetectorMode
@@ -101,6 +123,27 @@ class Geometry:
     frame_period_s: float
     exposure_s: float
     photons_per_frame: float
+    sample_extent: "phantoms.Extent | None" = None
+    oversampling: int = 1
+    fine_pixel_m: float = 0.0
+    depth_of_field_m: float = 0.0
+    source_sigma_focus_m: tuple[float, float] | None = None
+
+    def path_through_sample_m(self, angle_deg: float = 0.0) -> float:
+        """Longest path through the sample along the beam at ``angle_deg``."""
+        return self.sample_extent.path_m(angle_deg)
+
+    def multislice_slices(self, s: Scenario, angle_deg: float = 0.0) -> int:
+        """Slices ``twin simulate`` uses at ``angle_deg``: 1 (projection approximation) unless
+        the path through the sample exceeds the depth of field (``simulation.multislice``
+        "auto"), then ⌈path / depth of field⌉ or ``simulation.slices``."""
+        mode = s.simulation.multislice
+        path = self.path_through_sample_m(angle_deg)
+        if mode == "off" or (mode == "auto" and path <= self.depth_of_field_m):
+            return 1
+        if s.simulation.slices is not None:
+            return s.simulation.slices
+        return max(2, math.ceil(path / self.depth_of_field_m))
 
     @classmethod
     def from_scenario(cls, s: Scenario) -> "Geometry":
@@ -124,6 +167,17 @@ class Geometry:
         lines_total = _ceil(fov_y / slow)
         lines = math.ceil(lines_total / sc.n_beams)
         exposure = s.exposure_s
+        smp = s.sample
+        width_um, depth_um = smp.cross_section_um
+        extent = phantoms.Extent(smp.shape, width_um * 1e-6, depth_um * 1e-6,
+                                 smp.height_um * 1e-6)
+        dx = object_pixel_m(lam, s.detector.distance_m, n_stored, det.effective_pixel_size_m)
+        ovs = s.simulation.oversampling
+        focal = float(optics.focal_length_m(zp_d, dr, lam))
+        src = None
+        if s.beam.source_size_um is not None:
+            src = tuple(float(v) for v in probe.source_sigma_at_focus_m(
+                [v * 1e-6 for v in s.beam.source_size_um], s.beam.source_distance_m, focal))
         return cls(
             detector=det, energy_kev=s.beam.energy_kev, wavelength_m=lam,
             distance_m=s.detector.distance_m, binning=b, n_stored=n_stored,
@@ -138,7 +192,9 @@ class Geometry:
             lines_total=lines_total, lines_per_beam=lines,
             frames_per_projection=per_line * lines, frame_period_s=1.0 / sc.frame_rate_hz,
             exposure_s=exposure,
-            photons_per_frame=s.beam.flux_photons_per_s / sc.n_beams * exposure)
+            photons_per_frame=s.beam.flux_photons_per_s / sc.n_beams * exposure,
+            sample_extent=extent, oversampling=ovs, fine_pixel_m=dx / ovs,
+            depth_of_field_m=depth_of_field_m(dx, lam), source_sigma_focus_m=src)
 
 
 def reconstruction_options(s: Scenario, iterations: int | None = None, modes: int | None = None):

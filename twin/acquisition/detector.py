@@ -8,11 +8,21 @@ time τ, gives the recorded rate m:
 
 * non-paralyzable: m = n / (1 + nτ)
 * paralyzable: m = n·exp(−nτ)
+
+The simulation (:func:`count_frames`) does not apply these means: it draws each photon's
+arrival time and decides photon by photon whether the front end was live, so that the variance
+of the recorded counts is right too (the formulas above are only tested against it).
+
+Detector response (:class:`Response`), before counting: the quantum efficiency of the sensor
+(the photo-absorbed fraction, xraylib), the charge-sharing kernel (a Gaussian charge cloud of
+rms t·√(2kT/(qV)) and a counting threshold) and a fixed flat-field gain map.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
+import zlib
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
@@ -45,6 +55,13 @@ class DetectorMode:
     gap_px: int = 0
     beam_x_px: int = 0
     beam_y_px: int = 0
+    dead_time_model: str = "nonparalyzable"
+    sensor_material: str = "none"
+    sensor_density_g_per_cm3: float = 0.0
+    sensor_thickness_m: float = 0.0
+    bias_v: float = 0.0
+    threshold_fraction: float = 0.5
+    gain_spread_rms: float = 0.0
 
     @property
     def effective_pixel_size_m(self) -> float:
@@ -98,8 +115,18 @@ def preset_mode(preset: str, mode: str | None = None, **overrides) -> DetectorMo
         counters=int(m["counters"]), float8=bool(m["float8"]),
         chip_px=int(entry.get("chip_px", 0)), gap_px=int(entry.get("gap_px", 0)),
         beam_x_px=int(entry.get("beam_x_px", entry["pixels_x"] // 2)),
-        beam_y_px=int(entry.get("beam_y_px", entry["pixels_y"] // 2)))
+        beam_y_px=int(entry.get("beam_y_px", entry["pixels_y"] // 2)),
+        dead_time_model=str(m.get("dead_time_model", "nonparalyzable")),
+        sensor_material=str(entry.get("sensor_material", "none")),
+        sensor_density_g_per_cm3=float(entry.get("sensor_density_g_per_cm3", 0.0)),
+        sensor_thickness_m=float(entry.get("sensor_thickness_m", 0.0)),
+        bias_v=float(entry.get("bias_v", 0.0)),
+        threshold_fraction=float(entry.get("threshold_fraction", 0.5)),
+        gain_spread_rms=float(entry.get("gain_spread_rms", 0.0)))
     given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("dead_time_model", "paralyzable") not in ("paralyzable", "nonparalyzable"):
+        raise TwinInputError("detector.dead_time_model", given["dead_time_model"],
+                             "allowed: 'paralyzable', 'nonparalyzable'")
     return replace(det, **given) if given else det
 
 
@@ -264,20 +291,237 @@ def saturation_level(det: DetectorMode) -> float:
     return float(det.max_counts)
 
 
+# ----------------------------------------------------------------------------- response
+
+BOLTZMANN_EV_PER_K = 8.617333262e-5
+SENSOR_TEMPERATURE_K = 300.0
+
+
+def quantum_efficiency(det: DetectorMode, energy_kev: float) -> float:
+    """Fraction of incident photons that the sensor photo-absorbs (and so can count).
+
+    QE = (μ_photo/μ_total)·(1 − exp(−μ_total·t)) for a sensor of thickness t (xraylib cross
+    sections): photons that Compton- or Rayleigh-scatter out of the sensor are lost, and a
+    sensor too thin lets photons through. An entrance window or dead layer is neglected.
+
+    Parameters
+    ----------
+    det : DetectorMode
+        The detector (its ``sensor_*`` fields); "none" gives 1.
+    energy_kev : float
+        Photon energy, keV.
+    """
+    if det.sensor_material == "none" or det.sensor_thickness_m <= 0:
+        return 1.0
+    import xraylib
+
+    rho = det.sensor_density_g_per_cm3
+    mu_total = xraylib.CS_Total_CP(det.sensor_material, energy_kev) * rho * 100.0   # 1/m
+    mu_photo = xraylib.CS_Photo_CP(det.sensor_material, energy_kev) * rho * 100.0
+    return float(mu_photo / mu_total * -math.expm1(-mu_total * det.sensor_thickness_m))
+
+
+def charge_cloud_sigma_m(det: DetectorMode) -> float:
+    """rms lateral width of the charge cloud at the pixel electrodes, metres.
+
+    Drift through the full sensor depth t at bias V takes t²/(μV); diffusion over that time
+    spreads the cloud by σ = √(2Dt_drift) = t·√(2kT/(qV)) (Einstein relation D = μkT/q),
+    independent of the mobility: an upper bound, for photons absorbed at the entrance face.
+    """
+    if det.bias_v <= 0 or det.sensor_thickness_m <= 0:
+        return 0.0
+    return det.sensor_thickness_m * math.sqrt(2 * BOLTZMANN_EV_PER_K * SENSOR_TEMPERATURE_K
+                                              / det.bias_v)
+
+
+def charge_sharing_kernel(det: DetectorMode, n_sub: int = 24) -> np.ndarray:
+    """(3, 3) mean counts in a pixel and its neighbours per photon absorbed in the centre pixel.
+
+    The photon is absorbed at a uniformly distributed point of the pixel (an ``n_sub`` ×
+    ``n_sub`` grid of points); its Gaussian charge cloud (:func:`charge_cloud_sigma_m`) splits
+    among the pixels, and each pixel whose share exceeds ``threshold_fraction`` counts it.
+    At a threshold of one half a photon is counted at most once: near the corners, where no
+    pixel gets half, it is lost. Below one half it can be counted twice.
+    """
+    from scipy.special import erf
+
+    sig = charge_cloud_sigma_m(det) / det.pixel_size_m
+    k = np.zeros((3, 3))
+    if sig <= 0:
+        k[1, 1] = 1.0
+        return k
+    u = (np.arange(n_sub) + 0.5) / n_sub                   # absorption points, pixel units
+    edges = np.array([-1.0, 0.0, 1.0, 2.0])
+    # share of the cloud in pixel columns −1, 0, +1 for each absorption point
+    cdf = 0.5 * (1 + erf((edges[None, :] - u[:, None]) / (sig * math.sqrt(2))))
+    share = np.diff(cdf, axis=1)                            # (n_sub, 3)
+    both = share[:, None, :, None] * share[None, :, None, :]   # (y, x, 3, 3)
+    k = np.mean(both > det.threshold_fraction, axis=(0, 1))
+    return k
+
+
+def gain_map(det: DetectorMode) -> np.ndarray:
+    """(pixels_y, pixels_x) relative efficiency of each native pixel after the flat field.
+
+    A fixed map per preset (seeded by the preset's name, not by the scenario's seed: it is a
+    property of the detector), normal with rms ``gain_spread_rms`` about 1.
+    """
+    rng = np.random.default_rng(zlib.crc32(det.preset.encode()))
+    g = 1.0 + det.gain_spread_rms * rng.standard_normal((det.pixels_y, det.pixels_x))
+    return np.clip(g, 0.0, None).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the sensor does to the expected photons before they are counted.
+
+    Attributes
+    ----------
+    qe : float
+        Quantum efficiency (0–1).
+    kernel : (3, 3) float
+        Charge-sharing kernel (:func:`charge_sharing_kernel`).
+    gain : (ny, nx) float32 or None
+        Flat-field gain of the simulated native pixels (the crop window of :func:`gain_map`).
+    """
+
+    qe: float
+    kernel: np.ndarray
+    gain: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, det: DetectorMode, energy_kev: float, window=None) -> "Response":
+        """The response of ``det`` at ``energy_kev``; ``window`` (rows, cols) slices the gain
+        map to the simulated native pixels."""
+        g = gain_map(det) if det.gain_spread_rms > 0 else None
+        if g is not None and window is not None:
+            g = g[window]
+        return cls(quantum_efficiency(det, energy_kev), charge_sharing_kernel(det), g)
+
+    def apply(self, expected: np.ndarray) -> np.ndarray:
+        """Expected counts (..., ny, nx) per native pixel from expected incident photons."""
+        lam = np.asarray(expected, dtype=np.float32) * np.float32(self.qe)
+        k = self.kernel
+        if np.count_nonzero(k) > 1 or k[1, 1] != 1:
+            out = lam * np.float32(k[1, 1])
+            ny, nx = lam.shape[-2:]
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    w = np.float32(k[dy + 1, dx + 1])
+                    if (dy == 0 and dx == 0) or w == 0:
+                        continue
+                    # a photon absorbed in pixel (y, x) is counted in (y + dy, x + dx)
+                    out[..., max(dy, 0):ny + min(dy, 0), max(dx, 0):nx + min(dx, 0)] += (
+                        w * lam[..., max(-dy, 0):ny + min(-dy, 0), max(-dx, 0):nx + min(-dx, 0)])
+            lam = out
+        if self.gain is not None:
+            lam = lam * self.gain
+        return lam
+
+
+# ----------------------------------------------------------------------------- dead time
+
+
+def record_photons(counts, exposure_s: float, dead_time_s: float, model: str,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Recorded counts of pixels that received ``counts`` photons in one exposure, photon by
+    photon.
+
+    Arrival times are drawn for every photon (uniform within the exposure, given the count:
+    a Poisson process of constant rate), and each photon is counted if the front end is live
+    when it arrives. Paralyzable: live when the previous photon (counted or not) arrived at
+    least τ earlier. Non-paralyzable (instant retrigger): live when the last *counted* photon
+    arrived at least τ earlier. The front end is live at the start of each exposure.
+
+    Parameters
+    ----------
+    counts : int array (any shape)
+        Photons arriving per pixel in the exposure.
+    exposure_s, dead_time_s : float
+        Exposure T and dead time τ, seconds.
+    model : {"paralyzable", "nonparalyzable"}
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    float32 array shaped like ``counts``.
+    """
+    if model not in ("paralyzable", "nonparalyzable"):
+        raise TwinInputError("detector.dead_time_model", model,
+                             "allowed: 'paralyzable', 'nonparalyzable'")
+    c = np.asarray(counts)
+    out = c.astype(np.float32, copy=True)
+    if dead_time_s <= 0:
+        return out
+    flat = out.reshape(-1)
+    idx = np.nonzero(c.reshape(-1) >= 2)[0]           # one photon is always counted
+    if len(idx) == 0:
+        return out
+    k = c.reshape(-1)[idx].astype(np.int64)
+    # times drawn in the pixels' own order (frame-major), so that the first frames of a block
+    # get the same draws whatever follows them (a prefix of a run reproduces it)
+    t = sorted_uniforms(k, rng) * exposure_s           # grouped by pixel, sorted within
+    starts = np.cumsum(k) - k
+    if model == "paralyzable":
+        ok = np.empty(len(t), bool)
+        ok[0] = True
+        ok[1:] = np.diff(t) >= dead_time_s
+        ok[starts] = True
+        flat[idx] = np.add.reduceat(ok, starts)
+        return out
+    # most photons first: the pixels that still have a j-th photon are then a prefix
+    order = np.argsort(-k, kind="stable")
+    idx, k, starts = idx[order], k[order], starts[order]
+    last = t[starts].copy()
+    rec = np.ones(len(k))
+    n_live = np.searchsorted(-k, -np.arange(k[0]), side="left")   # [j]: groups with > j
+    for j in range(1, int(k[0])):
+        m = int(n_live[j])                              # groups with more than j photons
+        tj = t[starts[:m] + j]
+        ok = tj - last[:m] >= dead_time_s
+        last[:m] = np.where(ok, tj, last[:m])
+        rec[:m] += ok
+    flat[idx] = rec
+    return out
+
+
 def count_frames(expected, det: DetectorMode, exposure_s: float, rng: np.random.Generator,
-                 dead_time_model: str = "nonparalyzable", overflow: str = "saturate",
-                 mask=None) -> np.ndarray:
+                 dead_time_model: str | None = None, overflow: str = "saturate",
+                 mask=None, response: Response | None = None) -> np.ndarray:
     """Photon-counting detector acting on expected photons per native pixel.
 
-    ``expected``: (..., n·b, n·b) mean photons per native pixel per exposure (b = binning).
-    Steps: Poisson arrivals; count-rate loss per native pixel (non-paralyzable
-    m = N/(1 + Nτ/T), paralyzable m = N·exp(−Nτ/T), T the exposure); b×b on-chip binning
-    (summed); the counter's 2^bits − 1 limit (``overflow``: "saturate" clips, "wrap" rolls
-    over); the 8-bit floating-point compression where the mode has it; gaps and ``mask``
-    zeroed. Returns float32 counts (..., n, n) (float because float8 decodes to interval
-    centres; integral otherwise).
+    Parameters
+    ----------
+    expected : (..., n·b, n·b) float
+        Mean incident photons per native pixel per exposure (b = binning).
+    det : DetectorMode
+    exposure_s : float
+        Exposure T, seconds.
+    rng : numpy.random.Generator
+    dead_time_model : {"paralyzable", "nonparalyzable"} or None
+        Default: the mode's (``det.dead_time_model``).
+    overflow : {"saturate", "wrap"}
+        What a counter does above 2^bits − 1: hold at the maximum, or roll over.
+    mask : (n, n) or None
+        Multiplies the result (gaps, bad pixels).
+    response : Response or None
+        Quantum efficiency, charge sharing and gain applied to ``expected`` first.
+
+    Returns
+    -------
+    float32 (..., n, n) recorded counts (float because float8 decodes to interval centres;
+    integral otherwise).
+
+    Steps: the response; Poisson arrivals; dead time photon by photon per native pixel
+    (:func:`record_photons`); b×b on-chip binning (summed); the counter's limit; the 8-bit
+    floating-point code where the mode has it; ``mask``.
     """
     lam = np.asarray(expected)
+    if response is not None:
+        lam = response.apply(lam)
+    model = dead_time_model or det.dead_time_model
+    if overflow not in ("saturate", "wrap"):
+        raise ValueError(f"overflow {overflow!r}: use 'saturate' or 'wrap'")
     # child streams drawn first: the k-th frame's counts then do not depend on how many frames
     # are drawn together (a prefix of a run reproduces it)
     seeds = rng.integers(2 ** 63, size=5)
@@ -285,19 +529,7 @@ def count_frames(expected, det: DetectorMode, exposure_s: float, rng: np.random.
                             rng_v=np.random.default_rng(seeds[4]))
     if det.dead_time_s > 0:
         rng_loss = np.random.default_rng(seeds[3])
-        hit = np.nonzero(counts.ravel())[0]
-        c = counts.ravel()[hit]
-        x = c * det.dead_time_s / exposure_s
-        if dead_time_model == "nonparalyzable":
-            rec = c / (1 + x)
-        elif dead_time_model == "paralyzable":
-            rec = c * np.exp(-x)
-        else:
-            raise ValueError(f"dead_time_model {dead_time_model!r}: use 'nonparalyzable' or "
-                             f"'paralyzable'")
-        # stochastic rounding keeps the mean recorded count right
-        flat = counts.reshape(-1)
-        flat[hit] = np.floor(rec + rng_loss.random(rec.shape))
+        counts = record_photons(counts, exposure_s, det.dead_time_s, model, rng_loss)
     b = det.binning
     if b > 1:
         # strided adds: far faster than a reduction over two length-b axes
@@ -310,10 +542,8 @@ def count_frames(expected, det: DetectorMode, exposure_s: float, rng: np.random.
     top = det.max_counts
     if overflow == "saturate":
         counts = np.minimum(counts, top)
-    elif overflow == "wrap":
-        counts = np.mod(counts, top + 1)
     else:
-        raise ValueError(f"overflow {overflow!r}: use 'saturate' or 'wrap'")
+        counts = np.mod(counts, top + 1)
     if det.float8 and counts.max(initial=0) >= 64:        # exact below 64
         counts = float8_decode(float8_encode(counts))
     if mask is not None:

@@ -35,6 +35,9 @@ class Trajectory:
     vibration: tuple[float, float] = (0.0, 0.0)
     """Stage vibration (rms amplitude m, frequency Hz) added to x and y (y a quarter period
     later); the positions above include it at each exposure's centre."""
+    drift_m_per_s: tuple[float, float] = (0.0, 0.0)
+    """Drift (x, y) of the sample relative to the encoders, from t = 0; the positions above
+    include it, the encoders do not see it (:meth:`encoder_at`)."""
 
     def vibration_at(self, t_s) -> np.ndarray:
         amp, freq = self.vibration
@@ -44,6 +47,26 @@ class Trajectory:
         a = amp * np.sqrt(2)
         w = 2 * np.pi * freq
         return np.stack([a * np.sin(w * t), a * np.cos(w * t)], axis=-1)
+
+    def drift_at(self, t_s) -> np.ndarray:
+        """(…, 2) drift of the sample at times ``t_s``."""
+        t = np.asarray(t_s, dtype=float)
+        return t[..., None] * np.asarray(self.drift_m_per_s, dtype=float)
+
+    def with_drift(self, drift_m_per_s) -> "Trajectory":
+        """The same scan with the sample drifting at ``drift_m_per_s`` (x, y) from t = 0."""
+        d = np.asarray(drift_m_per_s, dtype=float)
+        mid = self.t_start_s + self.exposure_s / 2
+        old = self.drift_at(mid)
+        new = mid[:, None] * d
+        return Trajectory(self.positions_m - old + new, self.velocity_m_per_s, self.t_start_s,
+                          self.exposure_s, self.line, self.kind, self.vibration,
+                          (float(d[0]), float(d[1])))
+
+    def encoder_at(self, t_s) -> np.ndarray:
+        """(M, 2) what the stage encoders read at ``t_s``: the position less the drift."""
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        return self.position_at(t) - self.drift_at(t)
 
     def __len__(self) -> int:
         return len(self.positions_m)
@@ -56,8 +79,9 @@ class Trajectory:
         mid = self.t_start_s + self.exposure_s / 2
         t = mid[:, None] + self.exposure_s * frac[None, :]
         vib = self.vibration_at(t) - self.vibration_at(mid)[:, None, :]
+        v = self.velocity_m_per_s + np.asarray(self.drift_m_per_s)
         return (self.positions_m[:, None, :]
-                + self.velocity_m_per_s[:, None, :] * self.exposure_s * frac[None, :, None]
+                + v[:, None, :] * self.exposure_s * frac[None, :, None]
                 + vib)
 
     def position_at(self, t_s) -> np.ndarray:
@@ -67,7 +91,8 @@ class Trajectory:
         # the frame whose exposure centre is nearest in time
         j = np.clip(np.searchsorted(mid, t), 1, len(mid) - 1)
         i = np.where(np.abs(t - mid[j - 1]) <= np.abs(mid[j] - t), j - 1, j)
-        vib = self.vibration_at(t) - self.vibration_at(mid[i])
+        vib = (self.vibration_at(t) - self.vibration_at(mid[i])
+               + self.drift_at(t) - self.drift_at(mid[i]))
         if self.kind == "fly":
             # within a line the stage moves at constant velocity through every frame centre
             return (self.positions_m[i] + self.velocity_m_per_s[i] * (t - mid[i])[:, None]
@@ -157,14 +182,29 @@ class Capture:
 
 def panda_capture(traj: Trajectory, frame_rate_hz: float, capture_rate_hz: float = 10_000.0,
                   encoder_resolution_m: float = 1e-9, jitter_s: float = 0.0,
-                  seed: int = 0) -> Capture:
+                  seed: int = 0, encoder_noise_m: float = 0.0,
+                  latency_s: float = 0.0) -> Capture:
     """Emulate PandA position capture and the interpolation of the frames it could not catch.
 
     Every k-th frame is captured, k = ⌈f_frame/f_capture⌉ (counted per line, so that each line's
-    first frame is captured); a capture samples the stage at the frame's mid-exposure time plus
-    a Gaussian timing jitter, quantised to the encoder resolution. Frames in between get the
-    position interpolated linearly in time from the captures of the same line (held at the
-    line's ends).
+    first frame is captured). A capture reads the encoders (:meth:`Trajectory.encoder_at`: the
+    stage, not the sample's drift) at the frame's mid-exposure time plus a fixed ``latency_s``
+    and a Gaussian clock jitter (rms ``jitter_s``); the reading gets Gaussian noise (rms
+    ``encoder_noise_m``) and is quantised to ``encoder_resolution_m``. Frames in between get
+    the position interpolated linearly in time from the captures of the same line (held at
+    the line's ends).
+
+    Parameters
+    ----------
+    traj : Trajectory
+    frame_rate_hz, capture_rate_hz : float
+        Detector frame rate and the PandA's capture limit, Hz.
+    encoder_resolution_m, encoder_noise_m : float
+        Encoder step and rms reading noise, metres.
+    jitter_s, latency_s : float
+        rms clock jitter and fixed delay of a capture, seconds.
+    seed : int
+        Seeds the jitter and the noise.
     """
     rng = np.random.default_rng([seed, 7331])
     n = len(traj)
@@ -178,8 +218,11 @@ def panda_capture(traj: Trajectory, frame_rate_hz: float, capture_rate_hz: float
         cap = idx[::k]
         if idx[-1] not in cap:
             cap = np.append(cap, idx[-1])  # the line's end is captured when the motion stops
-        t_cap = mid[cap] + (rng.normal(0, jitter_s, len(cap)) if jitter_s > 0 else 0.0)
-        p = traj.position_at(t_cap)
+        t_cap = mid[cap] + latency_s + (rng.normal(0, jitter_s, len(cap)) if jitter_s > 0
+                                        else 0.0)
+        p = traj.encoder_at(t_cap)
+        if encoder_noise_m > 0:
+            p = p + rng.normal(0, encoder_noise_m, p.shape)
         if encoder_resolution_m > 0:
             p = np.round(p / encoder_resolution_m) * encoder_resolution_m
         captured[cap] = True

@@ -90,18 +90,39 @@ def coded_aperture(n: int, seed: int, feature_px: int = 4) -> np.ndarray:
     return np.fft.ifftshift(np.exp(1j * np.pi * plate))
 
 
+def source_sigma_at_focus_m(source_size_m, source_distance_m: float, focal_length_m: float):
+    """(σ_y, σ_x) rms size of the source's demagnified image in the focal plane, metres.
+
+    A source point displaced by a at distance L before a lens of focal length f ≪ L is imaged
+    displaced by a·f/L (thin lens): σ_focus = σ_source·f/L, per axis.
+
+    Parameters
+    ----------
+    source_size_m : (2,) float
+        rms source size (horizontal = x, vertical = y), metres.
+    source_distance_m, focal_length_m : float
+        Source–zone-plate distance and the zone plate's focal length, metres.
+    """
+    h, v = (float(a) for a in source_size_m)
+    m = focal_length_m / source_distance_m
+    return v * m, h * m
+
+
 def _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code, n_points=7):
     """Mode powers and (K, n, n) orthonormal modes for a Gaussian source of rms size sigma_m
-    (demagnified to the focal plane), from K = n_points² source points."""
+    (a number, or (σ_y, σ_x); demagnified to the focal plane), from K = n_points² source
+    points."""
     qy, qx = _freqs(n, dx_m)
     spec = pupil_spectrum(n, dx_m, zp, wavelength_m, code=code)
     spec = spec * np.exp(-1j * np.pi * wavelength_m * defocus_m * (qx ** 2 + qy ** 2))
-    if sigma_m <= 0:
+    sy, sx = (sigma_m, sigma_m) if np.ndim(sigma_m) == 0 else sigma_m
+    if sy <= 0 and sx <= 0:
         p = np.fft.fftshift(ifft2(spec, norm="ortho"))
         return np.array([1.0]), (p / np.linalg.norm(p))[None]
-    g = np.linspace(-2.5, 2.5, n_points) * sigma_m
-    gy, gx = np.meshgrid(g, g, indexing="ij")
-    w = np.exp(-(gx ** 2 + gy ** 2) / (2 * sigma_m ** 2)).ravel()
+    u = np.linspace(-2.5, 2.5, n_points)
+    uy, ux = np.meshgrid(u if sy > 0 else [0.0], u if sx > 0 else [0.0], indexing="ij")
+    gy, gx = uy * sy, ux * sx
+    w = np.exp(-(uy ** 2 + ux ** 2) / 2).ravel()
     w /= w.sum()
     ramps = np.exp(-2j * np.pi * (qy[None] * gy.ravel()[:, None, None]
                                   + qx[None] * gx.ravel()[:, None, None]))
@@ -119,12 +140,39 @@ def _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code, n_poi
 
 def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus_m: float,
                 n_modes: int = 1, coherent_fraction: float = 1.0, photons: float = 1.0,
-                code=None) -> np.ndarray:
-    """(n_modes, n, n) complex64 orthogonal probe modes; Σ‖P_m‖² = ``photons``.
+                code=None, source_sigma_m=None, power_kept: float = 0.99) -> np.ndarray:
+    """(M, n, n) complex64 orthogonal probe modes; Σ‖P_m‖² = ``photons``.
 
-    With ``coherent_fraction`` < 1 the source size is found (bisection) so that the first mode
-    carries that fraction of the power; the modes and their powers come from the SVD.
+    Parameters
+    ----------
+    n : int
+        Probe side, pixels.
+    dx_m : float
+        Pixel size, metres.
+    zp : ZonePlate
+    wavelength_m, defocus_m : float
+        Wavelength and the sample's distance past the focus, metres.
+    n_modes : int
+        Most modes returned.
+    coherent_fraction : float
+        Without ``source_sigma_m``: the source size is found (bisection) so that the first mode
+        carries this fraction of the power; exactly ``n_modes`` modes are returned.
+    photons : float
+        Total power Σ‖P_m‖² (photons per exposure).
+    code : (n, n) complex or None
+        Coded aperture (multibeam).
+    source_sigma_m : float or (σ_y, σ_x) or None
+        rms size of the source's image in the focal plane
+        (:func:`source_sigma_at_focus_m`): the modes and their powers follow from it, and
+        only the strongest modes that carry ``power_kept`` of the power (at most ``n_modes``)
+        are returned, rescaled to ``photons``.
     """
+    if source_sigma_m is not None:
+        power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, source_sigma_m,
+                                        code)
+        k = int(min(n_modes, np.searchsorted(np.cumsum(power), power_kept) + 1, len(power)))
+        modes = vecs[:k] * np.sqrt(power[:k] / power[:k].sum() * photons)[:, None, None]
+        return modes.astype(np.complex64)
     if coherent_fraction >= 1.0 or n_modes == 1:
         p = zone_plate_probe(n, dx_m, zp, wavelength_m, defocus_m, code=code)
         modes = np.zeros((n_modes, n, n), np.complex64)

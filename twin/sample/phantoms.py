@@ -191,6 +191,39 @@ class FibreBundle(Phantom):
             out[i] = base + (n_fib - n_mat) * wall.sum(axis=0)
         return out
 
+    def projection_slabs(self, y_m, s_m, angle_deg: float, energy_kev: float,
+                         edges_m) -> np.ndarray:
+        """(L, len(y_m), len(s_m)) projected ∫(δ + iβ)dz of the slabs between ``edges_m``
+        (L + 1 depths along the beam, metres from the axis), from chord intervals: the slabs
+        sum to :meth:`projection_analytic` where they span the sample."""
+        lut = refractive_indices(self.materials, energy_kev)
+        n_mat, n_fib = lut[1], lut[2]
+        th = np.deg2rad(angle_deg)
+        s = np.asarray(s_m, dtype=float)
+        e = np.asarray(edges_m, dtype=float)
+        e0, e1 = e[:-1, None, None], e[1:, None, None]           # (L, 1, 1)
+
+        def seg(r, d):
+            return np.sqrt(np.clip(r * r - d * d, 0, None))
+
+        R = self.sample_diameter_m / 2
+        cb = seg(R, s)[None, None, :]
+        base = _overlap(-cb, cb, e0, e1)[:, 0] * n_mat               # (L, ns)
+        f = self.fibres
+        out = np.empty((len(e) - 1, len(y_m), len(s)), dtype=np.complex128)
+        lo, hi = s.min(), s.max()
+        for i, h in enumerate(np.asarray(y_m, dtype=float)):
+            cx, cz = f[:, 0] + h * f[:, 4], f[:, 1] + h * f[:, 5]
+            sc = cx * np.cos(th) - cz * np.sin(th)
+            tc = cx * np.sin(th) + cz * np.cos(th)
+            near = (sc + f[:, 2] >= lo) & (sc - f[:, 2] <= hi)      # fibres that the rays see
+            d = s[None, :] - sc[near, None]
+            ro, ri = seg(f[near, 2:3], d), seg(f[near, 3:4], d)      # (n_fib, ns) half-chords
+            t0 = tc[near, None]
+            wall = (_overlap(t0 - ro, t0 + ro, e0, e1) - _overlap(t0 - ri, t0 + ri, e0, e1))
+            out[:, i] = base + (n_fib - n_mat) * wall.sum(axis=1)
+        return out
+
     @property
     def achieved_packing_fraction(self) -> float:
         R = self.sample_diameter_m / 2
@@ -298,6 +331,37 @@ class IntegratedCircuit(Phantom):
         period = breaks[line % 64]
         return on & (np.mod(h + line * 0.37 * p, period) > p)
 
+    def projection_slabs(self, angle_deg: float, energy_kev: float, edges_m) -> np.ndarray:
+        """(L, ny, nx) projected ∫(δ + iβ)dz of the slabs between ``edges_m`` along the beam
+        (metres from the grid's centre), row by row: at 0° and 180° exact sums over depth
+        voxels, at other angles each row's slice rotated (linear interpolation) first."""
+        from scipy import ndimage
+
+        ny, nz, nx = self.shape
+        lut = refractive_indices(self.materials, energy_kev)
+        dz = self.voxel_size_m
+        n = max(nz, nx)
+        z = (np.arange(n) - n // 2 + 0.5 * (1 - n % 2)) * dz       # depth of each row of sq
+        e = np.asarray(edges_m, dtype=float)
+        which = np.clip(np.searchsorted(e, z, side="right") - 1, -1, len(e) - 1)
+        which[(z < e[0]) | (z >= e[-1])] = -1
+        out = np.zeros((len(e) - 1, ny, nx), np.complex128)
+        z0, x0 = (n - nz) // 2, (n - nx) // 2
+        a = float(np.mod(angle_deg, 360.0))
+        sq = np.zeros((n, n), np.complex128)
+        for y in range(ny):
+            sq[z0:z0 + nz, x0:x0 + nx] = lut[self.row(y)]
+            if a in (0.0, 180.0):
+                r = sq if a == 0 else sq[::-1, ::-1]
+            else:
+                r = (ndimage.rotate(sq.real, a, reshape=False, order=1)
+                     + 1j * ndimage.rotate(sq.imag, a, reshape=False, order=1))
+            for l in range(len(e) - 1):
+                rows = which == l
+                if rows.any():
+                    out[l, y] = r[rows, x0:x0 + nx].sum(axis=0) * dz
+        return out
+
     def row(self, y: int) -> np.ndarray:
         _, nz, nx = self.shape
         lab = np.zeros((nz, nx), np.uint8)
@@ -351,3 +415,186 @@ def siemens_star_transmission(shape, pixel_size_m: float, energy_kev: float, spo
     m = _materials.lookup(membrane_material, energy_kev)
     proj = (s.delta + 1j * s.beta) * t + (m.delta + 1j * m.beta) * membrane_thickness_m
     return transmission_from_projection(proj, energy_kev)
+
+
+# ----------------------------------------------------------------------------- registry
+#
+# Each phantom registers one builder, in the manner of Ptychodus's plugins: adding a phantom
+# means writing its builder below (and its config section in the scenario) — nothing else.
+# A builder receives the scenario's [sample] table (duck-typed: its own sub-table, in the
+# scenario's units), the sample's outer extent in metres and the grid to evaluate on, and
+# returns the projected ∫(δ + iβ)dz (metres) of each slab along the beam.
+
+
+@dataclass(frozen=True)
+class Extent:
+    """The sample's outer shape in metres: ``shape`` "cylinder" (width = depth = diameter) or
+    "box"; width along x, depth along the beam at 0°, height along y (the rotation axis)."""
+
+    shape: str
+    width_m: float
+    depth_m: float
+    height_m: float
+
+    def path_m(self, angle_deg: float) -> float:
+        """Longest path through the sample along the beam at ``angle_deg``."""
+        if self.shape == "cylinder":
+            return self.width_m
+        th = math.radians(angle_deg)
+        return abs(self.width_m * math.sin(th)) + abs(self.depth_m * math.cos(th))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where a phantom is evaluated.
+
+    Attributes
+    ----------
+    y_m, x_m : 1D float arrays
+        Pixel centres (rows, columns), metres from the scan centre (on the rotation axis).
+    pixel_m : float
+        Pixel size, metres (``x_m``, ``y_m`` are spaced by it).
+    energy_kev : float
+    angle_deg : float
+        Rotation of the sample about the vertical axis.
+    n_slices : int
+        Slabs of equal thickness along the beam, spanning the longest path
+        (:meth:`Extent.path_m`) centred on the rotation axis.
+    seed : int
+        The scenario's seed (random phantoms).
+    """
+
+    y_m: np.ndarray
+    x_m: np.ndarray
+    pixel_m: float
+    energy_kev: float
+    angle_deg: float = 0.0
+    n_slices: int = 1
+    seed: int = 0
+
+    def slab_edges_m(self, extent: Extent) -> np.ndarray:
+        """(n_slices + 1,) slab boundaries along the beam, metres from the rotation axis."""
+        half = 0.5 * extent.path_m(self.angle_deg) * (1 + 1e-9) + 1e-12
+        return np.linspace(-half, half, self.n_slices + 1)
+
+
+_BUILDERS: dict = {}
+
+
+def register(name: str):
+    """Decorator: register ``builder(sample_cfg, extent, grid) -> (n_slices, H, W)`` as the
+    phantom ``name``."""
+    def deco(fn):
+        if name in _BUILDERS:
+            raise ValueError(f"phantom {name!r} is registered twice")
+        _BUILDERS[name] = fn
+        return fn
+    return deco
+
+
+def registered() -> list[str]:
+    """Names of the registered phantoms."""
+    return sorted(_BUILDERS)
+
+
+def projected_slabs(name: str, sample_cfg, extent: Extent, grid: Grid) -> np.ndarray:
+    """(n_slices, len(y), len(x)) complex128 projected ∫(δ + iβ)dz of each slab, metres.
+
+    Raises :class:`~twin.core.errors.TwinInputError` for an unknown phantom.
+    """
+    from twin.core.errors import TwinInputError
+
+    if name not in _BUILDERS:
+        raise TwinInputError("sample.phantom", name, f"allowed: {registered()}")
+    out = np.asarray(_BUILDERS[name](sample_cfg, extent, grid), dtype=np.complex128)
+    return out.reshape(grid.n_slices, len(grid.y_m), len(grid.x_m))
+
+
+def _overlap(a, b, e0, e1):
+    """Length of the overlap of intervals [a, b] (arrays) with [e0, e1]."""
+    return np.clip(np.minimum(b, e1) - np.maximum(a, e0), 0, None)
+
+
+def _box_interval(extent: Extent, s, angle_deg: float):
+    """Entry and exit depth t (along the beam) of rays at detector coordinates ``s`` through
+    the sample's outer shape; empty rays have a == b."""
+    s = np.asarray(s, dtype=float)
+    if extent.shape == "cylinder":
+        c = np.sqrt(np.clip((extent.width_m / 2) ** 2 - s ** 2, 0, None))
+        return -c, c
+    th = math.radians(angle_deg)
+    lo, hi = np.full(s.shape, -np.inf), np.full(s.shape, np.inf)
+    # sample frame: x' = s·cos + t·sin, z' = −s·sin + t·cos
+    for a, b, h in ((s * math.cos(th), math.sin(th), extent.width_m / 2),
+                    (-s * math.sin(th), math.cos(th), extent.depth_m / 2)):
+        if abs(b) < 1e-12:
+            bad = np.abs(a) > h
+            lo, hi = np.where(bad, 0, lo), np.where(bad, 0, hi)
+        else:
+            t1, t2 = (-h - a) / b, (h - a) / b
+            lo, hi = np.maximum(lo, np.minimum(t1, t2)), np.minimum(hi, np.maximum(t1, t2))
+    hi = np.maximum(hi, lo)
+    return lo, hi
+
+
+@register("uniform")
+def _uniform(sample, extent: Extent, grid: Grid) -> np.ndarray:
+    """A cylinder or box of the sample's bulk material."""
+    m = _materials.lookup(sample.material, grid.energy_kev, sample.density_g_per_cm3)
+    a, b = _box_interval(extent, grid.x_m, grid.angle_deg)
+    edges = grid.slab_edges_m(extent)
+    inside = np.abs(np.asarray(grid.y_m))[:, None] <= extent.height_m / 2
+    t = np.stack([_overlap(a, b, e0, e1) for e0, e1 in zip(edges[:-1], edges[1:])])
+    return (m.delta + 1j * m.beta) * t[:, None, :] * inside[None]
+
+
+@register("siemens_star")
+def _star(sample, extent: Extent, grid: Grid) -> np.ndarray:
+    """A thin Siemens star (``sample.star``) of the sample's width, on its membrane; it sits in
+    the middle slab."""
+    st = sample.star
+    dx = grid.pixel_m
+    y, x = np.asarray(grid.y_m), np.asarray(grid.x_m)
+    t = siemens_star_thickness((len(y), len(x)), dx, st.spokes, extent.width_m / 2,
+                               st.spoke_thickness_um * 1e-6, centre_px=(-y[0] / dx, -x[0] / dx))
+    s = _materials.lookup(st.spoke_material, grid.energy_kev)
+    m = _materials.lookup(st.membrane_material, grid.energy_kev)
+    out = np.zeros((grid.n_slices, len(y), len(x)), np.complex128)
+    out[grid.n_slices // 2] = ((s.delta + 1j * s.beta) * t
+                               + (m.delta + 1j * m.beta) * st.membrane_thickness_um * 1e-6)
+    return out
+
+
+@register("fibre_bundle")
+def _fibres(sample, extent: Extent, grid: Grid) -> np.ndarray:
+    """Hollow fibres (``sample.fibres``) in a cylinder of the sample's width."""
+    fb = sample.fibres
+    y, x = np.asarray(grid.y_m), np.asarray(grid.x_m)
+    bundle = FibreBundle(
+        shape=(len(y), 1, len(x)), voxel_size_m=grid.pixel_m, sample_diameter_m=extent.width_m,
+        seed=grid.seed, fibre_material=fb.fibre_material, matrix_material=fb.matrix_material,
+        outer_diameter_m=(fb.outer_diameter_um_mean * 1e-6, fb.outer_diameter_um_sd * 1e-6),
+        inner_diameter_m=(fb.inner_diameter_um_mean * 1e-6, fb.inner_diameter_um_sd * 1e-6),
+        dispersion_deg=fb.orientation_dispersion_deg, packing_fraction=fb.packing_fraction)
+    return bundle.projection_slabs(y, x, grid.angle_deg, grid.energy_kev,
+                                   grid.slab_edges_m(extent))
+
+
+@register("integrated_circuit")
+def _circuit(sample, extent: Extent, grid: Grid) -> np.ndarray:
+    """A layered circuit (``sample.circuit``) as thick as the sample's depth (voxels)."""
+    c = sample.circuit
+    y, x = np.asarray(grid.y_m), np.asarray(grid.x_m)
+    h, w, dx = len(y), len(x), grid.pixel_m
+    thick = extent.depth_m
+    nz = int(math.ceil(thick / dx)) + 2
+    ic = IntegratedCircuit(
+        shape=(h, nz, w), voxel_size_m=dx, thickness_m=thick, n_layers=c.n_layers,
+        seed=grid.seed, min_pitch_m=c.min_pitch_nm * 1e-9, max_pitch_m=c.max_pitch_nm * 1e-9,
+        substrate_thickness_m=min(c.substrate_thickness_um * 1e-6, 0.5 * thick),
+        dielectric_material=c.dielectric_material, wire_material=c.wire_material,
+        via_material=c.via_material, substrate_material=c.substrate_material,
+        origin_m=(float(y[h // 2]), float(x[w // 2])))
+    if grid.n_slices == 1:
+        return ic.projection([grid.angle_deg], grid.energy_kev)[0][None]
+    return ic.projection_slabs(grid.angle_deg, grid.energy_kev, grid.slab_edges_m(extent))
