@@ -287,11 +287,18 @@ def run_(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
 @app.command()
 @_guarded
 def report(directory: Annotated[Path, typer.Argument(help="a `twin run` output directory, "
-                                                      "or a Jupyter Book folder")]) -> None:
+                                                      "or a Jupyter Book folder")],
+           pdf: Annotated[bool, typer.Option(
+               "--pdf", help="also print it to DIR/report.pdf with headless Chromium")]
+           = False) -> None:
     """Build the Jupyter Book report of the results in DIR to static HTML (offline)."""
     from twin.report import book as rp
 
-    typer.echo(f"report: {rp.build(directory)}")
+    typer.echo(f"report: {rp.build(directory, pdf=pdf)}")
+    if pdf:
+        target = (directory / "report.pdf" if (directory / "summary.json").exists()
+                  else directory / "_build" / "book.pdf")
+        typer.echo(f"pdf: {target}")
 
 
 scenario_app = typer.Typer(no_args_is_help=True, help="Write, check and document scenarios.")

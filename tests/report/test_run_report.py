@@ -100,3 +100,76 @@ def test_pages_render_in_headless_chromium(quick_run, tmp_path):
         page_urls = {u for u in urls
                      if not any(re.match(rf"https?://([^/]*\.)?{re.escape(h)}", u) for h in own)}
         assert not page_urls, f"{page} requested {sorted(page_urls)[:5]}"
+
+
+def test_page_one_in_plain_words(quick_run):
+    s, out, summary = quick_run
+    index = (out / "report" / "index.md").read_text()
+    for heading in ("The plan in plain words", "What limits each number", "Headline numbers",
+                    "Forecast against measurement"):
+        assert heading in index
+    for topic in ("Time", "Dose", "Data", "Count rate", "Resolution"):
+        assert f"**{topic}.**" in index
+    # values in the units people quote, not raw SI floats
+    assert "total acquisition time" in index and "e-0" not in index.split("## The scenario")[0]
+    frc_nm = summary["reconstruct"]["frc_resolution_m"] * 1e9
+    assert f"{frc_nm:.4g} nm" in index
+    # a disagreement with the forecast is explained in words
+    ratio = summary["reconstruct"]["frc_resolution_m"] / summary["forecast"][
+        "resolution_forecast_m"]
+    if abs(ratio - 1) > 0.25:
+        assert f"measures {ratio:.2f}× the forecast" in index and "Why:" in index
+
+
+def test_only_the_parameters_the_scenario_uses(quick_run):
+    _, out, _ = quick_run
+    index = (out / "report" / "index.md").read_text()
+    assert "### [sample.star]" in index and "`spokes`" in index
+    assert "### [sample.fibres]" not in index and "### [sample.circuit]" not in index
+    assert "outer_diameter_um_mean" not in index and "### [tomography]" not in index
+    assert "reference_flux_photons_per_s" not in index       # the rose model's fields only
+    assert "`feature_material`" in index
+
+
+def test_used_parameters_follow_the_phantom():
+    from twin.report import book
+
+    s = scenario.load(ROOT / "scenarios" / "brain_phantom_eiger_3khz.toml")
+    names = [sec["name"] for sec in book.used_parameters(s.model_dump(mode="json"))]
+    assert "sample.fibres" in names and "sample.star" not in names and "tomography" in names
+
+
+def test_sweep_plot_marks_the_scenario(quick_run):
+    import numpy as np
+    from PIL import Image
+
+    _, out, _ = quick_run
+    img = np.asarray(Image.open(out / "figures" / "sweep_total_time.png").convert("RGB"))
+    red = (img[..., 0] > 230) & (img[..., 1] < 30) & (img[..., 2] < 30)
+    assert red.sum() > 50                           # the red star of the scenario's own point
+
+
+@pytest.mark.skipif(_chromium() is None and not os.environ.get("TWIN_REQUIRE_CHROMIUM"),
+                    reason="headless Chromium is not installed (CI installs it)")
+def test_report_pdf_has_its_pages_and_figures(quick_run):
+    pypdf = pytest.importorskip("pypdf")
+    from twin.report import book
+
+    _, out, _ = quick_run
+    book.build(out, pdf=True)
+    reader = pypdf.PdfReader(out / "report.pdf")
+    n_figures = len(list((out / "report" / "figures").glob("*.png")))
+    assert len(reader.pages) >= 4
+    images = sum(len(p.images) for p in reader.pages)
+    assert images >= n_figures >= 6
+    text = "".join(p.extract_text() for p in reader.pages[:2])
+    assert "The plan in plain words" in text and "What limits each number" in text
+
+
+def test_pdf_without_chromium_says_so(quick_run, monkeypatch, tmp_path):
+    from twin.report import book
+
+    _, out, _ = quick_run
+    monkeypatch.setenv("TWIN_CHROMIUM", str(tmp_path / "no-such-browser"))
+    with pytest.raises(RuntimeError, match="apt-get install chromium"):
+        book.build(out, pdf=True)

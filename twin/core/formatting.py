@@ -76,6 +76,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "overlap_fast": ("probe overlap along the fast axis", "%"),
     "overlap_slow": ("probe overlap along the slow axis", "%"),
     "position_interpolation_factor": ("frames per captured position", ""),
+    "beam_on_time_s": ("beam-on time", "s"),
+    "peak_local_dose_gy": ("peak local dose", "Gy"),
+    "data_volume_full_frame_bytes": ("data volume (uncropped frames)", "B"),
+    "compression_ratio": ("compression ratio", ""),
+    "data_volume_compressed_bytes": ("data volume (compressed)", "B"),
+    "resolution_exponent_k": ("dose–resolution exponent k", ""),
+    "resolution_3d_worst_m": ("3D resolution, worst direction", "m"),
+    "missing_wedge_elongation": ("missing-wedge elongation", ""),
+    "depth_of_field_m": ("depth of field", "m"),
+    "projection_approximation_ok": ("projection approximation holds", ""),
+    "dose_limited_3d_resolution_m": ("dose-limited 3D resolution", "m"),
     "resolution_model": ("resolution model", ""),
     "resolution_limited_by": ("resolution limited by", ""),
 }
@@ -110,7 +121,12 @@ def label(key: str) -> str:
     """The label for people of a value key (the key with spaces where it has none)."""
     if key in LABELS:
         return LABELS[key][0]
-    return key.rsplit(".", 1)[-1].replace("_", " ")
+    name = key.rsplit(".", 1)[-1]
+    for suffix, _ in _SUFFIX_UNITS:
+        if name.endswith(suffix):
+            name = name.removesuffix(suffix)
+            break
+    return name.replace("_", " ")
 
 
 def _number(value: float, digits: int = 4) -> str:

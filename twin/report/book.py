@@ -10,7 +10,8 @@ the internet.
 
 from __future__ import annotations
 
-import json
+import math
+import re
 import shutil
 import subprocess
 import sys
@@ -19,167 +20,302 @@ from importlib import resources
 from pathlib import Path
 
 from twin.core.errors import TwinInputError
-from twin.workflows.forecast import UNITS
-from twin.core.formatting import format_value
+from twin.core.formatting import format_value, label
+from twin.workflows.rundir import RunDir
 
-CONFIG = """title: "{title}"
-author: twin
-copyright: ""
-only_build_toc_files: true
-execute:
-  execute_notebooks: "off"
-html:
-  use_repository_button: false
-  use_issues_button: false
-  use_edit_page_button: false
-  use_download_button: false
-  use_fullscreen_button: false
-  extra_footer: "Made by twin {version}"
-sphinx:
-  extra_extensions:
-    - sphinx-mathjax-offline
-  config:
-    html_show_copyright: false
-    html_last_updated_fmt: ""
-    html_theme_options:
-      use_download_button: false
-      use_fullscreen_button: false
-      use_repository_button: false
-      navigation_with_keys: false
-"""
+_PHANTOM_TABLES = {"fibre_bundle": "fibres", "integrated_circuit": "circuit",
+                   "siemens_star": "star"}
+_RESOLUTION_FIELDS = {
+    "pixel": (),
+    "howells": ("reference_resolution_m", "reference_flux_photons_per_s",
+                "reference_scan_rate_um2_per_s"),
+    "rose": ("feature_material", "background_material", "snr"),
+    "simulated": ("calibration_seeds",),
+}
+# Howells et al., J. Electron Spectrosc. Relat. Phenom. 170 (2009): the maximum tolerable dose
+# for imaging at resolution d is roughly 10^8 Gy per nm of d (an empirical line through
+# measurements on frozen-hydrated biological material).
+_HOWELLS_GY_PER_NM = 1e8
+
+
+def _env():
+    import jinja2
+
+    root = resources.files("twin.report").joinpath("templates")
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)),
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def _render(template: str, **context) -> str:
+    return _env().get_template(template).render(**context)
 
 
 def _fmt(key: str, v) -> str:
     return format_value(key, v)
 
 
-def _table(rows, header) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def _params(scn: dict) -> str:
-    parts = []
-    for section in ("sample", "beam", "optics", "scan", "detector", "tomography",
-                    "reconstruction", "resolution", "run"):
-        rows = []
-        for k, v in scn.get(section, {}).items():
-            if isinstance(v, dict):
-                for k2, v2 in v.items():
-                    rows.append((f"{k}.{k2}", f"`{v2}`"))
-            else:
-                rows.append((k, f"`{v}`"))
-        parts.append(f"### [{section}]\n\n" + _table(rows, ["field (unit in the name)", "value"]))
-    return "\n".join(parts)
-
-
 def paper_rows(name: str, values: dict) -> list[tuple]:
+    """(label, paper, twin, twin/paper, section, note) rows of the seed paper's figures."""
     table = tomllib.loads(resources.files("twin.data").joinpath("paper_figures.toml").read_text())
     rows = []
     for row in table.get(name, []):
         v = values.get(row["key"])
         ratio = f"{v / row['paper']:.2f}" if isinstance(v, (int, float)) and row["paper"] else "—"
-        rows.append((row["key"], _fmt(row["key"], row["paper"]), _fmt(row["key"], v), ratio,
-                     row["section"], row.get("note", "")))
+        rows.append((label(row["key"]), _fmt(row["key"], row["paper"]), _fmt(row["key"], v),
+                     ratio, row["section"], row.get("note", "")))
     return rows
 
 
+def _paper_sections(name: str) -> list[str]:
+    table = tomllib.loads(resources.files("twin.data").joinpath("paper_figures.toml").read_text())
+    return list(dict.fromkeys(r["section"] for r in table.get(name, [])))
+
+
+def used_parameters(scn: dict) -> list[dict]:
+    """The scenario's parameters that its experiment uses, section by section.
+
+    The phantom's own table only (a Siemens star shows no fibre parameters), the tomography
+    table only in 3D, the resolution fields of the chosen model only, and no unset (None)
+    field. Each section names the paper section its schema cites, if any.
+    """
+    from twin import scenario as sc
+    from twin.workflows.scenario_tools import field_unit
+
+    def rows(model, values: dict, only=None):
+        out = []
+        for name, field in model.model_fields.items():
+            v = values.get(name)
+            if v is None or isinstance(v, dict) or (only is not None and name not in only):
+                continue
+            unit = field_unit(name)
+            shown = f"`{v}`" + (f" {unit}" if unit else "")
+            out.append((f"`{name}`", shown, " ".join((field.description or "—").split())))
+        return out
+
+    def source(model) -> str:
+        m = re.search(r"seed \d{3}(?: §[\d.]+)?", model.__doc__ or "")
+        return m.group(0) if m else ""
+
+    is_3d = scn["tomography"]["n_projections"] != 0
+    out = [{"name": "sample", "source": "", "rows": rows(sc.Sample, scn["sample"])}]
+    sub = _PHANTOM_TABLES.get(scn["sample"]["phantom"])
+    if sub:
+        model = sc.Sample.model_fields[sub].annotation
+        out.append({"name": f"sample.{sub}", "source": source(model),
+                    "rows": rows(model, scn["sample"][sub])})
+    for name, model in (("beam", sc.Beam), ("optics", sc.Optics), ("scan", sc.Scan),
+                        ("detector", sc.Detector)):
+        out.append({"name": name, "source": "", "rows": rows(model, scn[name])})
+    if is_3d:
+        out.append({"name": "tomography", "source": "",
+                    "rows": rows(sc.Tomography, scn["tomography"])})
+    out.append({"name": "reconstruction", "source": "",
+                "rows": rows(sc.Reconstruction, scn["reconstruction"])})
+    model_name = scn["resolution"]["model"]
+    out.append({"name": "resolution", "source": "", "rows": rows(
+        sc.Resolution, scn["resolution"],
+        only=("model", *_RESOLUTION_FIELDS.get(model_name, tuple(scn["resolution"]))))})
+    run_only = None if is_3d else ("frames", "fov_um", "iterations", "modes")
+    out.append({"name": "run", "source": "", "rows": rows(sc.Run, scn["run"], only=run_only)})
+    return [s for s in out if s["rows"]]
+
+
+def limits(fc: dict, scn: dict) -> list[dict]:
+    """What limits the time, dose, data, count rate and resolution of the plan, in words."""
+    f = _fmt
+    out = []
+    share = 1 - fc["scan_time_s"] / fc["projection_time_s"] if fc["projection_time_s"] else 0
+    text = (f"The detector's frame rate sets the pace: {fc['frames_per_projection']:,} frames at "
+            f"{f('frame_rate_hz', fc['frame_rate_hz'])} take {f('scan_time_s', fc['scan_time_s'])}"
+            f" per projection; line turnarounds and per-projection overheads add "
+            f"{100 * share:.0f} % to that.")
+    if scn["tomography"]["n_projections"] != 0:
+        text += (f" {fc['n_projections']:,} projections (Crowther's criterion for the field "
+                 f"would ask for {fc['n_projections_crowther']:,}).")
+    out.append({"topic": "Time", "text": text})
+    res = fc.get("resolution_3d_forecast_m") or fc["resolution_forecast_m"]
+    tolerable = _HOWELLS_GY_PER_NM * res * 1e9
+    out.append({"topic": "Dose", "text": (
+        f"{f('photons_total', fc['photons_total'])} on the sample deposit "
+        f"{f('dose_gy', fc['dose_gy'])}. Howells et al. (2009) put the maximum dose that "
+        f"biological material tolerates at about 10⁸ Gy per nm of resolution: "
+        f"{f('dose_gy', tolerable)} at {f('x_m', res)}, so this plan uses "
+        f"{100 * fc['dose_gy'] / tolerable:.2g} % of it.")})
+    out.append({"topic": "Data", "text": (
+        f"{f('frame_bytes', fc['frame_bytes'])} per stored frame "
+        f"({scn['detector'].get('crop') or 'full'} pixels square) × "
+        f"{fc['frames_per_projection'] * fc['n_projections']:,} frames = "
+        f"{f('data_volume_bytes', fc['data_volume_bytes'])}, written at "
+        f"{f('data_rate_bytes_per_s', fc['data_rate_bytes_per_s'])} while scanning.")})
+    peak, lim = fc["peak_count_rate_per_pixel_hz"], fc["detector_max_count_rate_per_pixel_hz"]
+    text = (f"The direct beam peaks at {f('peak_count_rate_per_pixel_hz', peak)} on one pixel, "
+            f"{100 * peak / lim:.2g} % of the detector's {f('peak_count_rate_per_pixel_hz', lim)}"
+            f"; dead time loses {100 * fc['count_rate_loss_fraction']:.2g} % of the counts "
+            f"there, and a frame holds at most {fc['peak_counts_per_frame']:.3g} of the "
+            f"counter's {fc['detector_max_counts']:.0f} counts.")
+    if fc["saturated"]:
+        text += (" **The detector saturates**: lower the flux, spread the direct beam (a "
+                 "diffuser) or bin pixels.")
+    out.append({"topic": "Count rate", "text": text})
+    text = (f"The pixel λz/(N·p) is {f('x_m', fc['pixel_size_m'])} and the detector's aperture "
+            f"allows {f('x_m', fc['resolution_limit_m'])}; the forecast "
+            f"{f('x_m', fc['resolution_forecast_m'])} is limited by "
+            f"{fc['resolution_limited_by']} ({fc['resolution_model']}).")
+    if fc.get("crowther_resolution_m") is not None:
+        lim3 = ("the number of projections (Crowther)" if fc["crowther_resolution_m"]
+                >= fc["resolution_forecast_m"] else "the 2D resolution of each projection")
+        text += (f" In 3D, {fc['n_projections']:,} projections support "
+                 f"{f('x_m', fc['crowther_resolution_m'])} by Crowther's criterion, so the 3D "
+                 f"resolution {f('x_m', fc['resolution_3d_forecast_m'])} is limited by {lim3}.")
+    out.append({"topic": "Resolution", "text": text})
+    return out
+
+
+def _simulated_point(rd: RunDir, fc: dict, scn: dict) -> tuple[float | None, str]:
+    """The simulated resolution of the scenario's own point: the forecast's, or the simulated
+    sweep's row at the scenario's values."""
+    own = fc.get("resolution_simulated_m")
+    if own is not None and math.isfinite(own):
+        return fc["resolution_simulated_m"], "the forecast's own simulation"
+    if not rd.sweep_csv.exists():
+        return None, ""
+    import pandas as pd
+
+    table = pd.read_csv(rd.sweep_csv)
+    if "resolution_simulated_m" not in table:
+        return None, ""
+    mask = pd.Series(True, index=table.index)
+    for key in scn.get("sweep", {}):
+        node = scn
+        for part in key.split("."):
+            node = node[part]
+        col = table[key]
+        mask &= (col == node) if col.dtype == object else ((col - node).abs() <= 1e-9 * abs(node))
+    if not mask.any():
+        return None, ""
+    value = float(table.loc[mask, "resolution_simulated_m"].iloc[0])
+    return (value, "the simulated sweep") if math.isfinite(value) else (None, "")
+
+
+def comparison(rd: RunDir, fc: dict, scn: dict, summary: dict) -> tuple[list, list[str]]:
+    """Rows of forecast against simulated and reconstructed resolution, and notes that explain
+    a disagreement."""
+    f = _fmt
+    px = fc["pixel_size_m"]
+    rows = [("forecast (closed form)", f("x_m", fc["resolution_forecast_m"]),
+             fc["resolution_model"]),
+            ("reconstructed pixel", f("x_m", px), "λz/(N·p)")]
+    sim, how = _simulated_point(rd, fc, scn)
+    if sim is not None:
+        rows.append(("simulated", f("x_m", sim), f"FRC half-bit, from {how}"))
+    rec = summary.get("reconstruct", {})
+    notes = []
+    if rec:
+        rows.append(("reconstructed (this run)", f("x_m", rec["frc_resolution_m"]),
+                     "FRC half-bit against the ground truth"))
+        rows.append(("reconstructed (this run), 1/7", f("x_m", rec.get("frc_resolution_7_m")),
+                     "FRC 1/7 threshold"))
+        measured = rec["frc_resolution_m"]
+        ratio = measured / fc["resolution_forecast_m"]
+        if abs(math.log(ratio)) <= math.log(1.25):
+            notes.append(f"The reconstruction agrees with the forecast within 25 % "
+                         f"(measured/forecast = {ratio:.2f}).")
+        else:
+            sim_info = summary.get("simulate", {})
+            why = []
+            if fc["resolution_limited_by"] == "pixel size":
+                why.append("the forecast is the pixel size, the finest the sampling allows; an "
+                           "FRC with any noise or error left crosses the half-bit threshold "
+                           f"before the Nyquist frequency (here at {measured / px:.2f} pixels)")
+            frames_run = sim_info.get("frames")
+            if frames_run and frames_run < fc["frames_per_projection"]:
+                why.append(f"the run simulated and reconstructed {frames_run:,} of the "
+                           f"{fc['frames_per_projection']:,} frames of a projection, a smaller "
+                           "field whose edges are less often illuminated")
+            if rec.get("iterations"):
+                why.append(f"it stopped after {rec['iterations']} iterations")
+            err = sim_info.get("position_error_rms_m") or 0.0
+            why.append("the simulation includes what the closed form leaves out: the "
+                       "detector's dead time and counter, "
+                       + (f"positions known to {f('x_m', err)} rms, " if err > 1e-12 else "")
+                       + "motion blur and a probe the reconstruction has to find")
+            notes.append(f"**The reconstruction measures {ratio:.2f}× the forecast.** Why: "
+                         + "; ".join(why) + ".")
+        if sim is not None:
+            notes.append(f"Simulated against reconstructed: {sim / measured:.2f}.")
+    else:
+        notes.append("This run has no reconstruction to compare with.")
+    return rows, notes
+
+
 def write_sources(run_dir: Path) -> Path:
-    summary = json.loads((run_dir / "summary.json").read_text())
-    scn = json.loads((run_dir / "scenario.json").read_text())
+    """Write the report's Jupyter Book sources into ``run_dir/report`` from the templates."""
+    rd = RunDir(Path(run_dir))
+    summary = rd.summary()
+    scn = rd.scenario_dict()
     fc = summary["forecast"]
-    src = run_dir / "report"
+    src = rd.report
     if src.exists():
         shutil.rmtree(src)
     (src / "figures").mkdir(parents=True)
-    for p in (run_dir / "figures").glob("*.png"):
+    for p in rd.figures.glob("*.png"):
         shutil.copy(p, src / "figures" / p.name)
     figs = {p.name for p in (src / "figures").glob("*.png")}
-
-    def fig(name, caption):
-        if name not in figs:
-            return ""
-        return f"```{{figure}} figures/{name}\n:width: 100%\n\n{caption}\n```\n"
-
-    pages = {}
-    pages["index"] = (
-        f"# {scn['name']}\n\n{scn.get('description', '')}\n\n"
-        "This report was made by `twin run`: a forecast of the acquisition from the scenario's "
-        "physics, a simulation of what the detector records, the reconstruction of those "
-        "frames, and its comparison with the ground truth the simulation kept.\n\n"
-        "## Headline numbers\n\n"
-        + _table([(k, _fmt(k, fc.get(k))) for k in (
-            "total_time_s", "n_projections", "dose_gy", "data_volume_bytes", "pixel_size_m",
-            "resolution_forecast_m", "saturated")], ["quantity", "forecast"])
-        + "\n## Scenario parameters\n\n" + _params(scn))
-    sweep = ""
-    if "sweep" in summary:
-        sweep = (f"\n## Sweep\n\n{summary['sweep']['points']} points evaluated on Dask "
-                 "(`sweep/sweep.csv`).\n\n"
-                 + fig("sweep_total_time.png", "Acquisition time against each swept field.")
-                 + fig("sweep_resolution_forecast.png",
-                       "Forecast resolution against each swept field."))
-    pages["forecast"] = (
-        "# Forecast\n\nEvery quantity is computed from the scenario's parameters (see the "
-        "book's *Forecast model* chapter for the equations). The resolution model: "
-        f"{fc.get('resolution_model')}; limited by {fc.get('resolution_limited_by')}.\n\n"
-        "Dose $D = N E (\\mu_{en}/\\mu)\\langle 1 - e^{-\\mu L}\\rangle / m$ and data volume "
-        "$V = N_{crop}^2 \\, b \\, N_{frames}$.\n\n"
-        + _table([(k, _fmt(k, v), UNITS.get(k, "")) for k, v in fc.items()],
-                 ["key", "value", "unit"]) + sweep)
+    common = {"figures": figs}
+    v = {k: _fmt(k, x) for k, x in fc.items()}
+    v["flux_photons_per_s"] = _fmt("flux_photons_per_s", scn["beam"]["flux_photons_per_s"])
+    sample = scn["sample"]
+    is_3d = scn["tomography"]["n_projections"] != 0
+    comp_rows, comp_notes = comparison(rd, fc, scn, summary)
+    headline = [(label(k), _fmt(k, fc.get(k)), f"`{k}`") for k in (
+        "total_time_s", "n_projections", "dose_gy", "data_volume_bytes", "pixel_size_m",
+        "resolution_forecast_m", "resolution_3d_forecast_m", "peak_count_rate_per_pixel_hz",
+        "saturated") if fc.get(k) is not None]
+    pages = {"index": _render(
+        "index.md", **common, name=scn["name"], description=scn.get("description", ""),
+        v=v, is_3d=is_3d, sample=f"{sample['phantom'].replace('_', ' ')} of "
+        f"{sample['material']}", fov=f"{scn['scan']['fov_x_um']:g} × "
+        f"{scn['scan']['fov_y_um']:g} µm²",
+        angular_range=f"{scn['tomography']['angular_range_deg']:g}°",
+        n_beams=scn["scan"]["n_beams"], detector=f"{scn['detector']['preset']}",
+        distance=_fmt("distance_m", scn["detector"]["distance_m"]),
+        limits=limits(fc, scn), headline=headline, comparison=comp_rows,
+        comparison_notes=comp_notes, params=used_parameters(scn),
+        sections=_paper_sections(scn["name"]))}
+    pages["forecast"] = _render(
+        "forecast.md", **common, model=fc.get("resolution_model"),
+        limited_by=fc.get("resolution_limited_by"), sweep=summary.get("sweep"),
+        rows=[(label(k), _fmt(k, x), f"`{k}`") for k, x in fc.items()])
     sim = summary.get("simulate", {})
-    pages["acquisition"] = (
-        "# Acquisition\n\n"
-        f"{sim.get('frames', 0)} frames simulated: mean {sim.get('mean_counts_per_frame', 0):.4g}"
-        f" counts per frame, peak {sim.get('peak_counts', 0):g} counts in one pixel, "
-        f"{sim.get('saturated_frames', 0)} frames with a saturated pixel; position error after "
-        f"capture and interpolation {sim.get('position_error_rms_m', 0) * 1e9:.3g} nm rms.\n\n"
-        + fig("probe.png", "The probe at the sample: amplitude and phase of each mode.")
-        + fig("trajectory.png", "True against captured/interpolated positions (PandA).")
-        + fig("frames.png", "Example frames on a log scale and the peak count-rate map; cyan "
-              "outlines pixels at the count-rate or counter limit."))
+    if sim:
+        pages["acquisition"] = _render("acquisition.md", **common, sim={
+            "frames": f"{sim.get('frames', 0):,}",
+            "mean": f"{sim.get('mean_counts_per_frame', 0):.4g}",
+            "peak": f"{sim.get('peak_counts', 0):g}", "saturated": sim.get("saturated_frames", 0),
+            "position_error": _fmt("x_m", sim.get("position_error_rms_m"))})
     rec = summary.get("reconstruct", {})
     if rec:
-        pages["reconstruction"] = (
-            "# Reconstruction\n\n"
-            + _table([("PCC (phase)", f"{rec['pcc_phase']:.4f}"),
-                      ("SSIM (phase)", f"{rec['ssim_phase']:.4f}"),
-                      ("MS-SSIM (phase)", f"{rec['ms_ssim_phase']:.4f}"),
-                      ("FRC half-bit resolution", _fmt('x_m', rec['frc_resolution_m'])),
-                      ("FRC 1/7 resolution", _fmt('x_m', rec['frc_resolution_7_m'])),
-                      ("phase rms error", f"{rec['phase_rms_error_rad']:.4f} rad"),
-                      ("iterations", rec['iterations']),
-                      ("speed", f"{rec['frame_iterations_per_s']:.0f} frame-iterations/s")],
-                     ["metric", "value"])
-            + "\n" + fig("reconstruction.png", "Ground truth, reconstruction (aligned: global "
-                         "phase, phase ramp and sub-pixel shift removed) and their difference.")
-            + fig("frc.png", "Fourier ring correlation of the reconstruction with the ground "
-                  "truth, with the half-bit and 1/7 thresholds (van Heel & Schatz 2005)."))
+        pages["reconstruction"] = _render("reconstruction.md", **common, rows=[
+            ("PCC (phase)", f"{rec['pcc_phase']:.4f}"),
+            ("SSIM (phase)", f"{rec['ssim_phase']:.4f}"),
+            ("MS-SSIM (phase)", f"{rec['ms_ssim_phase']:.4f}"),
+            ("FRC half-bit resolution", _fmt("x_m", rec["frc_resolution_m"])),
+            ("FRC 1/7 resolution", _fmt("x_m", rec["frc_resolution_7_m"])),
+            ("forecast resolution", _fmt("x_m", fc["resolution_forecast_m"])),
+            ("phase rms error", f"{rec['phase_rms_error_rad']:.4f} rad"),
+            ("iterations", rec["iterations"]),
+            ("speed", f"{rec['frame_iterations_per_s']:.0f} frame-iterations/s")])
     tom = summary.get("tomography")
     if tom:
-        pages["tomography"] = (
-            "# Ptycho-tomography (preview)\n\n"
-            f"A preview of the 3D chain: {tom['angles']} angles on a field scaled to a laptop, "
-            "each projection simulated and reconstructed, unwrapped, the background plane "
-            "removed, then FBP. \n\n"
-            + _table([("PCC against the phantom's own FBP", f"{tom['pcc_volume']:.4f}"),
-                      ("FSC half-bit (even/odd angles)", _fmt('x_m', tom['fsc_resolution_m'])),
-                      ("voxel", _fmt('x_m', tom['voxel_m'])),
-                      ("mean projection PCC", f"{tom['projection_pcc_mean']:.4f}")],
-                     ["metric", "value"])
-            + "\n" + fig("volume.png", "Orthogonal slices of δ: from the true projections "
-                         "(top) and from the ptychographic reconstructions (bottom).")
-            + fig("fsc.png", "Fourier shell correlation between the volumes of the even and "
-                  "the odd angles."))
+        pages["tomography"] = _render("tomography.md", **common, angles=tom["angles"], rows=[
+            ("PCC against the phantom's own FBP", f"{tom['pcc_volume']:.4f}"),
+            ("FSC half-bit (even/odd angles)", _fmt("x_m", tom["fsc_resolution_m"])),
+            ("voxel", _fmt("x_m", tom["voxel_m"])),
+            ("mean projection PCC", f"{tom['projection_pcc_mean']:.4f}")])
     rows = paper_rows(scn["name"], fc)
     if rows:
-        pages["paper"] = (
-            "# Against the paper\n\nThe papers' figures next to twin's, computed from the "
-            "same parameters. Where they differ the note says why; twin keeps the physics.\n\n"
-            + _table(rows, ["key", "paper", "twin", "twin/paper", "section", "note"])
-            + "\nSources: Cipiccia et al., Eur. Phys. J. Plus (2024) (seed 000); Wu, Kang et "
-              "al., eLight (2023) (seed 002); both CC BY 4.0.\n")
+        pages["paper"] = _render("paper.md", **common, rows=rows)
     for name, text in pages.items():
         (src / f"{name}.md").write_text(text)
     order = [p for p in ("forecast", "acquisition", "reconstruction", "tomography", "paper")
@@ -188,28 +324,98 @@ def write_sources(run_dir: Path) -> Path:
     (src / "_toc.yml").write_text(toc)
     from twin import __version__
 
-    (src / "_config.yml").write_text(CONFIG.format(title=f"twin report: {scn['name']}",
-                                                   version=__version__))
+    (src / "_config.yml").write_text(_render("_config.yml", title=f"twin report: {scn['name']}",
+                                             version=__version__))
     return src
 
 
-def jupyter_book(src: Path) -> Path:
-    """Build a Jupyter Book source folder to HTML; returns the index page."""
+def jupyter_book(src: Path, builder: str = "html") -> Path:
+    """Build a Jupyter Book source folder (``html`` or ``singlehtml``); returns the index page."""
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
-           str(src), "--builder", "html"]
+           str(src), "--builder", builder]
     r = subprocess.run(cmd, capture_output=True, text=True)
-    index = src / "_build" / "html" / "index.html"
+    index = src / "_build" / builder / "index.html"
     if r.returncode != 0 or not index.exists():
         raise RuntimeError(f"jupyter-book build failed:\n{(r.stdout + r.stderr)[-4000:]}")
     return index
 
 
-def build(run_dir: str | Path) -> Path:
-    """Write and build the report of a run directory, or build a book folder as it is."""
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+
+
+def find_chromium() -> str | None:
+    """Path of a headless-capable Chromium (``$TWIN_CHROMIUM`` first), or None."""
+    import os
+
+    env = os.environ.get("TWIN_CHROMIUM")
+    if env:
+        return env if Path(env).exists() else None
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def print_pdf(html: Path, pdf: Path, timeout_s: float = 180.0) -> Path:
+    """Print an HTML page to ``pdf`` with headless Chromium (offline, atomically).
+
+    Raises
+    ------
+    RuntimeError
+        Chromium is not installed (the message says how to install it), or printing failed.
+    """
+    import tempfile
+
+    from twin.io.files import atomic_path
+
+    browser = find_chromium()
+    if browser is None:
+        raise RuntimeError(
+            "--pdf needs headless Chromium, which was not found (looked for "
+            f"{', '.join(CHROMIUM_NAMES)} and $TWIN_CHROMIUM). Install Debian's package "
+            "(`apt-get install chromium`) or point TWIN_CHROMIUM at a Chromium binary; the "
+            f"HTML report is at {html}")
+    with tempfile.TemporaryDirectory() as profile, atomic_path(pdf) as tmp:
+        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-quic", f"--user-data-dir={profile}",
+               "--no-pdf-header-footer", "--virtual-time-budget=10000",
+               f"--print-to-pdf={tmp}", html.resolve().as_uri()]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        if not tmp.exists() or tmp.stat().st_size < 1000:
+            raise RuntimeError(f"Chromium did not print {html}: {r.stderr[-2000:]}")
+    return pdf
+
+
+def build(run_dir: str | Path, pdf: bool = False) -> Path:
+    """Write and build the report of a run directory, or build a book folder as it is.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A ``twin run`` output directory (the report goes to ``run_dir/report``), or a Jupyter
+        Book folder.
+    pdf : bool
+        Also print the whole book, as one page per chapter, to ``run_dir/report.pdf`` (a book
+        folder: ``<folder>/_build/book.pdf``) with headless Chromium.
+
+    Returns
+    -------
+    Path
+        The HTML index page.
+    """
     d = Path(run_dir)
     if (d / "_config.yml").exists() and (d / "_toc.yml").exists():
-        return jupyter_book(d)
-    if not (d / "summary.json").exists():
+        src, target = d, d / "_build" / "book.pdf"
+    elif (d / "summary.json").exists():
+        src, target = write_sources(d), d / "report.pdf"
+    else:
         raise TwinInputError("DIR", str(d), "must be a `twin run` output (with summary.json) "
                              "or a Jupyter Book folder (with _config.yml and _toc.yml)")
-    return jupyter_book(write_sources(d))
+    if pdf and find_chromium() is None:
+        print_pdf(src / "index.html", target)          # raises with the install hint
+    index = jupyter_book(src)
+    if pdf:
+        print_pdf(jupyter_book(src, "singlehtml"), target)
+    return index
