@@ -239,6 +239,8 @@ class PandaServer:
         self.host = host
         self.ports = (control_port, data_port)
         self._subscribers: set[asyncio.Queue] = set()
+        self._conns: set[asyncio.Task] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self._acq: asyncio.Task | None = None
         self._servers: list[asyncio.base_events.Server] = []
         self._thread: threading.Thread | None = None
@@ -261,11 +263,11 @@ class PandaServer:
         except OSError as exc:
             for srv in self._servers:
                 srv.close()
+            self._servers = []
             raise TwinInputError("--host", self.host,
                                  f"cannot listen on ports {self.ports}: {exc}") from None
-        finally:
-            if ready is not None:
-                ready.set()
+        if ready is not None:
+            ready.set()
         try:
             await self._stopped.wait()
         finally:
@@ -273,6 +275,15 @@ class PandaServer:
                 self._acq.cancel()
             for srv in self._servers:
                 srv.close()
+            # close the connections (their handlers then end on their own); cancel stragglers
+            for w in list(self._writers):
+                w.close()
+            conns = [t for t in self._conns if not t.done()]
+            if conns:
+                _, pending = await asyncio.wait(conns, timeout=2)
+                for t in pending:
+                    t.cancel()
+            for srv in self._servers:
                 await srv.wait_closed()
 
     def start(self, timeout_s: float = 10.0) -> "PandaServer":
@@ -290,6 +301,8 @@ class PandaServer:
         self._thread = threading.Thread(target=run, name="twin-panda", daemon=True)
         self._thread.start()
         ready.wait(timeout_s)
+        if not self._servers:
+            self._thread.join(timeout_s)
         if self._error is not None:
             raise self._error
         if not self._servers:
@@ -313,6 +326,8 @@ class PandaServer:
     # -- control port -----------------------------------------------------------------
 
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self._conns.add(asyncio.current_task())
+        self._writers.add(writer)
         seen: dict[str, int] = {}
         try:
             while True:
@@ -342,10 +357,11 @@ class PandaServer:
                 ValueError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             try:
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError, asyncio.CancelledError):
                 pass
 
     def _table_write(self, name: str) -> str:
@@ -522,6 +538,8 @@ class PandaServer:
                 v[key + ".UNITS"])
 
     async def _data(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self._conns.add(asyncio.current_task())
+        self._writers.add(writer)
         q: asyncio.Queue = asyncio.Queue()
         try:
             line = await asyncio.wait_for(reader.readline(), 60)
@@ -576,10 +594,11 @@ class PandaServer:
             pass
         finally:
             self._subscribers.discard(q)
+            self._writers.discard(writer)
             writer.close()
             try:
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError, asyncio.CancelledError):
                 pass
 
     def _header(self, fields, fmt: str, proc: str, xml: bool) -> str:
@@ -666,10 +685,13 @@ def _in_group(key: str, dev: _Device, group: str) -> bool:
 
 async def _wait_closed(reader: asyncio.StreamReader) -> None:
     """Return when the peer closes (the data port ignores whatever the client sends)."""
-    while True:
-        chunk = await reader.read(4096)
-        if not chunk:
-            return
+    try:
+        while True:
+            chunk = await reader.read(4096)
+            if not chunk:
+                return
+    except (ConnectionError, OSError):
+        return
 
 
 def serve(capture: Capture, frame_rate_hz: float, exposure_s: float,
