@@ -627,7 +627,8 @@ class PandaServer:
                 out.append(f"sample_bytes: {sample_bytes}")
             out.append("fields:")
             for f, typ, mode, scale, offset, units in meta:
-                extra = "" if scale is None else f" scale: {scale!r} offset: {offset!r} units: {units}"
+                extra = ("" if scale is None
+                         else f" scale: {scale!r} offset: {offset!r} units: {units}")
                 out.append(f" {f} {typ} {mode}{extra}")
         return "\n".join(out) + "\n\n"
 

@@ -618,9 +618,9 @@ def write_cxi_product(path: str | Path, obj, probe, positions_m, pixel_size_m: f
             _unit(det, "y_pixel_size", float(detector_pixel_m), "m")
         if exposure_s is not None:
             _unit(det, "count_time", float(exposure_s), "s")
-        for k, (name, arr, axes, kind) in enumerate(
-                (("probe", probe, "incoherent:y:x", "amplitude"),
-                 ("object", obj, "y:x", "transmission")), start=1):
+        for k, (arr, axes, kind) in enumerate(
+                ((probe, "incoherent:y:x", "amplitude"),      # image_1: the probe
+                 (obj, "y:x", "transmission")), start=1):     # image_2: the object
             g = e.create_group(f"image_{k}")
             g.attrs["NX_class"] = "NXdata"
             g.attrs["signal"] = "data"

@@ -82,7 +82,8 @@ def _read_h5(path: Path) -> Product:
         f = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise TwinInputError("RECON", str(path),
-                             f"is not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+                             f"is not a readable HDF5 file (truncated or corrupt?): {exc}"
+                             ) from None
     with f:
         if "entry_1/image_2/data" in f:
             obj = _object2d(f["entry_1/image_2/data"][()], path, "/entry_1/image_2/data")
