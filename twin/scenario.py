@@ -114,6 +114,7 @@ class SiemensStar(_Strict):
     membrane_material: MaterialName = "si3n4"
     """Material of the supporting membrane."""
     membrane_thickness_um: NonNegFloat = 1.0
+    """Thickness of the membrane."""
 
 
 
@@ -176,7 +177,19 @@ class Beam(_Strict):
     coherent_fraction: Fraction = 1.0
     """Power in the first coherent mode; the rest goes into further probe modes."""
     coherent_modes: Annotated[int, Field(ge=1, le=32)] = 4
-    """Orthogonal probe modes that represent the partial coherence when coherent_fraction < 1."""
+    """Most orthogonal probe modes the simulation keeps for the partial coherence."""
+    source_size_um: tuple[NonNegFloat, NonNegFloat] | None = None
+    """rms size (horizontal, vertical) of the (effective, slit-defined) source seen by the zone
+    plate. With ``source_distance_m`` it sets the partial coherence (probe modes) and replaces
+    ``coherent_fraction``; default None: ``coherent_fraction`` is used."""
+    source_distance_m: PosFloat | None = None
+    """Distance from that source to the zone plate."""
+
+    @model_validator(mode="after")
+    def _source_pair(self):
+        if (self.source_size_um is None) != (self.source_distance_m is None):
+            raise ValueError("give both source_size_um and source_distance_m, or neither")
+        return self
 
 
 class Optics(_Strict):
@@ -248,6 +261,17 @@ class Scan(_Strict):
     """rms stage vibration on each axis (fly scans), which interpolated positions miss."""
     stage_vibration_hz: NonNegFloat = 0.0
     """Frequency of the stage vibration."""
+    shutter: Literal["none", "per_line", "per_frame"] = "none"
+    """When a fast shutter closes: "none" (the beam stays on through turnarounds and overheads,
+    and they count towards the dose), "per_line" (closed during turnarounds and overheads) or
+    "per_frame" (open only while a frame is exposed)."""
+    encoder_noise_nm: NonNegFloat = 0.0
+    """rms noise of an encoder reading (on top of the quantisation to encoder_resolution_nm)."""
+    drift_nm_per_s: tuple[float, float] = (0.0, 0.0)
+    """Drift (x, y) of the sample relative to the encoders (thermal): the positions a PandA
+    records miss it."""
+    capture_latency_s: float = 0.0
+    """Fixed delay of the PandA capture after the frame's mid-exposure (uncorrected)."""
     blur_samples: Annotated[int, Field(ge=1, le=64)] | None = None
     """Sub-positions per exposure for motion blur (default: one per half object pixel of
     travel, at most 16; 1 for step scans)."""
@@ -298,8 +322,8 @@ class Detector(_Strict):
     """Override: dead time after each counted photon."""
     readout_dead_time_s: NonNegFloat | None = None
     """Override: time per frame the counters are read out and blind."""
-    dead_time_model: Literal["nonparalyzable", "paralyzable"] = "nonparalyzable"
-    """How the counter loses photons at high rates."""
+    dead_time_model: Literal["nonparalyzable", "paralyzable"] | None = None
+    """Default: the preset mode's (EIGER paralyzable, SELUN non-paralyzable)."""
     overflow: Literal["saturate", "wrap"] = "saturate"
     """What a counter does above 2**bits − 1: hold at the maximum, or roll over."""
 
@@ -321,7 +345,8 @@ class Detector(_Strict):
             pixel_size_m=self.pixel_size_m, counter_bits=self.counter_bits,
             bytes_per_pixel=self.bytes_per_pixel, max_frame_rate_hz=self.max_frame_rate_hz,
             max_count_rate_per_pixel_hz=self.max_count_rate_per_pixel_hz,
-            dead_time_s=self.dead_time_s, readout_dead_time_s=self.readout_dead_time_s)
+            dead_time_s=self.dead_time_s, readout_dead_time_s=self.readout_dead_time_s,
+            dead_time_model=self.dead_time_model)
 
     @property
     def n_crop(self) -> int:
@@ -353,7 +378,9 @@ class Reconstruction(_Strict):
     upsampling: Annotated[int, Field(ge=1, le=8)] = 1
     """Reciprocal-space upsampling (for binned frames)."""
     position_correction: bool = False
+    """Refine the scan positions during the reconstruction."""
     slices: Annotated[int, Field(ge=1, le=1000)] = 1
+    """Multislice: number of slices through the sample depth."""
 
 
 class Resolution(_Strict):
@@ -363,10 +390,15 @@ class Resolution(_Strict):
     (2009), F the fluence per projection (photons per unit area of one projection), anchored on a
     measured reference. ``rose``: the smallest feature of the given contrast that reaches the Rose
     criterion (SNR = ``snr``) at fluence F, d = (snr²/(4F·k²·|Δn|²))^(1/4). ``pixel``: the
-    reconstructed pixel size. Every model is bounded below by the reconstructed pixel size.
+    reconstructed pixel size. ``simulated``: no anchor; d = d₀·(F/F₀)^(−k) fitted to the
+    resolution that twin measures (FRC half-bit against its ground truth) on its own simulated
+    and reconstructed patches at fluences around the scenario's (cached by scenario hash).
+    Every model is bounded below by the reconstructed pixel size.
     """
 
-    model: Literal["howells", "rose", "pixel"] = "pixel"
+    model: Literal["howells", "rose", "pixel", "simulated"] = "pixel"
+    calibration_seeds: Annotated[int, Field(ge=1, le=16)] = 1
+    """``simulated``: seeds simulated at each calibration fluence."""
     reference_resolution_m: PosFloat | None = None
     """``howells``: resolution measured at the reference."""
     reference_flux_photons_per_s: PosFloat | None = None
@@ -392,6 +424,23 @@ class Resolution(_Strict):
                 raise ValueError("model = 'rose' needs feature_material and "
                                  "background_material")
         return self
+
+
+class Simulation(_Strict):
+    """How ``twin simulate`` makes data as hard as a real experiment (issue 10 §1)."""
+
+    oversampling: Annotated[int, Field(ge=1, le=4)] = 2
+    """The object and probe are simulated on a grid this many times finer than the
+    reconstruction pixel, and each detector pixel integrates the far field over its area
+    (1: the reconstruction's own grid and point-sampled pixels, the "inverse crime")."""
+    multislice: Literal["auto", "on", "off"] = "auto"
+    """"auto": multislice whenever the path through the sample exceeds the depth of field
+    2·dx²/λ of the reconstruction pixel dx."""
+    slices: Annotated[int, Field(ge=1, le=256)] | None = None
+    """Slices of a multislice simulation (default ⌈path / depth of field⌉)."""
+    detector_response: bool = True
+    """Quantum efficiency, charge sharing and flat-field gain of the detector preset (off: an
+    ideal counter apart from dead time and counter depth)."""
 
 
 class Run(_Strict):
@@ -435,6 +484,7 @@ class Scenario(_Strict):
     reconstruction: Reconstruction = Reconstruction()
     resolution: Resolution = Resolution()
     run: Run = Run()
+    simulation: Simulation = Simulation()
     sweep: dict[str, Annotated[list[SweepValue], Field(min_length=1)]] = {}
     """Grid of field values to sweep: dotted field path = list of values."""
 
@@ -454,13 +504,13 @@ class Scenario(_Strict):
             raise ValueError(
                 f"scan.frame_rate_hz = {self.scan.frame_rate_hz:g} exceeds the "
                 f"{det.preset} {det.mode} mode's maximum of {det.max_frame_rate_hz:g} Hz")
-        if det.counters == 1 and self.scan.exposure_s is not None:
+        if det.readout_dead_time_s > 0 and self.scan.exposure_s is not None:
             longest = 1.0 / self.scan.frame_rate_hz - det.readout_dead_time_s
             if self.scan.exposure_s > longest:
                 raise ValueError(
                     f"scan.exposure_s = {self.scan.exposure_s:g} leaves no time for the "
-                    f"{det.readout_dead_time_s:g} s readout of the single-counter "
-                    f"{det.preset}; at most {longest:g} s at this frame rate")
+                    f"{det.readout_dead_time_s:g} s readout gap of the "
+                    f"{det.preset} {det.mode} mode; at most {longest:g} s at this frame rate")
         if self.exposure_s <= 0:
             raise ValueError("the frame period is shorter than the detector's readout time")
         return self
@@ -470,7 +520,7 @@ class Scenario(_Strict):
         if self.scan.exposure_s is not None:
             return self.scan.exposure_s
         det = self.detector.resolved()
-        dead = det.readout_dead_time_s if det.counters == 1 else 0.0
+        dead = det.readout_dead_time_s     # the mode's duty cycle (detectors.toml)
         return 1.0 / self.scan.frame_rate_hz - dead
 
     @property

@@ -55,6 +55,13 @@ UNITS: dict[str, str] = {
     "detector_max_counts": "", "saturated": "", "zone_plate_focal_length_m": "m",
     "beam_diameter_m": "m", "defocus_m": "m", "depth_of_focus_m": "m",
     "overlap_fast": "", "overlap_slow": "", "position_interpolation_factor": "",
+    "flux_photons_per_s": "ph/s", "beam_on_time_s": "s", "peak_local_dose_gy": "Gy",
+    "data_volume_full_frame_bytes": "B", "compression_ratio": "",
+    "data_volume_compressed_bytes": "B", "resolution_simulated_m": "m",
+    "resolution_simulated_std_m": "m", "resolution_exponent_k": "",
+    "resolution_exponent_k_std": "", "resolution_3d_worst_m": "m",
+    "missing_wedge_elongation": "", "depth_of_field_m": "m",
+    "projection_approximation_ok": "", "dose_limited_3d_resolution_m": "m",
 }
 
 
@@ -104,7 +111,16 @@ def physical_parameters(s: Scenario) -> dict[str, float]:
 
     n_proj = s.tomography.n_projections
     res = s.resolution
-    model = {"pixel": 0, "howells": 1, "rose": 2}[res.model]
+    model = {"pixel": 0, "howells": 1, "rose": 2, "simulated": 3}[res.model]
+    sim = (calibration(s) if res.model == "simulated" else None)
+    # the sample's widest extent across the beam over the rotation (Crowther's D), and its
+    # thickness along the beam (projection approximation)
+    if s.sample.shape == "cylinder":
+        width_across = size_x
+    else:
+        width_across = math.hypot(size_x, size_z) if is_3d else size_x
+    thickness = max(size_x, size_z) if is_3d else size_z
+    full_px = det.pixels_x * det.pixels_y / det.binning ** 2
     contrast2 = math.nan
     if res.model == "rose":
         a = _materials.lookup(res.feature_material, s.beam.energy_kev)
@@ -154,7 +170,55 @@ def physical_parameters(s: Scenario) -> dict[str, float]:
         "reference_fluence_per_m2": ref_fluence,
         "rose_contrast2": contrast2,
         "rose_snr": res.snr,
+        "sim_d0_m": sim.d0_m if sim else math.nan,
+        "sim_d0_std_m": sim.d0_std_m if sim else math.nan,
+        "sim_k": sim.k if sim else math.nan,
+        "sim_k_std": sim.k_std if sim else math.nan,
+        "sim_f0_per_m2": sim.f0_photons_per_m2 if sim else math.nan,
+        "shutter": {"none": 0.0, "per_line": 1.0, "per_frame": 2.0}[s.scan.shutter],
+        "sample_width_m": width_across,
+        "sample_thickness_m": thickness,
+        "full_frame_pixels": float(full_px),
+        "compression_ratio": math.nan,     # filled by forecast() / the sweep from a simulation
+        "mu_en_over_rho_m2_per_kg": bulk.mu_en_per_m / (bulk.material.density_g_per_cm3 * 1e3),
     }
+
+
+def fluence_per_m2(s: Scenario) -> float:
+    """Incident photons per unit area of one projection (the forecast's F)."""
+    from twin.geometry import Geometry
+
+    g = Geometry.from_scenario(s)
+    return (s.beam.flux_photons_per_s * g.frames_per_projection * g.exposure_s
+            / (g.fov_x_m * g.fov_y_m))
+
+
+_CALIBRATIONS: dict = {}
+
+
+def calibration(s: Scenario):
+    """The simulated d(F) calibration of scenario ``s`` (``resolution.model = "simulated"``).
+
+    Measured once per scenario (its simulated points are cached on disk by
+    :mod:`twin.workflows.simres`, so a later forecast is instant) and kept in memory here.
+    """
+    from twin.workflows import simres
+
+    key = s.model_dump_json(exclude={"name", "description", "sweep", "run"})
+    if key not in _CALIBRATIONS:
+        _CALIBRATIONS[key] = simres.calibrate(
+            s.model_copy(update={"sweep": {}}), seeds=s.resolution.calibration_seeds)
+    return _CALIBRATIONS[key]
+
+
+def compression_ratio(s: Scenario) -> float:
+    """Raw/bitshuffle-LZ4 size of the scenario's simulated frames (NaN if it cannot be had)."""
+    from twin.workflows import simres
+
+    try:
+        return simres.compression_ratio(s)
+    except Exception:  # noqa: BLE001 - a forecast must not fail for want of a ratio
+        return math.nan
 
 
 def stack(params: list[dict[str, float]]) -> dict[str, np.ndarray]:
@@ -192,9 +256,38 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     volume = np.where(is_3d, p["fov_x_m"] ** 2 * p["fov_y_m"], np.nan)
 
     frame_bytes = p["n_crop"] ** 2 * p["bytes_per_pixel"]
-    photons = p["flux_photons_per_s"] * n_proj * frames * p["exposure_s"]
-    energy = _dose.energy_deposited_j(photons, p["energy_kev"], p["mu_en_over_mu"],
+    # beam-on time per projection: everything unless a shutter closes (scenario scan.shutter)
+    shutter = p["shutter"]
+    beam_on = np.where(shutter == 0, projection_time,
+                       np.where(shutter == 1, scan_time, frames * p["exposure_s"]))
+    photons = p["flux_photons_per_s"] * n_proj * beam_on
+    # photons that reach the sample: the raster's, plus (no shutter) the turnarounds' and the
+    # overheads' where the field's edges lie inside the sample (narrower than it)
+    raster_on = np.where(shutter == 2, frames * p["exposure_s"], scan_time)
+    inside = p["fov_x_m"] < p["sample_width_m"] * (1 - 1e-9)
+    parked_time = np.where((shutter == 0) & inside, projection_time - scan_time, 0.0)
+    photons_on_sample = p["flux_photons_per_s"] * n_proj * (raster_on + parked_time)
+    energy = _dose.energy_deposited_j(photons_on_sample, p["energy_kev"], p["mu_en_over_mu"],
                                       p["absorbed_fraction"])
+    # peak local dose: the fluence at the most irradiated point times E·μ_en/ρ. The raster
+    # spreads the line time evenly; with no shutter each turnaround parks the beam at a line's
+    # end (every other line on each side, beam_d/(2Δy) of them overlapping one spot), inside
+    # the sample only where the field is narrower than the sample. In 3D every projection
+    # covers a voxel inside the field; a parked spot on the field's edge (radius W/2) moves by
+    # (W/2)·Δθ per projection, so min(N, beam_d / ((W/2)·Δθ)) parked spots fall on one voxel.
+    area = p["fov_x_m"] * p["fov_y_m"]
+    beam_area = np.pi / 4 * p["beam_diameter_m"] ** 2
+    per_spot = np.maximum(1.0, p["beam_diameter_m"] / (2 * p["slow_step_m"]
+                                                       * p["overlap_relaxation"]))
+    parked = np.where((shutter == 0) & inside,
+                      p["flux_photons_per_s"] * p["line_turnaround_s"] * per_spot / beam_area,
+                      0.0)
+    dtheta = np.deg2rad(p["angular_range_deg"]) / np.maximum(n_proj, 1)
+    hits = np.where(is_3d, np.minimum(n_proj, np.maximum(
+        1.0, p["beam_diameter_m"] / (0.5 * p["fov_x_m"] * dtheta))), 1.0)
+    local_fluence = n_proj * p["flux_photons_per_s"] * raster_on / area + hits * parked
+    e_photon = p["energy_kev"] * 1e3 * 1.602176634e-19
+    peak_dose = local_fluence * e_photon * p["mu_en_over_rho_m2_per_kg"]
 
     peak_rate = p["flux_photons_per_s"] / p["disc_pixels"]
     recorded = _detector.binned_recorded_rate(peak_rate, p["dead_time_s"], p["binning"])
@@ -203,18 +296,42 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     # Fluence per projection: photons per unit area of one projection.
     fluence = p["flux_photons_per_s"] * frames * p["exposure_s"] / (p["fov_x_m"] * p["fov_y_m"])
     k = 2 * np.pi / lam
-    with np.errstate(divide="ignore", invalid="ignore"):
-        howells = p["reference_resolution_m"] * (fluence / p["reference_fluence_per_m2"]) ** -0.25
-        rose = (p["rose_snr"] ** 2 / (4 * fluence * k ** 2 * p["rose_contrast2"])) ** 0.25
     model = p["resolution_model"]
-    dose_limited = np.where(model == 1, howells, np.where(model == 2, rose, pixel))
-    resolution = np.maximum(dose_limited, pixel)
 
-    # 3D: the projections resolve at best the voxel at which their number meets Crowther's
-    # criterion, d = π·W/(2N) over 180° (less angular range, proportionally coarser)
-    angular = np.minimum(1.0, p["angular_range_deg"] / 180.0)
-    crowther_d = np.pi * p["fov_x_m"] / (2 * n_proj * angular)
-    resolution_3d = np.where(is_3d, np.maximum(resolution, crowther_d), np.nan)
+    def dose_limited(f):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            howells_f = p["reference_resolution_m"] * (f / p["reference_fluence_per_m2"]) ** -0.25
+            rose_f = (p["rose_snr"] ** 2 / (4 * f * k ** 2 * p["rose_contrast2"])) ** 0.25
+            sim_f = p["sim_d0_m"] * (f / p["sim_f0_per_m2"]) ** -p["sim_k"]
+        return np.where(model == 1, howells_f, np.where(model == 2, rose_f,
+                                                        np.where(model == 3, sim_f, pixel)))
+
+    resolution = np.maximum(dose_limited(fluence), pixel)
+    at_f0 = (model == 3) & np.isclose(fluence, p["sim_f0_per_m2"], rtol=1e-9)
+
+    # 3D. Dose fractionation (Hegerl & Hoppe 1976): the 3D reconstruction from N projections of
+    # fluence F each reaches the resolution one projection of fluence N·F would, so the total
+    # fluence sets the dose limit. Crowther: N projections over the angular range Θ resolve
+    # d = D·Δθ/2, Δθ = Θ/N, D the sample's widest extent across the beam (π·D/(2N) over 180°).
+    # A missing wedge (Θ < 180°) elongates the resolution along the beam direction by
+    # e = √((α + sin α cos α)/(α − sin α cos α)), α = Θ/2 (Radermacher 1988); more projections
+    # over the same range do not remove it. resolution_3d_forecast_m is the directional mean
+    # d·e^(1/3) (what a Fourier shell correlation averages), resolution_3d_worst_m is d·e.
+    voxel_3d = np.maximum(voxel, pixel)
+    dose_3d = np.maximum(dose_limited(fluence * n_proj), pixel)
+    theta = np.deg2rad(np.minimum(p["angular_range_deg"], 360.0))
+    crowther_d = p["sample_width_m"] * (theta / np.maximum(n_proj, 1)) / 2
+    alpha = np.minimum(theta, np.pi) / 2
+    sc = np.sin(alpha) * np.cos(alpha)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wedge = np.where(theta >= np.pi, 1.0, np.sqrt((alpha + sc) / (alpha - sc)))
+    best_3d = np.maximum(np.maximum(dose_3d, crowther_d), voxel_3d)
+    resolution_3d = np.where(is_3d, best_3d * wedge ** (1 / 3), np.nan)
+    limited_3d = np.where(dose_3d >= np.maximum(crowther_d, voxel_3d), 0.0,
+                          np.where(crowther_d >= voxel_3d, 1.0, 2.0))
+    # projection approximation: thickness within the depth of field 5.2·d²/λ at the forecast
+    # resolution (Tsai et al. 2016); beyond it a multislice model is needed
+    dof = 5.2 * resolution ** 2 / lam
     beam_d = p["beam_diameter_m"]
     return {
         "energy_kev": p["energy_kev"],
@@ -237,6 +354,23 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "data_volume_bytes": frame_bytes * frames * n_proj,
         "data_rate_bytes_per_s": frame_bytes * p["frame_rate_hz"],
         "photons_total": photons,
+        "flux_photons_per_s": p["flux_photons_per_s"],
+        "beam_on_time_s": n_proj * beam_on,
+        "peak_local_dose_gy": peak_dose,
+        "data_volume_full_frame_bytes": p["full_frame_pixels"] * p["bytes_per_pixel"] * frames
+        * n_proj,
+        "compression_ratio": p["compression_ratio"],
+        "data_volume_compressed_bytes": frame_bytes * frames * n_proj / p["compression_ratio"],
+        # measured values exist only at the calibration's own fluence F0
+        "resolution_simulated_m": np.where(at_f0, p["sim_d0_m"], np.nan),
+        "resolution_simulated_std_m": np.where(at_f0, p["sim_d0_std_m"], np.nan),
+        "resolution_exponent_k": np.where(model == 3, p["sim_k"], np.nan),
+        "resolution_exponent_k_std": np.where(model == 3, p["sim_k_std"], np.nan),
+        "resolution_3d_worst_m": np.where(is_3d, best_3d * wedge, np.nan),
+        "missing_wedge_elongation": np.where(is_3d, wedge, np.nan),
+        "resolution_3d_limited_by_code": np.where(is_3d, limited_3d, np.nan),
+        "depth_of_field_m": dof,
+        "projection_approximation_ok": p["sample_thickness_m"] <= dof,
         "energy_deposited_j": energy,
         "dose_gy": _dose.dose_gy(energy, p["mass_kg"]),
         "fluence_photons_per_um2": fluence * 1e-12,
@@ -245,6 +379,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "resolution_forecast_m": resolution,
         "resolution_3d_forecast_m": resolution_3d,
         "crowther_resolution_m": np.where(is_3d, crowther_d, np.nan),
+        "dose_limited_3d_resolution_m": np.where(is_3d, dose_3d, np.nan),
         "peak_count_rate_per_pixel_hz": peak_rate,
         "peak_recorded_rate_per_pixel_hz": recorded,
         "count_rate_loss_fraction": 1 - recorded / peak_rate,
@@ -264,11 +399,14 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 _INT_KEYS = {"frames_per_projection", "lines_per_projection", "n_projections",
-             "n_projections_crowther", "frame_bytes", "data_volume_bytes"}
+             "n_projections_crowther", "frame_bytes", "data_volume_bytes",
+             "data_volume_full_frame_bytes"}
 _MODEL_NAMES = {0: "pixel size (no dose model)",
                 1: "Howells et al. 2009: d = d_ref (F/F_ref)^(-1/4), F fluence per projection",
                 2: "Rose criterion: d = (snr^2 / (4 F k^2 |dn|^2))^(1/4), F fluence per "
-                   "projection"}
+                   "projection",
+                3: "simulated: d = d0 (F/F0)^(-k) fitted to FRC half-bit resolutions twin "
+                   "measured on its own simulated, reconstructed patches (no paper anchor)"}
 
 
 @dataclass(frozen=True)
@@ -284,7 +422,7 @@ class Forecast:
 
 def _scalar(key: str, v):
     v = v.item() if hasattr(v, "item") else v
-    if key == "saturated":
+    if key in ("saturated", "projection_approximation_ok"):
         return bool(v)
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -296,9 +434,14 @@ def _scalar(key: str, v):
 def forecast(s: Scenario) -> Forecast:
     """Forecast of one scenario."""
     p = physical_parameters(s)
+    p["compression_ratio"] = compression_ratio(s)
     out = evaluate(stack([p]))
     values = {k: _scalar(k, v[0]) for k, v in out.items()}
     values["resolution_model"] = _MODEL_NAMES[int(p["resolution_model"])]
+    code = values.pop("resolution_3d_limited_by_code", None)
+    if code is not None:
+        values["resolution_3d_limited_by"] = ("dose (all projections)", "Crowther (projection "
+                                              "count)", "voxel size")[int(code)]
     values["resolution_limited_by"] = (
         "pixel size" if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12)
         else "dose")

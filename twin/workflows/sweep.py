@@ -38,8 +38,12 @@ def _check_values(s: Scenario, keys: list[str]) -> None:
                     f"sweep.{key}: the value {v!r} makes an invalid scenario: {exc}")) from None
 
 
-def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple]) -> pd.DataFrame:
-    """Forecast of a list of grid points as a DataFrame (runs on a Dask worker)."""
+def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
+                   compression_ratio: float = float("nan")) -> pd.DataFrame:
+    """Forecast of a list of grid points as a DataFrame (runs on a Dask worker).
+
+    ``compression_ratio``: the base scenario's measured ratio, used for every point.
+    """
     params, rows = [], []
     for point in points:
         values = dict(zip(keys, point))
@@ -48,7 +52,8 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple]) -> pd.Data
         except TwinInputError as exc:
             raise TwinInputError("sweep", values, "", message=(
                 f"sweep point {values} makes an invalid scenario: {exc}")) from None
-        params.append(_forecast.physical_parameters(scenario))
+        params.append({**_forecast.physical_parameters(scenario),
+                       "compression_ratio": compression_ratio})
         rows.append(values)
     out = _forecast.evaluate(_forecast.stack(params))
     table = pd.DataFrame(rows, columns=keys)
@@ -63,11 +68,16 @@ def _chunks(points: list[tuple], n: int) -> list[list[tuple]]:
 
 
 def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
-              chunk_points: int = 2000, progress: bool = False) -> pd.DataFrame:
+              chunk_points: int = 2000, progress: bool = False, simulate: bool = False,
+              seeds: int = 1) -> pd.DataFrame:
     """Evaluate the sweep grid on Dask and return one row per point, in grid order.
 
     ``scheduler``: address of an existing Dask scheduler; ``None`` starts a local cluster of
     ``n_workers`` processes (default: the CPU count, at most 8) for the duration of the call.
+    ``simulate``: also simulate and reconstruct a patch at every point over ``seeds`` seeds
+    (:mod:`twin.workflows.simres`: one Dask task per point and seed, cached), adding the columns
+    ``resolution_simulated_m``, ``resolution_simulated_std_m``, ``frc_halves_m``,
+    ``pcc_simulated`` (and the measured ``compression_ratio`` of each point).
     """
     from twin.workflows.cluster import map_ordered
 
@@ -77,10 +87,28 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     _check_values(s, keys)
     chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
     base = s.model_copy(update={"sweep": {}})
+    ratio = _forecast.compression_ratio(base)
     parts = map_ordered(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks), chunks,
+                        [ratio] * len(chunks),
                         scheduler=scheduler, n_workers=n_workers, progress=progress,
                         desc="sweep", unit="pt", weights=[len(c) for c in chunks])
-    return pd.concat(parts, ignore_index=True)
+    table = pd.concat(parts, ignore_index=True)
+    if simulate:
+        from twin.workflows import simres
+
+        scenarios = [base.with_values(dict(zip(keys, pt))) for pt in points]
+        rows = simres.measure_many(scenarios, seeds=seeds, scheduler=scheduler,
+                                   n_workers=n_workers, progress=progress)
+        measured = pd.DataFrame(rows)
+        for col in ("resolution_simulated_m", "resolution_simulated_std_m", "frc_halves_m",
+                    "pcc_simulated", "seeds_simulated"):
+            table[col] = measured[col].to_numpy()
+        ok = np.isfinite(measured["compression_ratio_simulated"].to_numpy())
+        cr = np.where(ok, measured["compression_ratio_simulated"].to_numpy(),
+                      table["compression_ratio"].to_numpy())
+        table["compression_ratio"] = cr
+        table["data_volume_compressed_bytes"] = table["data_volume_bytes"] / cr
+    return table
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
