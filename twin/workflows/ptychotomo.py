@@ -128,7 +128,10 @@ class ChainResult:
 def run_chain(s: Scenario, n_angles: int = 16, fov_um: float | None = None,
               iterations: int = 20, algorithm: str = "rpie", scheduler: str | None = None,
               n_workers: int | None = None, progress: bool = False) -> ChainResult:
-    """The preview ptycho-tomography chain (see the module doc)."""
+    """The preview ptycho-tomography chain (see the module doc).
+
+    ``n_workers = 0`` (and no ``scheduler``) reconstructs the projections in this process.
+    """
     fov = fov_um or min(s.scan.fov_x_um, 6.0)
     ps = preview_scenario(s, fov)
     if ps.sample.phantom == "siemens_star":
@@ -142,10 +145,14 @@ def run_chain(s: Scenario, n_angles: int = 16, fov_um: float | None = None,
     dx = g.object_pixel_m
     w = int(math.floor(fov * 1e-6 / dx)) // 2 * 2
     region = (w, w)
-    results = map_ordered(one_projection, [ps] * n_angles, list(angles),
-                          [iterations] * n_angles, [algorithm] * n_angles, [region] * n_angles,
-                          scheduler=scheduler, n_workers=n_workers or min(4, os.cpu_count() or 1),
-                          progress=progress, desc="projections", unit="proj")
+    if n_workers == 0 and not scheduler:      # in this process (e.g. inside a Dask task)
+        results = [one_projection(ps, a, iterations, algorithm, region) for a in angles]
+    else:
+        results = map_ordered(one_projection, [ps] * n_angles, list(angles),
+                              [iterations] * n_angles, [algorithm] * n_angles,
+                              [region] * n_angles, scheduler=scheduler,
+                              n_workers=n_workers or min(4, os.cpu_count() or 1),
+                              progress=progress, desc="projections", unit="proj")
     proj = np.stack([r.phase for r in results])
     truth = np.stack([r.truth for r in results])
     k = 2 * np.pi / g.wavelength_m

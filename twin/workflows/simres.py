@@ -250,6 +250,62 @@ def _resolution(frc, beam_diameter_m: float, against_truth: bool = False) -> flo
     return float(frc.resolution_m("half_bit", skip_rings=max(3, min(skip, n_bins - 2))))
 
 
+@dataclass(frozen=True)
+class Measurement3D:
+    """A small ptycho-tomography patch at N angles (:func:`measure_3d`).
+
+    Attributes
+    ----------
+    fsc_resolution_m : float
+        Fourier shell correlation half-bit resolution between the volumes of the even and the
+        odd angles (what a beamline measures), metres.
+    pcc_volume : float
+        Correlation of the reconstructed δ with the phantom's, same algorithm.
+    n_angles : int
+    seconds : float
+    """
+
+    fsc_resolution_m: float
+    pcc_volume: float
+    n_angles: int
+    seconds: float
+
+
+def measure_3d(s: Scenario, seed: int = 0, use_cache: bool = True) -> Measurement3D:
+    """Simulate a small volume patch of 3D scenario ``s`` at its N angles and measure the FSC.
+
+    The patch is :func:`twin.workflows.ptychotomo.preview_scenario` (the scenario's pixel,
+    detector, steps and fluence per projection on the ``[run] chain_fov_um`` field, the sample
+    scaled to fit), each projection simulated and reconstructed in this process. It measures
+    how the dose per projection and the number of projections set the 3D resolution of such a
+    patch; the sample's real width enters the forecast through Crowther's limit.
+    """
+    import time
+
+    from twin.workflows import ptychotomo
+
+    n = s.tomography.n_projections
+    if not isinstance(n, int) or n < 2:
+        raise TwinInputError("tomography.n_projections", n,
+                             "a 3D simulated point needs a number of projections ≥ 2")
+    ps = s.model_copy(update={"seed": int(seed)})
+    key = "3d-" + _key(ps, seed, s.run.chain_iterations)
+    path = cache_dir() / f"{key}.json"
+    if use_cache and path.exists():
+        return Measurement3D(**json.loads(path.read_text()))
+    t0 = time.perf_counter()
+    cr = ptychotomo.run_chain(ps, n_angles=n, fov_um=s.run.chain_fov_um,
+                              iterations=s.run.chain_iterations, n_workers=0)
+    m = Measurement3D(float(cr.fsc_resolution_m), float(cr.pcc_volume), n,
+                      time.perf_counter() - t0)
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(m)))
+        os.replace(tmp, path)
+    return m
+
+
 def _stored_dtype(g) -> type:
     det = g.detector
     return np.float32 if det.float8 else np.uint16 if det.max_counts <= 65535 else np.uint32
@@ -273,25 +329,44 @@ def summarise(ms: list[Measurement]) -> dict:
 
 def measure_many(scenarios: list[Scenario], seeds: int = 1, scheduler: str | None = None,
                  n_workers: int | None = None, progress: bool = False,
-                 iterations: int | None = None, points: int = PATCH_POINTS) -> list[dict]:
+                 iterations: int | None = None, points: int = PATCH_POINTS,
+                 volume: bool = False) -> list[dict]:
     """:func:`summarise`\\ d measurements of each scenario over ``seeds`` seeds, on Dask.
 
     One Dask task per scenario and seed; cached points are not recomputed (each task looks its
-    result up first).
+    result up first). ``volume``: also :func:`measure_3d` (projection-count sweeps), adding
+    ``resolution_3d_simulated_m``, ``resolution_3d_simulated_std_m`` and ``pcc_3d_simulated``.
     """
     from twin.workflows.cluster import map_ordered
 
     if seeds < 1:
         raise TwinInputError("--seeds", seeds, "at least 1")
     jobs = [(i, sc, sc.seed + k) for i, sc in enumerate(scenarios) for k in range(seeds)]
-    results = map_ordered(measure, [j[1] for j in jobs], [j[2] for j in jobs],
-                          [iterations] * len(jobs), [points] * len(jobs), scheduler=scheduler,
+    n = len(jobs)
+    results = map_ordered(_measure_job, [j[1] for j in jobs], [j[2] for j in jobs],
+                          [iterations] * n, [points] * n, [volume] * n, scheduler=scheduler,
                           n_workers=n_workers or min(2, os.cpu_count() or 1),
                           progress=progress, desc="simulate+reconstruct", unit="pt")
-    per: list[list[Measurement]] = [[] for _ in scenarios]
+    per: list[list] = [[] for _ in scenarios]
     for (i, _, _), m in zip(jobs, results):
         per[i].append(m)
-    return [summarise(ms) for ms in per]
+    rows = []
+    for ms in per:
+        row = summarise([m[0] for m in ms])
+        if volume:
+            v = np.array([m[1].fsc_resolution_m for m in ms], float)
+            row["resolution_3d_simulated_m"] = float(v.mean())
+            row["resolution_3d_simulated_std_m"] = (float(v.std(ddof=1)) if len(v) > 1
+                                                    else math.nan)
+            row["pcc_3d_simulated"] = float(np.mean([m[1].pcc_volume for m in ms]))
+        rows.append(row)
+    return rows
+
+
+def _measure_job(s: Scenario, seed: int, iterations, points: int, volume: bool):
+    """One Dask task: the 2D patch, and with ``volume`` the 3D patch at the scenario's N."""
+    m2 = measure(s, seed, iterations, points)
+    return (m2, measure_3d(s, seed) if volume else None)
 
 
 @dataclass(frozen=True)

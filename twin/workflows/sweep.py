@@ -97,11 +97,17 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
         from twin.workflows import simres
 
         scenarios = [base.with_values(dict(zip(keys, pt))) for pt in points]
+        # projection-count sweeps of 3D scenarios also simulate a volume patch at each N
+        volume = base.is_3d and "tomography.n_projections" in keys
         rows = simres.measure_many(scenarios, seeds=seeds, scheduler=scheduler,
-                                   n_workers=n_workers, progress=progress)
+                                   n_workers=n_workers, progress=progress, volume=volume)
         measured = pd.DataFrame(rows)
-        for col in ("resolution_simulated_m", "resolution_simulated_std_m", "frc_halves_m",
-                    "pcc_simulated", "seeds_simulated"):
+        cols = ["resolution_simulated_m", "resolution_simulated_std_m", "frc_halves_m",
+                "pcc_simulated", "seeds_simulated"]
+        if volume:
+            cols += ["resolution_3d_simulated_m", "resolution_3d_simulated_std_m",
+                     "pcc_3d_simulated"]
+        for col in cols:
             table[col] = measured[col].to_numpy()
         ok = np.isfinite(measured["compression_ratio_simulated"].to_numpy())
         cr = np.where(ok, measured["compression_ratio_simulated"].to_numpy(),
