@@ -86,6 +86,8 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
               "measure its resolution (FRC against the truth and between two halves)")] = False,
           seeds: Annotated[int, typer.Option("--seeds", help="with --simulate: seeds per "
                                              "point (mean and std over them)")] = 1,
+          yes: Annotated[bool, typer.Option("--yes", help="run even above the size limits "
+                                            "(10^6 points; an hour of simulation)")] = False,
           ) -> None:
     """Evaluate the scenario's sweep table on Dask: one CSV/Parquet row per grid point."""
     from twin import scenario as sc
@@ -95,7 +97,8 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
         raise TwinInputError("--output", str(output), "allowed suffixes: .csv, .parquet")
     s = sc.load(scenario)
     address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
-    table = sw.run_sweep(s, scheduler=address, progress=True, simulate=simulate, seeds=seeds)
+    table = sw.run_sweep(s, scheduler=address, progress=True, simulate=simulate, seeds=seeds,
+                         yes=yes, log=lambda m: typer.echo(m, err=True))
     sw.write_table(table, output)
     typer.echo(f"wrote {len(table)} rows to {output}")
     if plots:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,31 @@ def _chunks(points: list[tuple], n: int) -> list[list[tuple]]:
     return [points[i:i + size] for i in range(0, len(points), size)]
 
 
+#: Above these a sweep asks for ``--yes``: forecast points, and hours of simulated work.
+MAX_POINTS = 1_000_000
+MAX_SIMULATED_HOURS = 1.0
+
+
+def grid_size(s: Scenario) -> int:
+    """Number of points of the sweep grid (without building it)."""
+    return math.prod(len(v) for v in s.sweep.values()) if s.sweep else 0
+
+
+def estimate_simulated_s(s: Scenario, n_points: int, seeds: int, n_workers: int) -> float:
+    """Wall-time estimate of a simulated sweep from one measured point (which stays cached)."""
+    import time
+
+    from twin.workflows import simres
+
+    t0 = time.perf_counter()
+    m = simres.measure(s.model_copy(update={"sweep": {}}), seed=s.seed)
+    one = m.seconds if m.seconds > 0 else time.perf_counter() - t0
+    return one * n_points * seeds / max(1, n_workers)
+
+
 def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
               chunk_points: int = 2000, progress: bool = False, simulate: bool = False,
-              seeds: int = 1) -> pd.DataFrame:
+              seeds: int = 1, yes: bool = False, log=None) -> pd.DataFrame:
     """Evaluate the sweep grid on Dask and return one row per point, in grid order.
 
     ``scheduler``: address of an existing Dask scheduler; ``None`` starts a local cluster of
@@ -81,9 +104,24 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     """
     from twin.workflows.cluster import map_ordered
 
-    keys, points = grid(s)
-    if not keys:
+    n = grid_size(s)
+    if n == 0:
         raise TwinInputError("sweep", {}, "the scenario has no [sweep] table to evaluate")
+    if n > MAX_POINTS and not yes:
+        raise TwinInputError("sweep", f"{n:,} points", (
+            f"at most {MAX_POINTS:,} points without --yes (about {n * 200 / 1e9:.3g} GB of "
+            f"table and {n / 4000 / 60:.3g} min on one core at ~4000 points/s)"))
+    if simulate:
+        workers = n_workers or min(2, os.cpu_count() or 1)
+        est = estimate_simulated_s(s, n, seeds, workers)
+        if log:
+            log(f"simulated sweep: {n} points × {seeds} seeds, about {est / 60:.3g} min on "
+                f"{workers} workers")
+        if est > MAX_SIMULATED_HOURS * 3600 and not yes:
+            raise TwinInputError("--simulate", f"about {est / 3600:.3g} h", (
+                f"a simulated sweep over {MAX_SIMULATED_HOURS:g} h needs --yes "
+                f"({n} points × {seeds} seeds on {workers} workers)"))
+    keys, points = grid(s)
     _check_values(s, keys)
     chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
     base = s.model_copy(update={"sweep": {}})
