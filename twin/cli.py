@@ -211,13 +211,16 @@ def reconstruct(
 @_guarded
 def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRACTS §5)")],
          output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5")],
-         algorithm: Annotated[str, typer.Option(help="fbp, sart, sirt or tv")] = "fbp",
+         algorithm: Annotated[str, typer.Option(
+             help="auto, fbp, sart, sirt or tv (auto: FBP when the angles sample the object "
+                  "fully, TV with positivity for few angles or a missing wedge)")] = "auto",
          align: Annotated[bool, typer.Option("--align", help="align the projections first "
                                              "(joint reconstruction and reprojection)")] = False,
          filter_name: Annotated[str, typer.Option("--filter", help="FBP filter: ramp, "
                                                   "shepp-logan, cosine, hamming, hann")]
          = "ramp",
-         iterations: Annotated[int, typer.Option(help="iterations (sart, sirt, tv)")] = 20,
+         iterations: Annotated[Optional[int], typer.Option(
+             help="iterations (default: sirt 50, sart 10, tv 100)")] = None,
          center: Annotated[Optional[float], typer.Option(
              help="rotation-axis column (default: the centre); 'auto' via --find-center")]
          = None,
@@ -244,6 +247,13 @@ def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRAC
     if center is not None and not 0 <= center < data.shape[-1]:
         raise TwinInputError("--center", center, f"must lie on the detector: 0 to "
                              f"{data.shape[-1] - 1}")
+    nonneg = False
+    if algorithm == "auto":
+        choice = tm.choose_algorithm(data, theta)
+        algorithm, nonneg = choice.algorithm, choice.nonneg
+        typer.echo(f"algorithm: {algorithm} (auto: {choice.reason}; --algorithm overrides)")
+    if iterations is not None and iterations < 1:
+        raise TwinInputError("--iterations", iterations, "a positive integer")
     if algorithm == "fbp":
         vol = tm.fbp(data, theta, filter_name, center=center, backend=backend)
     elif algorithm in ("sart", "sirt", "tv"):
@@ -253,9 +263,10 @@ def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRAC
 
             data = np.stack([fourier_shift(p, (0, shift)) for p in data]).astype(np.float32)
         fn = {"sart": tm.sart, "sirt": tm.sirt, "tv": tm.tv_reconstruct}[algorithm]
-        vol = fn(data, theta, iterations=iterations)
+        its = iterations or {"sart": 10, "sirt": 50, "tv": 100}[algorithm]
+        vol = fn(data, theta, iterations=its, nonneg=nonneg)
     else:
-        raise TwinInputError("--algorithm", algorithm, "allowed: fbp, sart, sirt, tv")
+        raise TwinInputError("--algorithm", algorithm, "allowed: auto, fbp, sart, sirt, tv")
     tio.write_volume(output, vol, pr.voxel_size_m, **extra)
     typer.echo(f"wrote {output}: volume {vol.shape}")
 
