@@ -73,6 +73,45 @@ def simulate_data(frames: int, tmp: Path):
     return cxi, data, t_sim, time.perf_counter() - t0
 
 
+def realistic_data(frames: int, tmp: Path, modes: int = 3, position_error_px: float = 3.0,
+                   model_error: float = 0.25, photons_per_frame: float = 2e4, seed: int = 1,
+                   name: str = "realistic.cxi"):
+    """Data as hard as a measurement (issue 11 §1): ``twin simulate``'s default physics (object
+    finer than the pixel, pixel-integrated far field, detector response) on the quickstart star
+    enlarged to ``frames`` points, with ``modes`` incoherent probe modes (coherent fraction 0.6),
+    encoder noise of ``position_error_px`` object pixels rms per axis, ``photons_per_frame``,
+    and a file ``illumination`` whose defocus is ``model_error`` off the true one (the beam in
+    the model is that much too large)."""
+    import h5py
+
+    from twin import scenario
+    from twin.beam import probe
+    from twin.geometry import Geometry
+    from twin.workflows import simulate
+
+    s = scenario.load(ROOT / "scenarios" / "quickstart.toml")
+    side = float(np.sqrt(frames) * 0.3)
+    g0 = Geometry.from_scenario(s)
+    dx = g0.wavelength_m * g0.distance_m / (64 * g0.pixel_stored_m)
+    s = s.with_values({"scan.fov_x_um": side, "scan.fov_y_um": side, "sample.width_um": side,
+                       "sample.height_um": side, "seed": seed,
+                       "beam.flux_photons_per_s": photons_per_frame / g0.exposure_s,
+                       "beam.coherent_fraction": 0.6 if modes > 1 else 1.0,
+                       "beam.coherent_modes": modes,
+                       "scan.encoder_noise_nm": position_error_px * dx * 1e9})
+    cxi = tmp / name
+    simulate.simulate(s, cxi)
+    g = Geometry.from_scenario(s)
+    zp = probe.ZonePlate(g.zone_plate_diameter_m, g.outermost_zone_m, g.central_stop_m)
+    with h5py.File(cxi, "r+") as f:
+        ds = f["entry_1/instrument_1/source_1/illumination"]
+        n = ds.shape[-1]
+        model = probe.zone_plate_probe(n, dx, zp, g.wavelength_m,
+                                       g.defocus_m * (1 + model_error))
+        ds[...] = (model * np.sqrt(g.photons_per_frame))[None].astype(np.complex64)
+    return cxi
+
+
 def _pcc(obj, data) -> float:
     from twin.analysis import truth as validate
 

@@ -146,12 +146,19 @@ def reconstruct(
         input: Annotated[Path, typer.Argument(help="CXI file (CONTRACTS §3)")],
         output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5 (CONTRACTS §4) or "
                                              "OUT.cxi (a CXI product Ptychodus opens)")],
-        algorithm: Annotated[str, typer.Option(help="epie, rpie, lsqml or multislice")] = "rpie",
+        algorithm: Annotated[str, typer.Option(
+            help="auto, epie, rpie, lsqml or multislice (auto: chosen from the data)")]
+        = "auto",
         iterations: Annotated[int, typer.Option(help="iterations (epochs)")] = 50,
-        modes: Annotated[int, typer.Option(help="probe modes")] = 1,
+        modes: Annotated[int, typer.Option(
+            help="probe modes (0: chosen from a test reconstruction)")] = 0,
         batch_size: Annotated[int, typer.Option(help="scan positions per batch")] = 64,
         position_correction: Annotated[str, typer.Option(
-            help="none, gradient or annealing")] = "none",
+            help="auto, none, gradient or annealing (auto: on when a test reconstruction "
+                 "finds the positions uncertain)")] = "auto",
+        max_memory_gb: Annotated[float, typer.Option(
+            help="frames larger than a quarter of this (as float32) are streamed from the "
+                 "file batch by batch instead of loaded")] = 4.0,
         upsampling: Annotated[Optional[int], typer.Option(
             help="reciprocal-space upsampling (default: from the file)")] = None,
         noise_model: Annotated[str, typer.Option(help="LSQML: gaussian or poisson")]
@@ -166,6 +173,8 @@ def reconstruct(
     """Ptychographic reconstruction of a CXI file: object, probe modes, refined positions."""
     import warnings
 
+    import numpy as np
+
     from twin.io import files as tio
     from twin.recon import engines as rc
     from twin.analysis import truth as validate
@@ -177,10 +186,18 @@ def reconstruct(
     if output.suffix.lower() not in (".h5", ".hdf5", ".cxi"):
         raise TwinInputError("--output", str(output), "allowed suffixes: .h5 (CONTRACTS §4), "
                              ".cxi (CXI product)")
-    data = tio.read_cxi(input, frames=frames)
+    if max_memory_gb <= 0:
+        raise TwinInputError("--max-memory-gb", max_memory_gb, "a positive number")
+    data = tio.read_cxi(input, frames=frames, lazy=True)
+    if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
+        data.frames = np.asarray(data.frames, dtype=np.float32)
+    else:
+        typer.echo(f"streaming {len(data.frames)} frames ({data.frames.nbytes / 2 ** 30:.1f} "
+                   f"GiB as float32) from {input} batch by batch", err=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = rc.reconstruct(data, opts, progress=True)
+        result = rc.reconstruct(data, opts, progress=True,
+                                log=lambda m: typer.echo(f"auto: {m}", err=True))
     for w in caught:
         typer.echo(f"twin: warning: {w.message}", err=True)
     extra = {}

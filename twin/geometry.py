@@ -207,6 +207,15 @@ def reconstruction_options(s: Scenario, iterations: int | None = None, modes: in
 
     r = s.reconstruction
     alg = "rpie" if r.algorithm == "multislice" and r.slices == 1 else r.algorithm
+    if r.auto:
+        # the same choices as `twin reconstruct` with no options (engines.auto_options, made
+        # from the data when the reconstruction starts); multislice stays the scenario's
+        return Options(
+            algorithm="multislice" if r.slices > 1 else "auto",
+            iterations=iterations or s.run.iterations or r.iterations,
+            modes=modes or s.run.modes or 0, position_correction="auto", slices=r.slices,
+            seed=s.seed, slice_thickness_m=(s.sample.cross_section_um[1] * 1e-6 / r.slices
+                                            if r.slices > 1 else 0.0))
     return Options(
         algorithm=alg, iterations=iterations or s.run.iterations or r.iterations,
         modes=modes or s.run.modes or r.modes,

@@ -381,6 +381,10 @@ class Reconstruction(_Strict):
     """Refine the scan positions during the reconstruction."""
     slices: Annotated[int, Field(ge=1, le=1000)] = 1
     """Multislice: number of slices through the sample depth."""
+    auto: bool = True
+    """Let the reconstruction choose the engine, the probe modes and position correction from
+    the data and refine the starting probe (``twin.recon.engines.auto_options``, as
+    ``twin reconstruct`` does with no options); false: use the fields above as written."""
 
 
 class Resolution(_Strict):

@@ -154,3 +154,150 @@ def test_interpolated_subpixel_models_reconstruct(quick_cxi, shift):
     assert other > exact - 0.02
     with pytest.raises(TwinInputError, match="--subpixel-shift"):
         reconstruct.Options(subpixel_shift="sinc")
+
+
+# ----------------------------------------------------------------------------- issue 11
+
+
+def _synthetic_cxi(path, n=32, side=20, step=4.0, modes=1, position_error_px=0.0,
+                   illumination_defocus_m=0.0, seed=3):
+    """A CXI file of a random phase object on a raster, frames made by the forward operator
+    from a Gaussian probe with ``modes`` orthogonal modes (powers 0.6, 0.2, ...), recorded
+    positions off by ``position_error_px`` rms, and an illumination that is the first true
+    mode propagated by ``illumination_defocus_m`` (a defocus error). Returns (path, true object, dx)."""
+    from twin.operators import ptychography
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    t_px = np.stack([xx.ravel(), yy.ravel()], 1) * step
+    t_px = t_px - t_px.mean(axis=0) + rng.uniform(-0.4, 0.4, t_px.shape)
+    dx = 20e-9
+    shape = (int(side * step + n + 24),) * 2
+    pos = ptychography.positions_from_translations(t_px * dx, dx, shape, (n, n))
+    r2 = ((np.mgrid[:n, :n] - n / 2) ** 2).sum(axis=0) / (n / 7) ** 2
+    base = np.exp(-r2)
+    ramps = [np.ones((n, n)), np.mgrid[:n, :n][1] - n / 2, np.mgrid[:n, :n][0] - n / 2]
+    powers = [1.0] if modes == 1 else [0.6] + [0.4 / (modes - 1)] * (modes - 1)
+    probe = np.stack([base * ramps[k] / np.linalg.norm(base * ramps[k]) * np.sqrt(p * 4e4)
+                      for k, p in enumerate(powers)]).astype(np.complex64)
+    from scipy.ndimage import gaussian_filter
+    obj = np.exp(1j * gaussian_filter(rng.uniform(0, 2, shape), 1.5)).astype(np.complex64)
+    frames = np.asarray(ptychography.FarFieldPtychography(probe, pos, shape).intensity(obj))
+    frames = rng.poisson(frames).astype(np.uint16)
+    rec = t_px + rng.normal(0, position_error_px, t_px.shape)
+    tr = np.concatenate([rec * dx, np.zeros((len(rec), 1))], axis=1)
+    lam, z = 1.5e-10, 2.0
+    ill = probe[:1]
+    if illumination_defocus_m:
+        from twin.operators.propagation import Propagator
+        ill = Propagator((n, n), dx, illumination_defocus_m, lam).fwd(ill)
+    with h5py.File(path, "w") as f:
+        f["cxi_version"] = 150
+        f.create_dataset("entry_1/data_1/data", data=frames, chunks=(min(64, len(frames)), n, n))
+        f["entry_1/data_1/translation"] = tr
+        det = "entry_1/instrument_1/detector_1/"
+        f[det + "distance"] = z
+        f[det + "x_pixel_size"] = f[det + "y_pixel_size"] = lam * z / (n * dx)
+        f["entry_1/instrument_1/source_1/wavelength"] = lam
+        f["entry_1/instrument_1/source_1/illumination"] = ill.astype(np.complex64)
+        f["entry_1/instrument_1/source_1/illumination_ground_truth"] = probe
+    return path, obj, dx
+
+
+def test_streamed_frames_bound_memory(tmp_path):
+    # 2500 frames of 32² (10 MB as float32) streamed: the peak of what Python allocates stays
+    # far below the frames' size; loaded in memory it exceeds it (tracemalloc sees numpy)
+    import tracemalloc
+
+    path, _, _ = _synthetic_cxi(tmp_path / "big.cxi", side=50)
+    opts = reconstruct.Options(algorithm="rpie", iterations=1, modes=1)
+    size = 2500 * 32 * 32 * 4
+    peaks = {}
+    for lazy in (True, False):
+        tracemalloc.start()
+        d = io.read_cxi(path, lazy=lazy)
+        r = reconstruct.reconstruct(d, opts)
+        peaks[lazy] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(r.cost) == 1 and np.isfinite(r.cost[0])
+    assert peaks[False] > size
+    assert peaks[True] < 0.5 * size
+
+
+def test_local_batch_update_equals_whole_object_update(tmp_path):
+    # the per-batch update on the sub-rectangle the batch covers is the whole-object update
+    path, _, _ = _synthetic_cxi(tmp_path / "a.cxi", side=16)
+    d = io.read_cxi(path)
+    for alg in ("rpie", "lsqml"):
+        opts = reconstruct.Options(algorithm=alg, modes=2, position_correction="gradient",
+                                   position_correction_start=0)
+        states = [reconstruct._State(d, opts) for _ in range(2)]
+        states[1].local = lambda idx, st=states[1]: (st.op, (slice(None), slice(None)), idx)
+        idx = np.arange(40, 72)                              # two neighbouring scan lines
+        op, view, _ = states[0].local(idx)
+        assert op is not states[0].op                         # the local path is exercised
+        costs = [reconstruct._batch_2d(st, idx, opts, it=1) for st in states]
+        assert costs[0] == pytest.approx(costs[1], rel=1e-5)
+        np.testing.assert_allclose(states[0].slices[0], states[1].slices[0], atol=1e-5)
+        np.testing.assert_allclose(states[0].probe, states[1].probe, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(states[0].pos, states[1].pos, atol=1e-6)
+
+
+def test_auto_options_read_the_data(tmp_path):
+    # incoherent illumination and noisy positions: several modes and position correction;
+    # coherent illumination and exact positions: one mode, no correction
+    hard, _, _ = _synthetic_cxi(tmp_path / "hard.cxi", side=14, modes=3,
+                                position_error_px=2.0)
+    easy, _, _ = _synthetic_cxi(tmp_path / "easy.cxi", side=14, modes=1)
+    ch = reconstruct.auto_options(io.read_cxi(hard), reconstruct.Options(**reconstruct.AUTO))
+    ce = reconstruct.auto_options(io.read_cxi(easy), reconstruct.Options(**reconstruct.AUTO))
+    assert ch.options.modes >= 2 and ch.options.position_correction == "gradient"
+    assert ce.options.modes == 1 and ce.options.position_correction == "none"
+    assert ch.options.algorithm == reconstruct.AUTO_ENGINE and ch.reasons
+
+
+def test_defocus_search_finds_the_probe(tmp_path):
+    # a starting probe with a wrong defocus (propagated 40 µm) is moved towards the truth: the
+    # propagated probe overlaps the true one better than the file's does
+    from twin.operators.propagation import Propagator
+
+    path, _, dx = _synthetic_cxi(tmp_path / "d.cxi", side=14, illumination_defocus_m=40e-6)
+    d = io.read_cxi(path)
+    dz, costs = reconstruct._defocus_search(d, d.illumination, 32, 1,
+                                            reconstruct.Options(algorithm="rpie"))
+    true = d.truth.probe_modes[0, 0]
+
+    def overlap(p):
+        return abs(np.vdot(true, p)) / (np.linalg.norm(true) * np.linalg.norm(p))
+
+    moved = Propagator((32, 32), dx, dz, d.wavelength_m).fwd(d.illumination[0])
+    assert dz != 0 and min(costs.values()) < costs[0.0]
+    assert 1 - overlap(moved) < 0.5 * (1 - overlap(d.illumination[0]))
+
+
+@pytest.mark.parametrize("what", ["frames", "translation", "probe"])
+def test_cli_bad_input_exits_2_naming_the_dataset(tmp_path, what):
+    import subprocess
+    import sys
+
+    path, _, _ = _synthetic_cxi(tmp_path / "x.cxi", side=6)
+    with h5py.File(path, "r+") as f:
+        if what == "frames":
+            data = f["entry_1/data_1/data"][()].astype(np.float32)
+            data[3, 5, 5] = np.nan
+            del f["entry_1/data_1/data"]
+            f["entry_1/data_1/data"] = data
+            name = "/entry_1/data_1/data"
+        elif what == "translation":
+            f["entry_1/data_1/translation"][4, 0] = np.inf
+            name = "/entry_1/data_1/translation"
+        else:
+            del f["entry_1/instrument_1/source_1/illumination"]
+            f["entry_1/instrument_1/source_1/illumination"] = np.ones((1, 40, 40), np.complex64)
+            name = "/entry_1/instrument_1/source_1/illumination"
+    out = tmp_path / "out.h5"
+    r = subprocess.run([sys.executable, "-m", "twin", "reconstruct", str(path), "-o", str(out),
+                        "--iterations", "1"], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert name in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()

@@ -444,10 +444,109 @@ def _need(f: h5py.File, name: str, source: str):
     return f[name]
 
 
-def read_cxi(path: str | Path, frames: slice | int | None = None) -> PtychoData:
+class FrameStack:
+    """The frames of a CXI file read on demand (``read_cxi(..., lazy=True)``): big data without
+    big memory. Indexing reads only what it names from the file (h5py slicing: a contiguous
+    range of frames reads the HDF5 chunks it covers and nothing else) and returns float32.
+
+    Parameters
+    ----------
+    path : Path
+        The CXI file.
+    start, stop : int
+        The frames ``[start, stop)`` of ``/entry_1/data_1/data`` this stack stands for.
+
+    Attributes
+    ----------
+    shape : tuple (N, ny, nx)
+    chunk_frames : int
+        Frames per HDF5 chunk of the dataset (reads aligned to it decompress each chunk once).
+    """
+
+    dataset = "/entry_1/data_1/data"
+
+    def __init__(self, path: Path, start: int, stop: int):
+        self.path = Path(path)
+        self.start, self.stop = int(start), int(stop)
+        self._f = None
+        with h5py.File(self.path, "r") as f:
+            ds = f[self.dataset]
+            self.shape = (self.stop - self.start, *ds.shape[1:])
+            self.chunk_frames = int(ds.chunks[0]) if ds.chunks else 64
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the frames take as float32 in memory (what loading them all would cost)."""
+        return int(np.prod(self.shape)) * 4
+
+    def _ds(self):
+        if self._f is None:
+            self._f = h5py.File(self.path, "r")
+        return self._f[self.dataset]
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __getitem__(self, key) -> np.ndarray:
+        """Frames ``key`` (an int, a slice or an index array into this stack) as float32;
+        non-finite counts raise :class:`TwinInputError` naming the dataset."""
+        ds = self._ds()
+        if isinstance(key, slice):
+            a, b, step = key.indices(len(self))
+            out = ds[self.start + a:self.start + b:step] if step > 0 else \
+                np.asarray(ds[self.start:self.stop])[key]
+        elif np.isscalar(key):
+            out = ds[self.start + int(key) % len(self)]
+        else:
+            idx = np.asarray(key).ravel() % len(self)
+            order = np.argsort(idx)
+            lo, hi = int(idx.min()), int(idx.max()) + 1
+            if hi - lo <= 4 * len(idx):        # one contiguous read of the covering range
+                block = ds[self.start + lo:self.start + hi]
+                out = block[idx - lo]
+            else:                              # h5py fancy indexing wants increasing indices
+                out = np.empty((len(idx), *self.shape[1:]), ds.dtype)
+                out[order] = ds[self.start + idx[order]]
+        out = np.asarray(out, dtype=np.float32)
+        if not np.all(np.isfinite(out)):
+            raise TwinInputError(self.dataset, "NaN/inf", "counts must be finite")
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a if dtype is None else a.astype(dtype)
+
+    def iter_chunks(self, frames: int | None = None):
+        """Yield ``(start, frames)`` over the stack in blocks of ``frames`` (default: the HDF5
+        chunk), each block float32 (k, ny, nx)."""
+        step = frames or self.chunk_frames
+        for a in range(0, len(self), step):
+            yield a, self[a:min(a + step, len(self))]
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 (interpreter shutdown)
+            pass
+
+
+def read_cxi(path: str | Path, frames: slice | int | None = None,
+             lazy: bool = False) -> PtychoData:
     """Read a CXI file laid out as CONTRACTS §3; ``frames`` keeps a subset (``int``: the first N).
 
-    Raises :class:`TwinInputError` naming the dataset for a missing, malformed or truncated file.
+    With ``lazy`` the frames stay in the file: ``PtychoData.frames`` is a :class:`FrameStack`
+    that reads them on demand (a contiguous subset only), and their finiteness is checked as
+    they are read.
+
+    Raises :class:`TwinInputError` naming the dataset for a missing, malformed or truncated file,
+    non-finite counts, translations or illumination.
     """
     path = Path(path)
     sel = slice(None) if frames is None else (slice(0, frames) if isinstance(frames, int)
@@ -457,7 +556,13 @@ def read_cxi(path: str | Path, frames: slice | int | None = None) -> PtychoData:
         if ds.ndim != 3:
             raise TwinInputError("/entry_1/data_1/data", ds.shape,
                                  "must be (N, ny, nx) frames")
-        data = np.asarray(ds[sel], dtype=np.float32)
+        if lazy:
+            a, b, step = sel.indices(ds.shape[0])
+            if step != 1:
+                raise TwinInputError("frames", frames, "a contiguous range when streaming")
+            data = FrameStack(path, a, max(a, b))
+        else:
+            data = np.asarray(ds[sel], dtype=np.float32)
         tr = np.asarray(_need(f, "entry_1/data_1/translation", str(path))[sel],
                         dtype=np.float64)
         if tr.ndim != 2 or tr.shape[1] < 2:
@@ -489,8 +594,15 @@ def read_cxi(path: str | Path, frames: slice | int | None = None) -> PtychoData:
                     else None)
         rate = float(tw["frame_rate_hz"][()]) if tw is not None and "frame_rate_hz" in tw else None
         up = int(tw["upsampling"][()]) if tw is not None and "upsampling" in tw else 1
-    if not np.all(np.isfinite(data)):
+    if not lazy and not np.all(np.isfinite(data)):
         raise TwinInputError("/entry_1/data_1/data", "NaN/inf", "counts must be finite")
+    if not np.all(np.isfinite(tr[:, :2])):
+        bad = int(np.flatnonzero(~np.all(np.isfinite(tr[:, :2]), axis=1))[0])
+        raise TwinInputError("/entry_1/data_1/translation", f"NaN/inf in row {bad}",
+                             "positions must be finite")
+    if illum is not None and not np.all(np.isfinite(illum)):
+        raise TwinInputError("/entry_1/instrument_1/source_1/illumination", "NaN/inf",
+                             "the probe must be finite")
     for name, v in (("distance", dist), ("x_pixel_size", pix), ("energy", energy_kev)):
         if not (np.isfinite(v) and v > 0):
             raise TwinInputError(f"/entry_1/instrument_1/{name}", v, "must be a positive number")

@@ -79,13 +79,15 @@ class Options:
     subpixel_shift: str = SUBPIXEL_SHIFT  # fourier (exact) | cubic | bilinear (object reads)
 
     def __post_init__(self):
-        checks = [("algorithm", self.algorithm in ALGORITHMS, f"allowed: {ALGORITHMS}"),
+        checks = [("algorithm", self.algorithm in ALGORITHMS + ("auto",),
+                   f"allowed: {ALGORITHMS + ('auto',)}"),
                   ("iterations", self.iterations >= 1, "at least 1"),
-                  ("modes", 1 <= self.modes <= 64, "1 to 64"),
+                  ("modes", 0 <= self.modes <= 64, "1 to 64 (0: auto)"),
                   ("batch_size", self.batch_size >= 1, "at least 1"),
                   ("alpha", 0 <= self.alpha <= 1, "0 to 1"),
                   ("position_correction", self.position_correction in
-                   ("none", "gradient", "annealing"), "none, gradient or annealing"),
+                   ("none", "gradient", "annealing", "auto"),
+                   "none, gradient, annealing or auto"),
                   ("noise_model", self.noise_model in ("gaussian", "poisson"),
                    "gaussian or poisson"),
                   ("lsqml_steps", self.lsqml_steps in ("median", "per_position"),
@@ -99,6 +101,18 @@ class Options:
                 raise TwinInputError(f"--{name.replace('_', '-')}", getattr(self, name), allowed)
 
 
+    @property
+    def automatic(self) -> bool:
+        """Whether any choice is left to :func:`auto_options`."""
+        return (self.algorithm == "auto" or self.modes == 0
+                or self.position_correction == "auto")
+
+
+#: Options with every choice left to :func:`auto_options` (what ``twin reconstruct`` and
+#: ``twin run`` use unless told otherwise).
+AUTO = dict(algorithm="auto", modes=0, position_correction="auto")
+
+
 @dataclass
 class Result:
     object: np.ndarray             # (H, W) complex64 (multislice: the product of the slices)
@@ -110,6 +124,7 @@ class Result:
     slices: np.ndarray | None = None
     stopped_early: str | None = None
     timings: dict = field(default_factory=dict)
+    chosen: list[str] = field(default_factory=list)   # what auto_options chose and why
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -144,16 +159,53 @@ def orthogonalize_modes(probe, xp):
     return (s[:, None] * vh).reshape(probe.shape).astype(probe.dtype)
 
 
+@dataclass(frozen=True)
+class FrameStatistics:
+    """What one pass over the frames gives: mean photons per frame, the mean frame (ny, nx)
+    float64 and the masked total Σ mask·I (the cost's normalisation)."""
+
+    mean_photons: float
+    mean_frame: np.ndarray
+    masked_total: float
+
+
+def frame_statistics(frames, mask=None, chunk: int = 256) -> FrameStatistics:
+    """One pass over ``frames`` ((N, ny, nx) array or a streamed
+    :class:`twin.io.files.FrameStack`), chunk by chunk; non-finite counts raise
+    :class:`TwinInputError` naming the dataset."""
+    n = len(frames)
+    total = np.zeros(frames.shape[1:], np.float64)
+    for a in range(0, n, chunk):
+        f = np.asarray(frames[a:min(a + chunk, n)], dtype=np.float32)
+        if not np.all(np.isfinite(f)):
+            raise TwinInputError("/entry_1/data_1/data", "NaN/inf", "counts must be finite")
+        total += f.sum(axis=0, dtype=np.float64)
+    m = 1.0 if mask is None else mask
+    return FrameStatistics(float(total.sum() / max(n, 1)), total / max(n, 1),
+                           float(np.sum(total * m)))
+
+
+def _statistics(data: PtychoData) -> FrameStatistics:
+    st = getattr(data, "_twin_statistics", None)
+    if st is None or st[0] is not data.frames:
+        st = (data.frames, frame_statistics(data.frames, data.mask))
+        object.__setattr__(data, "_twin_statistics", st)
+    return st[1]
+
+
 def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp) -> np.ndarray:
     """The file's illumination, or a model: the inverse transform of the mean diffraction
     amplitude (upsampled), with weaker further modes made by phase ramps, orthogonalised."""
-    mean_photons = float(np.mean(data.frames.sum(axis=(1, 2))))
+    mean_photons = _statistics(data).mean_photons
     if data.illumination is not None:
         p = np.asarray(data.illumination, dtype=np.complex64)
-        if p.shape[-1] != n:
+        if p.ndim != 3 or p.shape[-2:] != (n, n):
             raise TwinInputError("/entry_1/instrument_1/source_1/illumination", p.shape,
                                  f"must be (M, {n}, {n}) for {data.frames.shape[-1]}-pixel "
                                  f"frames at upsampling {u}")
+        if not np.all(np.isfinite(p)):
+            raise TwinInputError("/entry_1/instrument_1/source_1/illumination", "NaN/inf",
+                                 "the probe must be finite")
     else:
         p = model_probe(data, n, u)[None]
     p = p[:modes]
@@ -169,7 +221,7 @@ def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp) -> np.ndarra
 
 
 def _mean_pupil(data: PtychoData, n: int, u: int) -> np.ndarray:
-    amp = np.sqrt(np.maximum(np.mean(data.frames, axis=0), 0))
+    amp = np.sqrt(np.maximum(_statistics(data).mean_frame, 0))
     return (np.repeat(np.repeat(amp, u, axis=0), u, axis=1) / u).astype(np.complex64)
 
 
@@ -198,7 +250,7 @@ def model_probe(data: PtychoData, n: int, u: int, defocus_m: float | None = None
     step = float(np.median(np.sort(np.linalg.norm(tr[:, None] - tr[None, :50], axis=-1),
                                    axis=0)[1])) if len(tr) > 1 else 4 * dx
     candidates = [0.0] + [k * step / (2 * lam * q_max) for k in (1, 2, 4, 8)]
-    sub = PtychoData(data.frames[:min(len(data.frames), 200)],
+    sub = PtychoData(np.asarray(data.frames[:min(len(data.frames), 200)], np.float32),
                      data.translations_m[:min(len(data.frames), 200)], data.distance_m,
                      data.pixel_size_m, data.energy_kev, None, data.mask)
     best, best_cost = candidates[0], np.inf
@@ -214,17 +266,218 @@ def model_probe(data: PtychoData, n: int, u: int, defocus_m: float | None = None
     return at(best)
 
 
+# ----------------------------------------------------------------------------- auto
+
+#: auto_options' rules (issue 11 §1), measured on realistic data (benchmarks/bench_recon.py
+#: --defaults: object finer than the pixel, 3 incoherent modes, 3 px encoder noise, a probe
+#: model 25 % off in defocus, 2·10⁴ photons/frame; 625 frames, 50 iterations, one run):
+#: rPIE 1 mode 0.651, LSQML 1 mode 0.539, rPIE 3 modes + gradient positions 0.854, LSQML 3
+#: modes + gradient 0.809 (PCC of the phase). rPIE is the engine.
+AUTO_ENGINE = "rpie"
+AUTO_TEST_FRAMES = 256          # frames of the test reconstruction (the scan's centre)
+AUTO_TEST_MODES = 4             # modes the test reconstruction is given
+AUTO_MODE_POWER = 0.05          # a mode is kept if it carries ≥ 5 % of the power
+AUTO_POSITION_RMS_PX = 0.5      # correction rms (pixels) above which positions are uncertain
+
+
+@dataclass
+class AutoChoice:
+    """What :func:`auto_options` chose: the options, the refined starting probe (M, n, n)
+    complex64 (or None: the file's) and one line of reasoning per choice."""
+
+    options: Options
+    illumination: np.ndarray | None
+    reasons: list[str]
+
+
+def _centre_subset(data: PtychoData, k: int) -> PtychoData:
+    """The ``k`` frames nearest the scan's centre (a compact, fully overlapped patch)."""
+    import dataclasses
+
+    tr = np.asarray(data.translations_m)[:, :2]
+    if len(tr) <= k:
+        idx = np.arange(len(tr))
+    else:
+        d = np.linalg.norm(tr - np.median(tr, axis=0), axis=1)
+        idx = np.sort(np.argpartition(d, k)[:k])
+    return dataclasses.replace(data, frames=np.asarray(data.frames[idx], np.float32),
+                               translations_m=np.asarray(data.translations_m)[idx])
+
+
+def _defocus_search(sub: PtychoData, probe: np.ndarray, n: int, u: int, base: Options):
+    """Refine the defocus of a probe model: propagate it by trial distances and keep the one
+    whose object-only reconstruction (probe held fixed, 3 iterations on ``sub``) fits the
+    frames best. The trial distances change the beam's diameter by 0, ±½, ±1, ±2 scan steps
+    (the beam's divergence from the frames' bright-field radius)."""
+    import dataclasses
+
+    lam = sub.wavelength_m
+    nd = sub.frames.shape[-1]
+    dx = lam * sub.distance_m / (nd * sub.pixel_size_m)
+    # divergence: the radius of the bright field (mean frame above 10 % of its peak), in q
+    mean = _statistics(sub).mean_frame
+    q = np.fft.fftshift(np.fft.fftfreq(nd, dx * u))
+    q2 = q[:, None] ** 2 + q[None, :] ** 2
+    bright = mean > 0.1 * mean.max() if mean.max() > 0 else np.ones_like(mean, bool)
+    q_max = float(np.sqrt(q2[bright].max())) if bright.any() else 1 / (4 * dx)
+    tr = np.asarray(sub.translations_m)[:, :2]
+    step = (float(np.median(np.sort(np.linalg.norm(tr[:, None] - tr[None, :64], axis=-1),
+                                    axis=0)[1])) if len(tr) > 1 else 4 * dx)
+    unit = step / (2 * lam * max(q_max, 1e-30))        # Δz that widens the beam by one step
+    best, best_cost, costs = 0.0, np.inf, {}
+    for k in (0.0, -0.5, 0.5, -1.0, 1.0, -2.0, 2.0):
+        dz = k * unit
+        p = probe if dz == 0 else np.asarray(
+            Propagator((n, n), dx, dz, lam).fwd(probe), np.complex64)
+        trial = dataclasses.replace(sub, illumination=p)
+        r = reconstruct(trial, dataclasses.replace(
+            base, algorithm="rpie", iterations=3, modes=probe.shape[0],
+            position_correction="none", probe_update_start=10 ** 6, upsampling=u))
+        c = r.cost[-1] if r.cost else np.inf
+        costs[k] = c
+        if c < best_cost:
+            best, best_cost = dz, c
+    return best, costs
+
+
+def auto_options(data: PtychoData, base: Options = Options(**AUTO), log=None) -> AutoChoice:
+    """Choose what ``base`` leaves open ("auto": the engine, the probe modes, position
+    correction) from the data, and refine the starting probe. Never looks at
+    ``data.truth``.
+
+    The rules (constants above; measurements in the module's ``AUTO_ENGINE`` note):
+
+    1. **Engine**: rPIE (measured best on realistic data, ahead of LSQML).
+    2. **Starting probe**: the file's illumination is a model from the optics, typically
+       off in defocus: trial propagations of it (:func:`_defocus_search`) keep the one that
+       fits the frames best with the probe held fixed. Without an illumination, the model
+       from the mean diffraction amplitude (:func:`model_probe`).
+    3. **Test reconstruction** on the ≤ 256 frames nearest the scan's centre: 12 rPIE
+       iterations with 4 modes (or the modes the file's illumination has, if more) and
+       gradient position correction from iteration 3. Its refined probe is the full run's
+       start.
+    4. **Modes**: the number of orthogonal modes of the test probe that carry ≥ 5 % of its
+       power each (an incoherent illumination spreads its power over several modes; a
+       coherent one keeps it in the first), at least the file's illumination's.
+    5. **Position correction**: gradient when the test run moved the positions by more than
+       0.5 pixel rms (positions uncertain: fly-scan encoders, drift, jitter), else none.
+
+    Parameters
+    ----------
+    data : PtychoData
+        Frames in memory or streamed (only the test subset is read here).
+    base : Options
+        Options; fields set to "auto" (``modes=0``) are chosen, the rest are kept.
+    log : callable, optional
+        Called with one line per choice (also in ``AutoChoice.reasons``).
+
+    Returns
+    -------
+    AutoChoice
+    """
+    import dataclasses
+
+    reasons: list[str] = []
+
+    def say(msg):
+        reasons.append(msg)
+        if log is not None:
+            log(msg)
+
+    algorithm = base.algorithm
+    if algorithm == "auto":
+        algorithm = AUTO_ENGINE
+        say(f"engine: {algorithm} (measured best on realistic data: twin.recon.engines."
+            "AUTO_ENGINE)")
+    nd = data.frames.shape[-1]
+    u = base.upsampling
+    if u is None:
+        ill = data.illumination
+        u = ill.shape[-1] // nd if ill is not None and ill.shape[-1] % nd == 0 else \
+            data.upsampling
+    n = nd * u
+    sub = _centre_subset(data, AUTO_TEST_FRAMES)
+    quick = dataclasses.replace(base, algorithm="rpie", modes=1, position_correction="none",
+                                upsampling=u, backend=base.backend)
+    if data.illumination is not None:
+        p0 = np.asarray(data.illumination, np.complex64)
+        if p0.ndim == 2:
+            p0 = p0[None]
+        if p0.ndim != 3 or p0.shape[-2:] != (n, n):
+            raise TwinInputError("/entry_1/instrument_1/source_1/illumination", p0.shape,
+                                 f"must be (M, {n}, {n}) for {nd}-pixel frames at "
+                                 f"upsampling {u}")
+        dz, costs = _defocus_search(sub, p0, n, u, quick)
+        dx = data.wavelength_m * data.distance_m / (nd * data.pixel_size_m)
+        if dz != 0:
+            p0 = np.asarray(Propagator((n, n), dx, dz, data.wavelength_m).fwd(p0),
+                            np.complex64)
+        say(f"starting probe: the file's illumination propagated by {dz * 1e6:+.4g} µm "
+            f"(defocus search, cost {min(costs.values()):.4g} against "
+            f"{costs[0.0]:.4g} as given)")
+    else:
+        p0 = model_probe(data, n, u)[None]
+        say("starting probe: no illumination in the file; a model from the mean diffraction "
+            "amplitude with a defocus search")
+    file_modes = p0.shape[0]
+    test_modes = max(AUTO_TEST_MODES, file_modes) if base.modes == 0 else base.modes
+    test_pc = "gradient" if base.position_correction == "auto" else base.position_correction
+    test = reconstruct(dataclasses.replace(sub, illumination=p0), dataclasses.replace(
+        base, algorithm="rpie", iterations=12, modes=test_modes, position_correction=test_pc,
+        position_correction_start=2, upsampling=u))
+    probe = test.probe
+    power = np.sum(np.abs(probe) ** 2, axis=(1, 2))
+    frac = power / max(float(power.sum()), 1e-30)
+    modes = base.modes
+    if modes == 0:
+        modes = max(int(np.sum(frac >= AUTO_MODE_POWER)), file_modes, 1)
+        say(f"probe modes: {modes} (test reconstruction's mode powers "
+            f"{', '.join(f'{f:.1%}' for f in frac)}; kept those ≥ {AUTO_MODE_POWER:.0%})")
+    pc = base.position_correction
+    if pc == "auto":
+        if len(test.positions_m) > 1 and test_pc == "gradient":
+            moved = (test.positions_m - np.asarray(sub.translations_m)[:, :2]) \
+                / test.pixel_size_m
+            moved -= np.median(moved, axis=0)            # a common shift is not an error
+            rms = float(np.sqrt(np.mean(np.sum(moved ** 2, axis=1))))
+        else:
+            rms = 0.0
+        pc = "gradient" if rms > AUTO_POSITION_RMS_PX else "none"
+        say(f"position correction: {pc} (the test reconstruction moved the positions by "
+            f"{rms:.2f} px rms; threshold {AUTO_POSITION_RMS_PX} px)")
+    # the full run starts from the test run's probe, cut or padded to the chosen modes
+    start_probe = probe[:modes]
+    opts = dataclasses.replace(base, algorithm=algorithm, modes=modes, position_correction=pc,
+                               upsampling=u)
+    return AutoChoice(opts, np.asarray(start_probe, np.complex64), reasons)
+
+
 # ----------------------------------------------------------------------------- engine
+
+
+def _amplitudes(frames: np.ndarray) -> np.ndarray:
+    """√I of (B, n, n) frames, moved from DC-at-centre to plain FFT order, float32."""
+    return np.fft.ifftshift(np.sqrt(np.maximum(np.asarray(frames, np.float32), 0)),
+                            axes=(-2, -1)).astype(np.float32, copy=False)
 
 
 class _State:
     def __init__(self, data: PtychoData, opts: Options):
         xp = get_xp(opts.backend)
         self.xp = xp
-        frames = np.asarray(data.frames, dtype=np.float32)
-        if frames.ndim != 3 or frames.shape[1] != frames.shape[2]:
+        # frames held in memory (an array) or streamed from the file (a FrameStack): then only
+        # the batch being worked on is in memory
+        self.streamed = not isinstance(data.frames, np.ndarray)
+        frames = data.frames if self.streamed else np.asarray(data.frames, dtype=np.float32)
+        if len(frames.shape) != 3 or frames.shape[1] != frames.shape[2]:
             raise TwinInputError("/entry_1/data_1/data", frames.shape,
                                  "must be square frames (N, n, n)")
+        if len(frames) != len(data.translations_m):
+            raise TwinInputError("/entry_1/data_1/translation", len(data.translations_m),
+                                 f"must have one row per frame ({len(frames)} frames)")
+        if not np.all(np.isfinite(np.asarray(data.translations_m)[:, :2])):
+            raise TwinInputError("/entry_1/data_1/translation", "NaN/inf",
+                                 "positions must be finite")
         nd = frames.shape[-1]
         u = opts.upsampling
         if u is None:
@@ -244,11 +497,13 @@ class _State:
         # sees. Frames and mask are moved to that order once here; with upsampling the binned
         # grid is shifted by its own half size, which maps each binned pixel onto the u×u block
         # of the fine grid it covers.
-        self.amp = xp.asarray(np.fft.ifftshift(np.sqrt(np.maximum(frames, 0)), axes=(-2, -1)))
+        self.frames = frames if self.streamed else None
+        self.amp = (None if self.streamed else
+                    xp.asarray(_amplitudes(frames)))
         m = np.fft.ifftshift(mask.astype(np.float32))
         self.mask = xp.asarray(m)
         self.all_valid = bool(np.all(m == 1))
-        self.norm = float(np.sum(frames * mask))
+        self.norm = _statistics(data).masked_total
         tr = data.translations_m
         reach = np.max(np.abs(tr[:, :2])) / self.dx if len(tr) else 0
         side = 2 * int(math.ceil(reach)) + self.n + 8
@@ -267,6 +522,42 @@ class _State:
         self.prop = (Propagator((self.n, self.n), self.dx, opts.slice_thickness_m,
                                 data.wavelength_m, xp=xp) if L > 1 else None)
         self.rng = np.random.default_rng(opts.seed)
+
+    def amplitudes(self, idx):
+        """(B, n, n) measured amplitudes √I of the frames ``idx``, in the operator's FFT
+        order (read from the file when streaming)."""
+        if self.amp is not None:
+            return self.amp[idx]
+        return self.xp.asarray(_amplitudes(self.frames[np.asarray(idx)]))
+
+    def batches(self, opts: Options):
+        """The minibatches of one iteration. In memory: a random permutation cut into
+        ``batch_size`` pieces. Streamed: blocks of ``batch_size`` consecutive frames (one
+        contiguous read each, aligned to the file's chunks for the default size) in random
+        order — consecutive frames of a raster or fly scan also cover a compact region, so each
+        batch updates a small part of the object."""
+        n_pos, b = len(self.pos), opts.batch_size
+        if not self.streamed:
+            order = self.rng.permutation(n_pos)
+            return [order[a:a + b] for a in range(0, n_pos, b)]
+        starts = self.rng.permutation(np.arange(0, n_pos, b))
+        return [np.arange(a, min(a + b, n_pos)) for a in starts]
+
+    def local(self, idx):
+        """(operator, view, sel) for a batch: an operator over the sub-rectangle of the object
+        that the batch's windows cover (4-pixel margin), that rectangle as a view of the
+        object, and the batch's indices into the local operator. Every per-batch object-sized
+        pass (adjoints, preconditioners, updates) then costs the batch's area, not the whole
+        object's. Falls back to the whole object when the batch covers most of it."""
+        H, W = self.shape
+        p = self.pos[idx]
+        r0, c0 = np.maximum(np.floor(p.min(axis=0)).astype(int) - 4, 0)
+        r1, c1 = np.minimum(np.floor(p.max(axis=0)).astype(int) + self.n + 5, (H, W))
+        if (r1 - r0) * (c1 - c0) > 0.5 * H * W:
+            return self.op, (slice(None), slice(None)), idx
+        op = ptychography.FarFieldPtychography(self.op.probe, p - (r0, c0), (r1 - r0, c1 - c0),
+                                               shift=self.op.shift, centred=False)
+        return op, (slice(r0, r1), slice(c0, c1)), np.arange(len(idx))
 
     @property
     def probe(self):
@@ -291,12 +582,11 @@ class _State:
         return o
 
 
-def _far_correction(st: _State, far, idx, opts: Options):
+def _far_correction(st: _State, far, amp_meas, opts: Options):
     """Turn far-field waves ``far`` (B, M, n, n) into the far-field correction ΔΨ in place
     (Ψ' − Ψ for the modulus constraint; the Poisson gradient for LSQML) and return the batch's
     cost Σ mask·(√Î − √I)²."""
     xp = st.xp
-    amp_meas = st.amp[idx]
     sq = xp.square(far.view(xp.float32))
     model = (sq[..., 0::2] + sq[..., 1::2]).sum(axis=1)               # (B, n, n) Σ_m |Ψ|²
     model = _bin(model, st.u)
@@ -319,15 +609,17 @@ def _far_correction(st: _State, far, idx, opts: Options):
 
 def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
     xp = st.xp
-    op = st.op
-    obj = st.slices[0]
+    gidx = idx
+    amp = st.amplitudes(gidx)
+    op, view, idx = st.local(gidx)                                    # idx: into op now
+    obj = st.slices[0][view]                                          # a view: updated in place
     psi, patch, probes = op.exit_waves(obj, idx)                      # (B, M, n, n)
     chi = op.far(psi, overwrite=True)
-    cost = _far_correction(st, chi, idx, opts)
+    cost = _far_correction(st, chi, amp, opts)
     chi = op.far_adj(chi)                                             # exit-wave correction Δψ
     pos_step = None
     if opts.position_correction == "gradient" and it >= opts.position_correction_start:
-        pos_step = _position_step(st, idx, obj, probes, chi, opts)    # before O changes
+        pos_step = _position_step(op, idx, obj, probes, chi, opts)    # before O changes
 
     num_o = op.exit_adj_object(chi, probes, idx)
     den_o = op.illumination(probes, idx)
@@ -343,14 +635,13 @@ def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
         b_exit = op.frame_probes(idx, d_probe) * patch[:, None] if upd_probe else None
         so, sp = _ls_steps(a_exit, b_exit, chi, xp)
         if opts.lsqml_steps == "median":
-            st.slices[0] = obj + (opts.object_step * float(np.median(so))) * d_obj
+            obj += (opts.object_step * float(np.median(so))) * d_obj
             if upd_probe:
                 st.probe = st.probe + (opts.probe_step * float(np.median(sp))) * d_probe
         else:
             # each position's update with its own step (Odstrčil et al. 2018)
             w = xp.asarray(so, dtype=xp.float32)[:, None, None, None]
-            st.slices[0] = obj + opts.object_step * op.exit_adj_object(w * chi, probes,
-                                                                       idx) * pre_o
+            obj += opts.object_step * op.exit_adj_object(w * chi, probes, idx) * pre_o
             if upd_probe:
                 wp = xp.asarray(sp, dtype=xp.float32)[:, None, None, None]
                 st.probe = st.probe + opts.probe_step * op.exit_adj_probe(wp * chi, patch,
@@ -368,7 +659,7 @@ def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
             mp = float(ow.max())
             st.probe = st.probe + opts.probe_step * num_p / ((1 - a) * ow + a * mp + 1e-12)
     if pos_step is not None:
-        st.set_positions(_clip_positions(st, st.pos[idx] + pos_step), idx)
+        st.set_positions(_clip_positions(st, st.pos[gidx] + pos_step), gidx)
     return cost
 
 
@@ -388,12 +679,12 @@ def _ls_steps(a_exit, b_exit, chi, xp):
     return np.clip(so, 0, 2), np.clip(sp, 0, 2)
 
 
-def _position_step(st: _State, idx, obj, probes, chi, opts: Options):
+def _position_step(op, idx, obj, probes, chi, opts: Options):
     """(B, 2) shift of each position that best explains the exit-wave correction:
     Δr = Re⟨∂ψ/∂r, Δψ⟩/‖∂ψ/∂r‖², with ∂ψ/∂r from the operator's exact patch derivative."""
-    xp = st.xp
+    xp = op.xp
     out = []
-    for g in st.op.patch_gradients(obj, idx):
+    for g in op.patch_gradients(obj, idx):
         d = probes * g[:, None]
         num = xp.real(xp.sum(xp.conj(d) * chi, axis=(1, 2, 3)))
         den = xp.sum(d.real ** 2 + d.imag ** 2, axis=(1, 2, 3)) + 1e-12
@@ -432,10 +723,11 @@ def _annealing(st: _State, it: int, opts: Options):
                            for _ in range(n_trials)]
         trials = [_clip_positions(st, t) for t in trials]
         errs = []
+        amp = st.amplitudes(idx)
         for t in trials:
             far = st.op.with_positions(t).fwd(obj)
             model = xp.sqrt(_bin((far.real ** 2 + far.imag ** 2).sum(axis=1), st.u))
-            errs.append(to_numpy(xp.sum((model - st.amp[idx]) ** 2 * st.mask, axis=(1, 2))))
+            errs.append(to_numpy(xp.sum((model - amp) ** 2 * st.mask, axis=(1, 2))))
         best = np.argmin(np.stack(errs), axis=0)
         st.set_positions(np.stack(trials)[best, np.arange(len(idx))], idx)
 
@@ -448,7 +740,7 @@ def _batch_multislice(st: _State, idx: np.ndarray, opts: Options, it: int):
     ms = Multislice(patches[:, None], st.prop)                          # slices (B, 1, L, n, n)
     incident, wave = ms.forward_waves(op.frame_probes(idx))           # L × (B, M, n, n)
     chi = op.far(wave)
-    cost = _far_correction(st, chi, idx, opts)
+    cost = _far_correction(st, chi, st.amplitudes(idx), opts)
     grads, chi_in = ms.gradients(incident, op.far_adj(chi))
     a = opts.alpha
     for l in range(L):
@@ -472,10 +764,41 @@ def _batch_multislice(st: _State, idx: np.ndarray, opts: Options, it: int):
 
 
 def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = False,
-                callback=None) -> Result:
-    """Reconstruct object, probe (modes) and positions from ``data``."""
+                callback=None, log=None) -> Result:
+    """Reconstruct object, probe (modes) and positions from ``data``.
+
+    Parameters
+    ----------
+    data : PtychoData
+        Frames in memory, or streamed from the file (``read_cxi(..., lazy=True)``: only one
+        batch of frames is in memory at a time).
+    opts : Options
+        Engine settings; :func:`auto_options` chooses them from the data.
+    progress : bool
+        A progress bar over frames × iterations, with the rate, the ETA and the cost.
+    callback : callable, optional
+        ``callback(iteration, cost)`` after every iteration.
+    log : callable, optional
+        Called with a line for every automatic choice (:func:`auto_options`).
+
+    Divergence (a non-finite cost or probe, or a cost above ``divergence_factor`` × the best)
+    stops the iterations; the result is the state of the last good iteration and
+    ``Result.stopped_early`` says so.
+    """
     import time
 
+    chosen: list[str] = []
+    if opts.automatic:
+        import dataclasses
+
+        t_auto = time.perf_counter()
+        choice = auto_options(data, opts, log=log)
+        opts = choice.options
+        if choice.illumination is not None:
+            data = dataclasses.replace(data, illumination=choice.illumination)
+        chosen = choice.reasons + [f"choices took {time.perf_counter() - t_auto:.1f} s"]
+        if log is not None:
+            log(chosen[-1])
     st = _State(data, opts)
     xp = st.xp
     n_pos = len(st.pos)
@@ -487,17 +810,20 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=opts.iterations, desc=f"{opts.algorithm}", unit="it")
+        bar = tqdm(total=opts.iterations * n_pos, desc=f"{opts.algorithm}", unit="frame",
+                   unit_scale=True, smoothing=0.05,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                              "frame-it [{elapsed}<{remaining} ETA, {rate_fmt}{postfix}]")
     t0 = time.perf_counter()
     for it in range(opts.iterations):
-        order = st.rng.permutation(n_pos)
         total = 0.0
-        for start in range(0, n_pos, opts.batch_size):
-            idx = order[start:start + opts.batch_size]
+        for idx in st.batches(opts):
             if opts.algorithm == "multislice" and st.slices.shape[0] > 1:
                 total += _batch_multislice(st, idx, opts, it)
             else:
                 total += _batch_2d(st, idx, opts, it)
+            if bar is not None:
+                bar.update(len(idx))
         if opts.position_correction == "annealing" and it >= opts.position_correction_start:
             _annealing(st, it, opts)
         if (opts.position_correction != "none" and opts.position_smoothing_frames > 1
@@ -511,15 +837,15 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
                        f"kept the state of iteration {len(costs)}")
             warnings.warn(stopped, stacklevel=2)
             if last_good is not None:
-                st.slices, st.probe, st.pos = last_good
+                st.slices, st.probe = last_good[0], last_good[1]
+                st.set_positions(last_good[2])
             break
         costs.append(cost)
         if cost < best:
             best = cost
         last_good = (st.slices.copy(), st.probe.copy(), st.pos.copy())
         if bar is not None:
-            bar.set_postfix(cost=f"{cost:.4g}")
-            bar.update(1)
+            bar.set_postfix_str(f"it {it + 1}/{opts.iterations}, cost {cost:.4g}")
         if callback is not None:
             callback(it, cost)
     if bar is not None:
@@ -530,4 +856,4 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
     return Result(to_numpy(st.object).astype(np.complex64), to_numpy(st.probe),
                   st.pos.copy(), tr[:, :2], costs, st.dx, slices, stopped,
                   {"seconds": elapsed, "frame_iterations_per_s":
-                   n_pos * max(len(costs), 1) / max(elapsed, 1e-9)})
+                   n_pos * max(len(costs), 1) / max(elapsed, 1e-9)}, chosen)
