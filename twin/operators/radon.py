@@ -27,6 +27,9 @@ import scipy.sparse as sp
 from twin.core.xp import array_module
 
 
+_CHUNK_ANGLES = 12
+
+
 @lru_cache(maxsize=6)
 def projection_matrix(n: int, angles_key: tuple) -> sp.csr_matrix:
     """The bilinear ray-sampling matrix A, (n_angles·n, n²) float32 CSR with int32 indices.
@@ -40,31 +43,45 @@ def projection_matrix(n: int, angles_key: tuple) -> sp.csr_matrix:
     """
     n = int(n)
     c = n // 2
-    na = len(angles_key)
-    th = np.deg2rad(np.asarray(angles_key, dtype=float))
-    cos, sin = np.cos(th)[:, None, None], np.sin(th)[:, None, None]
-    s = (np.arange(n) - c)[None, :, None]              # detector pixel  (a, s, t)
+    th_all = np.deg2rad(np.asarray(angles_key, dtype=float))
+    s = (np.arange(n) - c)[None, :, None]              # detector pixel  (angle, s, t)
     t = (np.arange(n) - c)[None, None, :]              # sample along the ray
-    col = c + cos * s + sin * t
-    row = c - sin * s + cos * t
-    r0 = np.floor(row)
-    c0 = np.floor(col)
-    fr = (row - r0).astype(np.float32)
-    fc = (col - c0).astype(np.float32)
-    r0 = r0.astype(np.int32)
-    c0 = c0.astype(np.int32)
-    ray = np.broadcast_to(np.arange(na * n, dtype=np.int32).reshape(na, n, 1), r0.shape)
-    rows, cols, vals = [], [], []
-    for dr, dc, w in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc),
-                      (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):
-        rr, cc = r0 + dr, c0 + dc
-        ok = (rr >= 0) & (rr < n) & (cc >= 0) & (cc < n) & (w > 0)
-        rows.append(ray[ok])
-        cols.append((rr * n + cc)[ok])
-        vals.append(w[ok])
-    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(na * n, n * n), dtype=np.float32)
-    A.sum_duplicates()
+    blocks = []
+    # a few angles at a time: the temporaries stay in cache, and each block's rows are
+    # already in order, so only the (short) rows need sorting to merge duplicate taps
+    for a0 in range(0, len(th_all), _CHUNK_ANGLES):
+        th = th_all[a0:a0 + _CHUNK_ANGLES]
+        k = len(th)
+        cos, sin = np.cos(th)[:, None, None], np.sin(th)[:, None, None]
+        col = (c + cos * s) + sin * t
+        row = (c - sin * s) + cos * t
+        r0 = np.floor(row)
+        c0 = np.floor(col)
+        fr = (row - r0).astype(np.float32)
+        fc = (col - c0).astype(np.float32)
+        r0 = r0.astype(np.int32)
+        c0 = c0.astype(np.int32)
+        in_r = ((r0 >= 0) & (r0 < n), (r0 >= -1) & (r0 < n - 1))    # row r0, r0 + 1 inside
+        in_c = ((c0 >= 0) & (c0 < n), (c0 >= -1) & (c0 < n - 1))
+        base = r0 * n + c0
+        wr, wc = (1 - fr, fr), (1 - fc, fc)
+        idx = np.empty((k, n, n, 4), np.int32)
+        w = np.empty((k, n, n, 4), np.float32)
+        for j, (dr, dc) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            w[..., j] = np.where(in_r[dr] & in_c[dc], wr[dr] * wc[dc], 0)
+            idx[..., j] = base + (dr * n + dc)
+        w = w.reshape(k * n, -1)
+        idx = idx.reshape(k * n, -1)
+        ok = w > 0
+        indptr = np.zeros(k * n + 1, np.int64)
+        np.cumsum(ok.sum(axis=1), out=indptr[1:])
+        B = sp.csr_matrix((w[ok], idx[ok], indptr), shape=(k * n, n * n))
+        B.sum_duplicates()
+        blocks.append(B)
+    A = sp.vstack(blocks, format="csr")
+    if A.nnz < 2 ** 31:         # 32-bit indices: less memory traffic in every product
+        A.indices = A.indices.astype(np.int32, copy=False)
+        A.indptr = A.indptr.astype(np.int32, copy=False)
     return A
 
 

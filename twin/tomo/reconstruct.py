@@ -275,7 +275,12 @@ class _SIRT:
         A = self.A
         xp = array_module(x)
         for _ in range(iterations):
-            x += self.CM * A.adj_cols(self.R * (p - A.fwd_cols(x)))
+            r = A.fwd_cols(x)
+            xp.subtract(p, r, out=r)
+            r *= self.R
+            g = A.adj_cols(r)
+            g *= self.CM
+            x += g
             if nonneg:
                 xp.maximum(x, 0, out=x)
         return x
@@ -330,8 +335,12 @@ def sart(sino, theta_deg, iterations: int = 10, relaxation: float = 0.5, x0=None
         for a in rng.permutation(na):
             Ab, AbT = blocks[a]
             R, CM = norms[a]
-            resid = p[a * n:(a + 1) * n] - Ab @ x
-            x += CM * (AbT @ (R * resid))
+            r = Ab @ x
+            xp.subtract(p[a * n:(a + 1) * n], r, out=r)
+            r *= R
+            g = AbT @ r
+            g *= CM
+            x += g
             if nonneg:
                 xp.maximum(x, 0, out=x)
     return _volume(x, n)
