@@ -523,9 +523,10 @@ def _remove_gauge(shifts, q):
     return out
 
 
-def align_projections(proj, theta_deg, iterations: int = 8, method: str = "auto",
+def align_projections(proj, theta_deg, iterations: int = 6, method: str = "auto",
                       inner_iterations: int = 10, upsample: int = 10,
-                      progress: bool = False, tol_px: float = 0.05
+                      progress: bool = False, tol_px: float = 0.05,
+                      relaxation: tuple[float, float] = (1.0, 1.5)
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Joint iterative reconstruction and reprojection (Gürsoy et al., Sci. Rep. 7, 11818, 2017).
 
@@ -552,6 +553,10 @@ def align_projections(proj, theta_deg, iterations: int = 8, method: str = "auto"
         Print the mean shift update of each iteration.
     tol_px : float
         Stop when the largest shift update is below this (px).
+    relaxation : (float, float)
+        Factors on each (row, column) shift update. The column shifts converge slowly (each
+        reconstruction from still-misaligned data is blurred along the detector), so their
+        update is over-relaxed by default; 2 no longer converges (benchmarks/bench_tomo.py).
 
     Returns
     -------
@@ -572,6 +577,7 @@ def align_projections(proj, theta_deg, iterations: int = 8, method: str = "auto"
     x = xp.zeros((n * n, rows), dtype=xp.float32)
     shifts = xp.zeros((na, 2))
     gauge = _gauge_modes(theta, xp)
+    relax = xp.asarray(np.asarray(relaxation, dtype=float))
     aligned = proj.copy()
     for it in range(iterations):
         if method == "sirt":
@@ -580,7 +586,7 @@ def align_projections(proj, theta_deg, iterations: int = 8, method: str = "auto"
             x = _pixels(xp.asarray(fbp(_to_numpy(aligned), theta, "shepp-logan")))
         rep = _unrays(A.fwd_cols(x), na, n)
         step = register_stack(rep, aligned, upsample)
-        step = _remove_gauge(shifts + step, gauge) - shifts
+        step = _remove_gauge(shifts + relax * step, gauge) - shifts
         shifts += step
         aligned = shift_stack(proj, shifts)
         biggest = float(xp.abs(step).max())
