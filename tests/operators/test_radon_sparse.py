@@ -72,6 +72,8 @@ def test_angle_blocks_are_the_matrix_rows():
         assert np.allclose(Ab @ x, full[a * n:(a + 1) * n], atol=1e-5)
         single = radon.Radon(n, theta[a:a + 1]).fwd_cols(x)   # an independent one-angle matrix
         assert np.allclose(Ab @ x, single, atol=1e-5)
+        y = RNG.standard_normal((n, 2))
+        assert np.sum((Ab @ x) * y) == pytest.approx(np.sum(x * (AbT @ y)), rel=1e-5)
 
 
 def test_gpu_matches_cpu(xp):
