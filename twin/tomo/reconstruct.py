@@ -8,13 +8,18 @@ Sinograms are (n_angles, rows, cols) with angles in degrees; for every row z,
   2D FFT (Fourier slice theorem); the polar samples, weighted by the ramp |ρ|·Δρ·Δθ and a
   filter window, are spread onto an oversampled Cartesian grid with a Kaiser–Bessel kernel (one
   sparse matrix for all rows), inverse-FFT'd, cropped and divided by the kernel's transform.
-* :func:`sart`, :func:`sirt` — algebraic reconstruction with the exact projector pair of
-  :class:`twin.radon.Radon`; :func:`tv_reconstruct` adds total-variation regularisation
+* :func:`sart`, :func:`sirt` — algebraic reconstruction with the projector pair of
+  :class:`twin.operators.radon.Radon` (one cached sparse matrix, applied to all slices at once;
+  NumPy/SciPy or CuPy/cuSPARSE); :func:`tv_reconstruct` adds total-variation regularisation
   (gradient descent on a smoothed TV), for few angles and missing wedges.
+* :func:`choose_algorithm` — FBP when the angles sample the object fully, else TV with
+  positivity (what ``twin tomo`` does by default, and says so).
 * :func:`find_center` — the rotation axis by the sharpest reconstruction of a slice.
 * :func:`align_projections` — joint iterative reconstruction and reprojection (Gürsoy et al.,
   Sci. Rep. 7, 11818, 2017): reconstruct, reproject, register each projection to its
-  reprojection, shift, repeat.
+  reprojection, shift, repeat; registration (:func:`register_stack`) and shifting
+  (:func:`shift_stack`) are batched over the stack, and the shifts are reported in the
+  volume's gauge (its free translation removed).
 
 tomopy (gridrec) and astra-toolbox (FBP_CUDA/FBP on the CPU) are used by :func:`fbp` when
 ``backend`` names them and they are importable.
