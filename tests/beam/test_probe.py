@@ -62,3 +62,24 @@ def test_coded_beams_are_distinct():
 def test_undersampled_pupil_is_an_input_error():
     with pytest.raises(TwinInputError, match="outermost_zone_nm"):
         probe.zone_plate_probe(64, 300e-9, ZP, LAM, 0.0)
+
+
+def test_source_size_sets_the_coherence():
+    """Larger sources (or shorter source distances) spread the power over more modes; a point
+    source is one mode; the total power is the photons asked for."""
+    zp = probe.ZonePlate(150e-6, 100e-9, 40e-6)
+    lam, dz, dx = 1.55e-10, 0.5e-3, 60e-9
+    point = probe.probe_modes(64, dx, zp, lam, dz, n_modes=8, source_sigma_m=(0.0, 0.0),
+                              photons=100.0)
+    assert point.shape[0] == 1
+    fr = []
+    for sig in (20e-9, 60e-9, 150e-9):
+        m = probe.probe_modes(64, dx, zp, lam, dz, n_modes=8, source_sigma_m=(sig, sig),
+                              photons=100.0, power_kept=0.999)
+        pw = probe.probe_power(m)
+        assert pw.sum() == pytest.approx(100.0, rel=1e-5)
+        fr.append(pw[0] / pw.sum())
+    assert fr[0] > fr[1] > fr[2] and fr[2] < 0.8
+    # demagnification by the thin-lens ratio f/L
+    assert probe.source_sigma_at_focus_m((100e-6, 10e-6), 100.0, 0.1) == pytest.approx(
+        (1e-8, 1e-7))

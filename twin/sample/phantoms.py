@@ -354,8 +354,9 @@ class IntegratedCircuit(Phantom):
             if a in (0.0, 180.0):
                 r = sq if a == 0 else sq[::-1, ::-1]
             else:
-                r = (ndimage.rotate(sq.real, a, reshape=False, order=1)
-                     + 1j * ndimage.rotate(sq.imag, a, reshape=False, order=1))
+                # the sense of rotation of twin.operators.radon (CONTRACTS §5)
+                r = (ndimage.rotate(sq.real, -a, reshape=False, order=1)
+                     + 1j * ndimage.rotate(sq.imag, -a, reshape=False, order=1))
             for l in range(len(e) - 1):
                 rows = which == l
                 if rows.any():
