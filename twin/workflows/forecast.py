@@ -434,7 +434,8 @@ def _scalar(key: str, v):
 def forecast(s: Scenario) -> Forecast:
     """Forecast of one scenario."""
     p = physical_parameters(s)
-    p["compression_ratio"] = compression_ratio(s)
+    if s.resolution.model == "simulated":       # frames are simulated anyway
+        p["compression_ratio"] = compression_ratio(s)
     out = evaluate(stack([p]))
     values = {k: _scalar(k, v[0]) for k, v in out.items()}
     values["resolution_model"] = _MODEL_NAMES[int(p["resolution_model"])]

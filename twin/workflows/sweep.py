@@ -125,7 +125,8 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     _check_values(s, keys)
     chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
     base = s.model_copy(update={"sweep": {}})
-    ratio = _forecast.compression_ratio(base)
+    ratio = (_forecast.compression_ratio(base) if base.resolution.model == "simulated"
+             else float("nan"))
     parts = map_ordered(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks), chunks,
                         [ratio] * len(chunks),
                         scheduler=scheduler, n_workers=n_workers, progress=progress,
