@@ -31,7 +31,10 @@ def score(r, data):
                             r.probe.shape[-1])
 
 
-@pytest.mark.parametrize("algorithm,min_pcc", [("rpie", 0.93), ("epie", 0.9), ("lsqml", 0.9)])
+# ePIE's bound was 0.9 on data simulated on the reconstruction grid (PCC 0.907 there); the
+# realistic default simulation (issue 10 §1: oversampled object, integrating pixels, detector
+# response) gives 0.897 (rPIE 0.967 → 0.955, LSQML 0.962 → 0.952, which keep their bounds)
+@pytest.mark.parametrize("algorithm,min_pcc", [("rpie", 0.93), ("epie", 0.88), ("lsqml", 0.9)])
 def test_recovers_ground_truth(quick_cxi, algorithm, min_pcc, backend):
     d = io.read_cxi(quick_cxi)
     r = run(d, algorithm=algorithm, backend=backend)
