@@ -178,13 +178,43 @@ def test_contract_keys_present(scenario_path):
     assert set(keys) <= set(v)
 
 
-def test_3d_resolution_is_bounded_by_crowther(scenario_path):
-    # 21 angles over 140.8° across 30 µm: Crowther allows no finer than π·30 µm/(2·21·0.782)
-    v = fc(scenario_path, "ic_rapid_21")
-    expect = np.pi * 30e-6 / (2 * 21 * 140.8 / 180)
-    assert v["crowther_resolution_m"] == pytest.approx(expect, rel=1e-9)
-    assert v["resolution_3d_forecast_m"] == pytest.approx(max(expect,
-                                                              v["resolution_forecast_m"]))
-    full = fc(scenario_path, "ic_rapid_349")
-    assert full["resolution_3d_forecast_m"] < v["resolution_3d_forecast_m"]
+def test_crowther_count_and_crowther_resolution_agree(scenario_path):
+    # Two code paths: the projection count that Crowther asks for (π/2 × the field in voxels)
+    # must, when the cylinder fills the field, make Crowther's resolution the voxel itself.
+    v = fc(scenario_path, "brain_phantom_eiger_3khz", **{"scan.fov_x_um": 100.0,
+                                                         "tomography.n_projections":
+                                                         "crowther"})
+    voxel = v["pixel_size_m"]
+    assert 0.98 * voxel < v["crowther_resolution_m"] <= voxel * (1 + 1e-9)
+    # the sample's width, not the field, sets it: a field half the sample's width needs as
+    # many projections for the same resolution
+    half = fc(scenario_path, "brain_phantom_eiger_3khz", **{"scan.fov_x_um": 50.0,
+                                                            "tomography.n_projections":
+                                                            v["n_projections"]})
+    assert half["crowther_resolution_m"] == pytest.approx(v["crowther_resolution_m"])
+
+
+def test_missing_wedge_is_not_fixed_by_more_projections(scenario_path):
+    few = fc(scenario_path, "ic_rapid_21")
+    many = fc(scenario_path, "ic_rapid_21", **{"tomography.n_projections": 4000})
+    full = fc(scenario_path, "ic_rapid_21", **{"tomography.n_projections": 4000,
+                                               "tomography.angular_range_deg": 180.0})
+    assert many["resolution_3d_forecast_m"] < few["resolution_3d_forecast_m"]
+    # at 140.8° the worst direction stays elongated whatever the count; 180° has no wedge
+    assert many["missing_wedge_elongation"] > 1.2
+    assert full["missing_wedge_elongation"] == pytest.approx(1.0)
+    assert many["resolution_3d_worst_m"] > 1.2 * full["resolution_3d_worst_m"]
     assert fc(scenario_path, "quickstart")["resolution_3d_forecast_m"] is None
+
+
+def test_dose_fractionation_total_fluence_sets_the_3d_dose_limit(scenario_path):
+    # Hegerl–Hoppe: N projections at fluence F reach what one projection at N·F reaches; a 2D
+    # scenario at N times the flux is that one projection
+    v3 = fc(scenario_path, "ic_rapid_21")
+    v2 = fc(scenario_path, "ic_rapid_21", **{"tomography.n_projections": 0,
+                                             "beam.flux_photons_per_s":
+                                             21 * scenario.load(scenario_path("ic_rapid_21"))
+                                             .beam.flux_photons_per_s})
+    assert v3["dose_limited_3d_resolution_m"] == pytest.approx(v2["resolution_forecast_m"],
+                                                               rel=1e-6)
+
