@@ -268,3 +268,16 @@ def test_sorted_uniforms_are_sorted_uniforms():
     # uniform: the empirical CDF stays close to the diagonal (Kolmogorov–Smirnov)
     ks = np.max(np.abs(np.arange(1, 1001) / 1000 - big))
     assert ks < 1.63 / np.sqrt(1000)
+
+
+@pytest.mark.parametrize("model", ["paralyzable", "nonparalyzable"])
+def test_many_photon_pixels_keep_the_monte_carlo_mean_and_variance(model):
+    """Above PHOTON_BY_PHOTON_MAX photons the recorded count is drawn from the renewal-theory
+    normal law: its mean and variance against the independent arrival-time Monte Carlo."""
+    tau, T, rate = 1e-7, 1e-5, 2e7                   # nτ = 2, 200 photons per exposure
+    assert rate * T > detector.PHOTON_BY_PHOTON_MAX
+    counts = np.random.default_rng(21).poisson(rate * T, size=40000)
+    rec = detector.record_photons(counts, T, tau, model, np.random.default_rng(22))
+    mc = _arrival_monte_carlo(rate, T, tau, model, 3000, 23)
+    assert rec.mean() == pytest.approx(mc.mean(), rel=0.03)
+    assert rec.var() == pytest.approx(mc.var(), rel=0.2)

@@ -422,6 +422,35 @@ class Response:
 # ----------------------------------------------------------------------------- dead time
 
 
+#: Pixels with more photons than this in one exposure are drawn from the renewal-theory normal
+#: law (:func:`_record_many`) instead of photon by photon: their count would otherwise cost
+#: memory and time in proportion to the photons (10⁷ per frame at 10¹⁰ photons/s and 1 ms).
+PHOTON_BY_PHOTON_MAX = 64
+
+
+def _record_many(k: np.ndarray, exposure_s: float, dead_time_s: float, model: str,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Recorded counts of pixels that received many photons ``k`` (≫ 1) in one exposure.
+
+    Given k arrivals in T (rate n = k/T, x = nτ), the recorded count is close to normal
+    (renewal theory; Müller 1973). Its unconditional mean m(n) and variance v(n) are
+    non-paralyzable m = nT/(1 + x), v = m/(1 + x)²; paralyzable m = nT·e^(−x),
+    v = m(1 − 2x·e^(−x)). Conditioned on k the variance loses the part that k's own Poisson
+    spread carries, (dm/dk)²·k: non-paralyzable k·x/(1 + x)⁴, paralyzable
+    k·e^(−x) − k·e^(−2x)(1 + x²).
+    """
+    kf = k.astype(np.float64)
+    x = kf * dead_time_s / exposure_s
+    if model == "paralyzable":
+        mean = kf * np.exp(-x)
+        var = kf * np.exp(-x) - kf * np.exp(-2 * x) * (1 + x * x)
+    else:
+        mean = kf / (1 + x)
+        var = kf * x / (1 + x) ** 4
+    rec = np.rint(mean + np.sqrt(np.maximum(var, 0.0)) * rng.standard_normal(len(kf)))
+    return np.clip(rec, 1, kf).astype(np.float32)
+
+
 def record_photons(counts, exposure_s: float, dead_time_s: float, model: str,
                    rng: np.random.Generator) -> np.ndarray:
     """Recorded counts of pixels that received ``counts`` photons in one exposure, photon by
@@ -454,7 +483,13 @@ def record_photons(counts, exposure_s: float, dead_time_s: float, model: str,
     if dead_time_s <= 0:
         return out
     flat = out.reshape(-1)
-    idx = np.nonzero(c.reshape(-1) >= 2)[0]           # one photon is always counted
+    # a generator of its own for the many-photon pixels, split off at a fixed point of the
+    # stream, so that a prefix of the frames still reproduces the whole run
+    rng_many = np.random.default_rng(rng.integers(2 ** 63))
+    many = np.nonzero(c.reshape(-1) > PHOTON_BY_PHOTON_MAX)[0]
+    if len(many):
+        flat[many] = _record_many(c.reshape(-1)[many], exposure_s, dead_time_s, model, rng_many)
+    idx = np.nonzero((c.reshape(-1) >= 2) & (c.reshape(-1) <= PHOTON_BY_PHOTON_MAX))[0]
     if len(idx) == 0:
         return out
     k = c.reshape(-1)[idx].astype(np.int64)
