@@ -83,3 +83,40 @@ def test_source_size_sets_the_coherence():
     # demagnification by the thin-lens ratio f/L
     assert probe.source_sigma_at_focus_m((100e-6, 10e-6), 100.0, 0.1) == pytest.approx(
         (1e-8, 1e-7))
+
+
+@pytest.mark.parametrize("sigma, coded", [((30e-9, 30e-9), False), ((10e-9, 50e-9), True),
+                                          ((0.0, 40e-9), False)])
+def test_source_modes_match_a_dense_svd_of_the_tilted_probes(sigma, coded):
+    """The pupil-plane Gram matrix gives the powers and modes of an SVD of the K tilted
+    zone-plate probes, each built on its own (zone_plate_probe with a tilt) and stacked."""
+    zp = probe.ZonePlate(150e-6, 100e-9, 40e-6)
+    lam, dz, dx, n = 1.55e-10, 0.3e-3, 60e-9, 48
+    code = probe.coded_aperture(n, 5, 4) if coded else None
+    u = np.linspace(-2.5, 2.5, 7)
+    uy = u if sigma[0] > 0 else [0.0]
+    ux = u if sigma[1] > 0 else [0.0]
+    rows, wts = [], []
+    for a in uy:
+        for b in ux:
+            p = probe.zone_plate_probe(n, dx, zp, lam, dz, tilt_m=(a * sigma[0], b * sigma[1]),
+                                       code=code).astype(np.complex128)
+            rows.append(p.ravel())
+            wts.append(np.exp(-(a * a + b * b) / 2))
+    wts = np.array(wts) / np.sum(wts)
+    _, sv, vh = np.linalg.svd(np.sqrt(wts)[:, None] * np.array(rows), full_matrices=False)
+    ref = sv ** 2 / np.sum(sv ** 2)
+    modes = probe.probe_modes(n, dx, zp, lam, dz, n_modes=6, source_sigma_m=sigma,
+                              photons=1.0, power_kept=1.0)
+    pw = probe.probe_power(modes)
+    k = len(pw)
+    assert k == 6
+    assert np.allclose(pw / pw.sum(), ref[:k] / ref[:k].sum(), atol=1e-3)
+    # the strongest mode (non-degenerate) is the first eigenvector of AᴴA, i.e. conj(vh[0]),
+    # up to a phase
+    m0 = modes[0].ravel() / np.linalg.norm(modes[0])
+    assert abs(np.vdot(vh[0].conj(), m0)) == pytest.approx(1.0, abs=1e-4)
+    # orthonormal modes
+    flat = modes.reshape(k, -1).astype(np.complex128)
+    gram = flat.conj() @ flat.T
+    assert np.allclose(gram, np.diag(pw), atol=1e-5 * pw.sum())

@@ -108,10 +108,19 @@ def source_sigma_at_focus_m(source_size_m, source_distance_m: float, focal_lengt
     return v * m, h * m
 
 
-def _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code, n_points=7):
+def _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code, n_points=7,
+                      max_modes=None):
     """Mode powers and (K, n, n) orthonormal modes for a Gaussian source of rms size sigma_m
     (a number, or (σ_y, σ_x); demagnified to the focal plane), from K = n_points² source
-    points."""
+    points.
+
+    Each source point tilts the focus, a separable phase ramp ey(q_y)·ex(q_x) across the
+    pupil; the inverse FFT is unitary, so the Gram matrix of the K probes is computed in the
+    pupil plane, ⟨P_i, P_j⟩ = Σ_q |S(q)|² r_i(q) r_j*(q), as two matrix products over q_x and
+    q_y (O(n²·K) instead of K FFTs and an O(n²·K²) product). Its eigen-decomposition gives the
+    mode powers; a mode is the pupil spectrum times Σ_i c_i r_i = Ey·C·Exᵀ, so only the modes
+    returned (at most ``max_modes``; none when 0) need an inverse FFT.
+    """
     qy, qx = _freqs(n, dx_m)
     spec = pupil_spectrum(n, dx_m, zp, wavelength_m, code=code)
     spec = spec * np.exp(-1j * np.pi * wavelength_m * defocus_m * (qx ** 2 + qy ** 2))
@@ -120,22 +129,36 @@ def _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code, n_poi
         p = np.fft.fftshift(ifft2(spec, norm="ortho"))
         return np.array([1.0]), (p / np.linalg.norm(p))[None]
     u = np.linspace(-2.5, 2.5, n_points)
-    uy, ux = np.meshgrid(u if sy > 0 else [0.0], u if sx > 0 else [0.0], indexing="ij")
-    gy, gx = uy * sy, ux * sx
-    w = np.exp(-(uy ** 2 + ux ** 2) / 2).ravel()
-    w /= w.sum()
-    ramps = np.exp(-2j * np.pi * (qy[None] * gy.ravel()[:, None, None]
-                                  + qx[None] * gx.ravel()[:, None, None]))
-    stack = np.fft.fftshift(ifft2(spec[None] * ramps, norm="ortho"), axes=(-2, -1))
-    a = np.sqrt(w)[:, None] * stack.reshape(len(w), -1)
-    a /= np.sqrt(np.sum(np.abs(a) ** 2))
-    # eigen-decomposition of the small Gram matrix instead of an SVD of the big one
-    evals, u = np.linalg.eigh(a @ a.conj().T)
+    uy_1d = u if sy > 0 else np.array([0.0])
+    ux_1d = u if sx > 0 else np.array([0.0])
+    uy, ux = np.meshgrid(uy_1d, ux_1d, indexing="ij")
+    w = np.exp(-(uy ** 2 + ux ** 2) / 2)
+    w /= w.sum()                                                      # (ky, kx)
+    ey = np.exp(-2j * np.pi * qy[:, 0][:, None] * (uy_1d * sy)[None])   # (n, ky)
+    ex = np.exp(-2j * np.pi * qx[0][:, None] * (ux_1d * sx)[None])      # (n, kx)
+    s2 = np.abs(spec) ** 2
+    ky, kx = len(uy_1d), len(ux_1d)
+    # G[(a,i),(b,j)] = Σ_{qy,qx} |S|² ey_a ey_b* ex_i ex_j*
+    exx = (ex[:, :, None] * ex.conj()[:, None, :]).reshape(n, kx * kx)  # (n, kx·kx)
+    t = (s2 @ exx).reshape(n, kx, kx)                                   # (n_qy, i, j)
+    g = np.einsum("qa,qb,qij->aibj", ey, ey.conj(), t, optimize=True).reshape(ky * kx, -1)
+    sw = np.sqrt(w.ravel())
+    g = sw[:, None] * g * sw[None, :]
+    total = float(np.real(np.trace(g)))                               # Σ_i w_i ‖P_i‖²
+    g /= total
+    evals, vec = np.linalg.eigh(g)
     order = np.argsort(evals)[::-1]
-    evals, u = np.clip(evals[order], 0, None), u[:, order]
+    evals, vec = np.clip(evals[order], 0, None), vec[:, order]
     keep = evals > 1e-12 * evals[0]
-    vecs = (u[:, keep].conj().T @ a) / np.sqrt(evals[keep])[:, None]
-    return evals[keep] / evals.sum(), vecs.reshape(-1, n, n)
+    power = evals[keep] / evals.sum()
+    k = int(keep.sum()) if max_modes is None else int(min(max_modes, keep.sum()))
+    # mode m = Σ_i conj(vec[i, m]) a_i / sqrt(λ_m), a_i = sqrt(w_i) P_i (normalised)
+    modes = np.empty((k, n, n), np.complex128)
+    for m in range(k):
+        c = (vec[:, m].conj() * sw / np.sqrt(evals[m] * total)).reshape(ky, kx)
+        field = spec * (ey @ c @ ex.T)
+        modes[m] = np.fft.fftshift(ifft2(field, norm="ortho"))
+    return power, modes
 
 
 def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus_m: float,
@@ -168,9 +191,11 @@ def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus
         are returned, rescaled to ``photons``.
     """
     if source_sigma_m is not None:
-        power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, source_sigma_m,
-                                        code)
+        power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, source_sigma_m,
+                                     code, max_modes=0)
         k = int(min(n_modes, np.searchsorted(np.cumsum(power), power_kept) + 1, len(power)))
+        power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, source_sigma_m,
+                                        code, max_modes=k)
         modes = vecs[:k] * np.sqrt(power[:k] / power[:k].sum() * photons)[:, None, None]
         return modes.astype(np.complex64)
     if coherent_fraction >= 1.0 or n_modes == 1:
@@ -184,11 +209,12 @@ def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus
         lo, hi = 0.0, 20 * spot
         for _ in range(24):
             mid = 0.5 * (lo + hi)
-            power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, mid, code)
+            power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, mid, code,
+                                         max_modes=0)
             share = power[0] / power[:n_modes].sum()      # the first mode's share of what is kept
             lo, hi = (mid, hi) if share > coherent_fraction else (lo, mid)
         power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, 0.5 * (lo + hi),
-                                        code)
+                                        code, max_modes=n_modes)
         k = min(n_modes, len(power))
         modes = np.zeros((n_modes, n, n), np.complex64)
         modes[:k] = vecs[:k]
