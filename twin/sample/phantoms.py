@@ -159,17 +159,18 @@ class FibreBundle(Phantom):
     dispersion_deg: float = 10.0
     packing_fraction: float = 0.5
     cell_m: float | None = None
-    """Side of the placement cells, metres (default 3 × the largest outer diameter)."""
+    """Side of the placement cells, metres (default 4.5 × the largest outer diameter)."""
 
-    _TRIES_PER_FIBRE = 400      # candidates drawn per expected fibre before a cell gives up
-    _BATCH = 64                 # candidates drawn at once
+    _BATCH = 256                # positions drawn at once for a fibre
+    _POSITION_BATCHES = 32      # batches a fibre may try before it is dropped
+    _MISSES = 3                 # fibres dropped before a cell counts as full
 
     def __post_init__(self):
         self.materials = (self.matrix_material, self.fibre_material, self.matrix_material)
         mo, so = self.outer_diameter_m
         self._ro_max = max((mo + 5 * abs(so)) / 2, 2 * self.voxel_size_m)
         self._tilt_max = math.radians(5 * abs(self.dispersion_deg) / 2)
-        c = self.cell_m if self.cell_m is not None else 6 * self._ro_max
+        c = self.cell_m if self.cell_m is not None else 9 * self._ro_max
         self._cell = max(float(c), 2 * self._ro_max)
         R = self.sample_diameter_m / 2
         self._i_range = (math.floor(-R / self._cell), math.floor(R / self._cell))
@@ -210,38 +211,44 @@ class FibreBundle(Phantom):
         mi, si = self.inner_diameter_m
         sd_tilt = math.radians(self.dispersion_deg / 2)
         target = self.packing_fraction * area_cell
-        expected = max(1.0, target / (math.pi * (mo / 2) ** 2))
-        max_tries = int(self._TRIES_PER_FIBRE * expected)
-        c_ = self._cell
         # the area covered inside this cell: what earlier neighbours put in, then its own
         # fibres' part in it (what they put into neighbours is not counted)
-        area = float(np.sum(math.pi * old[:, 2] ** 2 * _disc_share(old, [(i, j)], c_)))
-        placed, tries, B = [], 0, self._BATCH
-        while area < target and tries < max_tries:
-            tries += B
-            ro = np.clip(rng.normal(mo, so, B) / 2, 2 * vox, self._ro_max)
-            ri = np.clip(rng.normal(mi, si, B) / 2, 0.0, 0.8 * ro)
-            x = (i + rng.uniform(size=B)) * c
-            z = (j + rng.uniform(size=B)) * c
-            tilt = np.clip(rng.normal(0.0, 1.0, (B, 2)), -5, 5) * sd_tilt
-            ok = np.hypot(x, z) <= R - ro
-            if len(ox) and ok.any():
-                d2 = (x[:, None] - ox) ** 2 + (z[:, None] - oz) ** 2
-                ok &= np.all(d2 >= (ro[:, None] + orr) ** 2, axis=1)
-            for k in np.flatnonzero(ok):
-                if any((x[k] - p[0]) ** 2 + (z[k] - p[1]) ** 2 < (ro[k] + p[2]) ** 2
-                       for p in placed):
-                    continue
-                placed.append((x[k], z[k], ro[k], ri[k],
-                               math.tan(tilt[k, 0]), math.tan(tilt[k, 1])))
-                area += math.pi * ro[k] ** 2 * _disc_share(
-                    np.array([[x[k], z[k], ro[k]]]), [(i, j)], c_)[0]
-                if area >= target:
+        area = float(np.sum(math.pi * old[:, 2] ** 2 * _disc_share(old, [(i, j)], c)))
+        placed, B, misses = [], self._BATCH, 0
+        ox, oz, orr = list(ox), list(oz), list(orr)
+        while area < target:
+            # each fibre's size and tilt are drawn once, then positions until one fits: the
+            # placed fibres keep the requested size distribution (rejecting a size at each
+            # position would favour thin fibres); after a few fibres found no room the cell
+            # counts as full
+            ro = float(np.clip(rng.normal(mo, so) / 2, 2 * vox, self._ro_max))
+            ri = float(np.clip(rng.normal(mi, si) / 2, 0.0, 0.8 * ro))
+            tilt = np.clip(rng.normal(0.0, 1.0, 2), -5, 5) * sd_tilt
+            ax, az, ar = np.array(ox), np.array(oz), np.array(orr)
+            spot = None
+            for _ in range(self._POSITION_BATCHES):
+                x = (i + rng.uniform(size=B)) * c
+                z = (j + rng.uniform(size=B)) * c
+                ok = np.hypot(x, z) <= R - ro
+                if len(ax):
+                    d2 = (x[:, None] - ax) ** 2 + (z[:, None] - az) ** 2
+                    ok &= np.all(d2 >= (ro + ar) ** 2, axis=1)
+                if ok.any():
+                    k = int(np.argmax(ok))
+                    spot = float(x[k]), float(z[k])
                     break
-            if placed:
-                ox = np.concatenate([old[:, 0], [p[0] for p in placed]])
-                oz = np.concatenate([old[:, 1], [p[1] for p in placed]])
-                orr = np.concatenate([old[:, 2], [p[2] for p in placed]])
+            if spot is None:
+                misses += 1
+                if misses >= self._MISSES:
+                    break
+                continue
+            placed.append((spot[0], spot[1], ro, ri,
+                           math.tan(tilt[0]), math.tan(tilt[1])))
+            ox.append(spot[0])
+            oz.append(spot[1])
+            orr.append(ro)
+            area += math.pi * ro ** 2 * _disc_share(np.array([[spot[0], spot[1], ro]]),
+                                                    [(i, j)], c)[0]
         self._cells[key] = out = np.array(placed, dtype=float).reshape(-1, 6)
         return out
 
