@@ -162,3 +162,90 @@ def test_circuit_slabs_sum_to_the_projection(angle):
     three = phantoms.projected_slabs("integrated_circuit", smp, ext, grid3)
     rel = np.abs(three.sum(axis=0) - one).max() / np.abs(one).max()
     assert rel < (1e-9 if angle == 0 else 0.1)
+
+
+# --- local fibre placement ------------------------------------------------------------------
+
+def test_a_fibre_is_the_same_whether_made_for_a_window_or_the_whole_sample():
+    """A strip near the axis, generated on its own (a fresh bundle), holds exactly the fibres
+    of the whole sample that its rays can meet, bit for bit."""
+    kw = dict(shape=(1, 1, 1), voxel_size_m=50e-9, sample_diameter_m=300e-6, seed=11,
+              cell_m=30e-6)
+    full = phantoms.FibreBundle(**kw)
+    whole = full.fibres
+    for angle, (lo, hi), h in ((0.0, (-2e-6, 2e-6), 1e-6), (37.0, (40e-6, 48e-6), 20e-6)):
+        win = phantoms.FibreBundle(**kw)
+        near = win.fibres_near(lo, hi, angle, h)
+        assert len(near) < len(whole) / 2            # only a part of the sample was made
+        assert len(win._cells) < len(full._cells)
+        rows = {tuple(r) for r in whole}
+        assert all(tuple(r) in rows for r in near)
+        # every fibre of the whole sample that a ray of the window meets is among them
+        th = np.deg2rad(angle)
+        for y in (-h, 0.0, h):
+            cx, cz = whole[:, 0] + y * whole[:, 4], whole[:, 1] + y * whole[:, 5]
+            sc = cx * np.cos(th) - cz * np.sin(th)
+            seen = whole[(sc + whole[:, 2] >= lo) & (sc - whole[:, 2] <= hi)]
+            got = {tuple(r) for r in near}
+            assert len(seen) > 0 and all(tuple(r) in got for r in seen)
+
+
+def test_fibre_statistics_on_a_big_window():
+    """Packing fraction, diameters and tilts of the placed fibres against the requested values
+    (a 400 µm bundle; the outer ring, where the wall cuts the cells, left out)."""
+    fb = phantoms.FibreBundle(shape=(1, 1, 1), voxel_size_m=50e-9, sample_diameter_m=400e-6,
+                              seed=5, outer_diameter_m=(6e-6, 1.5e-6),
+                              inner_diameter_m=(3e-6, 1e-6), dispersion_deg=10.0,
+                              packing_fraction=0.45)
+    f = fb.fibres
+    r_in = 160e-6
+    c = np.hypot(f[:, 0], f[:, 1]) < r_in
+    # packing: area-weighted coverage of a raster (independent of the per-cell accounting)
+    g = np.arange(-110e-6, 110e-6, 0.5e-6)
+    xx, zz = np.meshgrid(g, g, indexing="ij")
+    cov = np.zeros(xx.shape, bool)
+    for x, z, ro in f[:, :3]:
+        if abs(x) < 120e-6 and abs(z) < 120e-6:
+            cov |= (xx - x) ** 2 + (zz - z) ** 2 <= ro * ro
+    assert cov.mean() == pytest.approx(0.45, abs=0.02)
+    assert np.sum(np.pi * f[c, 2] ** 2) / (np.pi * r_in ** 2) == pytest.approx(0.45, abs=0.02)
+    assert 2 * f[c, 2].mean() == pytest.approx(6e-6, rel=0.03)
+    assert 2 * f[c, 2].std() == pytest.approx(1.5e-6, rel=0.12)
+    assert 2 * f[c, 3].mean() == pytest.approx(3e-6, rel=0.05)
+    tilt = np.degrees(np.arctan(f[c, 4:6]))
+    assert np.abs(tilt.mean(axis=0)).max() < 0.5
+    assert tilt.std(axis=0) == pytest.approx([5.0, 5.0], rel=0.08)
+    # no two fibres overlap, all inside the sample
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(f[:, :2]).query_pairs(2 * f[:, 2].max(), output_type="ndarray")
+    d = np.hypot(*(f[pairs[:, 0], :2] - f[pairs[:, 1], :2]).T)
+    assert np.all(d >= f[pairs[:, 0], 2] + f[pairs[:, 1], 2] - 1e-15)
+    assert np.all(np.hypot(f[:, 0], f[:, 1]) + f[:, 2] <= 200e-6 + 1e-12)
+
+
+def test_fibre_slabs_match_interval_overlaps_for_thin_slabs():
+    """Slabs thinner than a fibre (many fibres span 2–3 slabs): the slab sums against a
+    direct sum of every fibre's wall-interval overlap with every slab."""
+    fb = phantoms.FibreBundle(shape=(1, 1, 1), voxel_size_m=2e-7, sample_diameter_m=40e-6,
+                              seed=2)
+    y, s = np.array([-1e-6, 0.5e-6]), np.linspace(-8e-6, 8e-6, 41)
+    edges = np.linspace(-20e-6, 20e-6, 17)                       # 2.5 µm slabs
+    out = fb.projection_slabs(y, s, 20.0, 11.0, edges)
+    lut = phantoms.refractive_indices(fb.materials, 11.0)
+    th = np.deg2rad(20.0)
+    f = fb.fibres
+    for i, h in enumerate(y):
+        for l in range(16):
+            e0, e1 = edges[l], edges[l + 1]
+            ref = np.zeros(len(s), complex)
+            cb = np.sqrt(np.clip(20e-6 ** 2 - s ** 2, 0, None))
+            ref += np.clip(np.minimum(cb, e1) - np.maximum(-cb, e0), 0, None) * lut[1]
+            for x, z, ro, ri, tx, tz in f:
+                cx, cz = x + h * tx, z + h * tz
+                sc, tc = cx * np.cos(th) - cz * np.sin(th), cx * np.sin(th) + cz * np.cos(th)
+                for r, sign in ((ro, 1), (ri, -1)):
+                    hc = np.sqrt(np.clip(r * r - (s - sc) ** 2, 0, None))
+                    ov = np.clip(np.minimum(tc + hc, e1) - np.maximum(tc - hc, e0), 0, None)
+                    ref += sign * ov * (lut[2] - lut[1])
+            assert np.allclose(out[l, i], ref, rtol=1e-9, atol=1e-22)

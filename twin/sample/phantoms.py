@@ -346,7 +346,7 @@ class FibreBundle(Phantom):
             wall = np.bincount(
                 (k0[one, None] * ns + np.arange(ns)[None, :]).ravel(),
                 weights=(2 * (ro[one] - ri[one])).ravel(), minlength=n_slabs * ns
-            ).reshape(n_slabs, ns)
+            ).reshape(n_slabs, ns).astype(np.float64)
             if not one.all():
                 t1 = t0[~one, None]
                 r1, q1 = ro[~one], ri[~one]
@@ -357,9 +357,9 @@ class FibreBundle(Phantom):
                     a0, a1 = e[k, None], e[k + 1, None]
                     w = _overlap(t1 - r1, t1 + r1, a0, a1) - _overlap(t1 - q1, t1 + q1, a0, a1)
                     w[ka + o > kb] = 0.0
-                    wall += np.bincount((k[:, None] * ns + np.arange(ns)[None, :]).ravel(),
-                                        weights=w.ravel(), minlength=n_slabs * ns
-                                        ).reshape(n_slabs, ns)
+                    wall = wall + np.bincount(
+                        (k[:, None] * ns + np.arange(ns)[None, :]).ravel(),
+                        weights=w.ravel(), minlength=n_slabs * ns).reshape(n_slabs, ns)
             out[:, i] = base + (n_fib - n_mat) * wall
         return out
 
