@@ -28,7 +28,8 @@ def test_background_plane_removed():
 def test_preview_chain_end_to_end(scenario_path):
     s = scenario.load(scenario_path("brain_phantom_eiger_3khz"))
     s = s.with_values({"detector.crop": 64, "reconstruction.modes": 1})
-    r = chain.run_chain(s, n_angles=6, fov_um=3.0, iterations=4, n_workers=1)
+    # 15 iterations: the file hands the reconstruction the probe model, not the true probe
+    r = chain.run_chain(s, n_angles=6, fov_um=3.0, iterations=15, n_workers=1)
     n_rows, n = r.volume.shape[0], r.volume.shape[-1]
     assert r.volume.shape == (n_rows, n, n) and r.projections.shape[0] == 6
     assert np.all(np.isfinite(r.volume))

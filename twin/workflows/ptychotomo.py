@@ -28,7 +28,7 @@ from twin.workflows import simulate
 from twin.tomo import reconstruct as tomo
 from twin.workflows.cluster import map_ordered
 from twin.analysis.metrics import unwrap_phase
-from twin.geometry import Geometry
+from twin.geometry import Geometry, reconstruction_options
 from twin.scenario import Scenario
 
 # ----------------------------------------------------------------------------- phase
@@ -87,12 +87,13 @@ def one_projection(s: Scenario, angle_deg: float, iterations: int, algorithm: st
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     tr = np.concatenate([p.capture.positions_m - p.origin_m, np.zeros((p.n_frames, 1))], axis=1)
     data = io.PtychoData(counts, tr, s.detector.distance_m, p.det.effective_pixel_size_m,
-                         s.beam.energy_kev, p.probes[0], p.mask, p.exposure_s,
+                         s.beam.energy_kev, p.illumination, p.mask, p.exposure_s,
                          s.scan.frame_rate_hz, p.det.binning,
                          io.GroundTruth(object=p.object, pixel_size_m=p.dx_m))
-    r = reconstruct.reconstruct(data, reconstruct.Options(algorithm=algorithm,
-                                                          iterations=iterations,
-                                                          seed=s.seed))
+    # "auto": the scenario's choices, as twin run and the simulated sweeps make them
+    opts = (reconstruction_options(s, iterations=iterations) if algorithm == "auto"
+            else reconstruct.Options(algorithm=algorithm, iterations=iterations, seed=s.seed))
+    r = reconstruct.reconstruct(data, opts)
     h, w = region
 
     def cut(a):

@@ -40,7 +40,7 @@ from twin.scenario import Scenario
 PATCH_POINTS = 256
 #: Version of the measurement: bump when the simulation or the measurement changes meaning, so
 #: that stale cached points are not reused.
-VERSION = 1
+VERSION = 2
 
 
 def cache_dir() -> Path:
@@ -90,6 +90,9 @@ class Measurement:
         Frames simulated.
     compression_ratio : float
         Raw over bitshuffle-LZ4-compressed size of the simulated frames (detector's dtype).
+    unresolved : bool
+        The FRC against the truth is below threshold from the first searched ring on: the
+        reconstruction did not converge, and ``resolution_simulated_m`` is only a bound.
     seconds : float
         Wall time of the measurement.
     """
@@ -102,6 +105,7 @@ class Measurement:
     frames: int
     compression_ratio: float
     seconds: float
+    unresolved: bool = False
 
 
 def _compression_ratio(counts: np.ndarray) -> float:
@@ -198,9 +202,7 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
     tr = np.concatenate([p.capture.positions_m - p.origin_m, np.zeros((p.n_frames, 1))], axis=1)
     true_tr = np.concatenate([p.capture.true_positions_m - p.origin_m,
                               np.zeros((p.n_frames, 1))], axis=1)
-    illum = getattr(p, "illumination_model", None)
-    if illum is None:
-        illum = p.probes[0]
+    illum = p.illumination            # the user's probe model, never the simulated modes
     data = PtychoData(counts.astype(np.float32), tr, g.distance_m, g.pixel_stored_m,
                       g.energy_kev, illum, p.mask, g.exposure_s, ps.scan.frame_rate_hz,
                       g.binning, GroundTruth(object=p.object, pixel_size_m=p.dx_m,
@@ -219,7 +221,8 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
                     float(c.pcc_phase),
                     float(fluence), float(full.pixel_size_m), int(p.n_frames),
                     _compression_ratio(counts.astype(_stored_dtype(g))),
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0,
+                    _resolution(c.frc, g.beam_diameter_m, against_truth=True, bound=True))
     if use_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -228,7 +231,8 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
     return m
 
 
-def _resolution(frc, beam_diameter_m: float, against_truth: bool = False) -> float:
+def _resolution(frc, beam_diameter_m: float, against_truth: bool = False,
+                bound: bool = False):
     """Half-bit resolution, searched only at periods shorter than the beam.
 
     Against a noise-free truth the correlation of the whole reconstruction is
@@ -246,8 +250,11 @@ def _resolution(frc, beam_diameter_m: float, against_truth: bool = False) -> flo
         t = frc.half_bit
         frc = replace(frc, half_bit=np.sqrt(2 * t / (1 + t)))
     n_bins = len(frc.correlation)
-    skip = math.ceil(2 * n_bins * frc.pixel_size_m / beam_diameter_m - 0.5)
-    return float(frc.resolution_m("half_bit", skip_rings=max(3, min(skip, n_bins - 2))))
+    skip = max(3, min(math.ceil(2 * n_bins * frc.pixel_size_m / beam_diameter_m - 0.5),
+                      n_bins - 2))
+    if bound:       # below threshold already at the first searched ring
+        return bool(frc.correlation[skip] < frc.half_bit[skip])
+    return float(frc.resolution_m("half_bit", skip_rings=skip))
 
 
 @dataclass(frozen=True)
@@ -324,6 +331,7 @@ def summarise(ms: list[Measurement]) -> dict:
     return {"resolution_simulated_m": d, "resolution_simulated_std_m": d_sd,
             "frc_halves_m": stat("frc_halves_m")[0], "pcc_simulated": stat("pcc_simulated")[0],
             "compression_ratio_simulated": stat("compression_ratio")[0],
+            "unresolved": all(m.unresolved for m in ms),
             "seeds_simulated": len(ms)}
 
 
@@ -435,6 +443,13 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
     f0 = fluence_per_m2(s)
     fl = np.array([f0 * f for f in factors])
     d = np.array([r["resolution_simulated_m"] for r in rows])
-    d0, d0_sd, k, k_sd = fit_power_law(fl, d, f0)
+    # a point whose FRC never rises above the threshold where the search starts (the
+    # reconstruction did not converge: too few photons) is a bound, not a measurement
+    bound = np.array([r["unresolved"] for r in rows], bool)
+    if (~bound).sum() < 2:
+        raise TwinInputError("resolution.model", "simulated", (
+            f"the reconstruction did not converge at {int(bound.sum())} of {len(bound)} "
+            "calibration fluences (too few photons per frame?): no resolution to fit"))
+    d0, d0_sd, k, k_sd = fit_power_law(fl[~bound], d[~bound], f0)
     return Calibration(d0, d0_sd, k, k_sd, float(f0),
                        [(float(a), float(b)) for a, b in zip(fl, d)])
