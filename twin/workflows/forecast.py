@@ -35,7 +35,6 @@ from twin.acquisition import detector as _detector
 from twin.sample import dose as _dose
 from twin.sample import materials as _materials
 from twin.beam import optics as _optics
-from twin.core.constants import wavelength_m
 from twin.scenario import Scenario
 
 #: Units of every forecast key, for tables and plots.
@@ -76,12 +75,16 @@ def _absorbed(shape: str, size_x_m: float, size_z_m: float, fov_width_m: float,
 
 def physical_parameters(s: Scenario) -> dict[str, float]:
     """Flat SI parameters of one scenario for :func:`evaluate`."""
-    det = s.detector.resolved()
-    lam = float(wavelength_m(s.beam.energy_kev))
+    from twin.geometry import Geometry
+
+    g = Geometry.from_scenario(s)
+    det = g.detector
+    lam = g.wavelength_m
     bulk = _materials.lookup(s.sample.material, s.beam.energy_kev, s.sample.density_g_per_cm3)
-    fov_x, fov_y = s.scan.fov_x_um * 1e-6, s.scan.fov_y_um * 1e-6
-    size_x, size_z = (v * 1e-6 for v in s.sample.cross_section_um)
-    h_eff = min(s.sample.height_um * 1e-6, fov_y)
+    fov_x, fov_y = g.fov_x_m, g.fov_y_m
+    ext = g.sample_extent
+    size_x, size_z = ext.width_m, ext.depth_m
+    h_eff = min(ext.height_m, fov_y)
     is_3d = s.is_3d
     f_abs = _absorbed(s.sample.shape, size_x, size_z, fov_x, s.tomography.angular_range_deg,
                       is_3d, bulk.mu_per_m) * h_eff / fov_y
@@ -93,19 +96,12 @@ def physical_parameters(s: Scenario) -> dict[str, float]:
         cross = min(size_x, fov_x) * (min(size_z, fov_x) if is_3d else size_z)
     mass = bulk.material.density_g_per_cm3 * 1e3 * cross * h_eff
 
-    zp_d = s.optics.zone_plate_diameter_um * 1e-6
-    dr = s.optics.outermost_zone_nm * 1e-9
-    f = float(_optics.focal_length_m(zp_d, dr, lam))
-    if s.optics.defocus_mm is not None:
-        defocus = s.optics.defocus_mm * 1e-3
-        beam_d = float(_optics.beam_diameter_at_defocus_m(zp_d, dr, lam, defocus))
-    else:
-        beam_d = s.optics.beam_diameter_um * 1e-6
-        defocus = float(_optics.defocus_for_beam_diameter_m(zp_d, dr, lam, beam_d))
-    p_eff = det.effective_pixel_size_m
-    n_crop = s.detector.n_crop
-    disc = float(_optics.far_field_disc_diameter_m(dr, lam, s.detector.distance_m))
-    stop = (s.optics.central_stop_diameter_um * 1e-6 / zp_d) ** 2
+    zp_d, dr = g.zone_plate_diameter_m, g.outermost_zone_m
+    f, defocus, beam_d = g.focal_length_m, g.defocus_m, g.beam_diameter_m
+    p_eff = g.pixel_stored_m
+    n_crop = g.n_stored
+    disc = float(_optics.far_field_disc_diameter_m(dr, lam, g.distance_m))
+    stop = (g.central_stop_m / zp_d) ** 2
     disc_pixels = (n_crop ** 2 if s.optics.diffuser
                    else max(1.0, math.pi / 4 * (disc / p_eff) ** 2 * (1 - stop)))
 
@@ -138,8 +134,11 @@ def physical_parameters(s: Scenario) -> dict[str, float]:
         "step_settle_s": s.scan.step_settle_s,
         "fov_x_m": fov_x,
         "fov_y_m": fov_y,
-        "fast_step_m": s.scan.fast_step_um * 1e-6,
-        "slow_step_m": s.scan.slow_step_um * 1e-6,
+        "fast_step_m": g.fast_step_m,
+        "slow_step_m": g.slow_step_m / s.scan.overlap_relaxation,
+        "frames_per_line": float(g.frames_per_line),
+        "lines_per_beam": float(g.lines_per_beam),
+        "object_pixel_m": g.object_pixel_m,
         "n_beams": float(s.scan.n_beams),
         "overlap_relaxation": s.scan.overlap_relaxation,
         "line_turnaround_s": s.scan.line_turnaround_s,
@@ -235,9 +234,8 @@ def _ceil(x):
 def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every forecast key from column arrays of physical parameters (vectorised)."""
     lam = p["wavelength_m"]
-    frames_per_line = _ceil(p["fov_x_m"] / p["fast_step_m"])
-    lines_total = _ceil(p["fov_y_m"] / (p["slow_step_m"] * p["overlap_relaxation"]))
-    lines = np.ceil(lines_total / p["n_beams"])
+    frames_per_line = p["frames_per_line"]      # counted once, in twin.geometry
+    lines = p["lines_per_beam"]
     frames = frames_per_line * lines
     period = 1.0 / p["frame_rate_hz"]
     scan_time = frames * (period + p["step_mode"] * p["step_settle_s"])
@@ -245,7 +243,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                        + p["projection_overhead_s"])
     scan_rate_m2 = p["fov_x_m"] * p["fov_y_m"] / scan_time
 
-    pixel = lam * p["distance_m"] / (p["n_crop"] * p["pixel_eff_m"])
+    pixel = p["object_pixel_m"]
     voxel = np.where(np.isnan(p["tomo_voxel_m"]), pixel, p["tomo_voxel_m"])
     width_px = _ceil(p["fov_x_m"] / voxel)
     crowther = np.ceil(np.pi / 2 * width_px)
