@@ -24,6 +24,7 @@ from twin.acquisition.detector import DetectorMode
 from twin.beam import optics, probe
 from twin.sample import phantoms
 from twin.core.constants import wavelength_m as _wavelength_m
+from twin.operators.propagation import farfield_pixel_m
 from twin.scenario import Scenario
 
 
@@ -40,7 +41,7 @@ def object_pixel_m(wavelength_m: float, distance_m: float, n_pixels: int,
     pixel_size_m : float
         Detector pixel size, metres (effective: after binning, for binned frames).
     """
-    return wavelength_m * distance_m / (n_pixels * pixel_size_m)
+    return farfield_pixel_m(wavelength_m, distance_m, n_pixels, pixel_size_m)
 
 
 def depth_of_field_m(pixel_m: float, wavelength_m: float) -> float:

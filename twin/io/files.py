@@ -26,6 +26,7 @@ import numpy as np
 
 from twin.core.constants import HC_KEV_M, E_CHARGE_C
 from twin.core.errors import TwinInputError
+from twin.operators.propagation import farfield_pixel_m
 
 try:  # registers bitshuffle/LZ4 with h5py, for reading too
     import hdf5plugin
@@ -283,7 +284,8 @@ class PtychoData:
     @property
     def object_pixel_m(self) -> float:
         """λz/(N·p) of the frames as stored."""
-        return self.wavelength_m * self.distance_m / (self.frames.shape[-1] * self.pixel_size_m)
+        return farfield_pixel_m(self.wavelength_m, self.distance_m, self.frames.shape[-1],
+                                self.pixel_size_m)
 
 
 class CXIWriter:

@@ -76,3 +76,19 @@ def farfield_adj(u):
     """Adjoint (= inverse) of :func:`farfield_fwd`."""
     xp = array_module(u)
     return xp.fft.fftshift(ifft2(xp.fft.ifftshift(u, axes=(-2, -1))), axes=(-2, -1))
+
+
+def farfield_pixel_m(wavelength_m: float, distance_m: float, n_pixels: int,
+                     pixel_size_m: float) -> float:
+    """Object-plane pixel λz/(N·p) of a far-field frame of N detector pixels of size p.
+
+    Parameters
+    ----------
+    wavelength_m, distance_m : float
+        X-ray wavelength and sample–detector distance, metres.
+    n_pixels : int
+        Frame side in pixels.
+    pixel_size_m : float
+        Detector pixel size, metres (effective: after binning, for binned frames).
+    """
+    return wavelength_m * distance_m / (n_pixels * pixel_size_m)

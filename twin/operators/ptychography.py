@@ -285,7 +285,7 @@ class FarFieldPtychography:
         """Fᴴ = F⁻¹: far-field waves → exit waves."""
         return farfield_adj(psi) if self.centred else ifft2(psi)
 
-    # --- exit waves and their adjoints (what the engines compose) -----------------------------------
+    # --- exit waves and their adjoints (what the engines compose) -----------------------
     def exit_waves(self, obj, sel=None, probe=None):
         """(ψ, patch, probes): exit waves (B, M, ny, nx), the object patches (B, ny, nx) and the
         frame probes (:meth:`frame_probes`) of the windows ``sel``."""

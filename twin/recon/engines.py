@@ -232,7 +232,7 @@ def model_probe(data: PtychoData, n: int, u: int, defocus_m: float | None = None
     data cost after two rPIE iterations on a subset of the frames."""
     pupil = _mean_pupil(data, n, u)
     lam = data.wavelength_m
-    dx = lam * data.distance_m / (data.frames.shape[-1] * data.pixel_size_m)
+    dx = data.object_pixel_m
     q = np.fft.fftshift(np.fft.fftfreq(n, dx))
     qy, qx = np.meshgrid(q, q, indexing="ij")
     q2 = qx ** 2 + qy ** 2
@@ -313,7 +313,7 @@ def _defocus_search(sub: PtychoData, probe: np.ndarray, n: int, u: int, base: Op
 
     lam = sub.wavelength_m
     nd = sub.frames.shape[-1]
-    dx = lam * sub.distance_m / (nd * sub.pixel_size_m)
+    dx = sub.object_pixel_m
     # divergence: the radius of the bright field (mean frame above 10 % of its peak), in q
     mean = _statistics(sub).mean_frame
     q = np.fft.fftshift(np.fft.fftfreq(nd, dx * u))
@@ -408,7 +408,7 @@ def auto_options(data: PtychoData, base: Options = Options(**AUTO), log=None) ->
                                  f"must be (M, {n}, {n}) for {nd}-pixel frames at "
                                  f"upsampling {u}")
         dz, costs = _defocus_search(sub, p0, n, u, quick)
-        dx = data.wavelength_m * data.distance_m / (nd * data.pixel_size_m)
+        dx = data.object_pixel_m
         if dz != 0:
             p0 = np.asarray(Propagator((n, n), dx, dz, data.wavelength_m).fwd(p0),
                             np.complex64)
@@ -487,7 +487,7 @@ class _State:
                 u = data.upsampling
         self.u = u
         self.n = nd * u
-        self.dx = data.wavelength_m * data.distance_m / (nd * data.pixel_size_m)
+        self.dx = data.object_pixel_m
         mask = data.mask if data.mask is not None else np.ones((nd, nd), np.uint8)
         if mask.shape != (nd, nd):
             raise TwinInputError("/entry_1/instrument_1/detector_1/mask", mask.shape,
