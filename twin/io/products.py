@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -77,6 +78,79 @@ def _scalar(f, name):
     return float(np.ravel(f[name][()])[0]) if name in f else None
 
 
+#: HDF5 reconstruction layouts, in the order they are tried: (name, detect(file), read(file,
+#: path)). Adding a layout is one decorated function (:func:`hdf5_layout`).
+HDF5_LAYOUTS: list[tuple[str, Callable, Callable]] = []
+
+
+def hdf5_layout(name: str, detect: Callable[[h5py.File], bool]):
+    """Register a reader of one HDF5 reconstruction layout (tried in registration order)."""
+    def deco(read):
+        HDF5_LAYOUTS.append((name, detect, read))
+        return read
+    return deco
+
+
+@hdf5_layout("cxi", lambda f: "entry_1/image_2/data" in f)
+def _read_cxi_product(f: h5py.File, path: Path) -> Product:
+    obj = _object2d(f["entry_1/image_2/data"][()], path, "/entry_1/image_2/data")
+    dx = _scalar(f, "entry_1/ptychodus/object_pixel_width_m")
+    if dx is None and "entry_1/image_2/image_size" in f:
+        dx = float(np.ravel(f["entry_1/image_2/image_size"][()])[0]) / obj.shape[1]
+    origin = None
+    cx = _scalar(f, "entry_1/ptychodus/object_center_x_m")
+    cy = _scalar(f, "entry_1/ptychodus/object_center_y_m")
+    if dx and cx is not None and cy is not None:
+        # Ptychodus: world centre (cx, cy) at pixel (N-1)/2 → position 0 at:
+        origin = ((obj.shape[0] - 1) / 2 - cy / dx, (obj.shape[1] - 1) / 2 - cx / dx)
+    pos = None
+    for name in ("entry_1/sample_1/geometry_1/translation", "entry_1/data_1/translation"):
+        if name in f:
+            pos = np.asarray(f[name][()], dtype=float)[:, :2]
+            break
+    probe = f["entry_1/image_1/data"][()] if "entry_1/image_1/data" in f else None
+    return Product(obj, dx, origin, probe, pos, "cxi")
+
+
+@hdf5_layout("ptypy", lambda f: "content/obj" in f)
+def _read_ptyr(f: h5py.File, path: Path) -> Product:
+    keys = list(f["content/obj"].keys())
+    if not keys:
+        raise TwinInputError("/content/obj", str(path), "the PtyPy file has no object")
+    g = f["content/obj"][keys[0]]
+    obj = _object2d(g["data"][()], path, f"/content/obj/{keys[0]}/data")
+    dx = float(np.ravel(g["_psize"][()])[-1]) if "_psize" in g else None
+    origin = None
+    if dx and "_origin" in g:
+        o = np.ravel(g["_origin"][()]).astype(float)
+        origin = (-o[0] / dx, -o[1] / dx)
+    probe = None
+    if "content/probe" in f and len(f["content/probe"]):
+        pk = list(f["content/probe"].keys())[0]
+        probe = f["content/probe"][pk]["data"][()]
+    return Product(obj, dx, origin, probe, None, "ptypy")
+
+
+@hdf5_layout("ptychi", lambda f: "object" in f and "positions_px" in f)
+def _read_ptychi(f: h5py.File, path: Path) -> Product:
+    obj = _object2d(f["object"][()], path, "/object")
+    dx = _scalar(f, "obj_pixel_size_m")
+    pos_px = np.asarray(f["positions_px"][()], dtype=float)
+    pos = pos_px[:, ::-1] * dx if dx else None   # pty-chi: (row, col) pixels
+    probe = f["probe"][()] if "probe" in f else None
+    return Product(obj, dx, None, probe, pos, "ptychi")
+
+
+@hdf5_layout("twin", lambda f: "object" in f)
+def _read_twin(f: h5py.File, path: Path) -> Product:
+    ds = f["object"]
+    obj = _object2d(ds[()], path, "/object")
+    dx = ds.attrs.get("pixel_size_m")
+    pos = np.asarray(f["positions_m"][()], dtype=float) if "positions_m" in f else None
+    probe = f["probe"][()] if "probe" in f else None
+    return Product(obj, None if dx is None else float(dx), None, probe, pos, "twin")
+
+
 def _read_h5(path: Path) -> Product:
     try:
         f = h5py.File(path, "r")
@@ -85,58 +159,14 @@ def _read_h5(path: Path) -> Product:
                              f"is not a readable HDF5 file (truncated or corrupt?): {exc}"
                              ) from None
     with f:
-        if "entry_1/image_2/data" in f:
-            obj = _object2d(f["entry_1/image_2/data"][()], path, "/entry_1/image_2/data")
-            dx = _scalar(f, "entry_1/ptychodus/object_pixel_width_m")
-            if dx is None and "entry_1/image_2/image_size" in f:
-                dx = float(np.ravel(f["entry_1/image_2/image_size"][()])[0]) / obj.shape[1]
-            origin = None
-            cx = _scalar(f, "entry_1/ptychodus/object_center_x_m")
-            cy = _scalar(f, "entry_1/ptychodus/object_center_y_m")
-            if dx and cx is not None and cy is not None:
-                # Ptychodus: world centre (cx, cy) at pixel (N-1)/2 → position 0 at:
-                origin = ((obj.shape[0] - 1) / 2 - cy / dx, (obj.shape[1] - 1) / 2 - cx / dx)
-            pos = None
-            for name in ("entry_1/sample_1/geometry_1/translation", "entry_1/data_1/translation"):
-                if name in f:
-                    pos = np.asarray(f[name][()], dtype=float)[:, :2]
-                    break
-            probe = f["entry_1/image_1/data"][()] if "entry_1/image_1/data" in f else None
-            return Product(obj, dx, origin, probe, pos, "cxi")
-        if "content/obj" in f:
-            keys = list(f["content/obj"].keys())
-            if not keys:
-                raise TwinInputError("/content/obj", str(path), "the PtyPy file has no object")
-            g = f["content/obj"][keys[0]]
-            obj = _object2d(g["data"][()], path, f"/content/obj/{keys[0]}/data")
-            dx = float(np.ravel(g["_psize"][()])[-1]) if "_psize" in g else None
-            origin = None
-            if dx and "_origin" in g:
-                o = np.ravel(g["_origin"][()]).astype(float)
-                origin = (-o[0] / dx, -o[1] / dx)
-            probe = None
-            if "content/probe" in f and len(f["content/probe"]):
-                pk = list(f["content/probe"].keys())[0]
-                probe = f["content/probe"][pk]["data"][()]
-            return Product(obj, dx, origin, probe, None, "ptypy")
-        if "object" in f and "positions_px" in f:
-            obj = _object2d(f["object"][()], path, "/object")
-            dx = _scalar(f, "obj_pixel_size_m")
-            pos_px = np.asarray(f["positions_px"][()], dtype=float)
-            pos = pos_px[:, ::-1] * dx if dx else None   # pty-chi: (row, col) pixels
-            probe = f["probe"][()] if "probe" in f else None
-            return Product(obj, dx, None, probe, pos, "ptychi")
-        if "object" in f:
-            ds = f["object"]
-            obj = _object2d(ds[()], path, "/object")
-            dx = ds.attrs.get("pixel_size_m")
-            pos = np.asarray(f["positions_m"][()], dtype=float) if "positions_m" in f else None
-            probe = f["probe"][()] if "probe" in f else None
-            return Product(obj, None if dx is None else float(dx), None, probe, pos, "twin")
+        for _, detect, read in HDF5_LAYOUTS:
+            if detect(f):
+                return read(f, path)
     raise TwinInputError("RECON", str(path),
-                         "no object found: expected twin's /object, a CXI product's "
-                         "/entry_1/image_2/data, pty-chi's /object + /positions_px, or PtyPy's "
-                         "/content/obj")
+                         "no object found: expected one of the layouts "
+                         + ", ".join(name for name, _, _ in HDF5_LAYOUTS)
+                         + " (twin's /object, a CXI product's /entry_1/image_2/data, pty-chi's "
+                         "/object + /positions_px, or PtyPy's /content/obj)")
 
 
 def read_product(path: str | Path, pixel_size_m: float | None = None) -> Product:
