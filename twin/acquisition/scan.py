@@ -103,8 +103,13 @@ class Trajectory:
 def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step_m: float,
                    frame_rate_hz: float, exposure_s: float, turnaround_s: float = 0.0,
                    n_lines: int | None = None, y_offset_m: float = 0.0,
-                   vibration: tuple[float, float] = (0.0, 0.0)) -> Trajectory:
-    """Snake fly-scan: ⌈fov_x/Δx⌉ frames per line at velocity Δx·f, ⌈fov_y/Δy⌉ lines."""
+                   vibration: tuple[float, float] = (0.0, 0.0),
+                   max_lines: int | None = None) -> Trajectory:
+    """Snake fly-scan: ⌈fov_x/Δx⌉ frames per line at velocity Δx·f, ⌈fov_y/Δy⌉ lines.
+
+    ``max_lines`` keeps only the first lines of that scan (same positions and times), so that
+    a part of a huge scan costs only what the part needs.
+    """
     nf = math.ceil(fov_x_m / fast_step_m * (1 - 1e-6))
     nl = n_lines if n_lines is not None else math.ceil(fov_y_m / slow_step_m * (1 - 1e-6))
     period = 1.0 / frame_rate_hz
@@ -113,7 +118,7 @@ def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step
     x_fwd = (k - (nf - 1) / 2) * fast_step_m
     pos, vel, t0, line = [], [], [], []
     line_time = nf * period
-    for l in range(nl):
+    for l in range(nl if max_lines is None else min(nl, max_lines)):
         forward = l % 2 == 0
         x = x_fwd if forward else x_fwd[::-1]
         y = (l - (nl - 1) / 2) * slow_step_m + y_offset_m
@@ -135,10 +140,10 @@ def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step
 
 def step_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step_m: float,
               frame_rate_hz: float, exposure_s: float, settle_s: float = 0.0,
-              y_offset_m: float = 0.0) -> Trajectory:
+              y_offset_m: float = 0.0, max_lines: int | None = None) -> Trajectory:
     """Raster step scan (snake order), the stage at rest during each exposure."""
     fly = snake_fly_scan(fov_x_m, fov_y_m, fast_step_m, slow_step_m, frame_rate_hz,
-                         exposure_s, y_offset_m=y_offset_m)
+                         exposure_s, y_offset_m=y_offset_m, max_lines=max_lines)
     n = len(fly)
     t0 = np.arange(n) * (1.0 / frame_rate_hz + settle_s) + settle_s
     return Trajectory(fly.positions_m, np.zeros((n, 2)), t0, exposure_s, fly.line, "step")

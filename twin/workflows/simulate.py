@@ -69,6 +69,17 @@ CACHE_BYTES = 256 * 2 ** 20
 CHUNK_BYTES = 4 * 2 ** 20        # cache-sized chunks: the CPU path is memory-bound otherwise
 
 
+#: Frames one simulation may hold (10⁸ frames of 64² at 2 bytes are 0.8 TB).
+MAX_FRAMES = 100_000_000
+
+
+def _bytes(n: float) -> str:
+    for scale, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB")):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
 @dataclass
 class Plan:
     """Everything :func:`frames` needs; arrays on the reconstruction grid unless ``fine_``."""
@@ -207,20 +218,27 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
     fov_x, fov_y = g.fov_x_m, g.fov_y_m
     slow = g.slow_step_m
     lines = g.lines_per_beam
+    # only the lines the requested frames need: a part of a huge scan stays small
+    if n_frames is not None and n_frames < 1:
+        raise TwinInputError("--frames", n_frames, "must be a positive number of frames")
+    if n_frames is None and g.frames_per_projection > MAX_FRAMES:
+        raise TwinInputError("scan", f"{g.frames_per_projection:,} frames", (
+            f"at most {MAX_FRAMES:,} frames in one simulation: the file would hold "
+            f"{_bytes(g.frames_per_projection * g.n_stored ** 2 * 2)} of frames; simulate a part "
+            "with --frames N (or [run] frames), or a smaller field"))
+    max_lines = None if n_frames is None else math.ceil(n_frames / g.frames_per_line)
     if sc.mode == "fly":
         traj = scan.snake_fly_scan(fov_x, lines * slow, g.fast_step_m, slow,
                                    sc.frame_rate_hz, exposure, sc.line_turnaround_s, lines,
                                    vibration=(sc.stage_vibration_nm * 1e-9,
-                                              sc.stage_vibration_hz))
+                                              sc.stage_vibration_hz), max_lines=max_lines)
     else:
         traj = scan.step_scan(fov_x, lines * slow, g.fast_step_m, slow,
-                              sc.frame_rate_hz, exposure, sc.step_settle_s)
+                              sc.frame_rate_hz, exposure, sc.step_settle_s, max_lines=max_lines)
     if any(sc.drift_nm_per_s):
         traj = traj.with_drift([v * 1e-9 for v in sc.drift_nm_per_s])
     offsets = scan.multibeam_offsets(n_beams, lines * slow * n_beams)
     if n_frames is not None:
-        if n_frames < 1:
-            raise TwinInputError("--frames", n_frames, "must be a positive number of frames")
         k = min(n_frames, len(traj))
         traj = scan.Trajectory(traj.positions_m[:k], traj.velocity_m_per_s[:k],
                                traj.t_start_s[:k], traj.exposure_s, traj.line[:k], traj.kind,
@@ -423,6 +441,15 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
     p = plan(s, n_frames)
     det = p.det
     dtype = (np.float32 if det.float8 else np.uint16 if det.max_counts <= 65535 else np.uint32)
+    # refuse, before writing anything, a file the disk cannot hold (uncompressed bound)
+    import shutil
+
+    need = p.n_frames * p.n_eff ** 2 * np.dtype(dtype).itemsize
+    free = shutil.disk_usage(Path(out).resolve().parent).free
+    if need > free:
+        raise TwinInputError("-o", str(out), (
+            f"needs up to {_bytes(need)} for {p.n_frames:,} frames and the disk has "
+            f"{_bytes(free)} free; simulate a part with --frames N"))
     peak, total, sat = 0.0, 0.0, 0
     full = _detector.saturation_level(det)
     bar = None
