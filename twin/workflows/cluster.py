@@ -22,7 +22,7 @@ def map_ordered(fn, *iterables, scheduler: str | None = None, n_workers: int | N
         cluster, client = None, Client(scheduler, timeout="20s")
     else:
         cluster = LocalCluster(n_workers=n_workers or min(8, os.cpu_count() or 1),
-                               threads_per_worker=1, processes=True, dashboard_address=None,
+                               threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=40)
         client = Client(cluster)
     bar = None
