@@ -420,7 +420,8 @@ def fit_power_law(fluence: np.ndarray, d: np.ndarray, f0: float) -> tuple[float,
     coef, *_ = np.linalg.lstsq(a, y, rcond=None)
     resid = y - a @ coef
     dof = max(len(x) - 2, 1)
-    s2 = float(resid @ resid) / dof if len(x) > 2 else 0.0
+    # two points fit exactly: their spread says nothing about the error (NaN, not 0)
+    s2 = float(resid @ resid) / dof if len(x) > 2 else math.nan
     cov = s2 * np.linalg.inv(a.T @ a)
     d0 = float(np.exp(coef[0]))
     return d0, d0 * float(np.sqrt(cov[0, 0])), float(coef[1]), float(np.sqrt(cov[1, 1]))
