@@ -28,20 +28,8 @@ from twin.operators.propagation import farfield_pixel_m
 from twin.scenario import Scenario
 
 
-def object_pixel_m(wavelength_m: float, distance_m: float, n_pixels: int,
-                   pixel_size_m: float) -> float:
-    """Reconstructed (object) pixel λz/(N·p) of a far-field frame of N pixels of size p.
-
-    Parameters
-    ----------
-    wavelength_m, distance_m : float
-        X-ray wavelength and sample–detector distance, metres.
-    n_pixels : int
-        Frame side in pixels.
-    pixel_size_m : float
-        Detector pixel size, metres (effective: after binning, for binned frames).
-    """
-    return farfield_pixel_m(wavelength_m, distance_m, n_pixels, pixel_size_m)
+#: The object pixel λz/(N·p): :func:`twin.operators.propagation.farfield_pixel_m`.
+object_pixel_m = farfield_pixel_m
 
 
 def depth_of_field_m(pixel_m: float, wavelength_m: float) -> float:

@@ -49,6 +49,14 @@ def cache_dir() -> Path:
     return Path(root) / "simulated"
 
 
+def _store(path: Path, value: dict) -> None:
+    """Write a cache entry atomically (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)
+
+
 def patch_scenario(s: Scenario, points: int = PATCH_POINTS) -> Scenario:
     """The 2D patch of scenario ``s`` that is simulated for one measurement.
 
@@ -139,10 +147,7 @@ def compression_ratio(s: Scenario, frames: int = 64) -> float:
     p = simulate.plan(s, n_frames=frames)
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     ratio = _compression_ratio(counts.astype(_stored_dtype(Geometry.from_scenario(s))))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"compression_ratio": ratio}))
-    os.replace(tmp, path)
+    _store(path, {"compression_ratio": ratio})
     return ratio
 
 
@@ -224,10 +229,7 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
                     time.perf_counter() - t0,
                     _resolution(c.frc, g.beam_diameter_m, against_truth=True, bound=True))
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(m)))
-        os.replace(tmp, path)
+        _store(path, asdict(m))
     return m
 
 
@@ -306,10 +308,7 @@ def measure_3d(s: Scenario, seed: int = 0, use_cache: bool = True) -> Measuremen
     m = Measurement3D(float(cr.fsc_resolution_m), float(cr.pcc_volume), n,
                       time.perf_counter() - t0)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(m)))
-        os.replace(tmp, path)
+        _store(path, asdict(m))
     return m
 
 
