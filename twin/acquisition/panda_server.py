@@ -357,12 +357,16 @@ class PandaServer:
                 ValueError):
             pass
         finally:
-            self._writers.discard(writer)
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError, asyncio.CancelledError):
-                pass
+            await self._close(writer)
+
+    async def _close(self, writer) -> None:
+        """Forget and close a client connection, whatever state its peer left it in."""
+        self._writers.discard(writer)
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass
 
     def _table_write(self, name: str) -> str:
         key = _canonical(name.rstrip("<B|"))
@@ -594,12 +598,7 @@ class PandaServer:
             pass
         finally:
             self._subscribers.discard(q)
-            self._writers.discard(writer)
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError, asyncio.CancelledError):
-                pass
+            await self._close(writer)
 
     def _header(self, fields, fmt: str, proc: str, xml: bool) -> str:
         sample_bytes = 0
