@@ -216,6 +216,8 @@ def test_streamed_frames_bound_memory(tmp_path):
     opts = reconstruct.Options(algorithm="rpie", iterations=1, modes=1)
     size = 2500 * 32 * 32 * 4
     peaks = {}
+    # compile the CPU kernels first (numba's one-off compilation allocates Python objects)
+    reconstruct.reconstruct(io.read_cxi(path, lazy=True), opts)
     for lazy in (True, False):
         tracemalloc.start()
         d = io.read_cxi(path, lazy=lazy)

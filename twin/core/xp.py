@@ -52,9 +52,9 @@ def fft2(a, axes=(-2, -1), norm="ortho", overwrite_x: bool = False):
     return _cp.fft.fft2(a, axes=axes, norm=norm)
 
 
-def ifft2(a, axes=(-2, -1), norm="ortho"):
+def ifft2(a, axes=(-2, -1), norm="ortho", overwrite_x: bool = False):
     if array_module(a) is np:
-        return _sfft.ifft2(a, axes=axes, norm=norm, workers=WORKERS)
+        return _sfft.ifft2(a, axes=axes, norm=norm, workers=WORKERS, overwrite_x=overwrite_x)
     return _cp.fft.ifft2(a, axes=axes, norm=norm)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from twin.core import kernels
 from twin.operators.propagation import farfield_adj, farfield_fwd
 from twin.core.scatter import add_windows
 from twin.core.xp import array_module, fft2, ifft2
@@ -183,6 +184,32 @@ class FarFieldPtychography:
     def _interpolates(self) -> bool:
         return self.shift in TAPS and self.has_frac
 
+    @property
+    def fused(self) -> bool:
+        """Whether this operator runs on the CPU's fused kernels (:mod:`twin.core.kernels`):
+        NumPy arrays, and a probe that no frame shifts (object-side interpolation, or integer
+        positions)."""
+        return (self.xp is np and kernels.AVAILABLE
+                and (self.shift != "fourier" or not self.has_frac))
+
+    def _taps(self, sel, extra: int = 0):
+        """Kernel form of the windows ``sel``: (tap-0 origins (B, 2) int64, wy (B, k), wx (B, k)
+        float32); ``extra`` widens each window by that many pixels on every side."""
+        o = self.origin[self._sel(sel)]
+        if self._interpolates():
+            k = TAPS[self.shift]
+            f = self.frac_np[self._sel(sel)].astype(np.float32)
+            fy, fx = f[:, 0], f[:, 1]
+            if self.shift == "bilinear":
+                wy, wx = np.stack([1 - fy, fy], 1), np.stack([1 - fx, fx], 1)
+            else:
+                wy, wx = np.stack(_keys_weights(fy), 1), np.stack(_keys_weights(fx), 1)
+            o = o - (k // 2 - 1)
+        else:
+            wy = wx = np.ones((len(o), 1), np.float32)
+        return (np.ascontiguousarray(o - extra, dtype=np.int64),
+                np.ascontiguousarray(wy, np.float32), np.ascontiguousarray(wx, np.float32))
+
     def _weights(self, sel):
         """Row and column interpolation weights, each a list of ``taps`` (B, 1, 1) float32."""
         f = self.xp.asarray(self.frac_np[self._sel(sel)], dtype=self.xp.float32)
@@ -207,6 +234,11 @@ class FarFieldPtychography:
         """(B, ny, nx) object patches under the probe windows ``sel`` (interpolated at the
         fractional positions for ``shift`` "bilinear" or "cubic")."""
         n = self.probe.shape[-1]
+        if self.fused:
+            org, wy, wx = self._taps(sel)
+            out = np.empty((len(org), n, n), np.complex64)
+            kernels.interp_gather(np.asarray(obj, np.complex64), org, wy, wx, n, out)
+            return out
         if not self._interpolates():
             return self._windows(obj, sel, n)
         k = TAPS[self.shift]
@@ -218,10 +250,14 @@ class FarFieldPtychography:
         (``out``, or a new zero array). A (1, ny, nx) ``p`` counts for every window."""
         xp = self.xp
         b = len(self.origin[self._sel(sel)])
-        if p.shape[0] != b:
-            p = xp.broadcast_to(p, (b,) + p.shape[1:])
         if out is None:
             out = xp.zeros(self.object_shape, dtype=p.dtype)
+        if self.fused and out.dtype in (np.complex64, np.float32):
+            org, wy, wx = self._taps(sel)
+            kernels.interp_scatter(out, org, wy, wx, np.asarray(p, out.dtype))
+            return out
+        if p.shape[0] != b:
+            p = xp.broadcast_to(p, (b,) + p.shape[1:])
         origins = self.origin[self._sel(sel)]
         if self._interpolates():
             wy, wx = self._weights(sel)
@@ -246,7 +282,12 @@ class FarFieldPtychography:
         k = TAPS[self.shift] if self._interpolates() else 1
         size = n + 2 + k - 1
         o = self.origin[self._sel(sel)] - 1 - (k // 2 - 1) * (k > 1)
-        if o.min(initial=0) >= 0 and (o + size <= np.array(self.object_shape)).all():
+        inside = o.min(initial=0) >= 0 and (o + size <= np.array(self.object_shape)).all()
+        if inside and self.fused:
+            org, wy, wx = self._taps(sel, extra=1)
+            w = np.empty((len(org), n + 2, n + 2), np.complex64)
+            kernels.interp_gather(np.asarray(obj, np.complex64), org, wy, wx, n + 2, w)
+        elif inside:
             w = self._windows(obj, None, size, o)
             if k > 1:
                 w = self._read(w, *self._weights(sel))
@@ -281,25 +322,46 @@ class FarFieldPtychography:
             return farfield_fwd(psi)
         return fft2(psi, overwrite_x=overwrite)
 
-    def far_adj(self, psi):
-        """Fᴴ = F⁻¹: far-field waves → exit waves."""
-        return farfield_adj(psi) if self.centred else ifft2(psi)
+    def far_adj(self, psi, overwrite: bool = False):
+        """Fᴴ = F⁻¹: far-field waves → exit waves (``overwrite``: ``psi`` may be reused)."""
+        return farfield_adj(psi) if self.centred else ifft2(psi, overwrite_x=overwrite)
 
     # --- exit waves and their adjoints (what the engines compose) -----------------------
     def exit_waves(self, obj, sel=None, probe=None):
         """(ψ, patch, probes): exit waves (B, M, ny, nx), the object patches (B, ny, nx) and the
         frame probes (:meth:`frame_probes`) of the windows ``sel``."""
+        if self.fused:
+            pr = np.asarray(self.probe if probe is None else probe, np.complex64)
+            org, wy, wx = self._taps(sel)
+            n = pr.shape[-1]
+            patch = np.empty((len(org), n, n), np.complex64)
+            psi = np.empty((len(org),) + pr.shape, np.complex64)
+            kernels.interp_exit(np.asarray(obj, np.complex64), org, wy, wx, pr, patch, psi)
+            return psi, patch, pr[None]
         patch = self.patches(obj, sel)
         probes = self.frame_probes(sel, probe)
         return probes * patch[:, None], patch, probes
 
     def exit_adj_object(self, chi, probes, sel=None, out=None):
         """Adjoint of ψ = P·O with respect to O: Σ_m conj(P_m)·χ_m added into the object."""
+        if self.fused and probes.shape[0] == 1 and chi.dtype == np.complex64:
+            g = np.empty((chi.shape[0],) + chi.shape[2:], np.complex64)
+            kernels.mode_sum_conj(np.asarray(probes[0], np.complex64), chi, g)
+            return self.patches_adj(g, sel, out)
         g = (self.xp.conj(probes) * chi).sum(axis=1)
         return self.patches_adj(g, sel, out)
 
-    def exit_adj_probe(self, chi, patch, sel=None):
-        """Adjoint of ψ = P·O with respect to P: Σ_n conj(O_n)·χ_n (un-shifted), (M, ny, nx)."""
+    def exit_adj_probe(self, chi, patch, sel=None, weight=None):
+        """Adjoint of ψ = P·O with respect to P: Σ_n conj(O_n)·χ_n (un-shifted), (M, ny, nx).
+        ``weight`` (ny, nx) float32, if given, receives Σ_n |O_n|² (the probe's
+        preconditioner) on the fused path; elsewhere it is filled from ``patch``."""
+        if self.fused and chi.dtype == np.complex64:
+            out = np.empty(chi.shape[1:], np.complex64)
+            w = weight if weight is not None else np.empty(chi.shape[2:], np.float32)
+            kernels.frame_sum_conj(np.asarray(patch, np.complex64), chi, out, w)
+            return out
+        if weight is not None:
+            weight[...] = (patch.real ** 2 + patch.imag ** 2).sum(axis=0)
         return self.frame_probes_adj(self.xp.conj(patch)[:, None] * chi, sel)
 
     def illumination(self, probes, sel=None):

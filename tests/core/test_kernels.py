@@ -1,0 +1,113 @@
+"""The fused CPU kernels against the operator's array-module code (an independent
+implementation of the same maths: separate passes with NumPy broadcasting)."""
+
+import numpy as np
+import pytest
+
+from twin.core import kernels
+from twin.operators import ptychography
+from twin.recon import engines
+
+RNG = np.random.default_rng(3)
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not importable")
+
+
+def crandn(*shape):
+    return (RNG.standard_normal(shape) + 1j * RNG.standard_normal(shape)).astype(np.complex64)
+
+
+def _both(monkeypatch, f):
+    """f() on the fused kernels, then on the array-module code."""
+    fused = f()
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    try:
+        return fused, f()
+    finally:
+        monkeypatch.setattr(kernels, "AVAILABLE", True)
+
+
+def close(a, b, tol=2e-5):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() <= tol * max(np.abs(b).max(), 1e-30)
+
+
+@pytest.mark.parametrize("shift,integer", [("bilinear", False), ("cubic", False),
+                                           ("cubic", True), ("fourier", True)])
+def test_fused_operator_equals_array_code(monkeypatch, shift, integer):
+    pos = RNG.uniform(3, 30, size=(11, 2))
+    if integer:
+        pos = np.round(pos)
+    probe = crandn(2, 16, 16)
+    op = ptychography.FarFieldPtychography(probe, pos, (52, 52), shift=shift, centred=False)
+    assert op.fused
+    obj, chi = crandn(52, 52), crandn(5, 2, 16, 16)
+    sel = np.array([9, 0, 3, 4, 10])
+    view = obj[2:50, 1:51]                                    # a strided view, as the engines pass
+    vop = ptychography.FarFieldPtychography(probe, pos - (2, 1), view.shape, shift=shift,
+                                            centred=False)
+
+    def run():
+        psi, patch, probes = op.exit_waves(obj, sel)
+        w = np.empty((16, 16), np.float32)
+        num_p = op.exit_adj_probe(chi, patch, sel, weight=w)
+        target = np.zeros((52, 52), np.complex64)
+        vt = target[2:50, 1:51]
+        vop.exit_adj_object(chi, probes, sel, out=vt)
+        return (psi, patch, num_p, w, op.exit_adj_object(chi, probes, sel),
+                op.illumination(probes, sel), target, *op.patch_gradients(obj, sel),
+                vop.patches(view, sel))
+
+    for a, b in zip(*_both(monkeypatch, run)):
+        close(a, b)
+
+
+@pytest.mark.parametrize("algorithm,noise", [("rpie", "gaussian"), ("lsqml", "poisson")])
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_modulus_equals_array_code(monkeypatch, algorithm, noise, masked):
+    class St:
+        xp, u = np, 1
+
+    st = St()
+    mask = (RNG.uniform(size=(16, 16)) > 0.2).astype(np.float32) if masked else np.ones((16, 16))
+    st.mask, st.all_valid = mask.astype(np.float32), not masked
+    st.mask_kernel = st.mask if masked else np.ones((1, 1), np.float32)
+    far = crandn(6, 3, 16, 16)
+    amp = RNG.uniform(0, 3, size=(6, 16, 16)).astype(np.float32)
+    opts = engines.Options(algorithm=algorithm, noise_model=noise)
+
+    def run():
+        f = far.copy()
+        return engines._far_correction(st, f, amp, opts), f
+
+    (c1, f1), (c2, f2) = _both(monkeypatch, run)
+    assert abs(c1 - c2) <= 1e-5 * abs(c2)
+    close(f1, f2, 1e-4)
+
+
+@pytest.mark.parametrize("with_probe", [False, True])
+def test_fused_ls_steps_equal_array_code(with_probe):
+    probe, d_obj, patch = crandn(2, 16, 16), crandn(7, 16, 16), crandn(7, 16, 16)
+    d_probe = crandn(2, 16, 16)
+    # a correction that is a known combination of the two directions, plus noise
+    a, b = probe[None] * d_obj[:, None], d_probe[None] * patch[:, None]
+    chi = (0.7 * a + 0.4 * b + 0.05 * crandn(7, 2, 16, 16)).astype(np.complex64)
+    fused = engines._ls_steps_fused(probe, d_obj, d_probe if with_probe else None, patch, chi)
+    ref = engines._ls_steps(a, b if with_probe else None, chi, np)
+    np.testing.assert_allclose(fused[0], ref[0], rtol=1e-4)
+    if with_probe:
+        np.testing.assert_allclose(fused[1], ref[1], rtol=1e-4)
+        assert np.all(np.abs(fused[0] - 0.7) < 0.05) and np.all(np.abs(fused[1] - 0.4) < 0.05)
+    else:
+        assert fused[1] is None
+
+
+def test_scatter_is_deterministic():
+    # the band-parallel scatter adds each pixel's terms in frame order: no race between threads
+    pos = RNG.uniform(1, 40, size=(30, 2))
+    op = ptychography.FarFieldPtychography(crandn(1, 16, 16), pos, (60, 60), shift="cubic")
+    g = crandn(30, 16, 16)
+    ref = op.patches_adj(g)
+    again = op.patches_adj(g)
+    assert np.array_equal(ref, again)
