@@ -15,7 +15,15 @@ no value is NaN or infinite (the engines detect divergence through NaN costs).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+# numba's OpenMP threads spin after each parallel kernel by default, and the FFT workers that
+# run next then share the cores with them: the FFTs after a kernel took 2.1× as long (2.45 ms
+# against 1.16 ms for 64 frames of 64², 2 cores). Idle OpenMP threads sleep instead, unless the
+# user has chosen otherwise. Set before numba loads its OpenMP pool.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     import numba as _nb
@@ -41,58 +49,103 @@ def _prange(n):  # pragma: no cover - replaced by numba's prange when compiled
 prange = _nb.prange if _nb is not None else _prange
 
 
+# The interpolation kernels work on float32 views of complex64 arrays (``ch`` = 2 floats per
+# pixel; ``ch`` = 1 for real arrays), one contiguous row at a time with the taps unrolled
+# (k = 1, 2, 4): plain float loops that the compiler vectorises. Measured on 64 frames of 64²,
+# 4 taps, 2 cores: 0.21 ms for the fused exit waves, against 0.87 ms for the same loops with
+# the taps as an inner loop and 0.93 ms on complex numbers.
+
+
+def _inline(f):
+    if _nb is None:  # pragma: no cover
+        return f
+    return _nb.njit(inline="always", fastmath=_FLAGS, cache=True)(f)
+
+
+@_inline
+def _taps(dst, src, w, ch, m):  # pragma: no cover - compiled
+    """dst[j] = Σ_c w[c]·src[j + ch·c] for j < m (k = len(w) taps: 1, 2, 4, or any)."""
+    k = w.shape[0]
+    if k == 4:
+        w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+        o1, o2, o3 = ch, 2 * ch, 3 * ch
+        for j in range(m):
+            dst[j] = w0 * src[j] + w1 * src[j + o1] + w2 * src[j + o2] + w3 * src[j + o3]
+    elif k == 2:
+        w0, w1 = w[0], w[1]
+        for j in range(m):
+            dst[j] = w0 * src[j] + w1 * src[j + ch]
+    elif k == 1:
+        w0 = w[0]
+        for j in range(m):
+            dst[j] = w0 * src[j]
+    else:
+        for j in range(m):
+            acc = np.float32(0)
+            for c in range(k):
+                acc += w[c] * src[j + ch * c]
+            dst[j] = acc
+
+
+@_inline
+def _rows(dst, t, i, w, m):  # pragma: no cover - compiled
+    """dst[j] = Σ_a w[a]·t[i + a, j] for j < m."""
+    k = w.shape[0]
+    if k == 4:
+        w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
+        for j in range(m):
+            dst[j] = w0 * t[i, j] + w1 * t[i + 1, j] + w2 * t[i + 2, j] + w3 * t[i + 3, j]
+    elif k == 2:
+        w0, w1 = w[0], w[1]
+        for j in range(m):
+            dst[j] = w0 * t[i, j] + w1 * t[i + 1, j]
+    else:
+        for j in range(m):
+            acc = np.float32(0)
+            for a in range(k):
+                acc += w[a] * t[i + a, j]
+            dst[j] = acc
+
+
 @_jit(parallel=True)
-def interp_gather(obj, org, wy, wx, size, out):  # pragma: no cover - compiled
-    """out (B, size, size) ← separable ``k``-tap reads of ``obj`` (H, W) at windows ``org``."""
-    b_n = out.shape[0]
+def interp_gather(objf, org, wy, wx, size, ch, outf):  # pragma: no cover - compiled
+    """outf (B, size, ch·size) ← separable ``k``-tap reads of ``objf`` (H, ch·W) at ``org``."""
+    b_n = outf.shape[0]
     k = wy.shape[1]
+    w2 = ch * size
     for b in prange(b_n):
         r0 = org[b, 0]
-        c0 = org[b, 1]
-        t = np.empty((size + k - 1, size), np.complex64)
+        c0 = ch * org[b, 1]
+        t = np.empty((size + k - 1, w2), np.float32)
         for ii in range(size + k - 1):
-            for j in range(size):
-                t[ii, j] = 0
-            for c in range(k):
-                w = wx[b, c]
-                for j in range(size):
-                    t[ii, j] += w * obj[r0 + ii, c0 + j + c]
+            _taps(t[ii], objf[r0 + ii, c0:c0 + w2 + ch * (k - 1)], wx[b], ch, w2)
         for i in range(size):
-            for j in range(size):
-                out[b, i, j] = 0
-            for a in range(k):
-                w = wy[b, a]
-                for j in range(size):
-                    out[b, i, j] += w * t[i + a, j]
+            _rows(outf[b, i], t, i, wy[b], w2)
 
 
 @_jit(parallel=True)
-def interp_exit(obj, org, wy, wx, probe, patch, psi):  # pragma: no cover - compiled
-    """patch (B, n, n) ← interpolated windows of ``obj``; psi (B, M, n, n) ← probe_m · patch."""
-    b_n, n = patch.shape[0], patch.shape[1]
+def interp_exit(objf, org, wy, wx, probef, patchf, psif):  # pragma: no cover - compiled
+    """Float views of complex64 arrays: patch (B, n, n) ← interpolated windows of the object;
+    psi (B, M, n, n) ← probe_m · patch."""
+    b_n, n = patchf.shape[0], patchf.shape[1]
     k = wy.shape[1]
-    m_n = probe.shape[0]
+    m_n = probef.shape[0]
+    n2 = 2 * n
     for b in prange(b_n):
         r0 = org[b, 0]
-        c0 = org[b, 1]
-        t = np.empty((n + k - 1, n), np.complex64)
+        c0 = 2 * org[b, 1]
+        t = np.empty((n + k - 1, n2), np.float32)
         for ii in range(n + k - 1):
-            for j in range(n):
-                t[ii, j] = 0
-            for c in range(k):
-                w = wx[b, c]
-                for j in range(n):
-                    t[ii, j] += w * obj[r0 + ii, c0 + j + c]
+            _taps(t[ii], objf[r0 + ii, c0:c0 + n2 + 2 * (k - 1)], wx[b], 2, n2)
         for i in range(n):
-            for j in range(n):
-                patch[b, i, j] = 0
-            for a in range(k):
-                w = wy[b, a]
-                for j in range(n):
-                    patch[b, i, j] += w * t[i + a, j]
+            row = patchf[b, i]
+            _rows(row, t, i, wy[b], n2)
             for m in range(m_n):
+                pr = probef[m, i]
+                out = psif[b, m, i]
                 for j in range(n):
-                    psi[b, m, i, j] = probe[m, i, j] * patch[b, i, j]
+                    out[2 * j] = pr[2 * j] * row[2 * j] - pr[2 * j + 1] * row[2 * j + 1]
+                    out[2 * j + 1] = pr[2 * j] * row[2 * j + 1] + pr[2 * j + 1] * row[2 * j]
 
 
 #: Row bands of :func:`interp_scatter`: each thread adds every window's rows that fall in its
@@ -101,46 +154,47 @@ SCATTER_BANDS = 8
 
 
 @_jit(parallel=True)
-def interp_scatter(out, org, wy, wx, g):  # pragma: no cover - compiled
-    """Adjoint of :func:`interp_gather`: add ``g`` (B or 1, s, s) into ``out`` (H, W).
+def interp_scatter(outf, org, wy, wx, gf, ch):  # pragma: no cover - compiled
+    """Adjoint of :func:`interp_gather`: add ``gf`` (B or 1, s, ch·s) into ``outf`` (H, ch·W).
 
     Parallel over row bands of ``out`` (windows overlap, bands do not); within a band the
     frames are added in order, so the result does not depend on the thread count. A ``g`` of
     one frame counts for every window.
     """
     b_n = org.shape[0]
-    s = g.shape[1]
+    s = gf.shape[1]
+    w2 = gf.shape[2]
     k = wy.shape[1]
-    shared = g.shape[0] == 1
-    h = out.shape[0]
+    shared = gf.shape[0] == 1
+    h = outf.shape[0]
     nb = SCATTER_BANDS
     for band in prange(nb):
         lo = band * h // nb
         hi = (band + 1) * h // nb
-        t = np.empty((s + k - 1, s), out.dtype)
+        t = np.empty((s + k - 1, w2), np.float32)
         for b in range(b_n):
             r0 = org[b, 0]
-            c0 = org[b, 1]
+            c0 = ch * org[b, 1]
             if r0 + s + k - 1 <= lo or r0 >= hi:
                 continue
             gb = 0 if shared else b
-            # rows ii of the window that land in the band
-            i_lo = max(lo - r0, 0)
-            i_hi = min(hi - r0, s + k - 1)
-            for ii in range(i_lo, i_hi):
-                for j in range(s):
-                    t[ii, j] = 0
+            # rows ii of the window that land in the band: row taps, then column taps
+            for ii in range(max(lo - r0, 0), min(hi - r0, s + k - 1)):
+                tr = t[ii]
+                for j in range(w2):
+                    tr[j] = 0
                 for a in range(k):
                     i = ii - a
-                    if i < 0 or i >= s:
-                        continue
-                    w = wy[b, a]
-                    for j in range(s):
-                        t[ii, j] += w * g[gb, i, j]
+                    if i >= 0 and i < s:
+                        w = wy[b, a]
+                        g = gf[gb, i]
+                        for j in range(w2):
+                            tr[j] += w * g[j]
                 for c in range(k):
                     w = wx[b, c]
-                    for j in range(s):
-                        out[r0 + ii, c0 + j + c] += w * t[ii, j]
+                    o = outf[r0 + ii, c0 + ch * c:c0 + ch * c + w2]
+                    for j in range(w2):
+                        o[j] += w * tr[j]
 
 
 @_jit(parallel=True)
@@ -178,33 +232,38 @@ def frame_sum_conj(patch, chi, out, weight):  # pragma: no cover - compiled
 
 
 @_jit(parallel=True)
-def modulus_update(far, amp, mask, poisson, cost):  # pragma: no cover - compiled
-    """The far-field correction in place: far_bm ← far_bm·(ratio − 1)·mask, with ratio √I/√Î
-    (Gaussian / PIE) or I/Î (Poisson ML), Î = Σ_m |far_bm|²; cost_b ← Σ mask·(√Î − √I)².
-
-    ``mask`` (n, n), or (1, 1) for all pixels valid.
-    """
-    b_n, m_n, n = far.shape[0], far.shape[1], far.shape[2]
+def modulus_update(farf, amp, mask, poisson, cost):  # pragma: no cover - compiled
+    """The far-field correction in place on a float view (B, M, n, 2n) of the waves:
+    far_bm ← far_bm·(ratio − 1)·mask, with ratio √I/√Î (Gaussian / PIE) or I/Î (Poisson ML),
+    Î = Σ_m |far_bm|²; cost_b ← Σ mask·(√Î − √I)². ``mask`` (n, n), or (1, 1): all valid."""
+    b_n, m_n, n = farf.shape[0], farf.shape[1], farf.shape[2]
     full = mask.shape[0] == 1
     for b in prange(b_n):
         cb = 0.0
+        r = np.empty(n, np.float32)
         for i in range(n):
             for j in range(n):
-                s = np.float32(0)
-                for m in range(m_n):
-                    v = far[b, m, i, j]
-                    s += v.real * v.real + v.imag * v.imag
+                r[j] = 0
+            for m in range(m_n):
+                for j in range(n):
+                    x = farf[b, m, i, 2 * j]
+                    y = farf[b, m, i, 2 * j + 1]
+                    r[j] += x * x + y * y
+            for j in range(n):
+                s = r[j]
                 a = np.sqrt(s)
                 w = np.float32(1) if full else mask[i, j]
                 d = (a - amp[b, i, j]) * w
                 cb += d * d
                 if poisson:
-                    r = (amp[b, i, j] * amp[b, i, j] + np.float32(1e-3)) / (s + np.float32(1e-3))
+                    q = (amp[b, i, j] * amp[b, i, j] + np.float32(1e-3)) / (s + np.float32(1e-3))
                 else:
-                    r = amp[b, i, j] / (a + np.float32(1e-6))
-                r = (r - np.float32(1)) * w
-                for m in range(m_n):
-                    far[b, m, i, j] *= r
+                    q = amp[b, i, j] / (a + np.float32(1e-6))
+                r[j] = (q - np.float32(1)) * w
+            for m in range(m_n):
+                for j in range(n):
+                    farf[b, m, i, 2 * j] *= r[j]
+                    farf[b, m, i, 2 * j + 1] *= r[j]
         cost[b] = cb
 
 

@@ -83,6 +83,14 @@ def shift_ramp(shape, shift, xp=np):
     return (ey[..., :, None] * ex[..., None, :]).astype(xp.complex64)
 
 
+def _floats(a) -> np.ndarray:
+    """A complex array as complex64 viewed as float32 pairs (…, 2·nx), for the CPU kernels."""
+    a = np.asarray(a, np.complex64)
+    if a.strides[-1] != a.itemsize:
+        a = np.ascontiguousarray(a)
+    return a.view(np.float32)
+
+
 class FarFieldPtychography:
     """Ψ = F(P·O) for N positions and M probe modes.
 
@@ -139,6 +147,7 @@ class FarFieldPtychography:
         self.frac_np = pos - origin
         self.has_frac = bool(np.any(self.frac_np))
         self._cache = {}
+        self._taps_memo = {}
 
     @property
     def frac(self):
@@ -195,6 +204,10 @@ class FarFieldPtychography:
     def _taps(self, sel, extra: int = 0):
         """Kernel form of the windows ``sel``: (tap-0 origins (B, 2) int64, wy (B, k), wx (B, k)
         float32); ``extra`` widens each window by that many pixels on every side."""
+        key = (id(sel), extra)
+        hit = self._taps_memo.get(key)
+        if hit is not None and hit[0] is sel:      # the same index array as the last calls
+            return hit[1]
         o = self.origin[self._sel(sel)]
         if self._interpolates():
             k = TAPS[self.shift]
@@ -207,8 +220,12 @@ class FarFieldPtychography:
             o = o - (k // 2 - 1)
         else:
             wy = wx = np.ones((len(o), 1), np.float32)
-        return (np.ascontiguousarray(o - extra, dtype=np.int64),
-                np.ascontiguousarray(wy, np.float32), np.ascontiguousarray(wx, np.float32))
+        out = (np.ascontiguousarray(o - extra, dtype=np.int64),
+               np.ascontiguousarray(wy, np.float32), np.ascontiguousarray(wx, np.float32))
+        if len(self._taps_memo) > 8:
+            self._taps_memo.clear()
+        self._taps_memo[key] = (sel, out)
+        return out
 
     def _weights(self, sel):
         """Row and column interpolation weights, each a list of ``taps`` (B, 1, 1) float32."""
@@ -237,7 +254,7 @@ class FarFieldPtychography:
         if self.fused:
             org, wy, wx = self._taps(sel)
             out = np.empty((len(org), n, n), np.complex64)
-            kernels.interp_gather(np.asarray(obj, np.complex64), org, wy, wx, n, out)
+            kernels.interp_gather(_floats(obj), org, wy, wx, n, 2, out.view(np.float32))
             return out
         if not self._interpolates():
             return self._windows(obj, sel, n)
@@ -252,9 +269,14 @@ class FarFieldPtychography:
         b = len(self.origin[self._sel(sel)])
         if out is None:
             out = xp.zeros(self.object_shape, dtype=p.dtype)
-        if self.fused and out.dtype in (np.complex64, np.float32):
+        if self.fused and out.dtype in (np.complex64, np.float32) and out.strides[-1] == \
+                out.itemsize:
             org, wy, wx = self._taps(sel)
-            kernels.interp_scatter(out, org, wy, wx, np.asarray(p, out.dtype))
+            ch = 2 if out.dtype == np.complex64 else 1
+            g = np.asarray(p, out.dtype)
+            if g.strides[-1] != g.itemsize:
+                g = np.ascontiguousarray(g)
+            kernels.interp_scatter(out.view(np.float32), org, wy, wx, g.view(np.float32), ch)
             return out
         if p.shape[0] != b:
             p = xp.broadcast_to(p, (b,) + p.shape[1:])
@@ -286,7 +308,7 @@ class FarFieldPtychography:
         if inside and self.fused:
             org, wy, wx = self._taps(sel, extra=1)
             w = np.empty((len(org), n + 2, n + 2), np.complex64)
-            kernels.interp_gather(np.asarray(obj, np.complex64), org, wy, wx, n + 2, w)
+            kernels.interp_gather(_floats(obj), org, wy, wx, n + 2, 2, w.view(np.float32))
         elif inside:
             w = self._windows(obj, None, size, o)
             if k > 1:
@@ -336,7 +358,8 @@ class FarFieldPtychography:
             n = pr.shape[-1]
             patch = np.empty((len(org), n, n), np.complex64)
             psi = np.empty((len(org),) + pr.shape, np.complex64)
-            kernels.interp_exit(np.asarray(obj, np.complex64), org, wy, wx, pr, patch, psi)
+            kernels.interp_exit(_floats(obj), org, wy, wx, _floats(pr), patch.view(np.float32),
+                                psi.view(np.float32))
             return psi, patch, pr[None]
         patch = self.patches(obj, sel)
         probes = self.frame_probes(sel, probe)
