@@ -111,3 +111,14 @@ def test_scatter_is_deterministic():
     ref = op.patches_adj(g)
     again = op.patches_adj(g)
     assert np.array_equal(ref, again)
+
+
+def test_fused_position_step_equals_array_code(monkeypatch):
+    pos = RNG.uniform(3, 30, size=(9, 2))
+    probe = crandn(2, 16, 16)
+    op = ptychography.FarFieldPtychography(probe, pos, (52, 52), shift="cubic", centred=False)
+    obj, chi = crandn(52, 52), crandn(9, 2, 16, 16)
+    opts = engines.Options(max_position_step_px=50.0)
+    fused, ref = _both(monkeypatch, lambda: engines._position_step(
+        op, np.arange(9), obj, probe[None], chi, opts))
+    np.testing.assert_allclose(fused, ref, rtol=1e-4, atol=1e-6)

@@ -118,7 +118,11 @@ def interp_gather(objf, org, wy, wx, size, ch, outf):  # pragma: no cover - comp
         c0 = ch * org[b, 1]
         t = np.empty((size + k - 1, w2), np.float32)
         for ii in range(size + k - 1):
-            _taps(t[ii], objf[r0 + ii, c0:c0 + w2 + ch * (k - 1)], wx[b], ch, w2)
+            src = objf[r0 + ii, c0:c0 + w2 + ch * (k - 1)]
+            if ch == 2:                   # a constant stride for the compiler
+                _taps(t[ii], src, wx[b], 2, w2)
+            else:
+                _taps(t[ii], src, wx[b], 1, w2)
         for i in range(size):
             _rows(outf[b, i], t, i, wy[b], w2)
 
@@ -294,3 +298,22 @@ def ls_dots(probe, d_obj_patch, d_probe, patch, chi, out):  # pragma: no cover -
         out[bb, 2] = b2
         out[bb, 3] = ab
         out[bb, 4] = bc
+
+
+@_jit(parallel=True)
+def direction_dots(probe, g, chi, out):  # pragma: no cover - compiled
+    """Per frame b, for the exit-wave direction d_bm = probe_m·g_b (never stored):
+    out (B, 2) ← (Re⟨d_b, χ_b⟩, ‖d_b‖²)."""
+    b_n, m_n, n = chi.shape[0], chi.shape[1], chi.shape[2]
+    for bb in prange(b_n):
+        num = 0.0
+        den = 0.0
+        for m in range(m_n):
+            for i in range(n):
+                for j in range(n):
+                    x = probe[m, i, j] * g[bb, i, j]
+                    c = chi[bb, m, i, j]
+                    num += x.real * c.real + x.imag * c.imag
+                    den += x.real * x.real + x.imag * x.imag
+        out[bb, 0] = num
+        out[bb, 1] = den

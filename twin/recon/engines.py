@@ -718,6 +718,12 @@ def _position_step(op, idx, obj, probes, chi, opts: Options):
     xp = op.xp
     out = []
     for g in op.patch_gradients(obj, idx):
+        if op.fused and probes.shape[0] == 1 and chi.dtype == np.complex64:
+            dots = np.empty((len(g), 2))                               # fused CPU pass
+            kernels.direction_dots(np.asarray(probes[0], np.complex64),
+                                   np.asarray(g, np.complex64), chi, dots)
+            out.append(dots[:, 0] / (dots[:, 1] + 1e-12))
+            continue
         d = probes * g[:, None]
         num = xp.real(xp.sum(xp.conj(d) * chi, axis=(1, 2, 3)))
         den = xp.sum(d.real ** 2 + d.imag ** 2, axis=(1, 2, 3)) + 1e-12
