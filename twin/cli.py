@@ -323,9 +323,18 @@ def report(directory: Annotated[Path, typer.Argument(help="a `twin run` output d
                "--pdf", help="also print it to DIR/report.pdf with headless Chromium")]
            = False) -> None:
     """Build the Jupyter Book report of the results in DIR to static HTML (offline)."""
-    from twin.report import book as rp
+    import contextlib
 
-    typer.echo(f"report: {rp.build(directory, pdf=pdf)}")
+    from twin.report import book as rp
+    from twin.workflows.pipeline import lock_run_dir
+
+    # a run directory is locked like `twin run` locks it: a report built while a run writes
+    # its results would mix two states
+    hold = (lock_run_dir(directory, command="twin report")
+            if (directory / "summary.json").exists() else contextlib.nullcontext())
+    with hold:
+        built = rp.build(directory, pdf=pdf)
+    typer.echo(f"report: {built}")
     if pdf:
         target = (directory / "report.pdf" if (directory / "summary.json").exists()
                   else directory / "_build" / "book.pdf")

@@ -58,3 +58,13 @@ def test_lock_of_a_killed_holder_is_free(holder):
     with pipeline.lock_run_dir(out) as path:
         assert json.loads(path.read_text())["pid"] == os.getpid()
     assert path.read_text() == ""                          # released: no holder named
+
+
+def test_report_refuses_a_held_run_directory(holder):
+    out, proc = holder
+    (out / "summary.json").write_text("{}")               # a run directory being written
+    r = subprocess.run([sys.executable, "-m", "twin", "report", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert f"pid {proc.pid}" in r.stderr and "Traceback" not in r.stderr
+    assert not (out / "report").exists()

@@ -83,3 +83,29 @@ def test_calibrated_law_predicts_a_held_out_simulated_point(quick):
 def test_too_few_photons_is_a_bound_not_a_resolution(quick):
     m = simres.measure(quick.with_values({"beam.flux_photons_per_s": 1e6}), seed=1, points=144)
     assert m.unresolved and m.pcc_simulated < 0.7
+
+
+def test_a_shipped_entry_is_what_the_code_measures_and_forecasts_use_it():
+    # twin ships the seed scenarios' simulated points (tools/ship_calibrations.py); one is
+    # recomputed here from scratch: same inputs, same measurement (a stale entry fails)
+    import json
+
+    from twin.workflows import forecast
+
+    s = scenario.load(ROOT / "scenarios" / "siemens_star_selun_110khz.toml")
+    assert s.resolution.model == "simulated"
+    ps = simres.patch_scenario(s).model_copy(update={"seed": s.seed})
+    key = simres._key(ps, s.seed, None)
+    shipped = simres.SHIPPED / f"{key}.json"
+    assert shipped.exists(), "the star's calibration point at F0 is not shipped"
+    want = json.loads(shipped.read_text())
+    got = simres.measure(s, seed=s.seed, use_cache=False)
+    assert got.frames == want["frames"]
+    assert got.resolution_simulated_m == pytest.approx(want["resolution_simulated_m"], rel=0.03)
+    assert got.pcc_simulated == pytest.approx(want["pcc_simulated"], abs=0.01)
+    # the forecast of the unchanged seed scenario is that calibration, with its error bars
+    forecast._CALIBRATIONS.clear()
+    v = forecast.forecast(s).values
+    assert v["resolution_simulated_m"] is not None
+    assert v["resolution_simulated_std_m"] is not None and v["resolution_simulated_std_m"] > 0
+    assert v["resolution_forecast_m"] == pytest.approx(v["resolution_simulated_m"], rel=1e-9)

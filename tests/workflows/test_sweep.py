@@ -64,3 +64,31 @@ def test_bad_sweep_value_names_field(quick):
     s = quick.model_copy(update={"sweep": {"scan.frame_rate_hz": [1000.0, 9000.0]}})
     with pytest.raises(TwinInputError, match="sweep.scan.frame_rate_hz"):
         sweep.run_sweep(s, n_workers=1)
+
+
+def test_simulated_model_sweep_calibrates_its_base_once(quick, monkeypatch):
+    # resolution.model = "simulated": the base scenario is calibrated once, and every point's
+    # resolution is that d(F) at the point's own fluence (not a calibration per point)
+    from twin.workflows import simres
+
+    calls = []
+
+    def fake_calibrate(s, seeds=1, **kw):
+        calls.append(s)
+        f0 = forecast.fluence_per_m2(s)
+        return simres.Calibration(100e-9, 5e-9, 0.25, 0.02, f0, [])
+
+    forecast._CALIBRATIONS.clear()
+    monkeypatch.setattr(simres, "calibrate", fake_calibrate)
+    monkeypatch.setattr(forecast, "compression_ratio", lambda s: 3.0)
+    base = quick.model_copy(update={"resolution": quick.resolution.model_copy(
+        update={"model": "simulated"})})
+    table = sweep.run_sweep(base, n_workers=1, chunk_points=4)
+    assert len(calls) == 1 and len(table) == 9
+    f = np.array([forecast.fluence_per_m2(base.with_values(
+        {"beam.flux_photons_per_s": a, "scan.frame_rate_hz": b})) for a, b in
+        table[["beam.flux_photons_per_s", "scan.frame_rate_hz"]].to_numpy()])
+    expect = np.maximum(100e-9 * (f / forecast.fluence_per_m2(base)) ** -0.25,
+                        table["pixel_size_m"].to_numpy())
+    np.testing.assert_allclose(table["resolution_forecast_m"], expect, rtol=1e-6)
+    forecast._CALIBRATIONS.clear()

@@ -73,7 +73,7 @@ def _absorbed(shape: str, size_x_m: float, size_z_m: float, fov_width_m: float,
     return _dose.mean_absorbed_fraction(mu_per_m, chords)
 
 
-def physical_parameters(s: Scenario) -> dict[str, float]:
+def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
     """Flat SI parameters of one scenario for :func:`evaluate`."""
     from twin.geometry import Geometry
 
@@ -108,7 +108,12 @@ def physical_parameters(s: Scenario) -> dict[str, float]:
     n_proj = s.tomography.n_projections
     res = s.resolution
     model = {"pixel": 0, "howells": 1, "rose": 2, "simulated": 3}[res.model]
-    sim = (calibration(s) if res.model == "simulated" else None)
+    # a sweep passes its base scenario's calibration: d(F) of that point, evaluated at each
+    # point's fluence (``twin sweep --simulate`` measures every point instead)
+    if res.model != "simulated":
+        sim = None
+    elif sim is None:
+        sim = calibration(s)
     # the sample's widest extent across the beam over the rotation (Crowther's D), and its
     # thickness along the beam (projection approximation)
     if s.sample.shape == "cylinder":
@@ -193,6 +198,9 @@ def fluence_per_m2(s: Scenario) -> float:
 
 
 _CALIBRATIONS: dict = {}
+#: Below this fitted exponent k (half of the dose-limited 1/4 of Howells et al. 2009) the
+#: simulated resolution is called limited by the reconstruction rather than by the dose.
+FLAT_EXPONENT = 0.125
 
 
 def calibration(s: Scenario):
@@ -441,7 +449,14 @@ def forecast(s: Scenario) -> Forecast:
     if code is not None:
         values["resolution_3d_limited_by"] = ("dose (all projections)", "Crowther (projection "
                                               "count)", "voxel size")[int(code)]
-    values["resolution_limited_by"] = (
-        "pixel size" if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12)
-        else "dose")
+    k = values.get("resolution_exponent_k")
+    if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):
+        values["resolution_limited_by"] = "pixel size"
+    elif s.resolution.model == "simulated" and k is not None and k < FLAT_EXPONENT:
+        # the twin's own points say more photons barely help: not the dose
+        values["resolution_limited_by"] = (
+            f"reconstruction, not dose (simulated d ∝ F^-{k:.2f}: more photons barely help; "
+            "probe, position errors, partial coherence and the pixel set it)")
+    else:
+        values["resolution_limited_by"] = "dose"
     return Forecast(s.name, values)

@@ -40,10 +40,12 @@ def _check_values(s: Scenario, keys: list[str]) -> None:
 
 
 def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
-                   compression_ratio: float = float("nan")) -> pd.DataFrame:
+                   compression_ratio: float = float("nan"), calibration=None) -> pd.DataFrame:
     """Forecast of a list of grid points as a DataFrame (runs on a Dask worker).
 
     ``compression_ratio``: the base scenario's measured ratio, used for every point.
+    ``calibration``: the base scenario's simulated d(F) (``resolution.model = "simulated"``),
+    evaluated at every point's fluence; points are not calibrated one by one.
     """
     params, rows = [], []
     for point in points:
@@ -53,7 +55,7 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
         except TwinInputError as exc:
             raise TwinInputError("sweep", values, "", message=(
                 f"sweep point {values} makes an invalid scenario: {exc}")) from None
-        params.append({**_forecast.physical_parameters(scenario),
+        params.append({**_forecast.physical_parameters(scenario, calibration),
                        "compression_ratio": compression_ratio})
         rows.append(values)
     out = _forecast.evaluate(_forecast.stack(params))
@@ -125,10 +127,11 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     _check_values(s, keys)
     chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
     base = s.model_copy(update={"sweep": {}})
-    ratio = (_forecast.compression_ratio(base) if base.resolution.model == "simulated"
-             else float("nan"))
+    simulated_model = base.resolution.model == "simulated"
+    ratio = _forecast.compression_ratio(base) if simulated_model else float("nan")
+    cal = _forecast.calibration(base) if simulated_model else None
     parts = map_ordered(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks), chunks,
-                        [ratio] * len(chunks),
+                        [ratio] * len(chunks), [cal] * len(chunks),
                         scheduler=scheduler, n_workers=n_workers, progress=progress,
                         desc="sweep", unit="pt", weights=[len(c) for c in chunks])
     table = pd.concat(parts, ignore_index=True)
