@@ -26,6 +26,7 @@ Model (each step is a closed form; see the book's *Forecast model* chapter):
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -213,8 +214,15 @@ def calibration(s: Scenario):
 
     key = s.model_dump_json(exclude={"name", "description", "sweep", "run"})
     if key not in _CALIBRATIONS:
-        _CALIBRATIONS[key] = simres.calibrate(
-            s.model_copy(update={"sweep": {}}), seeds=s.resolution.calibration_seeds)
+        base = s.model_copy(update={"sweep": {}})
+        seeds = s.resolution.calibration_seeds
+        todo = simres.missing_points(base, seeds)
+        if todo:       # minutes of work: say so, and show progress (stderr: --json stays clean)
+            print(f"resolution.model = \"simulated\": simulating and reconstructing {todo} "
+                  f"patch(es) of this scenario to calibrate d(F) (about a minute each on 2 "
+                  f"cores; cached in {simres.cache_dir()}, so this happens once)",
+                  file=sys.stderr, flush=True)
+        _CALIBRATIONS[key] = simres.calibrate(base, seeds=seeds, progress=bool(todo))
     return _CALIBRATIONS[key]
 
 
@@ -455,8 +463,8 @@ def forecast(s: Scenario) -> Forecast:
     elif s.resolution.model == "simulated" and k is not None and k < FLAT_EXPONENT:
         # the twin's own points say more photons barely help: not the dose
         values["resolution_limited_by"] = (
-            f"reconstruction, not dose (simulated d ∝ F^-{k:.2f}: more photons barely help; "
-            "probe, position errors, partial coherence and the pixel set it)")
+            f"reconstruction, not dose (simulated d ∝ F^(−k) with k = {k:.2f}: more photons "
+            "barely help; probe, position errors, partial coherence and the pixel set it)")
     else:
         values["resolution_limited_by"] = "dose"
     return Forecast(s.name, values)

@@ -457,6 +457,20 @@ def fit_power_law(fluence: np.ndarray, d: np.ndarray, f0: float) -> tuple[float,
 CALIBRATION_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
+def missing_points(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
+                   points: int = PATCH_POINTS) -> int:
+    """How many of :func:`calibrate`'s simulated points are neither cached nor shipped."""
+    flux = s.beam.flux_photons_per_s
+    n = 0
+    for f in factors:
+        sc = s.with_values({"beam.flux_photons_per_s": flux * f})
+        for k in range(seeds):
+            seed = sc.seed + k
+            ps = patch_scenario(sc, points).model_copy(update={"seed": int(seed)})
+            n += _lookup(_key(ps, seed, None)) is None
+    return n
+
+
 def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
               scheduler: str | None = None, progress: bool = False,
               n_workers: int | None = None, points: int = PATCH_POINTS) -> Calibration:
