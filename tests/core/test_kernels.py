@@ -55,7 +55,8 @@ def test_fused_operator_equals_array_code(monkeypatch, shift, integer):
         target = np.zeros((52, 52), np.complex64)
         vt = target[2:50, 1:51]
         vop.exit_adj_object(chi, probes, sel, out=vt)
-        return (psi, patch, num_p, w, op.exit_adj_object(chi, probes, sel),
+        return (psi, patch, num_p, w, *op.object_update_terms(chi, probes, sel),
+                op.exit_adj_object(chi, probes, sel),
                 op.illumination(probes, sel), target, *op.patch_gradients(obj, sel),
                 vop.patches(view, sel))
 

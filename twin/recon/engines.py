@@ -633,8 +633,7 @@ def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
     if opts.position_correction == "gradient" and it >= opts.position_correction_start:
         pos_step = _position_step(op, idx, obj, probes, chi, opts)    # before O changes
 
-    num_o = op.exit_adj_object(chi, probes, idx)
-    den_o = op.illumination(probes, idx)
+    num_o, den_o = op.object_update_terms(chi, probes, idx)
     upd_probe = it >= opts.probe_update_start
     ow = xp.empty(patch.shape[1:], xp.float32)                         # (n, n) Σ_b |O_b|²
     num_p = op.exit_adj_probe(chi, patch, idx, weight=ow) if upd_probe else None
