@@ -365,3 +365,22 @@ def direction_dots(probe, g, chi, out):  # pragma: no cover - compiled
                     den += x.real * x.real + x.imag * x.imag
         out[bb, 0] = num
         out[bb, 1] = den
+
+
+@_jit(parallel=True)
+def central_differences(wf, gyf, gxf):  # pragma: no cover - compiled
+    """Float views: from windows w (B, n+2, n+2) with a one-pixel border, the central
+    differences gy[b, i, j] = (w[i+2, j+1] − w[i, j+1])/2 and gx = (w[i+1, j+2] − w[i+1, j])/2,
+    each (B, n, n)."""
+    b_n, n = gyf.shape[0], gyf.shape[1]
+    n2 = 2 * n
+    for b in prange(b_n):
+        for i in range(n):
+            up = wf[b, i]
+            mid = wf[b, i + 1]
+            dn = wf[b, i + 2]
+            gy = gyf[b, i]
+            gx = gxf[b, i]
+            for j in range(n2):
+                gy[j] = np.float32(0.5) * (dn[j + 2] - up[j + 2])
+                gx[j] = np.float32(0.5) * (mid[j + 4] - mid[j])

@@ -309,6 +309,11 @@ class FarFieldPtychography:
             org, wy, wx = self._taps(sel, extra=1)
             w = np.empty((len(org), n + 2, n + 2), np.complex64)
             kernels.interp_gather(_floats(obj), org, wy, wx, n + 2, 2, w.view(np.float32))
+            gy = np.empty((len(org), n, n), np.complex64)
+            gx = np.empty_like(gy)
+            kernels.central_differences(w.view(np.float32), gy.view(np.float32),
+                                        gx.view(np.float32))
+            return gy, gx
         elif inside:
             w = self._windows(obj, None, size, o)
             if k > 1:
