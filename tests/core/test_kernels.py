@@ -66,16 +66,20 @@ def test_fused_operator_equals_array_code(monkeypatch, shift, integer):
 
 @pytest.mark.parametrize("algorithm,noise", [("rpie", "gaussian"), ("lsqml", "poisson")])
 @pytest.mark.parametrize("masked", [False, True])
-def test_fused_modulus_equals_array_code(monkeypatch, algorithm, noise, masked):
+@pytest.mark.parametrize("u", [1, 2])
+def test_fused_modulus_equals_array_code(monkeypatch, algorithm, noise, masked, u):
+    # u = 2: frames measured with 2×2 binning of the model's fine far field (upsampling)
     class St:
-        xp, u = np, 1
+        xp = np
 
     st = St()
-    mask = (RNG.uniform(size=(16, 16)) > 0.2).astype(np.float32) if masked else np.ones((16, 16))
+    st.u = u
+    nd = 16
+    mask = (RNG.uniform(size=(nd, nd)) > 0.2).astype(np.float32) if masked else np.ones((nd, nd))
     st.mask, st.all_valid = mask.astype(np.float32), not masked
     st.mask_kernel = st.mask if masked else np.ones((1, 1), np.float32)
-    far = crandn(6, 3, 16, 16)
-    amp = RNG.uniform(0, 3, size=(6, 16, 16)).astype(np.float32)
+    far = crandn(6, 3, nd * u, nd * u)
+    amp = RNG.uniform(0, 3 * u, size=(6, nd, nd)).astype(np.float32)
     opts = engines.Options(algorithm=algorithm, noise_model=noise)
 
     def run():

@@ -251,15 +251,21 @@ def interp_scatter_pair(outf, outr, org, wy, wx, gf, gr):  # pragma: no cover - 
 
 @_jit(parallel=True)
 def mode_sum_conj(probe, chi, out):  # pragma: no cover - compiled
-    """out (B, n, n) ← Σ_m conj(probe_m)·chi_bm: the exit waves' adjoint in the object."""
+    """out (B, n, n) ← Σ_m conj(probe_m)·chi_bm: the exit waves' adjoint in the object
+    (modes outermost: every inner loop runs along a contiguous row)."""
     b_n, m_n, n = chi.shape[0], chi.shape[1], chi.shape[2]
     for b in prange(b_n):
         for i in range(n):
+            o = out[b, i]
+            p = probe[0, i]
+            c = chi[b, 0, i]
             for j in range(n):
-                acc = np.complex64(0)
-                for m in range(m_n):
-                    acc += np.conj(probe[m, i, j]) * chi[b, m, i, j]
-                out[b, i, j] = acc
+                o[j] = np.conj(p[j]) * c[j]
+            for m in range(1, m_n):
+                p = probe[m, i]
+                c = chi[b, m, i]
+                for j in range(n):
+                    o[j] += np.conj(p[j]) * c[j]
 
 
 @_jit(parallel=True)
@@ -284,38 +290,55 @@ def frame_sum_conj(patch, chi, out, weight):  # pragma: no cover - compiled
 
 
 @_jit(parallel=True)
-def modulus_update(farf, amp, mask, poisson, cost):  # pragma: no cover - compiled
-    """The far-field correction in place on a float view (B, M, n, 2n) of the waves:
-    far_bm ← far_bm·(ratio − 1)·mask, with ratio √I/√Î (Gaussian / PIE) or I/Î (Poisson ML),
-    Î = Σ_m |far_bm|²; cost_b ← Σ mask·(√Î − √I)². ``mask`` (n, n), or (1, 1): all valid."""
+def modulus_update(farf, amp, mask, poisson, u, cost):  # pragma: no cover - compiled
+    """The far-field correction in place on a float view (B, M, n, 2n) of the waves, measured
+    frames binned ``u``×``u`` (amp (B, n/u, n/u); u = 1: none): far_bm ← far_bm·(ratio − 1)·mask,
+    with ratio √I/√Î (Gaussian / PIE) or I/Î (Poisson ML), Î = Σ_m Σ_block |far_bm|²;
+    cost_b ← Σ mask·(√Î − √I)². ``mask`` (n/u, n/u), or (1, 1): all valid."""
     b_n, m_n, n = farf.shape[0], farf.shape[1], farf.shape[2]
+    nd = n // u
     full = mask.shape[0] == 1
     for b in prange(b_n):
         cb = 0.0
-        r = np.empty(n, np.float32)
-        for i in range(n):
-            for j in range(n):
+        r = np.empty(nd, np.float32)
+        for i in range(nd):
+            for j in range(nd):
                 r[j] = 0
             for m in range(m_n):
-                for j in range(n):
-                    x = farf[b, m, i, 2 * j]
-                    y = farf[b, m, i, 2 * j + 1]
-                    r[j] += x * x + y * y
-            for j in range(n):
+                for a in range(u):
+                    row = farf[b, m, i * u + a]
+                    if u == 1:
+                        for j in range(nd):
+                            x = row[2 * j]
+                            y = row[2 * j + 1]
+                            r[j] += x * x + y * y
+                    else:
+                        for jj in range(n):
+                            x = row[2 * jj]
+                            y = row[2 * jj + 1]
+                            r[jj // u] += x * x + y * y
+            for j in range(nd):
                 s = r[j]
-                a = np.sqrt(s)
+                am = np.sqrt(s)
                 w = np.float32(1) if full else mask[i, j]
-                d = (a - amp[b, i, j]) * w
+                d = (am - amp[b, i, j]) * w
                 cb += d * d
                 if poisson:
                     q = (amp[b, i, j] * amp[b, i, j] + np.float32(1e-3)) / (s + np.float32(1e-3))
                 else:
-                    q = amp[b, i, j] / (a + np.float32(1e-6))
+                    q = amp[b, i, j] / (am + np.float32(1e-6))
                 r[j] = (q - np.float32(1)) * w
             for m in range(m_n):
-                for j in range(n):
-                    farf[b, m, i, 2 * j] *= r[j]
-                    farf[b, m, i, 2 * j + 1] *= r[j]
+                for a in range(u):
+                    row = farf[b, m, i * u + a]
+                    if u == 1:
+                        for j in range(nd):
+                            row[2 * j] *= r[j]
+                            row[2 * j + 1] *= r[j]
+                    else:
+                        for jj in range(n):
+                            row[2 * jj] *= r[jj // u]
+                            row[2 * jj + 1] *= r[jj // u]
         cost[b] = cb
 
 

@@ -593,11 +593,11 @@ def _far_correction(st: _State, far, amp_meas, opts: Options):
     cost Σ mask·(√Î − √I)²."""
     xp = st.xp
     poisson = opts.algorithm == "lsqml" and opts.noise_model == "poisson"
-    if (xp is np and st.u == 1 and kernels.AVAILABLE and far.dtype == np.complex64
+    if (xp is np and kernels.AVAILABLE and far.dtype == np.complex64
             and far.flags.c_contiguous):
         cost = np.empty(len(far))                                       # fused CPU pass
         kernels.modulus_update(far.view(np.float32), np.asarray(amp_meas, np.float32),
-                               st.mask_kernel, poisson, cost)
+                               st.mask_kernel, poisson, st.u, cost)
         return float(cost.sum())
     sq = xp.square(far.view(xp.float32))
     model = (sq[..., 0::2] + sq[..., 1::2]).sum(axis=1)               # (B, n, n) Σ_m |Ψ|²
