@@ -281,7 +281,7 @@ def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRAC
             data = np.stack([fourier_shift(p, (0, shift)) for p in data]).astype(np.float32)
         fn = {"sart": tm.sart, "sirt": tm.sirt, "tv": tm.tv_reconstruct}[algorithm]
         its = iterations or {"sart": 10, "sirt": 50, "tv": 100}[algorithm]
-        vol = fn(data, theta, iterations=its, nonneg=nonneg)
+        vol = fn(data, theta, iterations=its, nonneg=nonneg, progress=True)
     else:
         raise TwinInputError("--algorithm", algorithm, "allowed: auto, fbp, sart, sirt, tv")
     tio.write_volume(output, vol, pr.voxel_size_m, **extra)

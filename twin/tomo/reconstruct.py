@@ -265,6 +265,15 @@ def _start(x0, shape_cols, xp):
     return _pixels(x0).copy()
 
 
+def _iterations(n: int, desc: str, progress: bool):
+    """range(n), with a progress bar and an ETA on stderr when ``progress``."""
+    if not progress:
+        return range(n)
+    from tqdm import tqdm
+
+    return tqdm(range(n), desc=desc, unit="it")
+
+
 class _SIRT:
     """SIRT on pixel-major stacks, with the row and column sums computed once."""
 
@@ -276,10 +285,10 @@ class _SIRT:
         ones = xp.ones((A.n_angles * n, 1), dtype=xp.float32)
         self.CM = self.mask / xp.maximum(A.adj_cols(ones), 1e-6)
 
-    def run(self, x, p, iterations: int, nonneg: bool = False):
+    def run(self, x, p, iterations: int, nonneg: bool = False, progress: bool = False):
         A = self.A
         xp = array_module(x)
-        for _ in range(iterations):
+        for _ in _iterations(iterations, "sirt", progress):
             r = A.fwd_cols(x)
             xp.subtract(p, r, out=r)
             r *= self.R
@@ -291,7 +300,8 @@ class _SIRT:
         return x
 
 
-def sirt(sino, theta_deg, iterations: int = 50, x0=None, nonneg: bool = False):
+def sirt(sino, theta_deg, iterations: int = 50, x0=None, nonneg: bool = False,
+         progress: bool = False):
     """SIRT: x ← x + C·Aᵀ·R·(p − A x), R and C the inverse row and column sums of A.
 
     Parameters
@@ -306,6 +316,8 @@ def sirt(sino, theta_deg, iterations: int = 50, x0=None, nonneg: bool = False):
         Starting volume.
     nonneg : bool
         Clip negative values after every sweep (a positivity prior).
+    progress : bool
+        A progress bar with an ETA (stderr).
 
     Returns
     -------
@@ -315,11 +327,11 @@ def sirt(sino, theta_deg, iterations: int = 50, x0=None, nonneg: bool = False):
     na, rows, n = sino.shape
     A = Radon(n, theta, xp)
     x = _start(x0, (n * n, rows), xp)
-    return _volume(_SIRT(A, xp).run(x, _rays(sino), iterations, nonneg), n)
+    return _volume(_SIRT(A, xp).run(x, _rays(sino), iterations, nonneg, progress), n)
 
 
 def sart(sino, theta_deg, iterations: int = 10, relaxation: float = 0.5, x0=None,
-         nonneg: bool = False, seed: int = 0):
+         nonneg: bool = False, seed: int = 0, progress: bool = False):
     """SART (Andersen & Kak 1984): one projection angle at a time, in random order.
 
     Parameters as :func:`sirt`; ``relaxation`` (0, 2) scales each angle's update and ``seed``
@@ -336,7 +348,7 @@ def sart(sino, theta_deg, iterations: int = 10, relaxation: float = 0.5, x0=None
              for Ab, AbT in blocks]
     x = _start(x0, (n * n, rows), xp)
     rng = np.random.default_rng(seed)
-    for _ in range(iterations):
+    for _ in _iterations(iterations, "sart", progress):
         for a in rng.permutation(na):
             Ab, AbT = blocks[a]
             R, CM = norms[a]
@@ -363,7 +375,7 @@ def _tv_grad(x, eps):
 
 
 def tv_reconstruct(sino, theta_deg, weight: float = 0.05, iterations: int = 100, x0=None,
-                   nonneg: bool = False):
+                   nonneg: bool = False, progress: bool = False):
     """min ½‖A x − p‖² + λ·TV(x) by gradient descent with a step from the power method.
 
     Parameters
@@ -395,7 +407,7 @@ def tv_reconstruct(sino, theta_deg, weight: float = 0.05, iterations: int = 100,
     lam = weight * L * float(xp.mean(xp.abs(x)) + 1e-12)
     eps = 1e-3 * float(xp.abs(x).max() + 1e-12)
     step = 1.0 / (L + 8 * lam / eps)
-    for _ in range(iterations):
+    for _ in _iterations(iterations, "tv", progress):
         g = A.adj_cols(A.fwd_cols(x) - p)
         g += lam * _tv_grad(x.reshape(n, n, rows), eps).reshape(n * n, rows)
         x -= step * g
