@@ -55,7 +55,7 @@ def study(angle_counts=(5, 11, 21, 41, 87, 175, 349), range_deg: float = 140.8,
                 rec = tomo.sart(sino, theta, iterations=max(2, 60 // n_angles + 1),
                                 nonneg=True)
             elif method == "tv":
-                rec = tomo.tv_reconstruct(sino, theta, weight=0.05, iterations=80, nonneg=True)
+                rec = tomo.tv_reconstruct(sino, theta, iterations=80, nonneg=True)
             else:
                 raise ValueError(method)
             rng = float(delta.max() - delta.min())

@@ -363,29 +363,44 @@ def sart(sino, theta_deg, iterations: int = 10, relaxation: float = 0.5, x0=None
     return _volume(x, n)
 
 
-def _tv_grad(x, eps):
-    """Gradient of the smoothed TV of images stacked on the first two axes (n, n, ...)."""
-    xp = array_module(x)
-    gz = xp.diff(x, axis=0, append=x[-1:])
-    gx = xp.diff(x, axis=1, append=x[:, -1:])
-    mag = xp.sqrt(gz * gz + gx * gx + eps * eps)
-    pz, px = gz / mag, gx / mag
-    div = (pz - xp.roll(pz, 1, axis=0)) + (px - xp.roll(px, 1, axis=1))
-    return -div
+def _grad(u, xp):
+    """Forward differences (Neumann: zero across the last row and column) of images stacked on
+    the first two axes (n, n, ...): the discrete gradient ∇ of the TV term."""
+    return (xp.diff(u, axis=0, append=u[-1:]), xp.diff(u, axis=1, append=u[:, -1:]))
 
 
-def tv_reconstruct(sino, theta_deg, weight: float = 0.05, iterations: int = 100, x0=None,
+def _grad_adj(pz, px, xp):
+    """∇ᵀ = −div for fields whose last row (pz) and column (px) are zero, as ∇'s are."""
+    return -((pz - xp.roll(pz, 1, axis=0)) + (px - xp.roll(px, 1, axis=1)))
+
+
+def tv_reconstruct(sino, theta_deg, weight: float = 0.01, iterations: int = 100, x0=None,
                    nonneg: bool = False, progress: bool = False):
-    """min ½‖A x − p‖² + λ·TV(x) by gradient descent with a step from the power method.
+    """min ½‖A x − p‖² + λ·TV(x) (isotropic TV, x in the reconstruction circle, optionally
+    x ≥ 0) by the primal–dual algorithm of Chambolle & Pock (2011), as Sidky, Jørgensen & Pan
+    (2012) apply it to tomography.
+
+    K = [A; μ∇] with μ = ‖A‖/√8, so that both blocks have the same norm and ‖K‖ ≤ √2·‖A‖
+    (‖A‖ from the power method, ‖∇‖² ≤ 8); steps σ = τ = 0.99/‖K‖. Per iteration: the data's
+    dual q ← (q + σ(A x̄ − p))/(1 + σ), the gradient's dual z projected onto |z| ≤ λ/μ, then
+    x ← P(x − τ(Aᵀq + μ∇ᵀz)) and x̄ = 2x − x_old. On seed 002's 21 angles over 140.8° it
+    reaches in 50 iterations a lower error (rms 0.066 against a 0.133 FBP) than plain
+    gradient descent on the smoothed TV did in 150 (0.073).
 
     Parameters
     ----------
     sino, theta_deg, x0, nonneg
         As :func:`sirt`; the start is the FBP when ``x0`` is None.
     weight : float
-        λ = ``weight`` × (the data term's scale: ‖AᵀA‖ × the start's mean |x|).
+        λ = ``weight`` × (the data term's scale: ‖AᵀA‖ × the start's mean |x|). The default
+        0.01 was chosen on the IC phantom of :mod:`twin.tomo.angles` (48², 80 iterations,
+        positivity): PCC 0.993 and metal Dice 0.995 at 21 angles over 140.8° (FBP 0.942 /
+        0.955), 0.859 / 0.604 at 5 angles (FBP 0.648 / 0.512); 0.05 over-smooths once the
+        solver converges (0.936 / 0.885 at 21 angles).
     iterations : int
-        Gradient steps.
+        Primal–dual iterations.
+    progress : bool
+        A progress bar with an ETA (stderr).
 
     Returns
     -------
@@ -400,20 +415,37 @@ def tv_reconstruct(sino, theta_deg, weight: float = 0.05, iterations: int = 100,
     for _ in range(15):
         v = A.adj_cols(A.fwd_cols(v)) * mask
         v /= xp.linalg.norm(v)
-    L = float(xp.linalg.norm(A.adj_cols(A.fwd_cols(v)) * mask))
+    L = float(xp.linalg.norm(A.adj_cols(A.fwd_cols(v)) * mask))          # ‖A‖²
     if x0 is None:
         x0 = xp.asarray(fbp(_to_numpy(sino), theta))
     x = _pixels(xp.asarray(x0, dtype=xp.float32)) * mask
     lam = weight * L * float(xp.mean(xp.abs(x)) + 1e-12)
-    eps = 1e-3 * float(xp.abs(x).max() + 1e-12)
-    step = 1.0 / (L + 8 * lam / eps)
+    mu = math.sqrt(L / 8)
+    sigma = tau = 0.99 / math.sqrt(2 * L)
+    bound = lam / mu
+    q = xp.zeros_like(p)
+    zz = xp.zeros((n, n, rows), dtype=xp.float32)
+    zx = xp.zeros_like(zz)
+    xb = x.copy()
     for _ in _iterations(iterations, "tv", progress):
-        g = A.adj_cols(A.fwd_cols(x) - p)
-        g += lam * _tv_grad(x.reshape(n, n, rows), eps).reshape(n * n, rows)
-        x -= step * g
+        r = A.fwd_cols(xb)
+        r -= p
+        q += sigma * r
+        q /= 1 + sigma
+        gz, gx = _grad(xb.reshape(n, n, rows), xp)
+        zz += (sigma * mu) * gz
+        zx += (sigma * mu) * gx
+        scale = xp.maximum(xp.sqrt(zz * zz + zx * zx) / bound, 1)
+        zz /= scale
+        zx /= scale
+        step = A.adj_cols(q)
+        step += mu * _grad_adj(zz, zx, xp).reshape(n * n, rows)
+        x_old = x
+        x = x - tau * step
         x *= mask
         if nonneg:
             xp.maximum(x, 0, out=x)
+        xb = 2 * x - x_old
     return _volume(x, n)
 
 
