@@ -127,3 +127,30 @@ def test_fused_position_step_equals_array_code(monkeypatch):
     fused, ref = _both(monkeypatch, lambda: engines._position_step(
         op, np.arange(9), obj, probe[None], chi, opts))
     np.testing.assert_allclose(fused, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_operator_refuses_arrays_of_the_wrong_shape():
+    # the kernels do not check bounds: the operator does, before it calls them
+    pos = RNG.uniform(3, 30, size=(4, 2))
+    op = ptychography.FarFieldPtychography(crandn(2, 16, 16), pos, (52, 52), shift="cubic")
+    parent = crandn(52, 52)
+    with pytest.raises(ValueError, match="shape"):
+        op.patches(parent[:30, :30])
+    with pytest.raises(ValueError, match="windows"):
+        op.patches_adj(crandn(2, 16, 16))
+    with pytest.raises(ValueError, match="shape"):
+        op.patches_adj(crandn(4, 16, 16), out=np.zeros((30, 30), np.complex64))
+    with pytest.raises(TypeError):
+        op.patches_adj(crandn(4, 16, 16), out=np.zeros((52, 52), np.float32))
+    with pytest.raises(ValueError):
+        op.exit_adj_object(crandn(4, 3, 16, 16), op.probe[None])
+
+
+def test_window_memo_sees_an_index_array_changed_in_place():
+    pos = RNG.uniform(3, 30, size=(4, 2))
+    op = ptychography.FarFieldPtychography(crandn(1, 16, 16), pos, (52, 52), shift="cubic")
+    obj = crandn(52, 52)
+    sel = np.array([0, 1])
+    op.patches(obj, sel)
+    sel[:] = [2, 3]
+    np.testing.assert_array_equal(op.patches(obj, sel), op.patches(obj, np.array([2, 3])))

@@ -66,29 +66,35 @@ def test_bad_sweep_value_names_field(quick):
         sweep.run_sweep(s, n_workers=1)
 
 
-def test_simulated_model_sweep_calibrates_its_base_once(quick, monkeypatch):
-    # resolution.model = "simulated": the base scenario is calibrated once, and every point's
-    # resolution is that d(F) at the point's own fluence (not a calibration per point)
+def test_simulated_model_sweep_calibrates_each_non_flux_combination_once(quick, monkeypatch,
+                                                                         tmp_path):
+    # resolution.model = "simulated": one calibration per value of the swept fields other than
+    # the flux (here the frame rate: exposure and blur change what is simulated), each point's
+    # resolution that calibration's d(F) at the point's own fluence
     from twin.workflows import simres
 
     calls = []
 
     def fake_calibrate(s, seeds=1, **kw):
-        calls.append(s)
+        calls.append(s.scan.frame_rate_hz)
         f0 = forecast.fluence_per_m2(s)
-        return simres.Calibration(100e-9, 5e-9, 0.25, 0.02, f0, [])
+        return simres.Calibration(100e-9 * s.scan.frame_rate_hz / 1000, 5e-9, 0.25, 0.02, f0, [])
 
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
     forecast._CALIBRATIONS.clear()
     monkeypatch.setattr(simres, "calibrate", fake_calibrate)
     monkeypatch.setattr(forecast, "compression_ratio", lambda s: 3.0)
+    monkeypatch.setattr(sweep, "estimate_simulated_s", lambda *a, **k: 1.0)
     base = quick.model_copy(update={"resolution": quick.resolution.model_copy(
         update={"model": "simulated"})})
     table = sweep.run_sweep(base, n_workers=1, chunk_points=4)
-    assert len(calls) == 1 and len(table) == 9
-    f = np.array([forecast.fluence_per_m2(base.with_values(
-        {"beam.flux_photons_per_s": a, "scan.frame_rate_hz": b})) for a, b in
-        table[["beam.flux_photons_per_s", "scan.frame_rate_hz"]].to_numpy()])
-    expect = np.maximum(100e-9 * (f / forecast.fluence_per_m2(base)) ** -0.25,
-                        table["pixel_size_m"].to_numpy())
-    np.testing.assert_allclose(table["resolution_forecast_m"], expect, rtol=1e-6)
+    rates = sorted(set(table["scan.frame_rate_hz"]))
+    assert sorted(calls) == rates and len(table) == 9
+    for _, row in table.iterrows():
+        flux, rate = row["beam.flux_photons_per_s"], row["scan.frame_rate_hz"]
+        f = forecast.fluence_per_m2(base.with_values({"beam.flux_photons_per_s": flux,
+                                                      "scan.frame_rate_hz": rate}))
+        f0 = forecast.fluence_per_m2(base.with_values({"scan.frame_rate_hz": rate}))
+        expect = max(100e-9 * rate / 1000 * (f / f0) ** -0.25, row["pixel_size_m"])
+        assert row["resolution_forecast_m"] == pytest.approx(expect, rel=1e-6)
     forecast._CALIBRATIONS.clear()

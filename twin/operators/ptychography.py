@@ -83,6 +83,12 @@ def shift_ramp(shape, shift, xp=np):
     return (ey[..., :, None] * ex[..., None, :]).astype(xp.complex64)
 
 
+def _check_waves(chi, probes) -> None:
+    """Exit waves (B, M, n, n) that match the probes (1, M, n, n) (the kernels trust shapes)."""
+    if chi.ndim != 4 or tuple(chi.shape[1:]) != tuple(probes.shape[1:]):
+        raise ValueError(f"exit waves of shape {chi.shape} for probes {probes.shape}")
+
+
 def _floats(a) -> np.ndarray:
     """A complex array as complex64 viewed as float32 pairs (…, 2·nx), for the CPU kernels."""
     a = np.asarray(a, np.complex64)
@@ -201,13 +207,20 @@ class FarFieldPtychography:
         return (self.xp is np and kernels.AVAILABLE
                 and (self.shift != "fourier" or not self.has_frac))
 
+    def _check_object(self, a) -> None:
+        """The fused kernels do not check bounds: an object-sized array must be one."""
+        if tuple(a.shape) != self.object_shape:
+            raise ValueError(f"an object array of shape {tuple(a.shape)}; the operator's is "
+                             f"{self.object_shape}")
+
     def _taps(self, sel, extra: int = 0):
         """Kernel form of the windows ``sel``: (tap-0 origins (B, 2) int64, wy (B, k), wx (B, k)
         float32); ``extra`` widens each window by that many pixels on every side."""
         key = (id(sel), extra)
         hit = self._taps_memo.get(key)
-        if hit is not None and hit[0] is sel:      # the same index array as the last calls
-            return hit[1]
+        if hit is not None and (sel is None if hit[0] is None else
+                                sel is not None and np.array_equal(hit[0], sel)):
+            return hit[1]                         # the same windows as a recent call
         o = self.origin[self._sel(sel)]
         if self._interpolates():
             k = TAPS[self.shift]
@@ -224,7 +237,7 @@ class FarFieldPtychography:
                np.ascontiguousarray(wy, np.float32), np.ascontiguousarray(wx, np.float32))
         if len(self._taps_memo) > 8:
             self._taps_memo.clear()
-        self._taps_memo[key] = (sel, out)
+        self._taps_memo[key] = (None if sel is None else np.array(sel, copy=True), out)
         return out
 
     def _weights(self, sel):
@@ -252,6 +265,7 @@ class FarFieldPtychography:
         fractional positions for ``shift`` "bilinear" or "cubic")."""
         n = self.probe.shape[-1]
         if self.fused:
+            self._check_object(obj)
             org, wy, wx = self._taps(sel)
             out = np.empty((len(org), n, n), np.complex64)
             kernels.interp_gather(_floats(obj), org, wy, wx, n, 2, out.view(np.float32))
@@ -271,6 +285,12 @@ class FarFieldPtychography:
             out = xp.zeros(self.object_shape, dtype=p.dtype)
         if self.fused and out.dtype in (np.complex64, np.float32) and out.strides[-1] == \
                 out.itemsize:
+            self._check_object(out)
+            n = self.probe.shape[-1]
+            if p.ndim != 3 or p.shape[0] not in (1, b) or p.shape[1:] != (n, n):
+                raise ValueError(f"patches of shape {p.shape} for {b} windows of {n}×{n}")
+            if np.iscomplexobj(p) and out.dtype == np.float32:
+                raise TypeError("complex patches cannot be added into a real object array")
             org, wy, wx = self._taps(sel)
             ch = 2 if out.dtype == np.complex64 else 1
             g = np.asarray(p, out.dtype)
@@ -306,6 +326,7 @@ class FarFieldPtychography:
         o = self.origin[self._sel(sel)] - 1 - (k // 2 - 1) * (k > 1)
         inside = o.min(initial=0) >= 0 and (o + size <= np.array(self.object_shape)).all()
         if inside and self.fused:
+            self._check_object(obj)
             org, wy, wx = self._taps(sel, extra=1)
             w = np.empty((len(org), n + 2, n + 2), np.complex64)
             kernels.interp_gather(_floats(obj), org, wy, wx, n + 2, 2, w.view(np.float32))
@@ -358,7 +379,11 @@ class FarFieldPtychography:
         """(ψ, patch, probes): exit waves (B, M, ny, nx), the object patches (B, ny, nx) and the
         frame probes (:meth:`frame_probes`) of the windows ``sel``."""
         if self.fused:
+            self._check_object(obj)
             pr = np.asarray(self.probe if probe is None else probe, np.complex64)
+            if pr.shape != self.probe.shape:
+                raise ValueError(f"probe of shape {pr.shape}, the operator's is "
+                                 f"{self.probe.shape}")
             org, wy, wx = self._taps(sel)
             n = pr.shape[-1]
             patch = np.empty((len(org), n, n), np.complex64)
@@ -373,6 +398,7 @@ class FarFieldPtychography:
     def exit_adj_object(self, chi, probes, sel=None, out=None):
         """Adjoint of ψ = P·O with respect to O: Σ_m conj(P_m)·χ_m added into the object."""
         if self.fused and probes.shape[0] == 1 and chi.dtype == np.complex64:
+            _check_waves(chi, probes)
             g = np.empty((chi.shape[0],) + chi.shape[2:], np.complex64)
             kernels.mode_sum_conj(np.asarray(probes[0], np.complex64), chi, g)
             return self.patches_adj(g, sel, out)
@@ -384,6 +410,9 @@ class FarFieldPtychography:
         ``weight`` (ny, nx) float32, if given, receives Σ_n |O_n|² (the probe's
         preconditioner) on the fused path; elsewhere it is filled from ``patch``."""
         if self.fused and chi.dtype == np.complex64:
+            if chi.ndim != 4 or tuple(patch.shape) != (chi.shape[0],) + chi.shape[2:] or (
+                    weight is not None and tuple(weight.shape) != chi.shape[2:]):
+                raise ValueError(f"exit waves {chi.shape} and patches {patch.shape} disagree")
             out = np.empty(chi.shape[1:], np.complex64)
             w = weight if weight is not None else np.empty(chi.shape[2:], np.float32)
             kernels.frame_sum_conj(np.asarray(patch, np.complex64), chi, out, w)
@@ -397,7 +426,10 @@ class FarFieldPtychography:
         arrays: the numerator of an object update and its preconditioner, made in one pass
         over the windows on the fused CPU path."""
         if self.fused and probes.shape[0] == 1 and chi.dtype == np.complex64:
+            _check_waves(chi, probes)
             org, wy, wx = self._taps(sel)
+            if len(org) != chi.shape[0]:
+                raise ValueError(f"{chi.shape[0]} exit waves for {len(org)} windows")
             g = np.empty((chi.shape[0],) + chi.shape[2:], np.complex64)
             kernels.mode_sum_conj(np.asarray(probes[0], np.complex64), chi, g)
             p = probes[0]

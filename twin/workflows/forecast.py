@@ -212,7 +212,7 @@ def calibration(s: Scenario):
     """
     from twin.workflows import simres
 
-    key = s.model_dump_json(exclude={"name", "description", "sweep", "run"})
+    key = s.model_dump_json(exclude={"name", "description", "sweep"})
     if key not in _CALIBRATIONS:
         base = s.model_copy(update={"sweep": {}})
         seeds = s.resolution.calibration_seeds

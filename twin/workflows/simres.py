@@ -39,8 +39,9 @@ from twin.scenario import Scenario
 #: enough that the quickstart's 9-point grid runs in minutes on a laptop.
 PATCH_POINTS = 256
 #: Version of the measurement: bump when the simulation or the measurement changes meaning, so
-#: that stale cached points are not reused.
-VERSION = 2
+#: that stale cached points are not reused. 3: cubic object reads by default (was the Fourier
+#: shift of the probe), reconstruction options in the key.
+VERSION = 3
 
 
 def cache_dir() -> Path:
@@ -94,8 +95,14 @@ def patch_scenario(s: Scenario, points: int = PATCH_POINTS) -> Scenario:
 
 
 def _key(s: Scenario, seed: int, iterations: int | None) -> str:
+    """Hash of everything a measurement depends on: the scenario (less its labels, sweep and
+    forecast model), the seed, and the reconstruction options it runs with (``[run]`` can set
+    the iterations and modes)."""
+    from twin.geometry import reconstruction_options
+
     d = s.model_dump(exclude={"name", "description", "sweep", "run", "resolution"})
-    blob = json.dumps([VERSION, d, seed, iterations], sort_keys=True, default=str)
+    opts = asdict(reconstruction_options(s, iterations=iterations))
+    blob = json.dumps([VERSION, d, seed, iterations, opts], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -376,11 +383,18 @@ def measure_many(scenarios: list[Scenario], seeds: int = 1, scheduler: str | Non
     if seeds < 1:
         raise TwinInputError("--seeds", seeds, "at least 1")
     jobs = [(i, sc, sc.seed + k) for i, sc in enumerate(scenarios) for k in range(seeds)]
-    n = len(jobs)
-    results = map_ordered(_measure_job, [j[1] for j in jobs], [j[2] for j in jobs],
-                          [iterations] * n, [points] * n, [volume] * n, scheduler=scheduler,
-                          n_workers=n_workers or min(2, os.cpu_count() or 1),
-                          progress=progress, desc="simulate+reconstruct", unit="pt")
+    # points found in the cache are read here; only the others go to Dask (no cluster at all
+    # when every point is cached)
+    results: list = [_cached_job(sc, seed, iterations, points, volume) for _, sc, seed in jobs]
+    todo = [j for j, r in enumerate(results) if r is None]
+    if todo:
+        n = len(todo)
+        done = map_ordered(_measure_job, [jobs[j][1] for j in todo], [jobs[j][2] for j in todo],
+                           [iterations] * n, [points] * n, [volume] * n, scheduler=scheduler,
+                           n_workers=n_workers or min(2, os.cpu_count() or 1),
+                           progress=progress, desc="simulate+reconstruct", unit="pt")
+        for j, r in zip(todo, done):
+            results[j] = r
     per: list[list] = [[] for _ in scenarios]
     for (i, _, _), m in zip(jobs, results):
         per[i].append(m)
@@ -395,6 +409,28 @@ def measure_many(scenarios: list[Scenario], seeds: int = 1, scheduler: str | Non
             row["pcc_3d_simulated"] = float(np.mean([m[1].pcc_volume for m in ms]))
         rows.append(row)
     return rows
+
+
+def _cached_job(s: Scenario, seed: int, iterations, points: int, volume: bool):
+    """:func:`_measure_job`'s result from the cache, or None if any part of it is missing."""
+    ps = patch_scenario(s, points).model_copy(update={"seed": int(seed)})
+    hit = _lookup(_key(ps, seed, iterations))
+    if hit is None:
+        return None
+    try:
+        m2 = Measurement(**hit)
+    except TypeError:
+        return None
+    if not volume:
+        return (m2, None)
+    v = _lookup("3d-" + _key(s.model_copy(update={"seed": int(seed)}), seed,
+                             s.run.chain_iterations))
+    if v is None:
+        return None
+    try:
+        return (m2, Measurement3D(**v))
+    except TypeError:
+        return None
 
 
 def _measure_job(s: Scenario, seed: int, iterations, points: int, volume: bool):

@@ -39,13 +39,26 @@ def _check_values(s: Scenario, keys: list[str]) -> None:
                     f"sweep.{key}: the value {v!r} makes an invalid scenario: {exc}")) from None
 
 
+#: The swept field that changes nothing but a point's fluence: one simulated calibration d(F)
+#: serves every value of it. Any other swept field changes what is simulated (exposure and blur,
+#: detector, beams, geometry), so each combination of their values gets its own calibration.
+FLUENCE_FIELD = "beam.flux_photons_per_s"
+
+
+def _calibration_key(keys: list[str], point: tuple) -> tuple:
+    """The values of a point that select its calibration (all but the flux)."""
+    return tuple(v for k, v in zip(keys, point) if k != FLUENCE_FIELD)
+
+
 def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
-                   compression_ratio: float = float("nan"), calibration=None) -> pd.DataFrame:
+                   compression_ratio: float = float("nan"),
+                   calibrations: dict | None = None) -> pd.DataFrame:
     """Forecast of a list of grid points as a DataFrame (runs on a Dask worker).
 
     ``compression_ratio``: the base scenario's measured ratio, used for every point.
-    ``calibration``: the base scenario's simulated d(F) (``resolution.model = "simulated"``),
-    evaluated at every point's fluence; points are not calibrated one by one.
+    ``calibrations``: ``resolution.model = "simulated"``: the simulated d(F) of each combination
+    of the swept values other than the flux (:func:`_calibration_key`), evaluated at every
+    point's own fluence.
     """
     params, rows = [], []
     for point in points:
@@ -55,7 +68,8 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
         except TwinInputError as exc:
             raise TwinInputError("sweep", values, "", message=(
                 f"sweep point {values} makes an invalid scenario: {exc}")) from None
-        params.append({**_forecast.physical_parameters(scenario, calibration),
+        cal = calibrations[_calibration_key(keys, point)] if calibrations else None
+        params.append({**_forecast.physical_parameters(scenario, cal),
                        "compression_ratio": compression_ratio})
         rows.append(values)
     out = _forecast.evaluate(_forecast.stack(params))
@@ -90,6 +104,34 @@ def estimate_simulated_s(s: Scenario, n_points: int, seeds: int, n_workers: int)
     m = simres.measure(s.model_copy(update={"sweep": {}}), seed=s.seed)
     one = m.seconds if m.seconds > 0 else time.perf_counter() - t0
     return one * n_points * seeds / max(1, n_workers)
+
+
+def _calibrations(base: Scenario, keys: list[str], points: list[tuple],
+                  n_workers: int | None, yes: bool, log) -> dict:
+    """The simulated d(F) of every combination of swept values other than the flux
+    (``resolution.model = "simulated"``), after an estimate of the simulation it needs."""
+    from twin.workflows import simres
+
+    combos: dict = {}
+    for pt in points:
+        key = _calibration_key(keys, pt)
+        if key not in combos:
+            combos[key] = base.with_values({k: v for k, v in zip(keys, pt)
+                                            if k != FLUENCE_FIELD})
+    seeds = base.resolution.calibration_seeds
+    missing = sum(simres.missing_points(sc, seeds) for sc in combos.values())
+    if missing:
+        workers = n_workers or min(2, os.cpu_count() or 1)
+        est = estimate_simulated_s(base, missing, 1, workers)
+        if log:
+            log(f"resolution.model = simulated: {len(combos)} calibration(s), {missing} "
+                f"simulated patches to make, about {est / 60:.3g} min on {workers} workers")
+        if est > MAX_SIMULATED_HOURS * 3600 and not yes:
+            raise TwinInputError("resolution.model", "simulated", (
+                f"calibrating {len(combos)} combinations of the swept values ({missing} "
+                f"simulated patches, about {est / 3600:.3g} h) needs --yes; or sweep only "
+                f"{FLUENCE_FIELD}, which one calibration serves"))
+    return {k: _forecast.calibration(sc) for k, sc in combos.items()}
 
 
 def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
@@ -129,9 +171,10 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     base = s.model_copy(update={"sweep": {}})
     simulated_model = base.resolution.model == "simulated"
     ratio = _forecast.compression_ratio(base) if simulated_model else float("nan")
-    cal = _forecast.calibration(base) if simulated_model else None
+    cals = (_calibrations(base, keys, points, n_workers, yes, log) if simulated_model
+            else None)
     parts = map_ordered(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks), chunks,
-                        [ratio] * len(chunks), [cal] * len(chunks),
+                        [ratio] * len(chunks), [cals] * len(chunks),
                         scheduler=scheduler, n_workers=n_workers, progress=progress,
                         desc="sweep", unit="pt", weights=[len(c) for c in chunks])
     table = pd.concat(parts, ignore_index=True)
