@@ -109,3 +109,16 @@ def test_a_shipped_entry_is_what_the_code_measures_and_forecasts_use_it():
     assert v["resolution_simulated_m"] is not None
     assert v["resolution_simulated_std_m"] is not None and v["resolution_simulated_std_m"] > 0
     assert v["resolution_forecast_m"] == pytest.approx(v["resolution_simulated_m"], rel=1e-9)
+
+
+def test_an_unwritable_cache_costs_only_the_reuse(tmp_path, monkeypatch):
+    import warnings
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(blocker / "cache"))     # cannot be created
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        simres._store(simres.cache_dir() / "x.json", {"a": 1})
+    assert any("could not cache" in str(w.message) for w in caught)
+    assert not (tmp_path / "file").is_dir()

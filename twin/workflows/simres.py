@@ -72,11 +72,23 @@ def _lookup(key: str) -> dict | None:
 
 
 def _store(path: Path, value: dict) -> None:
-    """Write a cache entry atomically (a reader never sees half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a cache entry atomically (a reader never sees half of it). A cache that cannot be
+    written (read-only home, full disk) costs only the reuse: the result stands, with a
+    warning."""
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(value))
+        os.replace(tmp, path)
+    except OSError as exc:
+        import warnings
+
+        warnings.warn(f"twin could not cache a simulated measurement in {path.parent} ({exc}); "
+                      "set TWIN_CACHE_DIR to a writable folder to reuse it", stacklevel=2)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def patch_scenario(s: Scenario, points: int = PATCH_POINTS) -> Scenario:
