@@ -34,11 +34,20 @@ AVAILABLE = _nb is not None
 _FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
+def _compile(f, **kw):
+    """numba.njit with an on-disk cache (next to this file, or numba's user-wide folder); where
+    neither can be written, compiled anew in each process rather than failing."""
+    try:
+        return _nb.njit(cache=True, fastmath=_FLAGS, **kw)(f)
+    except RuntimeError:  # pragma: no cover - no writable cache location
+        return _nb.njit(cache=False, fastmath=_FLAGS, **kw)(f)
+
+
 def _jit(parallel: bool):
     def wrap(f):
         if _nb is None:  # pragma: no cover
             return f
-        return _nb.njit(parallel=parallel, fastmath=_FLAGS, cache=True, nogil=True)(f)
+        return _compile(f, parallel=parallel, nogil=True)
     return wrap
 
 
@@ -59,7 +68,7 @@ prange = _nb.prange if _nb is not None else _prange
 def _inline(f):
     if _nb is None:  # pragma: no cover
         return f
-    return _nb.njit(inline="always", fastmath=_FLAGS, cache=True)(f)
+    return _compile(f, inline="always")
 
 
 @_inline
