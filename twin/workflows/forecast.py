@@ -219,8 +219,9 @@ def calibration(s: Scenario):
         todo = simres.missing_points(base, seeds)
         if todo:       # minutes of work: say so, and show progress (stderr: --json stays clean)
             print(f"resolution.model = \"simulated\": simulating and reconstructing {todo} "
-                  f"patch(es) of this scenario to calibrate d(F) (about a minute each on 2 "
-                  f"cores; cached in {simres.cache_dir()}, so this happens once)",
+                  f"patch(es) of this scenario to calibrate d(F) (on 2 cores about a minute "
+                  f"each for a thin sample, up to tens of minutes through multislice; cached "
+                  f"in {simres.cache_dir()}, so this happens once)",
                   file=sys.stderr, flush=True)
         _CALIBRATIONS[key] = simres.calibrate(base, seeds=seeds, progress=bool(todo))
     return _CALIBRATIONS[key]
