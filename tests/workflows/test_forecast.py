@@ -225,3 +225,24 @@ def test_dose_fractionation_total_fluence_sets_the_3d_dose_limit(scenario_path):
     assert v3["dose_limited_3d_resolution_m"] == pytest.approx(v2["resolution_forecast_m"],
                                                                rel=1e-6)
 
+
+
+def test_a_negative_simulated_exponent_is_not_extrapolated_over_projections(scenario_path,
+                                                                          monkeypatch):
+    # a simulated d(F) that worsens with flux (per-frame detector losses) must not make the
+    # 3D forecast worse through the total dose of many projections: N projections at the same
+    # flux do not saturate the detector more than one
+    from twin.workflows import simres
+
+    s = scenario.load(scenario_path("brain_1mm3_dlsr")).with_values(
+        {"resolution.model": "simulated"})
+    f0 = forecast.fluence_per_m2(s)
+    monkeypatch.setattr(forecast, "calibration",
+                        lambda sc: simres.Calibration(250e-9, 30e-9, -0.25, 0.15, f0, []))
+    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    v = forecast.forecast(s).values
+    assert v["resolution_forecast_m"] == pytest.approx(250e-9)
+    assert v["dose_limited_3d_resolution_m"] == pytest.approx(250e-9)
+    assert v["resolution_3d_forecast_m"] <= 250e-9 * v["missing_wedge_elongation"] ** (1 / 3) \
+        * (1 + 1e-9)
+    assert v["resolution_limited_by"].startswith("detector")

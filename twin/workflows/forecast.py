@@ -313,11 +313,16 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     k = 2 * np.pi / lam
     model = p["resolution_model"]
 
-    def dose_limited(f):
+    def dose_limited(f, total: bool = False):
+        # total: the fluence of all projections (dose fractionation). A negative simulated k
+        # comes from what more flux does to each frame (count-rate losses, counter overflow),
+        # which spreading the same flux over more projections does not do: the total dose
+        # never makes the 3D resolution worse than one projection's (k ≥ 0 there)
+        sim_k = np.maximum(p["sim_k"], 0.0) if total else p["sim_k"]
         with np.errstate(divide="ignore", invalid="ignore"):
             howells_f = p["reference_resolution_m"] * (f / p["reference_fluence_per_m2"]) ** -0.25
             rose_f = (p["rose_snr"] ** 2 / (4 * f * k ** 2 * p["rose_contrast2"])) ** 0.25
-            sim_f = p["sim_d0_m"] * (f / p["sim_f0_per_m2"]) ** -p["sim_k"]
+            sim_f = p["sim_d0_m"] * (f / p["sim_f0_per_m2"]) ** -sim_k
         return np.where(model == 1, howells_f, np.where(model == 2, rose_f,
                                                         np.where(model == 3, sim_f, pixel)))
 
@@ -333,7 +338,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     # over the same range do not remove it. resolution_3d_forecast_m is the directional mean
     # d·e^(1/3) (what a Fourier shell correlation averages), resolution_3d_worst_m is d·e.
     voxel_3d = np.maximum(voxel, pixel)
-    dose_3d = np.maximum(dose_limited(fluence * n_proj), pixel)
+    dose_3d = np.maximum(dose_limited(fluence * n_proj, total=True), pixel)
     theta = np.deg2rad(np.minimum(p["angular_range_deg"], 360.0))
     crowther_d = p["sample_width_m"] * (theta / np.maximum(n_proj, 1)) / 2
     alpha = np.minimum(theta, np.pi) / 2
@@ -458,9 +463,19 @@ def forecast(s: Scenario) -> Forecast:
     if code is not None:
         values["resolution_3d_limited_by"] = ("dose (all projections)", "Crowther (projection "
                                               "count)", "voxel size")[int(code)]
+        k3 = values.get("resolution_exponent_k")
+        if int(code) == 0 and s.resolution.model == "simulated" and k3 is not None and k3 <= 0:
+            values["resolution_3d_limited_by"] = (
+                "each projection's reconstruction (the simulated resolution does not improve "
+                "with dose, so neither does the total dose)")
     k = values.get("resolution_exponent_k")
     if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):
         values["resolution_limited_by"] = "pixel size"
+    elif s.resolution.model == "simulated" and k is not None and k < -FLAT_EXPONENT / 2:
+        values["resolution_limited_by"] = (
+            f"detector, not dose (simulated d ∝ F^(−k) with k = {k:.2f}: more photons per "
+            f"frame make it worse{'; the detector saturates at this flux' if values['saturated'] else ''}"
+            "; spread the beam or lower the flux)")
     elif s.resolution.model == "simulated" and k is not None and k < FLAT_EXPONENT:
         # the twin's own points say more photons barely help: not the dose
         values["resolution_limited_by"] = (
