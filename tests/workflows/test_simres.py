@@ -94,8 +94,7 @@ def test_a_shipped_entry_is_what_the_code_measures_and_forecasts_use_it():
 
     s = scenario.load(ROOT / "scenarios" / "siemens_star_selun_110khz.toml")
     assert s.resolution.model == "simulated"
-    ps = simres.patch_scenario(s).model_copy(update={"seed": s.seed})
-    key = simres._key(ps, s.seed, None)
+    key = simres._key_2d(s, s.seed, None, simres.PATCH_POINTS)
     shipped = simres.SHIPPED / f"{key}.json"
     assert shipped.exists(), "the star's calibration point at F0 is not shipped"
     want = json.loads(shipped.read_text())

@@ -211,54 +211,6 @@ def interp_scatter(outf, org, wy, wx, gf, ch):  # pragma: no cover - compiled
 
 
 @_jit(parallel=True)
-def interp_scatter_pair(outf, outr, org, wy, wx, gf, gr):  # pragma: no cover - compiled
-    """:func:`interp_scatter` of a complex ``gf`` (B, s, 2s float view) into ``outf``
-    (H, 2W) and of a real ``gr`` (B or 1, s, s) into ``outr`` (H, W) in one pass over the
-    windows: an update's numerator and its preconditioner."""
-    b_n = org.shape[0]
-    s = gf.shape[1]
-    w2 = gf.shape[2]
-    k = wy.shape[1]
-    shared = gr.shape[0] == 1
-    h = outf.shape[0]
-    nb = SCATTER_BANDS
-    for band in prange(nb):
-        lo = band * h // nb
-        hi = (band + 1) * h // nb
-        tc = np.empty(w2, np.float32)
-        tr = np.empty(s, np.float32)
-        for b in range(b_n):
-            r0 = org[b, 0]
-            c0 = org[b, 1]
-            if r0 + s + k - 1 <= lo or r0 >= hi:
-                continue
-            gb = 0 if shared else b
-            for ii in range(max(lo - r0, 0), min(hi - r0, s + k - 1)):
-                for j in range(w2):
-                    tc[j] = 0
-                for j in range(s):
-                    tr[j] = 0
-                for a in range(k):
-                    i = ii - a
-                    if i >= 0 and i < s:
-                        w = wy[b, a]
-                        g = gf[b, i]
-                        for j in range(w2):
-                            tc[j] += w * g[j]
-                        q = gr[gb, i]
-                        for j in range(s):
-                            tr[j] += w * q[j]
-                for c in range(k):
-                    w = wx[b, c]
-                    o = outf[r0 + ii, 2 * (c0 + c):2 * (c0 + c) + w2]
-                    for j in range(w2):
-                        o[j] += w * tc[j]
-                    o = outr[r0 + ii, c0 + c:c0 + c + s]
-                    for j in range(s):
-                        o[j] += w * tr[j]
-
-
-@_jit(parallel=True)
 def mode_sum_conj(probe, chi, out):  # pragma: no cover - compiled
     """out (B, n, n) ← Σ_m conj(probe_m)·chi_bm: the exit waves' adjoint in the object
     (modes outermost: every inner loop runs along a contiguous row)."""

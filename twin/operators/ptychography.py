@@ -423,23 +423,7 @@ class FarFieldPtychography:
 
     def object_update_terms(self, chi, probes, sel=None):
         """(:meth:`exit_adj_object`, :meth:`illumination`) of the windows ``sel`` on new object
-        arrays: the numerator of an object update and its preconditioner, made in one pass
-        over the windows on the fused CPU path."""
-        if self.fused and probes.shape[0] == 1 and chi.dtype == np.complex64:
-            _check_waves(chi, probes)
-            org, wy, wx = self._taps(sel)
-            if len(org) != chi.shape[0]:
-                raise ValueError(f"{chi.shape[0]} exit waves for {len(org)} windows")
-            g = np.empty((chi.shape[0],) + chi.shape[2:], np.complex64)
-            kernels.mode_sum_conj(np.asarray(probes[0], np.complex64), chi, g)
-            p = probes[0]
-            gr = np.ascontiguousarray((p.real ** 2 + p.imag ** 2).sum(axis=0)[None],
-                                      np.float32)
-            num = np.zeros(self.object_shape, np.complex64)
-            den = np.zeros(self.object_shape, np.float32)
-            kernels.interp_scatter_pair(num.view(np.float32), den, org, wy, wx,
-                                        g.view(np.float32), gr)
-            return num, den
+        arrays: the numerator of an object update and its preconditioner."""
         return self.exit_adj_object(chi, probes, sel), self.illumination(probes, sel)
 
     def illumination(self, probes, sel=None):

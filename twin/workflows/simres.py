@@ -71,6 +71,28 @@ def _lookup(key: str) -> dict | None:
     return None
 
 
+def _cached(key: str, cls):
+    """The cached (or shipped) entry ``key`` as a ``cls``, or None."""
+    hit = _lookup(key)
+    if hit is None:
+        return None
+    try:
+        return cls(**hit)
+    except TypeError:           # an entry of another layout: measure again
+        return None
+
+
+def _key_2d(s: Scenario, seed: int, iterations: int | None, points: int) -> str:
+    """Cache key of :func:`measure` of scenario ``s`` (its patch) with ``seed``."""
+    ps = patch_scenario(s, points).model_copy(update={"seed": int(seed)})
+    return _key(ps, seed, iterations)
+
+
+def _key_3d(s: Scenario, seed: int) -> str:
+    """Cache key of :func:`measure_3d` of scenario ``s`` with ``seed``."""
+    return "3d-" + _key(s.model_copy(update={"seed": int(seed)}), seed, s.run.chain_iterations)
+
+
 def _store(path: Path, value: dict) -> None:
     """Write a cache entry atomically (a reader never sees half of it). A cache that cannot be
     written (read-only home, full disk) costs only the reuse: the result stands, with a
@@ -234,14 +256,11 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
     from twin.workflows import simulate
 
     ps = patch_scenario(s, points).model_copy(update={"seed": int(seed)})
-    key = _key(ps, seed, iterations)
+    key = _key_2d(s, seed, iterations, points)
     path = cache_dir() / f"{key}.json"
-    hit = _lookup(key) if use_cache else None
+    hit = _cached(key, Measurement) if use_cache else None
     if hit is not None:
-        try:
-            return Measurement(**hit)
-        except TypeError:
-            pass
+        return hit
     t0 = time.perf_counter()
     p = simulate.plan(ps)
     counts = np.concatenate([c for _, c in simulate.frames(p)])
@@ -340,14 +359,11 @@ def measure_3d(s: Scenario, seed: int = 0, use_cache: bool = True) -> Measuremen
         raise TwinInputError("tomography.n_projections", n,
                              "a 3D simulated point needs a number of projections ≥ 2")
     ps = s.model_copy(update={"seed": int(seed)})
-    key = "3d-" + _key(ps, seed, s.run.chain_iterations)
+    key = _key_3d(s, seed)
     path = cache_dir() / f"{key}.json"
-    hit = _lookup(key) if use_cache else None
+    hit = _cached(key, Measurement3D) if use_cache else None
     if hit is not None:
-        try:
-            return Measurement3D(**hit)
-        except TypeError:
-            pass
+        return hit
     t0 = time.perf_counter()
     cr = ptychotomo.run_chain(ps, n_angles=n, fov_um=s.run.chain_fov_um,
                               iterations=s.run.chain_iterations, n_workers=0)
@@ -425,24 +441,11 @@ def measure_many(scenarios: list[Scenario], seeds: int = 1, scheduler: str | Non
 
 def _cached_job(s: Scenario, seed: int, iterations, points: int, volume: bool):
     """:func:`_measure_job`'s result from the cache, or None if any part of it is missing."""
-    ps = patch_scenario(s, points).model_copy(update={"seed": int(seed)})
-    hit = _lookup(_key(ps, seed, iterations))
-    if hit is None:
-        return None
-    try:
-        m2 = Measurement(**hit)
-    except TypeError:
-        return None
-    if not volume:
-        return (m2, None)
-    v = _lookup("3d-" + _key(s.model_copy(update={"seed": int(seed)}), seed,
-                             s.run.chain_iterations))
-    if v is None:
-        return None
-    try:
-        return (m2, Measurement3D(**v))
-    except TypeError:
-        return None
+    m2 = _cached(_key_2d(s, seed, iterations, points), Measurement)
+    if m2 is None or not volume:
+        return None if m2 is None else (m2, None)
+    m3 = _cached(_key_3d(s, seed), Measurement3D)
+    return None if m3 is None else (m2, m3)
 
 
 def _measure_job(s: Scenario, seed: int, iterations, points: int, volume: bool):
@@ -513,9 +516,7 @@ def missing_points(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
     for f in factors:
         sc = s.with_values({"beam.flux_photons_per_s": flux * f})
         for k in range(seeds):
-            seed = sc.seed + k
-            ps = patch_scenario(sc, points).model_copy(update={"seed": int(seed)})
-            n += _lookup(_key(ps, seed, None)) is None
+            n += _lookup(_key_2d(sc, sc.seed + k, None, points)) is None
     return n
 
 
