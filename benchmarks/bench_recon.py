@@ -228,26 +228,81 @@ def synthetic(n: int, modes: int, frames: int):
     return PtychoData(np.asarray(frames_), tr, z, pix, energy_kev, probe)
 
 
-def gpu_section(iterations: int) -> None:
+def gpu_section(iterations: int, data=None, cxi: Path | None = None, batch: int = 64,
+                ptychi_python: str | None = None) -> None:
+    """The CPU section's cases on the GPU (same data, same batch, PCC), pty-chi on the same GPU
+    where it imports, and throughput at larger sizes on synthetic data."""
     if not gpu_available():
         print("\nGPU: no CuPy GPU here: section skipped")
         return
     cp = get_xp("cupy")
-    print(f"\nGPU ({cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}), "
-          f"{iterations} iterations")
+    name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    runs = {}
+    if data is not None:
+        n = data.frames.shape[-1] * data.upsampling
+        n_frames = len(data.frames)
+        print(f"\nGPU ({name}), CuPy: {n_frames} frames of {data.frames.shape[-1]}², "
+              f"{iterations} iterations, batch {batch}")
+        print(f"{'case':18} {'setup s':>8} {'iter s':>8} {'frame-it/s':>11} {'FFT limit':>10} "
+              f"{'share':>6} {'PCC':>7}")
+        limits: dict[int, float] = {}
+        for case, kw in CPU_CASES:
+            try:
+                opts = engines.Options(iterations=iterations, batch_size=batch,
+                                       backend="cupy", **kw)
+                engines.reconstruct(data, engines.Options(batch_size=batch, backend="cupy",
+                                                          **{**kw, "iterations": 2}))
+                t0 = time.perf_counter()
+                r = engines.reconstruct(data, opts)
+                total = time.perf_counter() - t0
+            except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                print(f"{case:18} failed: {exc!r}")
+                continue
+            t_it = r.timings.get("seconds", total)
+            rate = n_frames * len(r.cost) / t_it
+            m = opts.modes
+            if m not in limits:
+                limits[m] = fft_limit(cp, batch, m, n)
+            runs[case] = (t_it, r)
+            print(f"{case:18} {total - t_it:8.2f} {t_it:8.2f} {rate:11.0f} {limits[m]:10.0f} "
+                  f"{rate / limits[m]:6.1%} {_pcc(r.object, data):7.4f}")
+    if cxi is not None and runs:
+        python = ptychi_python or (sys.executable if importlib.util.find_spec("ptychi")
+                                   else None)
+        if python is None:
+            print("\npty-chi: not importable here: GPU comparison skipped")
+        else:
+            print(f"\npty-chi on the same GPU, same data, {iterations} iterations, batch {batch}")
+            with tempfile.TemporaryDirectory() as tmp:
+                for alg in ("rpie", "lsqml"):
+                    npz = Path(tmp) / f"{alg}.npz"
+                    r = subprocess.run([python, str(ROOT / "benchmarks" / "ptychi_runner.py"),
+                                        str(cxi), str(npz), alg, str(iterations), str(batch),
+                                        "cuda"], capture_output=True, text=True)
+                    if r.returncode != 0 or alg not in runs:
+                        print(f"{alg:6} pty-chi failed: {r.stderr.strip().splitlines()[-3:]}")
+                        continue
+                    z = np.load(npz)
+                    t_pc = float(z["seconds_recon"])
+                    t_tw, rec = runs[alg]
+                    print(f"{alg:6} pty-chi: recon {t_pc:6.2f} s, PCC {_pcc(z['object'], data):.4f}"
+                          f" | twin: recon {t_tw:6.2f} s, PCC {_pcc(rec.object, data):.4f}"
+                          f" | twin / pty-chi speed {t_pc / t_tw:5.2f}x")
+    print(f"\nGPU ({name}), synthetic data, {iterations} iterations")
     print(f"{'size':>5} {'modes':>5} {'batch':>6} {'frame-it/s':>11} {'FFT limit':>10} "
           f"{'share':>6}")
-    for n, modes, frames, batch in ((64, 1, 4096, 512), (64, 4, 4096, 512),
-                                    (128, 1, 2048, 256), (128, 4, 2048, 256)):
-        data = synthetic(n, modes, frames)
+    for n, modes, frames, bsz in ((64, 1, 4096, 512), (64, 4, 4096, 512),
+                                  (128, 1, 2048, 256), (128, 4, 2048, 256)):
+        data_s = synthetic(n, modes, frames)
         opts = engines.Options(algorithm="rpie", iterations=iterations, modes=modes,
-                               batch_size=batch, backend="cupy")
-        engines.reconstruct(data, engines.Options(algorithm="rpie", iterations=1, modes=modes,
-                                                  batch_size=batch, backend="cupy"))
-        r = engines.reconstruct(data, opts)
+                               batch_size=bsz, backend="cupy")
+        engines.reconstruct(data_s, engines.Options(algorithm="rpie", iterations=1,
+                                                    modes=modes, batch_size=bsz,
+                                                    backend="cupy"))
+        r = engines.reconstruct(data_s, opts)
         rate = frames * len(r.cost) / r.timings["seconds"]
-        lim = fft_limit(cp, batch, modes, n)
-        print(f"{n:5d} {modes:5d} {batch:6d} {rate:11.0f} {lim:10.0f} {rate / lim:6.1%}")
+        lim = fft_limit(cp, bsz, modes, n)
+        print(f"{n:5d} {modes:5d} {bsz:6d} {rate:11.0f} {lim:10.0f} {rate / lim:6.1%}")
 
 
 def main() -> None:
@@ -258,14 +313,15 @@ def main() -> None:
     ap.add_argument("--ptychi-python", default=None)
     ap.add_argument("--gpu-only", action="store_true")
     args = ap.parse_args()
-    if not args.gpu_only:
-        with tempfile.TemporaryDirectory() as tmp:
-            cxi, data, t_sim, t_read = simulate_data(args.frames, Path(tmp))
-            print(f"stages: simulate {t_sim:.2f} s, read {t_read:.2f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        cxi, data, t_sim, t_read = simulate_data(args.frames, Path(tmp))
+        print(f"stages: simulate {t_sim:.2f} s, read {t_read:.2f} s")
+        if not args.gpu_only:
             runs = cpu_section(data, args.iterations, args.batch_size)
             ptychi_section(cxi, data, args.iterations, args.batch_size, args.ptychi_python,
                            runs)
-    gpu_section(args.iterations)
+        gpu_section(args.iterations, data, cxi, args.batch_size,
+                    args.ptychi_python if args.gpu_only else None)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Run pty-chi (PyPI ``ptychi``) on a CXI file written by ``twin simulate``; used by
 bench_ptychi.py in a separate process (and its own Python environment, which has torch).
 
-    python ptychi_runner.py IN.cxi OUT.npz ALGORITHM ITERATIONS BATCH_SIZE
+    python ptychi_runner.py IN.cxi OUT.npz ALGORITHM ITERATIONS BATCH_SIZE [cpu|cuda]
 
 The arrays given to pty-chi are the file's own: frames (DC at the centre, as pty-chi's
 ``fft_shift`` expects), the illumination as the initial probe, and the translations converted
@@ -23,8 +23,8 @@ from ptychi.api.task import PtychographyTask  # noqa: E402
 from ptychi.utils import get_suggested_object_size  # noqa: E402
 
 
-def main(path, out, algorithm, iterations, batch_size):
-    torch.set_default_device("cpu")
+def main(path, out, algorithm, iterations, batch_size, device="cpu"):
+    torch.set_default_device(device)
     with h5py.File(path, "r") as f:
         frames = f["entry_1/data_1/data"][()].astype(np.float32)
         tr = f["entry_1/data_1/translation"][()]
@@ -54,6 +54,8 @@ def main(path, out, algorithm, iterations, batch_size):
     t0 = time.perf_counter()
     task = PtychographyTask(opts)
     task.run()
+    if device != "cpu":
+        torch.cuda.synchronize()
     t_recon = time.perf_counter() - t0
     obj = task.get_data_to_cpu("object", as_numpy=True)[0]
     np.savez(out, object=obj, seconds_recon=t_recon, pixel_size_m=dx,
@@ -61,4 +63,5 @@ def main(path, out, algorithm, iterations, batch_size):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+         sys.argv[6] if len(sys.argv) > 6 else "cpu")

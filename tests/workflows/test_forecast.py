@@ -135,7 +135,8 @@ def test_1mm3_count_rate_exceeds_selun_without_diffuser(scenario_path):
 
 
 def test_1mm3_resolution_and_dose(scenario_path):
-    one = fc(scenario_path, "brain_1mm3_dlsr")
+    # the closed form the file keeps for comparison (its forecast is simulated)
+    one = fc(scenario_path, "brain_1mm3_dlsr", **{"resolution.model": "howells"})
     # Howells scaling from 270 nm at 2e8/220 photons/µm² to 1e11/6000: 270·18.3^(-1/4) ≈ 130 nm
     # (seed 000 expects ~100 nm using Deng et al.'s ×2 per decade of flux).
     # The SELUN binned mode exposes 7 µs of each 9.09 µs frame (seed 000 §2.2.2; its duty
@@ -246,3 +247,22 @@ def test_a_negative_simulated_exponent_is_not_extrapolated_over_projections(scen
     assert v["resolution_3d_forecast_m"] <= 250e-9 * v["missing_wedge_elongation"] ** (1 / 3) \
         * (1 + 1e-9)
     assert v["resolution_limited_by"].startswith("detector")
+
+
+def test_1mm3_simulated_forecast_turns_over_where_the_detector_saturates(scenario_path):
+    # the shipped simulated points of the 1 mm³ scan: flat up to F0, worse above it. The
+    # forecast follows them on both sides instead of one power law through all of them
+    s = scenario.load(scenario_path("brain_1mm3_dlsr"))
+    assert s.resolution.model == "simulated"
+    v = forecast.forecast(s).values
+    cal = forecast.calibration(s)
+    f0 = cal.f0_photons_per_m2
+    pts = dict(cal.points)
+    assert v["resolution_turnover_fluence_photons_per_um2"] is not None
+    # at F0 the forecast is the dose-side fit, within 10 % of the point simulated there
+    assert v["resolution_forecast_m"] == pytest.approx(pts[f0], rel=0.1)
+    # above the turnover more flux is worse, and the JSON says what limits it
+    assert cal.resolution_m(3 * f0) > 1.5 * cal.resolution_m(f0)
+    assert "gets worse with flux" in v["resolution_limited_by"]
+    # the total dose of many projections follows the dose side only
+    assert v["dose_limited_3d_resolution_m"] <= v["resolution_forecast_m"] * (1 + 1e-9)

@@ -121,3 +121,69 @@ def test_an_unwritable_cache_costs_only_the_reuse(tmp_path, monkeypatch):
         simres._store(simres.cache_dir() / "x.json", {"a": 1})
     assert any("could not cache" in str(w.message) for w in caught)
     assert not (tmp_path / "file").is_dir()
+
+
+def _stub_rows(monkeypatch, curve, rng=None, noise=0.0, bound_above=np.inf):
+    """measure_many replaced by points on a known curve d(F) (with log-normal noise)."""
+    from twin.workflows import forecast
+
+    def rows(pts, **_):
+        out = []
+        for sc in pts:
+            f = forecast.fluence_per_m2(sc)
+            d = curve(f) * (np.exp(rng.normal(0, noise)) if rng is not None else 1.0)
+            # an unconverged point reports the first searched period (a bound): ~1 µm here
+            out.append({"resolution_simulated_m": 1e-6 if f > bound_above else d,
+                        "unresolved": f > bound_above})
+        return out
+
+    monkeypatch.setattr(simres, "measure_many", rows)
+
+
+def test_a_detector_turnover_is_found_and_not_fitted_by_the_dose_law(quick, monkeypatch):
+    # a known curve: dose-limited d ∝ F^(-1/4) up to 2F₀, then d ∝ F^(+0.8) (count-rate losses)
+    from twin.workflows import forecast
+
+    f0 = forecast.fluence_per_m2(quick)
+    ft = 2 * f0
+
+    def curve(f):
+        return np.where(f <= ft, 100e-9 * (f / f0) ** -0.25,
+                        100e-9 * 2 ** -0.25 * (f / ft) ** 0.8)
+
+    _stub_rows(monkeypatch, curve)
+    cal = simres.calibrate(quick, factors=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0))
+    assert cal.f_turn_photons_per_m2 == pytest.approx(ft)
+    assert cal.k == pytest.approx(0.25, abs=1e-9) and cal.k_high == pytest.approx(-0.8, abs=1e-9)
+    f = f0 * np.array([0.3, 1.0, 3.0, 6.0])
+    np.testing.assert_allclose(cal.resolution_m(f), curve(f), rtol=1e-9)
+    # one power law through all six points would miss the 8F₀ point by a factor > 1.5
+    d0, _, k, _ = simres.fit_power_law(np.array(cal.points)[:, 0], np.array(cal.points)[:, 1],
+                                       f0)
+    assert d0 * 8 ** -k < curve(8 * f0) / 1.5
+
+
+def test_seed_noise_on_a_flat_curve_is_not_a_turnover(quick, monkeypatch):
+    # 2 % single-seed scatter on a flat curve (the star's): no turnover, k ≈ 0
+    from twin.workflows import forecast
+
+    f0 = forecast.fluence_per_m2(quick)
+    hits = 0
+    for seed in range(20):
+        _stub_rows(monkeypatch, lambda f: 180e-9, np.random.default_rng(seed), noise=0.02)
+        cal = simres.calibrate(quick)
+        hits += np.isfinite(cal.f_turn_photons_per_m2)
+        assert abs(cal.k) < 0.1
+    assert hits == 0
+
+
+def test_an_unconverged_point_above_a_resolved_one_is_a_turnover(quick, monkeypatch):
+    # starved points (low F) are left out; a failure at high F ends the dose-limited side
+    from twin.workflows import forecast
+
+    f0 = forecast.fluence_per_m2(quick)
+    _stub_rows(monkeypatch, lambda f: 100e-9 * (f / f0) ** -0.25, bound_above=3 * f0)
+    cal = simres.calibrate(quick)
+    assert cal.f_turn_photons_per_m2 == pytest.approx(2 * f0)
+    assert cal.k == pytest.approx(0.25, abs=1e-9)
+    assert cal.k_high == pytest.approx(-np.log(1e-6 / (100e-9 * 2 ** -0.25)) / np.log(2))

@@ -98,3 +98,35 @@ def test_simulated_model_sweep_calibrates_each_non_flux_combination_once(quick, 
         expect = max(100e-9 * rate / 1000 * (f / f0) ** -0.25, row["pixel_size_m"])
         assert row["resolution_forecast_m"] == pytest.approx(expect, rel=1e-6)
     forecast._CALIBRATIONS.clear()
+
+
+def test_an_uncalibrated_combination_is_left_empty_not_refused(quick, monkeypatch, tmp_path):
+    # calibrating every swept frame rate would take hours: without --yes the sweep still
+    # forecasts time, dose and data everywhere, the resolution only where a calibration is
+    # cached (here the scenario's own rate), and says so
+    from twin.workflows import simres
+
+    own = quick.scan.frame_rate_hz
+
+    def fake_calibrate(s, seeds=1, **kw):
+        assert s.scan.frame_rate_hz == own, "an uncached combination was simulated"
+        return simres.Calibration(100e-9, 5e-9, 0.25, 0.02, forecast.fluence_per_m2(s), [])
+
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
+    forecast._CALIBRATIONS.clear()
+    monkeypatch.setattr(simres, "calibrate", fake_calibrate)
+    monkeypatch.setattr(simres, "missing_keys", lambda s, *a, **k: (
+        set() if s.scan.frame_rate_hz == own else {f"k{s.scan.frame_rate_hz}"}))
+    monkeypatch.setattr(forecast, "compression_ratio", lambda s: 3.0)
+    monkeypatch.setattr(sweep, "estimate_simulated_s", lambda *a, **k: 2 * 3600.0)
+    base = quick.model_copy(update={"resolution": quick.resolution.model_copy(
+        update={"model": "simulated"})})
+    said = []
+    table = sweep.run_sweep(base, n_workers=1, log=said.append)
+    assert len(table) == 9 and table["total_time_s"].notna().all()
+    mine = table["scan.frame_rate_hz"] == own
+    assert mine.any() and (~mine).any()
+    assert table.loc[mine, "resolution_forecast_m"].notna().all()
+    assert table.loc[~mine, "resolution_forecast_m"].isna().all()
+    assert any("--yes" in m and "NaN" in m for m in said)
+    forecast._CALIBRATIONS.clear()

@@ -59,7 +59,9 @@ UNITS: dict[str, str] = {
     "data_volume_full_frame_bytes": "B", "compression_ratio": "",
     "data_volume_compressed_bytes": "B", "resolution_simulated_m": "m",
     "resolution_simulated_std_m": "m", "resolution_exponent_k": "",
-    "resolution_exponent_k_std": "", "resolution_3d_worst_m": "m",
+    "resolution_exponent_k_std": "", "resolution_exponent_k_detector": "",
+    "resolution_turnover_fluence_photons_per_um2": "ph/µm²", "resolution_extrapolated": "",
+    "resolution_3d_worst_m": "m",
     "missing_wedge_elongation": "", "depth_of_field_m": "m",
     "projection_approximation_ok": "", "dose_limited_3d_resolution_m": "m",
 }
@@ -180,6 +182,10 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
         "sim_k": sim.k if sim else math.nan,
         "sim_k_std": sim.k_std if sim else math.nan,
         "sim_f0_per_m2": sim.f0_photons_per_m2 if sim else math.nan,
+        "sim_f_turn_per_m2": sim.f_turn_photons_per_m2 if sim else math.inf,
+        "sim_k_high": sim.k_high if sim else math.nan,
+        "sim_f_min_per_m2": min(f for f, _ in sim.points) if sim and sim.points else math.nan,
+        "sim_f_max_per_m2": max(f for f, _ in sim.points) if sim and sim.points else math.nan,
         "shutter": {"none": 0.0, "per_line": 1.0, "per_frame": 2.0}[s.scan.shutter],
         "sample_width_m": width_across,
         "sample_thickness_m": thickness,
@@ -314,15 +320,20 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     model = p["resolution_model"]
 
     def dose_limited(f, total: bool = False):
-        # total: the fluence of all projections (dose fractionation). A negative simulated k
-        # comes from what more flux does to each frame (count-rate losses, counter overflow),
-        # which spreading the same flux over more projections does not do: the total dose
-        # never makes the 3D resolution worse than one projection's (k ≥ 0 there)
+        # total: the fluence of all projections (dose fractionation). The simulated curve's
+        # detector-limited side (above its turnover, or a negative k) comes from what more flux
+        # does to each frame (count-rate losses, counter overflow), which spreading the same
+        # flux over more projections does not do: the total dose follows the dose-limited law
+        # and never makes the 3D resolution worse than one projection's (k ≥ 0 there)
         sim_k = np.maximum(p["sim_k"], 0.0) if total else p["sim_k"]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             howells_f = p["reference_resolution_m"] * (f / p["reference_fluence_per_m2"]) ** -0.25
             rose_f = (p["rose_snr"] ** 2 / (4 * f * k ** 2 * p["rose_contrast2"])) ** 0.25
             sim_f = p["sim_d0_m"] * (f / p["sim_f0_per_m2"]) ** -sim_k
+            if not total:
+                ft = p["sim_f_turn_per_m2"]
+                d_turn = p["sim_d0_m"] * (ft / p["sim_f0_per_m2"]) ** -p["sim_k"]
+                sim_f = np.where(f > ft, d_turn * (f / ft) ** -p["sim_k_high"], sim_f)
         return np.where(model == 1, howells_f, np.where(model == 2, rose_f,
                                                         np.where(model == 3, sim_f, pixel)))
 
@@ -382,10 +393,18 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "compression_ratio": p["compression_ratio"],
         "data_volume_compressed_bytes": frame_bytes * frames * n_proj / p["compression_ratio"],
         # measured values exist only at the calibration's own fluence F0
-        "resolution_simulated_m": np.where(at_f0, p["sim_d0_m"], np.nan),
+        "resolution_simulated_m": np.where(at_f0, dose_limited(fluence), np.nan),
         "resolution_simulated_std_m": np.where(at_f0, p["sim_d0_std_m"], np.nan),
         "resolution_exponent_k": np.where(model == 3, p["sim_k"], np.nan),
         "resolution_exponent_k_std": np.where(model == 3, p["sim_k_std"], np.nan),
+        "resolution_exponent_k_detector": np.where(model == 3, p["sim_k_high"], np.nan),
+        # the simulated curve used outside the fluences the twin simulated
+        "resolution_extrapolated": (model == 3) & ((fluence < p["sim_f_min_per_m2"] * (1 - 1e-9))
+                                                   | (fluence > p["sim_f_max_per_m2"]
+                                                      * (1 + 1e-9))),
+        "resolution_turnover_fluence_photons_per_um2": np.where(
+            (model == 3) & np.isfinite(p["sim_f_turn_per_m2"]),
+            p["sim_f_turn_per_m2"] * 1e-12, np.nan),
         "resolution_3d_worst_m": np.where(is_3d, best_3d * wedge, np.nan),
         "missing_wedge_elongation": np.where(is_3d, wedge, np.nan),
         "resolution_3d_limited_by_code": np.where(is_3d, limited_3d, np.nan),
@@ -426,7 +445,9 @@ _MODEL_NAMES = {0: "pixel size (no dose model)",
                 2: "Rose criterion: d = (snr^2 / (4 F k^2 |dn|^2))^(1/4), F fluence per "
                    "projection",
                 3: "simulated: d = d0 (F/F0)^(-k) fitted to FRC half-bit resolutions twin "
-                   "measured on its own simulated, reconstructed patches (no paper anchor)"}
+                   "measured on its own simulated, reconstructed patches (no paper anchor); "
+                   "above a turnover, where the points get worse with flux, d follows them "
+                   "instead"}
 
 
 @dataclass(frozen=True)
@@ -442,7 +463,7 @@ class Forecast:
 
 def _scalar(key: str, v):
     v = v.item() if hasattr(v, "item") else v
-    if key in ("saturated", "projection_approximation_ok"):
+    if key in ("saturated", "projection_approximation_ok", "resolution_extrapolated"):
         return bool(v)
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -469,8 +490,19 @@ def forecast(s: Scenario) -> Forecast:
                 "each projection's reconstruction (the simulated resolution does not improve "
                 "with dose, so neither does the total dose)")
     k = values.get("resolution_exponent_k")
+    f_turn = values.get("resolution_turnover_fluence_photons_per_um2")
+    k_hi = values.get("resolution_exponent_k_detector")
+    turn = "" if f_turn is None else (
+        f"; above {f_turn:.3g} ph/µm² per projection the twin's simulated resolution gets worse "
+        f"with flux (d ∝ F^{-k_hi:+.2f}: count-rate losses and saturation)")
     if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):
         values["resolution_limited_by"] = "pixel size"
+    elif f_turn is not None and values["fluence_photons_per_um2"] > f_turn * (1 + 1e-9):
+        values["resolution_limited_by"] = (
+            f"detector, not dose (the twin's simulated resolution turns over at {f_turn:.3g} "
+            f"ph/µm² per projection and gets worse above it, d ∝ F^{-k_hi:+.2f}"
+            f"{'; the detector saturates at this flux' if values['saturated'] else ''}"
+            "; lower the flux per beam or spread it over more beams)")
     elif s.resolution.model == "simulated" and k is not None and k < -FLAT_EXPONENT / 2:
         values["resolution_limited_by"] = (
             f"detector, not dose (simulated d ∝ F^(−k) with k = {k:.2f}: more photons per "
@@ -480,7 +512,9 @@ def forecast(s: Scenario) -> Forecast:
         # the twin's own points say more photons barely help: not the dose
         values["resolution_limited_by"] = (
             f"reconstruction, not dose (simulated d ∝ F^(−k) with k = {k:.2f}: more photons "
-            "barely help; probe, position errors, partial coherence and the pixel set it)")
+            f"barely help; probe, position errors, partial coherence and the pixel set it{turn})")
+    elif turn:
+        values["resolution_limited_by"] = "dose" + turn
     else:
         values["resolution_limited_by"] = "dose"
     return Forecast(s.name, values)

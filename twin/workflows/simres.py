@@ -456,19 +456,29 @@ def _measure_job(s: Scenario, seed: int, iterations, points: int, volume: bool):
 
 @dataclass(frozen=True)
 class Calibration:
-    """d(F) = d₀·(F/F₀)^(−k) fitted to simulated points (``resolution.model = "simulated"``).
+    """d(F) fitted to simulated points (``resolution.model = "simulated"``).
+
+    On the dose-limited side d(F) = d₀·(F/F₀)^(−k). Where more photons per frame make the
+    twin's own points worse (count-rate losses, counter overflow: a detector limit), the curve
+    turns over at ``f_turn_photons_per_m2``, the last dose-limited point, and above it follows
+    d_t·(F/F_t)^(−k_high) with k_high < 0 through the worse points: the power law of the
+    dose-limited side is never extrapolated into the detector-limited side.
 
     Attributes
     ----------
     d0_m, d0_std_m : float
-        Resolution at the scenario's fluence F₀ and its standard error, metres.
+        Dose-limited law at the scenario's fluence F₀ and its standard error, metres.
     k, k_std : float
-        Exponent and its standard error (Howells et al. 2009 predict k = 1/4 in the
-        dose-limited regime; k → 0 where the pixel or the probe limit it).
+        Dose-limited exponent and its standard error (Howells et al. 2009 predict k = 1/4 in
+        the dose-limited regime; k → 0 where the pixel or the probe limit it).
     f0_photons_per_m2 : float
         The scenario's fluence per projection.
     points : list of (fluence, resolution)
-        The simulated points the fit used.
+        The simulated points.
+    f_turn_photons_per_m2 : float
+        Turnover fluence (inf: no turnover within the simulated points).
+    k_high : float
+        Exponent above the turnover (NaN without one).
     """
 
     d0_m: float
@@ -477,11 +487,47 @@ class Calibration:
     k_std: float
     f0_photons_per_m2: float
     points: list
+    f_turn_photons_per_m2: float = math.inf
+    k_high: float = math.nan
 
     def resolution_m(self, fluence_photons_per_m2):
-        """The calibrated d at fluence F (vectorised)."""
+        """The calibrated d at fluence F (vectorised), both sides of a turnover."""
         f = np.asarray(fluence_photons_per_m2, float)
-        return self.d0_m * (f / self.f0_photons_per_m2) ** (-self.k)
+        low = self.d0_m * (f / self.f0_photons_per_m2) ** (-self.k)
+        if not math.isfinite(self.f_turn_photons_per_m2):
+            return low
+        ft = self.f_turn_photons_per_m2
+        d_turn = self.d0_m * (ft / self.f0_photons_per_m2) ** (-self.k)
+        return np.where(f <= ft, low, d_turn * (f / ft) ** (-self.k_high))
+
+
+#: Relative margin by which a simulated point must be worse than the best point at a lower
+#: fluence to mark the turnover into a detector-limited regime: about five times the scatter
+#: of single-seed points along a flat calibration (the Siemens star's five points spread by
+#: 2 %), so seed noise alone does not trigger it.
+TURNOVER_MARGIN = 0.15
+
+
+def dose_limited_points(d: np.ndarray, bound: np.ndarray) -> int:
+    """How many of the points (sorted by fluence) lie on the dose-limited side.
+
+    Points are ``d`` (resolutions) with ``bound`` (the reconstruction did not converge: a lower
+    bound). Unconverged points below the first resolved one are starved of photons and stay on
+    the dose side (they are left out of the fit); the side ends before the first point — a
+    resolved one worse than the best before it by :data:`TURNOVER_MARGIN`, or an unconverged
+    one — above a resolved point. Returns the number of points on the dose side (len(d): no
+    turnover).
+    """
+    best = math.inf
+    for i, (di, bi) in enumerate(zip(d, bound)):
+        if bi:
+            if math.isfinite(best):
+                return i
+            continue
+        if di > best * (1 + TURNOVER_MARGIN):
+            return i
+        best = min(best, float(di))
+    return len(d)
 
 
 def fit_power_law(fluence: np.ndarray, d: np.ndarray, f0: float) -> tuple[float, float,
@@ -508,16 +554,24 @@ def fit_power_law(fluence: np.ndarray, d: np.ndarray, f0: float) -> tuple[float,
 CALIBRATION_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def missing_points(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
-                   points: int = PATCH_POINTS) -> int:
-    """How many of :func:`calibrate`'s simulated points are neither cached nor shipped."""
+def missing_keys(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
+                 points: int = PATCH_POINTS) -> set[str]:
+    """Keys of :func:`calibrate`'s simulated points that are neither cached nor shipped."""
     flux = s.beam.flux_photons_per_s
-    n = 0
+    out = set()
     for f in factors:
         sc = s.with_values({"beam.flux_photons_per_s": flux * f})
         for k in range(seeds):
-            n += _lookup(_key_2d(sc, sc.seed + k, None, points)) is None
-    return n
+            key = _key_2d(sc, sc.seed + k, None, points)
+            if _lookup(key) is None:
+                out.add(key)
+    return out
+
+
+def missing_points(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
+                   points: int = PATCH_POINTS) -> int:
+    """How many of :func:`calibrate`'s simulated points are neither cached nor shipped."""
+    return len(missing_keys(s, seeds, factors, points))
 
 
 def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
@@ -531,15 +585,33 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
     from twin.workflows.forecast import fluence_per_m2
 
     f0 = fluence_per_m2(s)
-    fl = np.array([f0 * f for f in factors])
-    d = np.array([r["resolution_simulated_m"] for r in rows])
+    order = np.argsort(factors)
+    fl = np.array([f0 * factors[i] for i in order], float)
+    d = np.array([rows[i]["resolution_simulated_m"] for i in order], float)
     # a point whose FRC never rises above the threshold where the search starts (the
-    # reconstruction did not converge: too few photons) is a bound, not a measurement
-    bound = np.array([r["unresolved"] for r in rows], bool)
+    # reconstruction did not converge) is a bound, not a measurement
+    bound = np.array([rows[i]["unresolved"] for i in order], bool)
     if (~bound).sum() < 2:
         raise TwinInputError("resolution.model", "simulated", (
             f"the reconstruction did not converge at {int(bound.sum())} of {len(bound)} "
             "calibration fluences (too few photons per frame?): no resolution to fit"))
-    d0, d0_sd, k, k_sd = fit_power_law(fl[~bound], d[~bound], f0)
+    n_dose = dose_limited_points(d, bound)
+    low = np.arange(len(d)) < n_dose
+    use = low & ~bound
+    if use.sum() >= 2:
+        d0, d0_sd, k, k_sd = fit_power_law(fl[use], d[use], f0)
+    else:           # a single dose-limited point: no slope to fit, the curve is flat up to it
+        (j,) = np.flatnonzero(use)
+        d0, d0_sd, k, k_sd = float(d[j]), math.nan, 0.0, math.nan
+    f_turn, k_high = math.inf, math.nan
+    if n_dose < len(d):
+        f_turn = float(fl[use][-1])
+        d_turn = d0 * (f_turn / f0) ** (-k)
+        hi = ~low & np.isfinite(d)
+        # through (F_t, d_t), least squares in log–log over the worse points (an unconverged
+        # point enters with its bound: the curve is at least that steep)
+        x = np.log(fl[hi] / f_turn)
+        y = np.log(d[hi] / d_turn)
+        k_high = min(-float(x @ y / (x @ x)), 0.0)
     return Calibration(d0, d0_sd, k, k_sd, float(f0),
-                       [(float(a), float(b)) for a, b in zip(fl, d)])
+                       [(float(a), float(b)) for a, b in zip(fl, d)], f_turn, k_high)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,11 @@ def _calibrations(base: Scenario, keys: list[str], points: list[tuple],
             combos[key] = base.with_values({k: v for k, v in zip(keys, pt)
                                             if k != FLUENCE_FIELD})
     seeds = base.resolution.calibration_seeds
-    missing = sum(simres.missing_points(sc, seeds) for sc in combos.values())
+    # combinations that differ only in what the 2D patch ignores (the projection count) share
+    # their simulated points: count each point once
+    todo = {k: simres.missing_keys(sc, seeds) for k, sc in combos.items()}
+    missing = len(set().union(*todo.values()))
+    skip: set = set()
     if missing:
         workers = n_workers or min(2, os.cpu_count() or 1)
         est = estimate_simulated_s(base, missing, 1, workers)
@@ -127,11 +132,26 @@ def _calibrations(base: Scenario, keys: list[str], points: list[tuple],
             log(f"resolution.model = simulated: {len(combos)} calibration(s), {missing} "
                 f"simulated patches to make, about {est / 60:.3g} min on {workers} workers")
         if est > MAX_SIMULATED_HOURS * 3600 and not yes:
-            raise TwinInputError("resolution.model", "simulated", (
-                f"calibrating {len(combos)} combinations of the swept values ({missing} "
-                f"simulated patches, about {est / 3600:.3g} h) needs --yes; or sweep only "
-                f"{FLUENCE_FIELD}, which one calibration serves"))
-    return {k: _forecast.calibration(sc) for k, sc in combos.items()}
+            # time, dose and data are still forecast; the resolution of a combination whose
+            # calibration is not cached is left empty rather than taken from another model
+            skip = {k for k, n in todo.items() if n}
+            say = log or (lambda m: warnings.warn(m, stacklevel=3))
+            say(f"warning: resolution.model = simulated: {len(skip)} of {len(combos)} combinations of the "
+                f"swept values other than {FLUENCE_FIELD} are not calibrated yet ({missing} "
+                f"simulated patches, about {est / 3600:.3g} h on {workers} workers); their "
+                "resolution columns are left empty (NaN). Run the sweep with --yes to simulate "
+                f"them (cached: once), or sweep only {FLUENCE_FIELD}, which one calibration "
+                "serves")
+    return {k: (_uncalibrated(sc) if k in skip else _forecast.calibration(sc))
+            for k, sc in combos.items()}
+
+
+def _uncalibrated(s: Scenario):
+    """A calibration that forecasts no resolution (NaN): the combination was not simulated."""
+    from twin.workflows import simres
+
+    nan = float("nan")
+    return simres.Calibration(nan, nan, nan, nan, _forecast.fluence_per_m2(s), [])
 
 
 def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
