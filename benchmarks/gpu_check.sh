@@ -24,7 +24,7 @@ echo "== tests with the cupy parameter" | tee "$OUT/tests.txt"
 timeout 170 python3 -m pytest -q -p no:cacheprovider --continue-on-collection-errors \
   -k cupy -rf tests/ 2>&1 | grep -v "Cannot initialize filter" | tail -40 | tee -a "$OUT/tests.txt"
 echo "== bench_recon" | tee "$OUT/bench.txt"
-timeout 300 python3 benchmarks/bench_recon.py --iterations 20 2>&1 \
+timeout 260 python3 benchmarks/bench_recon.py --iterations 20 2>&1 \
   | grep -v "it/s\]\|frame-it \[\|Cannot initialize filter" | tee -a "$OUT/bench.txt"
 echo "== a calibration point on the GPU" | tee "$OUT/point.txt"
 timeout 120 python3 - <<'PY' 2>&1 | grep -v "Cannot initialize filter" | tee -a "$OUT/point.txt"
