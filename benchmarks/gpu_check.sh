@@ -24,8 +24,28 @@ echo "== tests with the cupy parameter" | tee "$OUT/tests.txt"
 timeout 170 python3 -m pytest -q -p no:cacheprovider --continue-on-collection-errors \
   -k cupy -rf tests/ 2>&1 | grep -v "Cannot initialize filter" | tail -40 | tee -a "$OUT/tests.txt"
 echo "== bench_recon" | tee "$OUT/bench.txt"
-timeout 260 python3 benchmarks/bench_recon.py --iterations 20 2>&1 \
+timeout 260 python3 benchmarks/bench_recon.py ${BENCH_ARGS:---iterations 20} 2>&1 \
   | grep -v "it/s\]\|frame-it \[\|Cannot initialize filter" | tee -a "$OUT/bench.txt"
+if [ -n "${PROFILE:-}" ]; then
+  echo "== host profile of a GPU rPIE (128², 4 modes, batch 256)" | tee "$OUT/profile.txt"
+  timeout 90 python3 - <<'PY' 2>&1 | grep -v "Cannot initialize filter" | tee -a "$OUT/profile.txt"
+import cProfile, pstats, sys
+sys.path.insert(0, "benchmarks")
+from bench_recon import synthetic
+from twin.recon import engines
+d = synthetic(128, 4, 2048)
+o = engines.Options(algorithm="rpie", iterations=5, modes=4, batch_size=256, backend="cupy")
+engines.reconstruct(d, engines.Options(algorithm="rpie", iterations=1, modes=4,
+                                       batch_size=256, backend="cupy"))
+pr = cProfile.Profile()
+pr.enable()
+r = engines.reconstruct(d, o)
+pr.disable()
+print("frame-it/s", 2048 * 5 / r.timings["seconds"])
+pstats.Stats(pr).sort_stats("tottime").print_stats(22)
+PY
+fi
+[ -n "${SKIP_POINT:-}" ] && exit 0
 echo "== a calibration point on the GPU" | tee "$OUT/point.txt"
 timeout 120 python3 - <<'PY' 2>&1 | grep -v "Cannot initialize filter" | tee -a "$OUT/point.txt"
 import json, time

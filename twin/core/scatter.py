@@ -26,6 +26,17 @@ def scatter_add(size: int, flat_index, values):
     return out  # pragma: no cover
 
 
+def window_index(origins, size: tuple[int, int], width: int, xp=np):
+    """(B, sy, sx) flat indices into a row-major array of ``width`` columns of the windows whose
+    top-left corners are ``origins`` (B, 2) (row, col), built on ``xp``'s device: only the
+    origins travel to a GPU, not the index array (B·sy·sx integers)."""
+    sy, sx = size
+    o = xp.asarray(np.asarray(origins, dtype=np.int64))
+    start = o[:, 0, None, None] * width + o[:, 1, None, None]
+    return (start + (xp.arange(sy, dtype=xp.int64) * width)[None, :, None]
+            + xp.arange(sx, dtype=xp.int64)[None, None, :])
+
+
 def add_windows(out, origins, values):
     """Add ``values`` (B, sy, sx) into ``out`` (H, W) at the windows whose top-left corners are
     ``origins`` (B, 2) integer (row, col): the adjoint of cutting those windows out.
@@ -41,9 +52,7 @@ def add_windows(out, origins, values):
             r, c = origins[k]
             out[r:r + sy, c:c + sx] += values[k]
         return out
-    rows = origins[:, 0, None, None] + np.arange(sy)[None, :, None]  # pragma: no cover
-    cols = origins[:, 1, None, None] + np.arange(sx)[None, None, :]  # pragma: no cover
-    idx = xp.asarray(rows * out.shape[1] + cols)  # pragma: no cover
+    idx = window_index(origins, (sy, sx), out.shape[1], xp)  # pragma: no cover
     import cupyx  # pragma: no cover
 
     vals = xp.ascontiguousarray(xp.broadcast_to(values, (b, sy, sx)))  # pragma: no cover

@@ -30,7 +30,7 @@ import numpy as np
 
 from twin.core import kernels
 from twin.operators.propagation import farfield_adj, farfield_fwd
-from twin.core.scatter import add_windows
+from twin.core.scatter import add_windows, window_index
 from twin.core.xp import array_module, fft2, ifft2
 
 SHIFTS = ("fourier", "bilinear", "cubic")
@@ -181,10 +181,8 @@ class FarFieldPtychography:
         """(B, s, s) flat object indices of the windows ``sel`` (s = probe side by default)."""
         ny, nx = self.probe.shape[-2:]
         sy, sx = (ny, nx) if size is None else (size, size)
-        o = self.origin[self._sel(sel)]
-        rows = o[:, 0, None, None] + np.arange(sy)[None, :, None]
-        cols = o[:, 1, None, None] + np.arange(sx)[None, None, :]
-        return self.xp.asarray(rows * self.object_shape[1] + cols)
+        return window_index(self.origin[self._sel(sel)], (sy, sx), self.object_shape[1],
+                            self.xp)
 
     # --- the object side: patches under the windows -----------------------------------------------
     def _windows(self, obj, sel, size, origins=None):
@@ -192,9 +190,7 @@ class FarFieldPtychography:
         if self.xp is np:
             win = np.lib.stride_tricks.sliding_window_view(obj, (size, size))
             return win[o[:, 0], o[:, 1]]
-        rows = o[:, 0, None, None] + np.arange(size)[None, :, None]
-        cols = o[:, 1, None, None] + np.arange(size)[None, None, :]
-        return obj.ravel()[self.xp.asarray(rows * self.object_shape[1] + cols)]
+        return obj.ravel()[window_index(o, (size, size), self.object_shape[1], self.xp)]
 
     def _interpolates(self) -> bool:
         return self.shift in TAPS and self.has_frac
