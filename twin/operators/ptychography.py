@@ -237,12 +237,15 @@ class FarFieldPtychography:
         return out
 
     def _weights(self, sel):
-        """Row and column interpolation weights, each a list of ``taps`` (B, 1, 1) float32."""
-        f = self.xp.asarray(self.frac_np[self._sel(sel)], dtype=self.xp.float32)
-        fy, fx = f[:, 0, None, None], f[:, 1, None, None]
-        if self.shift == "bilinear":
-            return [1 - fy, fy], [1 - fx, fx]
-        return _keys_weights(fy), _keys_weights(fx)
+        """Row and column interpolation weights, each a list of ``taps`` (B, 1, 1) float32 on the
+        operator's device. Computed on the host (:meth:`_taps`, a few numbers per window) and
+        moved in one copy each: on a GPU, a dozen tiny kernels per call cost more than the
+        interpolation they weight."""
+        _, wy, wx = self._taps(sel)
+        xp = self.xp
+        dy, dx = xp.asarray(wy)[:, :, None, None], xp.asarray(wx)[:, :, None, None]
+        k = wy.shape[1]
+        return [dy[:, j] for j in range(k)], [dx[:, j] for j in range(k)]
 
     def _read(self, w, wy, wx):
         """Separable interpolation of windows (B, s + k − 1, s + k − 1) → (B, s, s)."""
