@@ -31,7 +31,8 @@ def window_index(origins, size: tuple[int, int], width: int, xp=np):
     top-left corners are ``origins`` (B, 2) (row, col), built on ``xp``'s device: only the
     origins travel to a GPU, not the index array (B·sy·sx integers)."""
     sy, sx = size
-    o = xp.asarray(np.asarray(origins, dtype=np.int64))
+    o = (origins.astype(xp.int64, copy=False) if array_module(origins) is xp
+         else xp.asarray(np.asarray(origins, dtype=np.int64)))
     start = o[:, 0, None, None] * width + o[:, 1, None, None]
     return (start + (xp.arange(sy, dtype=xp.int64) * width)[None, :, None]
             + xp.arange(sx, dtype=xp.int64)[None, None, :])
@@ -46,8 +47,8 @@ def add_windows(out, origins, values):
     """
     xp = array_module(out)
     b, sy, sx = values.shape
-    origins = np.asarray(origins)
     if xp is np:
+        origins = np.asarray(origins)
         for k in range(b):
             r, c = origins[k]
             out[r:r + sy, c:c + sx] += values[k]

@@ -154,6 +154,7 @@ class FarFieldPtychography:
         self.has_frac = bool(np.any(self.frac_np))
         self._cache = {}
         self._taps_memo = {}
+        self._dev_memo = {}
 
     @property
     def frac(self):
@@ -236,16 +237,28 @@ class FarFieldPtychography:
         self._taps_memo[key] = (None if sel is None else np.array(sel, copy=True), out)
         return out
 
-    def _weights(self, sel):
-        """Row and column interpolation weights, each a list of ``taps`` (B, 1, 1) float32 on the
-        operator's device. Computed on the host (:meth:`_taps`, a few numbers per window) and
-        moved in one copy each: on a GPU, a dozen tiny kernels per call cost more than the
-        interpolation they weight."""
-        _, wy, wx = self._taps(sel)
+    def _device_taps(self, sel):
+        """:meth:`_taps` on the operator's device: tap-0 corners (B, 2) and the row and column
+        weights as lists of (B, 1, 1) float32. Moved once per batch (the memo follows
+        :meth:`_taps`'s): on a GPU, the copies and a dozen tiny kernels per call otherwise cost
+        more than the interpolation they weight."""
+        host = self._taps(sel)
+        hit = self._dev_memo.get(id(host))
+        if hit is not None and hit[0] is host:
+            return hit[1]
+        org, wy, wx = host
         xp = self.xp
         dy, dx = xp.asarray(wy)[:, :, None, None], xp.asarray(wx)[:, :, None, None]
-        k = wy.shape[1]
-        return [dy[:, j] for j in range(k)], [dx[:, j] for j in range(k)]
+        dev = (xp.asarray(org), [dy[:, j] for j in range(wy.shape[1])],
+               [dx[:, j] for j in range(wx.shape[1])])
+        if len(self._dev_memo) > 8:
+            self._dev_memo.clear()
+        self._dev_memo[id(host)] = (host, dev)      # holds ``host``: its id stays unique
+        return dev
+
+    def _weights(self, sel):
+        """Row and column interpolation weights, each a list of ``taps`` (B, 1, 1) float32."""
+        return self._device_taps(sel)[1:]
 
     def _read(self, w, wy, wx):
         """Separable interpolation of windows (B, s + k − 1, s + k − 1) → (B, s, s)."""
@@ -269,11 +282,10 @@ class FarFieldPtychography:
             out = np.empty((len(org), n, n), np.complex64)
             kernels.interp_gather(_floats(obj), org, wy, wx, n, 2, out.view(np.float32))
             return out
+        org, wy, wx = self._device_taps(sel)
         if not self._interpolates():
-            return self._windows(obj, sel, n)
-        k = TAPS[self.shift]
-        w = self._windows(obj, sel, n + k - 1, self.origin[self._sel(sel)] - (k // 2 - 1))
-        return self._read(w, *self._weights(sel))
+            return self._windows(obj, sel, n, org)
+        return self._read(self._windows(obj, sel, n + len(wx) - 1, org), wy, wx)
 
     def patches_adj(self, p, sel=None, out=None):
         """Adjoint of :meth:`patches`: ``p`` (B, ny, nx) added into an (H, W) object array
@@ -299,9 +311,8 @@ class FarFieldPtychography:
             return out
         if p.shape[0] != b:
             p = xp.broadcast_to(p, (b,) + p.shape[1:])
-        origins = self.origin[self._sel(sel)]
+        origins, wy, wx = self._device_taps(sel)          # tap-0 corners and weights
         if self._interpolates():
-            wy, wx = self._weights(sel)
             k = len(wy)
             ny, nx = p.shape[1:]
             t = xp.zeros((b, ny + k - 1, nx), dtype=p.dtype)
@@ -311,7 +322,6 @@ class FarFieldPtychography:
             for j in range(k):
                 w[:, :, j:j + nx] += wx[j] * t
             p = w
-            origins = origins - (k // 2 - 1)
         add_windows(out, origins, p)
         return out
 
