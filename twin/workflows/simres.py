@@ -502,9 +502,9 @@ class Calibration:
 
 
 #: Relative margin by which a simulated point must be worse than the best point at a lower
-#: fluence to mark the turnover into a detector-limited regime: about five times the scatter
-#: of single-seed points along a flat calibration (the Siemens star's five points spread by
-#: 2 %), so seed noise alone does not trigger it.
+#: fluence to mark the turnover into a detector-limited regime: about ten times the scatter
+#: of single-seed points along a flat calibration (the Siemens star's three resolved points
+#: scatter by 1.5 % about their fit), so seed noise alone does not trigger it.
 TURNOVER_MARGIN = 0.15
 
 
