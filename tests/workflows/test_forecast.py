@@ -266,3 +266,20 @@ def test_1mm3_simulated_forecast_turns_over_where_the_detector_saturates(scenari
     assert "gets worse with flux" in v["resolution_limited_by"]
     # the total dose of many projections follows the dose side only
     assert v["dose_limited_3d_resolution_m"] <= v["resolution_forecast_m"] * (1 + 1e-9)
+
+
+def test_a_forecast_outside_the_simulated_fluences_says_it_extrapolates(scenario_path,
+                                                                        monkeypatch):
+    from twin.workflows import simres
+
+    s = scenario.load(scenario_path("brain_1mm3_dlsr"))
+    f0 = forecast.fluence_per_m2(s)
+    pts = [(f0 * f, 200e-9) for f in simres.CALIBRATION_FACTORS]
+    monkeypatch.setattr(forecast, "calibration",
+                        lambda sc: simres.Calibration(200e-9, 5e-9, 0.25, 0.02, f0, pts))
+    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    flux = s.beam.flux_photons_per_s
+    inside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 3 * flux})).values
+    outside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 10 * flux})).values
+    assert inside["resolution_extrapolated"] is False
+    assert outside["resolution_extrapolated"] is True
