@@ -3,7 +3,6 @@ frames and wrong shapes are bad input (TwinInputError → exit 2) for the reader
 `reconstruct`, `tomo` and `score`, never a crash."""
 
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np

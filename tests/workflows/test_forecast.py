@@ -283,3 +283,24 @@ def test_a_forecast_outside_the_simulated_fluences_says_it_extrapolates(scenario
     outside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 10 * flux})).values
     assert inside["resolution_extrapolated"] is False
     assert outside["resolution_extrapolated"] is True
+
+
+def test_the_detector_penalty_of_each_projection_carries_into_3d(scenario_path, monkeypatch):
+    # above the simulated turnover the frames themselves are worse: fractionating the dose
+    # over projections does not undo it, so more flux makes the 3D dose limit worse too
+    from twin.workflows import simres
+
+    s = scenario.load(scenario_path("brain_1mm3_dlsr"))
+    f0 = forecast.fluence_per_m2(s)
+    monkeypatch.setattr(forecast, "calibration", lambda sc: simres.Calibration(
+        200e-9, 5e-9, 0.05, 0.02, f0, [], f0, -1.0))
+    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    flux = s.beam.flux_photons_per_s
+    at = forecast.forecast(s).values
+    above = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 2 * flux})).values
+    below = forecast.forecast(s.with_values({"beam.flux_photons_per_s": flux / 2})).values
+    assert above["resolution_forecast_m"] > at["resolution_forecast_m"]
+    assert above["dose_limited_3d_resolution_m"] > at["dose_limited_3d_resolution_m"]
+    assert below["dose_limited_3d_resolution_m"] > at["dose_limited_3d_resolution_m"]
+    assert above["resolution_simulated_std_m"] is None          # not at F0
+    assert "detector" in above["resolution_limited_by"]

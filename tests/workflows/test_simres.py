@@ -165,9 +165,6 @@ def test_a_detector_turnover_is_found_and_not_fitted_by_the_dose_law(quick, monk
 
 def test_seed_noise_on_a_flat_curve_is_not_a_turnover(quick, monkeypatch):
     # 2 % single-seed scatter on a flat curve (the star's): no turnover, k ≈ 0
-    from twin.workflows import forecast
-
-    f0 = forecast.fluence_per_m2(quick)
     hits = 0
     for seed in range(20):
         _stub_rows(monkeypatch, lambda f: 180e-9, np.random.default_rng(seed), noise=0.02)
@@ -187,3 +184,22 @@ def test_an_unconverged_point_above_a_resolved_one_is_a_turnover(quick, monkeypa
     assert cal.f_turn_photons_per_m2 == pytest.approx(2 * f0)
     assert cal.k == pytest.approx(0.25, abs=1e-9)
     assert cal.k_high == pytest.approx(-np.log(1e-6 / (100e-9 * 2 ** -0.25)) / np.log(2))
+
+
+def test_an_unconverged_seed_is_not_averaged_into_a_converged_point():
+    def m(d, bound):
+        return simres.Measurement(d, d, 0.9, 1e18, 1e-8, 256, 5.0, 1.0, bound)
+
+    row = simres.summarise([m(100e-9, False), m(900e-9, True), m(110e-9, False)])
+    assert row["resolution_simulated_m"] == pytest.approx(105e-9)
+    assert not row["unresolved"]
+
+
+def test_a_point_without_a_number_is_left_out_of_the_fit(quick, monkeypatch):
+    from twin.workflows import forecast
+
+    f0 = forecast.fluence_per_m2(quick)
+    _stub_rows(monkeypatch, lambda f: np.nan if f < 0.3 * f0 else 100e-9 * (f / f0) ** -0.25)
+    cal = simres.calibrate(quick)
+    assert cal.k == pytest.approx(0.25, abs=1e-9)
+    assert cal.resolved_fluences() == pytest.approx([f0 * x for x in (0.5, 1, 2, 4)])

@@ -216,7 +216,8 @@ class FarFieldPtychography:
         key = (id(sel), extra)
         hit = self._taps_memo.get(key)
         if hit is not None and (sel is None if hit[0] is None else
-                                sel is not None and np.array_equal(hit[0], sel)):
+                                sel is not None and np.asarray(sel).dtype == hit[0].dtype
+                                and np.array_equal(hit[0], sel)):
             return hit[1]                         # the same windows as a recent call
         o = self.origin[self._sel(sel)]
         if self._interpolates():

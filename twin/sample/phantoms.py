@@ -16,7 +16,7 @@ O = exp(−ik∫(δ − iβ) dz) = exp(−ik∫δ dz) · exp(−k∫β dz) with 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

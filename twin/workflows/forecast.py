@@ -184,8 +184,8 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
         "sim_f0_per_m2": sim.f0_photons_per_m2 if sim else math.nan,
         "sim_f_turn_per_m2": sim.f_turn_photons_per_m2 if sim else math.inf,
         "sim_k_high": sim.k_high if sim else math.nan,
-        "sim_f_min_per_m2": min(f for f, _ in sim.points) if sim and sim.points else math.nan,
-        "sim_f_max_per_m2": max(f for f, _ in sim.points) if sim and sim.points else math.nan,
+        "sim_f_min_per_m2": min(sim.resolved_fluences(), default=math.nan) if sim else math.nan,
+        "sim_f_max_per_m2": max(sim.resolved_fluences(), default=math.nan) if sim else math.nan,
         "shutter": {"none": 0.0, "per_line": 1.0, "per_frame": 2.0}[s.scan.shutter],
         "sample_width_m": width_across,
         "sample_thickness_m": thickness,
@@ -324,7 +324,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # detector-limited side (above its turnover, or a negative k) comes from what more flux
         # does to each frame (count-rate losses, counter overflow), which spreading the same
         # flux over more projections does not do: the total dose follows the dose-limited law
-        # and never makes the 3D resolution worse than one projection's (k ≥ 0 there)
+        # (k ≥ 0 there), and each projection's detector penalty is applied on top of it below
         sim_k = np.maximum(p["sim_k"], 0.0) if total else p["sim_k"]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             howells_f = p["reference_resolution_m"] * (f / p["reference_fluence_per_m2"]) ** -0.25
@@ -336,6 +336,14 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                 sim_f = np.where(f > ft, d_turn * (f / ft) ** -p["sim_k_high"], sim_f)
         return np.where(model == 1, howells_f, np.where(model == 2, rose_f,
                                                         np.where(model == 3, sim_f, pixel)))
+
+    # what the detector costs each projection at its own fluence F: the simulated curve over
+    # the dose-limited law at F (1 below the turnover); frames that lose counts stay as bad
+    # however the dose is fractionated, so the 3D dose limit carries the same factor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        detector_penalty = np.where(model == 3, np.maximum(
+            1.0, dose_limited(fluence) / dose_limited(fluence, total=True)), 1.0)
+    detector_penalty = np.where(np.isfinite(detector_penalty), detector_penalty, 1.0)
 
     resolution = np.maximum(dose_limited(fluence), pixel)
     at_f0 = (model == 3) & np.isclose(fluence, p["sim_f0_per_m2"], rtol=1e-9)
@@ -349,7 +357,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     # over the same range do not remove it. resolution_3d_forecast_m is the directional mean
     # d·e^(1/3) (what a Fourier shell correlation averages), resolution_3d_worst_m is d·e.
     voxel_3d = np.maximum(voxel, pixel)
-    dose_3d = np.maximum(dose_limited(fluence * n_proj, total=True), pixel)
+    dose_3d = np.maximum(dose_limited(fluence * n_proj, total=True) * detector_penalty, pixel)
     theta = np.deg2rad(np.minimum(p["angular_range_deg"], 360.0))
     crowther_d = p["sample_width_m"] * (theta / np.maximum(n_proj, 1)) / 2
     alpha = np.minimum(theta, np.pi) / 2
@@ -358,8 +366,9 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         wedge = np.where(theta >= np.pi, 1.0, np.sqrt((alpha + sc) / (alpha - sc)))
     best_3d = np.maximum(np.maximum(dose_3d, crowther_d), voxel_3d)
     resolution_3d = np.where(is_3d, best_3d * wedge ** (1 / 3), np.nan)
-    limited_3d = np.where(dose_3d >= np.maximum(crowther_d, voxel_3d), 0.0,
-                          np.where(crowther_d >= voxel_3d, 1.0, 2.0))
+    limited_3d = np.where(np.isnan(dose_3d), np.nan,
+                          np.where(dose_3d >= np.maximum(crowther_d, voxel_3d), 0.0,
+                                   np.where(crowther_d >= voxel_3d, 1.0, 2.0)))
     # projection approximation: thickness within the depth of field 5.2·d²/λ at the forecast
     # resolution (Tsai et al. 2016); beyond it a multislice model is needed
     dof = 5.2 * resolution ** 2 / lam
@@ -394,7 +403,9 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "data_volume_compressed_bytes": frame_bytes * frames * n_proj / p["compression_ratio"],
         # measured values exist only at the calibration's own fluence F0
         "resolution_simulated_m": np.where(at_f0, dose_limited(fluence), np.nan),
-        "resolution_simulated_std_m": np.where(at_f0, p["sim_d0_std_m"], np.nan),
+        # (the fit's standard error belongs to the dose-limited side)
+        "resolution_simulated_std_m": np.where(at_f0 & (fluence <= p["sim_f_turn_per_m2"]),
+                                               p["sim_d0_std_m"], np.nan),
         "resolution_exponent_k": np.where(model == 3, p["sim_k"], np.nan),
         "resolution_exponent_k_std": np.where(model == 3, p["sim_k_std"], np.nan),
         "resolution_exponent_k_detector": np.where(model == 3, p["sim_k_high"], np.nan),
@@ -492,21 +503,23 @@ def forecast(s: Scenario) -> Forecast:
     k = values.get("resolution_exponent_k")
     f_turn = values.get("resolution_turnover_fluence_photons_per_um2")
     k_hi = values.get("resolution_exponent_k_detector")
+    worse = ("no longer improves" if k_hi is None or k_hi > -0.005 else
+             f"gets worse with flux (d ∝ F^{-k_hi:+.2f}: count-rate losses and saturation)")
     turn = "" if f_turn is None else (
-        f"; above {f_turn:.3g} ph/µm² per projection the twin's simulated resolution gets worse "
-        f"with flux (d ∝ F^{-k_hi:+.2f}: count-rate losses and saturation)")
+        f"; above {f_turn:.3g} ph/µm² per projection the twin's simulated resolution {worse}")
     if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):
         values["resolution_limited_by"] = "pixel size"
     elif f_turn is not None and values["fluence_photons_per_um2"] > f_turn * (1 + 1e-9):
         values["resolution_limited_by"] = (
             f"detector, not dose (the twin's simulated resolution turns over at {f_turn:.3g} "
-            f"ph/µm² per projection and gets worse above it, d ∝ F^{-k_hi:+.2f}"
+            f"ph/µm² per projection and {worse} above it"
             f"{'; the detector saturates at this flux' if values['saturated'] else ''}"
             "; lower the flux per beam or spread it over more beams)")
     elif s.resolution.model == "simulated" and k is not None and k < -FLAT_EXPONENT / 2:
+        sat = "; the detector saturates at this flux" if values["saturated"] else ""
         values["resolution_limited_by"] = (
             f"detector, not dose (simulated d ∝ F^(−k) with k = {k:.2f}: more photons per "
-            f"frame make it worse{'; the detector saturates at this flux' if values['saturated'] else ''}"
+            f"frame make it worse{sat}"
             "; spread the beam or lower the flux)")
     elif s.resolution.model == "simulated" and k is not None and k < FLAT_EXPONENT:
         # the twin's own points say more photons barely help: not the dose

@@ -381,8 +381,13 @@ def _stored_dtype(g) -> type:
 
 def summarise(ms: list[Measurement]) -> dict:
     """Columns of a sweep row from the measurements of its seeds (mean; std over seeds)."""
+    # a seed whose reconstruction did not converge reports a bound: where another seed
+    # converged, the bound is not averaged into the resolution
+    conv = [m for m in ms if not m.unresolved] or ms
+
     def stat(name):
-        v = np.array([getattr(m, name) for m in ms], float)
+        v = np.array([getattr(m, name) for m in (conv if name == "resolution_simulated_m"
+                                                  else ms)], float)
         v = v[np.isfinite(v)]
         if len(v) == 0:
             return math.nan, math.nan
@@ -479,6 +484,8 @@ class Calibration:
         Turnover fluence (inf: no turnover within the simulated points).
     k_high : float
         Exponent above the turnover (NaN without one).
+    resolved : list of bool
+        Per point: the reconstruction converged (False: a bound).
     """
 
     d0_m: float
@@ -489,6 +496,12 @@ class Calibration:
     points: list
     f_turn_photons_per_m2: float = math.inf
     k_high: float = math.nan
+    resolved: list = ()
+
+    def resolved_fluences(self) -> list:
+        """Fluences of the points whose reconstruction converged (all, if not recorded)."""
+        flags = list(self.resolved) or [True] * len(self.points)
+        return [f for (f, _), ok in zip(self.points, flags) if ok]
 
     def resolution_m(self, fluence_photons_per_m2):
         """The calibrated d at fluence F (vectorised), both sides of a turnover."""
@@ -591,27 +604,28 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
     # a point whose FRC never rises above the threshold where the search starts (the
     # reconstruction did not converge) is a bound, not a measurement
     bound = np.array([rows[i]["unresolved"] for i in order], bool)
-    if (~bound).sum() < 2:
+    bound |= ~np.isfinite(d)                      # no number: not a measurement either
+    if len(np.unique(fl[~bound])) < 2:
         raise TwinInputError("resolution.model", "simulated", (
             f"the reconstruction did not converge at {int(bound.sum())} of {len(bound)} "
             "calibration fluences (too few photons per frame?): no resolution to fit"))
     n_dose = dose_limited_points(d, bound)
     low = np.arange(len(d)) < n_dose
     use = low & ~bound
-    if use.sum() >= 2:
+    if len(np.unique(fl[use])) >= 2:
         d0, d0_sd, k, k_sd = fit_power_law(fl[use], d[use], f0)
-    else:           # a single dose-limited point: no slope to fit, the curve is flat up to it
-        (j,) = np.flatnonzero(use)
-        d0, d0_sd, k, k_sd = float(d[j]), math.nan, 0.0, math.nan
+    else:           # one dose-limited fluence: no slope to fit, the curve is flat up to it
+        d0, d0_sd, k, k_sd = float(np.exp(np.mean(np.log(d[use])))), math.nan, 0.0, math.nan
     f_turn, k_high = math.inf, math.nan
     if n_dose < len(d):
         f_turn = float(fl[use][-1])
         d_turn = d0 * (f_turn / f0) ** (-k)
-        hi = ~low & np.isfinite(d)
+        hi = ~low & np.isfinite(d) & (fl > f_turn)
         # through (F_t, d_t), least squares in log–log over the worse points (an unconverged
         # point enters with its bound: the curve is at least that steep)
         x = np.log(fl[hi] / f_turn)
         y = np.log(d[hi] / d_turn)
-        k_high = min(-float(x @ y / (x @ x)), 0.0)
+        k_high = min(-float(x @ y / (x @ x)), 0.0) if len(x) else 0.0
     return Calibration(d0, d0_sd, k, k_sd, float(f0),
-                       [(float(a), float(b)) for a, b in zip(fl, d)], f_turn, k_high)
+                       [(float(a), float(b)) for a, b in zip(fl, d)], f_turn, k_high,
+                       [bool(b) for b in ~bound])

@@ -136,8 +136,9 @@ def _calibrations(base: Scenario, keys: list[str], points: list[tuple],
             # calibration is not cached is left empty rather than taken from another model
             skip = {k for k, n in todo.items() if n}
             say = log or (lambda m: warnings.warn(m, stacklevel=3))
-            say(f"warning: resolution.model = simulated: {len(skip)} of {len(combos)} combinations of the "
-                f"swept values other than {FLUENCE_FIELD} are not calibrated yet ({missing} "
+            say(f"warning: resolution.model = simulated: {len(skip)} of {len(combos)} "
+                f"combinations of the swept values other than {FLUENCE_FIELD} are not "
+                f"calibrated yet ({missing} "
                 f"simulated patches, about {est / 3600:.3g} h on {workers} workers); their "
                 "resolution columns are left empty (NaN). Run the sweep with --yes to simulate "
                 f"them (cached: once), or sweep only {FLUENCE_FIELD}, which one calibration "
