@@ -6,6 +6,13 @@
 # in .h5p/); every step has its own time limit so a failure leaves the others' output.
 #
 #   bash benchmarks/gpu_check.sh OUTDIR
+#
+# Environment: BENCH_ARGS (default "--iterations 20"; add --gpu-only to skip the CPU section),
+# PROFILE=1 (a cProfile of the host side of a GPU rPIE), SKIP_POINT=1 (no calibration point).
+# On a machine without twin's dependencies, put their cp312 manylinux wheels in .whl/ (pip
+# download --no-deps --only-binary=:all: xraylib pydantic pydantic_core annotated-types
+# typing-inspection dask distributed partd locket tblib tornado zict ptychi) and hdf5plugin's
+# package with only plugins/libh5bshuf.so in .h5p/ (the full wheel is 46 MB).
 set -u
 OUT=${1:-/tmp/gpu_check}
 mkdir -p "$OUT"
