@@ -30,7 +30,8 @@ def main(names):
     for name in names:
         s = scenario.load(ROOT / "scenarios" / f"{name}.toml")
         # the closed form the file keeps for comparison (the seeds forecast from the twin)
-        closed_s = (s.with_values({"resolution.model": "howells"}, keep_sweep=False)
+        kept = "howells" if s.resolution.reference_resolution_m else "rose"
+        closed_s = (s.with_values({"resolution.model": kept}, keep_sweep=False)
                     if s.resolution.model == "simulated" else s)
         closed = forecast.forecast(closed_s).values
         t0 = time.perf_counter()
@@ -45,7 +46,8 @@ def main(names):
             "twin_2d_m": fc["resolution_forecast_m"], "d0_m": cal.d0_m,
             "d0_std_m": cal.d0_std_m, "k": cal.k, "k_std": cal.k_std,
             "frc_halves_m": halves.frc_halves_m, "pcc": halves.pcc_simulated,
-            "points": cal.points, "twin_3d_m": fc.get("resolution_3d_forecast_m"),
+            "points": cal.points, "turnover_fluence_per_m2": cal.f_turn_photons_per_m2,
+            "k_detector": cal.k_high, "twin_3d_m": fc.get("resolution_3d_forecast_m"),
             "twin_3d_limited_by": fc.get("resolution_3d_limited_by"),
             "pixel_m": fc["pixel_size_m"], "seconds": time.perf_counter() - t0,
         }
@@ -58,4 +60,4 @@ def main(names):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(PAPER))
+    main(sys.argv[1:] or [*PAPER, "ic_rapid_21", "ic_rapid_349"])
