@@ -203,3 +203,21 @@ def test_a_point_without_a_number_is_left_out_of_the_fit(quick, monkeypatch):
     cal = simres.calibrate(quick)
     assert cal.k == pytest.approx(0.25, abs=1e-9)
     assert cal.resolved_fluences() == pytest.approx([f0 * x for x in (0.5, 1, 2, 4)])
+
+
+def test_the_seed_spread_at_f0_bounds_the_error_bar(quick, monkeypatch):
+    # five points exactly on a power law fit with no residual; their seeds scattered by 20 nm
+    # at F₀: the error of d₀ is at least 20 nm / √seeds
+    from twin.workflows import forecast
+
+    f0 = forecast.fluence_per_m2(quick)
+
+    def rows(pts, **_):
+        return [{"resolution_simulated_m": 100e-9 * (forecast.fluence_per_m2(sc) / f0) ** -0.25,
+                 "resolution_simulated_std_m": 20e-9, "unresolved": False} for sc in pts]
+
+    monkeypatch.setattr(simres, "measure_many", rows)
+    one = simres.calibrate(quick, seeds=1)
+    four = simres.calibrate(quick, seeds=4)
+    assert one.d0_std_m < 1e-12
+    assert four.d0_std_m == pytest.approx(10e-9)

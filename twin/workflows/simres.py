@@ -515,10 +515,10 @@ class Calibration:
 
 
 #: Relative margin by which a simulated point must be worse than the best point at a lower
-#: fluence to mark the turnover into a detector-limited regime: about ten times the scatter
-#: of single-seed points along a flat calibration (the Siemens star's three resolved points
-#: scatter by 1.5 % about their fit), so seed noise alone does not trigger it.
-TURNOVER_MARGIN = 0.15
+#: fluence to mark the turnover into a detector-limited regime: twice the largest seed-to-seed
+#: scatter measured at a seed scenario's own fluence (three seeds each: Siemens star 4.5 %,
+#: 3 kHz brain 15 %), so seed noise alone rarely triggers it with one seed per fluence.
+TURNOVER_MARGIN = 0.3
 
 
 def dose_limited_points(d: np.ndarray, bound: np.ndarray) -> int:
@@ -614,6 +614,14 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
     use = low & ~bound
     if len(np.unique(fl[use])) >= 2:
         d0, d0_sd, k, k_sd = fit_power_law(fl[use], d[use], f0)
+        # with several seeds, the spread of the point at F0 over them bounds the error from
+        # below: a fit through few points can pass closer to their means than they are known
+        at = np.flatnonzero(use & np.isclose(fl, f0, rtol=1e-9))
+        if seeds > 1 and len(at):
+            sd = float(rows[order[at[0]]]["resolution_simulated_std_m"])
+            if math.isfinite(sd):
+                d0_sd = max(d0_sd, sd / math.sqrt(seeds)) if math.isfinite(d0_sd) else \
+                    sd / math.sqrt(seeds)
     else:           # one dose-limited fluence: no slope to fit, the curve is flat up to it
         d0, d0_sd, k, k_sd = float(np.exp(np.mean(np.log(d[use])))), math.nan, 0.0, math.nan
     f_turn, k_high = math.inf, math.nan
