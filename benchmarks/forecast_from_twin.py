@@ -36,7 +36,7 @@ def main(names):
         closed = forecast.forecast(closed_s).values
         t0 = time.perf_counter()
         sim = s.with_values({"resolution.model": "simulated"}, keep_sweep=False)
-        cal = simres.calibrate(sim, progress=True)
+        cal = simres.calibrate(sim, seeds=s.resolution.calibration_seeds, progress=True)
         fc = forecast.forecast(sim).values
         halves = simres.measure(sim, seed=sim.seed)
         row = {
