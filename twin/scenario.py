@@ -396,13 +396,16 @@ class Resolution(_Strict):
     criterion (SNR = ``snr``) at fluence F, d = (snr²/(4F·k²·|Δn|²))^(1/4). ``pixel``: the
     reconstructed pixel size. ``simulated``: no anchor; d = d₀·(F/F₀)^(−k) fitted to the
     resolution that twin measures (FRC half-bit against its ground truth) on its own simulated
-    and reconstructed patches at fluences around the scenario's (cached by scenario hash).
-    Every model is bounded below by the reconstructed pixel size.
+    and reconstructed patches at fluences around the scenario's (cached by scenario hash);
+    where those points get worse with more flux (a detector limit), the curve turns over and
+    follows them above the turnover. Every model is bounded below by the reconstructed pixel
+    size.
     """
 
     model: Literal["howells", "rose", "pixel", "simulated"] = "pixel"
     calibration_seeds: Annotated[int, Field(ge=1, le=16)] = 1
-    """``simulated``: seeds simulated at each calibration fluence."""
+    """``simulated``: seeds simulated at each calibration fluence (their spread at the
+    scenario's fluence bounds the error bar from below; with one seed the ± is a lower bound)."""
     reference_resolution_m: PosFloat | None = None
     """``howells``: resolution measured at the reference."""
     reference_flux_photons_per_s: PosFloat | None = None
