@@ -132,33 +132,43 @@ CPU_CASES = [
 ]
 
 
-def cpu_section(data, iterations: int, batch: int) -> dict:
+def run_cases(data, iterations: int, batch: int, backend: str, xp) -> dict:
+    """Each of :data:`CPU_CASES` on ``backend``: a short run first (compiles the CPU kernels,
+    warms the GPU's), then the timed one. Prints one row per case; returns
+    {case: (seconds of iterations, frame-it/s, result)}."""
     n = data.frames.shape[-1] * data.upsampling
     n_frames = len(data.frames)
-    print(f"\nCPU: {n_frames} frames of {data.frames.shape[-1]}², {iterations} iterations, "
-          f"batch {batch}")
     print(f"{'case':18} {'setup s':>8} {'iter s':>8} {'frame-it/s':>11} {'FFT limit':>10} "
           f"{'share':>6} {'PCC':>7}")
     limits: dict[int, float] = {}
     out = {}
     for name, kw in CPU_CASES:
-        opts = engines.Options(iterations=iterations, batch_size=batch, backend="numpy", **kw)
-        # compile (or load) the CPU kernels of this case first: "iter s" is the steady state
-        engines.reconstruct(data, engines.Options(batch_size=batch, backend="numpy",
-                                                  **{**kw, "iterations": 3}))
-        t0 = time.perf_counter()
-        r = engines.reconstruct(data, opts)
-        total = time.perf_counter() - t0
+        try:
+            opts = engines.Options(iterations=iterations, batch_size=batch, backend=backend,
+                                   **kw)
+            engines.reconstruct(data, engines.Options(batch_size=batch, backend=backend,
+                                                      **{**kw, "iterations": 3}))
+            t0 = time.perf_counter()
+            r = engines.reconstruct(data, opts)
+            total = time.perf_counter() - t0
+        except Exception as exc:  # noqa: BLE001 - report and go on with the others
+            print(f"{name:18} failed: {exc!r}")
+            continue
         t_it = r.timings.get("seconds", total)
         rate = n_frames * len(r.cost) / t_it
         m = opts.modes
         if m not in limits:
-            limits[m] = fft_limit(np, batch, m, n)
-        share = rate / limits[m]
+            limits[m] = fft_limit(xp, batch, m, n)
         out[name] = (t_it, rate, r)
         print(f"{name:18} {total - t_it:8.2f} {t_it:8.2f} {rate:11.0f} {limits[m]:10.0f} "
-              f"{share:6.1%} {_pcc(r.object, data):7.4f}")
+              f"{rate / limits[m]:6.1%} {_pcc(r.object, data):7.4f}")
     return out
+
+
+def cpu_section(data, iterations: int, batch: int) -> dict:
+    print(f"\nCPU: {len(data.frames)} frames of {data.frames.shape[-1]}², {iterations} "
+          f"iterations, batch {batch}")
+    return run_cases(data, iterations, batch, "numpy", np)
 
 
 def ptychi_section(cxi: Path, data, iterations: int, batch: int, python: str | None,
@@ -239,33 +249,9 @@ def gpu_section(iterations: int, data=None, cxi: Path | None = None, batch: int 
     name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     runs = {}
     if data is not None:
-        n = data.frames.shape[-1] * data.upsampling
-        n_frames = len(data.frames)
-        print(f"\nGPU ({name}), CuPy: {n_frames} frames of {data.frames.shape[-1]}², "
+        print(f"\nGPU ({name}), CuPy: {len(data.frames)} frames of {data.frames.shape[-1]}², "
               f"{iterations} iterations, batch {batch}")
-        print(f"{'case':18} {'setup s':>8} {'iter s':>8} {'frame-it/s':>11} {'FFT limit':>10} "
-              f"{'share':>6} {'PCC':>7}")
-        limits: dict[int, float] = {}
-        for case, kw in CPU_CASES:
-            try:
-                opts = engines.Options(iterations=iterations, batch_size=batch,
-                                       backend="cupy", **kw)
-                engines.reconstruct(data, engines.Options(batch_size=batch, backend="cupy",
-                                                          **{**kw, "iterations": 2}))
-                t0 = time.perf_counter()
-                r = engines.reconstruct(data, opts)
-                total = time.perf_counter() - t0
-            except Exception as exc:  # noqa: BLE001 - report and go on with the others
-                print(f"{case:18} failed: {exc!r}")
-                continue
-            t_it = r.timings.get("seconds", total)
-            rate = n_frames * len(r.cost) / t_it
-            m = opts.modes
-            if m not in limits:
-                limits[m] = fft_limit(cp, batch, m, n)
-            runs[case] = (t_it, r)
-            print(f"{case:18} {total - t_it:8.2f} {t_it:8.2f} {rate:11.0f} {limits[m]:10.0f} "
-                  f"{rate / limits[m]:6.1%} {_pcc(r.object, data):7.4f}")
+        runs = run_cases(data, iterations, batch, "cupy", cp)
     if cxi is not None and runs:
         python = ptychi_python or (sys.executable if importlib.util.find_spec("ptychi")
                                    else None)
@@ -284,7 +270,7 @@ def gpu_section(iterations: int, data=None, cxi: Path | None = None, batch: int 
                         continue
                     z = np.load(npz)
                     t_pc = float(z["seconds_recon"])
-                    t_tw, rec = runs[alg]
+                    t_tw, _, rec = runs[alg]
                     print(f"{alg:6} pty-chi: recon {t_pc:6.2f} s, PCC {_pcc(z['object'], data):.4f}"
                           f" | twin: recon {t_tw:6.2f} s, PCC {_pcc(rec.object, data):.4f}"
                           f" | twin / pty-chi speed {t_pc / t_tw:5.2f}x")

@@ -36,6 +36,7 @@ from twin.acquisition import detector as _detector
 from twin.sample import dose as _dose
 from twin.sample import materials as _materials
 from twin.beam import optics as _optics
+from twin.workflows.simres import simulated_law
 from twin.scenario import Scenario
 
 #: Units of every forecast key, for tables and plots.
@@ -325,27 +326,28 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # does to each frame (count-rate losses, counter overflow), which spreading the same
         # flux over more projections does not do: the total dose follows the dose-limited law
         # (k ≥ 0 there), and each projection's detector penalty is applied on top of it below
-        sim_k = np.maximum(p["sim_k"], 0.0) if total else p["sim_k"]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if total:
+            sim_f = simulated_law(f, p["sim_d0_m"], p["sim_f0_per_m2"],
+                                  np.maximum(p["sim_k"], 0.0))
+        else:
+            sim_f = simulated_law(f, p["sim_d0_m"], p["sim_f0_per_m2"], p["sim_k"],
+                                  p["sim_f_turn_per_m2"], p["sim_k_high"])
+        with np.errstate(divide="ignore", invalid="ignore"):
             howells_f = p["reference_resolution_m"] * (f / p["reference_fluence_per_m2"]) ** -0.25
             rose_f = (p["rose_snr"] ** 2 / (4 * f * k ** 2 * p["rose_contrast2"])) ** 0.25
-            sim_f = p["sim_d0_m"] * (f / p["sim_f0_per_m2"]) ** -sim_k
-            if not total:
-                ft = p["sim_f_turn_per_m2"]
-                d_turn = p["sim_d0_m"] * (ft / p["sim_f0_per_m2"]) ** -p["sim_k"]
-                sim_f = np.where(f > ft, d_turn * (f / ft) ** -p["sim_k_high"], sim_f)
         return np.where(model == 1, howells_f, np.where(model == 2, rose_f,
                                                         np.where(model == 3, sim_f, pixel)))
 
     # what the detector costs each projection at its own fluence F: the simulated curve over
     # the dose-limited law at F (1 below the turnover); frames that lose counts stay as bad
     # however the dose is fractionated, so the 3D dose limit carries the same factor
+    per_projection = dose_limited(fluence)
     with np.errstate(divide="ignore", invalid="ignore"):
         detector_penalty = np.where(model == 3, np.maximum(
-            1.0, dose_limited(fluence) / dose_limited(fluence, total=True)), 1.0)
+            1.0, per_projection / dose_limited(fluence, total=True)), 1.0)
     detector_penalty = np.where(np.isfinite(detector_penalty), detector_penalty, 1.0)
 
-    resolution = np.maximum(dose_limited(fluence), pixel)
+    resolution = np.maximum(per_projection, pixel)
     at_f0 = (model == 3) & np.isclose(fluence, p["sim_f0_per_m2"], rtol=1e-9)
 
     # 3D. Dose fractionation (Hegerl & Hoppe 1976): the 3D reconstruction from N projections of
@@ -402,7 +404,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "compression_ratio": p["compression_ratio"],
         "data_volume_compressed_bytes": frame_bytes * frames * n_proj / p["compression_ratio"],
         # measured values exist only at the calibration's own fluence F0
-        "resolution_simulated_m": np.where(at_f0, dose_limited(fluence), np.nan),
+        "resolution_simulated_m": np.where(at_f0, per_projection, np.nan),
         # (the fit's standard error belongs to the dose-limited side)
         "resolution_simulated_std_m": np.where(at_f0 & (fluence <= p["sim_f_turn_per_m2"]),
                                                p["sim_d0_std_m"], np.nan),

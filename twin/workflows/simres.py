@@ -505,13 +505,19 @@ class Calibration:
 
     def resolution_m(self, fluence_photons_per_m2):
         """The calibrated d at fluence F (vectorised), both sides of a turnover."""
-        f = np.asarray(fluence_photons_per_m2, float)
-        low = self.d0_m * (f / self.f0_photons_per_m2) ** (-self.k)
-        if not math.isfinite(self.f_turn_photons_per_m2):
-            return low
-        ft = self.f_turn_photons_per_m2
-        d_turn = self.d0_m * (ft / self.f0_photons_per_m2) ** (-self.k)
-        return np.where(f <= ft, low, d_turn * (f / ft) ** (-self.k_high))
+        return simulated_law(np.asarray(fluence_photons_per_m2, float), self.d0_m,
+                             self.f0_photons_per_m2, self.k, self.f_turn_photons_per_m2,
+                             self.k_high)
+
+
+def simulated_law(f, d0, f0, k, f_turn=math.inf, k_high=math.nan):
+    """d(F) of a :class:`Calibration` from its parameters, elementwise over arrays of any of
+    them (the forecast evaluates a sweep's points at once): d₀·(F/F₀)^(−k) up to ``f_turn``,
+    d_t·(F/F_t)^(−k_high) above it."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        low = d0 * (f / f0) ** -k
+        d_turn = d0 * (f_turn / f0) ** -k
+        return np.where(f > f_turn, d_turn * (f / f_turn) ** -k_high, low)
 
 
 #: Relative margin by which a simulated point must be worse than the best point at a lower
@@ -619,9 +625,7 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
         at = np.flatnonzero(use & np.isclose(fl, f0, rtol=1e-9))
         if seeds > 1 and len(at):
             sd = float(rows[order[at[0]]]["resolution_simulated_std_m"])
-            if math.isfinite(sd):
-                d0_sd = max(d0_sd, sd / math.sqrt(seeds)) if math.isfinite(d0_sd) else \
-                    sd / math.sqrt(seeds)
+            d0_sd = float(np.fmax(d0_sd, sd / math.sqrt(seeds)))      # NaN: the other
     else:           # one dose-limited fluence: no slope to fit, the curve is flat up to it
         d0, d0_sd, k, k_sd = float(np.exp(np.mean(np.log(d[use])))), math.nan, 0.0, math.nan
     f_turn, k_high = math.inf, math.nan
