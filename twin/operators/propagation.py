@@ -40,8 +40,16 @@ def fresnel_kernel(shape, dx_m: float, dz_m: float, wavelength_m: float, xp=np):
         xp.complex64)
 
 
-def apply_kernel(u, kernel):
-    """Propagate field(s) ``u`` (..., ny, nx) with a transfer function."""
+def apply_kernel(u, kernel, overwrite: bool = False):
+    """Propagate field(s) ``u`` (..., ny, nx) with a transfer function.
+
+    ``overwrite``: ``u`` (complex64) may be used as work space and is then lost; the result is
+    the same bits, without the two temporary arrays (a third faster on large CPU fields).
+    """
+    if overwrite and u.dtype == kernel.dtype:
+        f = fft2(u, overwrite_x=True)
+        f *= kernel
+        return ifft2(f, overwrite_x=True)
     return ifft2(fft2(u) * kernel).astype(u.dtype, copy=False)
 
 
@@ -59,8 +67,8 @@ class Propagator:
         make = {"angular_spectrum": angular_spectrum_kernel, "fresnel": fresnel_kernel}[method]
         self.kernel = make(shape[-2:], dx_m, dz_m, wavelength_m, xp)
 
-    def fwd(self, u):
-        return apply_kernel(u, self.kernel)
+    def fwd(self, u, overwrite: bool = False):
+        return apply_kernel(u, self.kernel, overwrite)
 
     def adj(self, u):
         return apply_kernel_adj(u, self.kernel)

@@ -52,7 +52,7 @@ from twin.acquisition import detector as _detector
 from twin.acquisition import scan
 from twin.beam import probe
 from twin.core.errors import TwinInputError
-from twin.core.xp import fft2
+from twin.core.xp import fft2, get_xp, to_numpy
 from twin.geometry import Geometry
 from twin.io.files import CXIWriter
 from twin.operators.propagation import Propagator
@@ -109,7 +109,9 @@ class Plan:
     slice_spacing_m: float = 0.0
     response: _detector.Response | None = None
     dead_time_model: str = "nonparalyzable"
+    backend: str = "auto"                 # where the exit waves are computed (NumPy or CuPy)
     _cache: dict = field(default_factory=dict, repr=False)
+    _device: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_frames(self) -> int:
@@ -354,34 +356,48 @@ def _shifted_probes(p: Plan, beam: int, frac: np.ndarray, ramp=None) -> np.ndarr
     return out
 
 
-def detector_intensity(p: Plan, positions_m: np.ndarray, beam: int = 0) -> np.ndarray:
-    """(k, n_native, n_native) float32 expected incident photons per native detector pixel for
-    probe-centre positions (k, 2) x, y in metres (one beam, no motion blur): the fine exit
-    wave's far field, integrated over each pixel (:func:`bin_far_field`)."""
-    N, s, n = p.n_window, p.oversampling, p.n_native
+def _windows(p: Plan, positions_m: np.ndarray):
+    """Integer top-left corners (k, 2) and sub-pixel remainders (k, 2) of the fine windows of
+    probe-centre positions (k, 2), checked to lie inside the simulated object."""
+    N = p.n_window
     tl = p.fine_top_left_px(positions_m)
     origin = np.floor(tl).astype(int)
-    frac = tl - origin
-    L = p.fine_slices.shape[0]
     H, W = p.fine_slices.shape[-2:]
     if (origin.min(initial=0) < 0 or (origin[:, 0] + N).max(initial=0) > H
             or (origin[:, 1] + N).max(initial=0) > W):
         raise ValueError("a probe window falls outside the simulated object")
+    return origin, tl - origin
+
+
+def detector_intensity(p: Plan, positions_m: np.ndarray, beam: int = 0) -> np.ndarray:
+    """(k, n_native, n_native) float32 expected incident photons per native detector pixel for
+    probe-centre positions (k, 2) x, y in metres (one beam, no motion blur): the fine exit
+    wave's far field, integrated over each pixel (:func:`bin_far_field`).
+
+    On a GPU (``p.backend`` "auto" with CuPy, or "cupy") the exit waves are computed there
+    (:func:`detector_intensity_xp`); only the binned intensities come back.
+    """
+    xp = get_xp(p.backend)
+    if xp is not np:
+        return detector_intensity_xp(p, positions_m, beam, xp)
+    N, s, n = p.n_window, p.oversampling, p.n_native
+    origin, frac = _windows(p, positions_m)
+    L = p.fine_slices.shape[0]
     ramp = half_bin_ramp(N, s)
     prop = (Propagator((N, N), p.fine_pixel_m, p.slice_spacing_m, p.wavelength_m)
             if L > 1 else None)
     m = p.fine_probes.shape[1]
     chunk = max(1, CHUNK_BYTES // (m * N * N * 8))
-    out = np.empty((len(tl), n, n), np.float32)
+    out = np.empty((len(origin), n, n), np.float32)
     wins = [np.lib.stride_tricks.sliding_window_view(sl, (N, N)) for sl in p.fine_slices]
-    for a in range(0, len(tl), chunk):
-        z = slice(a, min(a + chunk, len(tl)))
+    for a in range(0, len(origin), chunk):
+        z = slice(a, min(a + chunk, len(origin)))
         o = origin[z]
         # single slice: the ramp commutes with the object, so it rides in the cached probes
         psi = _shifted_probes(p, beam, frac[z], ramp if (s > 1 and L == 1) else None)
         psi *= wins[0][o[:, 0], o[:, 1]][:, None]
         for l in range(1, L):
-            psi = prop.fwd(psi)
+            psi = prop.fwd(psi, overwrite=True)
             psi *= wins[l][o[:, 0], o[:, 1]][:, None]
         if s > 1 and L > 1:
             psi *= ramp
@@ -389,6 +405,84 @@ def detector_intensity(p: Plan, positions_m: np.ndarray, beam: int = 0) -> np.nd
         sq = np.square(f.view(np.float32))
         inten = np.fft.fftshift((sq[..., 0::2] + sq[..., 1::2]).sum(axis=1), axes=(-2, -1))
         out[z] = bin_far_field(inten, s, n)
+    return out
+
+
+#: Device memory for cached shifted probes (GPU path).
+DEVICE_CACHE_BYTES = 2 * 2 ** 30
+#: Exit waves per device chunk (GPU path): k positions × M modes × N² complex64 each.
+DEVICE_CHUNK_BYTES = 256 * 2 ** 20
+
+
+def _device_arrays(p: Plan, xp) -> dict:
+    """The plan's slabs, probes, phase ramp and propagator on ``xp``'s device, made once."""
+    d = p._device
+    if d.get("xp") is not xp:
+        N, s = p.n_window, p.oversampling
+        L = p.fine_slices.shape[0]
+        d.clear()
+        d.update(xp=xp, slices=xp.asarray(p.fine_slices), probes=xp.asarray(p.fine_probes),
+                 ramp=xp.asarray(half_bin_ramp(N, s)), shifted={},
+                 prop=(Propagator((N, N), p.fine_pixel_m, p.slice_spacing_m, p.wavelength_m,
+                                  xp=xp) if L > 1 else None))
+    return d
+
+
+def _device_shifted(p: Plan, d: dict, beam: int, frac: np.ndarray):
+    """(k, M, N, N) shifted fine probes on the device (same rounding as
+    :func:`_shifted_probes`), each distinct shift computed once and cached there."""
+    xp = d["xp"]
+    steps = int(round(1 / SUBPIXEL_QUANTUM))
+    keys = np.round(frac * steps).astype(int)
+    pr = d["probes"][beam]
+    cache = d["shifted"]
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    stack = []
+    for key in map(tuple, uniq):
+        ck = (beam,) + key
+        hit = cache.get(ck)
+        if hit is None:
+            hit = (pr if key == (0, 0)
+                   else subpixel_shift(pr, xp.asarray(np.array(key, np.float32)[None, :] / steps)))
+            if (len(cache) + 1) * pr.nbytes > DEVICE_CACHE_BYTES:
+                cache.pop(next(iter(cache)))
+            cache[ck] = hit
+        stack.append(hit)
+    return xp.stack(stack)[xp.asarray(inv.ravel())]
+
+
+def detector_intensity_xp(p: Plan, positions_m: np.ndarray, beam: int, xp) -> np.ndarray:
+    """:func:`detector_intensity` on the array module ``xp`` (CuPy on a GPU; NumPy in the tests
+    that compare it with the CPU path): windows gathered by flat indices built on the device,
+    large chunks, one transfer of the binned intensities back."""
+    from twin.core.scatter import window_index
+
+    N, s, n = p.n_window, p.oversampling, p.n_native
+    origin, frac = _windows(p, positions_m)
+    d = _device_arrays(p, xp)
+    slabs, ramp, prop = d["slices"], d["ramp"], d["prop"]
+    L, H, W = slabs.shape
+    flat = slabs.reshape(L, H * W)
+    m = p.fine_probes.shape[1]
+    chunk = max(1, DEVICE_CHUNK_BYTES // (m * N * N * 8))
+    out = np.empty((len(origin), n, n), np.float32)
+    for a in range(0, len(origin), chunk):
+        z = slice(a, min(a + chunk, len(origin)))
+        idx = window_index(origin[z], (N, N), W, xp)                  # (k, N, N)
+        psi = _device_shifted(p, d, beam, frac[z])
+        if s > 1 and L == 1:
+            psi = psi * ramp
+        else:
+            psi = psi.copy()
+        psi *= flat[0][idx][:, None]
+        for lv in range(1, L):
+            psi = prop.fwd(psi, overwrite=True)
+            psi *= flat[lv][idx][:, None]
+        if s > 1 and L > 1:
+            psi *= ramp
+        f = fft2(psi, norm="ortho")
+        inten = xp.fft.fftshift((f.real ** 2 + f.imag ** 2).sum(axis=1), axes=(-2, -1))
+        out[z] = to_numpy(bin_far_field(inten, s, n))
     return out
 
 
