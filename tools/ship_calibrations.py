@@ -46,11 +46,12 @@ def main(argv: list[str] | None = None) -> None:
     tmp = str(a.cache) if a.cache else tempfile.mkdtemp(prefix="twin-ship-")
     os.environ["TWIN_CACHE_DIR"] = tmp
     from twin import scenario
-    from twin.workflows import forecast, simres
+    from twin.workflows import simres
 
     paths = a.scenarios or [str(p) for p in sorted((ROOT / "scenarios").glob("*.toml"))]
     if not a.reuse:
         simres.SHIPPED = Path(tmp) / "none"            # measure everything afresh
+    failed = []
     for p in paths:
         s = scenario.load(p)
         if s.resolution.model != "simulated":
@@ -59,22 +60,27 @@ def main(argv: list[str] | None = None) -> None:
             s = s.with_values({"resolution.model": "simulated"})
         seeds = a.seeds or s.resolution.calibration_seeds
         t0 = time.perf_counter()
-        todo = simres.missing_points(s.model_copy(update={"sweep": {}}), seeds)
-        cal = simres.calibrate(s.model_copy(update={"sweep": {}}), seeds=seeds, progress=True,
-                               n_workers=a.workers)
-        forecast.forecast(s)          # its other cached entries (the compression ratio)
+        base = s.model_copy(update={"sweep": {}})
+        todo = simres.missing_points(base, seeds)
+        try:
+            cal = simres.calibrate(base, seeds=seeds, progress=True, n_workers=a.workers)
+        except Exception as exc:  # noqa: BLE001 - report, and calibrate the other scenarios
+            failed.append(p)
+            print(f"{Path(p).name}: failed after {time.perf_counter() - t0:.0f} s: {exc}",
+                  flush=True)
+            continue
         pts = ", ".join(f"{f * 1e-12:.3g}: {d * 1e9:.1f}" for f, d in cal.points)
         print(f"{Path(p).name}: {todo} points in {time.perf_counter() - t0:.0f} s; "
               f"d0 = {cal.d0_m * 1e9:.1f} ± {cal.d0_std_m * 1e9:.1f} nm, k = {cal.k:.3f} "
-              f"± {cal.k_std:.3f}, turnover {cal.f_turn_photons_per_m2 * 1e-12:.3g} ph/µm²; "
-              f"points (ph/µm²: nm) {pts}", flush=True)
+              f"± {cal.k_std:.3f}, turnover {cal.f_turn_photons_per_m2 * 1e-12:.3g} ph/µm², "
+              f"compression {cal.compression_ratio:.2f}; points (ph/µm²: nm) {pts}", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     n = 0
     for f in sorted((Path(tmp) / "simulated").glob("*.json")):
         json.loads(f.read_text())                      # only complete entries
         shutil.copy(f, a.out / f.name)
         n += 1
-    print(f"{n} entries written to {a.out}")
+    print(f"{n} entries written to {a.out}" + (f"; failed: {failed}" if failed else ""))
 
 
 if __name__ == "__main__":

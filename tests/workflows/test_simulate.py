@@ -246,11 +246,12 @@ def _device_case(quick):
     two = s.with_values({"scan.n_beams": 2, "simulation.multislice": "on",
                          "simulation.slices": 3})
     p = simulate.plan(two, n_frames=6)
+    p.backend = "numpy"             # the CPU path, also on a machine with a GPU
     sub = p.trajectory.sub_positions(p.blur_samples)[:6].reshape(-1, 2)
     return p, sub
 
 
-def test_device_path_is_the_cpu_path(quick):
+def test_device_path_is_the_cpu_path(quick, monkeypatch):
     """The GPU path's code (flat-index gathers, device-cached shifts, large chunks), run here
     on NumPy, gives the CPU path's intensities bit for bit: same slabs, shifts, propagation
     and pixel integration."""
@@ -261,6 +262,22 @@ def test_device_path_is_the_cpu_path(quick):
         dev = simulate.detector_intensity_xp(p, sub + off, beam, np)
         assert cpu.sum() > 0
         np.testing.assert_array_equal(dev, cpu)
+    # a plan whose slabs are replaced is not computed from stale device copies
+    p.fine_slices = np.ones_like(p.fine_slices)
+    np.testing.assert_array_equal(simulate.detector_intensity_xp(p, sub, 0, np),
+                                  simulate.detector_intensity(p, sub, 0))
+    # chunks of 4 positions, the last one padded: a prefix of the positions gives the same bits
+    n_win, m = p.n_window, p.fine_probes.shape[1]
+    monkeypatch.setattr(simulate, "DEVICE_CHUNK_BYTES", 4 * m * n_win * n_win * 8)
+    first = simulate.detector_intensity_xp(p, sub[:5], 0, np)
+    np.testing.assert_array_equal(first, simulate.detector_intensity_xp(p, sub, 0, np)[:5])
+
+
+def test_simulation_backend_is_checked(quick, monkeypatch):
+    s, _, _ = quick
+    monkeypatch.setenv("TWIN_SIM_BACKEND", "gpu")
+    with pytest.raises(TwinInputError, match="TWIN_SIM_BACKEND"):
+        simulate.plan(s, n_frames=2)
 
 
 @pytest.mark.skipif(not __import__("twin.core.xp", fromlist=["x"]).gpu_available(),

@@ -49,7 +49,7 @@ class Multislice:
             waves.append(psi)
             psi = psi * self.slices[..., l, :, :]
             if l < self.n_slices - 1:
-                psi = self.prop.fwd(psi)
+                psi = self.prop.fwd(psi, overwrite=True)        # the product is a temporary
         return waves, psi
 
 
@@ -65,7 +65,7 @@ class Multislice:
         chi = exit_residual
         for l in reversed(range(self.n_slices)):
             if l < self.n_slices - 1:
-                chi = self.prop.adj(chi)
+                chi = self.prop.adj(chi, overwrite=True)        # a product made below
             grads[l] = xp.conj(waves[l]) * chi
             chi = chi * xp.conj(self.slices[..., l, :, :])
         return grads, chi

@@ -53,9 +53,13 @@ def apply_kernel(u, kernel, overwrite: bool = False):
     return ifft2(fft2(u) * kernel).astype(u.dtype, copy=False)
 
 
-def apply_kernel_adj(u, kernel):
-    """Adjoint of :func:`apply_kernel` (the conjugate kernel)."""
+def apply_kernel_adj(u, kernel, overwrite: bool = False):
+    """Adjoint of :func:`apply_kernel` (the conjugate kernel); ``overwrite`` as there."""
     xp = array_module(u)
+    if overwrite and u.dtype == kernel.dtype:
+        f = fft2(u, overwrite_x=True)
+        f *= kernel.conj()
+        return ifft2(f, overwrite_x=True)
     return ifft2(fft2(u) * xp.conj(kernel)).astype(u.dtype, copy=False)
 
 
@@ -70,8 +74,8 @@ class Propagator:
     def fwd(self, u, overwrite: bool = False):
         return apply_kernel(u, self.kernel, overwrite)
 
-    def adj(self, u):
-        return apply_kernel_adj(u, self.kernel)
+    def adj(self, u, overwrite: bool = False):
+        return apply_kernel_adj(u, self.kernel, overwrite)
 
 
 def farfield_fwd(u):

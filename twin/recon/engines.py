@@ -777,9 +777,9 @@ def _batch_multislice(st: _State, idx: np.ndarray, opts: Options, it: int):
     patches = xp.stack([op.patches(st.slices[l], idx) for l in range(L)], axis=1)  # (B, L, n, n)
     ms = Multislice(patches[:, None], st.prop)                          # slices (B, 1, L, n, n)
     incident, wave = ms.forward_waves(op.frame_probes(idx))           # L × (B, M, n, n)
-    chi = op.far(wave)
+    chi = op.far(wave, overwrite=True)
     cost = _far_correction(st, chi, st.amplitudes(idx), opts)
-    grads, chi_in = ms.gradients(incident, op.far_adj(chi))
+    grads, chi_in = ms.gradients(incident, op.far_adj(chi, overwrite=True))
     a = opts.alpha
     for l in range(L):
         num = op.patches_adj(grads[l].sum(axis=1), idx)

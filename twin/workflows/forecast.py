@@ -235,13 +235,11 @@ def calibration(s: Scenario):
 
 
 def compression_ratio(s: Scenario) -> float:
-    """Raw/bitshuffle-LZ4 size of the scenario's simulated frames (NaN if it cannot be had)."""
-    from twin.workflows import simres
-
-    try:
-        return simres.compression_ratio(s)
-    except Exception:  # noqa: BLE001 - a forecast must not fail for want of a ratio
+    """Raw/bitshuffle-LZ4 size of the scenario's simulated frames: those of its calibration
+    point at its own fluence (``resolution.model = "simulated"``; NaN otherwise)."""
+    if s.resolution.model != "simulated":
         return math.nan
+    return float(calibration(s).compression_ratio)
 
 
 def stack(params: list[dict[str, float]]) -> dict[str, np.ndarray]:

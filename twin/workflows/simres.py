@@ -194,26 +194,6 @@ def _compression_ratio(counts: np.ndarray) -> float:
     return float(raw / max(stored, 1))
 
 
-def compression_ratio(s: Scenario, frames: int = 64) -> float:
-    """Raw/bitshuffle-LZ4 size of the first ``frames`` simulated frames of scenario ``s``.
-
-    Cached on disk like the measurements.
-    """
-    from twin.geometry import Geometry
-    from twin.workflows import simulate
-
-    key = "cr-" + _key(s, s.seed, frames)
-    path = cache_dir() / f"{key}.json"
-    hit = _lookup(key)
-    if hit is not None and "compression_ratio" in hit:
-        return float(hit["compression_ratio"])
-    p = simulate.plan(s, n_frames=frames)
-    counts = np.concatenate([c for _, c in simulate.frames(p)])
-    ratio = _compression_ratio(counts.astype(_stored_dtype(Geometry.from_scenario(s))))
-    _store(path, {"compression_ratio": ratio})
-    return ratio
-
-
 def _halves(trajectory) -> np.ndarray:
     """Chequerboard split of a raster's points: (N,) bool, True for the first half."""
     line = np.asarray(trajectory.line)
@@ -264,6 +244,7 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
     t0 = time.perf_counter()
     p = simulate.plan(ps)
     counts = np.concatenate([c for _, c in simulate.frames(p)])
+    p._device.clear()               # a GPU's copies of the slabs and probes: not needed now
     g = Geometry.from_scenario(ps)
     tr = np.concatenate([p.capture.positions_m - p.origin_m, np.zeros((p.n_frames, 1))], axis=1)
     true_tr = np.concatenate([p.capture.true_positions_m - p.origin_m,
@@ -497,6 +478,7 @@ class Calibration:
     f_turn_photons_per_m2: float = math.inf
     k_high: float = math.nan
     resolved: list = ()
+    compression_ratio: float = math.nan
 
     def resolved_fluences(self) -> list:
         """Fluences of the points whose reconstruction converged (all, if not recorded)."""
@@ -638,6 +620,10 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
         x = np.log(fl[hi] / f_turn)
         y = np.log(d[hi] / d_turn)
         k_high = min(-float(x @ y / (x @ x)), 0.0) if len(x) else 0.0
+    # the detector's frames at the scan's own fluence, as the twin simulated them: their
+    # bitshuffle-LZ4 ratio sizes the compressed data (no further simulation)
+    at_f0 = [i for i, f in enumerate(factors) if math.isclose(f, 1.0)]
+    ratio = float(rows[at_f0[0]]["compression_ratio_simulated"]) if at_f0 else math.nan
     return Calibration(d0, d0_sd, k, k_sd, float(f0),
                        [(float(a), float(b)) for a, b in zip(fl, d)], f_turn, k_high,
-                       [bool(b) for b in ~bound])
+                       [bool(b) for b in ~bound], ratio)

@@ -42,6 +42,7 @@ exactly the first N frames of the full run.
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,15 @@ def half_bin_ramp(N: int, oversampling: int) -> np.ndarray:
     return r[:, None] * r[None, :]
 
 
+def _sim_backend() -> str:
+    """Where exit waves are computed: ``TWIN_SIM_BACKEND`` = "auto" (the GPU when CuPy sees
+    one; the default), "numpy" or "cupy"."""
+    b = os.environ.get("TWIN_SIM_BACKEND", "auto")
+    if b not in ("auto", "numpy", "cupy"):
+        raise TwinInputError("TWIN_SIM_BACKEND", b, "one of auto, numpy, cupy")
+    return b
+
+
 def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Plan:
     """Geometry, probe, trajectory, position capture and ground truth of a scenario, the
     sample rotated by ``angle_deg`` about the vertical axis.
@@ -328,7 +338,8 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
                 illumination=illumination, oversampling=ovs, n_window=n_win,
                 fine_probes=fine_probes, fine_slices=fine_slices, slice_spacing_m=spacing,
                 response=response,
-                dead_time_model=s.detector.dead_time_model or det.dead_time_model)
+                dead_time_model=s.detector.dead_time_model or det.dead_time_model,
+                backend=_sim_backend())
 
 
 def _shifted_probes(p: Plan, beam: int, frac: np.ndarray, ramp=None) -> np.ndarray:
@@ -417,11 +428,14 @@ DEVICE_CHUNK_BYTES = 256 * 2 ** 20
 def _device_arrays(p: Plan, xp) -> dict:
     """The plan's slabs, probes, phase ramp and propagator on ``xp``'s device, made once."""
     d = p._device
-    if d.get("xp") is not xp:
+    # made again if the plan's arrays were replaced (tests do) or for another module
+    if (d.get("xp") is not xp or d.get("of") is None or d["of"][0] is not p.fine_slices
+            or d["of"][1] is not p.fine_probes):
         N, s = p.n_window, p.oversampling
         L = p.fine_slices.shape[0]
         d.clear()
-        d.update(xp=xp, slices=xp.asarray(p.fine_slices), probes=xp.asarray(p.fine_probes),
+        d.update(xp=xp, of=(p.fine_slices, p.fine_probes),
+                 slices=xp.asarray(p.fine_slices), probes=xp.asarray(p.fine_probes),
                  ramp=xp.asarray(half_bin_ramp(N, s)), shifted={},
                  prop=(Propagator((N, N), p.fine_pixel_m, p.slice_spacing_m, p.wavelength_m,
                                   xp=xp) if L > 1 else None))
@@ -464,16 +478,21 @@ def detector_intensity_xp(p: Plan, positions_m: np.ndarray, beam: int, xp) -> np
     L, H, W = slabs.shape
     flat = slabs.reshape(L, H * W)
     m = p.fine_probes.shape[1]
-    chunk = max(1, DEVICE_CHUNK_BYTES // (m * N * N * 8))
-    out = np.empty((len(origin), n, n), np.float32)
-    for a in range(0, len(origin), chunk):
-        z = slice(a, min(a + chunk, len(origin)))
+    k_all = len(origin)
+    chunk = min(max(1, DEVICE_CHUNK_BYTES // (m * N * N * 8)), max(k_all, 1))
+    # every chunk has the same length (the last one padded by repeating its final position):
+    # one FFT plan and batch size throughout, so that a frame's bits do not depend on how many
+    # frames the run holds (``--frames N`` reproduces the first N frames of a longer run)
+    pad = -k_all % chunk
+    origin = np.concatenate([origin, np.repeat(origin[-1:], pad, axis=0)])
+    frac = np.concatenate([frac, np.repeat(frac[-1:], pad, axis=0)])
+    out = np.empty((k_all, n, n), np.float32)
+    for a in range(0, k_all, chunk):
+        z = slice(a, a + chunk)
         idx = window_index(origin[z], (N, N), W, xp)                  # (k, N, N)
-        psi = _device_shifted(p, d, beam, frac[z])
+        psi = _device_shifted(p, d, beam, frac[z])        # a new array (gathered from the cache)
         if s > 1 and L == 1:
-            psi = psi * ramp
-        else:
-            psi = psi.copy()
+            psi *= ramp
         psi *= flat[0][idx][:, None]
         for lv in range(1, L):
             psi = prop.fwd(psi, overwrite=True)
@@ -482,7 +501,8 @@ def detector_intensity_xp(p: Plan, positions_m: np.ndarray, beam: int, xp) -> np
             psi *= ramp
         f = fft2(psi, norm="ortho")
         inten = xp.fft.fftshift((f.real ** 2 + f.imag ** 2).sum(axis=1), axes=(-2, -1))
-        out[z] = to_numpy(bin_far_field(inten, s, n))
+        keep = min(chunk, k_all - a)
+        out[a:a + keep] = to_numpy(bin_far_field(inten[:keep], s, n))
     return out
 
 
