@@ -623,7 +623,8 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
     # the detector's frames at the scan's own fluence, as the twin simulated them: their
     # bitshuffle-LZ4 ratio sizes the compressed data (no further simulation)
     at_f0 = [i for i, f in enumerate(factors) if math.isclose(f, 1.0)]
-    ratio = float(rows[at_f0[0]]["compression_ratio_simulated"]) if at_f0 else math.nan
+    ratio = (float(rows[at_f0[0]].get("compression_ratio_simulated", math.nan)) if at_f0
+             else math.nan)
     return Calibration(d0, d0_sd, k, k_sd, float(f0),
                        [(float(a), float(b)) for a, b in zip(fl, d)], f_turn, k_high,
                        [bool(b) for b in ~bound], ratio)
