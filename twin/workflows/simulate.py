@@ -479,7 +479,7 @@ def detector_intensity_xp(p: Plan, positions_m: np.ndarray, beam: int, xp) -> np
     flat = slabs.reshape(L, H * W)
     m = p.fine_probes.shape[1]
     k_all = len(origin)
-    chunk = min(max(1, DEVICE_CHUNK_BYTES // (m * N * N * 8)), max(k_all, 1))
+    chunk = max(1, DEVICE_CHUNK_BYTES // (m * N * N * 8))
     # every chunk has the same length (the last one padded by repeating its final position):
     # one FFT plan and batch size throughout, so that a frame's bits do not depend on how many
     # frames the run holds (``--frames N`` reproduces the first N frames of a longer run)
