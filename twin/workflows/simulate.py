@@ -53,7 +53,7 @@ from twin.acquisition import detector as _detector
 from twin.acquisition import scan
 from twin.beam import probe
 from twin.core.errors import TwinInputError
-from twin.core.xp import fft2, get_xp, to_numpy
+from twin.core.xp import array_module, fft2, get_xp, to_numpy
 from twin.geometry import Geometry
 from twin.io.files import CXIWriter
 from twin.operators.propagation import Propagator
@@ -342,29 +342,31 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
                 backend=_sim_backend())
 
 
-def _shifted_probes(p: Plan, beam: int, frac: np.ndarray, ramp=None) -> np.ndarray:
-    """(k, M, N, N) fine probes of ``beam`` shifted by ``frac`` (k, 2) fine pixels, rounded
-    to :data:`SUBPIXEL_QUANTUM` and cached (times ``ramp`` after the shift, if given)."""
+def _shifted_probes(probes, beam: int, frac: np.ndarray, cache: dict, limit: int,
+                    ramp=None):
+    """(k, M, N, N) fine probes ``probes`` (M, N, N) of ``beam`` shifted by ``frac`` (k, 2) fine
+    pixels, rounded to :data:`SUBPIXEL_QUANTUM`, times ``ramp`` after the shift if given. Each
+    distinct shift is computed once and kept in ``cache`` (at most ``limit`` bytes), on the
+    probes' device (NumPy or CuPy)."""
+    xp = array_module(probes)
     steps = int(round(1 / SUBPIXEL_QUANTUM))
     keys = np.round(frac * steps).astype(int)
-    pr = p.fine_probes[beam]
-    size = pr.nbytes
-    out = np.empty((len(keys),) + pr.shape, np.complex64)
-    for i, key in enumerate(map(tuple, keys)):
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    hits = []
+    for key in map(tuple, uniq):
         ck = (beam,) + key
-        hit = p._cache.get(ck)
+        hit = cache.get(ck)
         if hit is None:
-            if key == (0, 0):
-                hit = pr
-            else:
-                hit = subpixel_shift(pr, np.array(key, np.float32)[None, :] / steps)
+            hit = (probes if key == (0, 0)
+                   else subpixel_shift(probes, xp.asarray(np.array(key, np.float32)[None, :]
+                                                          / steps)))
             if ramp is not None:
                 hit = hit * ramp
-            if (len(p._cache) + 1) * size > CACHE_BYTES:
-                p._cache.pop(next(iter(p._cache)))
-            p._cache[ck] = hit
-        out[i] = hit
-    return out
+            if (len(cache) + 1) * probes.nbytes > limit:
+                cache.pop(next(iter(cache)))
+            cache[ck] = hit
+        hits.append(hit)
+    return xp.stack(hits)[xp.asarray(inv.ravel())]        # a new array: safe to change
 
 
 def _windows(p: Plan, positions_m: np.ndarray):
@@ -405,7 +407,8 @@ def detector_intensity(p: Plan, positions_m: np.ndarray, beam: int = 0) -> np.nd
         z = slice(a, min(a + chunk, len(origin)))
         o = origin[z]
         # single slice: the ramp commutes with the object, so it rides in the cached probes
-        psi = _shifted_probes(p, beam, frac[z], ramp if (s > 1 and L == 1) else None)
+        psi = _shifted_probes(p.fine_probes[beam], beam, frac[z], p._cache, CACHE_BYTES,
+                              ramp if (s > 1 and L == 1) else None)
         psi *= wins[0][o[:, 0], o[:, 1]][:, None]
         for l in range(1, L):
             psi = prop.fwd(psi, overwrite=True)
@@ -442,29 +445,6 @@ def _device_arrays(p: Plan, xp) -> dict:
     return d
 
 
-def _device_shifted(p: Plan, d: dict, beam: int, frac: np.ndarray):
-    """(k, M, N, N) shifted fine probes on the device (same rounding as
-    :func:`_shifted_probes`), each distinct shift computed once and cached there."""
-    xp = d["xp"]
-    steps = int(round(1 / SUBPIXEL_QUANTUM))
-    keys = np.round(frac * steps).astype(int)
-    pr = d["probes"][beam]
-    cache = d["shifted"]
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-    stack = []
-    for key in map(tuple, uniq):
-        ck = (beam,) + key
-        hit = cache.get(ck)
-        if hit is None:
-            hit = (pr if key == (0, 0)
-                   else subpixel_shift(pr, xp.asarray(np.array(key, np.float32)[None, :] / steps)))
-            if (len(cache) + 1) * pr.nbytes > DEVICE_CACHE_BYTES:
-                cache.pop(next(iter(cache)))
-            cache[ck] = hit
-        stack.append(hit)
-    return xp.stack(stack)[xp.asarray(inv.ravel())]
-
-
 def detector_intensity_xp(p: Plan, positions_m: np.ndarray, beam: int, xp) -> np.ndarray:
     """:func:`detector_intensity` on the array module ``xp`` (CuPy on a GPU; NumPy in the tests
     that compare it with the CPU path): windows gathered by flat indices built on the device,
@@ -490,9 +470,8 @@ def detector_intensity_xp(p: Plan, positions_m: np.ndarray, beam: int, xp) -> np
     for a in range(0, k_all, chunk):
         z = slice(a, a + chunk)
         idx = window_index(origin[z], (N, N), W, xp)                  # (k, N, N)
-        psi = _device_shifted(p, d, beam, frac[z])        # a new array (gathered from the cache)
-        if s > 1 and L == 1:
-            psi *= ramp
+        psi = _shifted_probes(d["probes"][beam], beam, frac[z], d["shifted"],
+                              DEVICE_CACHE_BYTES, ramp if (s > 1 and L == 1) else None)
         psi *= flat[0][idx][:, None]
         for lv in range(1, L):
             psi = prop.fwd(psi, overwrite=True)
