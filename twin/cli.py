@@ -203,6 +203,8 @@ def reconstruct(
     extra = {}
     if result.slices is not None:
         extra["slices"] = result.slices
+    if result.beam_probes is not None:
+        extra["beam_probes"] = result.beam_probes           # (B, M, n, n); probe: beam 0's
     if output.suffix.lower() == ".cxi":
         tio.write_cxi_product(output, result.object, result.probe, result.positions_m,
                               result.pixel_size_m, energy_kev=data.energy_kev,
@@ -217,7 +219,8 @@ def reconstruct(
                f"mode(s), final cost {result.cost[-1]:.4g}, {rate:.0f} frame-iterations/s")
     if data.ground_truth is not None:
         c = validate.compare(result.object, data.ground_truth, result.pixel_size_m,
-                             data.translations_m, result.probe.shape[-1])
+                             validate.lit_positions(data.translations_m, data.beam_offsets_m),
+                             result.probe.shape[-1])
         typer.echo(f"  against the ground truth: PCC(phase) {c.pcc_phase:.4f}, SSIM "
                    f"{c.ssim_phase:.3f}, FRC half-bit {c.frc_resolution_m * 1e9:.4g} nm")
     if result.stopped_early:

@@ -44,6 +44,20 @@ def scanned_region(positions_m: np.ndarray, pixel_m: float, probe_px: int,
             slice(int(np.ceil(x.min())) - pad, int(np.floor(x.max())) + pad), (y.mean(), x.mean()))
 
 
+def lit_positions(translations_m: np.ndarray, beam_offsets_m=None) -> np.ndarray:
+    """The positions every beam's window went to: ``translations_m`` (N, ≥2) plus each beam's
+    x, y offset (several beams share each frame), stacked; the translations without offsets."""
+    t = np.asarray(translations_m, float)
+    if beam_offsets_m is None:
+        return t
+    shift = np.zeros(t.shape[1])
+    out = []
+    for off in np.asarray(beam_offsets_m, float):
+        shift[:2] = off
+        out.append(t + shift)
+    return np.concatenate(out)
+
+
 def _cut(a: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
     c = np.array(a.shape) // 2
     r0, r1 = max(0, c[0] + rows.start), min(a.shape[0], c[0] + rows.stop)

@@ -258,6 +258,11 @@ class PtychoData:
         frames were binned on the chip).
     truth : GroundTruth
         The simulation's ground truth (empty for measured data).
+    beam_offsets_m : float64 (B, 2) or None
+        Several beams share every frame (multibeam): beam b lights the object at the
+        translation plus this x, y offset; None for one beam.
+    beam_illumination : complex64 (B, M, n, n) or None
+        The starting probe of each beam (as ``illumination``); None: ``illumination`` for all.
     """
 
     frames: np.ndarray
@@ -271,6 +276,13 @@ class PtychoData:
     frame_rate_hz: float | None = None
     upsampling: int = 1
     truth: GroundTruth = field(default_factory=GroundTruth)
+    beam_offsets_m: np.ndarray | None = None
+    beam_illumination: np.ndarray | None = None
+
+    @property
+    def n_beams(self) -> int:
+        """Beams sharing each frame (1 unless the file gives several offsets)."""
+        return 1 if self.beam_offsets_m is None else len(self.beam_offsets_m)
 
     @property
     def ground_truth(self) -> np.ndarray | None:
@@ -589,6 +601,22 @@ def read_cxi(path: str | Path, frames: slice | int | None = None,
         if illum is not None and illum.ndim == 2:
             illum = illum[None]
         mask = np.asarray(f[det + "mask"]) if det + "mask" in f else None
+        offs = beams = None
+        if src + "beam_offsets" in f:                # several beams share every frame
+            offs = np.asarray(f[src + "beam_offsets"], dtype=np.float64)
+            if offs.ndim != 2 or offs.shape[1] != 2 or not np.all(np.isfinite(offs)):
+                raise TwinInputError("/" + src + "beam_offsets", offs.shape,
+                                     "must be finite (B, 2) x, y offsets in metres")
+            if src + "beam_illumination" in f:
+                beams = np.asarray(f[src + "beam_illumination"], dtype=np.complex64)
+                if beams.ndim == 3:
+                    beams = beams[:, None]
+                if (beams.ndim != 4 or len(beams) != len(offs)
+                        or not np.all(np.isfinite(beams))):
+                    raise TwinInputError("/" + src + "beam_illumination", beams.shape,
+                                         f"must be finite (B, M, n, n) with B = {len(offs)}")
+            if len(offs) == 1:
+                offs = beams = None
         truth = _read_truth(f, sel, ds.shape[0])
         tw = f.get("entry_1/twin")
         exposure = (float(f[det + "count_time"][()]) if det + "count_time" in f
@@ -608,7 +636,8 @@ def read_cxi(path: str | Path, frames: slice | int | None = None,
     for name, v in (("distance", dist), ("x_pixel_size", pix), ("energy", energy_kev)):
         if not (np.isfinite(v) and v > 0):
             raise TwinInputError(f"/entry_1/instrument_1/{name}", v, "must be a positive number")
-    return PtychoData(data, tr, dist, pix, energy_kev, illum, mask, exposure, rate, up, truth)
+    return PtychoData(data, tr, dist, pix, energy_kev, illum, mask, exposure, rate, up, truth,
+                      offs, beams)
 
 
 def _read_truth(f: h5py.File, sel: slice, n_total: int) -> GroundTruth:

@@ -30,6 +30,7 @@ pixel is the translations' origin (CONTRACTS §4).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -128,6 +129,7 @@ class Result:
     stopped_early: str | None = None
     timings: dict = field(default_factory=dict)
     chosen: list[str] = field(default_factory=list)   # what auto_options chose and why
+    beam_probes: np.ndarray | None = None  # several beams: (B, M, n, n); ``probe`` is beam 0's
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -291,12 +293,11 @@ class AutoChoice:
     options: Options
     illumination: np.ndarray | None
     reasons: list[str]
+    beam_illumination: np.ndarray | None = None     # several beams: (B, M, n, n)
 
 
 def _centre_subset(data: PtychoData, k: int) -> PtychoData:
     """The ``k`` frames nearest the scan's centre (a compact, fully overlapped patch)."""
-    import dataclasses
-
     tr = np.asarray(data.translations_m)[:, :2]
     if len(tr) <= k:
         idx = np.arange(len(tr))
@@ -312,8 +313,6 @@ def _defocus_search(sub: PtychoData, probe: np.ndarray, n: int, u: int, base: Op
     whose object-only reconstruction (probe held fixed, 3 iterations on ``sub``) fits the
     frames best. The trial distances change the beam's diameter by 0, ±½, ±1, ±2 scan steps
     (the beam's divergence from the frames' bright-field radius)."""
-    import dataclasses
-
     lam = sub.wavelength_m
     nd = sub.frames.shape[-1]
     dx = sub.object_pixel_m
@@ -330,9 +329,13 @@ def _defocus_search(sub: PtychoData, probe: np.ndarray, n: int, u: int, base: Op
     best, best_cost, costs = 0.0, np.inf, {}
     for k in (0.0, -0.5, 0.5, -1.0, 1.0, -2.0, 2.0):
         dz = k * unit
-        p = probe if dz == 0 else np.asarray(
-            Propagator((n, n), dx, dz, lam).fwd(probe), np.complex64)
+        prop = Propagator((n, n), dx, dz, lam) if dz != 0 else None
+        p = probe if dz == 0 else np.asarray(prop.fwd(probe), np.complex64)
         trial = dataclasses.replace(sub, illumination=p)
+        if sub.beam_illumination is not None:           # several beams: each one's model
+            beams = np.asarray(sub.beam_illumination, np.complex64)
+            trial = dataclasses.replace(trial, beam_illumination=beams if dz == 0 else
+                                        np.asarray(prop.fwd(beams), np.complex64))
         r = reconstruct(trial, dataclasses.replace(
             base, algorithm="rpie", iterations=3, modes=probe.shape[0],
             position_correction="none", probe_update_start=10 ** 6, upsampling=u))
@@ -378,8 +381,6 @@ def auto_options(data: PtychoData, base: Options = Options(**AUTO), log=None) ->
     -------
     AutoChoice
     """
-    import dataclasses
-
     reasons: list[str] = []
 
     def say(msg):
@@ -413,8 +414,11 @@ def auto_options(data: PtychoData, base: Options = Options(**AUTO), log=None) ->
         dz, costs = _defocus_search(sub, p0, n, u, quick)
         dx = data.object_pixel_m
         if dz != 0:
-            p0 = np.asarray(Propagator((n, n), dx, dz, data.wavelength_m).fwd(p0),
-                            np.complex64)
+            prop = Propagator((n, n), dx, dz, data.wavelength_m)
+            p0 = np.asarray(prop.fwd(p0), np.complex64)
+            if data.beam_illumination is not None:
+                sub = dataclasses.replace(sub, beam_illumination=np.asarray(
+                    prop.fwd(np.asarray(data.beam_illumination, np.complex64)), np.complex64))
         say(f"starting probe: the file's illumination propagated by {dz * 1e6:+.4g} µm "
             f"(defocus search, cost {min(costs.values()):.4g} against "
             f"{costs[0.0]:.4g} as given)")
@@ -452,7 +456,9 @@ def auto_options(data: PtychoData, base: Options = Options(**AUTO), log=None) ->
     start_probe = probe[:modes]
     opts = dataclasses.replace(base, algorithm=algorithm, modes=modes, position_correction=pc,
                                upsampling=u)
-    return AutoChoice(opts, np.asarray(start_probe, np.complex64), reasons)
+    beams = (None if test.beam_probes is None
+             else np.asarray(test.beam_probes[:, :modes], np.complex64))
+    return AutoChoice(opts, np.asarray(start_probe, np.complex64), reasons, beams)
 
 
 # ----------------------------------------------------------------------------- engine
@@ -510,7 +516,21 @@ class _State:
                             else np.ascontiguousarray(m, np.float32))
         self.norm = _statistics(data).masked_total
         tr = data.translations_m
-        reach = np.max(np.abs(tr[:, :2])) / self.dx if len(tr) else 0
+        # several beams share every frame (multibeam): beam b lights the object at the
+        # frame's position plus its offset, (row, col) pixels
+        self.n_beams = getattr(data, "n_beams", 1)
+        self.beam_px = np.zeros((1, 2))
+        if self.n_beams > 1:
+            offs = np.asarray(data.beam_offsets_m, float)
+            self.beam_px = np.stack([offs[:, 1], offs[:, 0]], axis=1) / self.dx
+            if opts.algorithm == "multislice" and opts.slices > 1:
+                raise TwinInputError("--algorithm", "multislice",
+                                     "one beam only (the file has several beams)")
+            if opts.position_correction == "annealing":
+                raise TwinInputError("--position-correction", "annealing",
+                                     "none or gradient with several beams")
+        reach = ((np.max(np.abs(tr[:, :2])) + np.max(np.abs(self.beam_px)) * self.dx)
+                 / self.dx if len(tr) else 0)
         side = 2 * int(math.ceil(reach)) + self.n + 8
         self.shape = (side, side)
         self.pos = _clip_positions(self, ptychography.positions_from_translations(
@@ -522,6 +542,20 @@ class _State:
         self.op = ptychography.FarFieldPtychography(probe, self.pos, self.shape,
                                                     shift=opts.subpixel_shift,
                                                     centred=False)
+        self.beam_ops = [self.op]
+        if self.n_beams > 1:
+            # one operator per beam, at the frames' positions plus the beam's offset; each
+            # beam its own probe modes, sharing the frame's photons
+            self.beam_ops = []
+            for b in range(self.n_beams):
+                ill = (data.beam_illumination[b] if data.beam_illumination is not None
+                       else data.illumination)
+                pb = initial_probe(dataclasses.replace(data, illumination=ill), self.n, u,
+                                   opts.modes, xp) / np.float32(math.sqrt(self.n_beams))
+                self.beam_ops.append(ptychography.FarFieldPtychography(
+                    pb, self.pos + self.beam_px[b], self.shape, shift=opts.subpixel_shift,
+                    centred=False))
+            self.op = self.beam_ops[0]
         L = opts.slices if opts.algorithm == "multislice" else 1
         self.slices = xp.ones((L,) + self.shape, dtype=xp.complex64)
         self.prop = (Propagator((self.n, self.n), self.dx, opts.slice_thickness_m,
@@ -566,18 +600,33 @@ class _State:
 
     @property
     def probe(self):
+        """Beam 0's probe modes (M, n, n): the only beam's, with one beam."""
         return self.op.probe
 
     @probe.setter
     def probe(self, value):
         self.op.probe = value
 
+    @property
+    def probes(self):
+        """Every beam's probe modes (B, M, n, n)."""
+        return self.xp.stack([o.probe for o in self.beam_ops])
+
+    @probes.setter
+    def probes(self, value):
+        for o, v in zip(self.beam_ops, value):
+            o.probe = v
+
     def set_positions(self, pos, idx=None):
         if idx is None:
             self.pos = pos
         else:
             self.pos[idx] = pos
-        self.op.set_positions(self.pos)
+        if self.n_beams == 1:
+            self.op.set_positions(self.pos)
+        else:
+            for o, d in zip(self.beam_ops, self.beam_px):
+                o.set_positions(self.pos + d)
 
     @property
     def object(self):
@@ -711,23 +760,30 @@ def _ls_steps(a_exit, b_exit, chi, xp):
     return _steps_from_dots(aa, ac, bb, ab, bc, with_probe=True)
 
 
-def _position_step(op, idx, obj, probes, chi, opts: Options):
-    """(B, 2) shift of each position that best explains the exit-wave correction:
-    Δr = Re⟨∂ψ/∂r, Δψ⟩/‖∂ψ/∂r‖², with ∂ψ/∂r from the operator's exact patch derivative."""
+def _position_dots(op, idx, obj, probes, chi):
+    """(num, den), each (B, 2): Re⟨∂ψ/∂r, Δψ⟩ and ‖∂ψ/∂r‖² per position and axis, with ∂ψ/∂r
+    from the operator's exact patch derivative."""
     xp = op.xp
-    out = []
+    nums, dens = [], []
     for g in op.patch_gradients(obj, idx):
         if op.fused and probes.shape[0] == 1 and chi.dtype == np.complex64:
             dots = np.empty((len(g), 2))                               # fused CPU pass
             kernels.direction_dots(np.asarray(probes[0], np.complex64),
                                    np.asarray(g, np.complex64), chi, dots)
-            out.append(dots[:, 0] / (dots[:, 1] + 1e-12))
+            nums.append(dots[:, 0])
+            dens.append(dots[:, 1])
             continue
         d = probes * g[:, None]
-        num = xp.real(xp.sum(xp.conj(d) * chi, axis=(1, 2, 3)))
-        den = xp.sum(d.real ** 2 + d.imag ** 2, axis=(1, 2, 3)) + 1e-12
-        out.append(to_numpy(num / den))
-    step = opts.position_relaxation * np.stack(out, axis=1)
+        nums.append(to_numpy(xp.real(xp.sum(xp.conj(d) * chi, axis=(1, 2, 3)))))
+        dens.append(to_numpy(xp.sum(d.real ** 2 + d.imag ** 2, axis=(1, 2, 3))))
+    return np.stack(nums, axis=1), np.stack(dens, axis=1)
+
+
+def _position_step(op, idx, obj, probes, chi, opts: Options, dots=None):
+    """(B, 2) shift of each position that best explains the exit-wave correction:
+    Δr = Re⟨∂ψ/∂r, Δψ⟩/‖∂ψ/∂r‖². ``dots``: (num, den) given (several beams: their sums)."""
+    num, den = dots if dots is not None else _position_dots(op, idx, obj, probes, chi)
+    step = opts.position_relaxation * (num / (den + 1e-12))
     return np.clip(step, -opts.max_position_step_px, opts.max_position_step_px)
 
 
@@ -744,9 +800,12 @@ def _smooth_corrections(st: _State, width: int) -> None:
 
 
 def _clip_positions(st: _State, pos):
-    # two pixels kept free on every side for the interpolated reads of the object
+    # two pixels kept free on every side for the interpolated reads of the object (by every
+    # beam's window)
     lim = np.array(st.shape) - st.n - 3
-    return np.clip(pos, 2, lim)
+    if st.n_beams == 1:
+        return np.clip(pos, 2, lim)
+    return np.clip(pos, 2 - st.beam_px.min(axis=0), lim - st.beam_px.max(axis=0))
 
 
 def _annealing(st: _State, it: int, opts: Options):
@@ -768,6 +827,85 @@ def _annealing(st: _State, it: int, opts: Options):
             errs.append(to_numpy(xp.sum((model - amp) ** 2 * st.mask, axis=(1, 2))))
         best = np.argmin(np.stack(errs), axis=0)
         st.set_positions(np.stack(trials)[best, np.arange(len(idx))], idx)
+
+
+def _batch_beams(st: _State, idx: np.ndarray, opts: Options, it: int):
+    """One minibatch with several beams sharing every frame (multibeam ptychography,
+    Lyubomirskiy et al. 2022): the frame is the incoherent sum over beams b and their modes m
+    of |F(P_bm · O(r + d_b))|², so the beams enter the modulus constraint as further modes,
+    each reading the object at its own offset d_b. The object update sums every beam's terms
+    (numerator and preconditioner); each beam's probe is updated from its own windows; a
+    position correction moves all beams of a frame together (one stage), from the sum of
+    their gradients. ePIE/rPIE and LSQML as in :func:`_batch_2d`."""
+    xp = st.xp
+    amp = st.amplitudes(idx)
+    obj = st.slices[0]                                                 # updated in place
+    ops = st.beam_ops
+    m = st.probe.shape[0]
+    waves = [op.exit_waves(obj, idx) for op in ops]                    # (psi, patch, probes)
+    psi = xp.concatenate([w[0] for w in waves], axis=1)                # (F, B·M, n, n)
+    chi = ops[0].far(psi, overwrite=True)
+    cost = _far_correction(st, chi, amp, opts)
+    chi = ops[0].far_adj(chi, overwrite=True)                          # Δψ of every beam
+    chis = [xp.ascontiguousarray(chi[:, b * m:(b + 1) * m]) for b in range(len(ops))]
+    pos_step = None
+    if opts.position_correction == "gradient" and it >= opts.position_correction_start:
+        num = den = 0
+        for op, (_, _, pr), c in zip(ops, waves, chis):
+            a, b = _position_dots(op, idx, obj, pr, c)                 # before O changes
+            num, den = num + a, den + b
+        pos_step = _position_step(None, idx, obj, None, None, opts, dots=(num, den))
+    num_o = den_o = None
+    for op, (_, _, pr), c in zip(ops, waves, chis):
+        a, b = op.object_update_terms(c, pr, idx)
+        num_o, den_o = (a, b) if num_o is None else (num_o + a, den_o + b)
+    upd_probe = it >= opts.probe_update_start
+    ows, num_ps = [], []
+    for op, (_, patch, pr), c in zip(ops, waves, chis):
+        ow = xp.empty(patch.shape[1:], xp.float32)                     # Σ_frames |O_b|²
+        num_ps.append(op.exit_adj_probe(c, patch, idx, weight=ow) if upd_probe else None)
+        if not upd_probe:
+            ow = (patch.real ** 2 + patch.imag ** 2).sum(axis=0)
+        ows.append(ow)
+    if opts.algorithm == "lsqml":
+        reg = opts.lsqml_regularization
+        pre_o = 1 / (den_o + reg * float(den_o.max()))
+        pre_ps = [1 / (ow + reg * float(ow.max())) for ow in ows]
+        d_obj = num_o * pre_o
+        d_probes = [(np_ if upd_probe else op.exit_adj_probe(c, w[1], idx)) * pp
+                    for op, w, c, np_, pp in zip(ops, waves, chis, num_ps, pre_ps)]
+        a_exit = xp.concatenate([w[2] * op.patches(d_obj, idx)[:, None]
+                                 for op, w in zip(ops, waves)], axis=1)
+        b_exit = (xp.concatenate([op.frame_probes(idx, dp) * w[1][:, None]
+                                  for op, w, dp in zip(ops, waves, d_probes)], axis=1)
+                  if upd_probe else None)
+        so, sp = _ls_steps(a_exit, b_exit, chi, xp)
+        if opts.lsqml_steps == "median":
+            obj += (opts.object_step * float(np.median(so))) * d_obj
+            if upd_probe:
+                s = opts.probe_step * float(np.median(sp))
+                st.probes = [op.probe + s * dp for op, dp in zip(ops, d_probes)]
+        else:
+            w = xp.asarray(so, dtype=xp.float32)[:, None, None, None]
+            upd = 0
+            for op, wv, c in zip(ops, waves, chis):
+                upd = upd + op.exit_adj_object(w * c, wv[2], idx)
+            obj += opts.object_step * upd * pre_o
+            if upd_probe:
+                wp = xp.asarray(sp, dtype=xp.float32)[:, None, None, None]
+                st.probes = [op.probe + opts.probe_step * op.exit_adj_probe(wp * c, wv[1], idx)
+                             * pp for op, wv, c, pp in zip(ops, waves, chis, pre_ps)]
+    else:
+        a = opts.alpha if opts.algorithm == "rpie" else 1.0
+        mx = float(den_o.max())
+        obj += opts.object_step * num_o / ((1 - a) * den_o + a * mx + 1e-12)
+        if upd_probe:
+            st.probes = [op.probe + opts.probe_step * np_ / ((1 - a) * ow + a * float(ow.max())
+                                                             + 1e-12)
+                         for op, np_, ow in zip(ops, num_ps, ows)]
+    if pos_step is not None:
+        st.set_positions(_clip_positions(st, st.pos[idx] + pos_step), idx)
+    return cost
 
 
 def _batch_multislice(st: _State, idx: np.ndarray, opts: Options, it: int):
@@ -827,13 +965,13 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
 
     chosen: list[str] = []
     if opts.automatic:
-        import dataclasses
-
         t_auto = time.perf_counter()
         choice = auto_options(data, opts, log=log)
         opts = choice.options
         if choice.illumination is not None:
             data = dataclasses.replace(data, illumination=choice.illumination)
+        if choice.beam_illumination is not None:
+            data = dataclasses.replace(data, beam_illumination=choice.beam_illumination)
         chosen = choice.reasons + [f"choices took {time.perf_counter() - t_auto:.1f} s"]
         if log is not None:
             log(chosen[-1])
@@ -856,7 +994,9 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
     for it in range(opts.iterations):
         total = 0.0
         for idx in st.batches(opts):
-            if opts.algorithm == "multislice" and st.slices.shape[0] > 1:
+            if st.n_beams > 1:
+                total += _batch_beams(st, idx, opts, it)
+            elif opts.algorithm == "multislice" and st.slices.shape[0] > 1:
                 total += _batch_multislice(st, idx, opts, it)
             else:
                 total += _batch_2d(st, idx, opts, it)
@@ -867,21 +1007,25 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
         if (opts.position_correction != "none" and opts.position_smoothing_frames > 1
                 and it >= opts.position_correction_start):
             _smooth_corrections(st, opts.position_smoothing_frames)
-        st.probe = orthogonalize_modes(st.probe, xp)
+        if st.n_beams == 1:
+            st.probe = orthogonalize_modes(st.probe, xp)
+        else:
+            st.probes = [orthogonalize_modes(o.probe, xp) for o in st.beam_ops]
         cost = total / max(st.norm, 1e-12)
-        finite = math.isfinite(cost) and bool(xp.all(xp.isfinite(st.probe)))
+        finite = math.isfinite(cost) and all(bool(xp.all(xp.isfinite(o.probe)))
+                                             for o in st.beam_ops)
         if not finite or cost > opts.divergence_factor * best:
             stopped = (f"diverged at iteration {it + 1} (cost {cost:.4g}, best {best:.4g}); "
                        f"kept the state of iteration {len(costs)}")
             warnings.warn(stopped, stacklevel=2)
             if last_good is not None:
-                st.slices, st.probe = last_good[0], last_good[1]
+                st.slices, st.probes = last_good[0], last_good[1]
                 st.set_positions(last_good[2])
             break
         costs.append(cost)
         if cost < best:
             best = cost
-        last_good = (st.slices.copy(), st.probe.copy(), st.pos.copy())
+        last_good = (st.slices.copy(), [o.probe.copy() for o in st.beam_ops], st.pos.copy())
         if bar is not None:
             bar.set_postfix_str(f"it {it + 1}/{opts.iterations}, cost {cost:.4g}")
         if callback is not None:
@@ -894,4 +1038,5 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
     return Result(to_numpy(st.object).astype(np.complex64), to_numpy(st.probe),
                   st.pos.copy(), tr[:, :2], costs, st.dx, slices, stopped,
                   {"seconds": elapsed, "frame_iterations_per_s":
-                   n_pos * max(len(costs), 1) / max(elapsed, 1e-9)}, chosen)
+                   n_pos * max(len(costs), 1) / max(elapsed, 1e-9)}, chosen,
+                  to_numpy(st.probes) if st.n_beams > 1 else None)

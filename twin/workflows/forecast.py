@@ -504,7 +504,7 @@ def forecast(s: Scenario) -> Forecast:
     f_turn = values.get("resolution_turnover_fluence_photons_per_um2")
     k_hi = values.get("resolution_exponent_k_detector")
     worse = ("no longer improves" if k_hi is None or k_hi > -0.005 else
-             f"gets worse with flux (d ∝ F^{-k_hi:+.2f}: count-rate losses and saturation)")
+             f"gets worse with flux (d ∝ F^{-k_hi:+.2f}: count-rate losses and saturation, or a reconstruction that no longer converges)")
     turn = "" if f_turn is None else (
         f"; above {f_turn:.3g} ph/µm² per projection the twin's simulated resolution {worse}")
     if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):

@@ -123,10 +123,12 @@ def _reconstruct(s: Scenario, rd: RunDir, log: Log, progress: bool) -> dict:
     log(f"reconstructing ({opts.algorithm}, {opts.iterations} iterations) ...")
     res = engines.reconstruct(data, opts, progress=progress)
     rd.reconstruction_h5.parent.mkdir(parents=True, exist_ok=True)
+    extra = {} if res.beam_probes is None else {"beam_probes": res.beam_probes}
     io.write_reconstruction(rd.reconstruction_h5, res.object, res.probe, res.positions_m,
-                            res.cost, res.pixel_size_m)
+                            res.cost, res.pixel_size_m, **extra)
     c = truth.compare(res.object, data.ground_truth, res.pixel_size_m,
-                      data.truth.translations_m, res.probe.shape[-1])
+                      truth.lit_positions(data.truth.translations_m, data.beam_offsets_m),
+                      res.probe.shape[-1])
     np.savez_compressed(rd.comparison_npz, aligned=c.aligned_phase, truth=c.truth_phase,
                         frc=c.frc.correlation, half_bit=c.frc.half_bit,
                         freq=c.frc.frequency_per_m)

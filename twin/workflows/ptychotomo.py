@@ -89,7 +89,9 @@ def one_projection(s: Scenario, angle_deg: float, iterations: int, algorithm: st
     data = io.PtychoData(counts, tr, s.detector.distance_m, p.det.effective_pixel_size_m,
                          s.beam.energy_kev, p.illumination, p.mask, p.exposure_s,
                          s.scan.frame_rate_hz, p.det.binning,
-                         io.GroundTruth(object=p.object, pixel_size_m=p.dx_m))
+                         io.GroundTruth(object=p.object, pixel_size_m=p.dx_m),
+                         p.beam_offsets_m if len(p.beam_offsets_m) > 1 else None,
+                         p.beam_illumination)
     # "auto": the scenario's choices, as twin run and the simulated sweeps make them
     opts = (reconstruction_options(s, iterations=iterations) if algorithm == "auto"
             else reconstruct.Options(algorithm=algorithm, iterations=iterations, seed=s.seed))

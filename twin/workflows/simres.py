@@ -42,6 +42,10 @@ PATCH_POINTS = 256
 #: that stale cached points are not reused. 3: cubic object reads by default (was the Fourier
 #: shift of the probe), reconstruction options in the key.
 VERSION = 3
+#: Version of the points of several beams alone (in their keys only, so the single-beam points
+#: stay valid): 1: reconstructed with every beam at its offset (the reconstruction had taken
+#: the frames as one beam's).
+MULTIBEAM_VERSION = 1
 
 
 def cache_dir() -> Path:
@@ -136,7 +140,10 @@ def _key(s: Scenario, seed: int, iterations: int | None) -> str:
 
     d = s.model_dump(exclude={"name", "description", "sweep", "run", "resolution"})
     opts = asdict(reconstruction_options(s, iterations=iterations))
-    blob = json.dumps([VERSION, d, seed, iterations, opts], sort_keys=True, default=str)
+    parts = [VERSION, d, seed, iterations, opts]
+    if s.scan.n_beams > 1:
+        parts.append(["multibeam", MULTIBEAM_VERSION])
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -253,15 +260,18 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
     data = PtychoData(counts.astype(np.float32), tr, g.distance_m, g.pixel_stored_m,
                       g.energy_kev, illum, p.mask, g.exposure_s, ps.scan.frame_rate_hz,
                       g.binning, GroundTruth(object=p.object, pixel_size_m=p.dx_m,
-                                             translations_m=true_tr))
+                                             translations_m=true_tr),
+                      p.beam_offsets_m if g.n_beams > 1 else None, p.beam_illumination)
     opts = reconstruction_options(ps, iterations=iterations)
     full = engines.reconstruct(data, opts)
     probe_px = full.probe.shape[-1]
-    c = truth.compare(full.object, p.object, full.pixel_size_m, true_tr, probe_px)
+    # the region compared: where every beam's windows went
+    lit = truth.lit_positions(true_tr, p.beam_offsets_m)
+    c = truth.compare(full.object, p.object, full.pixel_size_m, lit, probe_px)
     first = _halves(p.trajectory)
     ra = engines.reconstruct(_subset(data, first), opts)
     rb = engines.reconstruct(_subset(data, ~first), opts)
-    ch = truth.compare(ra.object, rb.object, full.pixel_size_m, true_tr, probe_px)
+    ch = truth.compare(ra.object, rb.object, full.pixel_size_m, lit, probe_px)
     fluence = g.photons_per_frame * p.n_frames * g.n_beams / (g.fov_x_m * g.fov_y_m)
     m = Measurement(_resolution(c.frc, g.beam_diameter_m, against_truth=True),
                     _resolution(ch.frc, g.beam_diameter_m),

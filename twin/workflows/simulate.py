@@ -29,7 +29,10 @@ model is never exactly the simulation's:
   photon) and **position errors** (encoder noise and steps, drift, PandA jitter and latency).
 * **What the file hands the reconstruction** is what a user would have: ``illumination`` is
   the zone plate's probe at the planned defocus (one mode, no source size, no coded
-  aperture); the modes that made the data go to ``illumination_ground_truth``.
+  aperture); the modes that made the data go to ``illumination_ground_truth``. With several
+  beams, ``source_1/beam_illumination`` holds each beam's model (the zone plate through that
+  beam's coded aperture, a design the user knows) and ``source_1/beam_offsets`` the beams'
+  offsets (x, y, metres) from the translations: the multibeam reconstruction's inputs.
 
 The illumination in the file is on the native grid (n·b)²; for binned data the reader
 upsamples by b (Batey et al. 2014), which the file's ``upsampling`` attribute says.
@@ -103,6 +106,7 @@ class Plan:
     origin_m: np.ndarray        # (2,) x, y of the object's centre pixel from the scan centre
     first_px: np.ndarray        # (2,) grid index (row, col) of the object's pixel [0, 0]
     illumination: np.ndarray = None       # (1, n_native, n_native) the user's probe model
+    beam_illumination: np.ndarray = None  # (B, 1, n_native, n_native) per beam (B > 1 only)
     oversampling: int = 1
     n_window: int = 0                     # fine window side N = s²·n_native
     fine_probes: np.ndarray = None        # (B, M, N, N)
@@ -311,9 +315,9 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
     else:
         kw = dict(n_modes=s.beam.coherent_modes if s.beam.coherent_fraction < 1 else 1,
                   coherent_fraction=s.beam.coherent_fraction)
-    fine = [probe.probe_modes(n_win, dxf, zp, lam, defocus, photons=photons,
-                              code=None if n_beams == 1
-                              else probe.coded_aperture(n_win, s.seed + i, 4 * ovs),
+    codes = [None if n_beams == 1 else probe.coded_aperture(n_win, s.seed + i, 4 * ovs)
+             for i in range(n_beams)]
+    fine = [probe.probe_modes(n_win, dxf, zp, lam, defocus, photons=photons, code=codes[i],
                               **kw)
             for i in range(n_beams)]
     m_max = max(len(f) for f in fine)
@@ -326,6 +330,15 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
     # what a user has: the zone plate at the planned defocus, one coherent mode
     model = probe.zone_plate_probe(n_nat, dx, zp, lam, defocus)
     illumination = (model * np.sqrt(photons))[None].astype(np.complex64)
+    # several beams: each beam's model is the zone plate through its own coded aperture, a
+    # design the user knows (the codes on the reconstruction grid's frequencies: every s-th
+    # frequency of the fine grid's, whose pitch is s times finer)
+    beam_illumination = None
+    if n_beams > 1:
+        k = (ovs * np.round(np.fft.fftfreq(n_nat, 1.0 / n_nat)).astype(int)) % n_win
+        beam_illumination = np.stack([
+            probe.zone_plate_probe(n_nat, dx, zp, lam, defocus, code=c[np.ix_(k, k)])
+            * np.sqrt(photons) for c in codes])[:, None].astype(np.complex64)
 
     gap = _detector.gap_mask(det)
     rows, cols = window
@@ -335,7 +348,8 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
                 if s.simulation.detector_response else None)
     return Plan(s, det, lam, n_eff, n_nat, dx, exposure, photons, true.astype(np.complex64),
                 offsets, traj, cap, blur, obj, mask, origin, np.array([grows[0], gcols[0]]),
-                illumination=illumination, oversampling=ovs, n_window=n_win,
+                illumination=illumination, beam_illumination=beam_illumination,
+                oversampling=ovs, n_window=n_win,
                 fine_probes=fine_probes, fine_slices=fine_slices, slice_spacing_m=spacing,
                 response=response,
                 dead_time_model=s.detector.dead_time_model or det.dead_time_model,
@@ -573,6 +587,13 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
                 pixel_size_m=p.dx_m, upsampling=det.binning)
         w.write("entry_1/instrument_1/source_1/illumination_ground_truth", p.probes[0],
                 pixel_size_m=p.dx_m)
+        if p.beam_illumination is not None:
+            # several beams: what the reconstruction needs besides CONTRACTS §3 (each beam's
+            # model and its offset from the translations, x, y in metres), as known from the
+            # optics; a single-beam reader sees beam 0's illumination above
+            w.write("entry_1/instrument_1/source_1/beam_illumination", p.beam_illumination,
+                    pixel_size_m=p.dx_m, upsampling=det.binning)
+            w.write("entry_1/instrument_1/source_1/beam_offsets", p.beam_offsets_m)
         w.write("entry_1/sample_1/ground_truth", p.object, pixel_size_m=p.dx_m)
         w.write("entry_1/twin/true_translation",
                 np.concatenate([p.capture.true_positions_m - p.origin_m,
