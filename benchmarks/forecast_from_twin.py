@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # the Siemens star's spokes)
 PAPER = {"brain_phantom_eiger_3khz": ("3D FSC", 270e-9),
          "siemens_star_selun_110khz": ("2D, star spokes", 285e-9),
-         "brain_1mm3_dlsr": ("expected 3D", 100e-9)}
+         "brain_1mm3_dlsr": ("expected 3D", 100e-9),
+         # seed 000 §3's 2-day (9 beams) and 1-day (×3 relaxed) plans for the same 100 nm
+         "brain_1mm3_dlsr_multibeam": ("expected 3D", 100e-9),
+         "brain_1mm3_dlsr_multibeam_relaxed": ("expected 3D", 100e-9)}
 
 
 def main(names):
