@@ -99,3 +99,28 @@ def test_malformed_beam_datasets(mb_cxi, tmp_path):
         f["entry_1/instrument_1/source_1/beam_offsets"] = np.zeros((BEAMS + 1, 2))
     with pytest.raises(TwinInputError, match="beam_illumination"):
         io.read_cxi(bad)
+
+
+@pytest.mark.parametrize("algorithm,steps", [("rpie", "median"), ("lsqml", "median"),
+                                             ("lsqml", "per_position")])
+def test_beams_on_their_own_rectangles_equal_the_whole_object_update(mb_cxi, algorithm, steps):
+    # beams 4× further apart than simulated (the update's algebra does not need consistent
+    # data), so that a batch's beams light disjoint rectangles of the object
+    d = io.read_cxi(mb_cxi)
+    d = dataclasses.replace(d, beam_offsets_m=4 * d.beam_offsets_m)
+    opts = engines.Options(algorithm=algorithm, lsqml_steps=steps, modes=2,
+                           position_correction="gradient", position_correction_start=0)
+    states = [engines._State(d, opts) for _ in range(2)]
+    whole = states[1]
+    whole.beam_groups = lambda idx: [((slice(None), slice(None)),
+                                      list(enumerate(whole.beam_ops)), idx)]
+    idx = np.arange(20, 44)                                   # about one scan line
+    assert len(states[0].beam_groups(idx)) == BEAMS           # the per-beam path is exercised
+    for st in states:                         # a first batch gives the object some structure
+        engines._batch_beams(st, np.arange(0, 20), opts, it=1)
+    costs = [engines._batch_beams(st, idx, opts, it=1) for st in states]
+    assert costs[0] == pytest.approx(costs[1], rel=1e-5)
+    np.testing.assert_allclose(states[0].slices[0], whole.slices[0], atol=1e-5)
+    np.testing.assert_allclose(states[0].probes, whole.probes, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(states[0].pos, whole.pos, atol=1e-6)
+    assert not np.allclose(states[0].pos, states[0].pos0)     # the positions did move

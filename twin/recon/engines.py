@@ -598,6 +598,31 @@ class _State:
                                                shift=self.op.shift, centred=False)
         return op, (slice(r0, r1), slice(c0, c1)), np.arange(len(idx))
 
+    def beam_groups(self, idx):
+        """Several beams: [(view, [(beam, operator), …], sel)] for a batch. Where the beams'
+        sub-rectangles (as :meth:`local`'s, one per beam) are disjoint and small, one group per
+        beam on its own rectangle: no two groups write the same object pixel, so the groups'
+        updates are the whole-object update (test). Else one group of every beam on the whole
+        object."""
+        H, W = self.shape
+        rects = []
+        for d in self.beam_px:
+            p = self.pos[idx] + d
+            r0, c0 = np.maximum(np.floor(p.min(axis=0)).astype(int) - 4, 0)
+            r1, c1 = np.minimum(np.floor(p.max(axis=0)).astype(int) + self.n + 5, (H, W))
+            rects.append((r0, r1, c0, c1))
+        area = sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in rects)
+        disjoint = all(a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
+                       for i, a in enumerate(rects) for b in rects[i + 1:])
+        if not disjoint or area > 0.5 * H * W:
+            return [((slice(None), slice(None)), list(enumerate(self.beam_ops)), idx)]
+        sel = np.arange(len(idx))
+        return [((slice(r0, r1), slice(c0, c1)),
+                 [(b, ptychography.FarFieldPtychography(
+                     self.beam_ops[b].probe, self.pos[idx] + self.beam_px[b] - (r0, c0),
+                     (r1 - r0, c1 - c0), shift=self.op.shift, centred=False))], sel)
+                for b, (r0, r1, c0, c1) in enumerate(rects)]
+
     @property
     def probe(self):
         """Beam 0's probe modes (M, n, n): the only beam's, with one beam."""
@@ -836,73 +861,88 @@ def _batch_beams(st: _State, idx: np.ndarray, opts: Options, it: int):
     each reading the object at its own offset d_b. The object update sums every beam's terms
     (numerator and preconditioner); each beam's probe is updated from its own windows; a
     position correction moves all beams of a frame together (one stage), from the sum of
-    their gradients. ePIE/rPIE and LSQML as in :func:`_batch_2d`."""
+    their gradients. ePIE/rPIE and LSQML as in :func:`_batch_2d`. Each beam works on the
+    sub-rectangle its windows cover where the beams' rectangles are disjoint
+    (:meth:`_State.beam_groups`)."""
     xp = st.xp
     amp = st.amplitudes(idx)
-    obj = st.slices[0]                                                 # updated in place
-    ops = st.beam_ops
+    groups = st.beam_groups(idx)
+    objs = [st.slices[0][view] for view, _, _ in groups]              # views: updated in place
+    beams = [(g, b, op, sel) for g, (_, members, sel) in enumerate(groups)
+             for b, op in members]                                     # in beam order
+    beams.sort(key=lambda x: x[1])
     m = st.probe.shape[0]
-    waves = [op.exit_waves(obj, idx) for op in ops]                    # (psi, patch, probes)
+    waves = [op.exit_waves(objs[g], sel) for g, _, op, sel in beams]  # (psi, patch, probes)
     psi = xp.concatenate([w[0] for w in waves], axis=1)                # (F, B·M, n, n)
-    chi = ops[0].far(psi, overwrite=True)
+    op0 = beams[0][2]
+    chi = op0.far(psi, overwrite=True)
     cost = _far_correction(st, chi, amp, opts)
-    chi = ops[0].far_adj(chi, overwrite=True)                          # Δψ of every beam
-    chis = [xp.ascontiguousarray(chi[:, b * m:(b + 1) * m]) for b in range(len(ops))]
+    chi = op0.far_adj(chi, overwrite=True)                             # Δψ of every beam
+    chis = [xp.ascontiguousarray(chi[:, b * m:(b + 1) * m]) for b in range(len(beams))]
     pos_step = None
     if opts.position_correction == "gradient" and it >= opts.position_correction_start:
         num = den = 0
-        for op, (_, _, pr), c in zip(ops, waves, chis):
-            a, b = _position_dots(op, idx, obj, pr, c)                 # before O changes
+        for (g, _, op, sel), (_, _, pr), c in zip(beams, waves, chis):
+            a, b = _position_dots(op, sel, objs[g], pr, c)              # before O changes
             num, den = num + a, den + b
-        pos_step = _position_step(None, idx, obj, None, None, opts, dots=(num, den))
-    num_o = den_o = None
-    for op, (_, _, pr), c in zip(ops, waves, chis):
-        a, b = op.object_update_terms(c, pr, idx)
-        num_o, den_o = (a, b) if num_o is None else (num_o + a, den_o + b)
+        pos_step = _position_step(None, idx, None, None, None, opts, dots=(num, den))
+    num_o = [None] * len(groups)
+    den_o = [None] * len(groups)
+    for (g, _, op, sel), (_, _, pr), c in zip(beams, waves, chis):
+        a, b = op.object_update_terms(c, pr, sel)
+        num_o[g], den_o[g] = (a, b) if num_o[g] is None else (num_o[g] + a, den_o[g] + b)
+    mx = max(float(d.max()) for d in den_o)                            # over the whole object
     upd_probe = it >= opts.probe_update_start
     ows, num_ps = [], []
-    for op, (_, patch, pr), c in zip(ops, waves, chis):
+    for (_, _, op, sel), (_, patch, _), c in zip(beams, waves, chis):
         ow = xp.empty(patch.shape[1:], xp.float32)                     # Σ_frames |O_b|²
-        num_ps.append(op.exit_adj_probe(c, patch, idx, weight=ow) if upd_probe else None)
+        num_ps.append(op.exit_adj_probe(c, patch, sel, weight=ow) if upd_probe else None)
         if not upd_probe:
             ow = (patch.real ** 2 + patch.imag ** 2).sum(axis=0)
         ows.append(ow)
+    new_probes = None
     if opts.algorithm == "lsqml":
         reg = opts.lsqml_regularization
-        pre_o = 1 / (den_o + reg * float(den_o.max()))
+        pre_o = [1 / (d + reg * mx) for d in den_o]
         pre_ps = [1 / (ow + reg * float(ow.max())) for ow in ows]
-        d_obj = num_o * pre_o
-        d_probes = [(np_ if upd_probe else op.exit_adj_probe(c, w[1], idx)) * pp
-                    for op, w, c, np_, pp in zip(ops, waves, chis, num_ps, pre_ps)]
-        a_exit = xp.concatenate([w[2] * op.patches(d_obj, idx)[:, None]
-                                 for op, w in zip(ops, waves)], axis=1)
-        b_exit = (xp.concatenate([op.frame_probes(idx, dp) * w[1][:, None]
-                                  for op, w, dp in zip(ops, waves, d_probes)], axis=1)
-                  if upd_probe else None)
+        d_obj = [n * p for n, p in zip(num_o, pre_o)]
+        d_probes = [(np_ if upd_probe else op.exit_adj_probe(c, w[1], sel)) * pp
+                    for (_, _, op, sel), w, c, np_, pp in zip(beams, waves, chis, num_ps,
+                                                              pre_ps)]
+        a_exit = xp.concatenate([w[2] * op.patches(d_obj[g], sel)[:, None]
+                                 for (g, _, op, sel), w in zip(beams, waves)], axis=1)
+        b_exit = (xp.concatenate([op.frame_probes(sel, dp) * w[1][:, None]
+                                  for (_, _, op, sel), w, dp in zip(beams, waves, d_probes)],
+                                 axis=1) if upd_probe else None)
         so, sp = _ls_steps(a_exit, b_exit, chi, xp)
         if opts.lsqml_steps == "median":
-            obj += (opts.object_step * float(np.median(so))) * d_obj
+            for o, d in zip(objs, d_obj):
+                o += (opts.object_step * float(np.median(so))) * d
             if upd_probe:
                 s = opts.probe_step * float(np.median(sp))
-                st.probes = [op.probe + s * dp for op, dp in zip(ops, d_probes)]
+                new_probes = [op.probe + s * dp for (_, _, op, _), dp in zip(beams, d_probes)]
         else:
             w = xp.asarray(so, dtype=xp.float32)[:, None, None, None]
-            upd = 0
-            for op, wv, c in zip(ops, waves, chis):
-                upd = upd + op.exit_adj_object(w * c, wv[2], idx)
-            obj += opts.object_step * upd * pre_o
+            upd = [0] * len(groups)
+            for (g, _, op, sel), wv, c in zip(beams, waves, chis):
+                upd[g] = upd[g] + op.exit_adj_object(w * c, wv[2], sel)
+            for o, u, p in zip(objs, upd, pre_o):
+                o += opts.object_step * u * p
             if upd_probe:
                 wp = xp.asarray(sp, dtype=xp.float32)[:, None, None, None]
-                st.probes = [op.probe + opts.probe_step * op.exit_adj_probe(wp * c, wv[1], idx)
-                             * pp for op, wv, c, pp in zip(ops, waves, chis, pre_ps)]
+                new_probes = [op.probe + opts.probe_step * op.exit_adj_probe(wp * c, wv[1], sel)
+                              * pp for (_, _, op, sel), wv, c, pp in zip(beams, waves, chis,
+                                                                          pre_ps)]
     else:
         a = opts.alpha if opts.algorithm == "rpie" else 1.0
-        mx = float(den_o.max())
-        obj += opts.object_step * num_o / ((1 - a) * den_o + a * mx + 1e-12)
+        for o, n, d in zip(objs, num_o, den_o):
+            o += opts.object_step * n / ((1 - a) * d + a * mx + 1e-12)
         if upd_probe:
-            st.probes = [op.probe + opts.probe_step * np_ / ((1 - a) * ow + a * float(ow.max())
-                                                             + 1e-12)
-                         for op, np_, ow in zip(ops, num_ps, ows)]
+            new_probes = [op.probe + opts.probe_step * np_ / ((1 - a) * ow + a * float(ow.max())
+                                                              + 1e-12)
+                          for (_, _, op, _), np_, ow in zip(beams, num_ps, ows)]
+    if new_probes is not None:
+        st.probes = new_probes
     if pos_step is not None:
         st.set_positions(_clip_positions(st, st.pos[idx] + pos_step), idx)
     return cost
