@@ -210,7 +210,8 @@ def reconstruct(
                               result.pixel_size_m, energy_kev=data.energy_kev,
                               distance_m=data.distance_m, detector_pixel_m=data.pixel_size_m,
                               cost=result.cost, exposure_s=data.exposure_s,
-                              title=f"twin reconstruct {input.name}")
+                              title=f"twin reconstruct {input.name}",
+                              beam_probes=result.beam_probes)
     else:
         tio.write_reconstruction(output, result.object, result.probe, result.positions_m,
                                  result.cost, result.pixel_size_m, **extra)

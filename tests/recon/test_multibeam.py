@@ -55,11 +55,17 @@ def test_file_carries_the_beams(mb_cxi):
         assert all(own > overlap(model[b], true[c]) + 0.3 for c in range(BEAMS) if c != b)
 
 
+@pytest.fixture
+def backend(xp):
+    """The engines' backend option for the ``xp`` fixture's module (numpy; cupy on a GPU)."""
+    return xp.__name__
+
+
 @pytest.mark.parametrize("algorithm", ["rpie", "lsqml"])
-def test_every_beam_at_its_offset_recovers_the_object(mb_cxi, algorithm):
+def test_every_beam_at_its_offset_recovers_the_object(mb_cxi, algorithm, backend):
     d = io.read_cxi(mb_cxi)
     opts = engines.Options(algorithm=algorithm, iterations=30, modes=1,
-                           position_correction="gradient")
+                           position_correction="gradient", backend=backend)
     r = engines.reconstruct(d, opts)
     assert r.beam_probes.shape == (BEAMS, 1) + r.probe.shape[-2:]
     per_beam = [_pcc(r, d, b) for b in range(BEAMS)]
@@ -124,3 +130,61 @@ def test_beams_on_their_own_rectangles_equal_the_whole_object_update(mb_cxi, alg
     np.testing.assert_allclose(states[0].probes, whole.probes, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(states[0].pos, whole.pos, atol=1e-6)
     assert not np.allclose(states[0].pos, states[0].pos0)     # the positions did move
+
+
+@pytest.mark.parametrize("algorithm,steps", [("rpie", "median"), ("epie", "median"),
+                                             ("lsqml", "median"), ("lsqml", "per_position")])
+def test_beams_at_one_place_are_probe_modes(mb_cxi, algorithm, steps):
+    # B beams with no offsets light the same windows: the frame is Σ_b |F(P_b·O)|², which is
+    # one beam with the B probes as its modes. The multibeam update must be the modes' update
+    # of _batch_2d (modulus constraint, object, probes, and the position step's sign).
+    d = io.read_cxi(mb_cxi, frames=120)
+    p0 = d.beam_illumination[:2, 0]
+    p0 = p0 / np.linalg.norm(p0, axis=(1, 2))[:, None, None]      # equal powers
+    beams = dataclasses.replace(d, beam_offsets_m=np.zeros((2, 2)),
+                                beam_illumination=p0[:, None])
+    modes = dataclasses.replace(d, beam_offsets_m=None, beam_illumination=None,
+                                illumination=p0)
+    kw = dict(algorithm=algorithm, lsqml_steps=steps, position_correction="gradient",
+              position_correction_start=0)
+    sb = engines._State(beams, engines.Options(modes=1, **kw))
+    sm = engines._State(modes, engines.Options(modes=2, **kw))
+    np.testing.assert_allclose(sb.probes[:, 0], sm.probe, rtol=1e-5, atol=1e-6)
+    opts = engines.Options(modes=1, **kw)
+    for it, idx in enumerate((np.arange(0, 40), np.arange(30, 70))):
+        cb = engines._batch_beams(sb, idx, opts, it=1)
+        cm = engines._batch_2d(sm, idx, engines.Options(modes=2, **kw), it=1)
+        assert cb == pytest.approx(cm, rel=1e-5)
+    np.testing.assert_allclose(sb.slices[0], sm.slices[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(sb.probes[:, 0], sm.probe, rtol=1e-3, atol=1e-3 * abs(
+        sm.probe).max())
+    np.testing.assert_allclose(sb.pos, sm.pos, atol=1e-5)
+    assert np.abs(sb.pos - sb.pos0).max() > 1e-3                  # the positions moved
+
+
+def test_offsets_without_beam_models_warn(mb_cxi):
+    d = io.read_cxi(mb_cxi, frames=40)
+    with pytest.warns(UserWarning, match="beam_illumination"):
+        engines.reconstruct(dataclasses.replace(d, beam_illumination=None),
+                            engines.Options(iterations=1))
+
+
+def test_one_offset_moves_the_translations(mb_cxi, tmp_path):
+    one = tmp_path / "one.cxi"
+    one.write_bytes(mb_cxi.read_bytes())
+    src = "entry_1/instrument_1/source_1/"
+    with h5py.File(one, "r+") as f:
+        beams = f[src + "beam_illumination"][()]
+        for k in ("beam_offsets", "beam_illumination"):
+            del f[src + k]
+        f[src + "beam_offsets"] = np.array([[1e-6, -2e-6]])
+        f[src + "beam_illumination"] = beams[2:3]
+    d, ref = io.read_cxi(one), io.read_cxi(mb_cxi)
+    assert d.n_beams == 1 and d.beam_offsets_m is None
+    np.testing.assert_allclose(d.translations_m[:, :2], ref.translations_m[:, :2] + [1e-6, -2e-6])
+    np.testing.assert_array_equal(d.illumination, beams[2])
+    with h5py.File(one, "r+") as f:
+        del f[src + "beam_offsets"]
+        f[src + "beam_offsets"] = np.zeros((0, 2))
+    with pytest.raises(TwinInputError, match="beam_offsets"):
+        io.read_cxi(one)

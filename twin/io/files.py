@@ -604,9 +604,10 @@ def read_cxi(path: str | Path, frames: slice | int | None = None,
         offs = beams = None
         if src + "beam_offsets" in f:                # several beams share every frame
             offs = np.asarray(f[src + "beam_offsets"], dtype=np.float64)
-            if offs.ndim != 2 or offs.shape[1] != 2 or not np.all(np.isfinite(offs)):
+            if (offs.ndim != 2 or offs.shape[1] != 2 or len(offs) < 1
+                    or not np.all(np.isfinite(offs))):
                 raise TwinInputError("/" + src + "beam_offsets", offs.shape,
-                                     "must be finite (B, 2) x, y offsets in metres")
+                                     "must be finite (B, 2) x, y offsets in metres, B ≥ 1")
             if src + "beam_illumination" in f:
                 beams = np.asarray(f[src + "beam_illumination"], dtype=np.complex64)
                 if beams.ndim == 3:
@@ -615,7 +616,11 @@ def read_cxi(path: str | Path, frames: slice | int | None = None,
                         or not np.all(np.isfinite(beams))):
                     raise TwinInputError("/" + src + "beam_illumination", beams.shape,
                                          f"must be finite (B, M, n, n) with B = {len(offs)}")
-            if len(offs) == 1:
+            if len(offs) == 1:                      # one beam, off the translations
+                tr = tr.copy()
+                tr[:, :2] += offs[0]
+                if beams is not None:
+                    illum = beams[0]
                 offs = beams = None
         truth = _read_truth(f, sel, ds.shape[0])
         tw = f.get("entry_1/twin")
@@ -696,7 +701,8 @@ def write_reconstruction(path: str | Path, obj, probe, positions_m, cost, pixel_
 def write_cxi_product(path: str | Path, obj, probe, positions_m, pixel_size_m: float, *,
                       energy_kev: float, distance_m: float | None = None,
                       detector_pixel_m: float | None = None, cost=None,
-                      exposure_s: float | None = None, title: str | None = None) -> None:
+                      exposure_s: float | None = None, title: str | None = None,
+                      beam_probes=None) -> None:
     """A reconstruction as a CXI *product* (CXI 1.6 image groups), atomically.
 
     Probe at ``/entry_1/image_1/data`` (M, ny, nx) (also linked as
@@ -730,6 +736,9 @@ def write_cxi_product(path: str | Path, obj, probe, positions_m, pixel_size_m: f
         Exposure per frame, seconds.
     title : str, optional
         ``/entry_1/title``.
+    beam_probes : (B, M, ny, nx), optional
+        Several beams: every beam's modes, at ``/entry_1/twin/beam_probes`` (``probe`` is
+        beam 0's).
     """
     obj = np.asarray(obj, dtype=np.complex64)
     probe = np.asarray(probe, dtype=np.complex64)
@@ -801,6 +810,10 @@ def write_cxi_product(path: str | Path, obj, probe, positions_m, pixel_size_m: f
             c = np.asarray(cost, dtype=np.float64)
             pt["loss_values"] = c
             pt["loss_epochs"] = np.arange(len(c), dtype=np.int64)
+        if beam_probes is not None:        # several beams: every beam's modes (image_1: beam 0)
+            tw = e.create_group("twin")
+            tw.attrs["NX_class"] = "NXcollection"
+            tw["beam_probes"] = np.asarray(beam_probes, dtype=np.complex64)
 
 
 # ----------------------------------------------------------------------------- DXchange

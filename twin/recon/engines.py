@@ -198,12 +198,18 @@ def _statistics(data: PtychoData) -> FrameStatistics:
     return st[1]
 
 
-def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp) -> np.ndarray:
-    """The file's illumination, or a model: the inverse transform of the mean diffraction
-    amplitude (upsampled), with weaker further modes made by phase ramps, orthogonalised."""
-    mean_photons = _statistics(data).mean_photons
-    if data.illumination is not None:
-        p = np.asarray(data.illumination, dtype=np.complex64)
+_FILE = object()
+
+
+def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp,
+                  illumination=_FILE, photons: float | None = None) -> np.ndarray:
+    """The file's illumination (or ``illumination``, one beam's), or a model: the inverse
+    transform of the mean diffraction amplitude (upsampled), with weaker further modes made by
+    phase ramps, orthogonalised; scaled to ``photons`` (default: the frames' mean)."""
+    mean_photons = _statistics(data).mean_photons if photons is None else photons
+    ill = data.illumination if illumination is _FILE else illumination
+    if ill is not None:
+        p = np.asarray(ill, dtype=np.complex64)
         if p.ndim != 3 or p.shape[-2:] != (n, n):
             raise TwinInputError("/entry_1/instrument_1/source_1/illumination", p.shape,
                                  f"must be (M, {n}, {n}) for {data.frames.shape[-1]}-pixel "
@@ -536,26 +542,29 @@ class _State:
         self.pos = _clip_positions(self, ptychography.positions_from_translations(
             tr, self.dx, self.shape, (self.n, self.n)))
         self.pos0 = self.pos.copy()
-        probe = initial_probe(data, self.n, u, opts.modes, xp)
         # the one forward model (twin.operators.ptychography), batched by index arrays; the
-        # sub-pixel positions as Options.subpixel_shift says (SUBPIXEL_SHIFT above)
-        self.op = ptychography.FarFieldPtychography(probe, self.pos, self.shape,
-                                                    shift=opts.subpixel_shift,
-                                                    centred=False)
-        self.beam_ops = [self.op]
-        if self.n_beams > 1:
-            # one operator per beam, at the frames' positions plus the beam's offset; each
-            # beam its own probe modes, sharing the frame's photons
-            self.beam_ops = []
-            for b in range(self.n_beams):
-                ill = (data.beam_illumination[b] if data.beam_illumination is not None
-                       else data.illumination)
-                pb = initial_probe(dataclasses.replace(data, illumination=ill), self.n, u,
-                                   opts.modes, xp) / np.float32(math.sqrt(self.n_beams))
-                self.beam_ops.append(ptychography.FarFieldPtychography(
-                    pb, self.pos + self.beam_px[b], self.shape, shift=opts.subpixel_shift,
-                    centred=False))
-            self.op = self.beam_ops[0]
+        # sub-pixel positions as Options.subpixel_shift says (SUBPIXEL_SHIFT above). Several
+        # beams: one operator per beam, at the frames' positions plus the beam's offset, each
+        # beam with its own probe modes, sharing the frame's photons
+        if self.n_beams == 1:
+            probes = [initial_probe(data, self.n, u, opts.modes, xp)]
+        else:
+            share = _statistics(data).mean_photons / self.n_beams
+            if data.beam_illumination is None:
+                warnings.warn(
+                    f"the data give {self.n_beams} beam offsets but no per-beam illumination "
+                    "(/entry_1/instrument_1/source_1/beam_illumination): every beam starts from "
+                    "the same probe, which the reconstruction separates poorly; give each "
+                    "beam's model (its coded aperture)", stacklevel=3)
+                one = initial_probe(data, self.n, u, opts.modes, xp, photons=share)
+                probes = [one.copy() for _ in range(self.n_beams)]
+            else:
+                probes = [initial_probe(data, self.n, u, opts.modes, xp, illumination=ill,
+                                        photons=share) for ill in data.beam_illumination]
+        self.beam_ops = [ptychography.FarFieldPtychography(
+            pb, self.pos + d if self.n_beams > 1 else self.pos, self.shape,
+            shift=opts.subpixel_shift, centred=False) for pb, d in zip(probes, self.beam_px)]
+        self.op = self.beam_ops[0]
         L = opts.slices if opts.algorithm == "multislice" else 1
         self.slices = xp.ones((L,) + self.shape, dtype=xp.complex64)
         self.prop = (Propagator((self.n, self.n), self.dx, opts.slice_thickness_m,

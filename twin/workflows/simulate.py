@@ -590,7 +590,7 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
         if p.beam_illumination is not None:
             # several beams: what the reconstruction needs besides CONTRACTS §3 (each beam's
             # model and its offset from the translations, x, y in metres), as known from the
-            # optics; a single-beam reader sees beam 0's illumination above
+            # optics; a single-beam reader sees the plain zone-plate model above
             w.write("entry_1/instrument_1/source_1/beam_illumination", p.beam_illumination,
                     pixel_size_m=p.dx_m, upsampling=det.binning)
             w.write("entry_1/instrument_1/source_1/beam_offsets", p.beam_offsets_m)
