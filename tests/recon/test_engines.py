@@ -235,7 +235,7 @@ def test_local_batch_update_equals_whole_object_update(tmp_path):
     d = io.read_cxi(path)
     for alg in ("rpie", "lsqml"):
         opts = reconstruct.Options(algorithm=alg, modes=2, position_correction="gradient",
-                                   position_correction_start=0)
+                                   position_correction_start=0, backend="numpy")
         states = [reconstruct._State(d, opts) for _ in range(2)]
         states[1].local = lambda idx, st=states[1]: (st.op, (slice(None), slice(None)), idx)
         idx = np.arange(40, 72)                              # two neighbouring scan lines

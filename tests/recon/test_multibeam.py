@@ -115,7 +115,8 @@ def test_beams_on_their_own_rectangles_equal_the_whole_object_update(mb_cxi, alg
     d = io.read_cxi(mb_cxi)
     d = dataclasses.replace(d, beam_offsets_m=4 * d.beam_offsets_m)
     opts = engines.Options(algorithm=algorithm, lsqml_steps=steps, modes=2,
-                           position_correction="gradient", position_correction_start=0)
+                           position_correction="gradient", position_correction_start=0,
+                           backend="numpy")                   # the algebra, on NumPy
     states = [engines._State(d, opts) for _ in range(2)]
     whole = states[1]
     whole.beam_groups = lambda idx: [((slice(None), slice(None)),
@@ -146,7 +147,7 @@ def test_beams_at_one_place_are_probe_modes(mb_cxi, algorithm, steps):
     modes = dataclasses.replace(d, beam_offsets_m=None, beam_illumination=None,
                                 illumination=p0)
     kw = dict(algorithm=algorithm, lsqml_steps=steps, position_correction="gradient",
-              position_correction_start=0)
+              position_correction_start=0, backend="numpy")         # the algebra, on NumPy
     sb = engines._State(beams, engines.Options(modes=1, **kw))
     sm = engines._State(modes, engines.Options(modes=2, **kw))
     np.testing.assert_allclose(sb.probes[:, 0], sm.probe, rtol=1e-5, atol=1e-6)
