@@ -535,10 +535,16 @@ class _State:
             if opts.position_correction == "annealing":
                 raise TwinInputError("--position-correction", "annealing",
                                      "none or gradient with several beams")
-        reach = ((np.max(np.abs(tr[:, :2])) + np.max(np.abs(self.beam_px)) * self.dx)
-                 / self.dx if len(tr) else 0)
-        side = 2 * int(math.ceil(reach)) + self.n + 8
-        self.shape = (side, side)
+        if self.n_beams == 1:                 # a square object around the translations
+            reach = np.max(np.abs(tr[:, :2])) / self.dx if len(tr) else 0
+            side = 2 * int(math.ceil(reach)) + self.n + 8
+            self.shape = (side, side)
+        else:
+            # several beams, side by side (along y): per axis, or the beams' spread along one
+            # axis would pad the other too (9 beams' patch: 14× the area)
+            t_rc = np.abs(np.asarray(tr)[:, 1::-1]).max(axis=0) / self.dx if len(tr) else 0
+            reach = t_rc + np.abs(self.beam_px).max(axis=0)
+            self.shape = tuple(int(2 * math.ceil(r) + self.n + 8) for r in reach)
         self.pos = _clip_positions(self, ptychography.positions_from_translations(
             tr, self.dx, self.shape, (self.n, self.n)))
         self.pos0 = self.pos.copy()
