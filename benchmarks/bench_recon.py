@@ -3,6 +3,7 @@ and (where it can run) the ratio against pty-chi — all measured in one run.
 
     python benchmarks/bench_recon.py [--frames 517] [--iterations 20]
                                      [--ptychi-python PATH] [--gpu-only]
+                                     [--multibeam-only]
 
 * **FFT limit**: the time of the two FFTs every frame and iteration needs at the least (the
   far-field transform and its inverse, of all probe modes), timed here on the engine's batch
@@ -10,6 +11,8 @@ and (where it can run) the ratio against pty-chi — all measured in one run.
 * **pty-chi**: run in a subprocess (``benchmarks/ptychi_runner.py``) with ``--ptychi-python``, or
   with this interpreter when ``ptychi`` imports; skipped with a note otherwise. Both codes start
   from the file's illumination and positions, same iterations and batch size.
+* **Multibeam**: 3 coded beams per frame against one beam with 3 probe modes (the same FFTs per
+  frame), in memory and streamed: what the beams' bookkeeping costs.
 * **GPU**: where CuPy sees a GPU, frame-iterations/s at 64² and 128² with 1 and 4 modes on
   synthetic data (issue 11: ≥ 150,000 at 128², 4 modes on an H100), and pty-chi on the same GPU
   when it is importable there.
@@ -291,6 +294,45 @@ def gpu_section(iterations: int, data=None, cxi: Path | None = None, batch: int 
         print(f"{n:5d} {modes:5d} {bsz:6d} {rate:11.0f} {lim:10.0f} {rate / lim:6.1%}")
 
 
+def multibeam_section(iterations: int, batch: int, tmp: Path, beams: int = 3) -> None:
+    """Several coded beams per frame against one beam with as many probe modes: the same
+    exit waves and FFTs per frame, so the ratio is what multibeam bookkeeping costs (each beam
+    its own offset window, probe update and, in streamed batches, its own sub-rectangle)."""
+    import dataclasses
+
+    from twin import scenario
+    from twin.analysis import truth
+    from twin.io import files as io
+    from twin.workflows import simulate
+
+    s = scenario.load(ROOT / "scenarios" / "quickstart.toml").with_values({
+        "scan.n_beams": beams, "beam.flux_photons_per_s": 1e9 * beams,
+        "scan.fov_y_um": 6.0 * beams, "sample.height_um": 6.0 * beams})
+    cxi = tmp / "multibeam.cxi"
+    simulate.simulate(s, cxi)
+    print(f"\nmultibeam: {beams} beams, {iterations} iterations, batch {batch}")
+    print(f"{'case':34} {'iter s':>8} {'frame-it/s':>11} {'PCC':>7}")
+    rates = {}
+    for name, lazy, kw, as_modes in (
+            (f"one beam, {beams} modes (reference)", False, {"modes": beams}, True),
+            (f"{beams} beams, 1 mode each", False, {"modes": 1}, False),
+            (f"{beams} beams, streamed", True, {"modes": 1}, False)):
+        d = io.read_cxi(cxi, lazy=lazy)
+        if as_modes:
+            d = dataclasses.replace(d, beam_offsets_m=None, beam_illumination=None)
+        opts = engines.Options(algorithm="rpie", iterations=iterations, batch_size=batch, **kw)
+        engines.reconstruct(d, dataclasses.replace(opts, iterations=2))
+        r = engines.reconstruct(d, opts)
+        lit = truth.lit_positions(d.truth.translations_m, d.beam_offsets_m)
+        pcc = truth.compare(r.object, d.truth.object, r.pixel_size_m, lit,
+                            r.probe.shape[-1]).pcc_phase
+        rates[name] = r.timings["frame_iterations_per_s"]
+        print(f"{name:34} {r.timings['seconds']:8.2f} {rates[name]:11.0f} {pcc:7.4f}")
+    ref = next(iter(rates.values()))
+    for name, rate in list(rates.items())[1:]:
+        print(f"  {name}: {rate / ref:.2f}× the reference's frame-iterations/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=517)
@@ -298,14 +340,19 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--ptychi-python", default=None)
     ap.add_argument("--gpu-only", action="store_true")
+    ap.add_argument("--multibeam-only", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.multibeam_only:
+            multibeam_section(args.iterations, args.batch_size, Path(tmp))
+            return
         cxi, data, t_sim, t_read = simulate_data(args.frames, Path(tmp))
         print(f"stages: simulate {t_sim:.2f} s, read {t_read:.2f} s")
         if not args.gpu_only:
             runs = cpu_section(data, args.iterations, args.batch_size)
             ptychi_section(cxi, data, args.iterations, args.batch_size, args.ptychi_python,
                            runs)
+            multibeam_section(args.iterations, args.batch_size, Path(tmp))
         gpu_section(args.iterations, data, cxi, args.batch_size,
                     args.ptychi_python if args.gpu_only else None)
 
