@@ -31,9 +31,15 @@ WRITER = textwrap.dedent("""
 """)
 
 
+def _default_sigint() -> None:
+    # a test run started in the background (nohup, `&`) ignores SIGINT, and a child inherits
+    # that: the child here gets the default action back, as a user's Ctrl-C would find it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_writer(target: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     line = proc.stdout.readline()
     assert line.strip() == "writing", proc.stderr.read()
     return proc
@@ -102,7 +108,8 @@ def test_cli_simulate_interrupted_leaves_no_partial_file(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "twin", "simulate",
                              str(root / "scenarios" / "quickstart.toml"), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_sigint)
     deadline = time.time() + 60
     while time.time() < deadline and not _temporaries(out) and proc.poll() is None:
         time.sleep(0.02)
