@@ -194,3 +194,19 @@ def test_one_offset_moves_the_translations(mb_cxi, tmp_path):
         f[src + "beam_offsets"] = np.zeros((0, 2))
     with pytest.raises(TwinInputError, match="beam_offsets"):
         io.read_cxi(one)
+
+
+def test_ptychodus_reads_multibeam_files(mb_cxi, tmp_path):
+    # the field's reader takes the multibeam file and its reconstruction unchanged
+    cxi_file = pytest.importorskip("ptychodus.plugins.cxi_file")
+    ds = cxi_file.CXIDiffractionFileReader().read(mb_cxi)
+    d = io.read_cxi(mb_cxi)
+    assert np.array_equal(np.concatenate([a.get_patterns() for a in ds]), d.frames)
+    r = engines.reconstruct(d, engines.Options(iterations=2, modes=1))
+    out = tmp_path / "rec.cxi"
+    io.write_cxi_product(out, r.object, r.probe, r.positions_m, r.pixel_size_m,
+                         energy_kev=d.energy_kev, beam_probes=r.beam_probes)
+    product = cxi_file.CXIProductFileIO().read(out)
+    assert np.array_equal(product.probes.get_array()[0], r.probe)
+    with h5py.File(out) as f:
+        assert np.array_equal(f["entry_1/twin/beam_probes"][()], r.beam_probes)
