@@ -439,7 +439,9 @@ def auto_options(data: PtychoData, base: Options = Options(**AUTO), log=None) ->
         base, algorithm="rpie", iterations=12, modes=test_modes, position_correction=test_pc,
         position_correction_start=2, upsampling=u))
     probe = test.probe
-    power = np.sum(np.abs(probe) ** 2, axis=(1, 2))
+    # each mode's power (several beams: over every beam's modes of that rank)
+    power = np.sum(np.abs(probe if test.beam_probes is None else test.beam_probes) ** 2,
+                   axis=(-2, -1)).reshape(-1, probe.shape[0]).sum(axis=0)
     frac = power / max(float(power.sum()), 1e-30)
     modes = base.modes
     if modes == 0:
