@@ -50,12 +50,9 @@ def lit_positions(translations_m: np.ndarray, beam_offsets_m=None) -> np.ndarray
     t = np.asarray(translations_m, float)
     if beam_offsets_m is None:
         return t
-    shift = np.zeros(t.shape[1])
-    out = []
-    for off in np.asarray(beam_offsets_m, float):
-        shift[:2] = off
-        out.append(t + shift)
-    return np.concatenate(out)
+    shift = np.zeros((len(beam_offsets_m), 1, t.shape[1]))
+    shift[:, 0, :2] = beam_offsets_m
+    return (t + shift).reshape(-1, t.shape[1])
 
 
 def _cut(a: np.ndarray, rows: slice, cols: slice) -> np.ndarray:

@@ -607,13 +607,19 @@ class _State:
         object's. Falls back to the whole object when the batch covers most of it."""
         H, W = self.shape
         p = self.pos[idx]
-        r0, c0 = np.maximum(np.floor(p.min(axis=0)).astype(int) - 4, 0)
-        r1, c1 = np.minimum(np.floor(p.max(axis=0)).astype(int) + self.n + 5, (H, W))
+        r0, r1, c0, c1 = self._rect(p)
         if (r1 - r0) * (c1 - c0) > 0.5 * H * W:
             return self.op, (slice(None), slice(None)), idx
         op = ptychography.FarFieldPtychography(self.op.probe, p - (r0, c0), (r1 - r0, c1 - c0),
                                                shift=self.op.shift, centred=False)
         return op, (slice(r0, r1), slice(c0, c1)), np.arange(len(idx))
+
+    def _rect(self, p):
+        """(r0, r1, c0, c1): the object rows and columns that windows at ``p`` cover, with a
+        4-pixel margin, inside the object."""
+        r0, c0 = np.maximum(np.floor(p.min(axis=0)).astype(int) - 4, 0)
+        r1, c1 = np.minimum(np.floor(p.max(axis=0)).astype(int) + self.n + 5, self.shape)
+        return r0, r1, c0, c1
 
     def beam_groups(self, idx):
         """Several beams: [(view, [(beam, operator), …], sel)] for a batch. Where the beams'
@@ -622,12 +628,7 @@ class _State:
         updates are the whole-object update (test). Else one group of every beam on the whole
         object."""
         H, W = self.shape
-        rects = []
-        for d in self.beam_px:
-            p = self.pos[idx] + d
-            r0, c0 = np.maximum(np.floor(p.min(axis=0)).astype(int) - 4, 0)
-            r1, c1 = np.minimum(np.floor(p.max(axis=0)).astype(int) + self.n + 5, (H, W))
-            rects.append((r0, r1, c0, c1))
+        rects = [self._rect(self.pos[idx] + d) for d in self.beam_px]
         area = sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in rects)
         disjoint = all(a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
                        for i, a in enumerate(rects) for b in rects[i + 1:])
@@ -735,10 +736,9 @@ def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
         pre_o = 1 / (den_o + reg * float(den_o.max()))
         pre_p = 1 / (ow + reg * float(ow.max()))
         d_obj = num_o * pre_o
-        d_probe = (num_p if upd_probe else op.exit_adj_probe(chi, patch, idx)) * pre_p
+        d_probe = num_p * pre_p if upd_probe else None
         if op.fused and probes.shape[0] == 1:
-            so, sp = _ls_steps_fused(probes[0], op.patches(d_obj, idx),
-                                     d_probe if upd_probe else None, patch, chi)
+            so, sp = _ls_steps_fused(probes[0], op.patches(d_obj, idx), d_probe, patch, chi)
         else:
             a_exit = probes * op.patches(d_obj, idx)[:, None]           # P·ΔO
             b_exit = op.frame_probes(idx, d_probe) * patch[:, None] if upd_probe else None
@@ -923,9 +923,7 @@ def _batch_beams(st: _State, idx: np.ndarray, opts: Options, it: int):
         pre_o = [1 / (d + reg * mx) for d in den_o]
         pre_ps = [1 / (ow + reg * float(ow.max())) for ow in ows]
         d_obj = [n * p for n, p in zip(num_o, pre_o)]
-        d_probes = [(np_ if upd_probe else op.exit_adj_probe(c, w[1], sel)) * pp
-                    for (_, _, op, sel), w, c, np_, pp in zip(beams, waves, chis, num_ps,
-                                                              pre_ps)]
+        d_probes = [np_ * pp if upd_probe else None for np_, pp in zip(num_ps, pre_ps)]
         a_exit = xp.concatenate([w[2] * op.patches(d_obj[g], sel)[:, None]
                                  for (g, _, op, sel), w in zip(beams, waves)], axis=1)
         b_exit = (xp.concatenate([op.frame_probes(sel, dp) * w[1][:, None]
