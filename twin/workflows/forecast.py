@@ -73,8 +73,8 @@ def _absorbed(shape: str, size_x_m: float, size_z_m: float, fov_width_m: float,
               angular_range_deg: float, is_3d: bool, mu_per_m: float) -> float:
     angles = (np.deg2rad(np.linspace(0, angular_range_deg, 64, endpoint=False))
               if is_3d else np.zeros(1))
-    chords = _dose.chord_lengths_m(shape, size_x_m, size_z_m, fov_width_m, angles)
-    return _dose.mean_absorbed_fraction(mu_per_m, chords)
+    return _dose.field_absorbed_fraction(mu_per_m, shape, size_x_m, size_z_m, fov_width_m,
+                                         angles)
 
 
 def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
@@ -284,7 +284,8 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     # photons that reach the sample: the raster's, plus (no shutter) the turnarounds' and the
     # overheads' where the field's edges lie inside the sample (narrower than it)
     raster_on = np.where(shutter == 2, frames * p["exposure_s"], scan_time)
-    inside = p["fov_x_m"] < p["sample_width_m"] * (1 - 1e-9)
+    # the parked beam sits at the field's edges: on the sample where the field is no wider
+    inside = p["fov_x_m"] <= p["sample_width_m"] * (1 + 1e-9)
     parked_time = np.where((shutter == 0) & inside, projection_time - scan_time, 0.0)
     photons_on_sample = p["flux_photons_per_s"] * n_proj * (raster_on + parked_time)
     energy = _dose.energy_deposited_j(photons_on_sample, p["energy_kev"], p["mu_en_over_mu"],
