@@ -282,10 +282,15 @@ def test_a_forecast_outside_the_simulated_fluences_says_it_extrapolates(scenario
                         lambda sc: simres.Calibration(200e-9, 5e-9, 0.25, 0.02, f0, pts))
     monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
     flux = s.beam.flux_photons_per_s
-    inside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 3 * flux})).values
-    outside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 10 * flux})).values
-    assert inside["resolution_extrapolated"] is False
-    assert outside["resolution_extrapolated"] is True
+    flat = {"tomography.n_projections": 0}            # 2D: one projection's fluence only
+    inside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 3 * flux, **flat}))
+    outside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 10 * flux, **flat}))
+    assert inside.values["resolution_extrapolated"] is False
+    assert outside.values["resolution_extrapolated"] is True
+    # in 3D the dose-fractionation term reads the law at the total fluence N·F, far beyond
+    # the simulated points: that term extrapolates, and the forecast says so
+    in_3d = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 3 * flux})).values
+    assert in_3d["n_projections"] > 4 and in_3d["resolution_extrapolated"] is True
 
 
 def test_the_detector_penalty_of_each_projection_carries_into_3d(scenario_path, monkeypatch):

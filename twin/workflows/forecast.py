@@ -65,6 +65,9 @@ UNITS: dict[str, str] = {
     "resolution_3d_worst_m": "m",
     "missing_wedge_elongation": "", "depth_of_field_m": "m",
     "projection_approximation_ok": "", "dose_limited_3d_resolution_m": "m",
+    "resolution_forecast_fire_m": "m", "resolution_3d_forecast_fire_m": "m",
+    "resolution_resolved": "", "resolution_cliff_fluence_photons_per_um2": "ph/µm²",
+    "resolution_seeds": "", "resolution_patch_frames": "", "resolution_patch_fluence_ratio": "",
 }
 
 
@@ -185,8 +188,13 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
         "sim_f0_per_m2": sim.f0_photons_per_m2 if sim else math.nan,
         "sim_f_turn_per_m2": sim.f_turn_photons_per_m2 if sim else math.inf,
         "sim_k_high": sim.k_high if sim else math.nan,
-        "sim_f_min_per_m2": min(sim.resolved_fluences(), default=math.nan) if sim else math.nan,
+        # the law holds between the fluences every seed resolved; below the cliff, nothing
+        "sim_f_min_per_m2": (min(sim.fully_resolved_fluences(), default=math.nan) if sim
+                             else math.nan),
         "sim_f_max_per_m2": max(sim.resolved_fluences(), default=math.nan) if sim else math.nan,
+        "sim_f_cliff_per_m2": sim.cliff_fluence() if sim else math.nan,
+        "sim_seeds": float(sim.seeds) if sim else math.nan,
+        **_patch_params(s, g, sim is not None),
         "shutter": {"none": 0.0, "per_line": 1.0, "per_frame": 2.0}[s.scan.shutter],
         "sample_width_m": width_across,
         "sample_thickness_m": thickness,
@@ -194,6 +202,18 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
         "compression_ratio": math.nan,     # filled by forecast() / the sweep from a simulation
         "mu_en_over_rho_m2_per_kg": bulk.mu_en_per_m / (bulk.material.density_g_per_cm3 * 1e3),
     }
+
+
+def _patch_params(s: Scenario, g, simulated: bool) -> dict[str, float]:
+    """The calibration patch's size, frames and fluence ratio (NaN unless simulated)."""
+    if not simulated:
+        return {"patch_x_m": math.nan, "patch_y_m": math.nan, "patch_frames": math.nan,
+                "patch_fluence_ratio": math.nan}
+    from twin.workflows.simres import patch_summary
+
+    ps = patch_summary(s, g)
+    return {"patch_x_m": ps.size_m[0], "patch_y_m": ps.size_m[1],
+            "patch_frames": float(ps.frames), "patch_fluence_ratio": ps.fluence_ratio}
 
 
 def fluence_per_m2(s: Scenario) -> float:
@@ -346,7 +366,11 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             1.0, per_projection / dose_limited(fluence, total=True)), 1.0)
     detector_penalty = np.where(np.isfinite(detector_penalty), detector_penalty, 1.0)
 
-    resolution = np.maximum(per_projection, pixel)
+    # below the cliff (the lowest fluence at which every simulated seed resolved, above one at
+    # which some seed failed) the twin's points say the reconstruction fails: no number
+    cliff = p["sim_f_cliff_per_m2"]
+    unresolved = (model == 3) & np.isfinite(cliff) & (fluence < cliff * (1 - 1e-9))
+    resolution = np.where(unresolved, np.nan, np.maximum(per_projection, pixel))
     at_f0 = (model == 3) & np.isclose(fluence, p["sim_f0_per_m2"], rtol=1e-9)
 
     # 3D. Dose fractionation (Hegerl & Hoppe 1976): the 3D reconstruction from N projections of
@@ -366,7 +390,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         wedge = np.where(theta >= np.pi, 1.0, np.sqrt((alpha + sc) / (alpha - sc)))
     best_3d = np.maximum(np.maximum(dose_3d, crowther_d), voxel_3d)
-    resolution_3d = np.where(is_3d, best_3d * wedge ** (1 / 3), np.nan)
+    resolution_3d = np.where(is_3d & ~unresolved, best_3d * wedge ** (1 / 3), np.nan)
     limited_3d = np.where(np.isnan(dose_3d), np.nan,
                           np.where(dose_3d >= np.maximum(crowther_d, voxel_3d), 0.0,
                                    np.where(crowther_d >= voxel_3d, 1.0, 2.0)))
@@ -410,10 +434,17 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "resolution_exponent_k": np.where(model == 3, p["sim_k"], np.nan),
         "resolution_exponent_k_std": np.where(model == 3, p["sim_k_std"], np.nan),
         "resolution_exponent_k_detector": np.where(model == 3, p["sim_k_high"], np.nan),
-        # the simulated curve used outside the fluences the twin simulated
-        "resolution_extrapolated": (model == 3) & ((fluence < p["sim_f_min_per_m2"] * (1 - 1e-9))
-                                                   | (fluence > p["sim_f_max_per_m2"]
-                                                      * (1 + 1e-9))),
+        # the simulated curve used outside the fluences the twin simulated: at this fluence,
+        # or (3D dose fractionation) at the total fluence of all projections
+        "resolution_extrapolated": (model == 3) & (
+            (fluence < p["sim_f_min_per_m2"] * (1 - 1e-9))
+            | (fluence > p["sim_f_max_per_m2"] * (1 + 1e-9))
+            | (is_3d & (fluence * n_proj > p["sim_f_max_per_m2"] * (1 + 1e-9)))),
+        "resolution_resolved": ~unresolved,
+        "resolution_cliff_fluence_photons_per_um2": np.where(model == 3, cliff * 1e-12, np.nan),
+        "resolution_seeds": np.where(model == 3, p["sim_seeds"], np.nan),
+        "resolution_patch_frames": p["patch_frames"],
+        "resolution_patch_fluence_ratio": p["patch_fluence_ratio"],
         "resolution_turnover_fluence_photons_per_um2": np.where(
             (model == 3) & np.isfinite(p["sim_f_turn_per_m2"]),
             p["sim_f_turn_per_m2"] * 1e-12, np.nan),
@@ -429,6 +460,9 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "resolution_limit_m": lam * p["distance_m"] / p["active_width_m"],
         "resolution_forecast_m": resolution,
         "resolution_3d_forecast_m": resolution_3d,
+        # the same crossings as full periods 1/f (the FIRE number, Nieuwenhuizen et al. 2013)
+        "resolution_forecast_fire_m": 2 * resolution,
+        "resolution_3d_forecast_fire_m": 2 * resolution_3d,
         "crowther_resolution_m": np.where(is_3d, crowther_d, np.nan),
         "dose_limited_3d_resolution_m": np.where(is_3d, dose_3d, np.nan),
         "peak_count_rate_per_pixel_hz": peak_rate,
@@ -451,7 +485,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 _INT_KEYS = {"frames_per_projection", "lines_per_projection", "n_projections",
              "n_projections_crowther", "frame_bytes", "data_volume_bytes",
-             "data_volume_full_frame_bytes"}
+             "data_volume_full_frame_bytes", "resolution_seeds", "resolution_patch_frames"}
 _MODEL_NAMES = {0: "pixel size (no dose model)",
                 1: "Howells et al. 2009: d = d_ref (F/F_ref)^(-1/4), F fluence per projection",
                 2: "Rose criterion: d = (snr^2 / (4 F k^2 |dn|^2))^(1/4), F fluence per "
@@ -475,13 +509,35 @@ class Forecast:
 
 def _scalar(key: str, v):
     v = v.item() if hasattr(v, "item") else v
-    if key in ("saturated", "projection_approximation_ok", "resolution_extrapolated"):
+    if key in ("saturated", "projection_approximation_ok", "resolution_extrapolated",
+               "resolution_resolved"):
         return bool(v)
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if key in _INT_KEYS:
         return int(v)
     return float(v)
+
+
+#: What a 3D figure is, where no simulated volume measured it (``resolution_3d_method``).
+BOUND_3D = "bound: max(Crowther, dose fractionation of the 2D law, voxel) x missing wedge"
+
+
+def _conventions(s: Scenario, p: dict, values: dict) -> dict:
+    """The convention every resolution key is in: threshold, method, the simulated patch."""
+    simulated = s.resolution.model == "simulated"
+    out = {
+        "resolution_threshold": "half-bit" if simulated else None,
+        "resolution_convention": (
+            "half period 1/(2f) at the FRC's half-bit crossing against the twin's ground "
+            "truth (keys ending _fire_m: the full period 1/f, the FIRE number)" if simulated
+            else "half period 1/(2f) of the model named in resolution_model (no FRC)"),
+        "resolution_patch_size_m": ([float(p["patch_x_m"]), float(p["patch_y_m"])]
+                                    if simulated else None),
+    }
+    if s.is_3d:
+        out["resolution_3d_method"] = BOUND_3D
+    return out
 
 
 def forecast(s: Scenario) -> Forecast:
@@ -492,6 +548,7 @@ def forecast(s: Scenario) -> Forecast:
     out = evaluate(stack([p]))
     values = {k: _scalar(k, v[0]) for k, v in out.items()}
     values["resolution_model"] = _MODEL_NAMES[int(p["resolution_model"])]
+    values.update(_conventions(s, p, values))
     code = values.pop("resolution_3d_limited_by_code", None)
     if code is not None:
         values["resolution_3d_limited_by"] = ("dose (all projections)", "Crowther (projection "
@@ -508,7 +565,13 @@ def forecast(s: Scenario) -> Forecast:
              f"gets worse with flux (d ∝ F^{-k_hi:+.2f}: count-rate losses and saturation, or a reconstruction that no longer converges)")
     turn = "" if f_turn is None else (
         f"; above {f_turn:.3g} ph/µm² per projection the twin's simulated resolution {worse}")
-    if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):
+    cliff = values.get("resolution_cliff_fluence_photons_per_um2")
+    if not values["resolution_resolved"]:
+        values["resolution_limited_by"] = (
+            f"unresolved: below {cliff:.3g} ph/µm² per projection, the lowest fluence at which "
+            "every simulated seed resolved, the twin's reconstructions fail (a cliff, not a "
+            "plateau); raise the fluence per projection")
+    elif values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):
         values["resolution_limited_by"] = "pixel size"
     elif f_turn is not None and values["fluence_photons_per_um2"] > f_turn * (1 + 1e-9):
         values["resolution_limited_by"] = (

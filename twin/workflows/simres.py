@@ -132,6 +132,58 @@ def patch_scenario(s: Scenario, points: int = PATCH_POINTS) -> Scenario:
                           "tomography.n_projections": 0, "run.frames": None})
 
 
+def _disc_count(n_x: int, n_y: int, step_x_m: float, step_y_m: float,
+                radius_m: float) -> int:
+    """Points of an n_x × n_y raster (centred on the origin) within ``radius_m`` of it."""
+    rows = min(n_y, 2 * math.ceil(radius_m / step_y_m) + 3)
+    rows += (n_y - rows) % 2                              # keep the raster's own parity
+    y = (np.arange(rows) - (n_y - 1) / 2 + (n_y - rows) / 2) * step_y_m
+    half = np.sqrt(np.clip(radius_m ** 2 - y ** 2, 0.0, None))
+    x0 = (n_x - 1) / 2
+    # columns i with |(i − x0)·Δx| ≤ half, i in [0, n_x)
+    lo = np.clip(np.ceil(x0 - half / step_x_m - 1e-9), 0, n_x)
+    hi = np.clip(np.floor(x0 + half / step_x_m + 1e-9), -1, n_x - 1)
+    return int(np.clip(hi - lo + 1, 0, None)[np.abs(y) <= radius_m].sum())
+
+
+@dataclass(frozen=True)
+class PatchSummary:
+    """What the calibration of a scenario simulates, against the scan it stands for.
+
+    Attributes
+    ----------
+    size_m : (float, float)
+        The patch's field, x and y, metres.
+    frames : int
+        Scan points of the patch (frames; all beams share a frame).
+    fluence_ratio : float
+        Photons per unit area at the patch's centre over those at the centre of the scenario's
+        own scan: the scan points whose beam (a disc of the beam's diameter) covers the centre,
+        counted on both rasters (1: the patch is dosed as the scan is).
+    """
+
+    size_m: tuple
+    frames: int
+    fluence_ratio: float
+
+
+def patch_summary(s: Scenario, g=None, points: int = PATCH_POINTS) -> PatchSummary:
+    """The patch :func:`patch_scenario` simulates for scenario ``s`` (with geometry ``g``)."""
+    from twin.geometry import Geometry
+
+    g = g or Geometry.from_scenario(s)
+    gp = Geometry.from_scenario(patch_scenario(s, points))
+    r = g.beam_diameter_m / 2
+
+    def at_centre(geo) -> int:
+        return _disc_count(geo.frames_per_line, geo.lines_total, geo.fast_step_m,
+                           geo.slow_step_m, r)
+
+    full = at_centre(g)
+    ratio = at_centre(gp) / full if full else math.nan
+    return PatchSummary((gp.fov_x_m, gp.fov_y_m), int(gp.frames_per_projection), float(ratio))
+
+
 def _key(s: Scenario, seed: int, iterations: int | None) -> str:
     """Hash of everything a measurement depends on: the scenario (less its labels, sweep and
     forecast model), the seed, and the reconstruction options it runs with (``[run]`` can set
@@ -389,6 +441,7 @@ def summarise(ms: list[Measurement]) -> dict:
             "frc_halves_m": stat("frc_halves_m")[0], "pcc_simulated": stat("pcc_simulated")[0],
             "compression_ratio_simulated": stat("compression_ratio")[0],
             "unresolved": all(m.unresolved for m in ms),
+            "seeds_resolved": sum(not m.unresolved for m in ms),
             "seeds_simulated": len(ms)}
 
 
@@ -476,7 +529,11 @@ class Calibration:
     k_high : float
         Exponent above the turnover (NaN without one).
     resolved : list of bool
-        Per point: the reconstruction converged (False: a bound).
+        Per point: the reconstruction converged for at least one seed (False: a bound).
+    seeds : int
+        Seeds simulated per fluence.
+    all_resolved : list of bool
+        Per point: every seed's reconstruction converged. The law is fitted over these only.
     """
 
     d0_m: float
@@ -489,17 +546,61 @@ class Calibration:
     k_high: float = math.nan
     resolved: list = ()
     compression_ratio: float = math.nan
+    seeds: int = 1
+    all_resolved: list = ()
 
     def resolved_fluences(self) -> list:
         """Fluences of the points whose reconstruction converged (all, if not recorded)."""
         flags = list(self.resolved) or [True] * len(self.points)
         return [f for (f, _), ok in zip(self.points, flags) if ok]
 
+    def fully_resolved_fluences(self) -> list:
+        """Fluences at which every seed's reconstruction converged."""
+        flags = list(self.all_resolved) or list(self.resolved) or [True] * len(self.points)
+        return [f for (f, _), ok in zip(self.points, flags) if ok]
+
+    def cliff_fluence(self) -> float:
+        """The lowest simulated fluence at which every seed resolves, above the highest one
+        at which some seed failed (NaN where no point below a resolved one failed): below it,
+        the curve is a cliff, not a plateau, and the law is not used."""
+        return cliff_fluence([f for f, _ in self.points],
+                             list(self.all_resolved) or list(self.resolved)
+                             or [True] * len(self.points))
+
     def resolution_m(self, fluence_photons_per_m2):
         """The calibrated d at fluence F (vectorised), both sides of a turnover."""
         return simulated_law(np.asarray(fluence_photons_per_m2, float), self.d0_m,
                              self.f0_photons_per_m2, self.k, self.f_turn_photons_per_m2,
                              self.k_high)
+
+
+def cliff_fluence(fluences, all_resolved) -> float:
+    """The cliff of a calibration: the lowest fluence at which every seed resolves, above the
+    highest fluence at which some seed failed while a higher fluence resolved in every seed.
+
+    Parameters
+    ----------
+    fluences : sequence of float
+        Simulated fluences, photons/m².
+    all_resolved : sequence of bool
+        Per fluence: every seed's reconstruction converged.
+
+    Returns
+    -------
+    float
+        The cliff fluence, or NaN where no failure lies below a fully resolved point (a failure
+        at the highest fluences is the detector's turnover, not a cliff).
+    """
+    order = np.argsort(np.asarray(fluences, float))
+    fl = np.asarray(fluences, float)[order]
+    ok = np.asarray(all_resolved, bool)[order]
+    good = np.flatnonzero(ok)
+    if len(good) == 0:
+        return math.nan
+    failed_below = np.flatnonzero(~ok[:good[-1]])
+    if len(failed_below) == 0:
+        return math.nan
+    return float(fl[good[good > failed_below[-1]][0]])
 
 
 def simulated_law(f, d0, f0, k, f_turn=math.inf, k_high=math.nan):
@@ -603,13 +704,18 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
     # reconstruction did not converge) is a bound, not a measurement
     bound = np.array([rows[i]["unresolved"] for i in order], bool)
     bound |= ~np.isfinite(d)                      # no number: not a measurement either
+    # a point where some seed failed is a result, kept and shown (the cliff), never fitted
+    every = np.array([rows[i].get("seeds_resolved", seeds) >= rows[i].get(
+        "seeds_simulated", seeds) for i in order], bool) & ~bound
     if len(np.unique(fl[~bound])) < 2:
         raise TwinInputError("resolution.model", "simulated", (
             f"the reconstruction did not converge at {int(bound.sum())} of {len(bound)} "
             "calibration fluences (too few photons per frame?): no resolution to fit"))
     n_dose = dose_limited_points(d, bound)
     low = np.arange(len(d)) < n_dose
-    use = low & ~bound
+    use = low & every
+    if not use.any():           # no dose-side point resolved in every seed: the partial ones
+        use = low & ~bound
     if len(np.unique(fl[use])) >= 2:
         d0, d0_sd, k, k_sd = fit_power_law(fl[use], d[use], f0)
         # with several seeds, the spread of the point at F0 over them bounds the error from
@@ -637,4 +743,4 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
              else math.nan)
     return Calibration(d0, d0_sd, k, k_sd, float(f0),
                        [(float(a), float(b)) for a, b in zip(fl, d)], f_turn, k_high,
-                       [bool(b) for b in ~bound], ratio)
+                       [bool(b) for b in ~bound], ratio, seeds, [bool(b) for b in every])

@@ -1,0 +1,80 @@
+"""Every resolution says its convention; failures are results (issue 21 §1–3)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from twin import scenario
+from twin.workflows import forecast, simres
+
+
+def _calibration(f0, flags, d=200e-9, seeds=3):
+    pts = [(f0 * f, d) for f in simres.CALIBRATION_FACTORS]
+    return simres.Calibration(d, 5e-9, 0.1, 0.02, f0, pts, resolved=[True] * len(pts),
+                              seeds=seeds, all_resolved=flags)
+
+
+def test_cliff_is_the_lowest_fluence_every_seed_resolves_above_a_failure():
+    f = [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert simres.cliff_fluence(f, [False, False, True, True, True]) == 4.0
+    assert simres.cliff_fluence(f, [True, False, True, True, True]) == 4.0
+    # a failure only at the top is the detector's turnover, not a cliff
+    assert math.isnan(simres.cliff_fluence(f, [True, True, True, True, False]))
+    assert math.isnan(simres.cliff_fluence(f, [True] * 5))
+    # order of the points does not matter
+    assert simres.cliff_fluence(f[::-1], [True, True, True, False, False]) == 4.0
+
+
+def test_below_the_cliff_the_forecast_is_unresolved_not_a_plateau(scenario_path, monkeypatch):
+    s = scenario.load(scenario_path("siemens_star_selun_110khz"))
+    f0 = forecast.fluence_per_m2(s)
+    # F0/4 and F0/2 failed in a seed: the cliff is at F0
+    monkeypatch.setattr(forecast, "calibration", lambda sc: _calibration(
+        f0, [False, False, True, True, True]))
+    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    flux = s.beam.flux_photons_per_s
+    at = forecast.forecast(s).values
+    below = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 0.6 * flux})).values
+    assert at["resolution_resolved"] is True and at["resolution_forecast_m"] > 0
+    assert at["resolution_cliff_fluence_photons_per_um2"] == pytest.approx(f0 * 1e-12)
+    assert below["resolution_resolved"] is False
+    assert below["resolution_forecast_m"] is None
+    assert below["resolution_forecast_fire_m"] is None
+
+
+def test_every_resolution_key_states_its_convention(scenario_path):
+    for name in ("brain_phantom_eiger_3khz", "siemens_star_selun_110khz", "ic_rapid_21"):
+        v = forecast.forecast(scenario.load(scenario_path(name))).values
+        assert v["resolution_threshold"] == "half-bit"
+        assert v["resolution_seeds"] >= 1
+        # the FIRE number is the full period at the same crossing: twice the half period
+        assert v["resolution_forecast_fire_m"] == pytest.approx(2 * v["resolution_forecast_m"])
+        assert len(v["resolution_patch_size_m"]) == 2
+        assert v["resolution_patch_frames"] > 0
+        if v["n_projections"] > 1:
+            assert v["resolution_3d_forecast_fire_m"] == pytest.approx(
+                2 * v["resolution_3d_forecast_m"])
+            # no simulated volume measured it: the method names the bound
+            assert v["resolution_3d_method"] != "fsc_simulated_volume"
+
+
+def _brute_force_count(nx, ny, sx, sy, r):
+    x = (np.arange(nx) - (nx - 1) / 2) * sx
+    y = (np.arange(ny) - (ny - 1) / 2) * sy
+    return int((x[None, :] ** 2 + y[:, None] ** 2 <= r * r * (1 + 1e-12)).sum())
+
+
+@pytest.mark.parametrize("nx,ny,sx,sy,r", [(16, 16, 0.007, 1.0, 1.75), (285, 100, 0.007, 0.2, 1.0),
+                                          (5, 7, 0.3, 0.3, 0.5), (400, 401, 0.1, 0.15, 1.2),
+                                          (3, 900, 0.5, 0.01, 2.0)])
+def test_beam_coverage_count_matches_brute_force(nx, ny, sx, sy, r):
+    assert simres._disc_count(nx, ny, sx, sy, r) == _brute_force_count(nx, ny, sx, sy, r)
+
+
+def test_patch_fluence_ratio_is_one_for_a_patch_as_large_as_the_scan(scenario_path):
+    s = scenario.load(scenario_path("quickstart"))
+    assert simres.patch_summary(s).fluence_ratio == pytest.approx(1.0)
+    # a sliver one beam's width narrower than the beam is dosed less at its centre
+    star = scenario.load(scenario_path("siemens_star_selun_110khz"))
+    assert simres.patch_summary(star).fluence_ratio < 0.1
