@@ -299,22 +299,25 @@ def write_nexus(master: str | Path, frames, *, pixel_size_m: float, distance_m: 
     options = _compression(compression)
     written = []
     for k, a in enumerate(range(0, n, frames_per_file), start=1):
-        path = data_file_name(master, k)
-        block = frames[a:a + frames_per_file]
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-            e = f.create_group("entry")
-            e.attrs["NX_class"] = np.bytes_("NXentry")
-            g = e.create_group("data")
-            g.attrs["NX_class"] = np.bytes_("NXdata")
-            ds = g.create_dataset("data", data=block, chunks=(1, ny, nx), **options)
-            ds.attrs["image_nr_low"] = np.int32(a + 1)
-            ds.attrs["image_nr_high"] = np.int32(a + len(block))
-        written.append(path)
+        written.append(data_file_name(master, k))
+        _write_data_file(written[-1], frames[a:a + frames_per_file], a + 1, options)
     centre = (nx // 2, ny // 2) if beam_center_px is None else beam_center_px
     with atomic_path(master) as tmp, h5py.File(tmp, "w") as f:
         _write_master(f, written, (n, ny, nx), pixel_size_m, distance_m, energy_kev, centre,
                       count_time_s, frame_time_s, pixel_mask)
     return [master] + written
+
+
+def _write_data_file(path: Path, block: np.ndarray, first: int, options: dict) -> None:
+    """One data file: ``/entry/data/data`` chunked by frame, numbered from ``first``."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        e = f.create_group("entry")
+        e.attrs["NX_class"] = np.bytes_("NXentry")
+        g = e.create_group("data")
+        g.attrs["NX_class"] = np.bytes_("NXdata")
+        ds = g.create_dataset("data", data=block, chunks=(1, *block.shape[1:]), **options)
+        ds.attrs["image_nr_low"] = np.int32(first)
+        ds.attrs["image_nr_high"] = np.int32(first + len(block) - 1)
 
 
 def _write_master(f: h5py.File, data_files: list, shape: tuple, pixel_size_m: float,
