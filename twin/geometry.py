@@ -122,6 +122,23 @@ class Geometry:
         """Longest path through the sample along the beam at ``angle_deg``."""
         return self.sample_extent.path_m(angle_deg)
 
+    def blur_samples(self, s: Scenario) -> int:
+        """Positions per exposure over which a fly scan's motion blur is averaged: the scan's
+        ``blur_samples``, else one per half object pixel travelled during the exposure (at most
+        16); 1 for a step scan."""
+        if s.scan.blur_samples is not None:
+            return s.scan.blur_samples
+        if s.scan.mode != "fly":
+            return 1
+        travel = self.fast_step_m * s.scan.frame_rate_hz * self.exposure_s
+        return int(min(16, max(1, math.ceil(travel / (self.object_pixel_m / 2)))))
+
+    def simulated_modes(self, s: Scenario) -> int:
+        """Probe modes the simulation propagates (partial coherence)."""
+        if self.source_sigma_focus_m is not None or s.beam.coherent_fraction < 1:
+            return s.beam.coherent_modes
+        return 1
+
     def multislice_slices(self, s: Scenario, angle_deg: float = 0.0) -> int:
         """Slices ``twin simulate`` uses at ``angle_deg``: 1 (projection approximation) unless
         the path through the sample exceeds the depth of field (``simulation.multislice``

@@ -68,6 +68,8 @@ UNITS: dict[str, str] = {
     "resolution_forecast_fire_m": "m", "resolution_3d_forecast_fire_m": "m",
     "resolution_resolved": "", "resolution_cliff_fluence_photons_per_um2": "ph/µm²",
     "resolution_seeds": "", "resolution_patch_frames": "", "resolution_patch_fluence_ratio": "",
+    "simulation_core_hours": "core·h", "simulation_gpu_hours": "GPU·h",
+    "reconstruction_core_hours": "core·h", "reconstruction_gpu_hours": "GPU·h",
 }
 
 
@@ -195,6 +197,7 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
         "sim_f_cliff_per_m2": sim.cliff_fluence() if sim else math.nan,
         "sim_seeds": float(sim.seeds) if sim else math.nan,
         **_patch_params(s, g, sim is not None),
+        **_cost_params(s, g),
         "shutter": {"none": 0.0, "per_line": 1.0, "per_frame": 2.0}[s.scan.shutter],
         "sample_width_m": width_across,
         "sample_thickness_m": thickness,
@@ -214,6 +217,26 @@ def _patch_params(s: Scenario, g, simulated: bool) -> dict[str, float]:
     ps = patch_summary(s, g)
     return {"patch_x_m": ps.size_m[0], "patch_y_m": ps.size_m[1],
             "patch_frames": float(ps.frames), "patch_fluence_ratio": ps.fluence_ratio}
+
+
+def _cost_params(s: Scenario, g) -> dict[str, float]:
+    """Measured seconds per simulated frame and per reconstructed frame-iteration
+    (:mod:`twin.analysis.costs`), on a CPU core and on a GPU."""
+    from twin.analysis import costs
+    from twin.geometry import reconstruction_options
+
+    opts = reconstruction_options(s)
+    sim = costs.simulation_work(g.oversampling ** 2 * g.n_native, g.n_beams, g.blur_samples(s),
+                                g.simulated_modes(s), g.multislice_slices(s))
+    rec = costs.reconstruction_work(g.n_native, g.n_beams,
+                                    opts.modes or g.simulated_modes(s), max(opts.slices, 1))
+    return {
+        "sim_core_s_per_frame": costs.seconds_per_unit(sim, "simulation", "cpu"),
+        "sim_gpu_s_per_frame": costs.seconds_per_unit(sim, "simulation", "gpu"),
+        "rec_core_s_per_frame_iteration": costs.seconds_per_unit(rec, "reconstruction", "cpu"),
+        "rec_gpu_s_per_frame_iteration": costs.seconds_per_unit(rec, "reconstruction", "gpu"),
+        "rec_iterations": float(opts.iterations),
+    }
 
 
 def fluence_per_m2(s: Scenario) -> float:
@@ -460,6 +483,13 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "resolution_limit_m": lam * p["distance_m"] / p["active_width_m"],
         "resolution_forecast_m": resolution,
         "resolution_3d_forecast_m": resolution_3d,
+        # what simulating and reconstructing every frame of the acquisition would take
+        "simulation_core_hours": n_proj * frames * p["sim_core_s_per_frame"] / 3600,
+        "simulation_gpu_hours": n_proj * frames * p["sim_gpu_s_per_frame"] / 3600,
+        "reconstruction_core_hours": n_proj * frames * p["rec_iterations"]
+        * p["rec_core_s_per_frame_iteration"] / 3600,
+        "reconstruction_gpu_hours": n_proj * frames * p["rec_iterations"]
+        * p["rec_gpu_s_per_frame_iteration"] / 3600,
         # the same crossings as full periods 1/f (the FIRE number, Nieuwenhuizen et al. 2013)
         "resolution_forecast_fire_m": 2 * resolution,
         "resolution_3d_forecast_fire_m": 2 * resolution_3d,

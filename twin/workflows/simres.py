@@ -269,6 +269,28 @@ def _subset(data, keep: np.ndarray):
     return replace(data, frames=data.frames[keep], translations_m=data.translations_m[keep])
 
 
+def patch_data(ps: Scenario, p, counts: np.ndarray, g):
+    """The simulated frames ``counts`` of plan ``p`` (scenario ``ps``, geometry ``g``) as the
+    reconstruction reads them: measured positions, the user's probe model (never the simulated
+    modes), the ground truth with the true positions.
+
+    Returns
+    -------
+    twin.io.files.PtychoData
+    """
+    from twin.io.files import GroundTruth, PtychoData
+
+    n = len(counts)
+    tr = np.concatenate([p.capture.positions_m[:n] - p.origin_m, np.zeros((n, 1))], axis=1)
+    true_tr = np.concatenate([p.capture.true_positions_m[:n] - p.origin_m,
+                              np.zeros((n, 1))], axis=1)
+    return PtychoData(counts.astype(np.float32), tr, g.distance_m, g.pixel_stored_m,
+                      g.energy_kev, p.illumination, p.mask, g.exposure_s,
+                      ps.scan.frame_rate_hz, g.binning,
+                      GroundTruth(object=p.object, pixel_size_m=p.dx_m, translations_m=true_tr),
+                      p.beam_offsets_m if g.n_beams > 1 else None, p.beam_illumination)
+
+
 def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
             points: int = PATCH_POINTS, use_cache: bool = True) -> Measurement:
     """Simulate a patch of scenario ``s`` with ``seed``, reconstruct it, measure resolution.
@@ -290,7 +312,6 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
 
     from twin.analysis import truth
     from twin.geometry import Geometry, reconstruction_options
-    from twin.io.files import GroundTruth, PtychoData
     from twin.recon import engines
     from twin.workflows import simulate
 
@@ -305,15 +326,8 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     p._device.clear()               # a GPU's copies of the slabs and probes: not needed now
     g = Geometry.from_scenario(ps)
-    tr = np.concatenate([p.capture.positions_m - p.origin_m, np.zeros((p.n_frames, 1))], axis=1)
-    true_tr = np.concatenate([p.capture.true_positions_m - p.origin_m,
-                              np.zeros((p.n_frames, 1))], axis=1)
-    illum = p.illumination            # the user's probe model, never the simulated modes
-    data = PtychoData(counts.astype(np.float32), tr, g.distance_m, g.pixel_stored_m,
-                      g.energy_kev, illum, p.mask, g.exposure_s, ps.scan.frame_rate_hz,
-                      g.binning, GroundTruth(object=p.object, pixel_size_m=p.dx_m,
-                                             translations_m=true_tr),
-                      p.beam_offsets_m if g.n_beams > 1 else None, p.beam_illumination)
+    data = patch_data(ps, p, counts, g)
+    true_tr = data.truth.translations_m
     opts = reconstruction_options(ps, iterations=iterations)
     full = engines.reconstruct(data, opts)
     probe_px = full.probe.shape[-1]
