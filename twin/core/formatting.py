@@ -37,6 +37,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "total_time_s": ("total acquisition time", "s"),
     "total_time_h": ("total acquisition time", "h"),
     "total_time_days": ("total acquisition time", "d"),
+    "shifts": ("beamtime in 8-hour shifts (overheads included)", ""),
+    "sample_overhead_s": ("alignment and sample change (once per sample)", "s"),
     "imaged_volume_um3": ("imaged volume", "µm³"),
     "volume_rate_um3_per_s": ("volume imaged per second", "µm³/s"),
     # data
@@ -68,6 +70,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "peak_counts_per_frame": ("peak counts per pixel and frame", "counts"),
     "detector_max_counts": ("counter maximum", "counts"),
     "saturated": ("detector saturated", ""),
+    "dose_limit_gy": ("dose limit (beamtime.dose_limit_gy)", "Gy"),
+    "dose_limit_exceeded": ("dose over the limit", ""),
+    "data_rate_limit_bytes_per_s": ("data-rate limit (beamtime)", "B/s"),
+    "data_rate_exceeded": ("data rate over the limit", ""),
+    "flags": ("feasibility flags", ""),
     # optics and scan
     "zone_plate_focal_length_m": ("zone-plate focal length", "m"),
     "beam_diameter_m": ("beam diameter at the sample", "m"),
