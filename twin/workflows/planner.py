@@ -317,3 +317,85 @@ def _point(base: Scenario, g: _Grid, i: int) -> dict:
     d["resolution_calibration"] = which or "none (closed-form resolution model)"
     d.update(values)
     return d
+
+
+def plot_front(result: Plan, path) -> None:
+    """PNG of the plan: every feasible point (grey) and the Pareto front coloured by dose,
+    resolution against shifts; written atomically to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from twin.io.files import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+    xy = result.feasible_xy
+    if len(xy):
+        ax.scatter(xy[:, 0], xy[:, 1] * 1e9, s=6, c="0.8", label="feasible")
+    if result.points:
+        x = [p["shifts"] for p in result.points]
+        y = [objective_resolution({k: np.array([p[k] if p[k] is not None else np.nan])
+                                   for k in ("resolution_3d_forecast_m",
+                                             "resolution_forecast_m")})[0] * 1e9
+             for p in result.points]
+        dose = np.log10([max(p["dose_gy"], 1e-30) for p in result.points])
+        sc = ax.scatter(x, y, s=16, c=dose, cmap="viridis", label="Pareto front")
+        fig.colorbar(sc, ax=ax, label="log₁₀ dose (Gy)")
+    ax.axvline(result.budget_shifts, color="k", ls="--", lw=1, label="budget")
+    if result.target_resolution_m is not None:
+        ax.axhline(result.target_resolution_m * 1e9, color="r", ls=":", lw=1, label="target")
+    ax.set_xscale("log")
+    if len(xy) and np.nanmax(xy[:, 1]) > 10 * np.nanmin(xy[:, 1]):
+        ax.set_yscale("log")
+    ax.set_xlabel("beamtime (8-hour shifts, overheads included)")
+    ax.set_ylabel("resolution (nm, half period)")
+    ax.legend(loc="best", fontsize="small")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+#: Rows of the human-readable table at most (spread evenly over the front, fastest first).
+TABLE_ROWS = 25
+
+
+def table(result: Plan) -> list[str]:
+    """The plan as text lines: what was asked, the conventions, and the front (or a sample of
+    it, spread from fastest to slowest)."""
+    from twin.core.formatting import format_value
+
+    paths = [v.path for v in result.varied]
+    target = ("" if result.target_resolution_m is None
+              else f", target {result.target_resolution_m * 1e9:g} nm")
+    pts = result.points
+    out = [f"Plan: budget {result.budget_shifts:g} shifts (8 h each, overheads included)"
+           f"{target}; varied: "
+           + ", ".join(f"{v.path} {v.lo:g}–{v.hi:g}" for v in result.varied),
+           f"  {result.n_evaluated} grid points in {result.seconds:.2f} s, {result.n_feasible} "
+           f"feasible, {len(pts)} on the Pareto front of (time, dose, resolution)"]
+    if not pts:
+        return out
+    threshold = pts[0].get("resolution_threshold", "half-bit")
+    is_3d = pts[0].get("resolution_3d_forecast_m") is not None
+    out.append(f"  resolution: {'3D' if is_3d else '2D'} forecast, half period 1/(2f) at the "
+               f"{threshold} threshold's crossing; model: {pts[0].get('resolution_model')}")
+    approx = sum(p.get("resolution_calibration", "").startswith("base") for p in pts)
+    if approx:
+        out.append(f"  {approx} of the {len(pts)} points take their resolution from the "
+                   "scenario's own calibration at their fluence (no simulated calibration of "
+                   "their other varied values is shipped or cached): an approximation")
+    if len(pts) > TABLE_ROWS:
+        pick = np.unique(np.round(np.linspace(0, len(pts) - 1, TABLE_ROWS)).astype(int))
+        out.append(f"  showing {len(pick)} of the {len(pts)} points, fastest to slowest "
+                   "(--json lists all)")
+        pts = [pts[i] for i in pick]
+    res_key = "resolution_3d_forecast_m" if is_3d else "resolution_forecast_m"
+    head = paths + ["shifts", "dose_gy", res_key, "data_volume_bytes"]
+    rows = [[f"{p[k]:.4g}" if k in paths else
+             (f"{p[k]:.3g}" if k == "shifts" else format_value(k, p[k])) for k in head]
+            for p in pts]
+    widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(head)]
+    out.append("  " + "  ".join(h.rjust(w) for h, w in zip(head, widths)))
+    out += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return out
