@@ -41,9 +41,9 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: Annotated[Optional[bool], typer.Option(
+def _main(version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="print the version and exit")]
-          = None) -> None:
+          = False) -> None:
     """Digital twin of fast X-ray ptychography and ptycho-tomography."""
 
 

@@ -135,3 +135,27 @@ def test_version():
         import twin
         expected = twin.__version__
     assert r.stdout.strip() == f"twin {expected}"
+
+
+def test_sweep_rows_carry_the_flags(scenario_path):
+    from twin.workflows import sweep
+
+    base = quick(scenario_path)
+    dose = forecast.forecast(base).values["dose_gy"]
+    s = base.with_values({"beamtime.dose_limit_gy": dose * 1.5})
+    flux = base.beam.flux_photons_per_s
+    table = sweep.evaluate_chunk(s, ["beam.flux_photons_per_s"], [(flux,), (flux * 2,)])
+    # dose is proportional to the flux: the doubled flux crosses a limit 1.5 × the dose
+    assert list(table["flags"]) == ["", "dose_limit"]
+    assert list(table["dose_limit_exceeded"]) == [False, True]
+
+
+def test_the_report_puts_the_flags_first(scenario_path):
+    from twin.report import book
+
+    s = quick(scenario_path).with_values({"beamtime.dose_limit_gy": 1.0})
+    fc = forecast.forecast(s).as_dict()
+    topics = book.limits(fc, s.model_dump())
+    assert topics[0]["topic"] == "Feasibility" and "dose_limit_gy" in topics[0]["text"]
+    clean = forecast.forecast(quick(scenario_path)).as_dict()
+    assert "Feasibility" not in [t["topic"] for t in book.limits(clean, s.model_dump())]
