@@ -93,8 +93,7 @@ def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
     typer.echo(f"Forecast for {result.scenario}")
-    rows = [(label(k), ", ".join(v) or "none (feasible)" if k == "flags" else format_value(k, v),
-             k) for k, v in result.values.items()]
+    rows = [(label(k), format_value(k, v), k) for k, v in result.values.items()]
     w0, w1 = max(len(r[0]) for r in rows), 22
     for lab, value, key in rows:
         typer.echo(f"  {lab:<{w0}}  {value:<{w1}}  [{key}]")

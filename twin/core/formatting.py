@@ -193,7 +193,7 @@ def format_value(key: str, value, unit: str | None = None) -> str:
     ----------
     key : str
         The value's key; its unit comes from :func:`unit_of` unless ``unit`` is given.
-    value : float, int, bool, str or None
+    value : float, int, bool, str, list or None
         The stored value (SI, or the unit of the key's suffix). ``None`` or NaN print "—".
     unit : str, optional
         Unit of the stored value, overriding the key's.
@@ -205,6 +205,8 @@ def format_value(key: str, value, unit: str | None = None) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return value
+    if isinstance(value, (list, tuple)):       # e.g. the forecast's flags
+        return ", ".join(str(x) for x in value) or "none"
     if unit in ("", "counts", "photons") and isinstance(value, int):
         return f"{value:,} {unit}".strip()
     value = float(value)

@@ -238,6 +238,8 @@ class Plan:
     seconds: float
     #: (shifts, resolution_m) of every feasible point, for the plot
     feasible_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    #: grid points whose values make no valid scenario (e.g. an exposure longer than the frame)
+    n_invalid: int = 0
 
 
 def objective_resolution(out: dict) -> np.ndarray:
@@ -293,7 +295,7 @@ def plan(base: Scenario, budget_shifts: float, target_resolution_m: float | None
     g = _evaluate_grid(base, varies, points_per_field)
     if not g.params:
         return Plan([], varies, 0, 0, budget_shifts, target_resolution_m,
-                    time.perf_counter() - t0)
+                    time.perf_counter() - t0, n_invalid=g.invalid)
     out = _forecast.evaluate(_forecast.stack(g.params))
     ok = feasible_mask(out, budget_shifts, target_resolution_m)
     idx = np.flatnonzero(ok)
@@ -304,7 +306,7 @@ def plan(base: Scenario, budget_shifts: float, target_resolution_m: float | None
     pts = [_point(base, g, int(i)) for i in front]
     return Plan(pts, varies, len(g.params), len(idx), budget_shifts, target_resolution_m,
                 time.perf_counter() - t0,
-                np.stack([out["shifts"][idx], res[idx]], axis=1))
+                np.stack([out["shifts"][idx], res[idx]], axis=1), g.invalid)
 
 
 def _point(base: Scenario, g: _Grid, i: int) -> dict:
@@ -373,7 +375,8 @@ def table(result: Plan) -> list[str]:
            f"{target}; varied: "
            + ", ".join(f"{v.path} {v.lo:g}–{v.hi:g}" for v in result.varied),
            f"  {result.n_evaluated} grid points in {result.seconds:.2f} s, {result.n_feasible} "
-           f"feasible, {len(pts)} on the Pareto front of (time, dose, resolution)"]
+           f"feasible, {len(pts)} on the Pareto front of (time, dose, resolution)"
+           + (f"; {result.n_invalid} more make no valid scenario" if result.n_invalid else "")]
     if not pts:
         return out
     threshold = pts[0].get("resolution_threshold", "half-bit")
