@@ -159,3 +159,22 @@ def test_the_report_puts_the_flags_first(scenario_path):
     assert topics[0]["topic"] == "Feasibility" and "dose_limit_gy" in topics[0]["text"]
     clean = forecast.forecast(quick(scenario_path)).as_dict()
     assert "Feasibility" not in [t["topic"] for t in book.limits(clean, s.model_dump())]
+
+
+def test_a_field_varied_twice_exits_2(scenario_path):
+    r = CliRunner().invoke(app, ["plan", str(scenario_path("quickstart")), "--budget-shifts",
+                                 "1", "--vary", "scan.n_beams=1:2", "--vary", "scan.n_beams=2:3"])
+    assert r.exit_code == 2 and "--vary" in r.stderr
+
+
+def test_default_grid_of_a_2d_scenario_varies_no_projections(scenario_path):
+    base = scenario.load(scenario_path("quickstart"))
+    paths = [v.path for v in planner.default_vary(base)]
+    assert "tomography.n_projections" not in paths and "beam.flux_photons_per_s" in paths
+    top = base.detector.resolved().max_frame_rate_hz
+    rate = next(v for v in planner.default_vary(base) if v.path == "scan.frame_rate_hz")
+    assert rate.hi == top and rate.values()[-1] == pytest.approx(top)
+    # log spacing over a decade or more: equal ratios between neighbours
+    flux = np.array(planner.Vary("beam.flux_photons_per_s", 1e7, 1e9, False).values(5))
+    assert np.allclose(flux[1:] / flux[:-1], 10 ** 0.5)
+    assert planner.Vary("scan.n_beams", 1, 100, True).values(5) == [1, 3, 10, 32, 100]
