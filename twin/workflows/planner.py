@@ -113,10 +113,13 @@ def parse_vary(spec: str, base: Scenario) -> Vary:
 def default_vary(base: Scenario) -> list[Vary]:
     """What a plan varies when no ``--vary`` is given: the flux (attenuated down to 1/100; a
     source gives no more than it gives), the frame rate (1/10 up to the detector mode's
-    maximum), the beams (1–9) and, in 3D, the projections (a quarter to twice the scenario's)."""
+    maximum, or the fastest a fixed ``scan.exposure_s`` allows), the beams (1–9) and, in 3D, the projections (a quarter to twice the scenario's)."""
     flux = base.beam.flux_photons_per_s
     rate = base.scan.frame_rate_hz
-    top = base.detector.resolved().max_frame_rate_hz
+    det = base.detector.resolved()
+    top = det.max_frame_rate_hz
+    if base.scan.exposure_s is not None:       # a fixed exposure must fit in the frame period
+        top = min(top, (1 - 1e-9) / (base.scan.exposure_s + det.readout_dead_time_s))
     out = [Vary("beam.flux_photons_per_s", flux / 100, flux, False),
            Vary("scan.frame_rate_hz", min(rate, top) / 10, top, False),
            Vary("scan.n_beams", 1, max(9, base.scan.n_beams), True)]
