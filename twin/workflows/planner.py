@@ -113,7 +113,8 @@ def parse_vary(spec: str, base: Scenario) -> Vary:
 def default_vary(base: Scenario) -> list[Vary]:
     """What a plan varies when no ``--vary`` is given: the flux (attenuated down to 1/100; a
     source gives no more than it gives), the frame rate (1/10 up to the detector mode's
-    maximum, or the fastest a fixed ``scan.exposure_s`` allows), the beams (1–9) and, in 3D, the projections (a quarter to twice the scenario's)."""
+    maximum, or the fastest a fixed ``scan.exposure_s`` allows), the beams (1–9) and, in 3D,
+    the projections (a quarter to twice the scenario's)."""
     flux = base.beam.flux_photons_per_s
     rate = base.scan.frame_rate_hz
     det = base.detector.resolved()
