@@ -22,6 +22,31 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Digital twin of fast X-ray ptychography and ptycho-tomography.")
 
 
+def package_version() -> str:
+    """The installed distribution's version (``ptycho-twin``), else the package's own."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ptycho-twin")
+    except metadata.PackageNotFoundError:
+        from twin import __version__
+
+        return __version__
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"twin {package_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")]
+          = False) -> None:
+    """Digital twin of fast X-ray ptychography and ptycho-tomography."""
+
+
 def _fail(code: int, message: str) -> None:
     typer.echo(f"twin: error: {message}", err=True)
     raise typer.Exit(code)
@@ -62,6 +87,8 @@ def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     from twin import scenario as sc
 
     result = fc.forecast(sc.load(scenario))
+    for name in result.values["flags"]:      # stderr: --json stays one clean object
+        typer.echo(f"twin: warning: {fc.flag_message(name, result.values)}", err=True)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
@@ -343,6 +370,54 @@ def report(directory: Annotated[Path, typer.Argument(help="a `twin run` output d
         target = (directory / "report.pdf" if (directory / "summary.json").exists()
                   else directory / "_build" / "book.pdf")
         typer.echo(f"pdf: {target}")
+
+
+@app.command()
+@_guarded
+def plan(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+         budget_shifts: Annotated[float, typer.Option(
+             "--budget-shifts", help="beamtime in 8-hour shifts (overheads included)")],
+         target_resolution_nm: Annotated[Optional[float], typer.Option(
+             "--target-resolution-nm", help="half-period resolution to reach (3D for a 3D "
+             "scenario)")] = None,
+         vary: Annotated[Optional[list[str]], typer.Option(
+             "--vary", help="FIELD=LO:HI, a scenario field (dotted, as in [sweep]) and its "
+             "range; repeat for several (default: flux, frame rate, beams, projections)")]
+         = None,
+         points: Annotated[int, typer.Option(help="grid values per varied field")]
+         = 9,
+         as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of the "
+                                               "front's points (forecast keys + varied "
+                                               "fields)")] = False,
+         plot: Annotated[Optional[Path], typer.Option(
+             "-o", "--plot", help="write a PNG of the front here")] = None) -> None:
+    """Inverse planning: the feasible choices on the Pareto front of time, dose, resolution."""
+    from twin import scenario as sc
+    from twin.workflows import planner as pl
+
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise TwinInputError("--plot", str(plot), "a .png file")
+    if not 2 <= points <= 200:
+        raise TwinInputError("--points", points, "an integer from 2 to 200")
+    s = sc.load(scenario)
+    varies = [pl.parse_vary(v, s) for v in vary or []]
+    target = None if target_resolution_nm is None else target_resolution_nm * 1e-9
+    result = pl.plan(s, budget_shifts, target, varies or None, points)
+    if plot is not None:
+        pl.plot_front(result, plot)
+    if not result.points:
+        typer.echo(f"twin: no feasible point: none of the {result.n_evaluated} grid points "
+                   f"fits {budget_shifts:g} shifts"
+                   + (f" at {target_resolution_nm:g} nm or better" if target else "")
+                   + " without a feasibility flag; widen --vary, raise the budget or relax "
+                   "the target", err=True)
+    if as_json:
+        typer.echo(json.dumps(result.points, indent=2))
+    else:
+        for line in pl.table(result):
+            typer.echo(line)
+    if plot is not None:
+        typer.echo(f"wrote {plot}", err=as_json)
 
 
 scenario_app = typer.Typer(no_args_is_help=True, help="Write, check and document scenarios.")

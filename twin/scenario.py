@@ -1,11 +1,10 @@
 """The scenario schema: one typed source of truth for every parameter of an experiment.
 
 A scenario is a TOML file whose tables mirror the path of the photons: ``[sample]``,
-``[beam]``,
-``[optics]``, ``[scan]``, ``[detector]``, ``[tomography]``, ``[reconstruction]``,
-``[resolution]`` and an optional ``[sweep]``. Units are in the field names. Unknown keys, wrong
-types, NaN/inf and out-of-range values are rejected when the file is loaded, with the field's
-dotted path in the message.
+``[beam]``, ``[optics]``, ``[scan]``, ``[detector]``, ``[tomography]``, ``[reconstruction]``,
+``[resolution]``, then ``[beamtime]`` (overheads and feasibility limits) and an optional
+``[sweep]``. Units are in the field names. Unknown keys, wrong types, NaN/inf and out-of-range
+values are rejected when the file is loaded, with the field's dotted path in the message.
 """
 
 from __future__ import annotations
@@ -470,6 +469,43 @@ class Run(_Strict):
     """3D scenarios: reconstruction iterations of the preview chain."""
 
 
+class Beamtime(_Strict):
+    """What a proposal counts beyond the scans: once-per-sample overheads and the limits that
+    make a plan infeasible (the forecast's ``flags``). Beamtime is requested in 8-hour shifts
+    (the unit of the APS, ESRF and Diamond user programmes); the forecast's ``shifts`` is
+    ``total_time_s`` / 8 h.
+
+    The total time of one sample is ``n_projections × projection_time_s`` (each projection with
+    its turnarounds and ``scan.projection_overhead_s``) plus ``alignment_overhead_s`` plus
+    ``sample_change_overhead_s``. Neither per-sample overhead puts beam on the imaged volume
+    (the sample is absent during a change; alignment is taken to use the attenuated beam or the
+    on-axis visible-light microscope), so they add time, not dose.
+    """
+
+    alignment_overhead_s: NonNegFloat = 0.0
+    """Once per sample: centring it on the rotation axis and finding the region of interest
+    before the first projection. No paper value in the seeds: take the beamline's own figure
+    (its feasibility statement in the proposal); default 0 keeps the scan-only times of
+    seed 000 §3 (whose 170 s per mm² and 19.2 days count scanning only)."""
+    sample_change_overhead_s: NonNegFloat = 0.0
+    """Once per sample: unmounting the previous sample and mounting this one (hutch search
+    and interlock, or a robot's cycle). No paper value in the seeds: the beamline's figure;
+    default 0 as for ``alignment_overhead_s``."""
+    dose_limit_gy: PosFloat | None = None
+    """Dose (``dose_gy``, the imaged volume's) above which the forecast flags ``dose_limit``.
+    Source for a value: Howells et al., J. Electron Spectrosc. Relat. Phenom. 170, 4–12
+    (2009), whose survey of radiation-damage studies puts the maximum tolerable dose for
+    imaging at resolution d at about 10⁸ Gy per nm of d (10¹⁰ Gy at 100 nm for frozen-hydrated
+    biological matter; room-temperature, unfixed tissue tolerates less). Default None: no
+    limit."""
+    data_rate_limit_bytes_per_s: PosFloat | None = None
+    """Sustained rate at which the storage (or the detector's data link to it) writes stored
+    frames; the forecast flags ``data_rate`` where ``data_rate_bytes_per_s`` (cropped frames ×
+    bytes per pixel × frame rate, before compression) exceeds it. The detector's own readout
+    limit is its mode's ``max_frame_rate_hz``, which the scenario enforces. Default None: no
+    limit."""
+
+
 # ----------------------------------------------------------------------------- scenario
 
 SweepValue = float | int | str | bool
@@ -492,6 +528,7 @@ class Scenario(_Strict):
     resolution: Resolution = Resolution()
     run: Run = Run()
     simulation: Simulation = Simulation()
+    beamtime: Beamtime = Beamtime()
     sweep: dict[str, Annotated[list[SweepValue], Field(min_length=1)]] = {}
     """Grid of field values to sweep: dotted field path = list of values."""
 
@@ -552,6 +589,12 @@ class Scenario(_Strict):
             where = ", ".join(f"{k} = {v!r}" for k, v in values.items())
             raise TwinInputError("scenario", values, "invalid",
                                  message=format_validation_error(exc, f"with {where}")) from None
+
+
+def field_path_exists(path: str) -> bool:
+    """Whether ``path`` (dotted, as in ``[sweep]``: ``"beam.flux_photons_per_s"``) names a
+    scenario field that holds a value (not a table)."""
+    return _path_exists(path)
 
 
 def _path_exists(path: str) -> bool:

@@ -312,3 +312,83 @@ def test_the_detector_penalty_of_each_projection_carries_into_3d(scenario_path, 
     assert below["dose_limited_3d_resolution_m"] > at["dose_limited_3d_resolution_m"]
     assert above["resolution_simulated_std_m"] is None          # not at F0
     assert "detector" in above["resolution_limited_by"]
+
+
+# --- shifts, per-sample overheads and feasibility flags (issue 24) ---------------------------
+
+def test_shifts_are_the_papers_scan_time_in_8_hour_shifts(scenario_path):
+    # seed 000 §3: 170 s per mm² projection × 10⁴ projections, in shifts of 8 × 3600 s
+    v = fc(scenario_path, "brain_1mm3_dlsr")
+    assert v["shifts"] == pytest.approx(1e6 / 6000 * 1e4 / (8 * 3600), rel=2e-3)
+    assert v["flags"] == (["saturated"] if v["saturated"] else [])
+
+
+def test_overheads_are_paid_once_per_sample_and_add_no_dose(scenario_path):
+    a, c = 1800.0, 900.0       # half an hour of alignment, a quarter of an hour to change
+    for n in (50, 400):
+        plain = fc(scenario_path, "brain_phantom_eiger_3khz", **{"tomography.n_projections": n})
+        over = fc(scenario_path, "brain_phantom_eiger_3khz", **{
+            "tomography.n_projections": n, "beamtime.alignment_overhead_s": a,
+            "beamtime.sample_change_overhead_s": c})
+        assert over["total_time_s"] - plain["total_time_s"] == pytest.approx(a + c, rel=1e-9)
+        assert over["shifts"] * 28800 == pytest.approx(n * plain["projection_time_s"] + a + c,
+                                                       rel=1e-12)
+        assert over["projection_time_s"] == plain["projection_time_s"]
+        assert over["dose_gy"] == plain["dose_gy"]
+        assert over["photons_total"] == plain["photons_total"]
+
+
+def test_saturated_flag_turns_on_where_the_detector_limit_is_crossed(scenario_path):
+    name = "brain_phantom_eiger_3khz"
+    v = fc(scenario_path, name)
+    flux = v["flux_photons_per_s"]
+    # the count rate and the counts per frame grow in proportion to the flux: the flux at
+    # which the first of them reaches its limit
+    edge = flux * min(v["detector_max_count_rate_per_pixel_hz"] / v["peak_count_rate_per_pixel_hz"],
+                      v["detector_max_counts"] / v["peak_counts_per_frame"])
+    below = fc(scenario_path, name, **{"beam.flux_photons_per_s": edge * 0.98})
+    above = fc(scenario_path, name, **{"beam.flux_photons_per_s": edge * 1.02})
+    assert below["flags"] == [] and not below["saturated"]
+    assert above["flags"] == ["saturated"] and above["saturated"]
+
+
+def test_dose_limit_flag_both_ways(scenario_path):
+    name = "brain_phantom_eiger_3khz"
+    dose = fc(scenario_path, name)["dose_gy"]
+    ok = fc(scenario_path, name, **{"beamtime.dose_limit_gy": dose * 1.01})
+    over = fc(scenario_path, name, **{"beamtime.dose_limit_gy": dose * 0.99})
+    assert ok["flags"] == [] and not ok["dose_limit_exceeded"]
+    assert over["flags"] == ["dose_limit"] and over["dose_limit_exceeded"]
+
+
+def test_data_rate_flag_both_ways(scenario_path):
+    name = "brain_phantom_eiger_3khz"
+    s = scenario.load(scenario_path(name))
+    # stored bytes per second: crop² pixels × the preset mode's bytes per pixel × frame rate
+    rate = s.detector.crop ** 2 * s.detector.resolved().bytes_per_pixel * s.scan.frame_rate_hz
+    ok = fc(scenario_path, name, **{"beamtime.data_rate_limit_bytes_per_s": rate * 1.01})
+    over = fc(scenario_path, name, **{"beamtime.data_rate_limit_bytes_per_s": rate * 0.99})
+    assert ok["flags"] == [] and over["flags"] == ["data_rate"]
+
+
+def test_every_flag_is_a_warning_on_stderr(scenario_path, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    s = scenario.load(scenario_path("brain_phantom_eiger_3khz")).with_values({
+        "resolution.model": "howells", "beamtime.dose_limit_gy": 1.0,
+        "beamtime.data_rate_limit_bytes_per_s": 1.0, "beam.flux_photons_per_s": 1e11})
+    path = tmp_path / "flagged.toml"
+    from twin.workflows import scenario_tools
+
+    path.write_text(scenario_tools.annotated_toml(s))
+    r = CliRunner().invoke(app, ["forecast", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["flags"] == ["saturated", "dose_limit", "data_rate"]
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("twin: warning:")]
+    assert len(warnings) == 3
+    assert "saturated" in warnings[0] and "dose_limit_gy" in warnings[1]
+    assert "data_rate_limit" in warnings[2]

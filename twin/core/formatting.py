@@ -37,6 +37,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "total_time_s": ("total acquisition time", "s"),
     "total_time_h": ("total acquisition time", "h"),
     "total_time_days": ("total acquisition time", "d"),
+    "shifts": ("beamtime in 8-hour shifts (overheads included)", ""),
+    "sample_overhead_s": ("alignment and sample change (once per sample)", "s"),
     "imaged_volume_um3": ("imaged volume", "µm³"),
     "volume_rate_um3_per_s": ("volume imaged per second", "µm³/s"),
     # data
@@ -68,6 +70,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "peak_counts_per_frame": ("peak counts per pixel and frame", "counts"),
     "detector_max_counts": ("counter maximum", "counts"),
     "saturated": ("detector saturated", ""),
+    "dose_limit_gy": ("dose limit (beamtime.dose_limit_gy)", "Gy"),
+    "dose_limit_exceeded": ("dose over the limit", ""),
+    "data_rate_limit_bytes_per_s": ("data-rate limit (beamtime)", "B/s"),
+    "data_rate_exceeded": ("data rate over the limit", ""),
+    "flags": ("feasibility flags", ""),
     # optics and scan
     "zone_plate_focal_length_m": ("zone-plate focal length", "m"),
     "beam_diameter_m": ("beam diameter at the sample", "m"),
@@ -186,7 +193,7 @@ def format_value(key: str, value, unit: str | None = None) -> str:
     ----------
     key : str
         The value's key; its unit comes from :func:`unit_of` unless ``unit`` is given.
-    value : float, int, bool, str or None
+    value : float, int, bool, str, list or None
         The stored value (SI, or the unit of the key's suffix). ``None`` or NaN print "—".
     unit : str, optional
         Unit of the stored value, overriding the key's.
@@ -198,6 +205,8 @@ def format_value(key: str, value, unit: str | None = None) -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return value
+    if isinstance(value, (list, tuple)):       # e.g. the forecast's flags
+        return ", ".join(str(x) for x in value) or "none"
     if unit in ("", "counts", "photons") and isinstance(value, int):
         return f"{value:,} {unit}".strip()
     value = float(value)

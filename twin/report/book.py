@@ -169,6 +169,11 @@ def limits(fc: dict, scn: dict) -> list[dict]:
                  f"{f('x_m', fc['crowther_resolution_m'])} by Crowther's criterion, so the 3D "
                  f"resolution {f('x_m', fc['resolution_3d_forecast_m'])} is limited by {lim3}.")
     out.append({"topic": "Resolution", "text": text})
+    if fc.get("flags"):        # the forecast's feasibility warnings, first and in bold
+        from twin.workflows.forecast import flag_message
+
+        why = "; ".join(flag_message(name, fc) for name in fc["flags"])
+        out.insert(0, {"topic": "Feasibility", "text": f"**Not feasible as planned**: {why}."})
     return out
 
 

@@ -70,7 +70,43 @@ UNITS: dict[str, str] = {
     "resolution_seeds": "", "resolution_patch_frames": "", "resolution_patch_fluence_ratio": "",
     "simulation_core_hours": "core·h", "simulation_gpu_hours": "GPU·h",
     "reconstruction_core_hours": "core·h", "reconstruction_gpu_hours": "GPU·h",
+    "shifts": "shifts", "sample_overhead_s": "s", "dose_limit_gy": "Gy",
+    "dose_limit_exceeded": "", "data_rate_limit_bytes_per_s": "B/s", "data_rate_exceeded": "",
 }
+
+#: One shift of beamtime: 8 hours, the unit proposals request time in.
+SHIFT_S = 8 * 3600.0
+#: The feasibility flags (CONTRACTS §2 ``flags``) and the boolean forecast key behind each.
+FLAG_KEYS: dict[str, str] = {"saturated": "saturated", "dose_limit": "dose_limit_exceeded",
+                             "data_rate": "data_rate_exceeded",
+                             "unresolved": "resolution_unresolved"}
+
+
+def flags(values: dict) -> list[list[str]]:
+    """The feasibility flags of every point of :func:`evaluate`'s output (or of one forecast's
+    values): a list of flag names per point, empty where the point is feasible."""
+    cols = {name: np.atleast_1d(np.asarray(values[key], dtype=bool))
+            for name, key in FLAG_KEYS.items()}
+    n = len(next(iter(cols.values())))
+    return [[name for name, col in cols.items() if col[i]] for i in range(n)]
+
+
+def flag_message(name: str, v: dict) -> str:
+    """One line saying why flag ``name`` is raised, from one forecast's values."""
+    if name == "saturated":
+        return (f"detector saturated: peak {v['peak_count_rate_per_pixel_hz']:.3g} counts/s "
+                f"and {v['peak_counts_per_frame']:.3g} counts per frame on one pixel, against "
+                f"the mode's {v['detector_max_count_rate_per_pixel_hz']:.3g} counts/s and "
+                f"{v['detector_max_counts']:g} counts")
+    if name == "unresolved":
+        return (f"unresolved: {v['fluence_photons_per_um2']:.3g} ph/µm² per projection lies "
+                f"below the cliff at {v['resolution_cliff_fluence_photons_per_um2']:.3g} "
+                "ph/µm², the lowest fluence at which every simulated seed resolved")
+    if name == "dose_limit":
+        return (f"dose {v['dose_gy']:.3g} Gy exceeds beamtime.dose_limit_gy = "
+                f"{v['dose_limit_gy']:.3g} Gy")
+    return (f"data rate {v['data_rate_bytes_per_s']:.3g} B/s exceeds "
+            f"beamtime.data_rate_limit_bytes_per_s = {v['data_rate_limit_bytes_per_s']:.3g} B/s")
 
 
 @lru_cache(maxsize=1024)
@@ -204,6 +240,9 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
         "full_frame_pixels": float(full_px),
         "compression_ratio": math.nan,     # filled by forecast() / the sweep from a simulation
         "mu_en_over_rho_m2_per_kg": bulk.mu_en_per_m / (bulk.material.density_g_per_cm3 * 1e3),
+        "sample_overhead_s": s.beamtime.alignment_overhead_s + s.beamtime.sample_change_overhead_s,
+        "dose_limit_gy": s.beamtime.dose_limit_gy or math.inf,
+        "data_rate_limit_bytes_per_s": s.beamtime.data_rate_limit_bytes_per_s or math.inf,
     }
 
 
@@ -262,7 +301,7 @@ def calibration(s: Scenario):
     """
     from twin.workflows import simres
 
-    key = s.model_dump_json(exclude={"name", "description", "sweep"})
+    key = s.model_dump_json(exclude={"name", "description", "sweep", "beamtime"})
     if key not in _CALIBRATIONS:
         base = s.model_copy(update={"sweep": {}})
         seeds = s.resolution.calibration_seeds
@@ -315,7 +354,8 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     req = p["n_projections_requested"]
     is_3d = req != 0
     n_proj = np.where(req < 0, crowther, np.where(is_3d, req, 1.0))
-    total_time = n_proj * projection_time
+    # once per sample: alignment and sample change (scenario [beamtime]); no beam on the sample
+    total_time = n_proj * projection_time + p["sample_overhead_s"]
     volume = np.where(is_3d, p["fov_x_m"] ** 2 * p["fov_y_m"], np.nan)
 
     frame_bytes = p["n_crop"] ** 2 * p["bytes_per_pixel"]
@@ -420,6 +460,9 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     # projection approximation: thickness within the depth of field 5.2·d²/λ at the forecast
     # resolution (Tsai et al. 2016); beyond it a multislice model is needed
     dof = 5.2 * resolution ** 2 / lam
+    dose_gy = _dose.dose_gy(energy, p["mass_kg"])
+    data_rate = frame_bytes * p["frame_rate_hz"]
+    saturated = (peak_rate > p["max_count_rate_hz"]) | (peak_counts > p["max_counts"])
     beam_d = p["beam_diameter_m"]
     return {
         "energy_kev": p["energy_kev"],
@@ -436,11 +479,13 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "total_time_s": total_time,
         "total_time_h": total_time / 3600,
         "total_time_days": total_time / 86400,
+        "shifts": total_time / SHIFT_S,
+        "sample_overhead_s": p["sample_overhead_s"],
         "imaged_volume_um3": volume * 1e18,
         "volume_rate_um3_per_s": volume * 1e18 / total_time,
         "frame_bytes": frame_bytes,
         "data_volume_bytes": frame_bytes * frames * n_proj,
-        "data_rate_bytes_per_s": frame_bytes * p["frame_rate_hz"],
+        "data_rate_bytes_per_s": data_rate,
         "photons_total": photons,
         "flux_photons_per_s": p["flux_photons_per_s"],
         "beam_on_time_s": n_proj * beam_on,
@@ -464,6 +509,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             | (fluence > p["sim_f_max_per_m2"] * (1 + 1e-9))
             | (is_3d & (fluence * n_proj > p["sim_f_max_per_m2"] * (1 + 1e-9)))),
         "resolution_resolved": ~unresolved,
+        "resolution_unresolved": unresolved,
         "resolution_cliff_fluence_photons_per_um2": np.where(model == 3, cliff * 1e-12, np.nan),
         "resolution_seeds": np.where(model == 3, p["sim_seeds"], np.nan),
         "resolution_patch_frames": p["patch_frames"],
@@ -477,7 +523,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "depth_of_field_m": dof,
         "projection_approximation_ok": p["sample_thickness_m"] <= dof,
         "energy_deposited_j": energy,
-        "dose_gy": _dose.dose_gy(energy, p["mass_kg"]),
+        "dose_gy": dose_gy,
         "fluence_photons_per_um2": fluence * 1e-12,
         "pixel_size_m": pixel,
         "resolution_limit_m": lam * p["distance_m"] / p["active_width_m"],
@@ -501,7 +547,11 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "detector_max_count_rate_per_pixel_hz": p["max_count_rate_hz"],
         "peak_counts_per_frame": peak_counts,
         "detector_max_counts": p["max_counts"],
-        "saturated": (peak_rate > p["max_count_rate_hz"]) | (peak_counts > p["max_counts"]),
+        "saturated": saturated,
+        "dose_limit_gy": p["dose_limit_gy"],
+        "dose_limit_exceeded": dose_gy > p["dose_limit_gy"],
+        "data_rate_limit_bytes_per_s": p["data_rate_limit_bytes_per_s"],
+        "data_rate_exceeded": data_rate > p["data_rate_limit_bytes_per_s"],
         "zone_plate_focal_length_m": p["zone_plate_focal_length_m"],
         "beam_diameter_m": beam_d,
         "defocus_m": p["defocus_m"],
@@ -540,7 +590,7 @@ class Forecast:
 def _scalar(key: str, v):
     v = v.item() if hasattr(v, "item") else v
     if key in ("saturated", "projection_approximation_ok", "resolution_extrapolated",
-               "resolution_resolved"):
+               "resolution_resolved", "dose_limit_exceeded", "data_rate_exceeded"):
         return bool(v)
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -570,13 +620,21 @@ def _conventions(s: Scenario, p: dict, values: dict) -> dict:
     return out
 
 
-def forecast(s: Scenario) -> Forecast:
-    """Forecast of one scenario."""
-    p = physical_parameters(s)
+def forecast(s: Scenario, sim=None) -> Forecast:
+    """Forecast of one scenario.
+
+    ``sim``: ``resolution.model = "simulated"``: a calibration to use instead of the
+    scenario's own (:func:`calibration`, which simulates what is not cached); the planner
+    passes one so that it never starts a simulation.
+    """
+    p = physical_parameters(s, sim)
     if s.resolution.model == "simulated":       # frames are simulated anyway
-        p["compression_ratio"] = compression_ratio(s)
+        p["compression_ratio"] = (float(sim.compression_ratio) if sim is not None
+                                  else compression_ratio(s))
     out = evaluate(stack([p]))
     values = {k: _scalar(k, v[0]) for k, v in out.items()}
+    values["flags"] = flags(out)[0]
+    values.pop("resolution_unresolved", None)       # said by resolution_resolved and flags
     values["resolution_model"] = _MODEL_NAMES[int(p["resolution_model"])]
     values.update(_conventions(s, p, values))
     code = values.pop("resolution_3d_limited_by_code", None)

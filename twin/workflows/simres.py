@@ -190,7 +190,7 @@ def _key(s: Scenario, seed: int, iterations: int | None) -> str:
     the iterations and modes)."""
     from twin.geometry import reconstruction_options
 
-    d = s.model_dump(exclude={"name", "description", "sweep", "run", "resolution"})
+    d = s.model_dump(exclude={"name", "description", "sweep", "run", "resolution", "beamtime"})
     opts = asdict(reconstruction_options(s, iterations=iterations))
     parts = [VERSION, d, seed, iterations, opts]
     if s.scan.n_beams > 1:

@@ -77,6 +77,8 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
     table = pd.DataFrame(rows, columns=keys)
     for k, v in out.items():
         table[k] = v
+    # the forecast's feasibility flags, comma-separated ("" where the point is feasible)
+    table["flags"] = [",".join(f) for f in _forecast.flags(out)]
     return table
 
 
