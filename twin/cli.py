@@ -217,12 +217,10 @@ def reconstruct(
     typer.echo(f"wrote {output}: object {result.object.shape}, {result.probe.shape[0]} probe "
                f"mode(s), final cost {result.cost[-1]:.4g}, {rate:.0f} frame-iterations/s")
     if data.ground_truth is not None:
-        # the same function, on the same object and pixel as written, as `twin score OUT`
-        from twin.analysis import score as sc
-        from twin.io.products import Product
+        from twin.analysis import score as sc   # `twin score OUT`'s function, object, pixel
 
-        c = sc.score_data(Product(np.asarray(result.object, np.complex64).astype(complex),
-                                  float(result.pixel_size_m), None, None, None, "twin"), data)
+        c = sc.score_data(np.asarray(result.object, np.complex64), data,
+                          float(result.pixel_size_m))
         typer.echo("  against the ground truth (as `twin score` reports it): "
                    + sc.describe(c)[0])
     if result.stopped_early:

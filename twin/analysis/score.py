@@ -320,8 +320,10 @@ def _split(phase: np.ndarray, pixel_size_m: float, method: str) -> Split:
     p2 = 2 * pixel_size_m
     if method == "biop":
         cv = biop.curve(even, odd)
-        f = [biop.fire_px(cv, th) * p2 for th in ("half_bit", "1/7")]
-        f = [float(v) if np.isfinite(v) else None for v in f]
+        f = [biop.fire_px(cv, th) for th in ("half_bit", "1/7")]
+        # a crossing before the first ring (the plugin's radius-0 point is 1, its half-bit
+        # threshold there 1 − 2⁻⁵² when the curve is too short to smooth) is no resolution
+        f = [float(v * p2) if np.isfinite(v) and v <= cv.image_side_px else None for v in f]
         return Split("biop", f[0], f[1], False, False, any(v is not None for v in f), p2, cv)
     frc = metrics.fourier_correlation(even, odd, p2)
     c1, c7 = frc.crossing("half_bit", SKIP_RINGS), frc.crossing("1/7", SKIP_RINGS)
