@@ -101,8 +101,9 @@ def _fit_plane(out, ref, w, yy, xx, total):
 def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) -> Alignment:
     """Align a complex reconstruction to a reference of the same shape: the linear phase ramp
     (the peak of the spectrum of recon·conj(ref)), the sub-pixel shift (cross-correlation of
-    the complex fields, blind to a global phase and to wraps), then the global phase and the
-    ramp again (weighted least squares on the wrapped phase of recon·conj(ref)).
+    the complex fields, blind to a global phase and to wraps; both with ``weight``), then the
+    global phase and the ramp again (least squares on the wrapped phase of recon·conj(ref)
+    over the whole region, weighted by the amplitudes only).
 
     Nothing is unwrapped, so a strong phase (many 2π) registers as well as a weak one.
     """
@@ -119,7 +120,8 @@ def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) 
     shift = register_shift(ref * w, out * w)
     if np.any(shift != 0):
         out = fourier_shift(out, shift)
-        out, total = _fit_plane(out, ref, w, yy, xx, total)
+    # the offset and ramp that fit the whole region, weighted as every metric is (uniformly)
+    out, total = _fit_plane(out, ref, np.ones(ref.shape), yy, xx, total)
     return Alignment(out.astype(np.complex64), shift, float(total[0]),
                      (float(total[1]), float(total[2])))
 
