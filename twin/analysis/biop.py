@@ -183,7 +183,19 @@ def loess(x: np.ndarray, y: np.ndarray, bandwidth: float = SMOOTH_BANDWIDTH,
 
 
 def threshold_curve(n_samples: np.ndarray, threshold: str) -> np.ndarray:
-    """The plugin's thresholds: half-bit with N samples, the fixed 0.1428, or 3/√(N/2)."""
+    """The plugin's threshold curve (``calculateThresholdCurve``).
+
+    Parameters
+    ----------
+    n_samples : float (n,)
+        Samples per ring (≈ πr: half a ring).
+    threshold : {"half_bit", "1/7", "three_sigma"}
+        Half-bit with N = ``n_samples``, the fixed 0.1428, or 3/√(N/2).
+
+    Returns
+    -------
+    float (n,)
+    """
     s = np.sqrt(np.asarray(n_samples, float))
     if threshold == "half_bit":
         return (0.2071 * s + 1.9102) / (1.2071 * s + 0.9102)
@@ -195,8 +207,18 @@ def threshold_curve(n_samples: np.ndarray, threshold: str) -> np.ndarray:
 
 
 def crossings(x: np.ndarray, y: np.ndarray, t: np.ndarray) -> list[float]:
-    """Radii where the segments of (x, y) and (x, t) between neighbours intersect, in either
-    direction (``getIntersections``)."""
+    """Where the curve and the threshold intersect (``getIntersections``).
+
+    Parameters
+    ----------
+    x, y, t : float (n,)
+        Radii, curve and threshold.
+
+    Returns
+    -------
+    list of float
+        Radii of every intersection of the segments between neighbours, in either direction.
+    """
     out = []
     for i in range(1, len(x)):
         y1, y2, y3, y4 = y[i - 1], y[i], t[i - 1], t[i]
@@ -215,8 +237,20 @@ def crossings(x: np.ndarray, y: np.ndarray, t: np.ndarray) -> list[float]:
 
 
 def fire_px(c: BiopCurve, threshold: str = "1/7") -> float:
-    """The FIRE number in pixels of the input images as the plugin reports it (NaN: no
-    crossing). Half-bit and three-sigma take the second crossing where there are several."""
+    """The FIRE number as the plugin reports it (``calculateFireNumber``).
+
+    Parameters
+    ----------
+    c : BiopCurve
+    threshold : {"1/7", "half_bit", "three_sigma"}
+        Half-bit and three-sigma take the second crossing where there are several.
+
+    Returns
+    -------
+    float
+        2·(n + 1)/r pixels of the input images, n rings, r the crossing's radius; NaN where
+        the smoothed curve never meets the threshold.
+    """
     t = threshold_curve(c.n_samples, threshold)
     xs = crossings(c.radius, c.smoothed, t)
     if not xs:
