@@ -322,3 +322,22 @@ def test_cli_split_and_biop_keys(tmp_path):
     assert bad.exit_code == 2 and "--method" in bad.output
     bad = runner.invoke(app, base + ["--split", "halves"])
     assert bad.exit_code == 2 and "--split" in bad.output
+
+
+def test_compare_is_score_and_flags_a_missed_sample():
+    """truth.compare (what `twin run` and the calibrations print) gives score's numbers, and
+    NaN with resolved False where the field misses the sample (issue 24 defect 4)."""
+    from twin.analysis import truth
+
+    t = _truth(10)
+    r = _mangled(t * np.exp(1j * np.random.default_rng(11).normal(0, 0.2, t.shape)),
+                 conj=False, flip=False)
+    c = truth.compare(r, t, DX, _positions(), PROBE)
+    s = sc.score(r, t, DX, _positions(), PROBE)
+    assert (c.pcc_phase, c.frc_resolution_m, c.frc_resolution_7_m) == (
+        s.pcc_phase, s.frc_resolution_m, s.frc_resolution_7_m)
+    flat = np.full_like(t, np.exp(0.3j))
+    m = truth.compare(r, flat, DX, _positions(), PROBE)
+    assert not m.resolved and "misses the sample" in m.message
+    assert np.isnan(m.frc_resolution_m) and np.isnan(m.ssim_phase)
+    assert m.as_dict()["resolved"] is False
