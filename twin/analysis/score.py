@@ -375,7 +375,7 @@ def score(recon: Product | np.ndarray, truth_object: np.ndarray, pixel_size_m: f
         r = _candidate(obj, t, expect, conj, flip, hann)
         if best is None or r[0] > best[0][0]:
             best = (r, name)
-    (coherence, al, shift), name = best
+    (_, al, shift), name = best
     return _metrics(al, t, name, shift, pixel_size_m, recon.source, split, method)
 
 
@@ -398,6 +398,7 @@ def _metrics(al, t, name, shift, pixel_size_m, source, split, method) -> Score:
     if not ok:
         # an unrelated reconstruction borrows no branch from the truth: its own unwrapping
         pa = own - 2 * np.pi * np.round(np.mean(own - pb) / (2 * np.pi))
+        frc = metrics.fourier_correlation(pa, pb, pixel_size_m)
     rng = float(pb.max() - pb.min()) or 1.0
     sp = _split(own, pixel_size_m, method) if split and ok else None
     if split and not ok:
