@@ -204,8 +204,6 @@ def reconstruct(
 
     from twin.io import files as tio
     from twin.recon import engines as rc
-    from twin.analysis import truth as validate
-
     opts = rc.Options(algorithm=algorithm, iterations=iterations, modes=modes,
                       batch_size=batch_size, position_correction=position_correction,
                       upsampling=upsampling, noise_model=noise_model, slices=slices,
@@ -246,11 +244,12 @@ def reconstruct(
     typer.echo(f"wrote {output}: object {result.object.shape}, {result.probe.shape[0]} probe "
                f"mode(s), final cost {result.cost[-1]:.4g}, {rate:.0f} frame-iterations/s")
     if data.ground_truth is not None:
-        c = validate.compare(result.object, data.ground_truth, result.pixel_size_m,
-                             validate.lit_positions(data.translations_m, data.beam_offsets_m),
-                             result.probe.shape[-1])
-        typer.echo(f"  against the ground truth: PCC(phase) {c.pcc_phase:.4f}, SSIM "
-                   f"{c.ssim_phase:.3f}, FRC half-bit {c.frc_resolution_m * 1e9:.4g} nm")
+        from twin.analysis import score as sc   # `twin score OUT`'s function, object, pixel
+
+        c = sc.score_data(np.asarray(result.object, np.complex64), data,
+                          float(result.pixel_size_m))
+        typer.echo("  against the ground truth (as `twin score` reports it): "
+                   + sc.describe(c)[0])
     if result.stopped_early:
         raise RuntimeError(f"{result.stopped_early}; that state was written to {output}")
 
@@ -524,11 +523,19 @@ def score(recon: Annotated[Path, typer.Argument(
               "not say (default: the truth's)")] = None,
           frc_prefix: Annotated[Optional[Path], typer.Option(
               "--frc", help="write the FRC curve to PREFIX.frc.csv and PREFIX.frc.png "
-              "(default: beside RECON, named after it)")] = None) -> None:
+              "(default: beside RECON, named after it)")] = None,
+          split: Annotated[Optional[str], typer.Option(
+              "--split", help="even-odd: also the FRC between O[0::2, 0::2] and O[1::2, 1::2] "
+              "of the registered phase (seed 000's procedure), as FIRE numbers (full period "
+              "1/f)")] = None,
+          method: Annotated[str, typer.Option(
+              "--method", help="standard, or biop: the split's FRC as the BIOP ImageJ "
+              "plugin's source computes it (not a correlation; implies --split even-odd)")]
+          = "standard") -> None:
     """Score a reconstruction (any code's) against the twin's ground truth: PCC, SSIM, FRC."""
     from twin.analysis import score as sc
 
-    s = sc.score_files(recon, truth, pixel_size_m)
+    s = sc.score_files(recon, truth, pixel_size_m, split, method)
     prefix = frc_prefix if frc_prefix is not None else recon.with_suffix("")
     csv_path, png_path = sc.write_frc(s, prefix)
     d = s.as_dict() | {"frc_csv": str(csv_path), "frc_png": str(png_path)}
@@ -536,12 +543,8 @@ def score(recon: Annotated[Path, typer.Argument(
         typer.echo(json.dumps(d, indent=2))
         return
     typer.echo(f"{recon} ({s.source}) against {truth}:")
-    typer.echo(f"  PCC(phase) {s.pcc_phase:.4f}, SSIM {s.ssim_phase:.3f}, FRC half-bit "
-               f"{s.frc_resolution_m * 1e9:.4g} nm (1/7: {s.frc_resolution_7_m * 1e9:.4g} nm), "
-               f"phase error {s.phase_rms_error_rad:.3g} rad rms")
-    typer.echo(f"  registered: {s.transform}, shift {s.shift_px[0]:.2f}, {s.shift_px[1]:.2f} "
-               f"px, phase {s.phase_offset_rad:.3g} rad, ramp {s.phase_ramp_rad_per_px[0]:.3g}, "
-               f"{s.phase_ramp_rad_per_px[1]:.3g} rad/px over {s.region_px[0]}×{s.region_px[1]} px")
+    for line in sc.describe(s):
+        typer.echo(f"  {line}")
     typer.echo(f"  FRC curve: {csv_path}, {png_path}")
 
 

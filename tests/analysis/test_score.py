@@ -151,3 +151,193 @@ def test_truth_without_ground_truth_is_bad_input(tmp_path):
     np.save(tmp_path / "r.npy", _truth())
     with pytest.raises(TwinInputError, match="ground_truth"):
         sc.score_files(tmp_path / "r.npy", p)
+
+
+def _strong(seed=0, peak=40.0):
+    """Several bodies of up to ``peak`` rad (≈ 6 × 2π, a phantom in air) with a fine texture;
+    the steepest phase step stays below π per pixel, so the object itself is unwrappable."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:N, :N] - N / 2
+    ph = np.zeros((N, N))
+    for _ in range(6):
+        cy, cx = rng.uniform(-40, 40, 2)
+        r = rng.uniform(12, 30)
+        ph += np.clip(1 - ((yy - cy) ** 2 + (xx - cx) ** 2) / r ** 2, 0, None) ** 1.5
+    ph = ndimage.gaussian_filter(ph, 2.0)
+    ph *= peak / ph.max()
+    tex = ndimage.gaussian_filter(rng.normal(size=(N, N)), 1.0)
+    ph += tex * 0.4 / tex.std()
+    assert np.abs(np.diff(ph, axis=0)).max() < np.pi and np.abs(np.diff(ph, axis=1)).max() < np.pi
+    return 0.9 * np.exp(1j * ph)
+
+
+def test_registration_survives_strong_phase():
+    """Phase noise σ on a 40-rad object, shifted, ramped, offset: the PCC is the independent
+    prediction √(var/(var + σ²)). Unwrapping each phase on its own (the former registration)
+    falls visibly short on the same registered images: noise makes residues, and the
+    least-squares unwrapping spreads their errors over the field."""
+    t = _strong()
+    sigma = 0.8
+    noise = np.random.default_rng(1).normal(size=t.shape) * sigma
+    s = sc.score(_mangled(t * np.exp(1j * noise), conj=False, flip=False), t, DX,
+                 _positions(), PROBE)
+    assert s.resolved and s.transform == "identity"
+    assert abs(s.shift_px[0] - 3.4) < 0.15 and abs(s.shift_px[1] + 2.7) < 0.15
+    var = np.var(s.truth_phase)
+    predicted = np.sqrt(var / (var + sigma ** 2))
+    assert s.pcc_phase == pytest.approx(predicted, abs=0.002)
+    assert s.frc_resolution_m < 3 * DX
+    # the former way: each phase unwrapped by itself
+    own = metrics.unwrap_phase(np.angle(np.exp(1j * s.aligned_phase)))
+    own -= 2 * np.pi * np.round(np.mean(own - s.truth_phase) / (2 * np.pi))
+    assert metrics.pcc(own, s.truth_phase) < predicted - 0.01
+    old = metrics.fourier_correlation(own, s.truth_phase, DX).crossing("half_bit")
+    assert old.half_period_m > 1.5 * s.frc_resolution_m
+
+
+def test_strong_phase_with_a_steep_ramp():
+    """A ramp of 0.15 rad/px (many wraps across the region) on the strong object."""
+    t = _strong(1)
+    s = sc.score(_mangled(t, ramp=(0.15, -0.12), conj=False, flip=False), t, DX, _positions(),
+                 PROBE)
+    assert s.pcc_phase > 0.999 and s.phase_rms_error_rad < 0.05
+    assert s.phase_ramp_rad_per_px == pytest.approx((0.15, -0.12), abs=0.01)
+
+
+def test_identical_never_crosses_and_says_it_is_a_bound():
+    t = _truth(4)
+    s = sc.score(t, t, DX, _positions(), PROBE, split="even-odd")
+    assert s.resolved and s.frc_resolution_bound and s.frc_resolution_7_bound
+    assert s.frc_resolution_m == pytest.approx(DX) and s.frc_fire_m == pytest.approx(2 * DX)
+    d = s.as_dict()
+    assert d["frc_resolution_7_bound"] is True and "half period" in d["convention"]
+    assert d["split_pixel_size_m"] == pytest.approx(2 * DX) and d["split_fire_m"] >= 4 * DX
+
+
+@pytest.mark.parametrize("case", ["zero", "unrelated", "field misses the sample"])
+def test_empty_or_unrelated_gets_no_resolution(case):
+    t = _truth(5)
+    rng = np.random.default_rng(6)
+    recon, truth = {
+        "zero": (np.zeros_like(t), t),
+        "unrelated": (np.exp(1j * rng.uniform(-np.pi, np.pi, t.shape)), t),
+        "field misses the sample": (np.exp(1j * rng.normal(0, 0.3, t.shape)),
+                                    np.full_like(t, 0.95 * np.exp(0.2j))),
+    }[case]
+    s = sc.score(recon, truth, DX, _positions(), PROBE, split="even-odd", method="biop")
+    d = s.as_dict()
+    assert d["resolved"] is False and d["message"]
+    for k in ("frc_resolution_m", "frc_resolution_7_m", "frc_fire_m", "frc_fire_7_m",
+              "split_fire_m", "split_fire_7_m"):
+        assert d[k] is None, k
+    if case == "unrelated":
+        assert abs(s.pcc_phase) < 0.3        # no branch borrowed from the truth
+    else:
+        assert s.pcc_phase is None and s.ssim_phase is None
+    # the same on a strong-phase truth, where a difference unwrapped against it could flatter
+    if case == "unrelated":
+        ts = _strong(0)
+        s2 = sc.score(recon, ts, DX, _positions(), PROBE)
+        assert not s2.resolved and abs(s2.pcc_phase) < 0.5     # chance, few degrees of freedom
+
+
+def _consistent_cxi(path):
+    """A CXI whose frames are |F(P·O)|² of the truth on the truth's own grid."""
+    t = _truth(7)
+    pos = _positions()
+    yy, xx = np.mgrid[:PROBE, :PROBE] - PROBE / 2
+    probe = 30 * np.exp(-(xx ** 2 + yy ** 2) / (2 * 6.0 ** 2)).astype(complex)
+    frames = []
+    for x, y in pos:
+        r0 = int(round(N // 2 + y / DX)) - PROBE // 2
+        c0 = int(round(N // 2 + x / DX)) - PROBE // 2
+        ex = probe * t[r0:r0 + PROBE, c0:c0 + PROBE]
+        frames.append(np.abs(np.fft.fftshift(np.fft.fft2(ex))) ** 2)
+    lam = 6.62607015e-34 * 299792458 / (8e3 * 1.602176634e-19)
+    with h5py.File(path, "w") as f:
+        f["entry_1/data_1/data"] = np.array(frames, np.float32)
+        f["entry_1/data_1/translation"] = np.concatenate([pos, np.zeros((len(pos), 1))], 1)
+        f["entry_1/instrument_1/detector_1/distance"] = 1.0
+        f["entry_1/instrument_1/detector_1/x_pixel_size"] = lam / (PROBE * DX)
+        f["entry_1/instrument_1/detector_1/y_pixel_size"] = lam / (PROBE * DX)
+        f["entry_1/instrument_1/source_1/energy"] = 8e3 * 1.602176634e-19
+        f["entry_1/instrument_1/source_1/illumination"] = probe[None].astype(np.complex64)
+        g = f.create_dataset("entry_1/sample_1/ground_truth", data=t.astype(np.complex64))
+        g.attrs["pixel_size_m"] = DX
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".cxi"])
+def test_reconstruct_and_score_print_the_same_numbers(tmp_path, suffix):
+    """Issue 24 defect 5: `twin reconstruct` and `twin score` on its output agree exactly."""
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    data = tmp_path / "d.cxi"
+    _consistent_cxi(data)
+    out = tmp_path / ("r" + suffix)
+    runner = CliRunner()
+    r = runner.invoke(app, ["reconstruct", str(data), "-o", str(out), "--iterations", "20"])
+    assert r.exit_code == 0, r.output
+    line = [x for x in r.output.splitlines() if "against the ground truth" in x][0]
+    printed = line.split("reports it): ", 1)[1]
+    r2 = runner.invoke(app, ["score", str(out), "--truth", str(data)])
+    assert r2.exit_code == 0, r2.output
+    assert r2.output.splitlines()[1].strip() == printed
+    assert "half period" in printed and "FIRE" in printed and "full period" in printed
+
+
+def test_cli_split_and_biop_keys(tmp_path):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    t = _truth(8)
+    truth = tmp_path / "data.cxi"
+    _twin_cxi(truth, t)
+    noisy = t * np.exp(1j * np.random.default_rng(9).normal(0, 0.2, t.shape))
+    np.save(tmp_path / "r.npy", _mangled(noisy, conj=False, flip=False))
+    np.save(tmp_path / "zero.npy", np.zeros_like(t))
+    runner = CliRunner()
+    base = ["score", str(tmp_path / "r.npy"), "--truth", str(truth), "--json"]
+    std = json.loads(runner.invoke(app, base + ["--split", "even-odd"]).stdout)
+    bio = json.loads(runner.invoke(app, base + ["--method", "biop"]).stdout)
+    for d, m in ((std, "standard"), (bio, "biop")):
+        assert d["method"] == m and d["resolved"] is True
+        for k in ("pcc_phase", "ssim_phase", "frc_resolution_m", "frc_resolution_7_m",
+                  "region_px", "pixel_size_m", "split_fire_m", "split_fire_7_m"):
+            assert k in d, (m, k)
+        assert d["frc_fire_m"] == pytest.approx(2 * d["frc_resolution_m"])
+    assert std["split_fire_m"] >= 2 * 2 * DX           # at least the half images' 2 pixels
+    assert "BIOP" in bio["split_procedure"] and "not a correlation" in bio["split_procedure"]
+    text = runner.invoke(app, base[:-1] + ["--method", "biop"]).output
+    assert "even-odd split" in text and "BIOP" in text and "full period" in text
+    z = runner.invoke(app, ["score", str(tmp_path / "zero.npy"), "--truth", str(truth),
+                            "--json", "--split", "even-odd"])
+    assert z.exit_code == 0
+    dz = json.loads(z.stdout)
+    assert dz["resolved"] is False and dz["frc_resolution_m"] is None
+    assert dz["split_fire_m"] is None and "empty" in dz["message"]
+    bad = runner.invoke(app, base + ["--method", "fire"])
+    assert bad.exit_code == 2 and "--method" in bad.output
+    bad = runner.invoke(app, base + ["--split", "halves"])
+    assert bad.exit_code == 2 and "--split" in bad.output
+
+
+def test_compare_is_score_and_flags_a_missed_sample():
+    """truth.compare (what `twin run` and the calibrations print) gives score's numbers, and
+    NaN with resolved False where the field misses the sample (issue 24 defect 4)."""
+    from twin.analysis import truth
+
+    t = _truth(10)
+    r = _mangled(t * np.exp(1j * np.random.default_rng(11).normal(0, 0.2, t.shape)),
+                 conj=False, flip=False)
+    c = truth.compare(r, t, DX, _positions(), PROBE)
+    s = sc.score(r, t, DX, _positions(), PROBE)
+    assert (c.pcc_phase, c.frc_resolution_m, c.frc_resolution_7_m) == (
+        s.pcc_phase, s.frc_resolution_m, s.frc_resolution_7_m)
+    flat = np.full_like(t, np.exp(0.3j))
+    m = truth.compare(r, flat, DX, _positions(), PROBE)
+    assert not m.resolved and "misses the sample" in m.message
+    assert np.isnan(m.frc_resolution_m) and np.isnan(m.ssim_phase)
+    assert m.as_dict()["resolved"] is False

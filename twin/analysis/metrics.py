@@ -65,24 +65,27 @@ class Alignment:
     phase_ramp: tuple[float, float]  # removed ramp, radians per pixel (y, x)
 
 
-def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) -> Alignment:
-    """Align a complex reconstruction to a reference of the same shape: sub-pixel shift (on the
-    phase), then the global phase and linear phase ramp (weighted least squares on the phase of
-    recon·conj(ref), iterated twice to unwrap)."""
-    recon = np.asarray(recon, dtype=np.complex128)
-    ref = np.asarray(ref, dtype=np.complex128)
-    w = np.ones(ref.shape) if weight is None else np.asarray(weight, dtype=float)
-    # register on each image's phase less its own best-fit plane, so that a phase ramp in the
-    # reconstruction does not pull the correlation peak
-    a = _deplane(np.angle(ref)) * w
-    b = _deplane(np.angle(recon * np.exp(-1j * np.angle(np.sum(recon * np.conj(ref) * w))))) * w
-    shift = register_shift(a, b)
-    moved = fourier_shift(recon, shift)
-    yy, xx = np.mgrid[:ref.shape[0], :ref.shape[1]].astype(float)
-    yy -= yy.mean()
-    xx -= xx.mean()
-    total = np.zeros(3)
-    out = moved
+def _ramp_frequency(d: np.ndarray, upsample: int = 20) -> np.ndarray:
+    """Frequency (rad/px, y then x) of the strongest plane wave in ``d``: the peak of its DFT,
+    refined by a local upsampled DFT. Finds a phase ramp of any slope, wraps or not."""
+    F = np.fft.fft2(d)
+    peak = np.array(np.unravel_index(np.argmax(np.abs(F)), F.shape), dtype=float)
+    shape = np.array(F.shape)
+    peak = np.where(peak > shape // 2, peak - shape, peak)
+    m = int(math.ceil(1.5 * upsample))
+    offs = np.arange(-m, m + 1) / upsample
+    yy = np.arange(d.shape[0])
+    xx = np.arange(d.shape[1])
+    ey = np.exp(-2j * np.pi * np.outer(peak[0] + offs, yy) / d.shape[0])
+    ex = np.exp(-2j * np.pi * np.outer(xx, peak[1] + offs) / d.shape[1])
+    local = ey @ d @ ex
+    i, j = np.unravel_index(np.argmax(np.abs(local)), local.shape)
+    return 2 * np.pi * np.array([(peak[0] + offs[i]) / d.shape[0],
+                                 (peak[1] + offs[j]) / d.shape[1]])
+
+
+def _fit_plane(out, ref, w, yy, xx, total):
+    """Remove the weighted least-squares plane of the wrapped phase of out·conj(ref)."""
     for _ in range(3):
         d = out * np.conj(ref)
         c0 = np.angle(np.sum(d * w))
@@ -91,7 +94,34 @@ def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) 
         A = np.stack([np.ones(ph.size), yy.ravel(), xx.ravel()], axis=1) * ww[:, None]
         coef, *_ = np.linalg.lstsq(A, ph.ravel() * ww, rcond=None)
         out = out * np.exp(-1j * (coef[0] + coef[1] * yy + coef[2] * xx))
-        total += coef
+        total = total + coef
+    return out, total
+
+
+def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) -> Alignment:
+    """Align a complex reconstruction to a reference of the same shape: the linear phase ramp
+    (the peak of the spectrum of recon·conj(ref)), the sub-pixel shift (cross-correlation of
+    the complex fields, blind to a global phase and to wraps; both with ``weight``), then the
+    global phase and the ramp again (least squares on the wrapped phase of recon·conj(ref)
+    over the whole region, weighted by the amplitudes only).
+
+    Nothing is unwrapped, so a strong phase (many 2π) registers as well as a weak one.
+    """
+    recon = np.asarray(recon, dtype=np.complex128)
+    ref = np.asarray(ref, dtype=np.complex128)
+    w = np.ones(ref.shape) if weight is None else np.asarray(weight, dtype=float)
+    yy, xx = np.mgrid[:ref.shape[0], :ref.shape[1]].astype(float)
+    yy -= yy.mean()
+    xx -= xx.mean()
+    k = _ramp_frequency(recon * np.conj(ref) * w)
+    total = np.array([0.0, k[0], k[1]])
+    out = recon * np.exp(-1j * (k[0] * yy + k[1] * xx))
+    out, total = _fit_plane(out, ref, w, yy, xx, total)
+    shift = register_shift(ref * w, out * w)
+    if np.any(shift != 0):
+        out = fourier_shift(out, shift)
+    # the offset and ramp that fit the whole region, weighted as every metric is (uniformly)
+    out, total = _fit_plane(out, ref, np.ones(ref.shape), yy, xx, total)
     return Alignment(out.astype(np.complex64), shift, float(total[0]),
                      (float(total[1]), float(total[2])))
 
@@ -242,6 +272,59 @@ class FourierCorrelation:
         # interpolate only between a ring above and one below the threshold
         f = f0 + (f1 - f0) * d0 / (d0 - d1) if d0 > 0 else f0
         return float(1 / (2 * f))
+
+
+    def crossing(self, threshold: str = "half_bit", skip_rings: int = 3) -> "Crossing":
+        """Where the curve first falls below ``threshold`` beyond the first ``skip_rings`` rings.
+
+        Returns a :class:`Crossing`: unresolved where the curve is already below the threshold
+        (or undefined) at the first searched ring, a bound at the pixel limit where it never
+        crosses, else the interpolated crossing (the same as :meth:`resolution_m`).
+        """
+        t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
+        start = max(1, skip_rings)
+        c = self.correlation
+        if len(c) <= start or not np.isfinite(c[start]) or c[start] < t[start]:
+            return Crossing(threshold, None, False, False, self.pixel_size_m)
+        if not np.any(c[start:] < t[start:]):
+            return Crossing(threshold, 0.5 / self.pixel_size_m, True, True, self.pixel_size_m)
+        return Crossing(threshold, 0.5 / self.resolution_m(threshold, skip_rings), True, False,
+                        self.pixel_size_m)
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """One threshold crossing of an FRC/FSC curve.
+
+    Attributes
+    ----------
+    threshold : str
+        "half_bit" or "1/7".
+    frequency_per_m : float or None
+        Spatial frequency f of the crossing; None where the curve never leaves the noise.
+    resolved : bool
+        The curve is above the threshold at the first searched ring.
+    bound : bool
+        It never crosses up to Nyquist: f is the pixel limit 1/(2p), and the true figure is
+        better than that ("better than" bound).
+    pixel_size_m : float
+    """
+
+    threshold: str
+    frequency_per_m: float | None
+    resolved: bool
+    bound: bool
+    pixel_size_m: float
+
+    @property
+    def half_period_m(self) -> float | None:
+        """1/(2f), the convention of ``*_resolution_m`` keys; None where unresolved."""
+        return None if self.frequency_per_m is None else float(0.5 / self.frequency_per_m)
+
+    @property
+    def full_period_m(self) -> float | None:
+        """1/f, the FIRE number of Nieuwenhuizen et al. (2013); None where unresolved."""
+        return None if self.frequency_per_m is None else float(1.0 / self.frequency_per_m)
 
 
 def _radial_bins(shape, pixel_size_m):

@@ -8,30 +8,95 @@ convention is the other one). :func:`score` removes all of them before any metri
 1. the reconstruction is resampled to the truth's pixel size where the two differ;
 2. the truth is cut to the scanned region (:func:`twin.analysis.truth.scanned_region`);
 3. for each of the four candidates {O, conj O, O(−r), conj O(−r)} the region is found in the
-   reconstruction by normalised cross-correlation of the de-planed, unwrapped phases (around
-   the file's origin where it gives one, else anywhere), then aligned to sub-pixel precision
-   with its phase offset and ramp removed (:func:`twin.analysis.metrics.align`);
-4. the candidate with the highest phase PCC is kept, and PCC, SSIM and FRC (half-bit and 1/7,
-   :func:`twin.analysis.metrics.fourier_correlation`) are computed on the unwrapped phases.
+   reconstruction by normalised cross-correlation of the phase-gradient phasors
+   O(r + 1)·conj O(r) (blind to a global phase, a ramp and any number of 2π wraps; around the
+   file's origin where it gives one, else anywhere), then aligned to sub-pixel precision with
+   its phase offset and ramp removed (:func:`twin.analysis.metrics.align`, which unwraps
+   nothing);
+4. the candidate whose phase agrees best with the truth's (the coherence |⟨exp(i(φ − φ_t))⟩|)
+   is kept. The truth's phase φ_t is unwrapped once, and the reconstruction's phase is
+   φ_t + U(wrap(φ − φ_t)): only the phase *difference*, small wherever the reconstruction is
+   right, is unwrapped, so a sample of many 2π (the brain phantom in air) is compared on the
+   same branch as its truth. PCC, SSIM and the FRC (half-bit and 1/7,
+   :func:`twin.analysis.metrics.fourier_correlation`) are computed on these phases.
+
+A reconstruction that is empty, a truth without phase contrast over the scanned region (a field
+that misses the sample), or an FRC that is below the half-bit threshold from its first searched
+ring on (also for the unit phasors exp(iφ), which no unwrapping can flatter), is **unresolved**:
+every resolution is None, and ``message`` says why.
+
+Conventions: ``*_resolution_*_m`` are half periods 1/(2f); ``*_fire_*_m`` full periods 1/f (the
+FIRE number of Nieuwenhuizen et al. 2013); ``_7`` marks the 1/7 threshold, the others half-bit.
+With ``split="even-odd"`` the registered reconstruction's own phase (unwrapped by itself) is split
+into O[0::2, 0::2] and O[1::2, 1::2] (pixel 2p) and their FRC gives ``split_fire_m`` and
+``split_fire_7_m``, as seed 000 did; ``method="biop"`` computes that FRC as the BIOP ImageJ
+plugin's source does (:mod:`twin.analysis.biop`).
 """
 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from twin.analysis import metrics
-from twin.analysis.truth import scanned_region
+from twin.analysis import biop, metrics
+from twin.analysis.truth import lit_positions, scanned_region
 from twin.core.errors import TwinInputError
 from twin.io import files as tio
 from twin.io.products import Product, read_product
 
 CANDIDATES = (("identity", False, False), ("conjugate", True, False),
               ("flip", False, True), ("conjugate+flip", True, True))
+METHODS = ("standard", "biop")
+SPLITS = (None, "even-odd")
+CONVENTION = ("*_resolution_*_m: half period 1/(2f) at the FRC's crossing; *_fire_*_m: full "
+              "period 1/f (FIRE, Nieuwenhuizen et al. 2013); '_7' = 1/7 threshold, else "
+              "half-bit; *_bound: never crossed up to Nyquist, the value is the pixel limit "
+              "(the true figure is better)")
+SKIP_RINGS = 3
+
+
+@dataclass(frozen=True)
+class Split:
+    """The FRC of a reconstruction's even and odd sub-images (seed 000's procedure).
+
+    Attributes
+    ----------
+    method : str
+        "standard" (this module's FRC, half-bit and 1/7) or "biop" (the plugin's, as coded).
+    fire_m, fire_7_m : float or None
+        Full period 1/f at the half-bit and 1/7 crossings (None: no crossing / unresolved).
+    fire_bound, fire_7_bound : bool
+        Never crossed up to Nyquist (the value is the pixel limit 2 × 2p).
+    resolved : bool
+    pixel_size_m : float
+        The half images' pixel, 2p.
+    curve : FourierCorrelation or BiopCurve
+    """
+
+    method: str
+    fire_m: float | None
+    fire_7_m: float | None
+    fire_bound: bool
+    fire_7_bound: bool
+    resolved: bool
+    pixel_size_m: float
+    curve: object = field(repr=False)
+
+    def as_dict(self) -> dict:
+        desc = ("even-odd split: FRC of O[0::2, 0::2] and O[1::2, 1::2] of the registered "
+                "reconstruction's phase, pixel 2p; ")
+        desc += ("BIOP ImageJ plugin as coded (ring value sqrt(sum|F1F2*|^2)/sqrt(sum|F1|^2 "
+                 "sum|F2|^2), LOESS-smoothed, its half-bit with N = samples per half ring and "
+                 "its fixed 0.1428; not a correlation)" if self.method == "biop"
+                 else "standard FRC (real part of F1F2*), half-bit and 1/7")
+        return {"split_fire_m": self.fire_m, "split_fire_7_m": self.fire_7_m,
+                "split_fire_bound": self.fire_bound, "split_fire_7_bound": self.fire_7_bound,
+                "split_resolved": self.resolved, "split_pixel_size_m": self.pixel_size_m,
+                "split_procedure": desc}
 
 
 @dataclass(frozen=True)
@@ -40,37 +105,50 @@ class Score:
 
     Attributes
     ----------
-    pcc_phase, ssim_phase : float
-        Pearson correlation and SSIM of the unwrapped phases.
-    frc_resolution_m, frc_resolution_7_m : float
-        Half-period resolution where the FRC against the truth crosses the half-bit and 1/7
-        thresholds (the pixel size if it never does).
-    phase_rms_error_rad : float
+    pcc_phase, ssim_phase : float or None
+        Pearson correlation and SSIM of the phases (None where either has no contrast).
+    frc_resolution_m, frc_resolution_7_m : float or None
+        Half period 1/(2f) where the FRC against the truth crosses the half-bit and 1/7
+        thresholds; the pixel size with ``*_bound`` True where it never does; None unresolved.
+    frc_fire_m, frc_fire_7_m : float or None
+        The same crossings as full periods 1/f.
+    frc_resolution_bound, frc_resolution_7_bound : bool
+    resolved : bool
+        False where the curve never leaves the noise (then every resolution is None).
+    message : str
+        Why a score is unresolved or undefined ("" otherwise).
+    phase_rms_error_rad : float or None
         RMS of angle(recon · conj(truth)) over the region.
     transform : str
-        Which of :data:`CANDIDATES` matched ("identity", "conjugate", "flip",
-        "conjugate+flip").
+        Which of :data:`CANDIDATES` matched.
     shift_px : (dy, dx)
         Translation of the reconstruction's region relative to where its origin put it.
     phase_offset_rad : float
-        Removed global phase.
     phase_ramp_rad_per_px : (y, x)
-        Removed linear phase ramp.
     region_px : (rows, cols)
-        Size of the compared region.
     pixel_size_m : float
         Pixel size the comparison is made at (the truth's).
     source : str
         Layout the reconstruction was read from.
     frc : FourierCorrelation
-        The curve.
+    method : str
+        "standard" or "biop" (the split's procedure).
+    split : Split or None
+    aligned_phase, truth_phase : arrays
+        The compared phases (not in :meth:`as_dict`).
     """
 
-    pcc_phase: float
-    ssim_phase: float
-    frc_resolution_m: float
-    frc_resolution_7_m: float
-    phase_rms_error_rad: float
+    pcc_phase: float | None
+    ssim_phase: float | None
+    frc_resolution_m: float | None
+    frc_resolution_7_m: float | None
+    frc_fire_m: float | None
+    frc_fire_7_m: float | None
+    frc_resolution_bound: bool
+    frc_resolution_7_bound: bool
+    resolved: bool
+    message: str
+    phase_rms_error_rad: float | None
     transform: str
     shift_px: tuple[float, float]
     phase_offset_rad: float
@@ -78,47 +156,68 @@ class Score:
     region_px: tuple[int, int]
     pixel_size_m: float
     source: str
-    frc: metrics.FourierCorrelation
+    frc: metrics.FourierCorrelation = field(repr=False)
+    method: str = "standard"
+    split: Split | None = None
+    aligned_phase: np.ndarray | None = field(default=None, repr=False)
+    truth_phase: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
-        return {"pcc_phase": self.pcc_phase, "ssim_phase": self.ssim_phase,
-                "frc_resolution_m": self.frc_resolution_m,
-                "frc_resolution_7_m": self.frc_resolution_7_m,
-                "phase_rms_error_rad": self.phase_rms_error_rad,
-                "transform": self.transform, "shift_px": list(self.shift_px),
-                "phase_offset_rad": self.phase_offset_rad,
-                "phase_ramp_rad_per_px": list(self.phase_ramp_rad_per_px),
-                "region_px": list(self.region_px), "pixel_size_m": self.pixel_size_m,
-                "source": self.source}
+        d = {k: getattr(self, k) for k in (
+            "pcc_phase", "ssim_phase", "frc_resolution_m", "frc_resolution_7_m", "frc_fire_m",
+            "frc_fire_7_m", "frc_resolution_bound", "frc_resolution_7_bound", "resolved",
+            "message", "method", "phase_rms_error_rad", "transform", "phase_offset_rad",
+            "pixel_size_m", "source")}
+        d |= {"shift_px": list(self.shift_px), "region_px": list(self.region_px),
+              "phase_ramp_rad_per_px": list(self.phase_ramp_rad_per_px),
+              "frc_procedure": "standard FRC of the phases against the truth (real part of "
+                               "F1F2*, Hann window), first 3 rings not searched",
+              "convention": CONVENTION}
+        if self.split is not None:
+            d |= self.split.as_dict()
+        return d
 
 
-def _feature(a: np.ndarray) -> np.ndarray:
-    """De-planed unwrapped phase: insensitive to a global phase and a ramp."""
-    return metrics._deplane(metrics.unwrap_phase(np.angle(a)))
+def _phasor_gradients(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """exp(i∂φ) along rows and columns: O(r + ŷ)·conj O(r) and O(r + x̂)·conj O(r), unit
+    modulus (zero where O is)."""
+    z = np.asarray(a, dtype=np.complex128)
+    gy = z[1:, 1:] * np.conj(z[:-1, 1:])
+    gx = z[1:, 1:] * np.conj(z[1:, :-1])
+    return tuple(g / np.where(np.abs(g) > 0, np.abs(g), 1.0) for g in (gy, gx))
 
 
 def _box(a: np.ndarray, h: int, w: int) -> np.ndarray:
     """Sums of ``a`` over every h × w window (valid positions)."""
-    c = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
+    c = np.zeros((a.shape[0] + 1, a.shape[1] + 1), dtype=a.dtype)
     c[1:, 1:] = np.cumsum(np.cumsum(a, 0), 1)
     return c[h:, w:] - c[:-h, w:] - c[h:, :-w] + c[:-h, :-w]
 
 
-def _locate(image: np.ndarray, template: np.ndarray) -> tuple[tuple[int, int], float]:
-    """Top-left (row, col) of ``template`` in ``image`` by normalised cross-correlation."""
+def _ncc(image: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """|normalised cross-correlation| of a complex template at every valid place in ``image``
+    (magnitude: a constant phase factor, such as a ramp gives the phasors, does not matter)."""
     h, w = template.shape
     t = template - template.mean()
-    t /= np.sqrt(np.sum(t * t)) + 1e-300
+    t = t / (np.sqrt(np.sum(np.abs(t) ** 2)) + 1e-300)
     H, W = image.shape
     shape = (H + h, W + w)
-    corr = np.fft.irfft2(np.fft.rfft2(image, shape) * np.conj(np.fft.rfft2(t, shape)), shape)
+    corr = np.fft.ifft2(np.fft.fft2(image, shape) * np.conj(np.fft.fft2(t, shape)))
     corr = corr[:H - h + 1, :W - w + 1]
     s1 = _box(image, h, w)
-    s2 = _box(image * image, h, w)
-    den = np.sqrt(np.maximum(s2 - s1 * s1 / (h * w), 1e-300))
-    ncc = corr / den
+    s2 = _box(np.abs(image) ** 2, h, w).real
+    den = np.sqrt(np.maximum(s2 - np.abs(s1) ** 2 / (h * w), 1e-300))
+    return np.abs(corr) / den
+
+
+def _locate(image: np.ndarray, template: np.ndarray) -> tuple[int, int]:
+    """Top-left (row, col) of the complex ``template`` in ``image`` by the phase-gradient
+    phasors' normalised cross-correlation."""
+    iy, ix = _phasor_gradients(image)
+    ty, tx = _phasor_gradients(template)
+    ncc = _ncc(iy, ty) + _ncc(ix, tx)
     i, j = np.unravel_index(np.argmax(ncc), ncc.shape)
-    return (int(i), int(j)), float(ncc[i, j])
+    return int(i), int(j)
 
 
 def _resample(obj: np.ndarray, factor: float) -> np.ndarray:
@@ -127,8 +226,115 @@ def _resample(obj: np.ndarray, factor: float) -> np.ndarray:
             + 1j * ndimage.zoom(obj.imag, factor, order=3))
 
 
+def _wrap(a: np.ndarray) -> np.ndarray:
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def _search_window(o: np.ndarray, e: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Rows/cols [lo, hi) of ``o`` to search: a quarter region around the expected top-left
+    ``e`` (the whole object when that falls outside it)."""
+    m = np.array([max(8, h // 4), max(8, w // 4)])
+    lo = np.round(e).astype(int) - m
+    hi = np.round(e).astype(int) + np.array([h, w]) + m
+    if np.any(lo < 0) or np.any(hi > np.array(o.shape)):
+        lo = np.maximum(lo, 0)
+        hi = np.minimum(hi, np.array(o.shape))
+        if np.any(hi - lo < np.array([h, w])):
+            lo, hi = np.array([0, 0]), np.array(o.shape)
+    return np.stack([lo, hi])
+
+
+def _candidate(obj, t, expect, conj, flip, hann):
+    """Register one candidate: (coherence, alignment, shift of its region from expected)."""
+    h, w = t.shape
+    o = np.conj(obj) if conj else obj
+    e = expect
+    if flip:
+        o = o[::-1, ::-1]
+        e = np.array(o.shape) - 1 - (expect + np.array([h, w]) - 1)
+    (lo, hi) = _search_window(o, e, h, w)
+    win = o[lo[0]:hi[0], lo[1]:hi[1]]
+    i, j = _locate(win, t)
+    al = metrics.align(win[i:i + h, j:j + w], t, weight=hann)
+    # apply the sub-pixel shift to the larger window (a periodic shift of the region alone
+    # would wrap its edges), cut again and fit the phase offset and ramp
+    if np.any(np.abs(al.shift_px) > 0):
+        moved = metrics.fourier_shift(win, al.shift_px)
+        al1 = metrics.align(moved[i:i + h, j:j + w], t, weight=hann)
+        al = metrics.Alignment(al1.aligned, al.shift_px + al1.shift_px, al1.phase_offset,
+                               al1.phase_ramp)
+    diff = _wrap(np.angle(al.aligned) - np.angle(t))
+    coherence = float(np.abs(np.sum(hann * np.exp(1j * diff))) / np.sum(hann))
+    shift = np.array([lo[0] + i, lo[1] + j], float) - e - al.shift_px
+    return coherence, al, shift
+
+
+def _region(recon: Product, truth_object: np.ndarray, pixel_size_m: float,
+            positions_m: np.ndarray, probe_px: int):
+    """The reconstruction at the truth's pixel, the truth's scanned region and where that
+    region should start in the reconstruction if its origin is right."""
+    obj = recon.object
+    h0, w0 = obj.shape
+    origin = np.array(recon.origin_px if recon.origin_px is not None else (h0 // 2, w0 // 2),
+                      dtype=float)
+    if recon.pixel_size_m is not None:
+        factor = recon.pixel_size_m / pixel_size_m
+        if abs(factor - 1) > 1e-3:
+            obj = _resample(obj, factor)
+            origin = origin * np.array(obj.shape) / np.array([h0, w0])
+    rows, cols, _ = scanned_region(np.asarray(positions_m)[:, :2], pixel_size_m, probe_px)
+    c = np.array(truth_object.shape) // 2
+    r0, r1 = max(0, c[0] + rows.start), min(truth_object.shape[0], c[0] + rows.stop)
+    c0, c1 = max(0, c[1] + cols.start), min(truth_object.shape[1], c[1] + cols.stop)
+    t = truth_object[r0:r1, c0:c1]
+    h, w = t.shape
+    if h < 8 or w < 8:
+        raise TwinInputError("--truth", f"scanned region {h}×{w} px",
+                             "is too small to score (at least 8 × 8 pixels)")
+    if obj.shape[0] < h or obj.shape[1] < w:
+        raise TwinInputError("RECON", f"object {obj.shape} at {pixel_size_m:.3g} m pixels",
+                             f"is smaller than the scanned region {h}×{w}")
+    if not np.all(np.isfinite(obj)):
+        raise TwinInputError("RECON", "an object with NaN or infinite values",
+                             "finite complex values")
+    return obj, t, np.array([origin[0] + (r0 - c[0]), origin[1] + (c0 - c[1])])
+
+
+def _signal(pa_raw: np.ndarray, a: np.ndarray, pb: np.ndarray) -> str:
+    """Why the comparison is undefined ("" where it is not)."""
+    if not np.any(np.abs(a) > 0):
+        return "the reconstruction is empty (zero) over the scanned region"
+    if np.std(pb) < 1e-3:
+        return ("the truth has no phase contrast over the scanned region (the field misses "
+                "the sample): nothing to resolve")
+    if np.std(pa_raw) < 1e-6:
+        return "the reconstruction's phase is constant over the scanned region"
+    return ""
+
+
+def _split(phase: np.ndarray, pixel_size_m: float, method: str) -> Split:
+    """FRC of the even and odd sub-images of ``phase`` (pixel 2p), as ``method`` computes it."""
+    even, odd = phase[0::2, 0::2], phase[1::2, 1::2]
+    h, w = min(even.shape[0], odd.shape[0]), min(even.shape[1], odd.shape[1])
+    even, odd = even[:h, :w], odd[:h, :w]
+    p2 = 2 * pixel_size_m
+    if method == "biop":
+        cv = biop.curve(even, odd)
+        f = [biop.fire_px(cv, th) for th in ("half_bit", "1/7")]
+        # a crossing before the first ring (the plugin's radius-0 point is 1, its half-bit
+        # threshold there 1 − 2⁻⁵² when the curve is too short to smooth) is no resolution
+        f = [float(v * p2) if np.isfinite(v) and v <= cv.image_side_px else None for v in f]
+        return Split("biop", f[0], f[1], False, False, any(v is not None for v in f), p2, cv)
+    frc = metrics.fourier_correlation(even, odd, p2)
+    c1, c7 = frc.crossing("half_bit", SKIP_RINGS), frc.crossing("1/7", SKIP_RINGS)
+    ok = c1.resolved
+    return Split("standard", c1.full_period_m if ok else None,
+                 c7.full_period_m if ok else None, c1.bound, c7.bound, ok, p2, frc)
+
+
 def score(recon: Product | np.ndarray, truth_object: np.ndarray, pixel_size_m: float,
-          positions_m: np.ndarray, probe_px: int) -> Score:
+          positions_m: np.ndarray, probe_px: int, split: str | None = None,
+          method: str = "standard") -> Score:
     """Register a reconstruction to the ground truth and compute PCC, SSIM and FRC.
 
     Parameters
@@ -144,89 +350,116 @@ def score(recon: Product | np.ndarray, truth_object: np.ndarray, pixel_size_m: f
         Scan positions x, y (metres) that define the scanned region.
     probe_px : int
         Probe window side in pixels (the region reaches a quarter of it past the positions).
+    split : {None, "even-odd"}
+        Also score the reconstruction against itself, split as seed 000 did.
+    method : {"standard", "biop"}
+        How the split's FRC is computed ("biop" implies ``split="even-odd"``).
 
     Returns
     -------
     Score
     """
+    if method not in METHODS:
+        raise TwinInputError("--method", method, "allowed: standard, biop")
+    if split not in SPLITS:
+        raise TwinInputError("--split", split, "allowed: even-odd")
+    split = "even-odd" if method == "biop" else split
     if not isinstance(recon, Product):
         recon = Product(np.asarray(recon, dtype=np.complex128), None, None, None, None, "array")
-    truth_object = np.asarray(truth_object, dtype=np.complex128)
-    obj = recon.object
-    h0, w0 = obj.shape
-    origin = np.array(recon.origin_px if recon.origin_px is not None else (h0 // 2, w0 // 2),
-                      dtype=float)
-    if recon.pixel_size_m is not None:
-        factor = recon.pixel_size_m / pixel_size_m
-        if abs(factor - 1) > 1e-3:
-            obj = _resample(obj, factor)
-            origin = origin * np.array(obj.shape) / np.array([h0, w0])
-
-    rows, cols, _ = scanned_region(np.asarray(positions_m)[:, :2], pixel_size_m, probe_px)
-    c = np.array(truth_object.shape) // 2
-    r0, r1 = max(0, c[0] + rows.start), min(truth_object.shape[0], c[0] + rows.stop)
-    c0, c1 = max(0, c[1] + cols.start), min(truth_object.shape[1], c[1] + cols.stop)
-    t = truth_object[r0:r1, c0:c1]
+    obj, t, expect = _region(recon, np.asarray(truth_object, dtype=np.complex128),
+                             pixel_size_m, positions_m, probe_px)
     h, w = t.shape
-    if h < 8 or w < 8:
-        raise TwinInputError("--truth", f"scanned region {h}×{w} px",
-                             "is too small to score (at least 8 × 8 pixels)")
-    if obj.shape[0] < h or obj.shape[1] < w:
-        raise TwinInputError("RECON", f"object {obj.shape} at {pixel_size_m:.3g} m pixels",
-                             f"is smaller than the scanned region {h}×{w}")
-    # where the region should start in the reconstruction if its origin is right
-    expect = np.array([origin[0] + (r0 - c[0]), origin[1] + (c0 - c[1])])
-    ft = _feature(t)
     hann = np.outer(np.hanning(h + 2)[1:-1], np.hanning(w + 2)[1:-1])
     best = None
     for name, conj, flip in CANDIDATES:
-        o = np.conj(obj) if conj else obj
-        e = expect
-        if flip:
-            o = o[::-1, ::-1]
-            e = np.array(o.shape) - 1 - (expect + np.array([h, w]) - 1)
-        # search a margin of a quarter region around the expected place (the whole object
-        # when the expectation falls outside it)
-        m = np.array([max(8, h // 4), max(8, w // 4)])
-        lo = np.round(e).astype(int) - m
-        hi = np.round(e).astype(int) + np.array([h, w]) + m
-        if np.any(lo < 0) or np.any(hi > np.array(o.shape)):
-            lo = np.maximum(lo, 0)
-            hi = np.minimum(hi, np.array(o.shape))
-            if np.any(hi - lo < np.array([h, w])):
-                lo, hi = np.array([0, 0]), np.array(o.shape)
-        win = o[lo[0]:hi[0], lo[1]:hi[1]]
-        (i, j), _ = _locate(_feature(win), ft)
-        a = win[i:i + h, j:j + w]
-        # a Hann weight keeps the region's edges out of the sub-pixel registration
-        al = metrics.align(a, t, weight=hann)
-        # apply the sub-pixel shift to the larger window (a periodic shift of the region alone
-        # would wrap its edges), cut again and fit the phase offset and ramp
-        if np.any(np.abs(al.shift_px) > 0):
-            moved = metrics.fourier_shift(win, al.shift_px)
-            al1 = metrics.align(moved[i:i + h, j:j + w], t, weight=hann)
-            al = metrics.Alignment(al1.aligned, al.shift_px + al1.shift_px, al1.phase_offset,
-                                   al1.phase_ramp)
-        pa = metrics.unwrap_phase(np.angle(al.aligned))
-        pb = metrics.unwrap_phase(np.angle(t))
-        pa = pa - 2 * np.pi * np.round(np.mean(pa - pb) / (2 * np.pi))
-        p = metrics.pcc(pa, pb)
-        if best is None or p > best[0]:
-            shift = np.array([lo[0] + i, lo[1] + j], float) - e - al.shift_px
-            best = (p, name, al, pa, pb, shift)
-    p, name, al, pa, pb, shift = best
-    rng = float(pb.max() - pb.min()) or 1.0
+        r = _candidate(obj, t, expect, conj, flip, hann)
+        if best is None or r[0] > best[0][0]:
+            best = (r, name)
+    (_, al, shift), name = best
+    return _metrics(al, t, name, shift, pixel_size_m, recon.source, split, method)
+
+
+def _metrics(al, t, name, shift, pixel_size_m, source, split, method) -> Score:
+    """The scores of an aligned region against the truth (see the module's docstring)."""
+    a = np.asarray(al.aligned, dtype=np.complex128)
+    pb = metrics.unwrap_phase(np.angle(t))
+    own = metrics.unwrap_phase(np.angle(a))
+    pa = pb + metrics.unwrap_phase(_wrap(np.angle(a) - np.angle(t)))
+    msg = _signal(own, a, pb)
     frc = metrics.fourier_correlation(pa, pb, pixel_size_m)
-    err = np.angle(al.aligned * np.conj(t))
-    return Score(p, metrics.ssim(pa, pb, rng), frc.resolution_m("half_bit"),
-                 frc.resolution_m("1/7"), float(np.sqrt(np.mean(err ** 2))), name,
-                 (float(shift[0]), float(shift[1])), al.phase_offset, al.phase_ramp, (h, w),
-                 float(pixel_size_m), recon.source, frc)
+    c1, c7 = frc.crossing("half_bit", SKIP_RINGS), frc.crossing("1/7", SKIP_RINGS)
+    phasors = metrics.fourier_correlation(np.exp(1j * np.angle(a)), np.exp(1j * np.angle(t)),
+                                          pixel_size_m)
+    if not msg and not (c1.resolved and phasors.crossing("half_bit", SKIP_RINGS).resolved):
+        msg = ("the FRC against the truth is below the half-bit threshold from its first "
+               "searched ring on: the reconstruction is unrelated to the truth (unresolved)")
+    ok = not msg
+    defined = ok or "FRC" in msg
+    if not ok:
+        # an unrelated reconstruction borrows no branch from the truth: its own unwrapping
+        pa = own - 2 * np.pi * np.round(np.mean(own - pb) / (2 * np.pi))
+        frc = metrics.fourier_correlation(pa, pb, pixel_size_m)
+    rng = float(pb.max() - pb.min()) or 1.0
+    sp = _split(own, pixel_size_m, method) if split and ok else None
+    if split and not ok:
+        sp = Split(method, None, None, False, False, False, 2 * pixel_size_m, None)
+    err = np.angle(a * np.conj(t))
+    return Score(
+        metrics.pcc(pa, pb) if defined else None,
+        metrics.ssim(pa, pb, rng) if defined else None,
+        c1.half_period_m if ok else None, c7.half_period_m if ok else None,
+        c1.full_period_m if ok else None, c7.full_period_m if ok else None,
+        bool(ok and c1.bound), bool(ok and c7.bound), ok, msg,
+        float(np.sqrt(np.mean(err ** 2))) if defined else None, name,
+        (float(shift[0]), float(shift[1])), al.phase_offset, al.phase_ramp, t.shape,
+        float(pixel_size_m), source, frc, method, sp, pa, pb)
+
+
+def truth_geometry(data) -> tuple[np.ndarray, float, np.ndarray, int]:
+    """(truth object, its pixel, the lit positions, probe window px) of a twin CXI's data.
+
+    The one definition of the scanned region that ``twin reconstruct``, ``twin run`` and
+    ``twin score`` share: the true positions where the file has them (else the nominal ones),
+    every beam's offset added, and the probe window of the file's illumination.
+    """
+    if data.ground_truth is None:
+        raise TwinInputError("--truth", "a CXI file without /entry_1/sample_1/ground_truth",
+                             "a file written by `twin simulate` (only those carry one)")
+    dx = data.truth.pixel_size_m
+    if dx is None or not np.isfinite(dx):
+        dx = data.object_pixel_m
+    tr = data.truth.translations_m
+    tr = data.translations_m if tr is None else tr
+    probe_px = (data.illumination.shape[-1] if data.illumination is not None
+                else data.frames.shape[-1] * data.upsampling)
+    return data.ground_truth, float(dx), lit_positions(tr, data.beam_offsets_m), int(probe_px)
+
+
+def score_data(recon: Product | np.ndarray, data, pixel_size_m: float | None = None,
+               split: str | None = None, method: str = "standard") -> Score:
+    """:func:`score` of a reconstruction against the ground truth a twin CXI's data carries.
+
+    Parameters
+    ----------
+    recon : Product or complex array
+    data : PtychoData
+        Read by :func:`twin.io.files.read_cxi` (lazily is fine: frames are not touched).
+    pixel_size_m : float, optional
+        The reconstruction's pixel where ``recon`` does not say (default: the truth's).
+    split, method
+        As :func:`score`.
+    """
+    truth, dx, lit, probe_px = truth_geometry(data)
+    if not isinstance(recon, Product):
+        recon = Product(np.asarray(recon, dtype=np.complex128), pixel_size_m, None, None, None,
+                        "array")
+    return score(recon, truth, dx, lit, probe_px, split, method)
 
 
 def score_files(recon_path: str | Path, truth_path: str | Path,
-                pixel_size_m: float | None = None) -> Score:
-    """:func:`score` of a reconstruction file against a twin CXI file's ground truth.
+                pixel_size_m: float | None = None, split: str | None = None,
+                method: str = "standard") -> Score:
+    """:func:`score_data` of a reconstruction file against a twin CXI file's ground truth.
 
     Parameters
     ----------
@@ -236,19 +469,20 @@ def score_files(recon_path: str | Path, truth_path: str | Path,
         A CXI file written by ``twin simulate`` (it must carry ``/entry_1/sample_1/ground_truth``).
     pixel_size_m : float, optional
         The reconstruction's pixel size where its file does not say (default: the truth's).
+    split, method
+        As :func:`score`.
     """
-    data = tio.read_cxi(truth_path)
+    if method not in METHODS:
+        raise TwinInputError("--method", method, "allowed: standard, biop")
+    if split not in SPLITS:
+        raise TwinInputError("--split", split, "allowed: even-odd")
+    data = tio.read_cxi(truth_path, lazy=True)
     if data.ground_truth is None:
         raise TwinInputError("--truth", str(truth_path),
                              "has no /entry_1/sample_1/ground_truth (only files written by "
                              "`twin simulate` carry one)")
-    dx = data.truth.pixel_size_m
-    if dx is None or not np.isfinite(dx):
-        dx = data.object_pixel_m
-    probe_px = (data.illumination.shape[-1] if data.illumination is not None
-                else data.frames.shape[-1] * data.upsampling)
     recon = read_product(recon_path, pixel_size_m)
-    return score(recon, data.ground_truth, dx, data.translations_m, probe_px)
+    return score_data(recon, data, pixel_size_m, split, method)
 
 
 def write_frc(s: Score, prefix: str | Path) -> tuple[Path, Path]:
@@ -278,8 +512,12 @@ def write_frc(s: Score, prefix: str | Path) -> tuple[Path, Path]:
     ax.plot(x, f.half_bit, "--", label="half-bit threshold")
     ax.axhline(1 / 7, color="grey", lw=0.8, ls=":", label="1/7")
     res = s.frc_resolution_m
-    ax.axvline(0.5 / res * 1e-6, color="k", lw=0.8,
-               label=f"half-bit resolution {res * 1e9:.3g} nm")
+    if res is not None:
+        word = "better than " if s.frc_resolution_bound else ""
+        ax.axvline(0.5 / res * 1e-6, color="k", lw=0.8,
+                   label=f"half-bit: {word}{res * 1e9:.3g} nm half period")
+    else:
+        ax.set_title("unresolved: the curve never leaves the noise", fontsize=8)
     ax.set_xlabel("spatial frequency (1/µm)")
     ax.set_ylabel("correlation")
     ax.set_ylim(-0.1, 1.05)
@@ -289,3 +527,43 @@ def write_frc(s: Score, prefix: str | Path) -> tuple[Path, Path]:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return csv_path, png_path
+
+
+def _nm(v: float | None, bound: bool, period: str) -> str:
+    if v is None:
+        return "none (no crossing)"
+    word = "better than " if bound else ""
+    tail = " (never crosses up to Nyquist: the pixel limit)" if bound else ""
+    return f"{word}{v * 1e9:.4g} nm {period}{tail}"
+
+
+def describe(s: Score) -> list[str]:
+    """Human-readable lines of a :class:`Score`, each naming its convention, threshold and
+    method."""
+    pcc = "n/a" if s.pcc_phase is None else f"{s.pcc_phase:.4f}"
+    ssim = "n/a" if s.ssim_phase is None else f"{s.ssim_phase:.3f}"
+    if s.resolved:
+        frc = (f"FRC against the truth: half-bit "
+               f"{_nm(s.frc_resolution_m, s.frc_resolution_bound, 'half period 1/(2f)')}, "
+               f"FIRE {_nm(s.frc_fire_m, s.frc_resolution_bound, 'full period 1/f')}; 1/7 "
+               f"{_nm(s.frc_resolution_7_m, s.frc_resolution_7_bound, 'half period')}")
+    else:
+        frc = f"UNRESOLVED, no resolution: {s.message}"
+    lines = [f"PCC(phase) {pcc}, SSIM {ssim}; {frc}"]
+    err = "n/a" if s.phase_rms_error_rad is None else f"{s.phase_rms_error_rad:.3g} rad rms"
+    lines.append(f"phase error {err}; registered: {s.transform}, shift {s.shift_px[0]:.2f}, "
+                 f"{s.shift_px[1]:.2f} px, phase {s.phase_offset_rad:.3g} rad, ramp "
+                 f"{s.phase_ramp_rad_per_px[0]:.3g}, {s.phase_ramp_rad_per_px[1]:.3g} rad/px "
+                 f"over {s.region_px[0]}×{s.region_px[1]} px of {s.pixel_size_m * 1e9:.4g} nm")
+    sp = s.split
+    if sp is not None:
+        how = ("the BIOP ImageJ plugin's procedure as coded (not a correlation: see "
+               "twin.analysis.biop)" if sp.method == "biop" else "standard FRC")
+        head = (f"even-odd split (seed 000's procedure; {how}), half images' pixel "
+                f"{sp.pixel_size_m * 1e9:.4g} nm: ")
+        if not sp.resolved:
+            lines.append(head + "unresolved, no FIRE number")
+        else:
+            lines.append(head + f"FIRE half-bit {_nm(sp.fire_m, sp.fire_bound, 'full period 1/f')}"
+                         f", 1/7 {_nm(sp.fire_7_m, sp.fire_7_bound, 'full period 1/f')}")
+    return lines

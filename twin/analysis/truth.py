@@ -1,8 +1,8 @@
 """Reconstruction against the ground truth a simulation kept (CONTRACTS §3 and §4 grids).
 
-Both objects have the translations' origin at their centre pixel and the same pixel size, so
-the scanned region is cut from each at the same place; the reconstruction is then aligned
-(:func:`twin.metrics.align`) and compared on its phase.
+Both objects have the translations' origin at their centre pixel and the same pixel size;
+:func:`compare` registers and scores them with :func:`twin.analysis.score.score`, the one
+function behind every score twin prints.
 """
 
 from __future__ import annotations
@@ -16,23 +16,33 @@ from twin.analysis import metrics
 
 @dataclass(frozen=True)
 class Comparison:
+    """:func:`compare`'s result; floats are NaN where :attr:`resolved` is False (see
+    :class:`twin.analysis.score.Score`, whose numbers these are)."""
+
     pcc_phase: float
     ssim_phase: float
     ms_ssim_phase: float
-    frc_resolution_m: float          # half-bit, reconstruction vs ground truth
+    frc_resolution_m: float          # half-bit half period, reconstruction vs ground truth
     frc_resolution_7_m: float        # 1/7 threshold
     phase_rms_error_rad: float
     region_px: tuple[int, int]
     frc: metrics.FourierCorrelation
     aligned_phase: np.ndarray
     truth_phase: np.ndarray
+    resolved: bool = True
+    message: str = ""
+    frc_resolution_bound: bool = False
+    frc_resolution_7_bound: bool = False
 
     def as_dict(self) -> dict:
         return {"pcc_phase": self.pcc_phase, "ssim_phase": self.ssim_phase,
                 "ms_ssim_phase": self.ms_ssim_phase,
                 "frc_resolution_m": self.frc_resolution_m,
                 "frc_resolution_7_m": self.frc_resolution_7_m,
-                "phase_rms_error_rad": self.phase_rms_error_rad}
+                "frc_resolution_bound": self.frc_resolution_bound,
+                "frc_resolution_7_bound": self.frc_resolution_7_bound,
+                "phase_rms_error_rad": self.phase_rms_error_rad,
+                "resolved": self.resolved, "message": self.message}
 
 
 def scanned_region(positions_m: np.ndarray, pixel_m: float, probe_px: int,
@@ -55,29 +65,26 @@ def lit_positions(translations_m: np.ndarray, beam_offsets_m=None) -> np.ndarray
     return (t + shift).reshape(-1, t.shape[1])
 
 
-def _cut(a: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
-    c = np.array(a.shape) // 2
-    r0, r1 = max(0, c[0] + rows.start), min(a.shape[0], c[0] + rows.stop)
-    c0, c1 = max(0, c[1] + cols.start), min(a.shape[1], c[1] + cols.stop)
-    return a[r0:r1, c0:c1]
-
-
 def compare(obj: np.ndarray, truth: np.ndarray, pixel_m: float, positions_m: np.ndarray,
             probe_px: int) -> Comparison:
-    """Metrics of a reconstructed object against the ground truth over the scanned region."""
-    rows, cols, _ = scanned_region(positions_m, pixel_m, probe_px)
-    a = _cut(obj, rows, cols)
-    b = _cut(truth, rows, cols)
-    a, b = metrics.crop_common(a, b)
-    al = metrics.align(a, b)
-    # thick samples wrap the phase many times over: compare unwrapped phases, and measure the
-    # error on the complex ratio, which no wrap disturbs
-    err = np.angle(al.aligned * np.conj(b))
-    pb = metrics.unwrap_phase(np.angle(b))
-    pa = metrics.unwrap_phase(np.angle(al.aligned))
-    pa = pa - 2 * np.pi * np.round(np.mean(pa - pb) / (2 * np.pi))
-    frc = metrics.fourier_correlation(pa, pb, pixel_m)
+    """Metrics of a reconstructed object against the ground truth over the scanned region.
+
+    The registration and the numbers are :func:`twin.analysis.score.score`'s (one function for
+    ``twin reconstruct``, ``twin run`` and ``twin score``); ``obj`` is taken at ``pixel_m``
+    with its origin at its centre pixel.
+    """
+    from twin.analysis import score as sc
+
+    s = sc.score(np.asarray(obj), truth, pixel_m, positions_m, probe_px)
+    nan = float("nan")
+
+    def v(x):
+        return nan if x is None else float(x)
+
+    pa, pb = s.aligned_phase, s.truth_phase
     rng = float(pb.max() - pb.min()) or 1.0
-    return Comparison(metrics.pcc(pa, pb), metrics.ssim(pa, pb, rng), metrics.ms_ssim(pa, pb, rng),
-                      frc.resolution_m("half_bit"), frc.resolution_m("1/7"),
-                      float(np.sqrt(np.mean(err ** 2))), a.shape, frc, pa, pb)
+    ms = metrics.ms_ssim(pa, pb, rng) if s.ssim_phase is not None else nan
+    return Comparison(v(s.pcc_phase), v(s.ssim_phase), ms, v(s.frc_resolution_m),
+                      v(s.frc_resolution_7_m), v(s.phase_rms_error_rad), s.region_px, s.frc,
+                      pa, pb, s.resolved, s.message, s.frc_resolution_bound,
+                      s.frc_resolution_7_bound)
