@@ -112,21 +112,42 @@ def test_master_file_links_each_projection_and_its_angle(small, tmp_path):
     assert first != (tmp_path / "alone.cxi").read_bytes()
 
 
-def test_a_rerun_keeps_finished_projections_and_redoes_a_deleted_one(small, tmp_path):
+def test_an_interrupted_run_resumes_keeping_finished_projections(small, tmp_path):
+    import signal
+
     scn, master = small
     shutil.copytree(master.parent, tmp_path / "run")
     copy = tmp_path / "run" / "exp.h5"
     folder = copy.parent / "exp_projections"
-    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    copy.unlink()
     gone = folder / "projection_00002.cxi"
     gone.unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    # interrupted while it writes the missing projection: client, scheduler and workers killed
+    cmd = [sys.executable, "-m", "twin", "simulate", str(scn), "-o", str(copy)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        t0 = time.time()
+        while not list(folder.glob(".projection_00002.cxi.*.part")):
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            assert time.time() - t0 < 120
+            time.sleep(0.01)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not copy.exists() and not gone.exists()           # nothing partial under a final name
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("projection_*")} == before
     r = twin("simulate", scn, "-o", copy)
     assert r.returncode == 0, r.stderr
     assert "5 finished, 1 to simulate" in r.stderr
     after = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
-    assert sorted(after) == sorted(before)                    # no temporaries left
-    assert all(after[k] == v for k, v in before.items() if k != gone.name)
+    assert sorted(after) == sorted([*before, gone.name])      # the dead run's temporary: gone
+    assert all(after[k] == v for k, v in before.items())      # finished ones kept, untouched
     assert _cxis(copy) == _cxis(master)                       # the redone one bit-identical
+    with h5py.File(copy, "r") as a, h5py.File(master, "r") as b:
+        assert np.array_equal(a["entry_1/theta"][()], b["entry_1/theta"][()])
 
 
 def test_a_killed_worker_leaves_the_bytes_unchanged(small, tmp_path):
