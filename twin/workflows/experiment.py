@@ -230,6 +230,17 @@ def _expected_frames(s: Scenario, n_frames: int | None) -> int:
     return total if n_frames is None else min(int(n_frames), total)
 
 
+def _refuse_huge(s: Scenario, n_frames: int | None) -> None:
+    """Refuse before any cluster starts what every task would refuse (simulate.plan's limit)."""
+    from twin.workflows import simulate as sim
+
+    fpp = Geometry.from_scenario(s).frames_per_projection
+    if n_frames is None and fpp > sim.MAX_FRAMES:
+        raise TwinInputError("scan", f"{fpp:,} frames per projection", (
+            f"at most {sim.MAX_FRAMES:,} frames in one projection's simulation; simulate a "
+            "part of each with --frames N, or a smaller field"))
+
+
 def finished(path: Path, s: Scenario, n_frames: int) -> bool:
     """Whether ``path`` is a finished projection of ``s`` with ``n_frames`` frames.
 
@@ -299,6 +310,7 @@ def simulate_experiment(s: Scenario, master: str | Path, projections: str | None
         raise TwinInputError("--frames", n_frames, "must be a positive number of frames")
     angles = projection_angles_deg(s)
     sel = select_projections(projections, len(angles))
+    _refuse_huge(s, n_frames)
     paths = [projection_path(master, i) for i in sel]
     expect = _expected_frames(s, n_frames)
     todo = [i for i, p in zip(sel, paths) if not finished(p, s, expect)]
