@@ -231,12 +231,20 @@ def test_chain_from_the_command_line_scores_against_the_phantom(small, tmp_path)
     assert res < 3 * dx < res_other
 
 
-@pytest.mark.parametrize("case", ["range", "range_2d", "missing", "scheduler"])
-def test_bad_input_exits_2_naming_it(small, tmp_path, case, scenario_path):
+@pytest.mark.parametrize("case", ["range", "range_empty", "range_2d", "missing", "cxi_stack",
+                                  "scheduler"])
+def test_bad_input_exits_2_naming_it(small, tmp_path, case, scenario_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
     scn, master = small
-    env = None
     if case == "range":
         args, needle = ("simulate", scn, "-o", tmp_path / "x.h5", "--projections", "4:9"), "4:9"
+    elif case == "range_empty":
+        args, needle = ("simulate", scn, "-o", tmp_path / "x.h5", "--projections", "3:3"), "3:3"
+    elif case == "cxi_stack":
+        args, needle = ("reconstruct", master, "-o", tmp_path / "x.cxi"), "x.cxi"
     elif case == "range_2d":
         args, needle = ("simulate", scenario_path("quickstart"), "-o", tmp_path / "x.cxi",
                         "--projections", "0:2"), "--projections"
@@ -246,10 +254,11 @@ def test_bad_input_exits_2_naming_it(small, tmp_path, case, scenario_path):
         args, needle = (("reconstruct", tmp_path / "run" / "exp.h5", "-o", tmp_path / "s.h5"),
                         "/entry_1/projection_4")
     else:
-        env = {"TWIN_DASK_CONNECT_TIMEOUT_S": "2"}
+        monkeypatch.setenv("TWIN_DASK_CONNECT_TIMEOUT_S", "2")
         args, needle = (("simulate", scn, "-o", tmp_path / "x.h5", "--scheduler",
                          "tcp://127.0.0.1:9"), "tcp://127.0.0.1:9")
-    r = twin(*args, env=env)
-    assert r.returncode == 2, r.stderr
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    assert r.exit_code == 2, r.output
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "s.h5").exists()
+    assert not (tmp_path / "x.cxi").exists()
