@@ -109,7 +109,9 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
 @app.command()
 @_guarded
 def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
-             output: Annotated[Path, typer.Option("-o", "--output", help="OUT.cxi")],
+             output: Annotated[Path, typer.Option(
+                 "-o", "--output", help="OUT.cxi; for a 3D scenario OUT.h5, a master file "
+                 "(OUT.cxi: its first projection alone)")],
              seed: Annotated[Optional[int], typer.Option(help="random seed (default: the "
                                                          "scenario's)")] = None,
              frames: Annotated[Optional[int], typer.Option(
@@ -226,14 +228,8 @@ def reconstruct(
                              ".cxi (CXI product)")
     if max_memory_gb <= 0:
         raise TwinInputError("--max-memory-gb", max_memory_gb, "a positive number")
-    from twin.workflows import experiment as ex
-
-    if ex.is_master(input):
-        _reconstruct_experiment(input, output, opts, scheduler, frames, max_memory_gb)
+    if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb):
         return
-    if scheduler is not None:
-        raise TwinInputError("--scheduler", scheduler, "only for a master file (`twin "
-                             "simulate` of a 3D scenario to OUT.h5)")
     data = tio.read_cxi(input, frames=frames, lazy=True)
     if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
         data.frames = np.asarray(data.frames, dtype=np.float32)
@@ -274,13 +270,19 @@ def reconstruct(
         raise RuntimeError(f"{result.stopped_early}; that state was written to {output}")
 
 
-def _reconstruct_experiment(master: Path, output: Path, opts, scheduler, frames,
-                            max_memory_gb) -> None:
-    """``twin reconstruct`` of a master file (twin.workflows.experiment)."""
+def _reconstruct_master(master: Path, output: Path, opts, scheduler, frames,
+                        max_memory_gb) -> bool:
+    """``twin reconstruct`` of a master file (twin.workflows.experiment); False, having done
+    nothing, where ``master`` is not one."""
     import numpy as np
 
     from twin.workflows import experiment as ex
 
+    if not ex.is_master(master):
+        if scheduler is not None:
+            raise TwinInputError("--scheduler", scheduler, "only for a master file (`twin "
+                                 "simulate` of a 3D scenario to OUT.h5)")
+        return False
     address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
     r = ex.reconstruct_experiment(master, output, opts, scheduler=address, frames=frames,
                                   max_memory_gb=max_memory_gb, progress=True,
@@ -292,6 +294,7 @@ def _reconstruct_experiment(master: Path, output: Path, opts, scheduler, frames,
     if np.all(np.isfinite(r.projection_pcc)):
         typer.echo(f"  against the ground truth: PCC(phase) per projection "
                    f"{r.projection_pcc.min():.4f} … {r.projection_pcc.max():.4f}")
+    return True
 
 
 @app.command()
