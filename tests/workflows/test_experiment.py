@@ -309,3 +309,21 @@ def test_bad_input_exits_2_naming_it(small, tmp_path, case, scenario_path, monke
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "s.h5").exists()
     assert not (tmp_path / "x.cxi").exists()
+
+
+@pytest.mark.parametrize("spec", [":", "2:", ":4", "1:5:2", "-3:", "-6:-1", "::-1", "5:0:-2",
+                                  "0:6"])
+def test_projection_ranges_are_python_slices(spec):
+    from twin.workflows.experiment import select_projections
+
+    expected = list(range(6))[slice(*[int(p) if p else None for p in spec.split(":")])]
+    assert list(select_projections(spec, 6)) == expected
+
+
+@pytest.mark.parametrize("spec", ["0:7", "-7:", "3:3", "4:1", "a:b", "2", "::0"])
+def test_projection_ranges_outside_the_scenario_are_refused(spec):
+    from twin.core.errors import TwinInputError
+    from twin.workflows.experiment import select_projections
+
+    with pytest.raises(TwinInputError, match="--projections"):
+        select_projections(spec, 6)
