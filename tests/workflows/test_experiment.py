@@ -279,7 +279,7 @@ def test_chain_from_the_command_line_scores_against_the_phantom(stack, tmp_path)
 
 
 @pytest.mark.parametrize("case", ["range", "range_empty", "range_2d", "missing", "cxi_stack",
-                                  "scheduler"])
+                                  "stale", "scheduler"])
 def test_bad_input_exits_2_naming_it(small, tmp_path, case, scenario_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -290,6 +290,11 @@ def test_bad_input_exits_2_naming_it(small, tmp_path, case, scenario_path, monke
         args, needle = ("simulate", scn, "-o", tmp_path / "x.h5", "--projections", "4:9"), "4:9"
     elif case == "range_empty":
         args, needle = ("simulate", scn, "-o", tmp_path / "x.h5", "--projections", "3:3"), "3:3"
+    elif case == "stale":                 # another seed over finished projections: not mixed
+        shutil.copytree(master.parent, tmp_path / "run")
+        (tmp_path / "run" / "exp.h5").unlink()
+        args, needle = (("simulate", scn, "-o", tmp_path / "run" / "exp.h5", "--seed", "7"),
+                        "projection_00000.cxi")
     elif case == "cxi_stack":
         args, needle = ("reconstruct", master, "-o", tmp_path / "x.cxi"), "x.cxi"
     elif case == "range_2d":
@@ -309,6 +314,7 @@ def test_bad_input_exits_2_naming_it(small, tmp_path, case, scenario_path, monke
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "s.h5").exists()
     assert not (tmp_path / "x.cxi").exists()
+    assert case != "stale" or not (tmp_path / "run" / "exp.h5").exists()
 
 
 @pytest.mark.parametrize("spec", [":", "2:", ":4", "1:5:2", "-3:", "-6:-1", "::-1", "5:0:-2",
