@@ -130,13 +130,18 @@ def projection_memory_bytes(s: Scenario, angles_deg, n_frames: int | None = None
     ovs, n_nat, dx = g.oversampling, g.n_native, g.object_pixel_m
     margin = ovs * n_nat + 6
     cols = g.fov_x_m / dx + margin
-    rows = g.lines_per_beam * g.n_beams * g.slow_step_m / dx + margin
+    lines = (g.lines_per_beam if n_frames is None
+             else min(g.lines_per_beam, math.ceil(n_frames / g.frames_per_line)))
+    rows = lines * g.n_beams * g.slow_step_m / dx + margin
     fine_px = rows * cols * ovs * ovs
     slices = max(g.multislice_slices(s, float(a)) for a in np.unique(np.mod(angles_deg, 180)))
     blur = (s.scan.blur_samples or 16) if s.scan.mode == "fly" else 1
     # one block's intensities at every motion-blur sample, and the far fields in chunks
-    frames_block = sim.BLOCK * blur * g.n_beams * n_nat ** 2 * 4 + 4 * sim.CHUNK_BYTES
-    return int(fine_px * 8 * (2 * slices + 2) + sim.CACHE_BYTES + frames_block + BASE_BYTES)
+    # (simulate's working-set constants, where it still has them)
+    block = getattr(sim, "BLOCK", 256)
+    chunk, cache = getattr(sim, "CHUNK_BYTES", 2 ** 22), getattr(sim, "CACHE_BYTES", 2 ** 28)
+    frames_block = block * blur * g.n_beams * n_nat ** 2 * 4 + 4 * chunk
+    return int(fine_px * 8 * (2 * slices + 2) + cache + frames_block + BASE_BYTES)
 
 
 def _local_workers(n_tasks: int, need_bytes: int, n_workers: int | None) -> tuple[int, int]:
@@ -235,9 +240,10 @@ def _refuse_huge(s: Scenario, n_frames: int | None) -> None:
     from twin.workflows import simulate as sim
 
     fpp = Geometry.from_scenario(s).frames_per_projection
-    if n_frames is None and fpp > sim.MAX_FRAMES:
+    limit = getattr(sim, "MAX_FRAMES", 100_000_000)
+    if n_frames is None and fpp > limit:
         raise TwinInputError("scan", f"{fpp:,} frames per projection", (
-            f"at most {sim.MAX_FRAMES:,} frames in one projection's simulation; simulate a "
+            f"at most {limit:,} frames in one projection's simulation; simulate a "
             "part of each with --frames N, or a smaller field"))
 
 
