@@ -175,17 +175,17 @@ def test_a_killed_worker_leaves_the_bytes_unchanged(small, tmp_path):
                       dashboard_address=None, silence_logs=50) as cluster:
         th = threading.Thread(target=assassin, daemon=True)
         th.start()
-        experiment.simulate_experiment(scenario.load(scn), out, projections="0:3",
+        experiment.simulate_experiment(scenario.load(scn), out, projections="0:2",
                                        scheduler=cluster.scheduler_address, log=lambda m: None)
         th.join()
     assert killed, "no worker was killed during the run"
-    names = [f"projection_{k:05d}.cxi" for k in range(3)]
+    names = [f"projection_{k:05d}.cxi" for k in range(2)]
     assert sorted(p.name for p in folder.iterdir()) == names      # the dead writer's temp: gone
     clean = _cxis(master)
     assert all((folder / n).read_bytes() == clean[n] for n in names)
     with h5py.File(out, "r") as f:
-        assert np.allclose(f["entry_1/theta"][()], [0, 30, 60])
-        assert list(f["entry_1/projection_index"][()]) == [0, 1, 2]
+        assert np.allclose(f["entry_1/theta"][()], [0, 30])
+        assert list(f["entry_1/projection_index"][()]) == [0, 1]
 
 
 @pytest.fixture(scope="module")
