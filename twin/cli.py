@@ -136,7 +136,9 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
 @app.command()
 @_guarded
 def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
-             output: Annotated[Path, typer.Option("-o", "--output", help="OUT.cxi")],
+             output: Annotated[Path, typer.Option(
+                 "-o", "--output", help="OUT.cxi; for a 3D scenario OUT.h5, a master file "
+                 "(OUT.cxi: its first projection alone)")],
              seed: Annotated[Optional[int], typer.Option(help="random seed (default: the "
                                                          "scenario's)")] = None,
              frames: Annotated[Optional[int], typer.Option(
@@ -144,14 +146,29 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
              compression: Annotated[str, typer.Option(
                  help="gzip (shuffle + deflate: any HDF5 reader), bitshuffle (LZ4, the "
                  "detectors' format: readers need hdf5plugin) or none")]
-             = "gzip") -> None:
-    """Phantom → probe → scan → detector → a CXI file."""
+             = "gzip",
+             projections: Annotated[Optional[str], typer.Option(
+                 help="3D scenario to OUT.h5: the projections A:B[:STEP] to simulate (a "
+                 "Python slice of the scenario's angles; default all)")] = None,
+             scheduler: Annotated[Optional[str], typer.Option(
+                 "--scheduler", help="3D scenario to OUT.h5: address of an existing Dask "
+                 "scheduler (default: $TWIN_DASK_SCHEDULER, else a local cluster)")] = None
+             ) -> None:
+    """Phantom → probe → scan → detector → a CXI file; a 3D scenario written to OUT.h5: one
+    CXI per projection in OUT_projections/ and a master file OUT.h5 linking them."""
     import warnings
 
     from twin import scenario as sc
     from twin.workflows import simulate as sim
 
     s = sc.load(scenario)
+    if s.is_3d and output.suffix.lower() in (".h5", ".hdf5"):
+        _simulate_experiment(s, output, seed, frames, compression, projections, scheduler)
+        return
+    for name, value in (("--projections", projections), ("--scheduler", scheduler)):
+        if value is not None:
+            raise TwinInputError(name, value, "only for a 3D scenario (tomography."
+                                 "n_projections > 0) written to a master file OUT.h5")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         summary = sim.simulate(s, output, seed=seed, n_frames=frames, progress=True,
@@ -165,6 +182,24 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
                f"peak counts {summary.peak_counts:g}")
     typer.echo(f"  saturated frames {summary.saturated_frames}, position error (rms) "
                f"{summary.position_error_rms_m * 1e9:.3g} nm")
+
+
+def _simulate_experiment(s, output: Path, seed, frames, compression, projections,
+                         scheduler) -> None:
+    """``twin simulate`` of a 3D scenario into a master file (twin.workflows.experiment)."""
+    from twin.workflows import experiment as ex
+
+    if seed is not None:
+        s = s.model_copy(update={"seed": int(seed)})
+    address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
+    r = ex.simulate_experiment(s, output, projections=projections, n_frames=frames,
+                               scheduler=address, compression=compression, progress=True,
+                               log=lambda m: typer.echo(m, err=True))
+    for w in r.warnings:
+        typer.echo(f"twin: warning: {w}", err=True)
+    typer.echo(f"wrote {r.master}: {len(r.indices)} projections ({len(r.computed)} simulated, "
+               f"{len(r.kept)} kept), theta {r.theta_deg[0]:g}° … {r.theta_deg[-1]:g}°, "
+               f"CXI files in {ex.projection_dir(r.master)}")
 
 
 @app.command()
@@ -196,8 +231,13 @@ def reconstruct(
         frames: Annotated[Optional[int], typer.Option(help="use only the first N frames")]
         = None,
         seed: Annotated[int, typer.Option(help="random seed (batch order)")] = 0,
-        backend: Annotated[str, typer.Option(help="auto, numpy or cupy")] = "auto") -> None:
-    """Ptychographic reconstruction of a CXI file: object, probe modes, refined positions."""
+        backend: Annotated[str, typer.Option(help="auto, numpy or cupy")] = "auto",
+        scheduler: Annotated[Optional[str], typer.Option(
+            "--scheduler", help="master file: address of an existing Dask scheduler "
+            "(default: $TWIN_DASK_SCHEDULER, else a local cluster)")] = None) -> None:
+    """Ptychographic reconstruction of a CXI file: object, probe modes, refined positions; of a
+    master file (`twin simulate` of a 3D scenario): every projection, one Dask task each, into
+    a Data Exchange stack OUT.h5 that `twin tomo` reads."""
     import warnings
 
     import numpy as np
@@ -213,6 +253,8 @@ def reconstruct(
                              ".cxi (CXI product)")
     if max_memory_gb <= 0:
         raise TwinInputError("--max-memory-gb", max_memory_gb, "a positive number")
+    if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb):
+        return
     data = tio.read_cxi(input, frames=frames, lazy=True)
     if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
         data.frames = np.asarray(data.frames, dtype=np.float32)
@@ -252,6 +294,33 @@ def reconstruct(
                    + sc.describe(c)[0])
     if result.stopped_early:
         raise RuntimeError(f"{result.stopped_early}; that state was written to {output}")
+
+
+def _reconstruct_master(master: Path, output: Path, opts, scheduler, frames,
+                        max_memory_gb) -> bool:
+    """``twin reconstruct`` of a master file (twin.workflows.experiment); False, having done
+    nothing, where ``master`` is not one."""
+    import numpy as np
+
+    from twin.workflows import experiment as ex
+
+    if not ex.is_master(master):
+        if scheduler is not None:
+            raise TwinInputError("--scheduler", scheduler, "only for a master file (`twin "
+                                 "simulate` of a 3D scenario to OUT.h5)")
+        return False
+    address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
+    r = ex.reconstruct_experiment(master, output, opts, scheduler=address, frames=frames,
+                                  max_memory_gb=max_memory_gb, progress=True,
+                                  log=lambda m: typer.echo(m, err=True))
+    for line in r.stopped_early:
+        typer.echo(f"twin: warning: {line}", err=True)
+    typer.echo(f"wrote {r.path}: Data Exchange stack {r.shape} (angles, rows, cols), pixel "
+               f"{r.pixel_size_m * 1e9:.4g} nm")
+    if np.all(np.isfinite(r.projection_pcc)):
+        typer.echo(f"  against the ground truth: PCC(phase) per projection "
+                   f"{r.projection_pcc.min():.4f} … {r.projection_pcc.max():.4f}")
+    return True
 
 
 @app.command()

@@ -541,11 +541,12 @@ class SimulationSummary:
 
 def simulate(s: Scenario, out: str | Path, seed: int | None = None,
              n_frames: int | None = None, progress: bool = False,
-             compression: str = "gzip") -> SimulationSummary:
-    """Write the scenario's acquisition as a CXI file (CONTRACTS §3), streamed in blocks."""
+             compression: str = "gzip", angle_deg: float = 0.0) -> SimulationSummary:
+    """Write the scenario's acquisition as a CXI file (CONTRACTS §3), streamed in blocks;
+    ``angle_deg`` rotates the sample about the vertical axis (one projection of a 3D scan)."""
     if seed is not None:
         s = s.model_copy(update={"seed": int(seed)})
-    p = plan(s, n_frames)
+    p = plan(s, n_frames, angle_deg)
     det = p.det
     dtype = (np.float32 if det.float8 else np.uint16 if det.max_counts <= 65535 else np.uint32)
     # refuse, before writing anything, a file the disk cannot hold (uncompressed bound)

@@ -1,0 +1,576 @@
+"""A whole ptycho-tomography experiment from the command line, one Dask task per projection.
+
+``twin simulate SCENARIO_3D.toml -o OUT.h5`` (:func:`simulate_experiment`) writes every
+projection of a 3D scenario as a CXI file (CONTRACTS §3) and a master file that links them;
+``twin reconstruct OUT.h5 -o STACK.h5`` (:func:`reconstruct_experiment`) reconstructs each linked
+projection and writes the Data Exchange stack (CONTRACTS §5) that ``twin tomo`` reads.
+
+Layout on disk (all paths inside the master are relative, so the pair moves as a whole)::
+
+    OUT.h5                                  the master file
+    OUT_projections/projection_00000.cxi    projection 0 of the scenario's angles
+    OUT_projections/projection_00001.cxi    ...
+
+The CXI of projection *i* is named after *i*, its index among the scenario's
+``tomography.n_projections`` angles (at least five digits), whatever ``--projections`` selects,
+so runs over different ranges share one directory. The master file holds:
+
+``/entry_1/projection_K``
+    an HDF5 external link to ``/entry_1`` of the K-th selected projection's CXI
+    (K = 0 … n−1, in the order of ``theta``): ``/entry_1/projection_0/data_1/data`` are its frames;
+``/entry_1/theta``
+    (n,) float64, the projections' angles in degrees;
+``/entry_1/projection_index``
+    (n,) int64, each projection's index *i* among the scenario's angles;
+``/entry_1/twin/scenario``, ``/entry_1/twin/n_projections``
+    the scenario (JSON) and its number of angles.
+
+The angles are ``linspace(0, range, n)``, the end point excluded for a range of 180° or more
+(it would repeat the first projection), as the preview chain (:mod:`.ptychotomo`) takes them.
+
+Resuming. Every CXI is written under a temporary name and renamed when complete, so a file under
+its final name is a finished projection: a rerun keeps it (after checking that it opens and was
+made from the same scenario, seed and frame count) and computes only the others. Every
+projection uses the scenario's seed: the phantom is the same at every angle, and the frames'
+random streams are keyed on (seed, frame block), so a rerun or a task repeated after a killed
+worker writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from twin.core.errors import TwinInputError
+from twin.geometry import Geometry
+from twin.scenario import Scenario
+
+MASTER_SUFFIXES = (".h5", ".hdf5")
+#: The Python process, its libraries and numba's kernels, besides a task's arrays.
+BASE_BYTES = 600 * 2 ** 20
+
+
+# ----------------------------------------------------------------------------- angles, names
+
+
+def projection_angles_deg(s: Scenario) -> np.ndarray:
+    """The scenario's projection angles in degrees (see the module doc)."""
+    n = s.tomography.n_projections
+    if n == "crowther":
+        # the forecast's n_projections_crowther: π/2 × the field's width in tomographic voxels
+        g = Geometry.from_scenario(s)
+        voxel = s.tomography.voxel_size_m or g.object_pixel_m
+        n = math.ceil(math.pi / 2 * math.ceil(g.fov_x_m / voxel - 1e-9))
+    if n < 1:
+        raise TwinInputError("tomography.n_projections", n, (
+            "a 3D scenario (n_projections ≥ 1, or \"crowther\") is needed for a master file; "
+            "write a 2D scan to OUT.cxi"))
+    rng = s.tomography.angular_range_deg
+    return np.linspace(0.0, rng, int(n), endpoint=rng < 180)
+
+
+def select_projections(text: str | None, n: int) -> range:
+    """The projections ``--projections A:B[:STEP]`` selects among ``n`` (a Python slice).
+
+    A and B may be left out (``:4``, ``2:``) and may be negative (counted from the end, as in
+    Python). Unlike a Python slice, an index beyond ±n or an empty selection is bad input.
+    """
+    if text is None:
+        return range(n)
+    allowed = (f"A:B or A:B:STEP selecting among the scenario's {n} projections "
+               f"(0 … {n - 1}; Python slice semantics, bounds within −{n} … {n})")
+    parts = str(text).split(":")
+    if len(parts) not in (2, 3):
+        raise TwinInputError("--projections", text, allowed)
+    try:
+        vals = [int(p) if p.strip() else None for p in parts]
+    except ValueError:
+        raise TwinInputError("--projections", text, allowed) from None
+    for v in vals[:2]:
+        if v is not None and not -n <= v <= n:
+            raise TwinInputError("--projections", text, allowed + f"; {v} is out of range")
+    if len(vals) == 3 and vals[2] == 0:
+        raise TwinInputError("--projections", text, allowed + "; STEP must not be 0")
+    sel = range(n)[slice(*vals)]
+    if len(sel) == 0:
+        raise TwinInputError("--projections", text, allowed + "; it selects none")
+    return sel
+
+
+def projection_dir(master: str | Path) -> Path:
+    """The folder of a master file's projections: ``OUT_projections`` beside ``OUT.h5``."""
+    master = Path(master)
+    return master.parent / f"{master.stem}_projections"
+
+
+def projection_path(master: str | Path, index: int) -> Path:
+    """The CXI of projection ``index`` (among the scenario's angles) of a master file."""
+    return projection_dir(master) / f"projection_{index:05d}.cxi"
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def projection_memory_bytes(s: Scenario, angles_deg, n_frames: int | None = None) -> int:
+    """Estimated peak memory of one projection's simulation, bytes.
+
+    The fine object window (scan field plus a probe window, s² fine pixels per object pixel)
+    held as complex slices, their projected δ + iβ and the total; the shifted-probe cache;
+    one block of frames at every motion-blur sample and the far fields' chunks; and
+    :data:`BASE_BYTES`.
+    """
+    from twin.workflows import simulate as sim
+
+    g = Geometry.from_scenario(s)
+    ovs, n_nat, dx = g.oversampling, g.n_native, g.object_pixel_m
+    margin = ovs * n_nat + 6
+    cols = g.fov_x_m / dx + margin
+    lines = (g.lines_per_beam if n_frames is None
+             else min(g.lines_per_beam, math.ceil(n_frames / g.frames_per_line)))
+    rows = lines * g.n_beams * g.slow_step_m / dx + margin
+    fine_px = rows * cols * ovs * ovs
+    slices = max(g.multislice_slices(s, float(a)) for a in np.unique(np.mod(angles_deg, 180)))
+    blur = (s.scan.blur_samples or 16) if s.scan.mode == "fly" else 1
+    # one block's intensities at every motion-blur sample, and the far fields in chunks
+    # (simulate's working-set constants, where it still has them)
+    block = getattr(sim, "BLOCK", 256)
+    chunk, cache = getattr(sim, "CHUNK_BYTES", 2 ** 22), getattr(sim, "CACHE_BYTES", 2 ** 28)
+    frames_block = block * blur * g.n_beams * n_nat ** 2 * 4 + 4 * chunk
+    return int(fine_px * 8 * (2 * slices + 2) + cache + frames_block + BASE_BYTES)
+
+
+def _local_workers(n_tasks: int, need_bytes: int, n_workers: int | None) -> tuple[int, int]:
+    """(workers, memory limit per worker) of a local cluster: ``n_workers``, or one per core
+    (at most 8) but no more than the tasks nor than the available memory holds at
+    ``need_bytes`` each; the available memory is shared equally."""
+    import psutil
+
+    avail = psutil.virtual_memory().available
+    if not n_workers:
+        n_workers = max(1, min(os.cpu_count() or 1, 8, n_tasks, avail // max(need_bytes, 1)))
+    return int(n_workers), int(avail // n_workers)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2 ** 30:.2f} GiB"
+
+
+def _state_memory(client, need_bytes: int, local: bool, log) -> None:
+    from twin.workflows.cluster import worker_memory_limits
+
+    limits = worker_memory_limits(client)
+    if not limits:
+        log("dask: no workers yet")
+        return
+    low = min(limits)
+    where = "local cluster" if local else "scheduler"
+    log(f"dask ({where}): {len(limits)} workers, memory limit "
+        f"{_gib(low) if low else 'none'} per worker (lowest); one projection needs about "
+        f"{_gib(need_bytes)}")
+    if low and low < need_bytes:
+        log(f"twin: warning: a worker's limit ({_gib(low)}) is below a projection's estimated "
+            f"need ({_gib(need_bytes)}); Dask may restart it")
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def _as_value(exc: TwinInputError) -> dict:
+    """A TwinInputError as plain values: it crosses a process boundary (its constructor's
+    arguments are not its ``args``, so it does not unpickle)."""
+    return {"error": (exc.field, str(exc.value), exc.allowed, str(exc))}
+
+
+def _raise_errors(results: list[dict]) -> None:
+    for r in results:
+        if "error" in r:
+            field_, value, allowed, message = r["error"]
+            raise TwinInputError(field_, value, allowed, message)
+
+
+def simulate_projection(s: Scenario, path: str, angle_deg: float, n_frames: int | None,
+                        compression: str = "gzip") -> dict:
+    """One projection's CXI at ``path`` (a Dask task; written atomically by the CXI writer)."""
+    import warnings
+
+    from twin.workflows import simulate as sim
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            summary = sim.simulate(s, path, n_frames=n_frames, compression=compression,
+                                   angle_deg=angle_deg)
+        except TwinInputError as exc:
+            return _as_value(exc)
+    return {"path": path, "n_frames": summary.n_frames, "peak_counts": summary.peak_counts,
+            "saturated_frames": summary.saturated_frames,
+            "warnings": sorted({str(w.message) for w in caught})}
+
+
+# ----------------------------------------------------------------------------- simulate
+
+
+@dataclass(frozen=True)
+class SimulatedExperiment:
+    """What :func:`simulate_experiment` wrote: the master file, and per selected projection
+    its index, angle and CXI; ``computed`` and ``kept`` split the indices."""
+
+    master: Path
+    indices: list[int]
+    theta_deg: np.ndarray
+    paths: list[Path]
+    computed: list[int]
+    kept: list[int]
+    memory_per_projection_bytes: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def _expected_frames(s: Scenario, n_frames: int | None) -> int:
+    total = Geometry.from_scenario(s).frames_per_projection
+    return total if n_frames is None else min(int(n_frames), total)
+
+
+def _refuse_huge(s: Scenario, n_frames: int | None) -> None:
+    """Refuse before any cluster starts what every task would refuse (simulate.plan's limit)."""
+    from twin.workflows import simulate as sim
+
+    fpp = Geometry.from_scenario(s).frames_per_projection
+    limit = getattr(sim, "MAX_FRAMES", 100_000_000)
+    if n_frames is None and fpp > limit:
+        raise TwinInputError("scan", f"{fpp:,} frames per projection", (
+            f"at most {limit:,} frames in one projection's simulation; simulate a "
+            "part of each with --frames N, or a smaller field"))
+
+
+def finished(path: Path, s: Scenario, n_frames: int) -> bool:
+    """Whether ``path`` is a finished projection of ``s`` with ``n_frames`` frames.
+
+    Absent or unreadable (not a finished file): False. Readable but made from another scenario,
+    seed or frame count: bad input, rather than a silent mix of two experiments.
+    """
+    if not path.exists():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            shape = f["entry_1/data_1/data"].shape
+            made_from = f["entry_1/twin/scenario"][()]
+    except (OSError, KeyError, ValueError):
+        return False
+    made_from = made_from.decode() if isinstance(made_from, bytes) else str(made_from)
+    if made_from != s.model_dump_json() or shape[0] != n_frames:
+        raise TwinInputError(str(path), f"{shape[0]} frames of another scenario or seed"
+                             if made_from != s.model_dump_json() else f"{shape[0]} frames", (
+            f"a finished projection of this scenario and seed with {n_frames} frames, to be "
+            f"kept on a rerun; remove {path.parent} (or choose another -o) to start afresh"))
+    return True
+
+
+def write_master(master: Path, paths: list[Path], theta_deg, indices, s: Scenario,
+                 n_total: int) -> None:
+    """The master file (module doc): external links with paths relative to its folder."""
+    from twin.io.files import atomic_path
+
+    master = Path(master)
+    with atomic_path(master) as tmp, h5py.File(tmp, "w") as f:
+        e = f.create_group("entry_1")
+        e.attrs["NX_class"] = "NXentry"
+        for k, p in enumerate(paths):
+            rel = Path(os.path.relpath(Path(p).resolve(), master.resolve().parent)).as_posix()
+            e[f"projection_{k}"] = h5py.ExternalLink(rel, "/entry_1")
+        th = e.create_dataset("theta", data=np.asarray(theta_deg, dtype=np.float64))
+        th.attrs["units"] = "degrees"
+        e.create_dataset("projection_index", data=np.asarray(indices, dtype=np.int64))
+        tw = e.create_group("twin")
+        tw["scenario"] = s.model_dump_json()
+        tw["n_projections"] = int(n_total)
+
+
+def simulate_experiment(s: Scenario, master: str | Path, projections: str | None = None,
+                        n_frames: int | None = None, scheduler: str | None = None,
+                        n_workers: int | None = None, compression: str = "gzip",
+                        progress: bool = False, log=print) -> SimulatedExperiment:
+    """Simulate the selected projections of a 3D scenario, one Dask task each, and link them.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario (``tomography.n_projections`` ≠ 0); its seed is every projection's.
+    master : str or Path
+        The master file ``OUT.h5``; the CXIs go to ``OUT_projections/`` (module doc).
+    projections : str or None
+        ``A:B[:STEP]`` (:func:`select_projections`); all by default.
+    n_frames : int or None
+        Only the first scan points of each projection (``--frames``).
+    scheduler : str or None
+        An existing Dask scheduler's address; ``None``: a local cluster of ``n_workers``.
+    """
+    master = Path(master)
+    if master.suffix.lower() not in MASTER_SUFFIXES:
+        raise TwinInputError("--output", str(master), "a master file OUT.h5 (or .hdf5)")
+    if n_frames is not None and n_frames < 1:
+        raise TwinInputError("--frames", n_frames, "must be a positive number of frames")
+    angles = projection_angles_deg(s)
+    sel = select_projections(projections, len(angles))
+    _refuse_huge(s, n_frames)
+    paths = [projection_path(master, i) for i in sel]
+    expect = _expected_frames(s, n_frames)
+    todo = [i for i, p in zip(sel, paths) if not finished(p, s, expect)]
+    kept = [i for i in sel if i not in set(todo)]
+    need = projection_memory_bytes(s, angles[list(sel)], n_frames)
+    log(f"{len(sel)} of {len(angles)} projections, {expect} frames each, into "
+        f"{projection_dir(master)}/: {len(kept)} finished, {len(todo)} to simulate")
+    results = []
+    if todo:
+        projection_dir(master).mkdir(parents=True, exist_ok=True)
+        results = _run_tasks(simulate_projection, [[s] * len(todo),
+                                                   [str(projection_path(master, i)) for i in todo],
+                                                   [float(angles[i]) for i in todo],
+                                                   [n_frames] * len(todo),
+                                                   [compression] * len(todo)],
+                             scheduler, n_workers, need, desc="simulate", progress=progress,
+                             log=log)
+    write_master(master, paths, angles[list(sel)], list(sel), s, len(angles))
+    notes = sorted({w for r in results for w in r.get("warnings", [])})
+    return SimulatedExperiment(master, list(sel), angles[list(sel)], paths, todo, kept, need,
+                               notes)
+
+
+def _run_tasks(fn, args: list[list], scheduler: str | None, n_workers: int | None,
+               need_bytes: int, desc: str, progress: bool, log) -> list[dict]:
+    """``fn`` over ``args`` on Dask (one task each), the memory stated; input errors raised."""
+    from twin.workflows.cluster import client_for, run_ordered
+
+    limit = None
+    if not scheduler:
+        n_workers, limit = _local_workers(len(args[0]), need_bytes, n_workers)
+    with client_for(scheduler, n_workers, limit) as client:
+        _state_memory(client, need_bytes, not scheduler, log)
+        results = run_ordered(client, fn, *args, progress=progress, desc=desc, unit="proj")
+    _raise_errors(results)
+    return results
+
+
+# ----------------------------------------------------------------------------- master file
+
+
+@dataclass(frozen=True)
+class Master:
+    """A master file's projections: angles (degrees), their CXI files, their indices."""
+
+    path: Path
+    theta_deg: np.ndarray
+    paths: list[Path]
+    indices: np.ndarray
+
+
+def _projection_links(e: h5py.Group) -> dict[int, str]:
+    import re
+
+    return {int(k.split("_")[1]): k for k in e.keys() if re.fullmatch(r"projection_\d+", k)}
+
+
+def is_master(path: str | Path) -> bool:
+    """Whether ``path`` is an HDF5 file with ``/entry_1/theta`` and projection links."""
+    path = Path(path)
+    try:
+        if not (path.is_file() and h5py.is_hdf5(path)):
+            return False
+        with h5py.File(path, "r") as f:
+            e = f.get("entry_1")
+            return (isinstance(e, h5py.Group) and "theta" in e
+                    and bool(_projection_links(e)))
+    except OSError:
+        return False
+
+
+def _linked_file(master: Path, e: h5py.Group, name: str) -> Path:
+    """The CXI a master's ``/entry_1/NAME`` links to, checked to open with frames."""
+    where = f"/entry_1/{name}"
+    link = e.get(name, getlink=True)
+    if not isinstance(link, h5py.ExternalLink) or link.path.rstrip("/") not in ("", "/entry_1"):
+        raise TwinInputError(where, type(link).__name__,
+                             "an external link to /entry_1 of a projection's CXI file")
+    target = Path(link.filename)
+    target = target if target.is_absolute() else master.parent / target
+    try:
+        with h5py.File(target, "r") as f:
+            ok = isinstance(f.get("entry_1/data_1/data"), h5py.Dataset)
+    except OSError:
+        ok = False
+    if not ok:
+        raise TwinInputError(where, str(target), (
+            "the projection it links to is missing or unreadable (no /entry_1/data_1/data); "
+            "rerun `twin simulate` with the same -o to write the missing projections"))
+    return target
+
+
+def read_master(path: str | Path) -> Master:
+    """The projections of a master file (module doc), each link checked.
+
+    Raises
+    ------
+    TwinInputError
+        Naming ``/entry_1/projection_K`` for a missing link or a linked file that is missing or
+        unreadable, or ``/entry_1/theta`` for bad angles.
+    """
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            e = f["entry_1"]
+            theta = np.asarray(e["theta"], dtype=np.float64)
+            if theta.ndim != 1 or len(theta) == 0 or not np.all(np.isfinite(theta)):
+                raise TwinInputError("/entry_1/theta", theta.shape,
+                                     "one finite angle in degrees per projection")
+            links = _projection_links(e)
+            names = [f"projection_{k}" for k in range(len(theta))]
+            for k, name in enumerate(names):
+                if k not in links:
+                    raise TwinInputError(f"/entry_1/{name}", "absent", (
+                        f"one link per angle of /entry_1/theta: projection_0 … "
+                        f"projection_{len(theta) - 1}"))
+            extra = sorted(set(links) - set(range(len(theta))))
+            if extra:
+                raise TwinInputError(f"/entry_1/projection_{extra[0]}", "a link beyond theta",
+                                     f"{len(theta)} angles in /entry_1/theta")
+            paths = [_linked_file(path, e, name) for name in names]
+            idx = (np.asarray(e["projection_index"], dtype=np.int64)
+                   if "projection_index" in e else np.arange(len(theta)))
+    except (KeyError, OSError) as exc:
+        raise TwinInputError(str(path), "not a master file",
+                             f"an HDF5 file with /entry_1/theta and /entry_1/projection_K "
+                             f"links ({exc})") from None
+    return Master(path, theta, paths, idx)
+
+
+# ----------------------------------------------------------------------------- reconstruct
+
+
+def region_px(translations_m: np.ndarray, pixel_m: float, margin_px: int = 0) -> tuple[int, int]:
+    """(rows, cols) of the scanned field in pixels plus ``margin_px`` on every side, even."""
+    ext = np.ptp(np.asarray(translations_m)[:, :2], axis=0)
+    return (int(ext[1] / pixel_m) // 2 * 2 + 2 * margin_px,
+            int(ext[0] / pixel_m) // 2 * 2 + 2 * margin_px)
+
+
+def axis_centre_px(shape, pixel_m: float, translations_m: np.ndarray,
+                   origin_m: np.ndarray | None) -> tuple[int, int]:
+    """(row, col) of an object array (centre pixel = the translations' origin) at the middle of
+    the scanned rows and on the rotation axis: the scan centre, which is where twin's
+    ``object_origin_m`` puts it, else the translations' midpoint."""
+    tr = np.asarray(translations_m)[:, :2]
+    mid = (tr.max(axis=0) + tr.min(axis=0)) / 2
+    col_off = -origin_m[0] / pixel_m if origin_m is not None else mid[0] / pixel_m
+    return shape[0] // 2 + int(round(mid[1] / pixel_m)), shape[1] // 2 + int(round(col_off))
+
+
+def projected_phase(obj: np.ndarray, centre: tuple[int, int],
+                    region: tuple[int, int]) -> np.ndarray:
+    """The phase advance k∫δ dz (radians, = −arg O unwrapped) of ``region`` around ``centre``,
+    the plane through the air beside the sample removed as the preview chain does
+    (:func:`twin.workflows.ptychotomo.remove_background`): float32 (rows, cols)."""
+    from twin.analysis.metrics import unwrap_phase
+    from twin.workflows.ptychotomo import remove_background
+
+    h, w = region
+    r0, c0 = centre[0] - h // 2, centre[1] - w // 2
+    if r0 < 0 or c0 < 0 or r0 + h > obj.shape[0] or c0 + w > obj.shape[1]:
+        raise ValueError(f"the scanned field {region} at {centre} lies outside the object "
+                         f"{obj.shape}")
+    ph = unwrap_phase(np.angle(obj[r0:r0 + h, c0:c0 + w]))
+    return (-remove_background(ph, max(2, w // 12))).astype(np.float32)
+
+
+def reconstruct_projection(path: str, opts, frames: int | None = None,
+                           max_memory_gb: float = 4.0) -> dict:
+    """Reconstruct one projection's CXI as ``twin reconstruct IN.cxi`` does and return its
+    projected phase (and the ground truth's, where the file has one on the same grid)."""
+    from twin.analysis import metrics
+    from twin.io import files as tio
+    from twin.recon import engines as rc
+
+    try:
+        data = tio.read_cxi(path, frames=frames, lazy=True)
+        if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
+            data.frames = np.asarray(data.frames, dtype=np.float32)
+        r = rc.reconstruct(data, opts)
+    except TwinInputError as exc:
+        return _as_value(exc)
+    dx, tr, t = r.pixel_size_m, data.translations_m, data.truth
+    # the probe lights the object beyond the outermost scan points: an eighth of its window on
+    # each side is kept, so that the air beside a sample that fills the field is in the stack
+    region = region_px(tr, dx, r.probe.shape[-1] // 8)
+    phase = projected_phase(r.object, axis_centre_px(r.object.shape, dx, tr, t.object_origin_m),
+                            region)
+    out = {"phase": phase, "pixel_size_m": dx, "cost": float(r.cost[-1]),
+           "stopped_early": r.stopped_early, "truth": None, "pcc": float("nan")}
+    if t.object is not None and t.pixel_size_m and abs(t.pixel_size_m / dx - 1) < 1e-6:
+        out["truth"] = projected_phase(
+            t.object, axis_centre_px(t.object.shape, dx, tr, t.object_origin_m), region)
+        out["pcc"] = metrics.pcc(phase, out["truth"])
+    return out
+
+
+@dataclass(frozen=True)
+class ReconstructedStack:
+    """What :func:`reconstruct_experiment` wrote."""
+
+    path: Path
+    shape: tuple[int, int, int]
+    pixel_size_m: float
+    projection_pcc: np.ndarray        # against each projection's ground truth (NaN: none)
+    stopped_early: list[str]
+
+
+def _centre_crop(a: np.ndarray, shape) -> np.ndarray:
+    r0, c0 = (a.shape[0] - shape[0]) // 2, (a.shape[1] - shape[1]) // 2
+    return a[r0:r0 + shape[0], c0:c0 + shape[1]]
+
+
+def reconstruct_experiment(master: str | Path, out: str | Path, opts,
+                           scheduler: str | None = None, n_workers: int | None = None,
+                           frames: int | None = None, max_memory_gb: float = 4.0,
+                           progress: bool = False, log=print) -> ReconstructedStack:
+    """Reconstruct every projection of a master file (one Dask task each) into a Data Exchange
+    stack (CONTRACTS §5) for ``twin tomo``.
+
+    ``/exchange/data``: float32 (n_angles, rows, cols) phase advance k∫δ dz in radians (the
+    negative of the object's unwrapped phase, zero in the air beside the sample), the rotation
+    axis at column cols // 2; ``/exchange/theta``: the master's angles in degrees. Where the
+    CXI files carry a ground truth, ``/twin/truth_data`` holds the phantom's projections
+    processed alike (for scoring) and ``/twin/projection_pcc`` each projection's PCC with it.
+    """
+    from twin.io.files import atomic_path, write_dxchange
+
+    out = Path(out)
+    if out.suffix.lower() not in MASTER_SUFFIXES:
+        raise TwinInputError("--output", str(out),
+                             "a Data Exchange stack OUT.h5 (or .hdf5) for a master file")
+    m = read_master(master)
+    with h5py.File(m.paths[0], "r") as f:
+        frame_bytes = f["entry_1/data_1/data"].size * 4
+    need = int(BASE_BYTES + 3 * min(frame_bytes, max_memory_gb * 2 ** 30 / 4))
+    log(f"{len(m.paths)} projections from {m.path}")
+    n = len(m.paths)
+    res = _run_tasks(reconstruct_projection, [[str(p) for p in m.paths], [opts] * n,
+                                              [frames] * n, [max_memory_gb] * n],
+                     scheduler, n_workers, need, desc="reconstruct", progress=progress, log=log)
+    shape = tuple(min(r["phase"].shape[i] for r in res) for i in (0, 1))
+    data = np.stack([_centre_crop(r["phase"], shape) for r in res])
+    dx = float(res[0]["pixel_size_m"])
+    with atomic_path(out) as tmp:
+        write_dxchange(tmp, data, m.theta_deg, voxel_size_m=dx)
+        with h5py.File(tmp, "a") as f:
+            tw = f.create_group("twin")
+            tw["projection_index"] = m.indices
+            tw["projection_pcc"] = np.array([r["pcc"] for r in res])
+            tw["master"] = str(m.path)
+            if all(r["truth"] is not None for r in res):
+                tw["truth_data"] = np.stack([_centre_crop(r["truth"], shape) for r in res])
+    stopped = [f"projection_{k}: {r['stopped_early']}" for k, r in enumerate(res)
+               if r["stopped_early"]]
+    return ReconstructedStack(out, data.shape, dx, np.array([r["pcc"] for r in res]), stopped)
