@@ -165,6 +165,20 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return removed
 
 
+def _current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc), else by
+    the set-and-restore of :func:`os.umask`."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
@@ -184,6 +198,9 @@ def atomic_path(path: str | Path):
     _install_signal_cleanup()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
                                suffix=".part", dir=path.parent)
+    # mkstemp creates the file 0600; the result gets the mode an ordinary open() would give
+    # (0644 under umask 022), so that colleagues on a shared file system can read it
+    os.fchmod(fd, 0o666 & ~_current_umask())
     os.close(fd)
     _LIVE_TEMPORARIES.add(tmp)
     try:
