@@ -374,8 +374,10 @@ def print_pdf(html: Path, pdf: Path, timeout_s: float = 180.0) -> Path:
         raise RuntimeError(
             "--pdf needs headless Chromium, which was not found (looked for "
             f"{', '.join(CHROMIUM_NAMES)} and $TWIN_CHROMIUM). Install Debian's package "
-            "(`apt-get install chromium`) or point TWIN_CHROMIUM at a Chromium binary; the "
-            f"HTML report is at {html}")
+            "(`apt-get install chromium`) or point TWIN_CHROMIUM at a Chromium binary"
+            + (f"; the HTML report is at {html}" if html.is_file() else
+               f"; no HTML report is built yet in {html} (`twin report` without --pdf "
+               "builds it)"))
     with tempfile.TemporaryDirectory() as profile, atomic_path(pdf) as tmp:
         cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                "--disable-background-networking", "--disable-component-update",
@@ -406,15 +408,17 @@ def build(run_dir: str | Path, pdf: bool = False) -> Path:
         The HTML index page.
     """
     d = Path(run_dir)
-    if (d / "_config.yml").exists() and (d / "_toc.yml").exists():
-        src, target = d, d / "_build" / "book.pdf"
-    elif (d / "summary.json").exists():
-        src, target = write_sources(d), d / "report.pdf"
-    else:
+    is_book = (d / "_config.yml").exists() and (d / "_toc.yml").exists()
+    if not is_book and not (d / "summary.json").exists():
         raise TwinInputError("DIR", str(d), "must be a `twin run` output (with summary.json) "
                              "or a Jupyter Book folder (with _config.yml and _toc.yml)")
     if pdf and find_chromium() is None:
-        print_pdf(src / "index.html", target)          # raises with the install hint
+        # refused before anything is rewritten: the HTML report built before stays as it is
+        src = d if is_book else RunDir(d).report
+        built = src / "_build" / "html" / "index.html"
+        print_pdf(built if built.exists() else src, Path("report.pdf"))   # raises the hint
+    src, target = (d, d / "_build" / "book.pdf") if is_book else (write_sources(d),
+                                                                  d / "report.pdf")
     index = jupyter_book(src)
     if pdf:
         print_pdf(jupyter_book(src, "singlehtml"), target)
