@@ -484,16 +484,20 @@ def panda(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
 
     from twin import scenario as sc
     from twin.acquisition import panda_server as ps
-    from twin.workflows import simulate as sim
+    from twin.geometry import Geometry
+    from twin.workflows import panda as wp
 
     if not (math.isfinite(speed) and speed > 0):
         raise TwinInputError("--speed", speed, "must be a positive factor (1 = real time)")
     s = sc.load(scenario)
     if seed is not None:
         s = s.model_copy(update={"seed": int(seed)})
-    p = sim.plan(s)
-    ps.serve(ps.capture_from_plan(p), s.scan.frame_rate_hz, p.exposure_s, host=host,
-             speed=speed, log=lambda m: typer.echo(m, err=True))
+    g = Geometry.from_scenario(s)
+    typer.echo(f"twin panda: preparing {g.frames_per_projection:,} rows of {s.name} "
+               "(made block by block as they are streamed)", err=True)
+    cap = wp.streamed_capture(s, g)
+    ps.serve(cap, s.scan.frame_rate_hz, g.exposure_s, host=host, speed=speed,
+             log=lambda m: typer.echo(m, err=True))
 
 
 def main() -> None:
