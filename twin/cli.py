@@ -97,11 +97,19 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
         raise TwinInputError("--output", str(output), "allowed suffixes: .csv, .parquet")
     s = sc.load(scenario)
     address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
-    table = sw.run_sweep(s, scheduler=address, progress=True, simulate=simulate, seeds=seeds,
-                         yes=yes, log=lambda m: typer.echo(m, err=True))
-    sw.write_table(table, output)
-    typer.echo(f"wrote {len(table)} rows to {output}")
-    if plots:
+    say = lambda m: typer.echo(m, err=True)  # noqa: E731
+    if simulate:
+        table = sw.run_sweep(s, scheduler=address, progress=True, simulate=True, seeds=seeds,
+                             yes=yes, log=say)
+        sw.write_table(table, output)
+        n_rows = len(table)
+    else:       # chunk by chunk to the file: a 10⁸-point grid in the memory of a few chunks
+        n_rows, table = sw.sweep_to_file(s, output, keep_rows=sw.MAX_POINTS if plots else 0,
+                                         scheduler=address, progress=True, yes=yes, log=say)
+    typer.echo(f"wrote {n_rows} rows to {output}")
+    if plots and table is None:
+        say(f"no plots above {sw.MAX_POINTS:,} points (the table is on disk only)")
+    elif plots:
         for path in sw.plot_sweep(table, s, output.with_suffix("")):
             typer.echo(f"wrote {path}")
 
