@@ -130,8 +130,11 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     import warnings
 
     from twin import scenario as sc
+    from twin.io import files as tio
     from twin.workflows import simulate as sim
 
+    tio.check_output_file(output)                 # refused before any work, not after it
+    tio.compression_options(compression)
     s = sc.load(scenario)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

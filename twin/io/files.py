@@ -62,6 +62,24 @@ def _compression(name: str = "gzip") -> dict:
     raise TwinInputError("--compression", name, f"allowed: {', '.join(COMPRESSIONS)}")
 
 
+compression_options = _compression
+
+
+def check_output_file(path: str | Path, option: str = "-o/--output") -> Path:
+    """Refuse, before any work, an output file name that names a directory or lies under a
+    file (:class:`TwinInputError` naming ``option``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise TwinInputError(option, str(path), "is a directory; give a file name, e.g. "
+                             f"{path / 'out'}{path.suffix or ''}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TwinInputError(option, str(path), f"{parent} is a file, not a directory")
+            break
+    return path
+
+
 # --- atomic writes: temporaries that never outlive their writer ---------------------------------
 #
 # A temporary is named ``.<name>.<pid>@<host>.<random>.part`` beside its target, so that a later
@@ -192,7 +210,7 @@ def atomic_path(path: str | Path):
     path : str or Path
         The file to write.
     """
-    path = Path(path)
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     _install_signal_cleanup()
@@ -527,7 +545,16 @@ class FrameStack:
 
     def __getitem__(self, key) -> np.ndarray:
         """Frames ``key`` (an int, a slice or an index array into this stack) as float32;
-        non-finite counts raise :class:`TwinInputError` naming the dataset."""
+        non-finite counts, and frames the file cannot give (a corrupt chunk, a truncated
+        file), raise :class:`TwinInputError` naming the file and the dataset."""
+        try:
+            return self._read(key)
+        except OSError as exc:
+            raise TwinInputError(self.dataset, str(self.path), (
+                f"frames of {self.path} cannot be read (corrupt or truncated file?): {exc}")
+                ) from None
+
+    def _read(self, key) -> np.ndarray:
         ds = self._ds()
         if isinstance(key, slice):
             a, b, step = key.indices(len(self))
