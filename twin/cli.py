@@ -316,10 +316,13 @@ def run_(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
     from twin import scenario as sc
 
     s = sc.load(scenario)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("ignore", RuntimeWarning)
         summary = tr.run(s, output, progress=True, build_report=report,
                          log=lambda m: typer.echo(m, err=True))
+    for message in dict.fromkeys(str(w.message) for w in caught):   # once each, in order
+        typer.echo(f"twin: warning: {message}", err=True)
     for stage, how in summary["stages"].items():
         typer.echo(f"  {stage:12} {how}")
     rec = summary.get("reconstruct", {})

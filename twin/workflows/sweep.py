@@ -376,7 +376,10 @@ def plot_sweep(table: pd.DataFrame, s: Scenario, stem: Path) -> list[Path]:
             node = getattr(node, part)
         own_x[key] = node
     written = []
-    for y, label, scale in (("total_time_s", "total acquisition time [h]", 1 / 3600),
+    from twin.core.formatting import display_scale
+
+    t_scale, t_unit = display_scale("s", float(np.nanmedian(table["total_time_s"])))
+    for y, label, scale in (("total_time_s", f"total acquisition time [{t_unit}]", t_scale),
                             ("resolution_forecast_m", "resolution [nm]", 1e9)):
         fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
         for ax, key in zip(axes[0], keys):
