@@ -1,4 +1,4 @@
-"""The ``twin`` command line: a thin layer over the library (CONTRACTS §1).
+"""The ``twin`` command line: a thin layer over the library (book/contracts.md §1).
 
 Exit status: 0 success; 2 bad input (one paragraph on stderr naming the field or path, the
 value and what is allowed, no traceback); 1 any other failure.
@@ -28,7 +28,7 @@ def _fail(code: int, message: str) -> None:
 
 
 def _guarded(fn):
-    """Map library errors to the exit statuses of CONTRACTS §1."""
+    """Map library errors to the exit statuses of book/contracts.md §1."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
@@ -154,9 +154,10 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
 @app.command()
 @_guarded
 def reconstruct(
-        input: Annotated[Path, typer.Argument(help="CXI file (CONTRACTS §3)")],
-        output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5 (CONTRACTS §4) or "
-                                             "OUT.cxi (a CXI product Ptychodus opens)")],
+        input: Annotated[Path, typer.Argument(help="CXI file (book/contracts.md §3)")],
+        output: Annotated[Path, typer.Option(
+            "-o", "--output", help="OUT.h5 (book/contracts.md §4) or OUT.cxi (a CXI product "
+            "Ptychodus opens)")],
         algorithm: Annotated[str, typer.Option(
             help="auto, epie, rpie, lsqml or multislice (auto: chosen from the data)")]
         = "auto",
@@ -195,8 +196,8 @@ def reconstruct(
                       upsampling=upsampling, noise_model=noise_model, slices=slices,
                       slice_thickness_m=slice_thickness_m, seed=seed, backend=backend)
     if output.suffix.lower() not in (".h5", ".hdf5", ".cxi"):
-        raise TwinInputError("--output", str(output), "allowed suffixes: .h5 (CONTRACTS §4), "
-                             ".cxi (CXI product)")
+        raise TwinInputError("--output", str(output), "allowed suffixes: .h5 "
+                             "(book/contracts.md §4), .cxi (CXI product)")
     if max_memory_gb <= 0:
         raise TwinInputError("--max-memory-gb", max_memory_gb, "a positive number")
     data = tio.read_cxi(input, frames=frames, lazy=True)
@@ -241,7 +242,7 @@ def reconstruct(
 
 @app.command()
 @_guarded
-def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRACTS §5)")],
+def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (book/contracts.md §5)")],
          output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5")],
          algorithm: Annotated[str, typer.Option(
              help="auto, fbp, sart, sirt or tv (auto: FBP when the angles sample the object "
@@ -364,19 +365,31 @@ app.add_typer(scenario_app, name="scenario")
 
 
 def _scenario_source(name: str) -> Path:
-    """A scenario file by path, or by name in ./scenarios/."""
+    """A scenario file by path, by name in ./scenarios/, or by name among the scenarios that
+    ship with twin (``twin/data/scenarios``: found wherever twin is installed)."""
+    from importlib import resources
+
     p = Path(name)
     if p.exists() or p.suffix == ".toml":
         return p
-    return Path("scenarios") / f"{name}.toml"
+    local = Path("scenarios") / f"{name}.toml"
+    if local.exists():
+        return local
+    shipped = resources.files("twin.data").joinpath("scenarios")
+    if shipped.joinpath(f"{name}.toml").is_file():
+        return Path(str(shipped.joinpath(f"{name}.toml")))
+    names = sorted(f.name.removesuffix(".toml") for f in shipped.iterdir()
+                   if f.name.endswith(".toml")) if shipped.is_dir() else []
+    raise TwinInputError("--from", name, "a scenario file, or one of the shipped scenarios: "
+                         + ", ".join(names))
 
 
 @scenario_app.command("new")
 @_guarded
 def scenario_new(name: Annotated[str, typer.Argument(help="scenario name (writes NAME.toml)")],
                  from_: Annotated[Optional[str], typer.Option(
-                     "--from", help="start from this scenario (a file, or a name in "
-                     "./scenarios/)")] = None,
+                     "--from", help="start from this scenario (a file, or the name of a "
+                     "scenario twin ships, e.g. quickstart)")] = None,
                  output: Annotated[Optional[Path], typer.Option(
                      "-o", "--output", help="file to write (default: NAME.toml)")] = None,
                  force: Annotated[bool, typer.Option(help="overwrite an existing file")]
@@ -385,7 +398,9 @@ def scenario_new(name: Annotated[str, typer.Argument(help="scenario name (writes
     from twin import scenario as sc
     from twin.workflows import scenario_tools as st
 
-    stem = Path(name).stem if name.endswith(".toml") else name
+    stem = Path(name).name.removesuffix(".toml")    # a path given as NAME: its file's name
+    if not stem:
+        raise TwinInputError("NAME", name, "a scenario name, e.g. myplan (writes myplan.toml)")
     out = output or Path(name if name.endswith(".toml") else f"{name}.toml")
     if out.exists() and not force:
         raise TwinInputError("--output", str(out), "the file exists; use --force to overwrite")
@@ -445,8 +460,25 @@ def materials(formula: Annotated[str, typer.Argument(help="formula, NIST name or
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
-    for key, value in d.items():
-        typer.echo(f"  {key:<26} {value}")
+    for lab, value, key in _materials_rows(d):
+        typer.echo(f"  {lab:<34} {value:<16} [{key}]")
+
+
+def _materials_rows(d: dict) -> list[tuple[str, str, str]]:
+    """(label, value with its unit, JSON key) of ``twin materials``' human output."""
+    mu, length = d["mu_per_m"], d["attenuation_length_m"]
+    return [
+        ("material", str(d["material"]), "material"),
+        ("formula", str(d["formula"]), "formula"),
+        ("density", f"{d['density_g_per_cm3']:.4g} g/cm³", "density_g_per_cm3"),
+        ("photon energy", f"{d['energy_kev']:.4g} keV", "energy_kev"),
+        ("δ (refractive index decrement)", format_value("delta", d["delta"], ""), "delta"),
+        ("β (absorption index)", format_value("beta", d["beta"], ""), "beta"),
+        ("μ (linear attenuation)", f"{mu / 100:.4g} 1/cm", "mu_per_m"),
+        ("μ_en/ρ (mass energy absorption)", f"{d['mu_en_over_rho_cm2_per_g']:.4g} cm²/g",
+         "mu_en_over_rho_cm2_per_g"),
+        ("attenuation length (1/μ)", format_value("attenuation_length_m", length),
+         "attenuation_length_m")]
 
 
 @app.command()

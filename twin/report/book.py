@@ -306,7 +306,8 @@ def write_sources(run_dir: Path) -> Path:
         "resolution_forecast_m", "resolution_3d_forecast_m", "peak_count_rate_per_pixel_hz",
         "saturated") if fc.get(k) is not None]
     pages = {"index": _render(
-        "index.md", **common, warnings=report_warnings(fc, summary), name=scn["name"], description=scn.get("description", ""),
+        "index.md", **common, warnings=report_warnings(fc, summary), name=scn["name"],
+        description=scn.get("description", ""),
         v=v, is_3d=is_3d, sample=f"{sample['phantom'].replace('_', ' ')} of "
         f"{sample['material']}", fov=f"{scn['scan']['fov_x_um']:g} × "
         f"{scn['scan']['fov_y_um']:g} µm²",
