@@ -41,8 +41,6 @@ def test_rounding_noise_is_not_quoted_as_a_length(value, text):
 
 
 def test_sweep_plot_time_axis_in_the_unit_of_its_values(tmp_path):
-    import pandas as pd
-
     from twin import scenario
     from twin.workflows import sweep
     from pathlib import Path
