@@ -92,3 +92,35 @@ def test_twin_panda_says_what_it_serves_soon_and_small(tmp_path):
     assert "18,334,000 rows" in text
     assert "127.0.0.47:8888" in text and "127.0.0.47:8889" in text
     assert elapsed < 90
+
+
+def test_server_streams_every_block_in_order():
+    import socket
+
+    n, per = 50, 7                                       # 8 blocks, the last one short
+    t = np.arange(n) * 1e-3
+    counts = np.stack([np.arange(n) * 3 - 70, -np.arange(n)], axis=1).astype(np.int32)
+
+    def blocks():
+        for a in range(0, n, per):
+            yield t[a:a + per], counts[a:a + per]
+
+    cap = ps.StreamedCapture(n, t[-1], 1e-9, np.zeros(2), blocks)
+    host = "127.0.0.49"
+    with ps.PandaServer(cap, 1000.0, 5e-4, speed=10.0, host=host):
+        with socket.create_connection((host, ps.DATA_PORT), timeout=10) as d:
+            d.sendall(b"ASCII RAW\n")
+            assert d.recv(3) == b"OK\n"
+            with socket.create_connection((host, ps.CONTROL_PORT), timeout=5) as c:
+                c.sendall(b"*PCAP.ARM=\n")
+                assert c.recv(100).strip() == b"OK"
+            buf = b""
+            while b"END" not in buf:
+                buf += d.recv(65536)
+    text = buf.decode()
+    assert f"END {n} Ok" in text
+    rows = [line.split() for line in text.splitlines()
+            if line.strip() and line.lstrip("- ").split()[0].lstrip("-").isdigit()
+            and not line.startswith("END")]
+    got = np.array([[int(v) for v in r[-2:]] for r in rows[-n:]])
+    np.testing.assert_array_equal(got, counts)
