@@ -1,4 +1,4 @@
-"""The ``twin`` command line: a thin layer over the library (CONTRACTS §1).
+"""The ``twin`` command line: a thin layer over the library (book/contracts.md §1).
 
 Exit status: 0 success; 2 bad input (one paragraph on stderr naming the field or path, the
 value and what is allowed, no traceback); 1 any other failure.
@@ -53,7 +53,7 @@ def _fail(code: int, message: str) -> None:
 
 
 def _guarded(fn):
-    """Map library errors to the exit statuses of CONTRACTS §1."""
+    """Map library errors to the exit statuses of book/contracts.md §1."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
@@ -124,11 +124,19 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
         raise TwinInputError("--output", str(output), "allowed suffixes: .csv, .parquet")
     s = sc.load(scenario)
     address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
-    table = sw.run_sweep(s, scheduler=address, progress=True, simulate=simulate, seeds=seeds,
-                         yes=yes, log=lambda m: typer.echo(m, err=True))
-    sw.write_table(table, output)
-    typer.echo(f"wrote {len(table)} rows to {output}")
-    if plots:
+    say = lambda m: typer.echo(m, err=True)  # noqa: E731
+    if simulate:
+        table = sw.run_sweep(s, scheduler=address, progress=True, simulate=True, seeds=seeds,
+                             yes=yes, log=say)
+        sw.write_table(table, output)
+        n_rows = len(table)
+    else:       # chunk by chunk to the file: a 10⁸-point grid in the memory of a few chunks
+        n_rows, table = sw.sweep_to_file(s, output, keep_rows=sw.MAX_POINTS if plots else 0,
+                                         scheduler=address, progress=True, yes=yes, log=say)
+    typer.echo(f"wrote {n_rows} rows to {output}")
+    if plots and table is None:
+        say(f"no plots above {sw.MAX_POINTS:,} points (the table is on disk only)")
+    elif plots:
         for path in sw.plot_sweep(table, s, output.with_suffix("")):
             typer.echo(f"wrote {path}")
 
@@ -159,8 +167,11 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     import warnings
 
     from twin import scenario as sc
+    from twin.io import files as tio
     from twin.workflows import simulate as sim
 
+    tio.check_output_file(output)                 # refused before any work, not after it
+    tio.compression_options(compression)
     s = sc.load(scenario)
     if s.is_3d and output.suffix.lower() in (".h5", ".hdf5"):
         _simulate_experiment(s, output, seed, frames, compression, projections, scheduler)
@@ -205,9 +216,10 @@ def _simulate_experiment(s, output: Path, seed, frames, compression, projections
 @app.command()
 @_guarded
 def reconstruct(
-        input: Annotated[Path, typer.Argument(help="CXI file (CONTRACTS §3)")],
-        output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5 (CONTRACTS §4) or "
-                                             "OUT.cxi (a CXI product Ptychodus opens)")],
+        input: Annotated[Path, typer.Argument(help="CXI file (book/contracts.md §3)")],
+        output: Annotated[Path, typer.Option(
+            "-o", "--output", help="OUT.h5 (book/contracts.md §4) or OUT.cxi (a CXI product "
+            "Ptychodus opens)")],
         algorithm: Annotated[str, typer.Option(
             help="auto, epie, rpie, lsqml or multislice (auto: chosen from the data)")]
         = "auto",
@@ -249,8 +261,8 @@ def reconstruct(
                       upsampling=upsampling, noise_model=noise_model, slices=slices,
                       slice_thickness_m=slice_thickness_m, seed=seed, backend=backend)
     if output.suffix.lower() not in (".h5", ".hdf5", ".cxi"):
-        raise TwinInputError("--output", str(output), "allowed suffixes: .h5 (CONTRACTS §4), "
-                             ".cxi (CXI product)")
+        raise TwinInputError("--output", str(output), "allowed suffixes: .h5 "
+                             "(book/contracts.md §4), .cxi (CXI product)")
     if max_memory_gb <= 0:
         raise TwinInputError("--max-memory-gb", max_memory_gb, "a positive number")
     if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb):
@@ -325,7 +337,7 @@ def _reconstruct_master(master: Path, output: Path, opts, scheduler, frames,
 
 @app.command()
 @_guarded
-def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (CONTRACTS §5)")],
+def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (book/contracts.md §5)")],
          output: Annotated[Path, typer.Option("-o", "--output", help="OUT.h5")],
          algorithm: Annotated[str, typer.Option(
              help="auto, fbp, sart, sirt or tv (auto: FBP when the angles sample the object "
@@ -400,10 +412,13 @@ def run_(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
     from twin import scenario as sc
 
     s = sc.load(scenario)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         warnings.simplefilter("ignore", RuntimeWarning)
         summary = tr.run(s, output, progress=True, build_report=report,
                          log=lambda m: typer.echo(m, err=True))
+    for message in dict.fromkeys(str(w.message) for w in caught):   # once each, in order
+        typer.echo(f"twin: warning: {message}", err=True)
     for stage, how in summary["stages"].items():
         typer.echo(f"  {stage:12} {how}")
     rec = summary.get("reconstruct", {})
@@ -493,19 +508,31 @@ app.add_typer(scenario_app, name="scenario")
 
 
 def _scenario_source(name: str) -> Path:
-    """A scenario file by path, or by name in ./scenarios/."""
+    """A scenario file by path, by name in ./scenarios/, or by name among the scenarios that
+    ship with twin (``twin/data/scenarios``: found wherever twin is installed)."""
+    from importlib import resources
+
     p = Path(name)
     if p.exists() or p.suffix == ".toml":
         return p
-    return Path("scenarios") / f"{name}.toml"
+    local = Path("scenarios") / f"{name}.toml"
+    if local.exists():
+        return local
+    shipped = resources.files("twin.data").joinpath("scenarios")
+    if shipped.joinpath(f"{name}.toml").is_file():
+        return Path(str(shipped.joinpath(f"{name}.toml")))
+    names = sorted(f.name.removesuffix(".toml") for f in shipped.iterdir()
+                   if f.name.endswith(".toml")) if shipped.is_dir() else []
+    raise TwinInputError("--from", name, "a scenario file, or one of the shipped scenarios: "
+                         + ", ".join(names))
 
 
 @scenario_app.command("new")
 @_guarded
 def scenario_new(name: Annotated[str, typer.Argument(help="scenario name (writes NAME.toml)")],
                  from_: Annotated[Optional[str], typer.Option(
-                     "--from", help="start from this scenario (a file, or a name in "
-                     "./scenarios/)")] = None,
+                     "--from", help="start from this scenario (a file, or the name of a "
+                     "scenario twin ships, e.g. quickstart)")] = None,
                  output: Annotated[Optional[Path], typer.Option(
                      "-o", "--output", help="file to write (default: NAME.toml)")] = None,
                  force: Annotated[bool, typer.Option(help="overwrite an existing file")]
@@ -514,7 +541,9 @@ def scenario_new(name: Annotated[str, typer.Argument(help="scenario name (writes
     from twin import scenario as sc
     from twin.workflows import scenario_tools as st
 
-    stem = Path(name).stem if name.endswith(".toml") else name
+    stem = Path(name).name.removesuffix(".toml")    # a path given as NAME: its file's name
+    if not stem:
+        raise TwinInputError("NAME", name, "a scenario name, e.g. myplan (writes myplan.toml)")
     out = output or Path(name if name.endswith(".toml") else f"{name}.toml")
     if out.exists() and not force:
         raise TwinInputError("--output", str(out), "the file exists; use --force to overwrite")
@@ -574,8 +603,25 @@ def materials(formula: Annotated[str, typer.Argument(help="formula, NIST name or
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
-    for key, value in d.items():
-        typer.echo(f"  {key:<26} {value}")
+    for lab, value, key in _materials_rows(d):
+        typer.echo(f"  {lab:<34} {value:<16} [{key}]")
+
+
+def _materials_rows(d: dict) -> list[tuple[str, str, str]]:
+    """(label, value with its unit, JSON key) of ``twin materials``' human output."""
+    mu, length = d["mu_per_m"], d["attenuation_length_m"]
+    return [
+        ("material", str(d["material"]), "material"),
+        ("formula", str(d["formula"]), "formula"),
+        ("density", f"{d['density_g_per_cm3']:.4g} g/cm³", "density_g_per_cm3"),
+        ("photon energy", f"{d['energy_kev']:.4g} keV", "energy_kev"),
+        ("δ (refractive index decrement)", format_value("delta", d["delta"], ""), "delta"),
+        ("β (absorption index)", format_value("beta", d["beta"], ""), "beta"),
+        ("μ (linear attenuation)", f"{mu / 100:.4g} 1/cm", "mu_per_m"),
+        ("μ_en/ρ (mass energy absorption)", f"{d['mu_en_over_rho_cm2_per_g']:.4g} cm²/g",
+         "mu_en_over_rho_cm2_per_g"),
+        ("attenuation length (1/μ)", format_value("attenuation_length_m", length),
+         "attenuation_length_m")]
 
 
 @app.command()
@@ -631,16 +677,20 @@ def panda(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
 
     from twin import scenario as sc
     from twin.acquisition import panda_server as ps
-    from twin.workflows import simulate as sim
+    from twin.geometry import Geometry
+    from twin.workflows import panda as wp
 
     if not (math.isfinite(speed) and speed > 0):
         raise TwinInputError("--speed", speed, "must be a positive factor (1 = real time)")
     s = sc.load(scenario)
     if seed is not None:
         s = s.model_copy(update={"seed": int(seed)})
-    p = sim.plan(s)
-    ps.serve(ps.capture_from_plan(p), s.scan.frame_rate_hz, p.exposure_s, host=host,
-             speed=speed, log=lambda m: typer.echo(m, err=True))
+    g = Geometry.from_scenario(s)
+    typer.echo(f"twin panda: preparing {g.frames_per_projection:,} rows of {s.name} "
+               "(made block by block as they are streamed)", err=True)
+    cap = wp.streamed_capture(s, g)
+    ps.serve(cap, s.scan.frame_rate_hz, g.exposure_s, host=host, speed=speed,
+             log=lambda m: typer.echo(m, err=True))
 
 
 @app.command()

@@ -9,13 +9,16 @@ values are rejected when the file is loaded, with the field's dotted path in the
 
 from __future__ import annotations
 
+import functools
 import math
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter,
+                      ValidationError, field_validator, model_validator)
 
 from twin.acquisition import detector as _detector
 from twin.sample import materials as _materials
@@ -26,9 +29,33 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
+def _text_for_number(annotation, value) -> bool:
+    """Whether ``value`` is text (or a bool) where ``annotation`` wants numbers: pydantic's lax
+    mode would read the string "8.0" as 8.0, and a scenario should say what it means."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _text_for_number(args[0], value)
+    if origin in (typing.Union, types.UnionType):
+        arms = [a for a in args if a is not type(None)]
+        return bool(arms) and all(_text_for_number(a, value) for a in arms)
+    if origin in (tuple, list) and isinstance(value, (list, tuple)):
+        items = [a for a in args if a is not Ellipsis] or [Any]
+        return any(_text_for_number(items[min(i, len(items) - 1)], v)
+                   for i, v in enumerate(value))
+    return annotation in (int, float) and isinstance(value, (str, bool))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
                               validate_default=True, use_attribute_docstrings=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value, info):
+        if _text_for_number(cls.model_fields[info.field_name].annotation, value):
+            raise ValueError(f"not a number: write numbers without quotes (e.g. "
+                             f"{info.field_name} = 8.0, not \"8.0\")")
+        return value
 
 
 def _known_material(name: str) -> str:
@@ -539,6 +566,18 @@ class Scenario(_Strict):
             if path.startswith("sweep") or not _path_exists(path):
                 raise ValueError(f"sweep key {path!r} is not a scenario field; use a dotted "
                                  f"path such as 'beam.flux_photons_per_s'")
+            annotation, adapter = _field_adapter(path)
+            for v in value[path]:                  # each value against its field's own schema
+                problem = ("is not a number" if _text_for_number(annotation, v) else None)
+                if problem is None:
+                    try:
+                        adapter.validate_python(v)
+                    except ValidationError as exc:
+                        problem = "; ".join(e["msg"].removeprefix("Value error, ")
+                                            for e in exc.errors())
+                if problem:
+                    raise ValueError(f"sweep value {v!r} of {path!r}: {problem} (the value "
+                                     f"must be valid for {path} itself)")
         return value
 
     @model_validator(mode="after")
@@ -595,6 +634,20 @@ def field_path_exists(path: str) -> bool:
     """Whether ``path`` (dotted, as in ``[sweep]``: ``"beam.flux_photons_per_s"``) names a
     scenario field that holds a value (not a table)."""
     return _path_exists(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _field_adapter(path: str) -> tuple[Any, TypeAdapter]:
+    """(annotation, validator) of the scenario field at a dotted path: its type and its
+    constraints (bounds, allowed values), without the checks across fields."""
+    model: Any = Scenario
+    parts = path.split(".")
+    for part in parts[:-1]:
+        model = model.model_fields[part].annotation
+    field = model.model_fields[parts[-1]]
+    typ = (Annotated[(field.annotation, *field.metadata)] if field.metadata
+           else field.annotation)
+    return field.annotation, TypeAdapter(typ)
 
 
 def _path_exists(path: str) -> bool:

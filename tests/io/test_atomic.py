@@ -119,3 +119,20 @@ def test_cli_simulate_interrupted_leaves_no_partial_file(tmp_path):
     rc = proc.wait(timeout=60)
     assert rc in (1, 130), proc.stderr.read()[-2000:]
     assert not out.exists() and _temporaries(out) == []
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_write_gets_the_mode_the_umask_gives(tmp_path, mask, expected):
+    # a file written through the temporary ends with the mode an ordinary open() would give it
+    # under the same umask (colleagues on a shared file system can read it under 022)
+    old = os.umask(mask)
+    try:
+        with files.atomic_path(tmp_path / "out.h5") as tmp:
+            tmp.write_bytes(b"x")
+        with open(tmp_path / "plain.txt", "w") as fh:    # the independent reference
+            fh.write("x")
+    finally:
+        os.umask(old)
+    plain = (tmp_path / "plain.txt").stat().st_mode & 0o777
+    assert plain == expected
+    assert (tmp_path / "out.h5").stat().st_mode & 0o777 == plain

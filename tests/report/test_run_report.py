@@ -173,3 +173,29 @@ def test_pdf_without_chromium_says_so(quick_run, monkeypatch, tmp_path):
     monkeypatch.setenv("TWIN_CHROMIUM", str(tmp_path / "no-such-browser"))
     with pytest.raises(RuntimeError, match="apt-get install chromium"):
         book.build(out, pdf=True)
+
+
+def test_pdf_without_chromium_keeps_the_html_report(quick_run, monkeypatch, tmp_path):
+    # issue 24, defect 1: a refused --pdf must not delete the HTML report built before it, and
+    # every path it names (the message, summary.json) must exist afterwards
+    import json
+
+    from twin.report import book
+
+    _, out, _ = quick_run
+    index = out / "report" / "_build" / "html" / "index.html"
+    if not index.exists():
+        book.build(out)
+    before = index.read_bytes()
+    monkeypatch.setenv("TWIN_CHROMIUM", str(tmp_path / "no-such-browser"))
+    with pytest.raises(RuntimeError, match="apt-get install chromium") as err:
+        book.build(out, pdf=True)
+    assert index.read_bytes() == before
+    named = re.findall(r"(/\S+\.html)", str(err.value))
+    assert named and all(Path(p).exists() for p in named)
+    summary = json.loads((out / "summary.json").read_text())
+    reported = summary.get("report")
+    reported = reported.get("index") if isinstance(reported, dict) else reported
+    if reported:
+        assert Path(reported).exists() or (out / reported).exists()
+    assert not (out / "report.pdf").exists()

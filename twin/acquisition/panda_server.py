@@ -72,6 +72,46 @@ class Capture:
     offset_m: np.ndarray
     captured: np.ndarray
 
+    @property
+    def n_rows(self) -> int:
+        return len(self.t_trigger_s)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.t_trigger_s[-1]) if len(self.t_trigger_s) else 0.0
+
+    def blocks(self):
+        """Yield ``(t_trigger_s, counts)`` blocks in order (here: one, the whole)."""
+        yield self.t_trigger_s, self.counts
+
+
+class StreamedCapture:
+    """Rows made block by block as they are streamed: a huge scan in bounded memory.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows in the whole acquisition.
+    duration_s : float
+        Trigger time of the last row.
+    scale_m : float
+        Metres per count.
+    offset_m : (2,) float
+        x, y offsets: scaled = counts · scale + offset.
+    make_blocks : callable
+        ``make_blocks()`` yields ``(t_trigger_s, counts)`` blocks in order, afresh on each call
+        (each arming streams the acquisition from its start).
+    """
+
+    def __init__(self, n_rows: int, duration_s: float, scale_m: float, offset_m, make_blocks):
+        self.n_rows, self.duration_s = int(n_rows), float(duration_s)
+        self.scale_m, self.offset_m = float(scale_m), np.asarray(offset_m, float)
+        self._make = make_blocks
+
+    def blocks(self):
+        """Yield ``(t_trigger_s, counts)`` blocks in order."""
+        yield from self._make()
+
 
 def capture_from_plan(p) -> Capture:
     """The stream of a :class:`twin.workflows.simulate.Plan` (its trajectory and capture).
@@ -175,7 +215,7 @@ class _Device:
                         self.values[key + ".MAX"] = "4294967295"
         self.values["PULSE1.WIDTH"] = repr(float(exposure_s))
         self.values["PULSE1.STEP"] = repr(1.0 / float(frame_rate_hz))
-        self.values["PULSE1.PULSES"] = str(len(cap.t_trigger_s))
+        self.values["PULSE1.PULSES"] = str(cap.n_rows)
         self.values["PULSE1.TRIG"] = "PCAP.ACTIVE"
         for key in self.values:
             self.touch(key)
@@ -482,33 +522,35 @@ class PandaServer:
 
     async def _acquire(self) -> None:
         dev = self.dev
-        cap = dev.cap
         fields = dev.captured_fields()
         subs = list(self._subscribers)
         for q in subs:
             q.put_nowait(("start", fields))
         dev.set("PCAP1.ACTIVE", "1")
         self.acquisitions += 1
-        n = len(cap.t_trigger_s)
         sent = 0
         reason = "Ok"
         t0 = time.monotonic()
         try:
-            while sent < n:
-                now = (time.monotonic() - t0) * self.speed
-                k = int(np.searchsorted(cap.t_trigger_s, now, side="right"))
-                k = max(k, sent + 1) if now >= cap.t_trigger_s[sent] else sent
-                if k > sent:
-                    rows = self._rows(fields, sent, min(k, n))
-                    for q in subs:
-                        if q.qsize() < OVERRUN_ROWS:
-                            q.put_nowait(("rows", rows))
-                        else:
-                            q.put_nowait(("overrun", None))
-                    sent = min(k, n)
-                if sent < n:
-                    wait = (cap.t_trigger_s[sent] - now) / self.speed
-                    await asyncio.sleep(min(max(wait, 0.0), 0.05))
+            for t, counts in dev.cap.blocks():      # one block of rows in memory at a time
+                b, nb = 0, len(t)
+                while b < nb:
+                    now = (time.monotonic() - t0) * self.speed
+                    k = int(np.searchsorted(t, now, side="right"))
+                    k = max(k, b + 1) if now >= t[b] else b
+                    if k > b:
+                        rows = self._rows(fields, t[b:k], counts[b:k])
+                        for q in subs:
+                            if q.qsize() < OVERRUN_ROWS:
+                                q.put_nowait(("rows", rows))
+                            else:
+                                q.put_nowait(("overrun", None))
+                        sent, b = sent + min(k, nb) - b, min(k, nb)
+                    if b < nb:
+                        wait = (t[b] - now) / self.speed
+                        await asyncio.sleep(min(max(wait, 0.0), 0.05))
+                    else:
+                        await asyncio.sleep(0)      # let the clients drain between blocks
         except asyncio.CancelledError:
             reason = "Disarmed"
         finally:
@@ -516,18 +558,17 @@ class PandaServer:
                 q.put_nowait(("end", (sent, reason)))
             dev.set("PCAP1.ACTIVE", "0")
 
-    def _rows(self, fields, i0: int, i1: int) -> dict[str, np.ndarray]:
-        cap = self.dev.cap
+    def _rows(self, fields, t: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
         cols = {}
         for f, _ in fields:
             if f == "PCAP.TS_TRIGGER":
-                cols[f] = np.round(cap.t_trigger_s[i0:i1] / TICK_S).astype(np.int64)
+                cols[f] = np.round(t / TICK_S).astype(np.int64)
             elif f == "PCAP.SAMPLES":
                 w = float(self.dev.values["PULSE1.WIDTH"])
-                cols[f] = np.full(i1 - i0, int(round(w / TICK_S)), np.uint32)
+                cols[f] = np.full(len(t), int(round(w / TICK_S)), np.uint32)
             else:
                 axis = 0 if f.startswith("INENC1") else 1
-                cols[f] = cap.counts[i0:i1, axis]
+                cols[f] = counts[:, axis]
         return cols
 
     def _field_meta(self, f: str):
@@ -694,14 +735,14 @@ async def _wait_closed(reader: asyncio.StreamReader) -> None:
         return
 
 
-def serve(capture: Capture, frame_rate_hz: float, exposure_s: float,
+def serve(capture: Capture | StreamedCapture, frame_rate_hz: float, exposure_s: float,
           host: str = "127.0.0.1", speed: float = 1.0, log=print) -> None:
     """Run the emulator in the foreground until interrupted (``twin panda``).
 
     Parameters
     ----------
-    capture : Capture
-        From :func:`capture_from_plan` of the scenario's simulation plan.
+    capture : Capture or StreamedCapture
+        The rows (``twin panda``: :func:`twin.workflows.panda.streamed_capture`).
     frame_rate_hz, exposure_s : float
         The detector's frame rate and exposure (shown in ``PULSE1``).
     host : str
@@ -709,13 +750,13 @@ def serve(capture: Capture, frame_rate_hz: float, exposure_s: float,
     speed : float
         Time compression (1: real time).
     log : callable
-        Receives one status line.
+        Receives the status lines: what is served, where, and each acquisition's end.
     """
     server = PandaServer(capture, frame_rate_hz, exposure_s, speed=speed, host=host)
-    log(f"twin panda: {len(capture.t_trigger_s)} triggers over "
-        f"{capture.t_trigger_s[-1]:.4g} s (speed ×{speed:g}), encoder "
-        f"{capture.scale_m * 1e9:.3g} nm/count; control {host}:{server.ports[0]}, data "
-        f"{host}:{server.ports[1]} (Ctrl-C stops)")
+    log(f"twin panda: {capture.n_rows:,} rows (one per detector trigger) over "
+        f"{capture.duration_s:.4g} s at speed ×{speed:g}, encoder "
+        f"{capture.scale_m * 1e9:.3g} nm/count; control port {host}:{server.ports[0]}, data "
+        f"port {host}:{server.ports[1]} (Ctrl-C stops)")
     try:
         asyncio.run(server.serve())
     except KeyboardInterrupt:

@@ -104,11 +104,12 @@ def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step
                    frame_rate_hz: float, exposure_s: float, turnaround_s: float = 0.0,
                    n_lines: int | None = None, y_offset_m: float = 0.0,
                    vibration: tuple[float, float] = (0.0, 0.0),
-                   max_lines: int | None = None) -> Trajectory:
+                   max_lines: int | None = None, first_line: int = 0) -> Trajectory:
     """Snake fly-scan: ⌈fov_x/Δx⌉ frames per line at velocity Δx·f, ⌈fov_y/Δy⌉ lines.
 
     ``max_lines`` keeps only the first lines of that scan (same positions and times), so that
-    a part of a huge scan costs only what the part needs.
+    a part of a huge scan costs only what the part needs; ``first_line`` starts the part at a
+    later line (lines ``first_line`` to ``max_lines − 1``, the same values as in the whole).
     """
     nf = math.ceil(fov_x_m / fast_step_m * (1 - 1e-6))
     nl = n_lines if n_lines is not None else math.ceil(fov_y_m / slow_step_m * (1 - 1e-6))
@@ -118,7 +119,7 @@ def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step
     x_fwd = (k - (nf - 1) / 2) * fast_step_m
     pos, vel, t0, line = [], [], [], []
     line_time = nf * period
-    for l in range(nl if max_lines is None else min(nl, max_lines)):
+    for l in range(first_line, nl if max_lines is None else min(nl, max_lines)):
         forward = l % 2 == 0
         x = x_fwd if forward else x_fwd[::-1]
         y = (l - (nl - 1) / 2) * slow_step_m + y_offset_m
@@ -188,7 +189,7 @@ class Capture:
 def panda_capture(traj: Trajectory, frame_rate_hz: float, capture_rate_hz: float = 10_000.0,
                   encoder_resolution_m: float = 1e-9, jitter_s: float = 0.0,
                   seed: int = 0, encoder_noise_m: float = 0.0,
-                  latency_s: float = 0.0) -> Capture:
+                  latency_s: float = 0.0, rng: np.random.Generator | None = None) -> Capture:
     """Emulate PandA position capture and the interpolation of the frames it could not catch.
 
     Every k-th frame is captured, k = ⌈f_frame/f_capture⌉ (counted per line, so that each line's
@@ -210,8 +211,11 @@ def panda_capture(traj: Trajectory, frame_rate_hz: float, capture_rate_hz: float
         rms clock jitter and fixed delay of a capture, seconds.
     seed : int
         Seeds the jitter and the noise.
+    rng : numpy Generator, optional
+        Used instead of a fresh one from ``seed``: a fly scan's capture made line block by
+        line block, the generator carried over, equals the capture of the whole scan.
     """
-    rng = np.random.default_rng([seed, 7331])
+    rng = np.random.default_rng([seed, 7331]) if rng is None else rng
     n = len(traj)
     k = max(1, math.ceil(frame_rate_hz / capture_rate_hz * (1 - 1e-9)))
     mid = traj.t_start_s + traj.exposure_s / 2

@@ -222,6 +222,9 @@ def format_value(key: str, value, unit: str | None = None) -> str:
         return f"{100 * value:.3g} %"
     if unit in _PREFIXES and value != 0:
         factor, name = display_scale(unit, value)
+        if abs(value * factor) < 1e-3:
+            # far below the smallest unit (3 × 10⁻¹⁰ pm): rounding noise, not a measurement
+            return f"0 {name}"
         return f"{_number(value * factor)} {name}"
     return f"{_number(value)} {unit}".strip()
 

@@ -62,6 +62,24 @@ def _compression(name: str = "gzip") -> dict:
     raise TwinInputError("--compression", name, f"allowed: {', '.join(COMPRESSIONS)}")
 
 
+compression_options = _compression
+
+
+def check_output_file(path: str | Path, option: str = "-o/--output") -> Path:
+    """Refuse, before any work, an output file name that names a directory or lies under a
+    file (:class:`TwinInputError` naming ``option``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise TwinInputError(option, str(path), "is a directory; give a file name, e.g. "
+                             f"{path / 'out'}{path.suffix or ''}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TwinInputError(option, str(path), f"{parent} is a file, not a directory")
+            break
+    return path
+
+
 # --- atomic writes: temporaries that never outlive their writer ---------------------------------
 #
 # A temporary is named ``.<name>.<pid>@<host>.<random>.part`` beside its target, so that a later
@@ -165,6 +183,20 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return removed
 
 
+def _current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc), else by
+    the set-and-restore of :func:`os.umask`."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
@@ -178,12 +210,15 @@ def atomic_path(path: str | Path):
     path : str or Path
         The file to write.
     """
-    path = Path(path)
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     _install_signal_cleanup()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
                                suffix=".part", dir=path.parent)
+    # mkstemp creates the file 0600; the result gets the mode an ordinary open() would give
+    # (0644 under umask 022), so that colleagues on a shared file system can read it
+    os.fchmod(fd, 0o666 & ~_current_umask())
     os.close(fd)
     _LIVE_TEMPORARIES.add(tmp)
     try:
@@ -510,7 +545,16 @@ class FrameStack:
 
     def __getitem__(self, key) -> np.ndarray:
         """Frames ``key`` (an int, a slice or an index array into this stack) as float32;
-        non-finite counts raise :class:`TwinInputError` naming the dataset."""
+        non-finite counts, and frames the file cannot give (a corrupt chunk, a truncated
+        file), raise :class:`TwinInputError` naming the file and the dataset."""
+        try:
+            return self._read(key)
+        except OSError as exc:
+            raise TwinInputError(self.dataset, str(self.path), (
+                f"frames of {self.path} cannot be read (corrupt or truncated file?): {exc}")
+                ) from None
+
+    def _read(self, key) -> np.ndarray:
         ds = self._ds()
         if isinstance(key, slice):
             a, b, step = key.indices(len(self))

@@ -314,6 +314,10 @@ def _centre_subset(data: PtychoData, k: int) -> PtychoData:
                                translations_m=np.asarray(data.translations_m)[idx])
 
 
+#: The relative cost gain a propagated starting probe must bring over the given one (1 %).
+DEFOCUS_MIN_GAIN = 0.01
+
+
 def _defocus_search(sub: PtychoData, probe: np.ndarray, n: int, u: int, base: Options):
     """Refine the defocus of a probe model: propagate it by trial distances and keep the one
     whose object-only reconstruction (probe held fixed, 3 iterations on ``sub``) fits the
@@ -349,6 +353,10 @@ def _defocus_search(sub: PtychoData, probe: np.ndarray, n: int, u: int, base: Op
         costs[k] = c
         if c < best_cost:
             best, best_cost = dz, c
+    # the given probe stays unless a propagated one fits clearly better: a gain within the
+    # cost's noise (equal to four digits) is no reason to move it
+    if not best_cost < costs[0.0] * (1 - DEFOCUS_MIN_GAIN):
+        best = 0.0
     return best, costs
 
 
@@ -425,9 +433,16 @@ def auto_options(data: PtychoData, base: Options = Options(**AUTO), log=None) ->
             if data.beam_illumination is not None:
                 sub = dataclasses.replace(sub, beam_illumination=np.asarray(
                     prop.fwd(np.asarray(data.beam_illumination, np.complex64)), np.complex64))
-        say(f"starting probe: the file's illumination propagated by {dz * 1e6:+.4g} µm "
-            f"(defocus search, cost {min(costs.values()):.4g} against "
-            f"{costs[0.0]:.4g} as given)")
+        best_cost = min(costs.values())
+        gain = 1 - best_cost / costs[0.0] if costs[0.0] > 0 else 0.0
+        if dz != 0:
+            say(f"starting probe: the file's illumination propagated by {dz * 1e6:+.4g} µm "
+                f"(defocus search: cost {best_cost:.6g} against {costs[0.0]:.6g} as given, "
+                f"{100 * gain:.2g} % lower)")
+        else:
+            say(f"starting probe: the file's illumination as given (defocus search: cost "
+                f"{costs[0.0]:.6g}; no trial distance lowers it by more than "
+                f"{100 * DEFOCUS_MIN_GAIN:g} %, the best by {100 * max(gain, 0.0):.2g} %)")
     else:
         p0 = model_probe(data, n, u)[None]
         say("starting probe: no illumination in the file; a model from the mean diffraction "

@@ -125,11 +125,14 @@ def limits(fc: dict, scn: dict) -> list[dict]:
     """What limits the time, dose, data, count rate and resolution of the plan, in words."""
     f = _fmt
     out = []
-    share = 1 - fc["scan_time_s"] / fc["projection_time_s"] if fc["projection_time_s"] else 0
+    scan_s, proj_s = fc["scan_time_s"], fc["projection_time_s"]
+    added = proj_s / scan_s - 1 if scan_s else 0.0     # relative to the scanning time
+    share = 1 - scan_s / proj_s if proj_s else 0.0     # part of the time per projection
     text = (f"The detector's frame rate sets the pace: {fc['frames_per_projection']:,} frames at "
-            f"{f('frame_rate_hz', fc['frame_rate_hz'])} take {f('scan_time_s', fc['scan_time_s'])}"
+            f"{f('frame_rate_hz', fc['frame_rate_hz'])} take {f('scan_time_s', scan_s)}"
             f" per projection; line turnarounds and per-projection overheads add "
-            f"{100 * share:.0f} % to that.")
+            f"{100 * added:.3g} % to that ({f('projection_time_s', proj_s)} in all, of which "
+            f"the overheads are {100 * share:.3g} %).")
     if scn["tomography"]["n_projections"] != 0:
         text += (f" {fc['n_projections']:,} projections (Crowther's criterion for the field "
                  f"would ask for {fc['n_projections_crowther']:,}).")
@@ -174,6 +177,36 @@ def limits(fc: dict, scn: dict) -> list[dict]:
 
         why = "; ".join(flag_message(name, fc) for name in fc["flags"])
         out.insert(0, {"topic": "Feasibility", "text": f"**Not feasible as planned**: {why}."})
+    return out
+
+
+def report_warnings(fc: dict, summary: dict) -> list[str]:
+    """What a reader must not miss, shown as warnings at the top of the report: a saturated
+    detector (forecast or simulated frames), and a 3D resolution finer than the 2D one of the
+    projections it is made from."""
+    f = _fmt
+    out = []
+    if fc.get("saturated"):
+        out.append(
+            f"The detector saturates: the direct beam peaks at "
+            f"{f('peak_count_rate_per_pixel_hz', fc.get('peak_count_rate_per_pixel_hz'))} on one "
+            f"pixel, above what it counts "
+            f"({f('peak_count_rate_per_pixel_hz', fc.get('detector_max_count_rate_per_pixel_hz'))}"
+            "). Lower the flux, spread the direct beam or bin pixels.")
+    sim = summary.get("simulate") or {}
+    if sim.get("saturated_frames"):
+        total = sim.get("frames")
+        of = f" of {total:,}" if isinstance(total, int) else ""
+        out.append(f"{sim['saturated_frames']:,}{of} simulated frames have a saturated pixel.")
+    r2, r3 = fc.get("resolution_forecast_m"), fc.get("resolution_3d_forecast_m")
+    if r2 is not None and r3 is not None and math.isfinite(r2) and math.isfinite(r3) \
+            and r3 < r2:
+        out.append(
+            f"The 3D resolution forecast ({f('x_m', r3)}) is finer than the 2D resolution of "
+            f"each projection ({f('x_m', r2)}), although a tomogram cannot resolve what its "
+            f"projections do not; the forecast "
+            f"{'extrapolates' if fc.get('resolution_extrapolated') else 'does not extrapolate'}"
+            " beyond the simulated fluences. Treat the 3D number as optimistic.")
     return out
 
 
@@ -278,7 +311,8 @@ def write_sources(run_dir: Path) -> Path:
         "resolution_forecast_m", "resolution_3d_forecast_m", "peak_count_rate_per_pixel_hz",
         "saturated") if fc.get(k) is not None]
     pages = {"index": _render(
-        "index.md", **common, name=scn["name"], description=scn.get("description", ""),
+        "index.md", **common, warnings=report_warnings(fc, summary), name=scn["name"],
+        description=scn.get("description", ""),
         v=v, is_3d=is_3d, sample=f"{sample['phantom'].replace('_', ' ')} of "
         f"{sample['material']}", fov=f"{scn['scan']['fov_x_um']:g} × "
         f"{scn['scan']['fov_y_um']:g} µm²",
@@ -379,8 +413,10 @@ def print_pdf(html: Path, pdf: Path, timeout_s: float = 180.0) -> Path:
         raise RuntimeError(
             "--pdf needs headless Chromium, which was not found (looked for "
             f"{', '.join(CHROMIUM_NAMES)} and $TWIN_CHROMIUM). Install Debian's package "
-            "(`apt-get install chromium`) or point TWIN_CHROMIUM at a Chromium binary; the "
-            f"HTML report is at {html}")
+            "(`apt-get install chromium`) or point TWIN_CHROMIUM at a Chromium binary"
+            + (f"; the HTML report is at {html}" if html.is_file() else
+               f"; no HTML report is built yet in {html} (`twin report` without --pdf "
+               "builds it)"))
     with tempfile.TemporaryDirectory() as profile, atomic_path(pdf) as tmp:
         cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                "--disable-background-networking", "--disable-component-update",
@@ -411,15 +447,17 @@ def build(run_dir: str | Path, pdf: bool = False) -> Path:
         The HTML index page.
     """
     d = Path(run_dir)
-    if (d / "_config.yml").exists() and (d / "_toc.yml").exists():
-        src, target = d, d / "_build" / "book.pdf"
-    elif (d / "summary.json").exists():
-        src, target = write_sources(d), d / "report.pdf"
-    else:
+    is_book = (d / "_config.yml").exists() and (d / "_toc.yml").exists()
+    if not is_book and not (d / "summary.json").exists():
         raise TwinInputError("DIR", str(d), "must be a `twin run` output (with summary.json) "
                              "or a Jupyter Book folder (with _config.yml and _toc.yml)")
     if pdf and find_chromium() is None:
-        print_pdf(src / "index.html", target)          # raises with the install hint
+        # refused before anything is rewritten: the HTML report built before stays as it is
+        src = d if is_book else RunDir(d).report
+        built = src / "_build" / "html" / "index.html"
+        print_pdf(built if built.exists() else src, Path("report.pdf"))   # raises the hint
+    src, target = (d, d / "_build" / "book.pdf") if is_book else (write_sources(d),
+                                                                  d / "report.pdf")
     index = jupyter_book(src)
     if pdf:
         print_pdf(jupyter_book(src, "singlehtml"), target)

@@ -12,6 +12,18 @@ import os
 
 from twin.core.errors import TwinInputError
 
+#: Where a local cluster's dashboard listens: loopback only, a free port (issue 24: it listened
+#: on every interface). ``TWIN_DASK_DASHBOARD`` overrides it ("0.0.0.0:8787" to share it, "" or
+#: "none" for no dashboard).
+DASHBOARD_DEFAULT = "127.0.0.1:0"
+
+
+def dashboard_address() -> str | None:
+    """The local cluster's dashboard address (``$TWIN_DASK_DASHBOARD``, else loopback)."""
+    value = os.environ.get("TWIN_DASK_DASHBOARD", DASHBOARD_DEFAULT).strip()
+    return None if value.lower() in ("", "none", "off") else value
+
+
 #: Seconds to wait for an existing scheduler before calling it unreachable
 #: (``TWIN_DASK_CONNECT_TIMEOUT_S`` overrides).
 CONNECT_TIMEOUT_S = 20.0
@@ -67,7 +79,7 @@ def client_for(scheduler: str | None = None, n_workers: int | None = None,
     else:
         cluster = LocalCluster(n_workers=n_workers or min(8, os.cpu_count() or 1),
                                threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", silence_logs=40,
+                               dashboard_address=dashboard_address(), silence_logs=40,
                                memory_limit=(memory_limit_bytes if memory_limit_bytes
                                              else "auto"))
         client = Client(cluster)
@@ -77,6 +89,10 @@ def client_for(scheduler: str | None = None, n_workers: int | None = None,
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+#: The name the sweep's streaming writer uses.
+dask_client = client_for
 
 
 def worker_memory_limits(client) -> list[int]:

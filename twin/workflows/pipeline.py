@@ -207,6 +207,9 @@ def lock_run_dir(root: str | Path, command: str = "twin run"):
     import fcntl
 
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise TwinInputError("-o/--output", str(root), "is a file; the output of a run is a "
+                             "directory (an existing run's, or a new name)")
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -24,9 +24,24 @@ from twin.scenario import Scenario
 
 
 def grid(s: Scenario) -> tuple[list[str], list[tuple]]:
-    """(swept field paths, list of value tuples) of the scenario's sweep, in row-major order."""
+    """(swept field paths, list of value tuples) of the scenario's sweep, in row-major order.
+
+    The whole list: for a small grid. :func:`grid_points` makes any part of a big one."""
     keys = list(s.sweep)
     return keys, list(itertools.product(*(s.sweep[k] for k in keys)))
+
+
+def grid_points(s: Scenario, start: int, stop: int) -> list[tuple]:
+    """The points ``start`` to ``stop − 1`` of the sweep grid (row-major, as :func:`grid`),
+    made from their flat indices alone: a part of a 10⁸-point grid costs only that part."""
+    keys = list(s.sweep)
+    sizes = [len(s.sweep[k]) for k in keys]
+    stop = min(stop, math.prod(sizes)) if keys else 0
+    if stop <= start:
+        return []
+    digits = np.unravel_index(np.arange(start, stop, dtype=np.int64), sizes)
+    columns = [[s.sweep[k][int(d)] for d in ds] for k, ds in zip(keys, digits)]
+    return list(zip(*columns))
 
 
 def _check_values(s: Scenario, keys: list[str]) -> None:
@@ -109,18 +124,17 @@ def estimate_simulated_s(s: Scenario, n_points: int, seeds: int, n_workers: int)
     return one * n_points * seeds / max(1, n_workers)
 
 
-def _calibrations(base: Scenario, keys: list[str], points: list[tuple],
+def _calibrations(base: Scenario, keys: list[str], sweep: dict,
                   n_workers: int | None, yes: bool, log) -> dict:
     """The simulated d(F) of every combination of swept values other than the flux
     (``resolution.model = "simulated"``), after an estimate of the simulation it needs."""
     from twin.workflows import simres
 
+    others = [k for k in keys if k != FLUENCE_FIELD]
     combos: dict = {}
-    for pt in points:
-        key = _calibration_key(keys, pt)
+    for key in itertools.product(*(sweep[k] for k in others)):   # not the whole grid
         if key not in combos:
-            combos[key] = base.with_values({k: v for k, v in zip(keys, pt)
-                                            if k != FLUENCE_FIELD})
+            combos[key] = base.with_values(dict(zip(others, key)))
     seeds = base.resolution.calibration_seeds
     # combinations that differ only in what the 2D patch ignores (the projection count) share
     # their simulated points: count each point once
@@ -157,6 +171,81 @@ def _uncalibrated(s: Scenario):
     return simres.Calibration(nan, nan, nan, nan, _forecast.fluence_per_m2(s), [])
 
 
+def _check_size(n: int, yes: bool) -> None:
+    if n == 0:
+        raise TwinInputError("sweep", {}, "the scenario has no [sweep] table to evaluate")
+    if n > MAX_POINTS and not yes:
+        raise TwinInputError("sweep", f"{n:,} points", (
+            f"at most {MAX_POINTS:,} points without --yes (about {n * 500 / 1e9:.3g} GB of "
+            f"table and {n / 1300 / 3600:.3g} h on one core at ~1300 points/s)"))
+
+
+def _prepare(s: Scenario, n_workers: int | None, yes: bool, log) -> tuple:
+    """Checks of a sweep before any work; (keys, base scenario, compression ratio,
+    calibrations)."""
+    _check_size(grid_size(s), yes)
+    keys = list(s.sweep)
+    _check_values(s, keys)
+    base = s.model_copy(update={"sweep": {}})
+    simulated_model = base.resolution.model == "simulated"
+    ratio = _forecast.compression_ratio(base) if simulated_model else float("nan")
+    cals = (_calibrations(base, keys, s.sweep, n_workers, yes, log) if simulated_model
+            else None)
+    return keys, base, ratio, cals
+
+
+def _evaluate_range(s: Scenario, base: Scenario, keys: list[str], start: int, stop: int,
+                    ratio: float, cals: dict | None) -> pd.DataFrame:
+    """:func:`evaluate_chunk` of the grid points ``[start, stop)`` (made on the worker)."""
+    return evaluate_chunk(base, keys, grid_points(s, start, stop), ratio, cals)
+
+
+def iter_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
+               chunk_points: int = 2000, progress: bool = False, yes: bool = False,
+               log=None):
+    """Yield the forecast table of the sweep grid chunk by chunk, in grid order.
+
+    The grid is never built whole: each Dask task makes its own ``chunk_points`` points from
+    their indices, and at most a few chunks per worker are in flight, so that the memory of a
+    10⁸-point sweep is that of a few chunks (the caller writes each one away). Arguments as
+    :func:`run_sweep`.
+    """
+    from twin.workflows.cluster import dask_client
+
+    keys, base, ratio, cals = _prepare(s, n_workers, yes, log)
+    n = grid_size(s)
+    starts = range(0, n, max(1, int(chunk_points)))
+    bar = None
+    with dask_client(scheduler, n_workers) as client:
+        window = 2 * max(1, len(client.scheduler_info().get("workers", {})) or 1) + 2
+        if log:
+            log(f"sweep: {n:,} points in {len(starts):,} chunks of {chunk_points:,}")
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n, desc="sweep", unit="pt")
+        try:
+            pending, nxt = {}, 0
+            todo = iter(starts)
+            for a in itertools.islice(todo, window):
+                pending[a] = client.submit(_evaluate_range, s, base, keys, a, a + chunk_points,
+                                           ratio, cals, pure=False)
+            while pending:
+                a = starts[nxt]
+                table = pending.pop(a).result()        # in grid order; others run meanwhile
+                nxt += 1
+                b = next(todo, None)
+                if b is not None:
+                    pending[b] = client.submit(_evaluate_range, s, base, keys, b,
+                                               b + chunk_points, ratio, cals, pure=False)
+                if bar is not None:
+                    bar.update(len(table))
+                yield table
+        finally:
+            if bar is not None:
+                bar.close()
+
+
 def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
               chunk_points: int = 2000, progress: bool = False, simulate: bool = False,
               seeds: int = 1, yes: bool = False, log=None) -> pd.DataFrame:
@@ -168,16 +257,10 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     (:mod:`twin.workflows.simres`: one Dask task per point and seed, cached), adding the columns
     ``resolution_simulated_m``, ``resolution_simulated_std_m``, ``frc_halves_m``,
     ``pcc_simulated`` (and the measured ``compression_ratio`` of each point).
+    The whole table is returned: for a huge grid, :func:`sweep_to_file` writes it chunk by chunk.
     """
-    from twin.workflows.cluster import map_ordered
-
     n = grid_size(s)
-    if n == 0:
-        raise TwinInputError("sweep", {}, "the scenario has no [sweep] table to evaluate")
-    if n > MAX_POINTS and not yes:
-        raise TwinInputError("sweep", f"{n:,} points", (
-            f"at most {MAX_POINTS:,} points without --yes (about {n * 200 / 1e9:.3g} GB of "
-            f"table and {n / 4000 / 60:.3g} min on one core at ~4000 points/s)"))
+    _check_size(n, yes)
     if simulate:
         workers = n_workers or min(2, os.cpu_count() or 1)
         est = estimate_simulated_s(s, n, seeds, workers)
@@ -188,41 +271,77 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
             raise TwinInputError("--simulate", f"about {est / 3600:.3g} h", (
                 f"a simulated sweep over {MAX_SIMULATED_HOURS:g} h needs --yes "
                 f"({n} points × {seeds} seeds on {workers} workers)"))
-    keys, points = grid(s)
-    _check_values(s, keys)
-    chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
-    base = s.model_copy(update={"sweep": {}})
-    simulated_model = base.resolution.model == "simulated"
-    ratio = _forecast.compression_ratio(base) if simulated_model else float("nan")
-    cals = (_calibrations(base, keys, points, n_workers, yes, log) if simulated_model
-            else None)
-    parts = map_ordered(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks), chunks,
-                        [ratio] * len(chunks), [cals] * len(chunks),
-                        scheduler=scheduler, n_workers=n_workers, progress=progress,
-                        desc="sweep", unit="pt", weights=[len(c) for c in chunks])
-    table = pd.concat(parts, ignore_index=True)
+    table = pd.concat(list(iter_sweep(s, scheduler, n_workers, chunk_points, progress, yes,
+                                      log)), ignore_index=True)
     if simulate:
-        from twin.workflows import simres
-
-        scenarios = [base.with_values(dict(zip(keys, pt))) for pt in points]
-        # projection-count sweeps of 3D scenarios also simulate a volume patch at each N
-        volume = base.is_3d and "tomography.n_projections" in keys
-        rows = simres.measure_many(scenarios, seeds=seeds, scheduler=scheduler,
-                                   n_workers=n_workers, progress=progress, volume=volume)
-        measured = pd.DataFrame(rows)
-        cols = ["resolution_simulated_m", "resolution_simulated_std_m", "frc_halves_m",
-                "pcc_simulated", "seeds_simulated"]
-        if volume:
-            cols += ["resolution_3d_simulated_m", "resolution_3d_simulated_std_m",
-                     "pcc_3d_simulated"]
-        for col in cols:
-            table[col] = measured[col].to_numpy()
-        ok = np.isfinite(measured["compression_ratio_simulated"].to_numpy())
-        cr = np.where(ok, measured["compression_ratio_simulated"].to_numpy(),
-                      table["compression_ratio"].to_numpy())
-        table["compression_ratio"] = cr
-        table["data_volume_compressed_bytes"] = table["data_volume_bytes"] / cr
+        _add_simulated(table, s, scheduler, n_workers, progress, seeds)
     return table
+
+
+def _add_simulated(table: pd.DataFrame, s: Scenario, scheduler, n_workers, progress,
+                   seeds: int) -> None:
+    """The measured columns of a simulated sweep, added to ``table`` in place."""
+    from twin.workflows import simres
+
+    keys, points = grid(s)
+    base = s.model_copy(update={"sweep": {}})
+    scenarios = [base.with_values(dict(zip(keys, pt))) for pt in points]
+    # projection-count sweeps of 3D scenarios also simulate a volume patch at each N
+    volume = base.is_3d and "tomography.n_projections" in keys
+    rows = simres.measure_many(scenarios, seeds=seeds, scheduler=scheduler,
+                               n_workers=n_workers, progress=progress, volume=volume)
+    measured = pd.DataFrame(rows)
+    cols = ["resolution_simulated_m", "resolution_simulated_std_m", "frc_halves_m",
+            "pcc_simulated", "seeds_simulated"]
+    if volume:
+        cols += ["resolution_3d_simulated_m", "resolution_3d_simulated_std_m",
+                 "pcc_3d_simulated"]
+    for col in cols:
+        table[col] = measured[col].to_numpy()
+    ok = np.isfinite(measured["compression_ratio_simulated"].to_numpy())
+    cr = np.where(ok, measured["compression_ratio_simulated"].to_numpy(),
+                  table["compression_ratio"].to_numpy())
+    table["compression_ratio"] = cr
+    table["data_volume_compressed_bytes"] = table["data_volume_bytes"] / cr
+
+
+def sweep_to_file(s: Scenario, path: Path, keep_rows: int = MAX_POINTS, **kwargs):
+    """Evaluate the sweep (as :func:`iter_sweep`) and write each chunk to ``path`` (CSV or
+    Parquet) as it arrives, atomically: memory stays that of a few chunks, whatever the grid.
+
+    Returns
+    -------
+    (int, DataFrame or None)
+        The rows written, and the whole table where it has at most ``keep_rows`` rows (for
+        the plots), else None.
+    """
+    from twin.io.files import atomic_path
+
+    path = Path(path)
+    keep = grid_size(s) <= keep_rows               # known before: nothing held for a big grid
+    kept, n_rows, writer = [], 0, None
+    with atomic_path(path) as tmp:
+        try:
+            for table in iter_sweep(s, **kwargs):
+                if path.suffix == ".parquet":
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    t = pa.Table.from_pandas(table, preserve_index=False,
+                                             schema=writer.schema if writer else None)
+                    writer = writer or pq.ParquetWriter(tmp, t.schema)
+                    writer.write_table(t)
+                else:
+                    table.to_csv(tmp, mode="w" if n_rows == 0 else "a", header=n_rows == 0,
+                                 index=False)
+                n_rows += len(table)
+                if keep:
+                    kept.append(table)
+        finally:
+            if writer is not None:
+                writer.close()
+    whole = pd.concat(kept, ignore_index=True) if keep and kept else None
+    return n_rows, whole
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
@@ -259,7 +378,10 @@ def plot_sweep(table: pd.DataFrame, s: Scenario, stem: Path) -> list[Path]:
             node = getattr(node, part)
         own_x[key] = node
     written = []
-    for y, label, scale in (("total_time_s", "total acquisition time [h]", 1 / 3600),
+    from twin.core.formatting import display_scale
+
+    t_scale, t_unit = display_scale("s", float(np.nanmedian(table["total_time_s"])))
+    for y, label, scale in (("total_time_s", f"total acquisition time [{t_unit}]", t_scale),
                             ("resolution_forecast_m", "resolution [nm]", 1e9)):
         fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
         for ax, key in zip(axes[0], keys):
