@@ -277,7 +277,8 @@ def annotated_toml(s: Scenario) -> str:
         out.append("")
         for name, field in model.model_fields.items():
             if _submodel(field) is None:
-                emit(f"{section}.{name}", node[name])
+                # fields at their default may leave the dump (scenario.py, _drop_defaults)
+                emit(f"{section}.{name}", node.get(name, field.default))
     out.append("[sweep]")
     out.extend(_comment(docs["sweep"]))
     if data["sweep"]:
