@@ -43,7 +43,12 @@ MaterialName = Annotated[str, AfterValidator(_known_material)]
 
 
 def _known_medium(name: str) -> str:
-    return name if name.strip().lower() == "vacuum" else _known_material(name)
+    if name.strip().lower() == "vacuum":
+        return name
+    try:
+        return _known_material(name)
+    except ValueError as exc:
+        raise ValueError(f'{exc}, or "vacuum"') from None
 
 
 MediumName = Annotated[str, AfterValidator(_known_medium)]
@@ -187,8 +192,9 @@ class Sample(_Strict):
     """Embedding medium: what fills the sample around the phantom's structures — between and
     inside the fibres (fibre_bundle), between the wires and vias (integrated_circuit: its
     dielectric), between the spokes (siemens_star). A material name or "vacuum". Default: the
-    phantom's own (``fibres.matrix_material``, ``circuit.dielectric_material``, vacuum between
-    a star's spokes); it overrides those fields. Not used by the uniform phantom."""
+    phantom's own medium; when set it overrides ``fibres.matrix_material`` or
+    ``circuit.dielectric_material`` (a star's own is vacuum). Not used by the uniform
+    phantom."""
     fibres: FibreBundle = FibreBundle()
     circuit: IntegratedCircuit = IntegratedCircuit()
     star: SiemensStar = SiemensStar()

@@ -134,7 +134,10 @@ def _describe_type(field) -> tuple[str, str]:
             allowed += b
         else:
             kinds.append(getattr(tp, "__name__", str(tp)))
-    if field.annotation is not None and "MaterialName" in repr(field.annotation) or any(
+    if "_known_medium" in repr(field.annotation):
+        allowed.append("a formula (C6H10O2), an xraylib NIST name, a named material or "
+                       "\"vacuum\"")
+    elif field.annotation is not None and "MaterialName" in repr(field.annotation) or any(
             "_known_material" in repr(m) for m in meta):
         allowed.append("a formula (C6H10O2), an xraylib NIST name or a named material")
     seen = []
