@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter,
-                      ValidationError, field_validator, model_validator)
+                      ValidationError, field_validator, model_serializer, model_validator)
 
 from twin.acquisition import detector as _detector
 from twin.sample import materials as _materials
@@ -67,6 +67,38 @@ def _known_material(name: str) -> str:
 
 
 MaterialName = Annotated[str, AfterValidator(_known_material)]
+
+
+def _known_medium(name: str) -> str:
+    if name.strip().lower() == "vacuum":
+        return name
+    try:
+        return _known_material(name)
+    except ValueError as exc:
+        raise ValueError(f'{exc}, or "vacuum"') from None
+
+
+MediumName = Annotated[str, AfterValidator(_known_medium)]
+"""A material name, or "vacuum" (δ = β = 0)."""
+
+
+def _same_medium(a: str, b: str) -> bool:
+    """Whether two medium names are the same material (names, aliases and case ignored)."""
+    a, b = a.strip().lower(), b.strip().lower()
+    if a == b:
+        return True
+    lib = _materials.library()
+    return a in lib and b in lib and lib[a] == lib[b]
+
+
+def _drop_defaults(data: dict, model, names) -> dict:
+    """``data`` less the fields ``names`` of ``model`` whose value is their default: fields
+    added after calibrations were shipped leave the scenario's dump (and so the calibration
+    keys of twin.workflows.simres) unchanged until a scenario sets them."""
+    for name in names:
+        if name in data and getattr(model, name) == type(model).model_fields[name].default:
+            del data[name]
+    return data
 
 
 # ----------------------------------------------------------------------------- sample
@@ -141,7 +173,22 @@ class SiemensStar(_Strict):
     """Material of the supporting membrane."""
     membrane_thickness_um: NonNegFloat = 1.0
     """Thickness of the membrane."""
+    sidewall_angle_deg: Annotated[float, Field(ge=45, le=90)] = 90.0
+    """Angle of the spokes' sidewalls to the membrane (90 = vertical, ideal): the projected
+    thickness ramps from 0 to the full thickness over ``spoke_thickness·cot(angle)`` across
+    every edge, centred on the nominal edge."""
+    edge_roughness_nm: NonNegFloat = 0.0
+    """Rms line-edge roughness of the spokes: a random displacement of each edge along its
+    normal (0 = ideal edges)."""
+    edge_correlation_nm: PosFloat = 30.0
+    """Correlation length of the edge displacement along the edge (Gaussian correlation)."""
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _drop_defaults(handler(self), self, _STAR_REALISM)
+
+
+_STAR_REALISM = ("sidewall_angle_deg", "edge_roughness_nm", "edge_correlation_nm")
 
 
 class Sample(_Strict):
@@ -168,9 +215,55 @@ class Sample(_Strict):
     """Bulk material, for the dose: a formula, an xraylib NIST name or a named material."""
     density_g_per_cm3: PosFloat | None = None
     """Bulk density (default: the named material's or NIST's)."""
+    medium: MediumName | None = None
+    """Embedding medium: what fills the sample around the phantom's structures — between and
+    inside the fibres (fibre_bundle), between the wires and vias (integrated_circuit: its
+    dielectric), between the spokes (siemens_star). A material name or "vacuum". Default: the
+    phantom's own medium; when set it overrides ``fibres.matrix_material`` or
+    ``circuit.dielectric_material`` (a star's own is vacuum). Not used by the uniform
+    phantom."""
     fibres: FibreBundle = FibreBundle()
     circuit: IntegratedCircuit = IntegratedCircuit()
     star: SiemensStar = SiemensStar()
+
+    @property
+    def medium_material(self) -> str | None:
+        """The embedding medium in effect: ``medium`` or the phantom's own (None for the
+        uniform phantom)."""
+        return self.medium if self.medium is not None else self._own_medium()
+
+    def _own_medium(self) -> str | None:
+        return {"fibre_bundle": self.fibres.matrix_material,
+                "integrated_circuit": self.circuit.dielectric_material,
+                "siemens_star": "vacuum"}.get(self.phantom)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # a medium equal to the phantom's own changes nothing: it leaves the dump (and the
+        # shipped calibration keys) as they were before the field existed
+        data = handler(self)
+        own = self._own_medium()
+        if self.medium is None or (own is not None and _same_medium(self.medium, own)):
+            data.pop("medium", None)
+        return data
+
+    @model_validator(mode="after")
+    def _medium(self):
+        if self.medium is None:
+            return self
+        if self.phantom == "uniform":
+            raise ValueError(f"medium = {self.medium!r}: the uniform phantom has no embedding "
+                             f"medium (its material is 'material'); leave medium out")
+        own = {"fibre_bundle": ("fibres", "matrix_material"),
+               "integrated_circuit": ("circuit", "dielectric_material")}.get(self.phantom)
+        if own is not None:
+            table, name = own
+            sub = getattr(self, table)
+            if name in sub.model_fields_set and not _same_medium(getattr(sub, name),
+                                                                  self.medium):
+                raise ValueError(f"medium = {self.medium!r} contradicts {table}.{name} = "
+                                 f"{getattr(sub, name)!r}; set only one of them")
+        return self
 
     @model_validator(mode="after")
     def _shape(self):

@@ -7,8 +7,8 @@ from twin.sample import materials
 from twin.core.constants import wavelength_m
 from twin.core.errors import TwinInputError
 
-LIBRARY = ["polycaprolactone", "water", "soft_tissue", "brain", "epoxy", "si", "sio2", "si3n4",
-           "cu", "w", "au", "ta"]
+LIBRARY = ["polycaprolactone", "water", "soft_tissue", "brain", "epoxy", "paraffin", "si", "sio2",
+           "si3n4", "cu", "w", "au", "ta"]
 
 
 @pytest.mark.parametrize("name", LIBRARY)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin.sample import materials as _materials
+from twin.sample.star import siemens_star_thickness  # noqa: F401  (the star's home: star.py)
 from twin.core.constants import wavelength_m
 from twin.operators.radon import Radon
 
@@ -29,9 +30,16 @@ def refractive_indices(names, energy_kev: float) -> np.ndarray:
     """(len(names) + 1,) complex δ + iβ per label; label 0 is vacuum."""
     out = np.zeros(len(names) + 1, dtype=np.complex128)
     for i, name in enumerate(names, start=1):
-        p = _materials.lookup(name, energy_kev)
-        out[i] = p.delta + 1j * p.beta
+        out[i] = medium_index(name, energy_kev)
     return out
+
+
+def medium_index(name: str, energy_kev: float) -> complex:
+    """δ + iβ of a material name, or 0 for "vacuum"."""
+    if name.strip().lower() == "vacuum":
+        return 0j
+    p = _materials.lookup(name, energy_kev)
+    return p.delta + 1j * p.beta
 
 
 def transmission_from_projection(proj_delta_beta, energy_kev: float):
@@ -524,28 +532,6 @@ class IntegratedCircuit(Phantom):
 # ----------------------------------------------------------------------------- star
 
 
-def siemens_star_thickness(shape, pixel_size_m: float, spokes: int, radius_m: float,
-                           thickness_m: float, supersample: int = 4,
-                           centre_px: tuple[float, float] | None = None) -> np.ndarray:
-    """(ny, nx) projected spoke thickness in metres (area-weighted over each pixel).
-
-    ``centre_px``: (row, col) of the star's centre; default the centre pixel (ny//2, nx//2).
-    """
-    ny, nx = shape
-    cy, cx = (ny // 2, nx // 2) if centre_px is None else centre_px
-    s = supersample
-    off = (np.arange(s) + 0.5) / s - 0.5
-    acc = np.zeros(shape)
-    yy0, xx0 = np.mgrid[:ny, :nx]
-    for dy in off:
-        for dx in off:
-            y = (yy0 - cy + dy) * pixel_size_m
-            x = (xx0 - cx + dx) * pixel_size_m
-            th = np.arctan2(y, x)
-            acc += (np.sin(spokes * th) > 0) & (x * x + y * y <= radius_m ** 2)
-    return acc / s ** 2 * thickness_m
-
-
 def siemens_star_transmission(shape, pixel_size_m: float, energy_kev: float, spokes: int = 36,
                               radius_m: float | None = None, spoke_material: str = "ta",
                               spoke_thickness_m: float = 0.5e-6,
@@ -718,13 +704,21 @@ def _star(sample, extent: Extent, grid: Grid) -> np.ndarray:
     st = sample.star
     dx = grid.pixel_m
     y, x = np.asarray(grid.y_m), np.asarray(grid.x_m)
-    t = siemens_star_thickness((len(y), len(x)), dx, st.spokes, extent.width_m / 2,
-                               st.spoke_thickness_um * 1e-6, centre_px=(-y[0] / dx, -x[0] / dx))
+    t_spoke = st.spoke_thickness_um * 1e-6
+    t = siemens_star_thickness(
+        (len(y), len(x)), dx, st.spokes, extent.width_m / 2, t_spoke,
+        centre_px=(-y[0] / dx, -x[0] / dx),
+        sidewall_angle_deg=getattr(st, "sidewall_angle_deg", 90.0),
+        edge_roughness_m=getattr(st, "edge_roughness_nm", 0.0) * 1e-9,
+        edge_correlation_m=getattr(st, "edge_correlation_nm", 30.0) * 1e-9, seed=grid.seed)
     s = _materials.lookup(st.spoke_material, grid.energy_kev)
     m = _materials.lookup(st.membrane_material, grid.energy_kev)
     out = np.zeros((grid.n_slices, len(y), len(x)), np.complex128)
     out[grid.n_slices // 2] = ((s.delta + 1j * s.beta) * t
                                + (m.delta + 1j * m.beta) * st.membrane_thickness_um * 1e-6)
+    medium = getattr(sample, "medium_material", None) or "vacuum"
+    if medium.strip().lower() != "vacuum":       # the medium between the spokes
+        out[grid.n_slices // 2] += medium_index(medium, grid.energy_kev) * (t_spoke - t)
     return out
 
 
@@ -735,7 +729,8 @@ def _fibres(sample, extent: Extent, grid: Grid) -> np.ndarray:
     y, x = np.asarray(grid.y_m), np.asarray(grid.x_m)
     bundle = FibreBundle(
         shape=(len(y), 1, len(x)), voxel_size_m=grid.pixel_m, sample_diameter_m=extent.width_m,
-        seed=grid.seed, fibre_material=fb.fibre_material, matrix_material=fb.matrix_material,
+        seed=grid.seed, fibre_material=fb.fibre_material,
+        matrix_material=getattr(sample, "medium_material", None) or fb.matrix_material,
         outer_diameter_m=(fb.outer_diameter_um_mean * 1e-6, fb.outer_diameter_um_sd * 1e-6),
         inner_diameter_m=(fb.inner_diameter_um_mean * 1e-6, fb.inner_diameter_um_sd * 1e-6),
         dispersion_deg=fb.orientation_dispersion_deg, packing_fraction=fb.packing_fraction)
@@ -755,7 +750,8 @@ def _circuit(sample, extent: Extent, grid: Grid) -> np.ndarray:
         shape=(h, nz, w), voxel_size_m=dx, thickness_m=thick, n_layers=c.n_layers,
         seed=grid.seed, min_pitch_m=c.min_pitch_nm * 1e-9, max_pitch_m=c.max_pitch_nm * 1e-9,
         substrate_thickness_m=min(c.substrate_thickness_um * 1e-6, 0.5 * thick),
-        dielectric_material=c.dielectric_material, wire_material=c.wire_material,
+        dielectric_material=getattr(sample, "medium_material", None) or c.dielectric_material,
+        wire_material=c.wire_material,
         via_material=c.via_material, substrate_material=c.substrate_material,
         origin_m=(float(y[h // 2]), float(x[w // 2])))
     if grid.n_slices == 1:

@@ -134,7 +134,10 @@ def _describe_type(field) -> tuple[str, str]:
             allowed += b
         else:
             kinds.append(getattr(tp, "__name__", str(tp)))
-    if field.annotation is not None and "MaterialName" in repr(field.annotation) or any(
+    if "_known_medium" in repr(field.annotation):
+        allowed.append("a formula (C6H10O2), an xraylib NIST name, a named material or "
+                       "\"vacuum\"")
+    elif field.annotation is not None and "MaterialName" in repr(field.annotation) or any(
             "_known_material" in repr(m) for m in meta):
         allowed.append("a formula (C6H10O2), an xraylib NIST name or a named material")
     seen = []
@@ -277,7 +280,8 @@ def annotated_toml(s: Scenario) -> str:
         out.append("")
         for name, field in model.model_fields.items():
             if _submodel(field) is None:
-                emit(f"{section}.{name}", node[name])
+                # fields at their default may leave the dump (scenario.py, _drop_defaults)
+                emit(f"{section}.{name}", node.get(name, field.default))
     out.append("[sweep]")
     out.extend(_comment(docs["sweep"]))
     if data["sweep"]:
