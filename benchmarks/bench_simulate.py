@@ -48,6 +48,7 @@ def old_module():
         return None
     spec = importlib.util.spec_from_loader("twin_simulate_old", loader=None)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod                  # dataclasses look their module up
     exec(compile(src, f"{OLD_COMMIT}:simulate.py", "exec"), mod.__dict__)
     return mod
 

@@ -297,3 +297,38 @@ def test_gpu_intensities_match_cpu(quick):
         cpu = _array_operator(p, beam, np).intensity(tl)
         gpu = _array_operator(p, beam, cupy).intensity(tl)
         np.testing.assert_allclose(gpu, cpu, rtol=2e-4, atol=1e-6 * cpu.max())
+
+
+def test_one_forward_model(quick):
+    """At oversampling 1, with one slice and no motion blur, simulation's noiseless
+    intensities are bit for bit the reconstruction operator's frames
+    (``FarFieldPtychography.intensity``) of the plan's object, probe modes and positions: one
+    forward model, whose geometry (windows, sub-pixel shifts, centring) the two share."""
+    s, _, _ = quick
+    one = s.with_values({"simulation.oversampling": 1, "simulation.multislice": "off",
+                         "scan.blur_samples": 1, "beam.coherent_fraction": 0.8})
+    p = simulate.plan(one, n_frames=40)
+    assert p.oversampling == 1 and p.fine_slices.shape[0] == 1 and p.blur_samples == 1
+    assert p.fine_probes.shape[1] > 1                   # several modes
+    got = simulate.expected_frames(p, 0, 40)
+    tl = p.fine_top_left_px(p.trajectory.positions_m[:40])
+    assert np.any(tl % 1 > 0.1)                         # the frames are shifted sub-pixel
+    op = ptychography.FarFieldPtychography(p.fine_probes[0], tl, p.fine_slices.shape[1:],
+                                           subpixel_quantum=simulate.SUBPIXEL_QUANTUM)
+    ref = op.intensity(p.fine_slices[0])
+    assert got.sum() > 0
+    np.testing.assert_array_equal(got, ref)
+    # and the shared model is the contract's: Σ_m |centred DFT(P_m shifted · O)|², here in
+    # double precision with NumPy's FFTs, the shifts rounded to the quantum
+    o = np.floor(tl).astype(int)
+    f = np.round((tl - o) * 32) / 32
+    n = p.n_native
+    k = np.fft.fftfreq(n)
+    ramp = np.exp(-2j * np.pi * (f[:, 0, None, None] * k[None, :, None]
+                                 + f[:, 1, None, None] * k[None, None, :]))
+    pr = p.fine_probes[0].astype(np.complex128)
+    shifted = np.fft.ifft2(np.fft.fft2(pr)[None] * ramp[:, None])
+    win = np.stack([p.fine_slices[0][r:r + n, c:c + n] for r, c in o])
+    far = np.fft.fftshift(np.fft.fft2(shifted * win[:, None], norm="ortho"), axes=(-2, -1))
+    lam = (np.abs(far) ** 2).sum(axis=1)
+    np.testing.assert_allclose(got, lam, rtol=1e-4, atol=1e-6 * lam.max())

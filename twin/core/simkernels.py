@@ -44,33 +44,43 @@ def spectrum_ramp(qf, iq, ex, outf):  # pragma: no cover - compiled
             dst[2 * j + 1] = a * d + b * c
 
 
+#: Rows per parallel task of :func:`exit_product` (one scratch row per task).
+ROWS = 16
+
+
 @_jit(parallel=True)
-def exit_product(srcf, inv, objf, org, ry, rx, dstf):  # pragma: no cover - compiled
-    """dst[k, m, y, x] = src[inv[k], m, y, x] · obj[org[k, 0] + y, org[k, 1] + x] · ry[y] ·
-    rx[x] (complex; float views). ``src`` may be ``dst`` with ``inv`` = 0 … K − 1 (in place)."""
+def exit_product(srcf, inv, objf, org, ry, rx, ramp, dstf):  # pragma: no cover - compiled
+    """dst[k, m, y, x] = src[inv[k], m, y, x] · obj[org[k, 0] + y, org[k, 1] + x] (· ry[y] ·
+    rx[x] if ``ramp``) (complex; float views). ``src`` may be ``dst`` with ``inv`` = 0 … K − 1
+    (in place)."""
     k_n, m_n, ny = dstf.shape[0], dstf.shape[1], dstf.shape[2]
     nx = dstf.shape[3] // 2
-    for t in prange(k_n * ny):
-        k = t // ny
-        y = t % ny
-        orow = objf[org[k, 0] + y]
+    nb = (ny + ROWS - 1) // ROWS
+    for t in prange(k_n * nb):
+        k = t // nb
+        y0 = (t % nb) * ROWS
         c0 = 2 * org[k, 1]
-        yr, yi = ry[2 * y], ry[2 * y + 1]
         w = np.empty(2 * nx, np.float32)
-        for j in range(nx):
-            a, b = orow[c0 + 2 * j], orow[c0 + 2 * j + 1]
-            c, d = rx[2 * j], rx[2 * j + 1]
-            e, f = c * yr - d * yi, c * yi + d * yr          # ry[y]·rx[x]
-            w[2 * j] = a * e - b * f
-            w[2 * j + 1] = a * f + b * e
-        for m in range(m_n):
-            src = srcf[inv[k], m, y]
-            dst = dstf[k, m, y]
-            for j in range(nx):
-                a, b = src[2 * j], src[2 * j + 1]
-                c, d = w[2 * j], w[2 * j + 1]
-                dst[2 * j] = a * c - b * d
-                dst[2 * j + 1] = a * d + b * c
+        for y in range(y0, min(y0 + ROWS, ny)):
+            orow = objf[org[k, 0] + y, c0:c0 + 2 * nx]
+            if ramp:
+                yr, yi = ry[2 * y], ry[2 * y + 1]
+                for j in range(nx):
+                    a, b = orow[2 * j], orow[2 * j + 1]
+                    c, d = rx[2 * j], rx[2 * j + 1]
+                    e, f = c * yr - d * yi, c * yi + d * yr          # ry[y]·rx[x]
+                    w[2 * j] = a * e - b * f
+                    w[2 * j + 1] = a * f + b * e
+            else:
+                w[:] = orow
+            for m in range(m_n):
+                src = srcf[inv[k], m, y]
+                dst = dstf[k, m, y]
+                for j in range(nx):
+                    a, b = src[2 * j], src[2 * j + 1]
+                    c, d = w[2 * j], w[2 * j + 1]
+                    dst[2 * j] = a * c - b * d
+                    dst[2 * j + 1] = a * d + b * c
 
 
 @_jit(parallel=True)

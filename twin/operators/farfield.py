@@ -190,6 +190,7 @@ def exit_product(src, inv, obj, origins, ry=None, rx=None, out=None, fused=None)
     M, ny, nx = src.shape[1:]
     fused = (xp is np and simkernels.AVAILABLE) if fused is None else fused
     if fused:
+        ramp = ry is not None or rx is not None
         one = np.ones(max(ny, nx), np.complex64)
         ry = one[:ny] if ry is None else _c64(ry)
         rx = one[:nx] if rx is None else _c64(rx)
@@ -199,7 +200,7 @@ def exit_product(src, inv, obj, origins, ry=None, rx=None, out=None, fused=None)
                else src if same else out)
         simkernels.exit_product(_floats(src), np.ascontiguousarray(inv, np.int64),
                                 _floats(obj), np.ascontiguousarray(origins, np.int64),
-                                _floats(ry), _floats(rx), _floats(out))
+                                _floats(ry), _floats(rx), ramp, _floats(out))
         return out
     win = obj.ravel()[window_index(np.asarray(origins), (ny, nx), obj.shape[1], xp)]
     if ry is not None or rx is not None:
