@@ -1,5 +1,6 @@
-"""The far-field ptychography operator with probe modes (CONTRACTS §3's frame model): the one
-forward model that simulation and every reconstruction engine run.
+"""The far-field ptychography operator with probe modes (CONTRACTS §3's frame model): the
+forward model every reconstruction engine runs; its noiseless frames (:meth:`intensity`) come
+from the simulation's detector model (:mod:`twin.operators.farfield`) at oversampling 1.
 
 For scan position n and probe mode m the far-field wave is Ψ_nm = F(P_m · O_n) with F the
 unitary DFT (centred: DC at (ny//2, nx//2), CONTRACTS §3; or in plain FFT order, which the
@@ -12,8 +13,9 @@ The sub-pixel part f of a position enters in one of two ways (``shift``):
 
 * ``"fourier"``: P_m^(n) = P_m shifted by f with a Fourier phase ramp, times the object's
   integer-pixel patch. Exact for band-limited probes; two FFTs per frame and mode more.
-  Simulation uses it (with an optional cache of quantised shifts, :meth:`intensity`), and so
-  do the engines by default (``twin.recon.engines.SUBPIXEL_SHIFT`` gives the measurement).
+  Simulation uses it (quantised and cached, :class:`twin.operators.farfield.ShiftedProbes`,
+  which :meth:`intensity` shares), and so do the engines by default
+  (``twin.recon.engines.SUBPIXEL_SHIFT`` gives the measurement).
 * ``"bilinear"`` / ``"cubic"`` (Keys' cubic convolution, a = −0.5): the probe stays put and the
   object is read at the fractional positions pos + r by a 2- or 4-tap separable
   interpolation. A shift of the exit wave leaves |Ψ| unchanged, so these describe the same

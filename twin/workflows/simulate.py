@@ -13,8 +13,12 @@ model is never exactly the simulation's:
   scatter too), so its far field is sampled at p/s over s·n·b·p: the central n·b·s samples
   are kept and each s × s block is summed, so that a native detector pixel integrates the far
   field over its area (midpoint rule with s² points; the samples sit at the centres of the
-  sub-pixels, by a half-bin phase ramp for even s). Parseval and the closed-form far field
-  of a Gaussian beam test it (tests/workflows/test_simulate.py).
+  sub-pixels, by a half-bin phase ramp for even s). The forward model is the operator
+  :class:`twin.operators.farfield.FineFarField` (shifted probes, slices, pruned FFT, |·|²
+  over modes, binning; fused numba kernels and every core on the CPU), which
+  ``FarFieldPtychography.intensity`` shares: at s = 1 with one slice the two give the same
+  bits. Parseval and the closed-form far field of a Gaussian beam test it
+  (tests/operators/test_farfield.py, tests/workflows/test_simulate.py).
 * **Ground truth on the reconstruction grid.** ``/entry_1/sample_1/ground_truth`` is the mean
   of the complex transmission over the s × s fine pixels of each reconstruction pixel (a box
   filter: every reconstruction pixel is the average of what it covers), at λz/(n·p).
