@@ -48,6 +48,8 @@ SUBPIXEL_QUANTUM = 1 / 32
 CACHE_BYTES = 128 * 2 ** 20
 #: Exit waves per chunk on the CPU (cache-sized: the CPU path is memory-bound otherwise).
 CHUNK_BYTES = 4 * 2 ** 20
+#: Largest last slice that is kept a second time with the half-bin ramp in it.
+RAMPED_SLICE_BYTES = 256 * 2 ** 20
 #: Exit waves per chunk on a GPU.
 DEVICE_CHUNK_BYTES = 256 * 2 ** 20
 
@@ -346,8 +348,7 @@ class FineFarField:
         L = self.slices.shape[0]
         self.prop = (Propagator((N, N), pixel_m, slice_spacing_m, wavelength_m, xp=xp)
                      if L > 1 else None)
-        r = half_bin_phase(N, self.s, xp)
-        self.ramp = (r, r) if self.s > 1 else (None, None)
+        self._last = None
         self.shifted = ShiftedProbes(self.probes, quantum, cache_bytes, self.fused)
         per = M * N * N * 8
         self.chunk = max(1, (CHUNK_BYTES if xp is np else DEVICE_CHUNK_BYTES) // per)
@@ -399,17 +400,39 @@ class FineFarField:
         return self.exit_adj(far_field_adj(g, self.s, self.N), origins)
 
     # --- the detector -------------------------------------------------------------------------
+    def _detector_slice(self):
+        """(last slice, ry, rx). For s > 1: the last slice times the half-bin ramp at global
+        pixel indices, made once (up to :data:`RAMPED_SLICE_BYTES`): a frame's window of it
+        is the window's ramp times a constant phase, which leaves |·|² unchanged, so the
+        exit-wave kernel multiplies by no ramp. Larger slices: the kernel applies the ramp."""
+        last = self.slices[-1]
+        if self.s == 1:
+            return last, None, None
+        if last.nbytes > RAMPED_SLICE_BYTES:
+            r = half_bin_phase(self.N, self.s, self.xp)
+            return last, r, r
+        if self._last is None:
+            H, W = last.shape
+            a = (self.s - 1) / 2
+            ey = np.exp(2j * np.pi * a * np.arange(H) / self.N)
+            ex = np.exp(2j * np.pi * a * np.arange(W) / self.N)
+            ramp = self.xp.asarray((ey[:, None] * ex[None, :]).astype(np.complex64))
+            self._last = _c64(last * ramp, self.xp)
+        return self._last, None, None
+
     def _chunk_intensity(self, origin, frac):
         src, inv = self.shifted.lookup(frac)
         L = self.slices.shape[0]
-        ry, rx = self.ramp if L == 1 else (None, None)
-        psi = exit_product(src, inv, self.slices[0], origin, ry, rx, fused=self.fused)
+        last, ry, rx = self._detector_slice()
+        if L == 1:
+            psi = exit_product(src, inv, last, origin, ry, rx, fused=self.fused)
+        else:
+            psi = exit_product(src, inv, self.slices[0], origin, fused=self.fused)
         idx = np.arange(len(origin))
         for l in range(1, L):
             psi = self.prop.fwd(psi, overwrite=True)
-            ry, rx = self.ramp if l == L - 1 else (None, None)
-            psi = exit_product(psi, idx, self.slices[l], origin, ry, rx, out=psi,
-                               fused=self.fused)
+            o, y, x = (last, ry, rx) if l == L - 1 else (self.slices[l], None, None)
+            psi = exit_product(psi, idx, o, origin, y, x, out=psi, fused=self.fused)
         return far_intensity(psi, self.s, self.n, fused=self.fused)
 
     def intensity(self, top_left_px) -> np.ndarray:
