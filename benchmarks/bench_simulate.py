@@ -15,7 +15,10 @@ Each measurement is repeated (``--repeat``), alternating old and new, and the be
 kept: the machine is shared, so only ratios within one run mean much.
 
 ``python benchmarks/bench_simulate.py [--frames N] [--brain-frames N] [--repeat R]
-[--no-old] [--full]`` (``--full``: also the whole ``simulate()`` to a CXI file, and peak RSS).
+[--no-old] [--full] [--oversampling S]`` (``--full``: also the whole ``simulate()`` to a CXI
+file, and peak RSS; ``--oversampling 1``: the reconstruction-grid simulation of issue 10).
+It also prints the bare forward model's frames/s against the simulation with the detector
+(issue 4: ≥ 0.5).
 """
 
 from __future__ import annotations
@@ -85,8 +88,10 @@ def frames_per_s(mod, p) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def bench(name: str, n_frames: int, repeat: int, old) -> None:
+def bench(name: str, n_frames: int, repeat: int, old, oversampling: int | None = None) -> None:
     s = scenario.load(ROOT / "scenarios" / f"{name}.toml")
+    if oversampling is not None:
+        s = s.with_values({"simulation.oversampling": oversampling})
     p = simulate.plan(s, n_frames)
     xp = get_xp(p.backend)
     simulate.expected_frames(p, 0, 2)                 # compile the kernels, fill caches
@@ -112,7 +117,12 @@ def bench(name: str, n_frames: int, repeat: int, old) -> None:
     if po is not None:
         print(f"  before issue 22 ({OLD_COMMIT}): {old_fps:.1f} frames/s = "
               f"{100 * old_fps / limit:.0f} % of the limit; speed-up {new_fps / old_fps:.2f}×")
-    if name.startswith("siemens_star"):
+    t0 = time.perf_counter()
+    simulate.expected_frames(p, 0, p.n_frames)
+    bare = p.n_frames / (time.perf_counter() - t0)
+    print(f"  bare forward model (no detector) {bare:.1f} frames/s; with the detector "
+          f"{new_fps / bare:.2f} of that (issue 4: ≥ 0.5)")
+    if name.startswith("siemens_star") and oversampling is None:
         total = 56_000
         print(f"  the star's full scan ({total:,} frames) at this rate: "
               f"{total / new_fps / 60:.1f} min (issue 22: 22 min 38 s before; target ≤ 9 min)")
@@ -139,13 +149,15 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--no-old", action="store_true", help="skip the pre-issue-22 code path")
     ap.add_argument("--full", action="store_true", help="also simulate() to a file")
+    ap.add_argument("--oversampling", type=int, default=None,
+                    help="override simulation.oversampling (1: the reconstruction's grid)")
     a = ap.parse_args(argv)
     old = None if a.no_old else old_module()
     if old is None and not a.no_old:
         print(f"(no git: the code of {OLD_COMMIT} is not measured)")
-    bench("siemens_star_selun_110khz", a.frames, a.repeat, old)
+    bench("siemens_star_selun_110khz", a.frames, a.repeat, old, a.oversampling)
     if a.brain_frames:
-        bench("brain_phantom_eiger_3khz", a.brain_frames, a.repeat, old)
+        bench("brain_phantom_eiger_3khz", a.brain_frames, a.repeat, old, a.oversampling)
     if a.full:
         full_run("siemens_star_selun_110khz", a.frames)
 

@@ -136,10 +136,11 @@ def far_field_adj(g, oversampling: int, N: int):
     return (f * xp.conj(r[:, None] * r[None, :])).astype(xp.complex64)
 
 
-def far_intensity(psi, oversampling: int, n: int, centred: bool = True, fused=None):
+def far_intensity(psi, oversampling: int, n: int, centred: bool = True, fused=None, out=None):
     """(K, n, n) float32 detector intensities Σ_m |far field|², binned, of exit waves
     ``psi`` (K, M, N, N) complex64 that already carry the half-bin ramp (for s = 1 none is
     needed). ``psi`` is used as work space. ``centred`` False (s = 1 only): FFT order.
+    ``out``: where to write them on the CPU path (a new array otherwise).
 
     Pruned: the row transforms of all N rows, the column transforms of the S kept columns.
     """
@@ -158,7 +159,7 @@ def far_intensity(psi, oversampling: int, n: int, centred: bool = True, fused=No
                                       _floats(h).reshape(-1, R, 2 * s * n))
             f, off_c = h, 0
         f = fft(f, axis=-2, overwrite_x=True)
-        out = np.empty((K, nr, nc), np.float32)
+        out = np.empty((K, nr, nc), np.float32) if out is None else out
         simkernels.modulus_bin(_floats(f), off_r, off_c, s, out)
         return out
     cols = (xp.arange(s * nc) + off_c) % N
@@ -420,7 +421,7 @@ class FineFarField:
             self._last = _c64(last * ramp, self.xp)
         return self._last, None, None
 
-    def _chunk_intensity(self, origin, frac):
+    def _chunk_intensity(self, origin, frac, out=None):
         src, inv = self.shifted.lookup(frac)
         L = self.slices.shape[0]
         last, ry, rx = self._detector_slice()
@@ -433,7 +434,7 @@ class FineFarField:
             psi = self.prop.fwd(psi, overwrite=True)
             o, y, x = (last, ry, rx) if l == L - 1 else (self.slices[l], None, None)
             psi = exit_product(psi, idx, o, origin, y, x, out=psi, fused=self.fused)
-        return far_intensity(psi, self.s, self.n, fused=self.fused)
+        return far_intensity(psi, self.s, self.n, fused=self.fused, out=out)
 
     def intensity(self, top_left_px) -> np.ndarray:
         """(K, n, n) float32 expected photons per detector pixel (on the host) for fine windows
@@ -449,6 +450,9 @@ class FineFarField:
             origin = np.concatenate([origin, np.repeat(origin[-1:], pad, axis=0)])
             frac = np.concatenate([frac, np.repeat(frac[-1:], pad, axis=0)])
         for a in range(0, k_all, c):
+            if self.fused:                         # written in place
+                self._chunk_intensity(origin[a:a + c], frac[a:a + c], out[a:a + c])
+                continue
             got = self._chunk_intensity(origin[a:a + c], frac[a:a + c])
             keep = min(c, k_all - a)
             out[a:a + keep] = to_numpy(got[:keep])

@@ -349,13 +349,21 @@ def _operator(p: Plan, beam: int) -> FineFarField:
 def expected_frames(p: Plan, start: int, stop: int) -> np.ndarray:
     """(k, n_native, n_native) float32 mean incident photons per native pixel for frames
     start..stop (all beams, motion blur averaged)."""
-    sub = p.trajectory.sub_positions(p.blur_samples)[start:stop]          # (k, K, 2)
+    hit = p._cache.get("sub_positions")
+    if hit is None or hit[0] is not p.trajectory or hit[1] != p.blur_samples:
+        # the whole scan's, once (not once per block)
+        hit = p._cache["sub_positions"] = (p.trajectory, p.blur_samples,
+                                           p.trajectory.sub_positions(p.blur_samples))
+    sub = hit[2][start:stop]                                              # (k, K, 2)
     k, n_sub = sub.shape[:2]
     acc = np.zeros((k, p.n_native, p.n_native), np.float32)
     for bi, off in enumerate(p.beam_offsets_m):
         op = _operator(p, bi)
         inten = op.intensity(p.fine_top_left_px((sub + off).reshape(-1, 2)))
-        acc += inten.reshape(k, n_sub, p.n_native, p.n_native).mean(axis=1)
+        if n_sub == 1:
+            acc += inten                   # the mean of one sample, without its passes
+        else:
+            acc += inten.reshape(k, n_sub, p.n_native, p.n_native).mean(axis=1)
     return acc
 
 
