@@ -168,3 +168,17 @@ def test_ramp_in_the_slice_or_in_the_kernel(monkeypatch):
     folded = op.intensity(tl)
     monkeypatch.setattr(ff, "RAMPED_SLICE_BYTES", 0)
     np.testing.assert_allclose(op.intensity(tl), folded, rtol=1e-4, atol=1e-5 * folded.max())
+
+
+def test_shift_caches_stay_within_their_memory():
+    """With room for one y shift and one shifted probe, the shifts are recomputed, and equal."""
+    probes = _c(2, 16, 16)
+    big = ff.ShiftedProbes(probes, quantum=1 / 8)
+    small = ff.ShiftedProbes(probes, quantum=1 / 8, cache_bytes=probes.nbytes,
+                             row_bytes=probes.nbytes)
+    frac = RNG.random((12, 2))
+    for _ in range(2):
+        a, ia = big.lookup(frac)
+        b, ib = small.lookup(frac)
+        assert len(small._rows) == 1 and len(small._cache) == 1
+        np.testing.assert_array_equal(a[ia], b[ib])

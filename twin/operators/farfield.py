@@ -46,6 +46,8 @@ from twin.operators.propagation import Propagator
 SUBPIXEL_QUANTUM = 1 / 32
 #: Memory for cached shifted probes (besides the 1/q + 1 half-transformed row shifts).
 CACHE_BYTES = 128 * 2 ** 20
+#: Memory for the probes shifted along y and transformed along x (one per y shift).
+ROW_BYTES = 320 * 2 ** 20
 #: Exit waves per chunk on the CPU (cache-sized: the CPU path is memory-bound otherwise).
 CHUNK_BYTES = 4 * 2 ** 20
 #: Largest last slice that is kept a second time with the half-bin ramp in it.
@@ -221,31 +223,31 @@ class ShiftedProbes:
     """Probes (M, N, N) shifted by sub-pixel parts rounded to ``quantum`` of a pixel (a Fourier
     phase ramp: exact for band-limited probes), computed separably and cached.
 
-    The probes' transform along the rows, shifted along the columns, is kept for each row shift
-    (at most 1/q + 1 of them); a new shift is then one set of 1D inverse transforms along the
-    rows. Shifted probes are kept (first in, first out) up to ``cache_bytes``.
+    The probes shifted along y and transformed along x are kept for each y shift (at most
+    1/q + 1 of them, up to ``row_bytes``); a new shift is then one set of 1D inverse transforms
+    along x. Shifted probes are kept (first in, first out) up to ``cache_bytes``.
     """
 
     def __init__(self, probes, quantum: float = SUBPIXEL_QUANTUM,
-                 cache_bytes: int = CACHE_BYTES, fused=None):
+                 cache_bytes: int = CACHE_BYTES, fused=None, row_bytes: int = ROW_BYTES):
         xp = array_module(probes)
         self.xp = xp
         self.probes = _c64(probes, xp)
         self.steps = int(round(1 / quantum))
         self.fused = (xp is np and simkernels.AVAILABLE) if fused is None else fused
-        self.limit = max(1, int(cache_bytes // max(self.probes.nbytes, 1)))
+        size = max(self.probes.nbytes, 1)
+        self.limit = max(1, int(cache_bytes // size))
+        self.row_limit = max(1, int(row_bytes // size))
         self._spec = None
-        self._rows = {}                        # row shift → (M, N, N) half-transformed
-        self._stack = None                     # fused: all row shifts in one array
-        self._cache = {}                       # (row, col) shift → (M, N, N)
+        self._rows = {}                        # y shift → (M, N, N), first in first out
+        self._cache = {}                       # (y, x) shift → (M, N, N)
 
     def keys(self, frac) -> np.ndarray:
         """(K, 2) integer shifts (row, col) in quanta of sub-pixel parts ``frac`` (K, 2)."""
         return np.round(np.asarray(frac, dtype=float) * self.steps).astype(np.int64)
 
     def _row_spectra(self, iy: int):
-        """(M, N, N) the probes shifted by iy quanta along the columns, transformed along the
-        rows (made once per iy)."""
+        """(M, N, N) the probes shifted by iy quanta along y, transformed along x."""
         q = self._rows.get(iy)
         if q is None:
             xp, (_, ny, _) = self.xp, self.probes.shape
@@ -254,12 +256,9 @@ class ShiftedProbes:
             e = np.exp(-2j * np.pi * (iy / self.steps) * np.fft.fftfreq(ny))
             q = fft(self._spec * xp.asarray(e.astype(np.complex64))[:, None], axis=-2,
                     inverse=True)
-            q = _c64(fft(q, axis=-1), xp)
-            if self.fused:
-                if self._stack is None:       # pages are only touched when filled
-                    self._stack = np.empty((self.steps + 1,) + q.shape, np.complex64)
-                self._stack[iy] = q
-                q = self._stack[iy]
+            q = _c64(fft(q, axis=-1, overwrite_x=True), xp)
+            if len(self._rows) >= self.row_limit:
+                self._rows.pop(next(iter(self._rows)))
             self._rows[iy] = q
         return q
 
@@ -270,19 +269,22 @@ class ShiftedProbes:
         return e.astype(np.complex64)
 
     def _compute(self, keys: np.ndarray):
-        """(U, M, N, N) shifted probes of distinct ``keys`` (U, 2)."""
+        """(U, M, N, N) shifted probes of distinct ``keys`` (U, 2), sorted by y shift."""
         xp = self.xp
-        for iy in np.unique(keys[:, 0]):
-            self._row_spectra(int(iy))
+        ramps = self._column_ramp(keys[:, 1])
         if self.fused:
             out = np.empty((len(keys),) + self.probes.shape, np.complex64)
-            simkernels.spectrum_ramp(_floats(self._stack), keys[:, 0].copy(),
-                                     _floats(self._column_ramp(keys[:, 1])), _floats(out))
+            ys, starts = np.unique(keys[:, 0], return_index=True)
+            ends = list(starts[1:]) + [len(keys)]
+            for iy, a, b in zip(ys.tolist(), starts.tolist(), ends):
+                q = self._row_spectra(iy)
+                simkernels.spectrum_ramp(_floats(q)[None], np.zeros(b - a, np.int64),
+                                         _floats(ramps[a:b]), _floats(out[a:b]))
             out = fft(out, axis=-1, inverse=True, overwrite_x=True)
         else:                                  # one key at a time: batch-independent bits
-            ramps = xp.asarray(self._column_ramp(keys[:, 1]))
-            out = xp.stack([fft(self._rows[int(k[0])] * ramps[j], axis=-1, inverse=True)
-                            for j, k in enumerate(keys)])
+            ramps = xp.asarray(ramps)
+            out = xp.stack([fft(self._row_spectra(int(k[0])) * ramps[j], axis=-1,
+                                inverse=True) for j, k in enumerate(keys)])
         for j, k in enumerate(keys):
             if k[0] == 0 and k[1] == 0:
                 out[j] = self.probes           # no shift: the probes themselves
@@ -330,11 +332,15 @@ class FineFarField:
     fused : bool or None
         Use the CPU kernels (default: on NumPy where numba is installed); False runs the array
         code (what a GPU runs) on NumPy.
+    cache_bytes, row_bytes : int
+        Memory for the cached shifted probes and for the half-transformed y shifts
+        (:class:`ShiftedProbes`).
     """
 
     def __init__(self, probes, slices, oversampling: int, n_pixels: int, pixel_m: float = 1.0,
                  slice_spacing_m: float = 0.0, wavelength_m: float = 1.0,
-                 quantum: float = SUBPIXEL_QUANTUM, cache_bytes: int = CACHE_BYTES, fused=None):
+                 quantum: float = SUBPIXEL_QUANTUM, cache_bytes: int = CACHE_BYTES, fused=None,
+                 row_bytes: int = ROW_BYTES):
         xp = array_module(probes)
         self.xp = xp
         self.fused = (xp is np and simkernels.AVAILABLE) if fused is None else fused
@@ -350,7 +356,7 @@ class FineFarField:
         self.prop = (Propagator((N, N), pixel_m, slice_spacing_m, wavelength_m, xp=xp)
                      if L > 1 else None)
         self._last = None
-        self.shifted = ShiftedProbes(self.probes, quantum, cache_bytes, self.fused)
+        self.shifted = ShiftedProbes(self.probes, quantum, cache_bytes, self.fused, row_bytes)
         per = M * N * N * 8
         self.chunk = max(1, (CHUNK_BYTES if xp is np else DEVICE_CHUNK_BYTES) // per)
 

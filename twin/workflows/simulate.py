@@ -63,7 +63,7 @@ from twin.core.errors import TwinInputError
 from twin.core.xp import get_xp
 from twin.geometry import Geometry
 from twin.io.files import CXIWriter
-from twin.operators.farfield import SUBPIXEL_QUANTUM, FineFarField
+from twin.operators.farfield import CACHE_BYTES, ROW_BYTES, SUBPIXEL_QUANTUM, FineFarField
 from twin.sample import phantoms
 from twin.scenario import Scenario
 
@@ -339,9 +339,11 @@ def _operator(p: Plan, beam: int) -> FineFarField:
                  slices=xp.ascontiguousarray(xp.asarray(p.fine_slices, dtype=xp.complex64)))
     op = d["ops"].get(beam)
     if op is None:
+        nb = len(p.fine_probes)            # the beams share the caches' memory
         op = FineFarField(xp.asarray(p.fine_probes[beam]), d["slices"], p.oversampling,
                           p.n_native, p.fine_pixel_m, p.slice_spacing_m, p.wavelength_m,
-                          quantum=SUBPIXEL_QUANTUM)
+                          quantum=SUBPIXEL_QUANTUM, cache_bytes=CACHE_BYTES // nb,
+                          row_bytes=ROW_BYTES // nb)
         d["ops"][beam] = op
     return op
 
