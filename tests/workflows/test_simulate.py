@@ -332,3 +332,27 @@ def test_one_forward_model(quick):
     far = np.fft.fftshift(np.fft.fft2(shifted * win[:, None], norm="ortho"), axes=(-2, -1))
     lam = (np.abs(far) ** 2).sum(axis=1)
     np.testing.assert_allclose(got, lam, rtol=1e-4, atol=1e-6 * lam.max())
+
+
+def test_frames_do_not_depend_on_the_core_count(quick):
+    """The same frames, bit for bit, with one FFT worker and one kernel thread (a child
+    process) as with every core here: each frame is computed on its own, in a fixed order."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    s, _, _ = quick
+    thick = s.with_values({"simulation.multislice": "on", "simulation.slices": 2})
+    code = ("import hashlib, sys; from twin import scenario; from twin.workflows import "
+            "simulate; s = scenario.Scenario.model_validate_json(sys.stdin.read()); "
+            "p = simulate.plan(s, n_frames=30); "
+            "print(hashlib.sha1(simulate.expected_frames(p, 0, 30).tobytes()).hexdigest())")
+    env = dict(os.environ, TWIN_FFT_WORKERS="1", NUMBA_NUM_THREADS="1",
+               TWIN_SIM_BACKEND="numpy")
+    child = subprocess.run([sys.executable, "-c", code], input=thick.model_dump_json(),
+                           env=env, capture_output=True, text=True, check=True)
+    p = simulate.plan(thick, n_frames=30)
+    p.backend = "numpy"
+    here = hashlib.sha1(simulate.expected_frames(p, 0, 30).tobytes()).hexdigest()
+    assert child.stdout.strip() == here
