@@ -232,6 +232,7 @@ class ShiftedProbes:
                  cache_bytes: int = CACHE_BYTES, fused=None, row_bytes: int = ROW_BYTES):
         xp = array_module(probes)
         self.xp = xp
+        self.source = probes                   # the array given (its identity names the cache)
         self.probes = _c64(probes, xp)
         self.steps = int(round(1 / quantum))
         self.fused = (xp is np and simkernels.AVAILABLE) if fused is None else fused

@@ -469,7 +469,7 @@ class FarFieldPtychography:
         """The operator's cache of quantised Fourier shifts of its probe (the simulation's,
         :class:`twin.operators.farfield.ShiftedProbes`)."""
         hit = self._cache.get("shifted")
-        if hit is None or hit.probes is not self.probe:
+        if hit is None or hit.source is not self.probe:
             hit = self._cache["shifted"] = farfield.ShiftedProbes(self.probe, self.quantum)
         return hit
 
