@@ -182,3 +182,14 @@ def test_shift_caches_stay_within_their_memory():
         b, ib = small.lookup(frac)
         assert len(small._rows) == 1 and len(small._cache) == 1
         np.testing.assert_array_equal(a[ia], b[ib])
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_a_prefix_of_the_positions_gives_the_same_bits(fused):
+    """Chunks of 2 windows (the device path pads the last one): the first frames of a longer
+    call are bit for bit those of a shorter one (``--frames N``)."""
+    op = _operator(L=2, s=2, n=4, fused=fused)
+    op.chunk = 2
+    tl = np.array([[1.3, 2.7], [9.0, 17.25], [15.6, 20.01], [3.2, 3.3], [7.7, 1.1]])
+    full = op.intensity(tl)
+    np.testing.assert_array_equal(op.intensity(tl[:3]), full[:3])
