@@ -2,7 +2,7 @@
 # One prepared pass on a lent GPU machine for issue 10's last closed-form seeds: the 9-beam
 # 1 mm³ plans. On 2 CPU cores a 9-beam multislice patch costs ~46 min (2304 beam-frames × 4
 # blur samples × 3 modes × 57 FFTs of 512²), five fluences ~3.5 h per scenario; on a GPU the
-# exit waves are computed there (simulate.detector_intensity_xp) and the reconstruction too.
+# exit waves are computed there (twin.operators.farfield.FineFarField on CuPy) and the reconstruction too.
 #
 #   bash benchmarks/gpu_calibrate.sh OUTDIR
 #

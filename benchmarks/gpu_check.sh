@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# One prepared pass on a GPU machine (issue 11's GPU leftovers): the CuPy path's tests, then
-# bench_recon.py (CPU section on that machine's cores, the same cases on the GPU, pty-chi on the
-# same GPU), then one simulated calibration point reconstructed on the GPU against the shipped
+# One prepared pass on a GPU machine (issue 11's GPU leftovers, issue 22): the CuPy path's tests,
+# then the simulation's detector model on the GPU (its tests against the CPU path, and
+# bench_simulate.py: frames/s against the GPU's FFT limit and the pre-issue-22 code, same run),
+# then bench_recon.py (CPU section on that machine's cores, the same cases on the GPU, pty-chi on
+# the same GPU), then one simulated calibration point reconstructed on the GPU against the shipped
 # CPU value. Wheels the machine lacks travel in .whl/ (and hdf5plugin's bitshuffle filter alone
 # in .h5p/); every step has its own time limit so a failure leaves the others' output.
 #
 #   bash benchmarks/gpu_check.sh OUTDIR
 #
-# Environment: BENCH_ARGS (default "--iterations 20"; add --gpu-only to skip the CPU section),
+# Environment: SIM_ARGS (default "--frames 2048 --brain-frames 64 --repeat 2"), BENCH_ARGS (default "--iterations 20"; add --gpu-only to skip the CPU section),
 # PROFILE=1 (a cProfile of the host side of a GPU rPIE), SKIP_POINT=1 (no calibration point).
 # On a machine without twin's dependencies, put their cp312 manylinux wheels in .whl/ (pip
 # download --no-deps --only-binary=:all: xraylib pydantic pydantic_core annotated-types
@@ -30,6 +32,13 @@ export PYTHONPATH=/tmp/site:$PWD/.h5p:$PWD
 echo "== tests with the cupy parameter" | tee "$OUT/tests.txt"
 timeout 170 python3 -m pytest -q -p no:cacheprovider --continue-on-collection-errors \
   -k cupy -rf tests/ 2>&1 | grep -v "Cannot initialize filter" | tail -40 | tee -a "$OUT/tests.txt"
+echo "== simulation on the GPU (issue 22)" | tee "$OUT/simulate.txt"
+timeout 150 python3 -m pytest -q -p no:cacheprovider -rf tests/workflows/test_simulate.py \
+  -k "gpu or device or one_forward" tests/operators/test_farfield.py 2>&1 \
+  | grep -v "Cannot initialize filter" | tail -15 | tee -a "$OUT/simulate.txt"
+TWIN_SIM_BACKEND=cupy timeout 200 python3 benchmarks/bench_simulate.py \
+  ${SIM_ARGS:---frames 2048 --brain-frames 64 --repeat 2} 2>&1 \
+  | grep -v "Cannot initialize filter" | tee -a "$OUT/simulate.txt"
 echo "== bench_recon" | tee "$OUT/bench.txt"
 timeout 260 python3 benchmarks/bench_recon.py ${BENCH_ARGS:---iterations 20} 2>&1 \
   | grep -v "it/s\]\|frame-it \[\|Cannot initialize filter" | tee -a "$OUT/bench.txt"

@@ -154,3 +154,62 @@ def test_window_memo_sees_an_index_array_changed_in_place():
     op.patches(obj, sel)
     sel[:] = [2, 3]
     np.testing.assert_array_equal(op.patches(obj, sel), op.patches(obj, np.array([2, 3])))
+
+
+# --- the simulation's kernels (twin.core.simkernels) against the array code they replace ---
+
+def _cplx(rng, *shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+@pytest.mark.parametrize("ramp", [False, True])
+def test_sim_exit_product_equals_array_code(ramp):
+    from twin.core import simkernels
+
+    rng = np.random.default_rng(3)
+    src, obj = _cplx(rng, 3, 2, 20, 20), _cplx(rng, 40, 50)
+    inv = np.array([2, 0, 2, 1])
+    org = np.array([[0, 0], [3, 30], [20, 11], [7, 7]])
+    ry, rx = (_cplx(rng, 20), _cplx(rng, 20)) if ramp else (None, None)
+    got = np.empty((4, 2, 20, 20), np.complex64)
+    f = lambda a: a.view(np.float32)  # noqa: E731
+    one = np.ones(20, np.complex64)
+    simkernels.exit_product(f(src), inv, f(obj), org, f(one if ry is None else ry),
+                            f(one if rx is None else rx), ramp, f(got))
+    win = np.stack([obj[r:r + 20, c:c + 20] for r, c in org])
+    if ramp:
+        win = win * (ry[:, None] * rx[None, :])
+    np.testing.assert_allclose(got, src[inv] * win[:, None], rtol=1e-5, atol=1e-5)
+
+
+def test_sim_spectrum_ramp_and_gather_equal_array_code():
+    from twin.core import simkernels
+
+    rng = np.random.default_rng(4)
+    f = lambda a: a.view(np.float32)  # noqa: E731
+    q, ex = _cplx(rng, 5, 2, 8, 12), _cplx(rng, 3, 12)
+    iq = np.array([4, 0, 4])
+    got = np.empty((3, 2, 8, 12), np.complex64)
+    simkernels.spectrum_ramp(f(q), iq, f(ex), f(got))
+    np.testing.assert_allclose(got, q[iq] * ex[:, None, None, :], rtol=1e-5, atol=1e-6)
+    a = _cplx(rng, 6, 8, 12)
+    for off, S in [(0, 12), (9, 6), (3, 6), (11, 5)]:
+        out = np.empty((6, 8, S), np.complex64)
+        simkernels.gather_columns(f(a), off, f(out))
+        assert np.array_equal(out, np.take(a, (np.arange(S) + off) % 12, axis=-1))
+
+
+@pytest.mark.parametrize("s, offs", [(1, (0, 0)), (1, (5, 7)), (2, (13, 0)), (3, (2, 9))])
+def test_sim_modulus_bin_equals_array_code(s, offs):
+    from twin.core import simkernels
+
+    rng = np.random.default_rng(5)
+    h = _cplx(rng, 2, 3, 18, 18)
+    n = 18 // s if s < 3 else 4
+    out = np.empty((2, n, n), np.float32)
+    simkernels.modulus_bin(h.view(np.float32), offs[0], offs[1], s, out)
+    rows = (np.arange(s * n) + offs[0]) % 18
+    cols = (np.arange(s * n) + offs[1]) % 18
+    i = (np.abs(h[:, :, rows][:, :, :, cols]) ** 2).sum(axis=1)
+    want = i.reshape(2, n, s, n, s).sum(axis=(2, 4))
+    np.testing.assert_allclose(out, want, rtol=1e-5)

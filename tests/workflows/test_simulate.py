@@ -7,6 +7,7 @@ from twin import scenario
 from twin.io import files as io
 
 from twin.operators import ptychography
+from twin.operators.farfield import FineFarField
 
 from twin.workflows import simulate
 from twin.core.errors import TwinInputError
@@ -109,8 +110,8 @@ def test_pixels_integrate_the_far_field(oversampling):
 
     p, sig = _gaussian_plan(oversampling, sigma_px=3.0)
     n = p.n_native
-    got = simulate.detector_intensity(p, p.trajectory.positions_m[:1])[0].astype(
-        np.float64)
+    op = simulate._operator(p, 0)
+    got = op.intensity(p.fine_top_left_px(p.trajectory.positions_m[:1]))[0].astype(np.float64)
     # |FT|² of exp(−r²/(4σ²)) is Gaussian with rms σ_q = 1/(4πσ); pixels are 1/(n·dx) wide
     sq = 1 / (4 * np.pi * sig) * n * p.dx_m                 # in pixels
     k = np.arange(n) - n // 2
@@ -251,29 +252,31 @@ def _device_case(quick):
     return p, sub
 
 
-def test_device_path_is_the_cpu_path(quick, monkeypatch):
-    """The GPU path's code (flat-index gathers, device-cached shifts, large chunks), run here
-    on NumPy, gives the CPU path's intensities: same slabs, shifts, propagation and pixel
-    integration. Bit for bit on this machine's CPUs; on the H200 host (AVX-512, NumPy 2.5) the
-    FFTs' rounding depends on the batch, and the two differ by up to 5e-5 of a faint pixel, so
-    the comparison allows 1e-6 of the frame's brightest pixel and no more."""
+def _array_operator(p, beam, xp):
+    """The plan's detector model run as array code (what a GPU runs) on ``xp``."""
+    return FineFarField(xp.asarray(p.fine_probes[beam]), xp.asarray(p.fine_slices),
+                        p.oversampling, p.n_native, p.fine_pixel_m, p.slice_spacing_m,
+                        p.wavelength_m, fused=False)
+
+
+def test_device_path_is_the_cpu_path(quick):
+    """The GPU path's code (flat-index gathers, per-key shifts, padded chunks), run here on
+    NumPy, gives the CPU kernels' intensities: same slabs, shifts, propagation and pixel
+    integration (to rounding: the kernels contract products into FMAs)."""
     p, sub = _device_case(quick)
     assert p.fine_slices.shape[0] == 3
     for beam, off in enumerate(p.beam_offsets_m):
-        cpu = simulate.detector_intensity(p, sub + off, beam)
-        dev = simulate.detector_intensity_xp(p, sub + off, beam, np)
+        tl = p.fine_top_left_px(sub + off)
+        cpu = simulate._operator(p, beam).intensity(tl)
+        dev = _array_operator(p, beam, np).intensity(tl)
         assert cpu.sum() > 0
         np.testing.assert_allclose(dev, cpu, rtol=1e-4, atol=1e-6 * cpu.max())
-    # a plan whose slabs are replaced is not computed from stale device copies
+    # a plan whose slabs are replaced is not computed from a stale operator
     p.fine_slices = np.ones_like(p.fine_slices)
-    cpu = simulate.detector_intensity(p, sub, 0)
-    np.testing.assert_allclose(simulate.detector_intensity_xp(p, sub, 0, np), cpu, rtol=1e-4,
-                               atol=1e-6 * cpu.max())
-    # chunks of 4 positions, the last one padded: a prefix of the positions gives the same bits
-    n_win, m = p.n_window, p.fine_probes.shape[1]
-    monkeypatch.setattr(simulate, "DEVICE_CHUNK_BYTES", 4 * m * n_win * n_win * 8)
-    first = simulate.detector_intensity_xp(p, sub[:5], 0, np)
-    np.testing.assert_array_equal(first, simulate.detector_intensity_xp(p, sub, 0, np)[:5])
+    tl = p.fine_top_left_px(sub)
+    np.testing.assert_allclose(_array_operator(p, 0, np).intensity(tl),
+                               simulate._operator(p, 0).intensity(tl), rtol=1e-4,
+                               atol=1e-6 * p.photons_per_frame)
 
 
 def test_simulation_backend_is_checked(quick, monkeypatch):
@@ -290,6 +293,66 @@ def test_gpu_intensities_match_cpu(quick):
 
     p, sub = _device_case(quick)
     for beam, off in enumerate(p.beam_offsets_m):
-        cpu = simulate.detector_intensity_xp(p, sub + off, beam, np)
-        gpu = simulate.detector_intensity_xp(p, sub + off, beam, cupy)
+        tl = p.fine_top_left_px(sub + off)
+        cpu = _array_operator(p, beam, np).intensity(tl)
+        gpu = _array_operator(p, beam, cupy).intensity(tl)
         np.testing.assert_allclose(gpu, cpu, rtol=2e-4, atol=1e-6 * cpu.max())
+
+
+def test_one_forward_model(quick):
+    """At oversampling 1, with one slice and no motion blur, simulation's noiseless
+    intensities are bit for bit the reconstruction operator's frames
+    (``FarFieldPtychography.intensity``) of the plan's object, probe modes and positions: one
+    forward model, whose geometry (windows, sub-pixel shifts, centring) the two share."""
+    s, _, _ = quick
+    one = s.with_values({"simulation.oversampling": 1, "simulation.multislice": "off",
+                         "scan.blur_samples": 1, "beam.coherent_fraction": 0.8})
+    p = simulate.plan(one, n_frames=40)
+    assert p.oversampling == 1 and p.fine_slices.shape[0] == 1 and p.blur_samples == 1
+    assert p.fine_probes.shape[1] > 1                   # several modes
+    got = simulate.expected_frames(p, 0, 40)
+    tl = p.fine_top_left_px(p.trajectory.positions_m[:40])
+    assert np.any(tl % 1 > 0.1)                         # the frames are shifted sub-pixel
+    op = ptychography.FarFieldPtychography(p.fine_probes[0], tl, p.fine_slices.shape[1:],
+                                           subpixel_quantum=simulate.SUBPIXEL_QUANTUM)
+    ref = op.intensity(p.fine_slices[0])
+    assert got.sum() > 0
+    np.testing.assert_array_equal(got, ref)
+    # and the shared model is the contract's: Σ_m |centred DFT(P_m shifted · O)|², here in
+    # double precision with NumPy's FFTs, the shifts rounded to the quantum
+    o = np.floor(tl).astype(int)
+    f = np.round((tl - o) * 32) / 32
+    n = p.n_native
+    k = np.fft.fftfreq(n)
+    ramp = np.exp(-2j * np.pi * (f[:, 0, None, None] * k[None, :, None]
+                                 + f[:, 1, None, None] * k[None, None, :]))
+    pr = p.fine_probes[0].astype(np.complex128)
+    shifted = np.fft.ifft2(np.fft.fft2(pr)[None] * ramp[:, None])
+    win = np.stack([p.fine_slices[0][r:r + n, c:c + n] for r, c in o])
+    far = np.fft.fftshift(np.fft.fft2(shifted * win[:, None], norm="ortho"), axes=(-2, -1))
+    lam = (np.abs(far) ** 2).sum(axis=1)
+    np.testing.assert_allclose(got, lam, rtol=1e-4, atol=1e-6 * lam.max())
+
+
+def test_frames_do_not_depend_on_the_core_count(quick):
+    """The same frames, bit for bit, with one FFT worker and one kernel thread (a child
+    process) as with every core here: each frame is computed on its own, in a fixed order."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    s, _, _ = quick
+    thick = s.with_values({"simulation.multislice": "on", "simulation.slices": 2})
+    code = ("import hashlib, sys; from twin import scenario; from twin.workflows import "
+            "simulate; s = scenario.Scenario.model_validate_json(sys.stdin.read()); "
+            "p = simulate.plan(s, n_frames=30); "
+            "print(hashlib.sha1(simulate.expected_frames(p, 0, 30).tobytes()).hexdigest())")
+    env = dict(os.environ, TWIN_FFT_WORKERS="1", NUMBA_NUM_THREADS="1",
+               TWIN_SIM_BACKEND="numpy")
+    child = subprocess.run([sys.executable, "-c", code], input=thick.model_dump_json(),
+                           env=env, capture_output=True, text=True, check=True)
+    p = simulate.plan(thick, n_frames=30)
+    p.backend = "numpy"
+    here = hashlib.sha1(simulate.expected_frames(p, 0, 30).tobytes()).hexdigest()
+    assert child.stdout.strip() == here

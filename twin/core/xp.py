@@ -58,5 +58,15 @@ def ifft2(a, axes=(-2, -1), norm="ortho", overwrite_x: bool = False):
     return _cp.fft.ifft2(a, axes=axes, norm=norm)
 
 
+def fft(a, axis: int = -1, norm="ortho", overwrite_x: bool = False, inverse: bool = False):
+    """1D (inverse if ``inverse``) FFT along ``axis``: ``scipy.fft`` with every core on NumPy
+    arrays, ``cupy.fft`` on the GPU."""
+    if array_module(a) is np:
+        f = _sfft.ifft if inverse else _sfft.fft
+        return f(a, axis=axis, norm=norm, workers=WORKERS, overwrite_x=overwrite_x)
+    f = _cp.fft.ifft if inverse else _cp.fft.fft
+    return f(a, axis=axis, norm=norm)
+
+
 def fftfreq(n: int, d: float, xp: ModuleType = np):
     return xp.fft.fftfreq(n, d)

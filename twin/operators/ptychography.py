@@ -1,5 +1,6 @@
-"""The far-field ptychography operator with probe modes (CONTRACTS §3's frame model): the one
-forward model that simulation and every reconstruction engine run.
+"""The far-field ptychography operator with probe modes (CONTRACTS §3's frame model): the
+forward model every reconstruction engine runs; its noiseless frames (:meth:`intensity`) come
+from the simulation's detector model (:mod:`twin.operators.farfield`) at oversampling 1.
 
 For scan position n and probe mode m the far-field wave is Ψ_nm = F(P_m · O_n) with F the
 unitary DFT (centred: DC at (ny//2, nx//2), CONTRACTS §3; or in plain FFT order, which the
@@ -12,8 +13,9 @@ The sub-pixel part f of a position enters in one of two ways (``shift``):
 
 * ``"fourier"``: P_m^(n) = P_m shifted by f with a Fourier phase ramp, times the object's
   integer-pixel patch. Exact for band-limited probes; two FFTs per frame and mode more.
-  Simulation uses it (with an optional cache of quantised shifts, :meth:`intensity`), and so
-  do the engines by default (``twin.recon.engines.SUBPIXEL_SHIFT`` gives the measurement).
+  Simulation uses it (quantised and cached, :class:`twin.operators.farfield.ShiftedProbes`,
+  which :meth:`intensity` shares), and so do the engines by default
+  (``twin.recon.engines.SUBPIXEL_SHIFT`` gives the measurement).
 * ``"bilinear"`` / ``"cubic"`` (Keys' cubic convolution, a = −0.5): the probe stays put and the
   object is read at the fractional positions pos + r by a 2- or 4-tap separable
   interpolation. A shift of the exit wave leaves |Ψ| unchanged, so these describe the same
@@ -29,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from twin.core import kernels
+from twin.operators import farfield
 from twin.operators.propagation import farfield_adj, farfield_fwd
 from twin.core.scatter import add_windows, window_index
 from twin.core.xp import array_module, fft2, ifft2
@@ -462,25 +465,21 @@ class FarFieldPtychography:
         """(N, M, ny, nx) probes shifted by each position's sub-pixel part (or (1, M, ...))."""
         return self.frame_probes()
 
-    def _quantized_probes(self, sel):
-        """(n, M, ny, nx) probes shifted by sub-pixel parts rounded to :attr:`quantum`."""
-        q = self.quantum
-        steps = int(round(1 / q))
-        key = np.round(self.frac_np[sel] * steps).astype(int)          # 0..steps
-        uniq, inv = np.unique(key, axis=0, return_inverse=True)
-        for k in map(tuple, uniq):
-            if k not in self._cache:
-                shift = self.xp.asarray(np.array(k, dtype=np.float32) / steps)
-                self._cache[k] = subpixel_shift(self.probe, shift[None, :])
-        stack = self.xp.stack([self._cache[tuple(k)] for k in uniq])
-        return stack[self.xp.asarray(inv.ravel())]
+    def _shifted(self):
+        """The operator's cache of quantised Fourier shifts of its probe (the simulation's,
+        :class:`twin.operators.farfield.ShiftedProbes`)."""
+        hit = self._cache.get("shifted")
+        if hit is None or hit.source is not self.probe:
+            hit = self._cache["shifted"] = farfield.ShiftedProbes(self.probe, self.quantum)
+        return hit
 
     def intensity(self, obj, chunk: int | None = None):
         """(N, ny, nx) float32 noiseless frames Σ_m |Ψ_nm|².
 
-        The input-side shift of the centred DFT only adds a phase ramp to Ψ, so the intensity
-        is fftshift(|DFT(P·O)|²): one real shift instead of two complex ones. Frames are made in
-        cache-sized chunks with reused buffers (the CPU path is memory-bound otherwise).
+        Through the fine-grid detector model at oversampling 1 (:mod:`twin.operators.farfield`:
+        the same shifted probes, exit-wave kernel and transforms as the simulation): the
+        input-side shift of the centred DFT only adds a phase ramp to Ψ, so the frames are the
+        DFT's |·|² read in centred order. Frames are made in cache-sized chunks.
         """
         xp = self.xp
         n_pos = self.n_positions
@@ -488,19 +487,20 @@ class FarFieldPtychography:
         if chunk is None:
             chunk = n_pos if xp is not np else max(16, 2 ** 18 // (m * ny * nx))
         out = xp.empty((n_pos, ny, nx), dtype=xp.float32)
-        buf = xp.empty((min(chunk, n_pos), m, ny, nx), dtype=xp.complex64)
+        quantized = self.quantum and self.shift == "fourier" and self.has_frac
         for start in range(0, n_pos, chunk):
             stop = min(n_pos, start + chunk)
             sel = slice(start, stop)
-            b = buf[:stop - start]
-            patch = self.patches(obj, sel)
-            if self.quantum and self.shift == "fourier" and self.has_frac:
-                probes = self._quantized_probes(sel)
+            if quantized:
+                src, inv = self._shifted().lookup(self.frac_np[sel])
             else:
-                probes = self.frame_probes(sel)
-            xp.multiply(probes, patch[:, None], out=b)
-            f = fft2(b, norm="ortho", overwrite_x=True)
-            sq = xp.square(f.view(xp.float32))
-            inten = (sq[..., 0::2] + sq[..., 1::2]).sum(axis=1)
-            out[start:stop] = xp.fft.fftshift(inten, axes=(-2, -1)) if self.centred else inten
+                src = self.frame_probes(sel)
+                inv = np.arange(stop - start) if len(src) > 1 else np.zeros(stop - start, int)
+            if self._interpolates():
+                o = self.patches(obj, sel).reshape(-1, nx)
+                org = np.stack([np.arange(stop - start) * ny, np.zeros(stop - start, int)], 1)
+            else:
+                o, org = obj, self.origin[sel]
+            psi = farfield.exit_product(src, inv, farfield._c64(o, xp), org)
+            out[sel] = farfield.far_intensity(psi, 1, ny, centred=self.centred)
         return out

@@ -13,8 +13,12 @@ model is never exactly the simulation's:
   scatter too), so its far field is sampled at p/s over s·n·b·p: the central n·b·s samples
   are kept and each s × s block is summed, so that a native detector pixel integrates the far
   field over its area (midpoint rule with s² points; the samples sit at the centres of the
-  sub-pixels, by a half-bin phase ramp for even s). Parseval and the closed-form far field
-  of a Gaussian beam test it (tests/workflows/test_simulate.py).
+  sub-pixels, by a half-bin phase ramp for even s). The forward model is the operator
+  :class:`twin.operators.farfield.FineFarField` (shifted probes, slices, pruned FFT, |·|²
+  over modes, binning; fused numba kernels and every core on the CPU), which
+  ``FarFieldPtychography.intensity`` shares: at s = 1 with one slice the two give the same
+  bits. Parseval and the closed-form far field of a Gaussian beam test it
+  (tests/operators/test_farfield.py, tests/workflows/test_simulate.py).
 * **Ground truth on the reconstruction grid.** ``/entry_1/sample_1/ground_truth`` is the mean
   of the complex transmission over the s × s fine pixels of each reconstruction pixel (a box
   filter: every reconstruction pixel is the average of what it covers), at λz/(n·p).
@@ -56,22 +60,14 @@ from twin.acquisition import detector as _detector
 from twin.acquisition import scan
 from twin.beam import probe
 from twin.core.errors import TwinInputError
-from twin.core.xp import array_module, fft2, get_xp, to_numpy
+from twin.core.xp import get_xp
 from twin.geometry import Geometry
 from twin.io.files import CXIWriter
-from twin.operators.propagation import Propagator
-from twin.operators.ptychography import subpixel_shift
+from twin.operators.farfield import CACHE_BYTES, ROW_BYTES, SUBPIXEL_QUANTUM, FineFarField
 from twin.sample import phantoms
 from twin.scenario import Scenario
 
 BLOCK = 256
-#: Sub-pixel shifts of the probe are rounded to 1/32 of a (fine) pixel and the shifted probes
-#: cached: positions are then exact to ±1/64 of a fine pixel.
-SUBPIXEL_QUANTUM = 1 / 32
-#: Memory for cached shifted probes and for one chunk of far fields.
-CACHE_BYTES = 256 * 2 ** 20
-CHUNK_BYTES = 4 * 2 ** 20        # cache-sized chunks: the CPU path is memory-bound otherwise
-
 
 #: Frames one simulation may hold (10⁸ frames of 64² at 2 bytes are 0.8 TB).
 MAX_FRAMES = 100_000_000
@@ -169,32 +165,6 @@ def fourier_downsample(a: np.ndarray, factor: int) -> np.ndarray:
     spec = spec[..., c:c + n, c:c + n]
     return sh(np.fft.ifft2(np.fft.ifftshift(spec, axes=(-2, -1)), norm="ortho"),
               axes=(-2, -1)).astype(a.dtype)
-
-
-def bin_far_field(intensity: np.ndarray, oversampling: int, n: int) -> np.ndarray:
-    """Detector pixels from fine far-field samples.
-
-    ``intensity`` (…, N, N), N = s²·n, DC at N//2, fine samples at spacing p/s centred in the
-    detector's sub-pixels: the central s·n samples are kept and each s × s block summed into
-    one of the n × n pixels (DC pixel n//2).
-    """
-    s = oversampling
-    if s == 1:
-        return intensity
-    N = intensity.shape[-1]
-    c = N // 2 - s * (n // 2)
-    crop = intensity[..., c:c + s * n, c:c + s * n]
-    sh = crop.shape[:-2]
-    return crop.reshape(*sh, n, s, n, s).sum(axis=(-3, -1))
-
-
-def half_bin_ramp(N: int, oversampling: int) -> np.ndarray:
-    """(N, N) phase ramp that moves the far-field samples of an N-pixel window by
-    −(s−1)/2 bins, so that s consecutive samples sit at the centres of a pixel's s
-    sub-pixels (identity for s = 1)."""
-    a = (oversampling - 1) / 2
-    r = np.exp(2j * np.pi * a * np.arange(N) / N).astype(np.complex64)
-    return r[:, None] * r[None, :]
 
 
 def _sim_backend() -> str:
@@ -356,158 +326,46 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
                 backend=_sim_backend())
 
 
-def _shifted_probes(probes, beam: int, frac: np.ndarray, cache: dict, limit: int,
-                    ramp=None):
-    """(k, M, N, N) fine probes ``probes`` (M, N, N) of ``beam`` shifted by ``frac`` (k, 2) fine
-    pixels, rounded to :data:`SUBPIXEL_QUANTUM`, times ``ramp`` after the shift if given. Each
-    distinct shift is computed once and kept in ``cache`` (at most ``limit`` bytes), on the
-    probes' device (NumPy or CuPy)."""
-    xp = array_module(probes)
-    steps = int(round(1 / SUBPIXEL_QUANTUM))
-    keys = np.round(frac * steps).astype(int)
-    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
-    hits = []
-    for key in map(tuple, uniq):
-        ck = (beam,) + key
-        hit = cache.get(ck)
-        if hit is None:
-            hit = (probes if key == (0, 0)
-                   else subpixel_shift(probes, xp.asarray(np.array(key, np.float32)[None, :]
-                                                          / steps)))
-            if ramp is not None:
-                hit = hit * ramp
-            if (len(cache) + 1) * probes.nbytes > limit:
-                cache.pop(next(iter(cache)))
-            cache[ck] = hit
-        hits.append(hit)
-    return xp.stack(hits)[xp.asarray(inv.ravel())]        # a new array: safe to change
-
-
-def _windows(p: Plan, positions_m: np.ndarray):
-    """Integer top-left corners (k, 2) and sub-pixel remainders (k, 2) of the fine windows of
-    probe-centre positions (k, 2), checked to lie inside the simulated object."""
-    N = p.n_window
-    tl = p.fine_top_left_px(positions_m)
-    origin = np.floor(tl).astype(int)
-    H, W = p.fine_slices.shape[-2:]
-    if (origin.min(initial=0) < 0 or (origin[:, 0] + N).max(initial=0) > H
-            or (origin[:, 1] + N).max(initial=0) > W):
-        raise ValueError("a probe window falls outside the simulated object")
-    return origin, tl - origin
-
-
-def detector_intensity(p: Plan, positions_m: np.ndarray, beam: int = 0) -> np.ndarray:
-    """(k, n_native, n_native) float32 expected incident photons per native detector pixel for
-    probe-centre positions (k, 2) x, y in metres (one beam, no motion blur): the fine exit
-    wave's far field, integrated over each pixel (:func:`bin_far_field`).
-
-    On a GPU (``p.backend`` "auto" with CuPy, or "cupy") the exit waves are computed there
-    (:func:`detector_intensity_xp`); only the binned intensities come back.
-    """
-    xp = get_xp(p.backend)
-    if xp is not np:
-        return detector_intensity_xp(p, positions_m, beam, xp)
-    N, s, n = p.n_window, p.oversampling, p.n_native
-    origin, frac = _windows(p, positions_m)
-    L = p.fine_slices.shape[0]
-    ramp = half_bin_ramp(N, s)
-    prop = (Propagator((N, N), p.fine_pixel_m, p.slice_spacing_m, p.wavelength_m)
-            if L > 1 else None)
-    m = p.fine_probes.shape[1]
-    chunk = max(1, CHUNK_BYTES // (m * N * N * 8))
-    out = np.empty((len(origin), n, n), np.float32)
-    wins = [np.lib.stride_tricks.sliding_window_view(sl, (N, N)) for sl in p.fine_slices]
-    for a in range(0, len(origin), chunk):
-        z = slice(a, min(a + chunk, len(origin)))
-        o = origin[z]
-        # single slice: the ramp commutes with the object, so it rides in the cached probes
-        psi = _shifted_probes(p.fine_probes[beam], beam, frac[z], p._cache, CACHE_BYTES,
-                              ramp if (s > 1 and L == 1) else None)
-        psi *= wins[0][o[:, 0], o[:, 1]][:, None]
-        for l in range(1, L):
-            psi = prop.fwd(psi, overwrite=True)
-            psi *= wins[l][o[:, 0], o[:, 1]][:, None]
-        if s > 1 and L > 1:
-            psi *= ramp
-        f = fft2(psi, norm="ortho", overwrite_x=True)
-        sq = np.square(f.view(np.float32))
-        inten = np.fft.fftshift((sq[..., 0::2] + sq[..., 1::2]).sum(axis=1), axes=(-2, -1))
-        out[z] = bin_far_field(inten, s, n)
-    return out
-
-
-#: Device memory for cached shifted probes (GPU path).
-DEVICE_CACHE_BYTES = 2 * 2 ** 30
-#: Exit waves per device chunk (GPU path): k positions × M modes × N² complex64 each.
-DEVICE_CHUNK_BYTES = 256 * 2 ** 20
-
-
-def _device_arrays(p: Plan, xp) -> dict:
-    """The plan's slabs, probes, phase ramp and propagator on ``xp``'s device, made once."""
+def _operator(p: Plan, beam: int) -> FineFarField:
+    """The detector model of ``beam`` (:class:`twin.operators.farfield.FineFarField`), made
+    once per plan and beam on the plan's backend: its propagator, cached shifts and device
+    arrays serve every block; made again if the plan's slabs or probes are replaced."""
     d = p._device
-    # made again if the plan's arrays were replaced (tests do) or for another module
+    xp = get_xp(p.backend)
     if (d.get("xp") is not xp or d.get("of") is None or d["of"][0] is not p.fine_slices
             or d["of"][1] is not p.fine_probes):
-        N, s = p.n_window, p.oversampling
-        L = p.fine_slices.shape[0]
         d.clear()
-        d.update(xp=xp, of=(p.fine_slices, p.fine_probes),
-                 slices=xp.asarray(p.fine_slices), probes=xp.asarray(p.fine_probes),
-                 ramp=xp.asarray(half_bin_ramp(N, s)), shifted={},
-                 prop=(Propagator((N, N), p.fine_pixel_m, p.slice_spacing_m, p.wavelength_m,
-                                  xp=xp) if L > 1 else None))
-    return d
-
-
-def detector_intensity_xp(p: Plan, positions_m: np.ndarray, beam: int, xp) -> np.ndarray:
-    """:func:`detector_intensity` on the array module ``xp`` (CuPy on a GPU; NumPy in the tests
-    that compare it with the CPU path): windows gathered by flat indices built on the device,
-    large chunks, one transfer of the binned intensities back."""
-    from twin.core.scatter import window_index
-
-    N, s, n = p.n_window, p.oversampling, p.n_native
-    origin, frac = _windows(p, positions_m)
-    d = _device_arrays(p, xp)
-    slabs, ramp, prop = d["slices"], d["ramp"], d["prop"]
-    L, H, W = slabs.shape
-    flat = slabs.reshape(L, H * W)
-    m = p.fine_probes.shape[1]
-    k_all = len(origin)
-    chunk = max(1, DEVICE_CHUNK_BYTES // (m * N * N * 8))
-    # every chunk has the same length (the last one padded by repeating its final position):
-    # one FFT plan and batch size throughout, so that a frame's bits do not depend on how many
-    # frames the run holds (``--frames N`` reproduces the first N frames of a longer run)
-    pad = -k_all % chunk
-    origin = np.concatenate([origin, np.repeat(origin[-1:], pad, axis=0)])
-    frac = np.concatenate([frac, np.repeat(frac[-1:], pad, axis=0)])
-    out = np.empty((k_all, n, n), np.float32)
-    for a in range(0, k_all, chunk):
-        z = slice(a, a + chunk)
-        idx = window_index(origin[z], (N, N), W, xp)                  # (k, N, N)
-        psi = _shifted_probes(d["probes"][beam], beam, frac[z], d["shifted"],
-                              DEVICE_CACHE_BYTES, ramp if (s > 1 and L == 1) else None)
-        psi *= flat[0][idx][:, None]
-        for lv in range(1, L):
-            psi = prop.fwd(psi, overwrite=True)
-            psi *= flat[lv][idx][:, None]
-        if s > 1 and L > 1:
-            psi *= ramp
-        f = fft2(psi, norm="ortho")
-        inten = xp.fft.fftshift((f.real ** 2 + f.imag ** 2).sum(axis=1), axes=(-2, -1))
-        keep = min(chunk, k_all - a)
-        out[a:a + keep] = to_numpy(bin_far_field(inten[:keep], s, n))
-    return out
+        d.update(xp=xp, of=(p.fine_slices, p.fine_probes), ops={},
+                 slices=xp.ascontiguousarray(xp.asarray(p.fine_slices, dtype=xp.complex64)))
+    op = d["ops"].get(beam)
+    if op is None:
+        nb = len(p.fine_probes)            # the beams share the caches' memory
+        op = FineFarField(xp.asarray(p.fine_probes[beam]), d["slices"], p.oversampling,
+                          p.n_native, p.fine_pixel_m, p.slice_spacing_m, p.wavelength_m,
+                          quantum=SUBPIXEL_QUANTUM, cache_bytes=CACHE_BYTES // nb,
+                          row_bytes=ROW_BYTES // nb)
+        d["ops"][beam] = op
+    return op
 
 
 def expected_frames(p: Plan, start: int, stop: int) -> np.ndarray:
     """(k, n_native, n_native) float32 mean incident photons per native pixel for frames
     start..stop (all beams, motion blur averaged)."""
-    sub = p.trajectory.sub_positions(p.blur_samples)[start:stop]          # (k, K, 2)
+    hit = p._cache.get("sub_positions")
+    if hit is None or hit[0] is not p.trajectory or hit[1] != p.blur_samples:
+        # the whole scan's, once (not once per block)
+        hit = p._cache["sub_positions"] = (p.trajectory, p.blur_samples,
+                                           p.trajectory.sub_positions(p.blur_samples))
+    sub = hit[2][start:stop]                                              # (k, K, 2)
     k, n_sub = sub.shape[:2]
     acc = np.zeros((k, p.n_native, p.n_native), np.float32)
     for bi, off in enumerate(p.beam_offsets_m):
-        inten = detector_intensity(p, (sub + off).reshape(-1, 2), bi)
-        acc += inten.reshape(k, n_sub, p.n_native, p.n_native).mean(axis=1)
+        op = _operator(p, bi)
+        inten = op.intensity(p.fine_top_left_px((sub + off).reshape(-1, 2)))
+        if n_sub == 1:
+            acc += inten                   # the mean of one sample, without its passes
+        else:
+            acc += inten.reshape(k, n_sub, p.n_native, p.n_native).mean(axis=1)
     return acc
 
 
