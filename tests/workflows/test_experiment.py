@@ -103,13 +103,37 @@ def test_master_file_links_each_projection_and_its_angle(small, tmp_path):
             with h5py.File(moved / link.filename, "r") as cxi:
                 assert np.array_equal(e[f"projection_{k}/data_1/data"][()],
                                       cxi["entry_1/data_1/data"][()])
-    # projection 1 is the scenario simulated on its own at 30°: same bytes
+    # projection 1 is the scenario simulated on its own at 30° with projection 1's noise
     s = scenario.load(scn)
-    simulate.simulate(s, tmp_path / "alone.cxi", angle_deg=30.0)
+    simulate.simulate(s, tmp_path / "alone.cxi", angle_deg=30.0, projection=1)
     assert (tmp_path / "alone.cxi").read_bytes() == \
         (master.parent / "exp_projections" / "projection_00001.cxi").read_bytes()
     first = (master.parent / "exp_projections" / "projection_00000.cxi").read_bytes()
     assert first != (tmp_path / "alone.cxi").read_bytes()
+
+
+def test_projections_have_independent_noise(small):
+    # the same sample at every angle, each projection its own photon noise: at one angle, the
+    # counts of projection k and of the 2D scan at that angle differ by Poisson noise alone,
+    # whose variance is the mean (a Skellam difference: var = 2·mean)
+    from twin import scenario
+    from twin.workflows import simulate
+
+    scn, _ = small
+    s = scenario.load(scn)
+    p0 = simulate.plan(s, n_frames=64, angle_deg=0.0)
+    p3 = simulate.plan(s, n_frames=64, angle_deg=0.0, projection=3)
+    a = np.concatenate([c for _, c in simulate.frames(p0)]).astype(float)
+    b = np.concatenate([c for _, c in simulate.frames(p3)]).astype(float)
+    assert not np.array_equal(a, b)
+    bright = (a + b) / 2 > 20
+    assert bright.sum() > 1000
+    var = np.var(a[bright] - b[bright])
+    assert var == pytest.approx(2 * np.mean(a[bright]), rel=0.25)
+    # the same projection again: the same bytes
+    again = np.concatenate([c for _, c in simulate.frames(simulate.plan(
+        s, n_frames=64, angle_deg=0.0, projection=3))])
+    assert np.array_equal(again, b)
 
 
 def test_an_interrupted_run_resumes_keeping_finished_projections(small, tmp_path):

@@ -31,9 +31,10 @@ The angles are ``linspace(0, range, n)``, the end point excluded for a range of 
 Resuming. Every CXI is written under a temporary name and renamed when complete, so a file under
 its final name is a finished projection: a rerun keeps it (after checking that it opens and was
 made from the same scenario, seed and frame count) and computes only the others. Every
-projection uses the scenario's seed: the phantom is the same at every angle, and the frames'
-random streams are keyed on (seed, frame block), so a rerun or a task repeated after a killed
-worker writes the same bytes.
+projection uses the scenario's seed for the phantom (the same sample at every angle) and its own
+noise (photon counting, position errors: :func:`twin.workflows.simulate.noise_key`, keyed on the
+seed and the projection index, then the frame block), so the projections' noise is independent
+and a rerun or a task repeated after a killed worker writes the same bytes.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def _raise_errors(results: list[dict]) -> None:
 
 
 def simulate_projection(s: Scenario, path: str, angle_deg: float, n_frames: int | None,
-                        compression: str = "gzip") -> dict:
+                        compression: str = "gzip", index: int | None = None) -> dict:
     """One projection's CXI at ``path`` (a Dask task; written atomically by the CXI writer)."""
     import warnings
 
@@ -204,7 +205,7 @@ def simulate_projection(s: Scenario, path: str, angle_deg: float, n_frames: int 
         warnings.simplefilter("always")
         try:
             summary = sim.simulate(s, path, n_frames=n_frames, compression=compression,
-                                   angle_deg=angle_deg)
+                                   angle_deg=angle_deg, projection=index)
         except TwinInputError as exc:
             return _as_value(exc)
     return {"path": path, "n_frames": summary.n_frames, "peak_counts": summary.peak_counts,
@@ -331,7 +332,8 @@ def simulate_experiment(s: Scenario, master: str | Path, projections: str | None
                                                    [str(projection_path(master, i)) for i in todo],
                                                    [float(angles[i]) for i in todo],
                                                    [n_frames] * len(todo),
-                                                   [compression] * len(todo)],
+                                                   [compression] * len(todo),
+                                                   list(todo)],
                              scheduler, n_workers, need, desc="simulate", progress=progress,
                              log=log)
     write_master(master, paths, angles[list(sel)], list(sel), s, len(angles))

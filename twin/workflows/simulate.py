@@ -111,6 +111,7 @@ class Plan:
     response: _detector.Response | None = None
     dead_time_model: str = "nonparalyzable"
     backend: str = "auto"                 # where the exit waves are computed (NumPy or CuPy)
+    projection: int | None = None         # a 3D scan's projection index: its own noise
     _cache: dict = field(default_factory=dict, repr=False)
     _device: dict = field(default_factory=dict, repr=False)
 
@@ -176,7 +177,19 @@ def _sim_backend() -> str:
     return b
 
 
-def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Plan:
+def noise_key(seed: int, projection: int | None) -> list[int]:
+    """The random stream of a simulation's noise (photon counting, position errors): the seed,
+    and a 3D scan's projection index, so that every projection of one sample (the phantom is
+    the seed's) has its own, independent noise."""
+    return [seed] if projection is None else [seed, PROJECTION_STREAM, projection]
+
+
+#: Marks a projection's noise stream (any constant distinct from a block index works).
+PROJECTION_STREAM = 90_001
+
+
+def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
+         projection: int | None = None) -> Plan:
     """Geometry, probe, trajectory, position capture and ground truth of a scenario, the
     sample rotated by ``angle_deg`` about the vertical axis.
 
@@ -187,6 +200,9 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
         Keep only the first scan points (``--frames``).
     angle_deg : float
         Rotation of the sample, degrees.
+    projection : int or None
+        A 3D scan's projection index: the frames' and positions' noise is drawn from
+        :func:`noise_key` (None: the seed's own stream, as a 2D scan).
     """
     g = Geometry.from_scenario(s)
     det, lam, n_eff, b, n_nat = g.detector, g.wavelength_m, g.n_stored, g.binning, g.n_native
@@ -231,15 +247,11 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
                                traj.vibration, traj.drift_m_per_s)
     cap = scan.panda_capture(traj, sc.frame_rate_hz, sc.position_capture_rate_hz,
                              sc.encoder_resolution_nm * 1e-9, sc.capture_jitter_s, s.seed,
+                             rng=(None if projection is None else np.random.default_rng(
+                                 noise_key(s.seed, projection) + [7331])),
                              encoder_noise_m=sc.encoder_noise_nm * 1e-9,
                              latency_s=sc.capture_latency_s)
-    if sc.blur_samples is not None:
-        blur = sc.blur_samples
-    elif traj.kind == "fly":
-        travel = g.fast_step_m * sc.frame_rate_hz * exposure
-        blur = int(min(16, max(1, math.ceil(travel / (dx / 2)))))
-    else:
-        blur = 1
+    blur = g.blur_samples(s)
 
     # The object grid is fixed by the whole scan (pixel centres k·dx from the scan centre), and
     # only the window that the simulated frames touch is computed: a part (--frames) sees
@@ -323,7 +335,7 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0) -> Pl
                 fine_probes=fine_probes, fine_slices=fine_slices, slice_spacing_m=spacing,
                 response=response,
                 dead_time_model=s.detector.dead_time_model or det.dead_time_model,
-                backend=_sim_backend())
+                backend=_sim_backend(), projection=projection)
 
 
 def _operator(p: Plan, beam: int) -> FineFarField:
@@ -376,7 +388,7 @@ def frames(p: Plan, start: int = 0, stop: int | None = None):
     for b0 in range(start - start % BLOCK, stop, BLOCK):
         b1 = min(b0 + BLOCK, p.n_frames)
         lam = expected_frames(p, b0, b1)
-        rng = np.random.default_rng([p.scenario.seed, b0 // BLOCK])
+        rng = np.random.default_rng(noise_key(p.scenario.seed, p.projection) + [b0 // BLOCK])
         counts = _detector.count_frames(lam, det, p.exposure_s, rng, p.dead_time_model,
                                         p.scenario.detector.overflow, p.mask,
                                         response=p.response)
@@ -399,12 +411,13 @@ class SimulationSummary:
 
 def simulate(s: Scenario, out: str | Path, seed: int | None = None,
              n_frames: int | None = None, progress: bool = False,
-             compression: str = "gzip", angle_deg: float = 0.0) -> SimulationSummary:
+             compression: str = "gzip", angle_deg: float = 0.0,
+             projection: int | None = None) -> SimulationSummary:
     """Write the scenario's acquisition as a CXI file (CONTRACTS §3), streamed in blocks;
     ``angle_deg`` rotates the sample about the vertical axis (one projection of a 3D scan)."""
     if seed is not None:
         s = s.model_copy(update={"seed": int(seed)})
-    p = plan(s, n_frames, angle_deg)
+    p = plan(s, n_frames, angle_deg, projection)
     det = p.det
     dtype = (np.float32 if det.float8 else np.uint16 if det.max_counts <= 65535 else np.uint32)
     # refuse, before writing anything, a file the disk cannot hold (uncompressed bound)
