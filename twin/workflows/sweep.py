@@ -98,24 +98,24 @@ def grid_size(s: Scenario) -> int:
 
 
 def estimate_simulated_s(s: Scenario, n_points: int, seeds: int, n_workers: int) -> float:
-    """Wall-time estimate of a simulated sweep from one measured point (which stays cached)."""
-    import time
+    """Wall-time estimate of ``n_points`` × ``seeds`` simulated points like scenario ``s``'s,
+    on ``n_workers`` workers, from the measured cost model (no work is done to estimate it:
+    :func:`twin.workflows.calibrate.point_seconds`)."""
+    from twin.workflows import calibrate
 
-    from twin.workflows import simres
-
-    t0 = time.perf_counter()
-    m = simres.measure(s.model_copy(update={"sweep": {}}), seed=s.seed)
-    one = m.seconds if m.seconds > 0 else time.perf_counter() - t0
+    one = calibrate.point_seconds(s.model_copy(update={"sweep": {}}))[2]
     return one * n_points * seeds / max(1, n_workers)
 
 
 def _calibrations(base: Scenario, keys: list[str], points: list[tuple],
-                  n_workers: int | None, yes: bool, log) -> dict:
+                  n_workers: int | None, yes: bool, log,
+                  max_hours: float | None = None) -> dict:
     """The simulated d(F) of every combination of swept values other than the flux
-    (``resolution.model = "simulated"``), after an estimate of the simulation it needs."""
-    from twin.workflows import simres
+    (``resolution.model = "simulated"``), and of the scenario's own values (key None), after
+    an estimate of the simulation it needs (refused above the user's limit ``max_hours``)."""
+    from twin.workflows import calibrate, simres
 
-    combos: dict = {}
+    combos: dict = {None: base}
     for pt in points:
         key = _calibration_key(keys, pt)
         if key not in combos:
@@ -130,13 +130,17 @@ def _calibrations(base: Scenario, keys: list[str], points: list[tuple],
     if missing:
         workers = n_workers or min(2, os.cpu_count() or 1)
         est = estimate_simulated_s(base, missing, 1, workers)
+        detail = (f"{len(combos)} calibration(s), {missing} simulated patches to make, about "
+                  f"{est / 3600:.3g} h on {workers} workers")
         if log:
-            log(f"resolution.model = simulated: {len(combos)} calibration(s), {missing} "
-                f"simulated patches to make, about {est / 60:.3g} min on {workers} workers")
+            log(f"resolution.model = simulated: {detail}")
+        calibrate.check_limit("calibrating this sweep", est / 3600,
+                              calibrate.limit_hours(max_hours, "--max-calibration-hours"), detail,
+                              "--max-calibration-hours")
         if est > MAX_SIMULATED_HOURS * 3600 and not yes:
             # time, dose and data are still forecast; the resolution of a combination whose
             # calibration is not cached is left empty rather than taken from another model
-            skip = {k for k, n in todo.items() if n}
+            skip = {k for k, n in todo.items() if n and k is not None}
             say = log or (lambda m: warnings.warn(m, stacklevel=3))
             say(f"warning: resolution.model = simulated: {len(skip)} of {len(combos)} "
                 f"combinations of the swept values other than {FLUENCE_FIELD} are not "
@@ -145,7 +149,8 @@ def _calibrations(base: Scenario, keys: list[str], points: list[tuple],
                 "resolution columns are left empty (NaN). Run the sweep with --yes to simulate "
                 f"them (cached: once), or sweep only {FLUENCE_FIELD}, which one calibration "
                 "serves")
-    return {k: (_uncalibrated(sc) if k in skip else _forecast.calibration(sc))
+    return {k: (_uncalibrated(sc) if k in skip
+                else _forecast.calibration(sc, simulate=True, n_workers=n_workers))
             for k, sc in combos.items()}
 
 
@@ -159,7 +164,8 @@ def _uncalibrated(s: Scenario):
 
 def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
               chunk_points: int = 2000, progress: bool = False, simulate: bool = False,
-              seeds: int = 1, yes: bool = False, log=None) -> pd.DataFrame:
+              seeds: int = 1, yes: bool = False, log=None,
+              max_calibration_hours: float | None = None) -> pd.DataFrame:
     """Evaluate the sweep grid on Dask and return one row per point, in grid order.
 
     ``scheduler``: address of an existing Dask scheduler; ``None`` starts a local cluster of
@@ -168,6 +174,8 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     (:mod:`twin.workflows.simres`: one Dask task per point and seed, cached), adding the columns
     ``resolution_simulated_m``, ``resolution_simulated_std_m``, ``frc_halves_m``,
     ``pcc_simulated`` (and the measured ``compression_ratio`` of each point).
+    ``max_calibration_hours``: refuse a calibration or ``simulate`` whose estimate exceeds it
+    (default ``TWIN_CALIBRATION_LIMIT_S``; :mod:`twin.workflows.calibrate`).
     """
     from twin.workflows.cluster import map_ordered
 
@@ -183,7 +191,14 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
         est = estimate_simulated_s(s, n, seeds, workers)
         if log:
             log(f"simulated sweep: {n} points × {seeds} seeds, about {est / 60:.3g} min on "
-                f"{workers} workers")
+                f"{workers} workers (measured cost model)")
+        from twin.workflows import calibrate
+
+        calibrate.check_limit("this simulated sweep", est / 3600,
+                              calibrate.limit_hours(max_calibration_hours,
+                                                    "--max-calibration-hours"),
+                              f"{n} points × {seeds} seeds on {workers} workers",
+                              "--max-calibration-hours")
         if est > MAX_SIMULATED_HOURS * 3600 and not yes:
             raise TwinInputError("--simulate", f"about {est / 3600:.3g} h", (
                 f"a simulated sweep over {MAX_SIMULATED_HOURS:g} h needs --yes "
@@ -193,9 +208,10 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
     base = s.model_copy(update={"sweep": {}})
     simulated_model = base.resolution.model == "simulated"
-    ratio = _forecast.compression_ratio(base) if simulated_model else float("nan")
-    cals = (_calibrations(base, keys, points, n_workers, yes, log) if simulated_model
-            else None)
+    cals = (_calibrations(base, keys, points, n_workers, yes, log, max_calibration_hours)
+            if simulated_model else None)
+    ratio = (float(cals.pop(None).compression_ratio) if simulated_model
+             else float("nan"))
     parts = map_ordered(evaluate_chunk, [base] * len(chunks), [keys] * len(chunks), chunks,
                         [ratio] * len(chunks), [cals] * len(chunks),
                         scheduler=scheduler, n_workers=n_workers, progress=progress,
