@@ -208,3 +208,15 @@ def test_cli_forecast_and_calibrate_exit_2_with_the_command_and_the_cost(tmp_pat
     assert r.stderr.startswith("calibration of")           # the cost, before the refusal
     assert "--max-hours" in r.stderr and "core-hours" in r.stderr
     assert not list((tmp_path / "c").rglob("*.json"))      # nothing was computed
+
+
+def test_twin_run_calibrates_as_an_explicit_step_before_its_forecast(monkeypatch, tmp_path):
+    from twin.workflows import pipeline
+
+    said = []
+    monkeypatch.setattr(simres, "measure_many",
+                        lambda pts, **k: said.append("work") or _rows(pts))
+    s = _quick_simulated()
+    summary = pipeline.run(s, tmp_path / "run", progress=False, log=said.append, stages=())
+    assert said[0].startswith("calibration of") and said[1] == "work"
+    assert summary["forecast"]["resolution_simulated_m"] is not None
