@@ -162,6 +162,27 @@ def _uncalibrated(s: Scenario):
     return simres.Calibration(nan, nan, nan, nan, _forecast.fluence_per_m2(s), [])
 
 
+def _check_simulated(s: Scenario, n: int, seeds: int, n_workers: int | None, yes: bool, log,
+                     max_hours: float | None) -> None:
+    """Say what ``--simulate`` over ``n`` points × ``seeds`` seeds costs, before any work;
+    refuse it above the user's limit, or above :data:`MAX_SIMULATED_HOURS` without ``yes``."""
+    from twin.workflows import calibrate
+
+    workers = n_workers or min(2, os.cpu_count() or 1)
+    est = estimate_simulated_s(s, n, seeds, workers)
+    if log:
+        log(f"simulated sweep: {n} points × {seeds} seeds, about {est / 60:.3g} min on "
+            f"{workers} workers (measured cost model)")
+    calibrate.check_limit("this simulated sweep", est / 3600,
+                          calibrate.limit_hours(max_hours, "--max-calibration-hours"),
+                          f"{n} points × {seeds} seeds on {workers} workers",
+                          "--max-calibration-hours")
+    if est > MAX_SIMULATED_HOURS * 3600 and not yes:
+        raise TwinInputError("--simulate", f"about {est / 3600:.3g} h", (
+            f"a simulated sweep over {MAX_SIMULATED_HOURS:g} h needs --yes "
+            f"({n} points × {seeds} seeds on {workers} workers)"))
+
+
 def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
               chunk_points: int = 2000, progress: bool = False, simulate: bool = False,
               seeds: int = 1, yes: bool = False, log=None,
@@ -187,22 +208,7 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
             f"at most {MAX_POINTS:,} points without --yes (about {n * 200 / 1e9:.3g} GB of "
             f"table and {n / 4000 / 60:.3g} min on one core at ~4000 points/s)"))
     if simulate:
-        workers = n_workers or min(2, os.cpu_count() or 1)
-        est = estimate_simulated_s(s, n, seeds, workers)
-        if log:
-            log(f"simulated sweep: {n} points × {seeds} seeds, about {est / 60:.3g} min on "
-                f"{workers} workers (measured cost model)")
-        from twin.workflows import calibrate
-
-        calibrate.check_limit("this simulated sweep", est / 3600,
-                              calibrate.limit_hours(max_calibration_hours,
-                                                    "--max-calibration-hours"),
-                              f"{n} points × {seeds} seeds on {workers} workers",
-                              "--max-calibration-hours")
-        if est > MAX_SIMULATED_HOURS * 3600 and not yes:
-            raise TwinInputError("--simulate", f"about {est / 3600:.3g} h", (
-                f"a simulated sweep over {MAX_SIMULATED_HOURS:g} h needs --yes "
-                f"({n} points × {seeds} seeds on {workers} workers)"))
+        _check_simulated(s, n, seeds, n_workers, yes, log, max_calibration_hours)
     keys, points = grid(s)
     _check_values(s, keys)
     chunks = _chunks(points, max(1, math.ceil(len(points) / chunk_points)))
