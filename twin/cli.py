@@ -86,7 +86,14 @@ def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     from twin.workflows import forecast as fc
     from twin import scenario as sc
 
-    result = fc.forecast(sc.load(scenario))
+    try:
+        result = fc.forecast(sc.load(scenario))
+    except TwinInputError as exc:       # a missing calibration: name this file's command
+        text = str(exc)
+        if "twin calibrate SCENARIO.toml" not in text:
+            raise
+        raise TwinInputError(exc.field, exc.value, exc.allowed, message=text.replace(
+            "SCENARIO.toml", str(scenario))) from None
     for name in result.values["flags"]:      # stderr: --json stays one clean object
         typer.echo(f"twin: warning: {fc.flag_message(name, result.values)}", err=True)
     if as_json:
@@ -97,6 +104,34 @@ def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     w0, w1 = max(len(r[0]) for r in rows), 22
     for lab, value, key in rows:
         typer.echo(f"  {lab:<{w0}}  {value:<{w1}}  [{key}]")
+
+
+@app.command()
+@_guarded
+def calibrate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file "
+                                                       "(resolution.model = \"simulated\")")],
+              seeds: Annotated[Optional[int], typer.Option(
+                  "--seeds", help="seeds per fluence (default: resolution.calibration_seeds)")]
+              = None,
+              scheduler: Annotated[Optional[str], typer.Option(
+                  "--scheduler", help="address of an existing Dask scheduler "
+                  "(default: $TWIN_DASK_SCHEDULER, else local workers)")] = None,
+              max_hours: Annotated[Optional[float], typer.Option(
+                  "--max-hours", help="refuse (exit 2) if the estimate exceeds this many hours "
+                  "(default: $TWIN_CALIBRATION_LIMIT_S seconds, else no limit)")] = None,
+              ) -> None:
+    """Simulate and reconstruct the patches of a scenario's resolution calibration d(F),
+    after printing what it costs; `twin forecast` then reads them."""
+    from twin import scenario as sc
+    from twin.workflows import calibrate as cb
+
+    s = sc.load(scenario)
+    address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
+    cal = cb.run(s, seeds=seeds, scheduler=address, max_hours=max_hours,
+                 log=lambda m: typer.echo(m, err=True))
+    typer.echo(f"calibrated {s.name}: d(F0) = {cal.d0_m * 1e9:.4g} nm (half period, FRC "
+               f"half-bit against the truth), k = {cal.k:.3g}, {cal.seeds} seed(s) at "
+               f"{len(cal.points)} fluences")
 
 
 @app.command()
@@ -115,6 +150,10 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
                                              "point (mean and std over them)")] = 1,
           yes: Annotated[bool, typer.Option("--yes", help="run even above the size limits "
                                             "(10^6 points; an hour of simulation)")] = False,
+          max_calibration_hours: Annotated[Optional[float], typer.Option(
+              "--max-calibration-hours", help="refuse (exit 2) a calibration or --simulate "
+              "whose estimate exceeds this many hours (default: $TWIN_CALIBRATION_LIMIT_S "
+              "seconds)")] = None,
           ) -> None:
     """Evaluate the scenario's sweep table on Dask: one CSV/Parquet row per grid point."""
     from twin import scenario as sc
@@ -127,12 +166,13 @@ def sweep(scenario: Annotated[Path, typer.Argument(help="scenario TOML with a [s
     say = lambda m: typer.echo(m, err=True)  # noqa: E731
     if simulate:
         table = sw.run_sweep(s, scheduler=address, progress=True, simulate=True, seeds=seeds,
-                             yes=yes, log=say)
+                             yes=yes, log=say, max_calibration_hours=max_calibration_hours)
         sw.write_table(table, output)
         n_rows = len(table)
     else:       # chunk by chunk to the file: a 10⁸-point grid in the memory of a few chunks
         n_rows, table = sw.sweep_to_file(s, output, keep_rows=sw.MAX_POINTS if plots else 0,
-                                         scheduler=address, progress=True, yes=yes, log=say)
+                                         scheduler=address, progress=True, yes=yes, log=say,
+                                         max_calibration_hours=max_calibration_hours)
     typer.echo(f"wrote {n_rows} rows to {output}")
     if plots and table is None:
         say(f"no plots above {sw.MAX_POINTS:,} points (the table is on disk only)")

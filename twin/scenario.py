@@ -525,6 +525,14 @@ class Resolution(_Strict):
     calibration_seeds: Annotated[int, Field(ge=1, le=16)] = 1
     """``simulated``: seeds simulated at each calibration fluence (their spread at the
     scenario's fluence bounds the error bar from below; with one seed the ± is a lower bound)."""
+    patch: Literal["points", "scan"] = "points"
+    """``simulated``: the patch each calibration point simulates. ``"points"``: about 16 × 16
+    scan points at the scan's centre, whatever the steps (cheap, but with a fine fast step a
+    sliver whose centre gets a fraction of the scan's fluence). ``"scan"``: the scan's own steps
+    and overlap over four beam diameters in each direction (each beam's band, with several) —
+    three diameters dosed as the scan is, the area the FRC needs for its lowest searched ring
+    at the beam's period, plus half a diameter of dose fall-off on each side; the field must
+    be at least three beam diameters (``twin calibrate`` prints what it costs)."""
     reference_resolution_m: PosFloat | None = None
     """``howells``: resolution measured at the reference."""
     reference_flux_photons_per_s: PosFloat | None = None

@@ -30,7 +30,7 @@ _RESOLUTION_FIELDS = {
     "howells": ("reference_resolution_m", "reference_flux_photons_per_s",
                 "reference_scan_rate_um2_per_s"),
     "rose": ("feature_material", "background_material", "snr"),
-    "simulated": ("calibration_seeds",),
+    "simulated": ("calibration_seeds", "patch"),
 }
 # Howells et al., J. Electron Spectrosc. Relat. Phenom. 170 (2009): the maximum tolerable dose
 # for imaging at resolution d is roughly 10^8 Gy per nm of d (an empirical line through

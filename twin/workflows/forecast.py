@@ -26,7 +26,6 @@ Model (each step is a closed form; see the book's *Forecast model* chapter):
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,6 +36,7 @@ from twin.sample import dose as _dose
 from twin.sample import materials as _materials
 from twin.beam import optics as _optics
 from twin.workflows.simres import simulated_law
+from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
 
 #: Units of every forecast key, for tables and plots.
@@ -293,11 +293,21 @@ _CALIBRATIONS: dict = {}
 FLAT_EXPONENT = 0.125
 
 
-def calibration(s: Scenario):
+def calibration(s: Scenario, simulate: bool = False, scheduler: str | None = None,
+                n_workers: int | None = None, progress: bool = False):
     """The simulated d(F) calibration of scenario ``s`` (``resolution.model = "simulated"``).
 
-    Measured once per scenario (its simulated points are cached on disk by
-    :mod:`twin.workflows.simres`, so a later forecast is instant) and kept in memory here.
+    Read from its simulated points, shipped with twin or cached on disk by
+    :mod:`twin.workflows.simres`, and kept in memory here. A forecast never simulates: where
+    points are missing this raises, naming the scenario, the command that calibrates it
+    (``twin calibrate``) and its cost, unless ``simulate`` (the explicit step,
+    :func:`twin.workflows.calibrate.run`) computes them, on ``scheduler`` or ``n_workers``
+    local workers.
+
+    Raises
+    ------
+    TwinInputError
+        Points are missing and ``simulate`` is false (exit status 2 on the command line).
     """
     from twin.workflows import simres
 
@@ -305,14 +315,13 @@ def calibration(s: Scenario):
     if key not in _CALIBRATIONS:
         base = s.model_copy(update={"sweep": {}})
         seeds = s.resolution.calibration_seeds
-        todo = simres.missing_points(base, seeds)
-        if todo:       # minutes of work: say so, and show progress (stderr: --json stays clean)
-            print(f"resolution.model = \"simulated\": simulating and reconstructing {todo} "
-                  f"patch(es) of this scenario to calibrate d(F) (on 2 cores about a minute "
-                  f"each for a thin sample, up to tens of minutes through multislice; cached "
-                  f"in {simres.cache_dir()}, so this happens once)",
-                  file=sys.stderr, flush=True)
-        _CALIBRATIONS[key] = simres.calibrate(base, seeds=seeds, progress=bool(todo))
+        if not simulate and simres.missing_points(base, seeds):
+            from twin.workflows import calibrate
+
+            raise TwinInputError("resolution.model", "simulated", "", message=(
+                calibrate.missing_message(s, calibrate.estimate(base))))
+        _CALIBRATIONS[key] = simres.calibrate(base, seeds=seeds, scheduler=scheduler,
+                                              n_workers=n_workers, progress=progress)
     return _CALIBRATIONS[key]
 
 

@@ -252,6 +252,12 @@ def run(s: Scenario, out: str | Path, progress: bool = True, log: Log = print,
 def _run_locked(s: Scenario, rd: RunDir, progress: bool, log: Log,
                 stages: Sequence[Stage]) -> dict:
     rd.scenario_json.write_text(s.model_dump_json(indent=2))
+    if s.resolution.model == "simulated":
+        # the forecast reads a simulated calibration and never makes one: calibrating is this
+        # explicit step, its cost said first and refused above TWIN_CALIBRATION_LIMIT_S
+        from twin.workflows import calibrate
+
+        calibrate.run(s, log=log, progress=progress)
     fc = _forecast.forecast(s)          # cheap: always fresh
     rd.forecast_json.write_text(json.dumps(fc.as_dict(), indent=2))
     summary: dict = {"scenario": s.name, "stages": {}, "forecast": fc.values}

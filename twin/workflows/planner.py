@@ -175,9 +175,9 @@ def _base_calibration(base: Scenario):
     if missing:
         raise TwinInputError("resolution.model", "simulated", (
             f"the scenario's simulated calibration is neither shipped nor cached ({missing} "
-            "patches missing) and a plan starts no simulation: run `twin forecast` on it once "
-            "(it simulates and caches them), or plan with a closed-form resolution.model "
-            "(howells, rose, pixel)"))
+            "patches missing) and a plan starts no simulation: run `twin calibrate` on it "
+            "once (it prints the cost, then simulates and caches them), or plan with a "
+            "closed-form resolution.model (howells, rose, pixel)"))
     return _forecast.calibration(base)
 
 

@@ -117,19 +117,82 @@ def _store(path: Path, value: dict) -> None:
             pass
 
 
-def patch_scenario(s: Scenario, points: int = PATCH_POINTS) -> Scenario:
+def patch_scenario(s: Scenario, points: int = PATCH_POINTS, g=None) -> Scenario:
     """The 2D patch of scenario ``s`` that is simulated for one measurement.
 
-    Same beam, optics, detector, steps, rates and errors; a square field of about ``points``
-    scan points at the scan's centre (never larger than the scan); one projection (angle 0),
-    so its fluence per projection is the scenario's.
+    Same beam, optics, detector, steps, rates and errors; one projection (angle 0), so its
+    fluence per projection is the scenario's. Its field follows ``resolution.patch``:
+    ``"points"``, a square of about ``points`` scan points at the scan's centre (never larger
+    than the scan); ``"scan"``, :func:`scan_patch_field_um` (``g``: the scenario's geometry,
+    built if not given).
     """
     sc = s.scan
-    side = max(4, math.ceil(math.sqrt(points)))
-    fov_x = min(sc.fov_x_um, side * sc.fast_step_um)
-    fov_y = min(sc.fov_y_um, side * sc.slow_step_um * sc.overlap_relaxation * sc.n_beams)
+    if s.resolution.patch == "scan":
+        fov_x, fov_y = scan_patch_field_um(s, g)
+    else:
+        side = max(4, math.ceil(math.sqrt(points)))
+        fov_x = min(sc.fov_x_um, side * sc.fast_step_um)
+        fov_y = min(sc.fov_y_um, side * sc.slow_step_um * sc.overlap_relaxation * sc.n_beams)
     return s.with_values({"scan.fov_x_um": fov_x, "scan.fov_y_um": fov_y,
                           "tomography.n_projections": 0, "run.frames": None})
+
+
+#: ``resolution.patch = "scan"``: the patch spans this many beam diameters D in each direction
+#: (each beam's band, with several beams). The FRC searches periods up to D (its lowest
+#: searched ring, :func:`_resolution`), and never its three lowest rings: over a side L that
+#: ring is ring L/D, so the region dosed as the scan is must span 3·D for it to be searched;
+#: a scan point's beam reaches D/2 beyond it, so the dose falls off over the outer D/2 on each
+#: side: 3·D + D.
+PATCH_DIAMETERS = 4
+#: The smallest field (per beam band) whose patch can be representative: three diameters.
+MIN_DIAMETERS = 3
+
+
+def _points_like(n_full: int, n_want: int) -> int:
+    """Scan points along one direction of the patch: at least ``n_want``, of the same parity as
+    the scan's ``n_full`` (so the patch's centre sits where the scan's does, on a point or
+    between two), never more than ``n_full``."""
+    n = max(1, n_want)
+    n += (n - n_full) % 2
+    return min(n, n_full)
+
+
+def scan_patch_field_um(s: Scenario, g=None) -> tuple[float, float]:
+    """Field (x, y), µm, of the ``resolution.patch = "scan"`` patch of scenario ``s``.
+
+    :data:`PATCH_DIAMETERS` beam diameters in each direction (each beam's band in y), as whole
+    scan points at the scan's own steps and overlap, of the scan's parity; the scan's own field
+    where it is smaller.
+
+    Raises
+    ------
+    TwinInputError
+        A field (a beam's band in y) smaller than :data:`MIN_DIAMETERS` beam diameters: no
+        patch of it is representative of a scan.
+    """
+    from twin.geometry import Geometry
+
+    g = g or Geometry.from_scenario(s)
+    sc = s.scan
+    d_um = g.beam_diameter_m * 1e6
+    minimum = MIN_DIAMETERS * d_um
+    for field, value, per in (("scan.fov_x_um", sc.fov_x_um, 1),
+                              ("scan.fov_y_um", sc.fov_y_um, sc.n_beams)):
+        if value / per < minimum * (1 - 1e-9):
+            beams = f" ({per} beams: each beam's band)" if per > 1 else ""
+            raise TwinInputError(field, value, (
+                f"resolution.patch = \"scan\" needs a field of at least {MIN_DIAMETERS} beam "
+                f"diameters, {minimum * per:.4g} µm{beams} (beam diameter {d_um:.4g} µm): a "
+                "smaller field cannot give a representative patch"))
+    want = PATCH_DIAMETERS * d_um
+    nx = _points_like(g.frames_per_line, math.ceil(want / sc.fast_step_um * (1 - 1e-9)))
+    slow_um = sc.slow_step_um * sc.overlap_relaxation
+    ny = _points_like(g.lines_per_beam, math.ceil(want / slow_um * (1 - 1e-9)))
+    # (n − ½) steps: ⌈fov/step⌉ = n, away from the rounding of a whole number of steps
+    fov_x = sc.fov_x_um if nx >= g.frames_per_line else (nx - 0.5) * sc.fast_step_um
+    fov_y = (sc.fov_y_um if ny >= g.lines_per_beam
+             else (ny * sc.n_beams - 0.5) * slow_um)
+    return float(fov_x), float(fov_y)
 
 
 def _disc_count(n_x: int, n_y: int, step_x_m: float, step_y_m: float,
@@ -172,12 +235,13 @@ def patch_summary(s: Scenario, g=None, points: int = PATCH_POINTS) -> PatchSumma
     from twin.geometry import Geometry
 
     g = g or Geometry.from_scenario(s)
-    gp = Geometry.from_scenario(patch_scenario(s, points))
+    gp = Geometry.from_scenario(patch_scenario(s, points, g))
     r = g.beam_diameter_m / 2
 
     def at_centre(geo) -> int:
-        return _disc_count(geo.frames_per_line, geo.lines_total, geo.fast_step_m,
-                           geo.slow_step_m, r)
+        # the lines of all beams together (each beam scans its own band of lines_per_beam)
+        return _disc_count(geo.frames_per_line, geo.lines_per_beam * geo.n_beams,
+                           geo.fast_step_m, geo.slow_step_m, r)
 
     full = at_centre(g)
     ratio = at_centre(gp) / full if full else math.nan

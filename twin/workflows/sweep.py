@@ -113,25 +113,25 @@ def grid_size(s: Scenario) -> int:
 
 
 def estimate_simulated_s(s: Scenario, n_points: int, seeds: int, n_workers: int) -> float:
-    """Wall-time estimate of a simulated sweep from one measured point (which stays cached)."""
-    import time
+    """Wall-time estimate of ``n_points`` × ``seeds`` simulated points like scenario ``s``'s,
+    on ``n_workers`` workers, from the measured cost model (no work is done to estimate it:
+    :func:`twin.workflows.calibrate.point_seconds`)."""
+    from twin.workflows import calibrate
 
-    from twin.workflows import simres
-
-    t0 = time.perf_counter()
-    m = simres.measure(s.model_copy(update={"sweep": {}}), seed=s.seed)
-    one = m.seconds if m.seconds > 0 else time.perf_counter() - t0
+    one = calibrate.point_seconds(s.model_copy(update={"sweep": {}}))[2]
     return one * n_points * seeds / max(1, n_workers)
 
 
 def _calibrations(base: Scenario, keys: list[str], sweep: dict,
-                  n_workers: int | None, yes: bool, log) -> dict:
+                  n_workers: int | None, yes: bool, log,
+                  max_hours: float | None = None) -> dict:
     """The simulated d(F) of every combination of swept values other than the flux
-    (``resolution.model = "simulated"``), after an estimate of the simulation it needs."""
-    from twin.workflows import simres
+    (``resolution.model = "simulated"``), and of the scenario's own values (key None), after
+    an estimate of the simulation it needs (refused above the user's limit ``max_hours``)."""
+    from twin.workflows import calibrate, simres
 
     others = [k for k in keys if k != FLUENCE_FIELD]
-    combos: dict = {}
+    combos: dict = {None: base}
     for key in itertools.product(*(sweep[k] for k in others)):   # not the whole grid
         if key not in combos:
             combos[key] = base.with_values(dict(zip(others, key)))
@@ -144,13 +144,17 @@ def _calibrations(base: Scenario, keys: list[str], sweep: dict,
     if missing:
         workers = n_workers or min(2, os.cpu_count() or 1)
         est = estimate_simulated_s(base, missing, 1, workers)
+        detail = (f"{len(combos)} calibration(s), {missing} simulated patches to make, about "
+                  f"{est / 3600:.3g} h on {workers} workers")
         if log:
-            log(f"resolution.model = simulated: {len(combos)} calibration(s), {missing} "
-                f"simulated patches to make, about {est / 60:.3g} min on {workers} workers")
+            log(f"resolution.model = simulated: {detail}")
+        calibrate.check_limit("calibrating this sweep", est / 3600,
+                              calibrate.limit_hours(max_hours, "--max-calibration-hours"), detail,
+                              "--max-calibration-hours")
         if est > MAX_SIMULATED_HOURS * 3600 and not yes:
             # time, dose and data are still forecast; the resolution of a combination whose
             # calibration is not cached is left empty rather than taken from another model
-            skip = {k for k, n in todo.items() if n}
+            skip = {k for k, n in todo.items() if n and k is not None}
             say = log or (lambda m: warnings.warn(m, stacklevel=3))
             say(f"warning: resolution.model = simulated: {len(skip)} of {len(combos)} "
                 f"combinations of the swept values other than {FLUENCE_FIELD} are not "
@@ -159,7 +163,8 @@ def _calibrations(base: Scenario, keys: list[str], sweep: dict,
                 "resolution columns are left empty (NaN). Run the sweep with --yes to simulate "
                 f"them (cached: once), or sweep only {FLUENCE_FIELD}, which one calibration "
                 "serves")
-    return {k: (_uncalibrated(sc) if k in skip else _forecast.calibration(sc))
+    return {k: (_uncalibrated(sc) if k in skip
+                else _forecast.calibration(sc, simulate=True, n_workers=n_workers))
             for k, sc in combos.items()}
 
 
@@ -171,6 +176,27 @@ def _uncalibrated(s: Scenario):
     return simres.Calibration(nan, nan, nan, nan, _forecast.fluence_per_m2(s), [])
 
 
+def _check_simulated(s: Scenario, n: int, seeds: int, n_workers: int | None, yes: bool, log,
+                     max_hours: float | None) -> None:
+    """Say what ``--simulate`` over ``n`` points × ``seeds`` seeds costs, before any work;
+    refuse it above the user's limit, or above :data:`MAX_SIMULATED_HOURS` without ``yes``."""
+    from twin.workflows import calibrate
+
+    workers = n_workers or min(2, os.cpu_count() or 1)
+    est = estimate_simulated_s(s, n, seeds, workers)
+    if log:
+        log(f"simulated sweep: {n} points × {seeds} seeds, about {est / 60:.3g} min on "
+            f"{workers} workers (measured cost model)")
+    calibrate.check_limit("this simulated sweep", est / 3600,
+                          calibrate.limit_hours(max_hours, "--max-calibration-hours"),
+                          f"{n} points × {seeds} seeds on {workers} workers",
+                          "--max-calibration-hours")
+    if est > MAX_SIMULATED_HOURS * 3600 and not yes:
+        raise TwinInputError("--simulate", f"about {est / 3600:.3g} h", (
+            f"a simulated sweep over {MAX_SIMULATED_HOURS:g} h needs --yes "
+            f"({n} points × {seeds} seeds on {workers} workers)"))
+
+
 def _check_size(n: int, yes: bool) -> None:
     if n == 0:
         raise TwinInputError("sweep", {}, "the scenario has no [sweep] table to evaluate")
@@ -180,7 +206,8 @@ def _check_size(n: int, yes: bool) -> None:
             f"table and {n / 1300 / 3600:.3g} h on one core at ~1300 points/s)"))
 
 
-def _prepare(s: Scenario, n_workers: int | None, yes: bool, log) -> tuple:
+def _prepare(s: Scenario, n_workers: int | None, yes: bool, log,
+             max_hours: float | None = None) -> tuple:
     """Checks of a sweep before any work; (keys, base scenario, compression ratio,
     calibrations)."""
     _check_size(grid_size(s), yes)
@@ -188,9 +215,10 @@ def _prepare(s: Scenario, n_workers: int | None, yes: bool, log) -> tuple:
     _check_values(s, keys)
     base = s.model_copy(update={"sweep": {}})
     simulated_model = base.resolution.model == "simulated"
-    ratio = _forecast.compression_ratio(base) if simulated_model else float("nan")
-    cals = (_calibrations(base, keys, s.sweep, n_workers, yes, log) if simulated_model
-            else None)
+    cals = (_calibrations(base, keys, s.sweep, n_workers, yes, log, max_hours)
+            if simulated_model else None)
+    ratio = (float(cals.pop(None).compression_ratio) if simulated_model
+             else float("nan"))
     return keys, base, ratio, cals
 
 
@@ -202,7 +230,7 @@ def _evaluate_range(s: Scenario, base: Scenario, keys: list[str], start: int, st
 
 def iter_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
                chunk_points: int = 2000, progress: bool = False, yes: bool = False,
-               log=None):
+               log=None, max_calibration_hours: float | None = None):
     """Yield the forecast table of the sweep grid chunk by chunk, in grid order.
 
     The grid is never built whole: each Dask task makes its own ``chunk_points`` points from
@@ -212,7 +240,7 @@ def iter_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None 
     """
     from twin.workflows.cluster import dask_client
 
-    keys, base, ratio, cals = _prepare(s, n_workers, yes, log)
+    keys, base, ratio, cals = _prepare(s, n_workers, yes, log, max_calibration_hours)
     n = grid_size(s)
     starts = range(0, n, max(1, int(chunk_points)))
     bar = None
@@ -248,7 +276,8 @@ def iter_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None 
 
 def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None = None,
               chunk_points: int = 2000, progress: bool = False, simulate: bool = False,
-              seeds: int = 1, yes: bool = False, log=None) -> pd.DataFrame:
+              seeds: int = 1, yes: bool = False, log=None,
+              max_calibration_hours: float | None = None) -> pd.DataFrame:
     """Evaluate the sweep grid on Dask and return one row per point, in grid order.
 
     ``scheduler``: address of an existing Dask scheduler; ``None`` starts a local cluster of
@@ -257,22 +286,16 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
     (:mod:`twin.workflows.simres`: one Dask task per point and seed, cached), adding the columns
     ``resolution_simulated_m``, ``resolution_simulated_std_m``, ``frc_halves_m``,
     ``pcc_simulated`` (and the measured ``compression_ratio`` of each point).
+    ``max_calibration_hours``: refuse a calibration or ``simulate`` whose estimate exceeds it
+    (default ``TWIN_CALIBRATION_LIMIT_S``; :mod:`twin.workflows.calibrate`).
     The whole table is returned: for a huge grid, :func:`sweep_to_file` writes it chunk by chunk.
     """
     n = grid_size(s)
     _check_size(n, yes)
     if simulate:
-        workers = n_workers or min(2, os.cpu_count() or 1)
-        est = estimate_simulated_s(s, n, seeds, workers)
-        if log:
-            log(f"simulated sweep: {n} points × {seeds} seeds, about {est / 60:.3g} min on "
-                f"{workers} workers")
-        if est > MAX_SIMULATED_HOURS * 3600 and not yes:
-            raise TwinInputError("--simulate", f"about {est / 3600:.3g} h", (
-                f"a simulated sweep over {MAX_SIMULATED_HOURS:g} h needs --yes "
-                f"({n} points × {seeds} seeds on {workers} workers)"))
+        _check_simulated(s, n, seeds, n_workers, yes, log, max_calibration_hours)
     table = pd.concat(list(iter_sweep(s, scheduler, n_workers, chunk_points, progress, yes,
-                                      log)), ignore_index=True)
+                                      log, max_calibration_hours)), ignore_index=True)
     if simulate:
         _add_simulated(table, s, scheduler, n_workers, progress, seeds)
     return table

@@ -1,0 +1,198 @@
+"""Calibrating a scenario's simulated d(F): an explicit step, its cost said before any work.
+
+``resolution.model = "simulated"`` forecasts from points that the twin simulates and
+reconstructs (:mod:`twin.workflows.simres`): at each of the fluences
+:data:`~twin.workflows.simres.CALIBRATION_FACTORS` × F₀ and for each of
+``resolution.calibration_seeds`` seeds, one patch (:func:`~twin.workflows.simres.patch_scenario`)
+is simulated and reconstructed three times (all its frames, and each of two halves). A forecast
+never does that work (:func:`twin.workflows.forecast.calibration` reports a missing calibration);
+``twin calibrate`` (and ``twin sweep`` / ``twin run``, which need one) does it, after printing
+what it costs from the measured cost model of :mod:`twin.analysis.costs`:
+
+* simulation: frames × the seconds per simulated frame;
+* reconstruction: (frames + 2 × frames/2) × iterations × the seconds per frame-iteration.
+
+A limit the user sets (``--max-hours`` / ``--max-calibration-hours``, else the environment's
+``TWIN_CALIBRATION_LIMIT_S``) refuses a calibration whose estimated wall time on the local
+workers exceeds it (exit status 2, with the estimate).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from twin.core.errors import TwinInputError
+from twin.scenario import Scenario
+
+#: Environment variable: the longest calibration (estimated wall seconds) to start unasked.
+LIMIT_ENV = "TWIN_CALIBRATION_LIMIT_S"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What calibrating a scenario would cost (measured cost model, :mod:`twin.analysis.costs`).
+
+    Attributes
+    ----------
+    points, missing : int
+        Simulated points of the calibration (fluences × seeds), and those neither cached nor
+        shipped (only these are computed).
+    frames : int
+        Frames of one point's patch.
+    patch_size_m : (float, float)
+        The patch's field, x and y.
+    point_core_s, point_gpu_s : float
+        One point: simulation plus the three reconstructions, core-seconds and GPU-seconds
+        (NaN where the device has no measurement).
+    workers : int
+        Local workers the wall time is estimated for (one point per worker at a time).
+    """
+
+    points: int
+    missing: int
+    frames: int
+    patch_size_m: tuple
+    point_core_s: float
+    point_gpu_s: float
+    workers: int
+
+    @property
+    def core_hours(self) -> float:
+        """Core-hours of the missing points."""
+        return self.missing * self.point_core_s / 3600.0
+
+    @property
+    def gpu_hours(self) -> float:
+        """GPU-hours of the missing points (NaN without a GPU measurement)."""
+        return self.missing * self.point_gpu_s / 3600.0
+
+    @property
+    def wall_hours(self) -> float:
+        """Wall hours of the missing points on :attr:`workers` workers."""
+        return self.core_hours / max(1, min(self.workers, max(self.missing, 1)))
+
+    def describe(self) -> str:
+        """One sentence: points, patch, frames, hours."""
+        x, y = self.patch_size_m
+        gpu = (f", {self.gpu_hours:.3g} GPU-hours" if math.isfinite(self.gpu_hours) else "")
+        return (f"{self.missing} of {self.points} simulated points to compute (patch "
+                f"{x * 1e6:.4g} × {y * 1e6:.4g} µm, {self.frames:,} frames each; simulation and "
+                f"three reconstructions: all frames and two halves): about "
+                f"{self.core_hours:.3g} core-hours, {self.wall_hours:.3g} h on "
+                f"{self.workers} worker(s){gpu} (measured cost model)")
+
+
+def point_seconds(s: Scenario) -> tuple[int, tuple, float, float]:
+    """(frames, patch size, core-seconds, GPU-seconds) of one simulated point of scenario ``s``:
+    its patch simulated, then reconstructed from all its frames and from each of two halves."""
+    from twin.geometry import Geometry
+    from twin.workflows import forecast, simres
+
+    g = Geometry.from_scenario(s)
+    ps = simres.patch_scenario(s, g=g)
+    gp = Geometry.from_scenario(ps)
+    c = forecast._cost_params(ps, gp)
+    frames = int(gp.frames_per_projection)
+    # full reconstruction + two halves of frames/2: twice the frame-iterations of one
+    rec_units = 2 * frames * c["rec_iterations"]
+    core = frames * c["sim_core_s_per_frame"] + rec_units * c["rec_core_s_per_frame_iteration"]
+    gpu = frames * c["sim_gpu_s_per_frame"] + rec_units * c["rec_gpu_s_per_frame_iteration"]
+    return frames, (gp.fov_x_m, gp.fov_y_m), float(core), float(gpu)
+
+
+def workers(n_workers: int | None = None) -> int:
+    """Workers a local calibration runs on (as :func:`twin.workflows.simres.measure_many`)."""
+    return int(n_workers or min(2, os.cpu_count() or 1))
+
+
+def estimate(s: Scenario, seeds: int | None = None, n_workers: int | None = None) -> Cost:
+    """The cost of calibrating scenario ``s`` (its sweep ignored) with ``seeds`` seeds
+    (default ``resolution.calibration_seeds``), counting only the points not cached."""
+    from twin.workflows import simres
+
+    base = s.model_copy(update={"sweep": {}})
+    seeds = int(seeds or base.resolution.calibration_seeds)
+    frames, size, core, gpu = point_seconds(base)
+    missing = simres.missing_points(base, seeds)
+    return Cost(len(simres.CALIBRATION_FACTORS) * seeds, missing, frames, size, core, gpu,
+                workers(n_workers))
+
+
+def limit_hours(option_hours: float | None = None, field: str = "--max-hours") -> float | None:
+    """The user's limit on a calibration's wall time, hours: the option ``field``, else
+    ``TWIN_CALIBRATION_LIMIT_S``, else none."""
+    if option_hours is not None:
+        if not option_hours > 0:
+            raise TwinInputError(field, option_hours, "a positive number of hours")
+        return float(option_hours)
+    raw = os.environ.get(LIMIT_ENV)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value > 0:
+        raise TwinInputError(LIMIT_ENV, raw, "a positive number of seconds")
+    return value / 3600.0
+
+
+def check_limit(what: str, hours: float, limit_h: float | None, detail: str,
+                field: str = "--max-hours") -> None:
+    """Refuse work whose estimated wall ``hours`` exceed the user's ``limit_h`` (exit 2)."""
+    if limit_h is not None and hours > limit_h:
+        raise TwinInputError(field, f"{limit_h:g} h", "", message=(
+            f"{field}: {what} would take about {hours:.3g} h, over the limit of {limit_h:g} h "
+            f"(--max-hours / --max-calibration-hours, or {LIMIT_ENV} in seconds): {detail}. "
+            "Raise the limit, or run it where the compute is (twin calibrate --scheduler)"))
+
+
+def missing_message(s: Scenario, cost: Cost) -> str:
+    """What ``twin forecast`` says of a scenario whose calibration is not cached."""
+    return (f"resolution.model: scenario {s.name!r} forecasts its resolution from a simulated "
+            f"calibration that is neither shipped nor cached: {cost.describe()}. A forecast "
+            "never simulates; calibrate it first with `twin calibrate SCENARIO.toml` "
+            "(--seeds K, --scheduler ADDRESS, --max-hours H), then forecast again")
+
+
+def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
+        n_workers: int | None = None, max_hours: float | None = None, log=None,
+        progress: bool = True):
+    """Calibrate scenario ``s`` explicitly: say the cost, check the limit, compute what is
+    missing, and return the :class:`~twin.workflows.simres.Calibration`.
+
+    Parameters
+    ----------
+    s : Scenario
+        A ``resolution.model = "simulated"`` scenario (its sweep is ignored).
+    seeds : int, optional
+        Seeds per fluence (default ``resolution.calibration_seeds``).
+    scheduler : str, optional
+        Address of a Dask scheduler (default: local workers).
+    n_workers : int, optional
+        Local workers.
+    max_hours : float, optional
+        Refuse (TwinInputError) above this estimated wall time (default:
+        ``TWIN_CALIBRATION_LIMIT_S``, else no limit).
+    log : callable, optional
+        Receives the cost sentence before any work starts.
+    """
+    from twin.workflows import forecast, simres
+
+    if s.resolution.model != "simulated":
+        raise TwinInputError("resolution.model", s.resolution.model,
+                             'a calibration is simulated for resolution.model = "simulated"')
+    if seeds is not None and not 1 <= seeds <= 16:
+        raise TwinInputError("--seeds", seeds, "an integer from 1 to 16")
+    base = s.model_copy(update={"sweep": {}})
+    if seeds is not None:
+        base = base.with_values({"resolution.calibration_seeds": int(seeds)})
+    cost = estimate(base, n_workers=n_workers)
+    if log:
+        log(f"calibration of {s.name}: {cost.describe()}")
+    check_limit(f"calibrating {s.name}", cost.wall_hours, limit_hours(max_hours),
+                cost.describe())
+    return forecast.calibration(base, simulate=True, scheduler=scheduler,
+                                n_workers=n_workers, progress=progress and cost.missing > 0)
