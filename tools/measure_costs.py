@@ -3,7 +3,8 @@
     python tools/measure_costs.py [--frames K] [--iterations I] [--scenarios NAME ...]
 
 * the CPU's FFT: core-seconds of one complex64 transform per size (one worker, best of 5);
-* every seed scenario's simulation (the first K frames of its calibration patch, all cores)
+* every seed scenario's simulation (the first K frames of its scan, all cores: the probe-shift
+  cache warms up as in a whole scan)
   and reconstruction (those frames, I iterations, timed from the first iteration's end to the
   last's), as core-seconds per frame and per
   frame-iteration: wall time × the cores the process may use. Their shares of the FFT limit
@@ -67,7 +68,7 @@ def gpu_from_report(path: Path) -> dict:
             "source": f"{path.relative_to(ROOT)}: FFT limit and share of its synthetic table"}
 
 
-def measure_scenario(name: str, frames: int, iterations: int) -> dict:
+def measure_scenario(name: str, frames: int, iterations: int, patch: bool = False) -> dict:
     """Core-seconds per simulated frame and per reconstructed frame-iteration of a scenario's
     calibration patch, with the work they did."""
     from twin import scenario as sc
@@ -76,7 +77,10 @@ def measure_scenario(name: str, frames: int, iterations: int) -> dict:
     from twin.workflows import simres, simulate
 
     s = sc.load(ROOT / "scenarios" / f"{name}.toml")
-    ps = simres.patch_scenario(s)
+    # its first frames, one projection; or its calibration patch (several beams span the whole
+    # field: the scan's first frames would need the object over all of it)
+    ps = (simres.patch_scenario(s) if patch
+          else s.with_values({"tomography.n_projections": 0}))
     g = Geometry.from_scenario(ps)
     cores = len(os.sched_getaffinity(0))
     p = simulate.plan(ps, n_frames=frames)
@@ -100,11 +104,20 @@ def measure_scenario(name: str, frames: int, iterations: int) -> dict:
             "simulation": (sim, t_sim), "reconstruction": (rec, t_rec)}
 
 
+def _work_of(key: str) -> "costs.Work":
+    """The :class:`~twin.analysis.costs.Work` a ``costs.json`` key names."""
+    kind, *v = key.split(":")
+    v = [int(x) for x in v]
+    return (costs.simulation_work(*v) if kind == "sim" else costs.reconstruction_work(*v))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--frames", type=int, default=768)
     ap.add_argument("--iterations", type=int, default=6)
     ap.add_argument("--scenarios", nargs="*", default=SEEDS)
+    ap.add_argument("--patch", action="store_true",
+                    help="measure on the calibration patch instead of the scan's first frames")
     a = ap.parse_args()
     sizes = [32, 64, 128, 256, 512, 1024, 2048]
     cpu = {"fft_seconds": {str(n): fft_core_seconds(n) for n in sizes}, "measured": {},
@@ -112,12 +125,28 @@ def main() -> None:
            "date": time.strftime("%Y-%m-%d")}
     for n in sizes:
         print(f"FFT {n:5d}²: {cpu['fft_seconds'][str(n)] * 1e6:10.1f} core-µs", flush=True)
+    # stages measured by an earlier run on this machine stay unless measured again (a heavy
+    # scenario can then be measured with fewer frames in a run of its own)
+    old = costs.table().get("cpu", {})
+    if old.get("machine") == cpu["machine"]:
+        cpu["measured"].update(old.get("measured", {}))
+        cpu.setdefault("scenarios", {}).update(old.get("scenarios", {}))
     shares: dict = {"simulation": [], "reconstruction": []}
+    for key, t in cpu["measured"].items():
+        stage = "simulation" if key.startswith("sim:") else "reconstruction"
+        work = _work_of(key)
+        shares[stage].append(work.transforms * costs.fft_seconds(work.window, "cpu",
+                                                                  {"cpu": cpu}) / t)
     for name in a.scenarios:
-        m = measure_scenario(name, a.frames, a.iterations)
+        m = measure_scenario(name, a.frames, a.iterations, a.patch)
         for stage in ("simulation", "reconstruction"):
             work, t = m[stage]
+            if work.key in cpu["measured"]:       # re-measured: its old share goes
+                old_t = cpu["measured"][work.key]
+                shares[stage].remove(work.transforms * costs.fft_seconds(
+                    work.window, "cpu", {"cpu": cpu}) / old_t)
             cpu["measured"][work.key] = t
+            cpu.setdefault("scenarios", {})[f"{name}:{stage}"] = work.key
             share = work.transforms * costs.fft_seconds(work.window, "cpu", {"cpu": cpu}) / t
             shares[stage].append(share)
             print(f"{name:34s} {stage:15s} {work.key:24s} {t * 1e3:10.2f} core-ms "
