@@ -19,8 +19,10 @@ from twin.workflows import forecast, simres
 ROOT = Path(__file__).resolve().parents[1]
 # what the papers measured (seed 000 §2.1: 270 nm, FSC of the 3D volume; §2.2.2: 285 nm from
 # the Siemens star's spokes)
-PAPER = {"brain_phantom_eiger_3khz": ("3D FSC", 270e-9),
-         "siemens_star_selun_110khz": ("2D, star spokes", 285e-9),
+PAPER = {"brain_phantom_eiger_3khz": ("3D, FIRE (full period 1/f) of the BIOP plugin on "
+                                      "even/odd halves of an xz slice", 270e-9),
+         "siemens_star_selun_110khz": ("2D, read from line profiles across the spokes",
+                                       285e-9),
          "brain_1mm3_dlsr": ("expected 3D", 100e-9),
          # seed 000 §3's 2-day (9 beams) and 1-day (×3 relaxed) plans for the same 100 nm
          "brain_1mm3_dlsr_multibeam": ("expected 3D", 100e-9),
@@ -53,6 +55,19 @@ def main(names):
             "k_detector": cal.k_high, "twin_3d_m": fc.get("resolution_3d_forecast_m"),
             "twin_3d_limited_by": fc.get("resolution_3d_limited_by"),
             "pixel_m": fc["pixel_size_m"], "seconds": time.perf_counter() - t0,
+            # the conventions every number is in, and what the forecast stands on
+            "convention": fc.get("resolution_convention"),
+            "threshold": fc.get("resolution_threshold"),
+            "twin_2d_fire_m": fc.get("resolution_forecast_fire_m"),
+            "twin_3d_fire_m": fc.get("resolution_3d_forecast_fire_m"),
+            "seeds": fc.get("resolution_seeds"),
+            "all_seeds_resolved": list(cal.all_resolved),
+            "cliff_fluence_photons_per_um2": fc.get("resolution_cliff_fluence_photons_per_um2"),
+            "extrapolated": fc.get("resolution_extrapolated"),
+            "patch_size_m": fc.get("resolution_patch_size_m"),
+            "patch_frames": fc.get("resolution_patch_frames"),
+            "patch_fluence_ratio": fc.get("resolution_patch_fluence_ratio"),
+            "twin_3d_method": fc.get("resolution_3d_method"),
         }
         if name in PAPER:
             row["paper_what"], row["paper_m"] = PAPER[name]

@@ -78,3 +78,30 @@ def test_patch_fluence_ratio_is_one_for_a_patch_as_large_as_the_scan(scenario_pa
     # a sliver one beam's width narrower than the beam is dosed less at its centre
     star = scenario.load(scenario_path("siemens_star_selun_110khz"))
     assert simres.patch_summary(star).fluence_ratio < 0.1
+
+
+def test_the_same_experiment_at_another_flux_reads_the_shipped_calibration(scenario_path):
+    # twice the flux: the shipped d(F) of the same sample, optics, scan and detector, read at
+    # the new fluence (not bad input: exit 0, no simulation started)
+    s = scenario.load(scenario_path("brain_phantom_eiger_3khz"))
+    cal = forecast.calibration(s)
+    v = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 4e8, "seed": 7})).values
+    assert v["resolution_calibration"].startswith("from brain_phantom_eiger_3khz")
+    f = v["fluence_photons_per_um2"] * 1e12
+    assert f == pytest.approx(2 * cal.f0_photons_per_m2)
+    assert v["resolution_forecast_m"] == pytest.approx(float(cal.resolution_m(f)))
+    assert "uncalibrated" not in v["flags"]
+
+
+def test_an_uncalibrated_experiment_is_a_flagged_result_not_an_error(scenario_path):
+    s = scenario.load(scenario_path("siemens_star_selun_110khz"))
+    v = forecast.forecast(s.with_values({"scan.frame_rate_hz": 50_000.0})).values
+    assert v["resolution_forecast_m"] is None and v["resolution_forecast_fire_m"] is None
+    assert "uncalibrated" in v["flags"]
+    assert v["resolution_calibration"].startswith("none")
+    # time, dose and data are still forecast
+    assert v["total_time_s"] > 0 and v["dose_gy"] > 0
+    # every CONTRACTS §2 convention key is present in 2D too
+    for k in ("resolution_threshold", "resolution_3d_method", "resolution_patch_size_m",
+              "resolution_cliff_fluence_photons_per_um2", "resolution_seeds"):
+        assert k in v

@@ -25,9 +25,11 @@ Model (each step is a closed form; see the book's *Forecast model* chapter):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -79,7 +81,8 @@ SHIFT_S = 8 * 3600.0
 #: The feasibility flags (CONTRACTS §2 ``flags``) and the boolean forecast key behind each.
 FLAG_KEYS: dict[str, str] = {"saturated": "saturated", "dose_limit": "dose_limit_exceeded",
                              "data_rate": "data_rate_exceeded",
-                             "unresolved": "resolution_unresolved"}
+                             "unresolved": "resolution_unresolved",
+                             "uncalibrated": "resolution_uncalibrated"}
 
 
 def flags(values: dict) -> list[list[str]]:
@@ -98,6 +101,11 @@ def flag_message(name: str, v: dict) -> str:
                 f"and {v['peak_counts_per_frame']:.3g} counts per frame on one pixel, against "
                 f"the mode's {v['detector_max_count_rate_per_pixel_hz']:.3g} counts/s and "
                 f"{v['detector_max_counts']:g} counts")
+    if name == "uncalibrated":
+        return ("uncalibrated: no simulated calibration of this scenario is shipped or cached, "
+                "and no shipped scenario differs from it only in flux, seed or projections, so "
+                "no resolution is forecast; `twin calibrate SCENARIO.toml` makes one (its cost "
+                "is printed first)")
     if name == "unresolved":
         return (f"unresolved: {v['fluence_photons_per_um2']:.3g} ph/µm² per projection lies "
                 f"below the cliff at {v['resolution_cliff_fluence_photons_per_um2']:.3g} "
@@ -316,13 +324,41 @@ def calibration(s: Scenario, simulate: bool = False, scheduler: str | None = Non
         base = s.model_copy(update={"sweep": {}})
         seeds = s.resolution.calibration_seeds
         if not simulate and simres.missing_points(base, seeds):
-            from twin.workflows import calibrate
-
-            raise TwinInputError("resolution.model", "simulated", "", message=(
-                calibrate.missing_message(s, calibrate.estimate(base))))
+            # the same experiment at another flux or seed: its shipped d(F), read at this
+            # scenario's fluence (as a sweep does); else no resolution, said by a flag
+            return family_calibration(s)
         _CALIBRATIONS[key] = simres.calibrate(base, seeds=seeds, scheduler=scheduler,
                                               n_workers=n_workers, progress=progress)
     return _CALIBRATIONS[key]
+
+
+#: Fields a calibration's d(F) does not depend on beyond the fluence it is read at (the flux),
+#: or that only label it (the seed's noise; a 3D scan's projections, which the 2D patch ignores).
+FAMILY_EXCLUDE = {"name": True, "description": True, "sweep": True, "beamtime": True,
+                  "run": True, "seed": True, "tomography": True,
+                  "beam": {"flux_photons_per_s"}}
+
+
+def family_calibration(s: Scenario):
+    """The calibration of a shipped scenario that is ``s`` but for its flux, seed or projections
+    (its d(F) is read at ``s``'s own fluence, the fluence range it was simulated over stated by
+    ``resolution_extrapolated``), or None where no shipped scenario is."""
+    from twin.scenario import load
+    from twin.workflows import simres
+
+    key = s.model_dump_json(exclude=FAMILY_EXCLUDE)
+    for path in sorted(SCENARIOS.glob("*.toml")):
+        other = load(path)
+        if (other.resolution.model == "simulated"
+                and other.model_dump_json(exclude=FAMILY_EXCLUDE) == key
+                and not simres.missing_points(other, other.resolution.calibration_seeds)):
+            cal = calibration(other)
+            return dataclasses.replace(cal, source=other.name)
+    return None
+
+
+#: The scenarios that ship with twin (their calibrations are in ``twin/data/simulated``).
+SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
 
 
 def compression_ratio(s: Scenario) -> float:
@@ -330,7 +366,8 @@ def compression_ratio(s: Scenario) -> float:
     point at its own fluence (``resolution.model = "simulated"``; NaN otherwise)."""
     if s.resolution.model != "simulated":
         return math.nan
-    return float(calibration(s).compression_ratio)
+    cal = calibration(s)
+    return float(cal.compression_ratio) if cal is not None else math.nan
 
 
 def stack(params: list[dict[str, float]]) -> dict[str, np.ndarray]:
@@ -519,6 +556,7 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             | (is_3d & (fluence * n_proj > p["sim_f_max_per_m2"] * (1 + 1e-9)))),
         "resolution_resolved": ~unresolved,
         "resolution_unresolved": unresolved,
+        "resolution_uncalibrated": (model == 3) & ~np.isfinite(p["sim_d0_m"]),
         "resolution_cliff_fluence_photons_per_um2": np.where(model == 3, cliff * 1e-12, np.nan),
         "resolution_seeds": np.where(model == 3, p["sim_seeds"], np.nan),
         "resolution_patch_frames": p["patch_frames"],
@@ -612,8 +650,9 @@ def _scalar(key: str, v):
 BOUND_3D = "bound: max(Crowther, dose fractionation of the 2D law, voxel) x missing wedge"
 
 
-def _conventions(s: Scenario, p: dict, values: dict) -> dict:
-    """The convention every resolution key is in: threshold, method, the simulated patch."""
+def _conventions(s: Scenario, p: dict, cal_from: str) -> dict:
+    """The convention every resolution key is in: threshold, method, the simulated patch, and
+    whose calibration it reads (``cal_from``: another scenario's name, or "" for its own)."""
     simulated = s.resolution.model == "simulated"
     out = {
         "resolution_threshold": "half-bit" if simulated else None,
@@ -624,8 +663,11 @@ def _conventions(s: Scenario, p: dict, values: dict) -> dict:
         "resolution_patch_size_m": ([float(p["patch_x_m"]), float(p["patch_y_m"])]
                                     if simulated else None),
     }
-    if s.is_3d:
-        out["resolution_3d_method"] = BOUND_3D
+    out["resolution_3d_method"] = BOUND_3D if s.is_3d else None
+    out["resolution_calibration"] = (None if not simulated else "none (uncalibrated)"
+                                     if not math.isfinite(p["sim_d0_m"]) else
+                                     f"from {cal_from} (its d(F) at this fluence)" if cal_from
+                                     else "own")
     return out
 
 
@@ -636,6 +678,8 @@ def forecast(s: Scenario, sim=None) -> Forecast:
     scenario's own (:func:`calibration`, which simulates what is not cached); the planner
     passes one so that it never starts a simulation.
     """
+    if s.resolution.model == "simulated" and sim is None:
+        sim = calibration(s)
     p = physical_parameters(s, sim)
     if s.resolution.model == "simulated":       # frames are simulated anyway
         p["compression_ratio"] = (float(sim.compression_ratio) if sim is not None
@@ -644,8 +688,9 @@ def forecast(s: Scenario, sim=None) -> Forecast:
     values = {k: _scalar(k, v[0]) for k, v in out.items()}
     values["flags"] = flags(out)[0]
     values.pop("resolution_unresolved", None)       # said by resolution_resolved and flags
+    values.pop("resolution_uncalibrated", None)     # said by flags
     values["resolution_model"] = _MODEL_NAMES[int(p["resolution_model"])]
-    values.update(_conventions(s, p, values))
+    values.update(_conventions(s, p, getattr(sim, "source", "")))
     code = values.pop("resolution_3d_limited_by_code", None)
     if code is not None:
         values["resolution_3d_limited_by"] = ("dose (all projections)", "Crowther (projection "
@@ -663,7 +708,9 @@ def forecast(s: Scenario, sim=None) -> Forecast:
     turn = "" if f_turn is None else (
         f"; above {f_turn:.3g} ph/µm² per projection the twin's simulated resolution {worse}")
     cliff = values.get("resolution_cliff_fluence_photons_per_um2")
-    if not values["resolution_resolved"]:
+    if values["resolution_forecast_m"] is None and "uncalibrated" in values["flags"]:
+        values["resolution_limited_by"] = "uncalibrated (see flags)"
+    elif not values["resolution_resolved"]:
         values["resolution_limited_by"] = (
             f"unresolved: below {cliff:.3g} ph/µm² per projection, the lowest fluence at which "
             "every simulated seed resolved, the twin's reconstructions fail (a cliff, not a "

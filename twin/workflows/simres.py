@@ -626,6 +626,7 @@ class Calibration:
     compression_ratio: float = math.nan
     seeds: int = 1
     all_resolved: list = ()
+    source: str = ""            # another scenario's calibration, read at this one's fluence
 
     def resolved_fluences(self) -> list:
         """Fluences of the points whose reconstruction converged (all, if not recorded)."""

@@ -76,7 +76,7 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
     of the swept values other than the flux (:func:`_calibration_key`), evaluated at every
     point's own fluence.
     """
-    params, rows = [], []
+    params, rows, conventions = [], [], []
     for point in points:
         values = dict(zip(keys, point))
         try:
@@ -87,11 +87,15 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
         cal = calibrations[_calibration_key(keys, point)] if calibrations else None
         params.append({**_forecast.physical_parameters(scenario, cal),
                        "compression_ratio": compression_ratio})
+        conventions.append(_forecast._conventions(scenario, params[-1],
+                                                  getattr(cal, "source", "")))
         rows.append(values)
     out = _forecast.evaluate(_forecast.stack(params))
     table = pd.DataFrame(rows, columns=keys)
     for k, v in out.items():
         table[k] = v
+    for k in (conventions[0] if conventions else {}):   # the conventions of every number
+        table[k] = [c[k] for c in conventions]
     # the forecast's feasibility flags, comma-separated ("" where the point is feasible)
     table["flags"] = [",".join(f) for f in _forecast.flags(out)]
     return table
