@@ -197,14 +197,25 @@ def frame_statistics(frames, mask=None, chunk: int = 256) -> FrameStatistics:
             raise TwinInputError("/entry_1/data_1/data", "NaN/inf", "counts must be finite")
         total += f.sum(axis=0, dtype=np.float64)
     m = 1.0 if mask is None else mask
-    return FrameStatistics(float(total.sum() / max(n, 1)), total / max(n, 1),
-                           float(np.sum(total * m)))
+    # the mean frame and photons over the valid pixels only: a masked pixel's counts (a hot
+    # pixel, a gap's fill value) must not set the starting probe's power or shape
+    mean = total * m / max(n, 1)
+    return FrameStatistics(float(mean.sum()), mean, float(np.sum(total * m)))
 
 
 def _statistics(data: PtychoData) -> FrameStatistics:
+    """:func:`frame_statistics` of ``data`` (cached), the mean frame and photons less the
+    background (the probe's share of the counts)."""
     st = getattr(data, "_twin_statistics", None)
-    if st is None or st[0] is not data.frames:
-        st = (data.frames, frame_statistics(data.frames, data.mask))
+    bg = getattr(data, "background", None)
+    key = (data.frames, data.mask, bg)
+    if st is None or any(a is not b for a, b in zip(st[0], key)):
+        fs = frame_statistics(data.frames, data.mask)
+        if bg is not None:
+            m = 1.0 if data.mask is None else data.mask
+            mean = np.maximum(fs.mean_frame - np.asarray(bg, np.float64) * m, 0)
+            fs = FrameStatistics(float(mean.sum()), mean, fs.masked_total)
+        st = (key, fs)
         object.__setattr__(data, "_twin_statistics", st)
     return st[1]
 
