@@ -1,10 +1,10 @@
 """Reconstruction controls (issue 24): a starting probe and object from a file, a resumed run,
 a background, checkpoints and a live preview, for ``twin reconstruct``.
 
-Files read: twin's ``.h5`` output (CONTRACTS §4: ``/object`` with ``pixel_size_m``, ``/probe``,
-``/positions_m``, ``/cost``), twin's ``.cxi`` product and a Ptychodus CXI product (probe
-``/entry_1/image_1/data``, object ``/entry_1/image_2/data``, pixel sizes from the dataset's
-``pixel_size_m``, ``/entry_1/ptychodus/…_pixel_width_m`` or ``image_size``).
+Files read: whatever :func:`twin.io.products.read_product` reads: twin's ``.h5`` output
+(CONTRACTS §4), twin's ``.cxi`` product, a Ptychodus CXI product (probe ``/entry_1/image_1/data``
+(coherent, incoherent, y, x): the first coherent mode; object ``/entry_1/image_2/data``, its
+layers multiplied, placed by Ptychodus's object centre), pty-chi's and PtyPy's files.
 """
 
 from __future__ import annotations
@@ -16,47 +16,30 @@ import numpy as np
 
 from twin.core.errors import TwinInputError
 from twin.io.files import PtychoData, atomic_path
+from twin.io.products import read_product
 from twin.recon.engines import Start
 
-_CXI = {"probe": "/entry_1/image_1/data", "object": "/entry_1/image_2/data"}
-_PTYCHODUS_PIXEL = {"probe": "/entry_1/ptychodus/probe_pixel_width_m",
-                    "object": "/entry_1/ptychodus/object_pixel_width_m"}
 # a resampled start is allowed between these ratios of the file's pixel to the data's
 _RESAMPLE_LIMITS = (0.25, 4.0)
 
 
-def _open(path: Path, option: str) -> h5py.File:
+def _product(path, option: str):
+    """twin.io.products.read_product, its errors naming ``option`` and the file."""
     if not Path(path).is_file():
         raise TwinInputError(option, str(path), "an existing twin .h5/.cxi reconstruction or "
                                                 "a Ptychodus CXI product")
     try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise TwinInputError(option, str(path), f"an HDF5 file ({e})") from None
+        return read_product(path)
+    except TwinInputError as e:
+        raise TwinInputError(f"{option} {path}", e.value, e.allowed) from None
 
 
-def _image(f: h5py.File, kind: str, option: str):
-    """(array, pixel size in metres or None) of ``kind`` (probe/object) in an open file."""
-    name = kind if kind in f and isinstance(f[kind], h5py.Dataset) else _CXI[kind]
-    if name not in f:
-        raise TwinInputError(f"{option} {f.filename}", f"no /{kind} or {_CXI[kind]}",
-                             f"a twin .h5 (/{kind}) or a CXI product ({_CXI[kind]})")
-    ds = f[name]
-    a = np.asarray(ds)
-    pix = ds.attrs.get("pixel_size_m")
-    if pix is None and kind == "probe" and "object" in f:
-        pix = f["object"].attrs.get("pixel_size_m")
-    if pix is None and _PTYCHODUS_PIXEL[kind] in f:
-        pix = f[_PTYCHODUS_PIXEL[kind]][()]
-    if pix is None and name.startswith("/entry_1/image"):
-        size = name.rsplit("/", 1)[0] + "/image_size"
-        if size in f and a.ndim >= 2:
-            pix = float(np.asarray(f[size])[0]) / a.shape[-1]
-    if not np.iscomplexobj(a):
-        a = a.astype(np.complex64)
-    if not np.all(np.isfinite(a)):
-        raise TwinInputError(f"{option} {f.filename}:{name}", "NaN/inf", "finite values")
-    return a, (None if pix is None else float(pix))
+def _centred(obj: np.ndarray, origin_px) -> np.ndarray:
+    """``obj`` rolled so that the file's position-0 pixel lands on (H//2, W//2), twin's."""
+    if origin_px is None:
+        return obj
+    shift = [int(round(c // 2 - o)) for c, o in zip(obj.shape, origin_px)]
+    return np.roll(obj, shift, axis=(0, 1))
 
 
 def _resample(a: np.ndarray, pix_m: float | None, dx_m: float, label: str) -> np.ndarray:
@@ -110,35 +93,34 @@ def grid(data: PtychoData, upsampling: int | None) -> tuple[int, float]:
 
 
 def read_image(path, kind: str, n: int, dx_m: float, option: str) -> np.ndarray:
-    """A starting probe (M, n, n) or object (H, W) from ``path``, at pixel ``dx_m``."""
-    with _open(Path(path), option) as f:
-        a, pix = _image(f, kind, option)
+    """A starting probe (M, n, n) or object (H, W, its position 0 at (H//2, W//2)) from
+    ``path`` (any layout twin.io.products reads), at pixel ``dx_m``."""
+    p = _product(path, option)
     label = f"{option} {path}"
     if kind == "object":
-        if a.ndim == 3 and a.shape[0] == 1:
-            a = a[0]
-        if a.ndim != 2:
-            raise TwinInputError(label, a.shape, "an object (H, W)")
-        return _resample(a, pix, dx_m, label)
+        return _resample(_centred(p.object, p.origin_px).astype(np.complex64),
+                         p.pixel_size_m, dx_m, label)
+    if p.probe is None:
+        raise TwinInputError(label, "no probe", "a twin .h5 (/probe) or a CXI product "
+                                                "(/entry_1/image_1/data)")
+    a = np.asarray(p.probe)
+    if a.ndim == 4:                    # Ptychodus: (coherent, incoherent, y, x): the first
+        a = a[0]
     if a.ndim not in (2, 3):
         raise TwinInputError(label, a.shape, f"probe modes (M, {n}, {n}) or one mode ({n}, {n})")
-    return _fit_probe(_resample(a, pix, dx_m, label), n, label)
+    a = a.astype(np.complex64)
+    if not np.all(np.isfinite(a)):
+        raise TwinInputError(label, "NaN/inf", "a finite probe")
+    return _fit_probe(_resample(a, p.pixel_size_m, dx_m, label), n, label)
 
 
-def _resume_extras(f: h5py.File) -> tuple[np.ndarray | None, list[float]]:
-    """(positions (N, 2) or None, cost list) of a twin .h5 or a CXI product."""
-    pos = None
-    for name in ("positions_m", "/entry_1/sample_1/geometry_1/translation",
-                 "/entry_1/data_1/translation"):
-        if name in f:
-            pos = np.asarray(f[name], float)[:, :2]
-            break
-    cost = []
-    for name in ("cost", "/entry_1/ptychodus/loss_values"):
-        if name in f:
-            cost = [float(c) for c in np.asarray(f[name]).ravel()]
-            break
-    return pos, cost
+def _cost(path) -> list[float]:
+    """The earlier iterations' costs: twin's /cost or Ptychodus's loss_values."""
+    with h5py.File(path, "r") as f:
+        for name in ("cost", "/entry_1/ptychodus/loss_values"):
+            if name in f:
+                return [float(c) for c in np.asarray(f[name]).ravel()]
+    return []
 
 
 def load_start(data: PtychoData, upsampling: int | None, probe=None, obj=None,
@@ -152,8 +134,8 @@ def load_start(data: PtychoData, upsampling: int | None, probe=None, obj=None,
     if resume is not None:
         start.object = read_image(resume, "object", n, dx, "--resume")
         start.probe = read_image(resume, "probe", n, dx, "--resume")
-        with _open(Path(resume), "--resume") as f:
-            start.positions_m, start.cost = _resume_extras(f)
+        start.positions_m = _product(resume, "--resume").positions_m
+        start.cost = _cost(resume)
         if start.positions_m is not None and len(start.positions_m) != len(data.frames):
             raise TwinInputError(f"--resume {resume}", f"{len(start.positions_m)} positions",
                                  f"one per frame of the data ({len(data.frames)})")
@@ -178,7 +160,11 @@ def read_background(spec: str, nd: int):
         if path.suffix.lower() == ".npy":
             b = np.load(path)
         else:
-            with _open(path, label) as f:
+            try:
+                f = h5py.File(path, "r")
+            except OSError as e:
+                raise TwinInputError(label, spec, f"a .npy or HDF5 file ({e})") from None
+            with f:
                 names = [k for k in f if isinstance(f[k], h5py.Dataset)]
                 name = "background" if "background" in f else (names[0] if len(names) == 1
                                                                 else None)
