@@ -308,8 +308,6 @@ def reconstruct(
     """Ptychographic reconstruction of a CXI file: object, probe modes, refined positions; of a
     master file (`twin simulate` of a 3D scenario): every projection, one Dask task each, into
     a Data Exchange stack OUT.h5 that `twin tomo` reads."""
-    import warnings
-
     import numpy as np
 
     from twin.io import files as tio
@@ -329,7 +327,11 @@ def reconstruct(
             raise TwinInputError(name, v, "0 or a positive number of iterations")
     if preview is not None and preview.suffix.lower() != ".png":
         raise TwinInputError("--preview", str(preview), "a .png file")
-    if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb):
+    controls = {"--probe": probe, "--object": object_, "--resume": resume,
+                "--background": background, "--preview": preview,
+                "--checkpoint-every": checkpoint_every or None}
+    if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb,
+                           [k for k, v in controls.items() if v is not None]):
         return
     data = tio.read_cxi(input, frames=frames, lazy=True)
     if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
@@ -345,22 +347,8 @@ def reconstruct(
     if start is not None and start.probe is not None:
         data.illumination = start.probe          # what the automatic choices start from too
 
-    def on_state(r):                                 # every `every` iterations, not the last
-        done = len(r.cost)
-        if preview is not None and preview_every and done % preview_every == 0:
-            ctl.write_preview(preview, r)
-        if checkpoint_every and done % checkpoint_every == 0:
-            _write_recon(output, r, data, input)
-
-    every = np.gcd(checkpoint_every, preview_every if preview else 0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = rc.reconstruct(data, opts, progress=True,
-                                log=lambda m: typer.echo(f"auto: {m}", err=True),
-                                start=start, state_every=int(every),
-                                on_state=on_state if every else None)
-    for w in caught:
-        typer.echo(f"twin: warning: {w.message}", err=True)
+    result = _run_with_controls(data, opts, start, output, input, checkpoint_every,
+                                preview, preview_every)
     if preview is not None:
         ctl.write_preview(preview, result)
     _write_recon(output, result, data, input)
@@ -376,6 +364,36 @@ def reconstruct(
                    + sc.describe(c)[0])
     if result.stopped_early:
         raise RuntimeError(f"{result.stopped_early}; that state was written to {output}")
+
+
+def _run_with_controls(data, opts, start, output: Path, input: Path, checkpoint_every: int,
+                       preview: Path | None, preview_every: int):
+    """``twin reconstruct`` of a CXI file's data: the engines with checkpoints of ``output``
+    and the preview PNG written every so many iterations; warnings echoed."""
+    import warnings
+
+    import numpy as np
+
+    from twin.recon import controls as ctl
+    from twin.recon import engines as rc
+
+    def on_state(r):                                 # every `every` iterations, not the last
+        done = len(r.cost)
+        if preview is not None and preview_every and done % preview_every == 0:
+            ctl.write_preview(preview, r)
+        if checkpoint_every and done % checkpoint_every == 0:
+            _write_recon(output, r, data, input)
+
+    every = int(np.gcd(checkpoint_every, preview_every if preview else 0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = rc.reconstruct(data, opts, progress=True,
+                                log=lambda m: typer.echo(f"auto: {m}", err=True),
+                                start=start, state_every=every,
+                                on_state=on_state if every else None)
+    for w in caught:
+        typer.echo(f"twin: warning: {w.message}", err=True)
+    return result
 
 
 def _write_recon(output: Path, result, data, input: Path) -> None:
@@ -400,7 +418,7 @@ def _write_recon(output: Path, result, data, input: Path) -> None:
 
 
 def _reconstruct_master(master: Path, output: Path, opts, scheduler, frames,
-                        max_memory_gb) -> bool:
+                        max_memory_gb, controls=()) -> bool:
     """``twin reconstruct`` of a master file (twin.workflows.experiment); False, having done
     nothing, where ``master`` is not one."""
     import numpy as np
@@ -412,6 +430,9 @@ def _reconstruct_master(master: Path, output: Path, opts, scheduler, frames,
             raise TwinInputError("--scheduler", scheduler, "only for a master file (`twin "
                                  "simulate` of a 3D scenario to OUT.h5)")
         return False
+    if controls:
+        raise TwinInputError(controls[0], str(master), "only for a CXI file, not a master file "
+                             "of projections")
     address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
     r = ex.reconstruct_experiment(master, output, opts, scheduler=address, frames=frames,
                                   max_memory_gb=max_memory_gb, progress=True,
