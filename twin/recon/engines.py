@@ -799,6 +799,9 @@ def _apply_start(st: _State, start: Start, opts: Options) -> None:
         o[d0:d0 + h, d1:d1 + w] = src[s0:s0 + h, s1:s1 + w]
         st.slices[0] = xp.asarray(o)
     if start.probe is not None:
+        if st.n_beams > 1:
+            raise TwinInputError("--probe/--resume", f"{st.n_beams} beams",
+                                 "one beam (a starting probe per beam is not read yet)")
         m = opts.modes if opts.modes >= 1 else len(start.probe)
         st.probe = xp.asarray(fit_modes(start.probe, m, xp))
     if start.positions_m is not None:
