@@ -132,6 +132,16 @@ def test_checkpoint_left_by_a_run_that_fails(quick_cxi, tmp_path, monkeypatch):
     with h5py.File(out) as f:                             # checkpoints after iterations 2 and 4
         assert len(f["cost"]) == 4 and f["object"].attrs["pixel_size_m"] > 0
     assert [p.name for p in tmp_path.iterdir()] == ["ck.h5"]
+    with h5py.File(out) as f:
+        before = f["cost"][()]
+    monkeypatch.setattr(engines, "orthogonalize_modes", orth)
+    r = cli("reconstruct", quick_cxi, "-o", out, "--algorithm", "rpie", "--modes", 1,
+            "--position-correction", "none", "--iterations", 2, "--resume", out)
+    assert r.exit_code == 0, r.output
+    with h5py.File(out) as f:                             # the checkpoint's 4, then 2 more
+        cost = f["cost"][()]
+    assert len(cost) == 6 and np.array_equal(cost[:4], before)
+    assert abs(cost[4] - cost[3]) < 0.1 * cost[3]
 
 
 def test_preview_png_and_cxi_checkpoint(quick_cxi, tmp_path):
