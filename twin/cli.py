@@ -286,12 +286,28 @@ def reconstruct(
         backend: Annotated[str, typer.Option(help="auto, numpy or cupy")] = "auto",
         scheduler: Annotated[Optional[str], typer.Option(
             "--scheduler", help="master file: address of an existing Dask scheduler "
-            "(default: $TWIN_DASK_SCHEDULER, else a local cluster)")] = None) -> None:
+            "(default: $TWIN_DASK_SCHEDULER, else a local cluster)")] = None,
+        probe: Annotated[Optional[Path], typer.Option(
+            "--probe", help="starting probe: twin .h5/.cxi output or a Ptychodus CXI product "
+            "(resampled to the data's pixel; modes cut or added to --modes)")] = None,
+        object_: Annotated[Optional[Path], typer.Option(
+            "--object", help="starting object (files as --probe)")] = None,
+        resume: Annotated[Optional[Path], typer.Option(
+            "--resume", help="continue a reconstruction (twin .h5/.cxi): object, probe, "
+            "positions; --iterations more, the cost appended")] = None,
+        checkpoint_every: Annotated[int, typer.Option(
+            help="write OUT every N iterations (0: only at the end)")] = 0,
+        background: Annotated[Optional[str], typer.Option(
+            "--background", help="counts per pixel and frame in the model (Σ|Ψ|² + b): a "
+            "number, or a .npy/.h5 (ny, nx) array")] = None,
+        preview: Annotated[Optional[Path], typer.Option(
+            "--preview", help="a PNG (object phase, probe, cost) refreshed while it runs")]
+        = None,
+        preview_every: Annotated[int, typer.Option(
+            help="--preview: every N iterations")] = 5) -> None:
     """Ptychographic reconstruction of a CXI file: object, probe modes, refined positions; of a
     master file (`twin simulate` of a 3D scenario): every projection, one Dask task each, into
     a Data Exchange stack OUT.h5 that `twin tomo` reads."""
-    import warnings
-
     import numpy as np
 
     from twin.io import files as tio
@@ -305,7 +321,17 @@ def reconstruct(
                              "(book/contracts.md §4), .cxi (CXI product)")
     if max_memory_gb <= 0:
         raise TwinInputError("--max-memory-gb", max_memory_gb, "a positive number")
-    if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb):
+    for name, v in (("--checkpoint-every", checkpoint_every), ("--preview-every",
+                                                                preview_every)):
+        if v < 0:
+            raise TwinInputError(name, v, "0 or a positive number of iterations")
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise TwinInputError("--preview", str(preview), "a .png file")
+    controls = {"--probe": probe, "--object": object_, "--resume": resume,
+                "--background": background, "--preview": preview,
+                "--checkpoint-every": checkpoint_every or None}
+    if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb,
+                           [k for k, v in controls.items() if v is not None]):
         return
     data = tio.read_cxi(input, frames=frames, lazy=True)
     if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
@@ -313,12 +339,67 @@ def reconstruct(
     else:
         typer.echo(f"streaming {len(data.frames)} frames ({data.frames.nbytes / 2 ** 30:.1f} "
                    f"GiB as float32) from {input} batch by batch", err=True)
+    from twin.recon import controls as ctl
+
+    if background is not None:
+        data.background = ctl.read_background(background, data.frames.shape[-1])
+    start = ctl.load_start(data, upsampling, probe, object_, resume)
+    if start is not None and start.probe is not None:
+        data.illumination = start.probe          # what the automatic choices start from too
+
+    result = _run_with_controls(data, opts, start, output, input, checkpoint_every,
+                                preview, preview_every)
+    if preview is not None:
+        ctl.write_preview(preview, result)
+    _write_recon(output, result, data, input)
+    rate = result.timings["frame_iterations_per_s"]
+    typer.echo(f"wrote {output}: object {result.object.shape}, {result.probe.shape[0]} probe "
+               f"mode(s), final cost {result.cost[-1]:.4g}, {rate:.0f} frame-iterations/s")
+    if data.ground_truth is not None:
+        from twin.analysis import score as sc   # `twin score OUT`'s function, object, pixel
+
+        c = sc.score_data(np.asarray(result.object, np.complex64), data,
+                          float(result.pixel_size_m))
+        typer.echo("  against the ground truth (as `twin score` reports it): "
+                   + sc.describe(c)[0])
+    if result.stopped_early:
+        raise RuntimeError(f"{result.stopped_early}; that state was written to {output}")
+
+
+def _run_with_controls(data, opts, start, output: Path, input: Path, checkpoint_every: int,
+                       preview: Path | None, preview_every: int):
+    """``twin reconstruct`` of a CXI file's data: the engines with checkpoints of ``output``
+    and the preview PNG written every so many iterations; warnings echoed."""
+    import warnings
+
+    import numpy as np
+
+    from twin.recon import controls as ctl
+    from twin.recon import engines as rc
+
+    def on_state(r):                                 # every `every` iterations, not the last
+        done = len(r.cost)
+        if preview is not None and preview_every and done % preview_every == 0:
+            ctl.write_preview(preview, r)
+        if checkpoint_every and done % checkpoint_every == 0:
+            _write_recon(output, r, data, input)
+
+    every = int(np.gcd(checkpoint_every, preview_every if preview else 0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = rc.reconstruct(data, opts, progress=True,
-                                log=lambda m: typer.echo(f"auto: {m}", err=True))
+                                log=lambda m: typer.echo(f"auto: {m}", err=True),
+                                start=start, state_every=every,
+                                on_state=on_state if every else None)
     for w in caught:
         typer.echo(f"twin: warning: {w.message}", err=True)
+    return result
+
+
+def _write_recon(output: Path, result, data, input: Path) -> None:
+    """``twin reconstruct``'s output (and checkpoints): CONTRACTS §4 .h5 or a CXI product."""
+    from twin.io import files as tio
+
     extra = {}
     if result.slices is not None:
         extra["slices"] = result.slices
@@ -334,22 +415,10 @@ def reconstruct(
     else:
         tio.write_reconstruction(output, result.object, result.probe, result.positions_m,
                                  result.cost, result.pixel_size_m, **extra)
-    rate = result.timings["frame_iterations_per_s"]
-    typer.echo(f"wrote {output}: object {result.object.shape}, {result.probe.shape[0]} probe "
-               f"mode(s), final cost {result.cost[-1]:.4g}, {rate:.0f} frame-iterations/s")
-    if data.ground_truth is not None:
-        from twin.analysis import score as sc   # `twin score OUT`'s function, object, pixel
-
-        c = sc.score_data(np.asarray(result.object, np.complex64), data,
-                          float(result.pixel_size_m))
-        typer.echo("  against the ground truth (as `twin score` reports it): "
-                   + sc.describe(c)[0])
-    if result.stopped_early:
-        raise RuntimeError(f"{result.stopped_early}; that state was written to {output}")
 
 
 def _reconstruct_master(master: Path, output: Path, opts, scheduler, frames,
-                        max_memory_gb) -> bool:
+                        max_memory_gb, controls=()) -> bool:
     """``twin reconstruct`` of a master file (twin.workflows.experiment); False, having done
     nothing, where ``master`` is not one."""
     import numpy as np
@@ -361,6 +430,9 @@ def _reconstruct_master(master: Path, output: Path, opts, scheduler, frames,
             raise TwinInputError("--scheduler", scheduler, "only for a master file (`twin "
                                  "simulate` of a 3D scenario to OUT.h5)")
         return False
+    if controls:
+        raise TwinInputError(controls[0], str(master), "only for a CXI file, not a master file "
+                             "of projections")
     address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
     r = ex.reconstruct_experiment(master, output, opts, scheduler=address, frames=frames,
                                   max_memory_gb=max_memory_gb, progress=True,

@@ -298,6 +298,8 @@ class PtychoData:
         translation plus this x, y offset; None for one beam.
     beam_illumination : complex64 (B, M, n, n) or None
         The starting probe of each beam (as ``illumination``); None: ``illumination`` for all.
+    background : float or (ny, nx) or None
+        Counts per pixel and frame added to the model intensity (Σ|Ψ|² + b); None: none.
     """
 
     frames: np.ndarray
@@ -313,6 +315,7 @@ class PtychoData:
     truth: GroundTruth = field(default_factory=GroundTruth)
     beam_offsets_m: np.ndarray | None = None
     beam_illumination: np.ndarray | None = None
+    background: float | np.ndarray | None = None
 
     @property
     def n_beams(self) -> int:

@@ -132,6 +132,17 @@ class Result:
     beam_probes: np.ndarray | None = None  # several beams: (B, M, n, n); ``probe`` is beam 0's
 
 
+@dataclass
+class Start:
+    """Where a reconstruction starts instead of the defaults (``--probe``, ``--object``,
+    ``--resume``): each field None keeps the default. Arrays are at the reconstruction's
+    object pixel (twin.recon.controls checks and resamples a file's)."""
+    object: np.ndarray | None = None        # (H, W) complex, centred on the scan's centre
+    probe: np.ndarray | None = None         # (M, n, n) complex; modes cut or added to M
+    positions_m: np.ndarray | None = None   # (N, 2) x, y as Result.positions_m
+    cost: list[float] = field(default_factory=list)  # earlier iterations' costs (resume)
+
+
 # ----------------------------------------------------------------------------- helpers
 
 
@@ -186,14 +197,25 @@ def frame_statistics(frames, mask=None, chunk: int = 256) -> FrameStatistics:
             raise TwinInputError("/entry_1/data_1/data", "NaN/inf", "counts must be finite")
         total += f.sum(axis=0, dtype=np.float64)
     m = 1.0 if mask is None else mask
-    return FrameStatistics(float(total.sum() / max(n, 1)), total / max(n, 1),
-                           float(np.sum(total * m)))
+    # the mean frame and photons over the valid pixels only: a masked pixel's counts (a hot
+    # pixel, a gap's fill value) must not set the starting probe's power or shape
+    mean = total * m / max(n, 1)
+    return FrameStatistics(float(mean.sum()), mean, float(np.sum(total * m)))
 
 
 def _statistics(data: PtychoData) -> FrameStatistics:
+    """:func:`frame_statistics` of ``data`` (cached), the mean frame and photons less the
+    background (the probe's share of the counts)."""
     st = getattr(data, "_twin_statistics", None)
-    if st is None or st[0] is not data.frames:
-        st = (data.frames, frame_statistics(data.frames, data.mask))
+    bg = getattr(data, "background", None)
+    key = (data.frames, data.mask, bg)
+    if st is None or any(a is not b for a, b in zip(st[0], key)):
+        fs = frame_statistics(data.frames, data.mask)
+        if bg is not None:
+            m = 1.0 if data.mask is None else data.mask
+            mean = np.maximum(fs.mean_frame - np.asarray(bg, np.float64) * m, 0)
+            fs = FrameStatistics(float(mean.sum()), mean, fs.masked_total)
+        st = (key, fs)
         object.__setattr__(data, "_twin_statistics", st)
     return st[1]
 
@@ -219,7 +241,16 @@ def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp,
                                  "the probe must be finite")
     else:
         p = model_probe(data, n, u)[None]
-    p = p[:modes]
+    p = fit_modes(p, modes, xp)
+    p = p * np.sqrt(mean_photons / np.sum(np.abs(p) ** 2))
+    return xp.asarray(p.astype(np.complex64))
+
+
+def fit_modes(p, modes: int, xp=np) -> np.ndarray:
+    """(M', n, n) probe modes cut to the first ``modes``, or extended with weaker modes made
+    from the first by phase ramps (0.3 of its amplitude), orthogonalised."""
+    p = np.asarray(p, np.complex64)[:modes]
+    n = p.shape[-1]
     if p.shape[0] < modes:
         base = p[0]
         yy, xx = np.mgrid[:n, :n] / n
@@ -227,8 +258,7 @@ def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp,
                  for k in range(1, modes - p.shape[0] + 1)]
         p = np.concatenate([p, np.stack(extra)]).astype(np.complex64)
         p = to_numpy(orthogonalize_modes(xp.asarray(p), xp))
-    p = p * np.sqrt(mean_photons / np.sum(np.abs(p) ** 2))
-    return xp.asarray(p.astype(np.complex64))
+    return np.asarray(p, np.complex64)
 
 
 def _mean_pupil(data: PtychoData, n: int, u: int) -> np.ndarray:
@@ -538,6 +568,13 @@ class _State:
         self.mask_kernel = (np.ones((1, 1), np.float32) if self.all_valid
                             else np.ascontiguousarray(m, np.float32))
         self.norm = _statistics(data).masked_total
+        # a background b (counts per detector pixel, scalar or (nd, nd)): the model intensity
+        # is Σ_m |Ψ_m|² + b
+        bg = getattr(data, "background", None)
+        self.bg = None
+        if bg is not None:
+            b = np.broadcast_to(np.asarray(bg, np.float32), (nd, nd))
+            self.bg = xp.asarray(np.fft.ifftshift(b).astype(np.float32))
         tr = data.translations_m
         # several beams share every frame (multibeam): beam b lights the object at the
         # frame's position plus its offset, (row, col) pixels
@@ -700,6 +737,8 @@ def _far_correction(st: _State, far, amp_meas, opts: Options):
     cost Σ mask·(√Î − √I)²."""
     xp = st.xp
     poisson = opts.algorithm == "lsqml" and opts.noise_model == "poisson"
+    if st.bg is not None:
+        return _far_correction_bg(st, far, amp_meas, poisson)
     if (xp is np and kernels.AVAILABLE and far.dtype == np.complex64
             and far.flags.c_contiguous):
         cost = np.empty(len(far))                                       # fused CPU pass
@@ -724,6 +763,65 @@ def _far_correction(st: _State, far, amp_meas, opts: Options):
         ratio *= st.mask                                                # unmeasured: no change
     far *= _unbin(ratio, st.u, xp)[:, None]
     return cost
+
+
+def _far_correction_bg(st: _State, far, amp_meas, poisson: bool):
+    """:func:`_far_correction` with a background b: the model intensity Î = Σ_m |Ψ_m|² + b.
+    Cost Σ mask·(√Î − √I)²; the Gaussian/PIE update projects onto Σ|Ψ'|² = max(I − b, 0)
+    (Ψ' = Ψ·√(max(I − b, 0) / Σ|Ψ|²)); Poisson: ΔΨ = Ψ·(I/Î − 1)."""
+    xp = st.xp
+    sq = xp.square(far.view(xp.float32))
+    model = _bin((sq[..., 0::2] + sq[..., 1::2]).sum(axis=1), st.u)   # (B, n, n) Σ_m |Ψ|²
+    total = model + st.bg
+    meas = amp_meas * amp_meas
+    diff = (xp.sqrt(total) - amp_meas) * st.mask
+    cost = float(xp.vdot(diff.ravel(), diff.ravel()))
+    if poisson:
+        ratio = (meas + 1e-3) / (total + 1e-3)
+    else:
+        ratio = xp.sqrt(xp.maximum(meas - st.bg, 0) / (model + 1e-6))
+    ratio -= 1
+    ratio *= st.mask                                                    # unmeasured: no change
+    far *= _unbin(ratio.astype(xp.float32), st.u, xp)[:, None]
+    return cost
+
+
+def _apply_start(st: _State, start: Start, opts: Options) -> None:
+    """Put ``start``'s object (centred), probe (its modes cut or extended to the options')
+    and positions into the state."""
+    xp = st.xp
+    if start.object is not None:
+        o = np.ones(st.shape, np.complex64)
+        src = np.asarray(start.object, np.complex64)
+        rows = [(max(0, a // 2 - b // 2), max(0, b // 2 - a // 2), min(a, b))
+                for a, b in zip(st.shape, src.shape)]    # (dst0, src0, length) per axis
+        (d0, s0, h), (d1, s1, w) = rows
+        o[d0:d0 + h, d1:d1 + w] = src[s0:s0 + h, s1:s1 + w]
+        st.slices[0] = xp.asarray(o)
+    if start.probe is not None:
+        if st.n_beams > 1:
+            raise TwinInputError("--probe/--resume", f"{st.n_beams} beams",
+                                 "one beam (a starting probe per beam is not read yet)")
+        m = opts.modes if opts.modes >= 1 else len(start.probe)
+        st.probe = xp.asarray(fit_modes(start.probe, m, xp))
+    if start.positions_m is not None:
+        pos = np.asarray(start.positions_m, float)
+        if pos.shape != (len(st.pos), 2):
+            raise TwinInputError("--resume: /positions_m", pos.shape,
+                                 f"one x, y row per frame ({len(st.pos)}, 2)")
+        st.set_positions(_clip_positions(st, ptychography.positions_from_translations(
+            pos, st.dx, st.shape, (st.n, st.n))))
+
+
+def _result(st: _State, costs, elapsed: float, stopped, chosen, first: int = 0) -> Result:
+    """The state as a :class:`Result` (``first``: iterations before this run's)."""
+    tr = ptychography.translations_from_positions(st.pos, st.dx, st.shape, (st.n, st.n))
+    slices = to_numpy(st.slices) if st.slices.shape[0] > 1 else None
+    return Result(to_numpy(st.object).astype(np.complex64), to_numpy(st.probe),
+                  st.pos.copy(), tr[:, :2], list(costs), st.dx, slices, stopped,
+                  {"seconds": elapsed, "frame_iterations_per_s":
+                   len(st.pos) * max(len(costs) - first, 1) / max(elapsed, 1e-9)}, chosen,
+                  to_numpy(st.probes) if st.n_beams > 1 else None)
 
 
 def _batch_2d(st: _State, idx: np.ndarray, opts: Options, it: int):
@@ -1010,7 +1108,8 @@ def _batch_multislice(st: _State, idx: np.ndarray, opts: Options, it: int):
 
 
 def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = False,
-                callback=None, log=None) -> Result:
+                callback=None, log=None, start: Start | None = None, state_every: int = 0,
+                on_state=None) -> Result:
     """Reconstruct object, probe (modes) and positions from ``data``.
 
     Parameters
@@ -1026,6 +1125,14 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
         ``callback(iteration, cost)`` after every iteration.
     log : callable, optional
         Called with a line for every automatic choice (:func:`auto_options`).
+    start : Start, optional
+        A starting object, probe, positions and earlier costs (a resumed run: its iterations
+        are counted on top of ``len(start.cost)``, the batch order continues, and the result's
+        cost starts with ``start.cost``).
+    state_every, on_state : int, callable, optional
+        ``on_state(result)`` with the state as a :class:`Result` after every ``state_every``-th
+        iteration (counted with the resumed ones), except the last, whose state is the
+        returned result (checkpoints, previews).
 
     Divergence (a non-finite cost or probe, or a cost above ``divergence_factor`` × the best)
     stops the iterations; the result is the state of the last good iteration and
@@ -1047,9 +1154,14 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
             log(chosen[-1])
     st = _State(data, opts)
     xp = st.xp
+    start = Start() if start is None else start
+    _apply_start(st, start, opts)
+    first = len(start.cost)
+    for _ in range(first):                    # a resumed run continues the batch order
+        st.batches(opts)
     n_pos = len(st.pos)
-    costs: list[float] = []
-    best = math.inf
+    costs: list[float] = list(start.cost)
+    best = min(costs) if costs else math.inf
     last_good = None
     stopped = None
     bar = None
@@ -1061,7 +1173,7 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
                               "frame-it [{elapsed}<{remaining} ETA, {rate_fmt}{postfix}]")
     t0 = time.perf_counter()
-    for it in range(opts.iterations):
+    for it in range(first, first + opts.iterations):
         total = 0.0
         for idx in st.batches(opts):
             if st.n_beams > 1:
@@ -1097,16 +1209,12 @@ def reconstruct(data: PtychoData, opts: Options = Options(), progress: bool = Fa
             best = cost
         last_good = (st.slices.copy(), [o.probe.copy() for o in st.beam_ops], st.pos.copy())
         if bar is not None:
-            bar.set_postfix_str(f"it {it + 1}/{opts.iterations}, cost {cost:.4g}")
+            bar.set_postfix_str(f"it {it + 1}/{first + opts.iterations}, cost {cost:.4g}")
         if callback is not None:
             callback(it, cost)
+        if (on_state is not None and state_every > 0 and (it + 1) % state_every == 0
+                and it + 1 < first + opts.iterations):
+            on_state(_result(st, costs, time.perf_counter() - t0, None, chosen, first))
     if bar is not None:
         bar.close()
-    elapsed = time.perf_counter() - t0
-    tr = ptychography.translations_from_positions(st.pos, st.dx, st.shape, (st.n, st.n))
-    slices = to_numpy(st.slices) if st.slices.shape[0] > 1 else None
-    return Result(to_numpy(st.object).astype(np.complex64), to_numpy(st.probe),
-                  st.pos.copy(), tr[:, :2], costs, st.dx, slices, stopped,
-                  {"seconds": elapsed, "frame_iterations_per_s":
-                   n_pos * max(len(costs), 1) / max(elapsed, 1e-9)}, chosen,
-                  to_numpy(st.probes) if st.n_beams > 1 else None)
+    return _result(st, costs, time.perf_counter() - t0, stopped, chosen, first)
