@@ -71,6 +71,7 @@ def test_fused_modulus_equals_array_code(monkeypatch, algorithm, noise, masked, 
     # u = 2: frames measured with 2×2 binning of the model's fine far field (upsampling)
     class St:
         xp = np
+        bg = None                       # no background: the fused path
 
     st = St()
     st.u = u

@@ -98,7 +98,8 @@ def test_an_uncalibrated_experiment_is_a_flagged_result_not_an_error(scenario_pa
     v = forecast.forecast(s.with_values({"scan.frame_rate_hz": 50_000.0})).values
     assert v["resolution_forecast_m"] is None and v["resolution_forecast_fire_m"] is None
     assert "uncalibrated" in v["flags"]
-    assert v["resolution_calibration"].startswith("none")
+    assert v["resolution_calibration"].startswith("uncalibrated")
+    assert "twin calibrate" in v["resolution_calibration"]
     # time, dose and data are still forecast
     assert v["total_time_s"] > 0 and v["dose_gy"] > 0
     # every CONTRACTS §2 convention key is present in 2D too

@@ -150,11 +150,14 @@ def check_limit(what: str, hours: float, limit_h: float | None, detail: str,
 
 
 def missing_message(s: Scenario, cost: Cost) -> str:
-    """What ``twin forecast`` says of a scenario whose calibration is not cached."""
-    return (f"resolution.model: scenario {s.name!r} forecasts its resolution from a simulated "
-            f"calibration that is neither shipped nor cached: {cost.describe()}. A forecast "
-            "never simulates; calibrate it first with `twin calibrate SCENARIO.toml` "
-            "(--seeds K, --scheduler ADDRESS, --max-hours H), then forecast again")
+    """What ``twin forecast`` says of a scenario whose calibration is not cached (its flag
+    ``uncalibrated``: the time, dose and data are forecast, the resolution is not)."""
+    return (f"uncalibrated: scenario {s.name!r} forecasts its resolution from a simulated "
+            f"calibration that is neither shipped nor cached, and no shipped scenario differs "
+            f"from it only in flux, seed or projections: {cost.describe()}. A forecast never "
+            "simulates, so its resolution is left empty; calibrate it with `twin calibrate "
+            "SCENARIO.toml` (--seeds K, --scheduler ADDRESS, --max-hours H), then forecast "
+            "again")
 
 
 def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,

@@ -102,10 +102,7 @@ def flag_message(name: str, v: dict) -> str:
                 f"the mode's {v['detector_max_count_rate_per_pixel_hz']:.3g} counts/s and "
                 f"{v['detector_max_counts']:g} counts")
     if name == "uncalibrated":
-        return ("uncalibrated: no simulated calibration of this scenario is shipped or cached, "
-                "and no shipped scenario differs from it only in flux, seed or projections, so "
-                "no resolution is forecast; `twin calibrate SCENARIO.toml` makes one (its cost "
-                "is printed first)")
+        return v["resolution_calibration"]
     if name == "unresolved":
         return (f"unresolved: {v['fluence_photons_per_um2']:.3g} ph/µm² per projection lies "
                 f"below the cliff at {v['resolution_cliff_fluence_photons_per_um2']:.3g} "
@@ -664,10 +661,16 @@ def _conventions(s: Scenario, p: dict, cal_from: str) -> dict:
                                     if simulated else None),
     }
     out["resolution_3d_method"] = BOUND_3D if s.is_3d else None
-    out["resolution_calibration"] = (None if not simulated else "none (uncalibrated)"
-                                     if not math.isfinite(p["sim_d0_m"]) else
-                                     f"from {cal_from} (its d(F) at this fluence)" if cal_from
-                                     else "own")
+    if not simulated:
+        out["resolution_calibration"] = None
+    elif not math.isfinite(p["sim_d0_m"]):
+        from twin.workflows import calibrate
+
+        base = s.model_copy(update={"sweep": {}})
+        out["resolution_calibration"] = calibrate.missing_message(s, calibrate.estimate(base))
+    else:
+        out["resolution_calibration"] = (f"from {cal_from} (its d(F) at this fluence)"
+                                         if cal_from else "own")
     return out
 
 
