@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 
 from twin.core.errors import TwinInputError
-from twin.io.files import CXIWriter
+from twin.io.files import CXIWriter, open_h5
 from twin.io.nexus import NexusFrames, read_nexus
 
 #: Trigger time stamps, in the order looked for (a real PandA's PCAP field is TS_TRIG; twin's
@@ -165,14 +165,7 @@ def read_panda_capture(path: str | Path, x_field: str = "INENC1.VAL",
     """
     path = Path(path)
     scale = position_scale_m(position_unit)
-    if not path.is_file():
-        raise TwinInputError("--panda", str(path), "the capture file does not exist")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise TwinInputError("--panda", str(path), "is not a readable HDF5 file (truncated or "
-                             f"corrupt?): {exc}") from None
-    with f:
+    with open_h5(path, "PandA capture", "--panda") as f:
         xn, xs = _field(f, x_field, "--x-field")
         yn, ys = _field(f, y_field, "--y-field")
         x = _column(f, xn, "--x-field") * xs * scale

@@ -475,19 +475,24 @@ def _unit(group: h5py.Group, name: str, value, units: str) -> h5py.Dataset:
 
 
 @contextlib.contextmanager
-def _open_h5(path: Path, kind: str):
-    """Open an HDF5 file for reading; a missing, truncated or corrupt file is bad input."""
-    if not path.exists():
-        raise TwinInputError("input", str(path), "the file does not exist")
+def open_h5(path: Path, kind: str, field: str = "input"):
+    """Open an HDF5 file for reading; a missing, truncated or corrupt file is bad input
+    (:class:`TwinInputError` naming ``field``, the path and the ``kind`` of file expected)."""
+    path = Path(path)
+    if not path.is_file():
+        raise TwinInputError(field, str(path), f"the {kind} file does not exist")
     try:
         with h5py.File(path, "r") as f:
             yield f
     except TwinInputError:
         raise
     except (OSError, KeyError, ValueError) as exc:
-        raise TwinInputError("input", str(path),
+        raise TwinInputError(field, str(path),
                              f"is not a readable {kind} file (truncated or corrupt?): {exc}"
                              ) from None
+
+
+_open_h5 = open_h5
 
 
 def _need(f: h5py.File, name: str, source: str):

@@ -33,7 +33,7 @@ import numpy as np
 
 from twin.core.constants import HC_KEV_M
 from twin.core.errors import TwinInputError
-from twin.io.files import _compression, atomic_path
+from twin.io.files import _compression, atomic_path, open_h5
 
 DET = "entry/instrument/detector/"
 SPECIFIC = DET + "detectorSpecific/"
@@ -205,15 +205,7 @@ def read_nexus(master: str | Path) -> NexusFrames:
         A missing, truncated or inconsistent file or dataset, named.
     """
     master = Path(master)
-    if not master.is_file():
-        raise TwinInputError("--frames", str(master), "the NeXus master file does not exist")
-    try:
-        f = h5py.File(master, "r")
-    except OSError as exc:
-        raise TwinInputError("--frames", str(master),
-                             f"is not a readable HDF5 file (truncated or corrupt?): {exc}"
-                             ) from None
-    with f:
+    with open_h5(master, "NeXus master", "--frames") as f:
         parts = _parts(f, master)
         shape, dtype = parts[0][4], parts[0][5]
         px = _scalar(f, DET + "x_pixel_size", _LENGTH_M, "m")

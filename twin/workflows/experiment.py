@@ -232,20 +232,16 @@ class SimulatedExperiment:
 
 
 def _expected_frames(s: Scenario, n_frames: int | None) -> int:
-    total = Geometry.from_scenario(s).frames_per_projection
-    return total if n_frames is None else min(int(n_frames), total)
-
-
-def _refuse_huge(s: Scenario, n_frames: int | None) -> None:
-    """Refuse before any cluster starts what every task would refuse (simulate.plan's limit)."""
+    """Frames each projection's file holds; refused before any cluster starts where every
+    task would refuse it (simulate.plan's limit)."""
     from twin.workflows import simulate as sim
 
     fpp = Geometry.from_scenario(s).frames_per_projection
-    limit = getattr(sim, "MAX_FRAMES", 100_000_000)
-    if n_frames is None and fpp > limit:
+    if n_frames is None and fpp > sim.MAX_FRAMES:
         raise TwinInputError("scan", f"{fpp:,} frames per projection", (
-            f"at most {limit:,} frames in one projection's simulation; simulate a "
+            f"at most {sim.MAX_FRAMES:,} frames in one projection's simulation; simulate a "
             "part of each with --frames N, or a smaller field"))
+    return fpp if n_frames is None else min(int(n_frames), fpp)
 
 
 def finished(path: Path, s: Scenario, n_frames: int) -> bool:
@@ -317,7 +313,6 @@ def simulate_experiment(s: Scenario, master: str | Path, projections: str | None
         raise TwinInputError("--frames", n_frames, "must be a positive number of frames")
     angles = projection_angles_deg(s)
     sel = select_projections(projections, len(angles))
-    _refuse_huge(s, n_frames)
     paths = [projection_path(master, i) for i in sel]
     expect = _expected_frames(s, n_frames)
     todo = [i for i, p in zip(sel, paths) if not finished(p, s, expect)]
