@@ -287,9 +287,7 @@ def fluence_per_m2(s: Scenario) -> float:
     """Incident photons per unit area of one projection (the forecast's F)."""
     from twin.geometry import Geometry
 
-    g = Geometry.from_scenario(s)
-    return (s.beam.flux_photons_per_s * g.frames_per_projection * g.exposure_s
-            / (g.fov_x_m * g.fov_y_m))
+    return Geometry.from_scenario(s).fluence_per_m2
 
 
 _CALIBRATIONS: dict = {}

@@ -189,7 +189,7 @@ PROJECTION_STREAM = 90_001
 
 
 def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
-         projection: int | None = None) -> Plan:
+         projection: int | None = None, sample_shift_m=(0.0, 0.0)) -> Plan:
     """Geometry, probe, trajectory, position capture and ground truth of a scenario, the
     sample rotated by ``angle_deg`` about the vertical axis.
 
@@ -203,6 +203,9 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
     projection : int or None
         A 3D scan's projection index: the frames' and positions' noise is drawn from
         :func:`noise_key` (None: the seed's own stream, as a 2D scan).
+    sample_shift_m : (float, float)
+        Where the sample sits (x, y), metres, relative to the rotation axis and the scan centre
+        at this projection: a misaligned projection. The ground truth moves with it.
     """
     g = Geometry.from_scenario(s)
     det, lam, n_eff, b, n_nat = g.detector, g.wavelength_m, g.n_stored, g.binning, g.n_native
@@ -271,7 +274,8 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
     n_slices = g.multislice_slices(s, angle_deg)
     frows = (np.arange(grows[0] * ovs, (grows[-1] + 1) * ovs) - (ovs - 1) / 2) * dxf
     fcols = (np.arange(gcols[0] * ovs, (gcols[-1] + 1) * ovs) - (ovs - 1) / 2) * dxf
-    grid = phantoms.Grid(y_m=frows, x_m=fcols, pixel_m=dxf, energy_kev=g.energy_kev,
+    grid = phantoms.Grid(y_m=frows - sample_shift_m[1], x_m=fcols - sample_shift_m[0],
+                         pixel_m=dxf, energy_kev=g.energy_kev,
                          angle_deg=angle_deg, n_slices=n_slices, seed=s.seed)
     proj = phantoms.projected_slabs(s.sample.phantom, s.sample, g.sample_extent, grid)
     fine_slices = phantoms.transmission_from_projection(proj, g.energy_kev)
