@@ -34,11 +34,13 @@ def _ask(host, line, port=ps.CONTROL_PORT):
 
 
 def test_pandablocks_hdf_captures_the_simulated_scan(quick_cxi, tmp_path):
+    from pathlib import Path
+
     from twin import scenario
-    from twin.io import files as tio
+    from twin.io.cxi import read_cxi
     from twin.workflows import simulate as sim
 
-    s = scenario.load(tio.Path(__file__).parents[2] / "scenarios" / "quickstart.toml")
+    s = scenario.load(Path(__file__).parents[2] / "scenarios" / "quickstart.toml")
     p = sim.plan(s)
     cap = ps.capture_from_plan(p)
     host = "127.0.0.31"
@@ -47,7 +49,7 @@ def test_pandablocks_hdf_captures_the_simulated_scan(quick_cxi, tmp_path):
                             str(tmp_path / "scan_%d.h5"), "--arm"],
                            capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    data = tio.read_cxi(quick_cxi)
+    data = read_cxi(quick_cxi)
     with h5py.File(tmp_path / "scan_1.h5", "r") as f:
         x = f["INENC1.VAL.Value"][()]
         y = f["INENC2.VAL.Value"][()]
