@@ -790,7 +790,7 @@ def panda(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
     import math
 
     from twin import scenario as sc
-    from twin.acquisition import panda_server as ps
+    from twin.services import panda as ps
     from twin.geometry import Geometry
     from twin.workflows import panda as wp
 
