@@ -4,7 +4,7 @@ import pytest
 
 from twin import scenario
 
-from twin.io import files as io
+from twin import io
 
 from twin.recon import engines as reconstruct
 

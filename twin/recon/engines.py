@@ -40,7 +40,7 @@ import numpy as np
 from twin.core import kernels
 from twin.operators import ptychography
 from twin.core.errors import TwinInputError
-from twin.io.files import PtychoData
+from twin.io.datamodel import PtychoData
 from twin.operators.multislice import Multislice
 from twin.operators.propagation import Propagator, farfield_adj
 from twin.core.xp import get_xp, to_numpy

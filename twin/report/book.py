@@ -406,7 +406,7 @@ def print_pdf(html: Path, pdf: Path, timeout_s: float = 180.0) -> Path:
     """
     import tempfile
 
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
 
     browser = find_chromium()
     if browser is None:

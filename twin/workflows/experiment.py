@@ -270,7 +270,7 @@ def finished(path: Path, s: Scenario, n_frames: int) -> bool:
 def write_master(master: Path, paths: list[Path], theta_deg, indices, s: Scenario,
                  n_total: int) -> None:
     """The master file (module doc): external links with paths relative to its folder."""
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
 
     master = Path(master)
     with atomic_path(master) as tmp, h5py.File(tmp, "w") as f:
@@ -487,11 +487,11 @@ def reconstruct_projection(path: str, opts, frames: int | None = None,
     """Reconstruct one projection's CXI as ``twin reconstruct IN.cxi`` does and return its
     projected phase (and the ground truth's, where the file has one on the same grid)."""
     from twin.analysis import metrics
-    from twin.io import files as tio
+    from twin.io.cxi import read_cxi
     from twin.recon import engines as rc
 
     try:
-        data = tio.read_cxi(path, frames=frames, lazy=True)
+        data = read_cxi(path, frames=frames, lazy=True)
         if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
             data.frames = np.asarray(data.frames, dtype=np.float32)
         r = rc.reconstruct(data, opts)
@@ -541,7 +541,8 @@ def reconstruct_experiment(master: str | Path, out: str | Path, opts,
     CXI files carry a ground truth, ``/twin/truth_data`` holds the phantom's projections
     processed alike (for scoring) and ``/twin/projection_pcc`` each projection's PCC with it.
     """
-    from twin.io.files import atomic_path, write_dxchange
+    from twin.io.atomic import atomic_path
+    from twin.io.dataexchange import write_dxchange
 
     out = Path(out)
     if out.suffix.lower() not in MASTER_SUFFIXES:

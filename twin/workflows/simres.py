@@ -349,7 +349,7 @@ def patch_data(ps: Scenario, p, counts: np.ndarray, g):
     -------
     twin.io.files.PtychoData
     """
-    from twin.io.files import GroundTruth, PtychoData
+    from twin.io.datamodel import GroundTruth, PtychoData
 
     n = len(counts)
     tr = np.concatenate([p.capture.positions_m[:n] - p.origin_m, np.zeros((n, 1))], axis=1)

@@ -62,7 +62,7 @@ from twin.beam import probe
 from twin.core.errors import TwinInputError
 from twin.core.xp import get_xp
 from twin.geometry import Geometry
-from twin.io.files import CXIWriter
+from twin.io.cxi import CXIWriter
 from twin.operators.farfield import CACHE_BYTES, ROW_BYTES, SUBPIXEL_QUANTUM, FineFarField
 from twin.sample import phantoms
 from twin.scenario import Scenario

@@ -342,7 +342,7 @@ def sweep_to_file(s: Scenario, path: Path, keep_rows: int = MAX_POINTS, **kwargs
         The rows written, and the whole table where it has at most ``keep_rows`` rows (for
         the plots), else None.
     """
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
 
     path = Path(path)
     keep = grid_size(s) <= keep_rows               # known before: nothing held for a big grid
@@ -373,7 +373,7 @@ def sweep_to_file(s: Scenario, path: Path, keep_rows: int = MAX_POINTS, **kwargs
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
     """Write CSV or Parquet atomically (temporary name in the same folder, then rename)."""
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         if Path(path).suffix == ".parquet":
