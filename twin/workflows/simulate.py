@@ -1,7 +1,9 @@
 """Simulated acquisition: phantom → probe → scan → detector → CXI (``twin simulate``).
 
-:func:`plan` works out the grids and the geometry of a scenario (no frames yet); :func:`frames`
-yields detector frames chunk by chunk; :func:`simulate` streams them into a CXI file.
+:func:`plan` works out the grids and the geometry of a scenario (no frames yet; the
+:class:`~twin.geometry.Geometry` it was resolved from stays on the plan); :func:`frames` yields
+detector frames chunk by chunk; :func:`simulate` streams them into a CXI file, and
+:meth:`Plan.to_data` hands frames kept in memory to a reconstruction as that file would.
 
 The simulation is as hard as a real experiment (issue 10 §1), so that the reconstruction's
 model is never exactly the simulation's:
