@@ -361,3 +361,33 @@ def test_frames_do_not_depend_on_the_core_count(quick):
     one = run(TWIN_FFT_WORKERS="1", NUMBA_NUM_THREADS="1")
     every = run()
     assert len(one) == 40 and one == every
+
+
+@pytest.mark.parametrize("n_beams", [1, 2])
+def test_plan_to_data_is_what_the_file_reads(quick, tmp_path, n_beams):
+    """A plan's in-memory data (``Plan.to_data``, what the calibration and the ptycho-tomography
+    chain reconstruct) equal what ``read_cxi`` gives of the file ``simulate`` writes."""
+    s, _, _ = quick
+    s = s.with_values({"scan.n_beams": n_beams})
+    out = tmp_path / "f.cxi"
+    simulate.simulate(s, out, n_frames=12)
+    p = simulate.plan(s, n_frames=12)
+    assert p.geometry.n_beams == n_beams and p.geometry.object_pixel_m == p.dx_m
+    mem = p.to_data(np.concatenate([c for _, c in simulate.frames(p)]))
+    disk = io.read_cxi(out)
+    assert mem.frames.dtype == np.float32
+    np.testing.assert_array_equal(mem.frames, disk.frames)
+    for name in ("translations_m", "illumination", "beam_offsets_m", "beam_illumination"):
+        np.testing.assert_array_equal(getattr(mem, name), getattr(disk, name), err_msg=name)
+    for name in ("distance_m", "pixel_size_m", "energy_kev", "exposure_s", "frame_rate_hz",
+                 "upsampling"):
+        assert getattr(mem, name) == pytest.approx(getattr(disk, name), rel=1e-12), name
+    np.testing.assert_array_equal(mem.truth.object, disk.truth.object)
+    np.testing.assert_array_equal(mem.truth.translations_m, disk.truth.translations_m)
+    assert mem.truth.pixel_size_m == pytest.approx(disk.truth.pixel_size_m, rel=1e-12)
+    # the file holds no mask where every pixel is valid: the plan's is then all ones
+    assert disk.mask is None and mem.mask.all() or np.array_equal(mem.mask, disk.mask)
+    # a part of the frames: the same first rows
+    part = p.to_data(mem.frames[:5])
+    np.testing.assert_array_equal(part.translations_m, disk.translations_m[:5])
+    assert len(part.truth.translations_m) == 5

@@ -187,7 +187,7 @@ class FrameStatistics:
 
 def frame_statistics(frames, mask=None, chunk: int = 256) -> FrameStatistics:
     """One pass over ``frames`` ((N, ny, nx) array or a streamed
-    :class:`twin.io.files.FrameStack`), chunk by chunk; non-finite counts raise
+    :class:`twin.io.framestack.FrameStack`), chunk by chunk; non-finite counts raise
     :class:`TwinInputError` naming the dataset."""
     n = len(frames)
     total = np.zeros(frames.shape[1:], np.float64)

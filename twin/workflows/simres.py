@@ -347,7 +347,7 @@ def patch_data(ps: Scenario, p, counts: np.ndarray, g):
 
     Returns
     -------
-    twin.io.files.PtychoData
+    twin.io.datamodel.PtychoData
     """
     from twin.io.datamodel import GroundTruth, PtychoData
 
