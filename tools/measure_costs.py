@@ -74,12 +74,13 @@ def measure_scenario(name: str, frames: int, iterations: int, patch: bool = Fals
     from twin import scenario as sc
     from twin.geometry import Geometry, reconstruction_options
     from twin.recon import engines
-    from twin.workflows import simres, simulate
+    from twin.workflows import simulate
+    from twin.workflows.patch import patch_scenario
 
     s = sc.load(ROOT / "scenarios" / f"{name}.toml")
     # its first frames, one projection; or its calibration patch (several beams span the whole
     # field: the scan's first frames would need the object over all of it)
-    ps = (simres.patch_scenario(s) if patch
+    ps = (patch_scenario(s) if patch
           else s.with_values({"tomography.n_projections": 0}))
     g = Geometry.from_scenario(ps)
     cores = len(os.sched_getaffinity(0))

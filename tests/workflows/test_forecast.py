@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from twin import scenario
+from twin.geometry import Geometry
+from twin.analysis import laws
 
 from twin.workflows import forecast
 
@@ -236,13 +238,12 @@ def test_a_negative_simulated_exponent_is_not_extrapolated_over_projections(scen
     # a simulated d(F) that worsens with flux (per-frame detector losses) must not make the
     # 3D forecast worse through the total dose of many projections: N projections at the same
     # flux do not saturate the detector more than one
-    from twin.workflows import simres
 
     s = scenario.load(scenario_path("brain_1mm3_dlsr")).with_values(
         {"resolution.model": "simulated"})
-    f0 = forecast.fluence_per_m2(s)
+    f0 = Geometry.from_scenario(s).fluence_per_m2
     monkeypatch.setattr(forecast, "calibration",
-                        lambda sc: simres.Calibration(250e-9, 30e-9, -0.25, 0.15, f0, []))
+                        lambda sc: laws.Calibration(250e-9, 30e-9, -0.25, 0.15, f0, []))
     monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
     v = forecast.forecast(s).values
     assert v["resolution_forecast_m"] == pytest.approx(250e-9)
@@ -276,10 +277,10 @@ def test_a_forecast_outside_the_simulated_fluences_says_it_extrapolates(scenario
     from twin.workflows import simres
 
     s = scenario.load(scenario_path("brain_1mm3_dlsr"))
-    f0 = forecast.fluence_per_m2(s)
+    f0 = Geometry.from_scenario(s).fluence_per_m2
     pts = [(f0 * f, 200e-9) for f in simres.CALIBRATION_FACTORS]
     monkeypatch.setattr(forecast, "calibration",
-                        lambda sc: simres.Calibration(200e-9, 5e-9, 0.25, 0.02, f0, pts))
+                        lambda sc: laws.Calibration(200e-9, 5e-9, 0.25, 0.02, f0, pts))
     monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
     flux = s.beam.flux_photons_per_s
     flat = {"tomography.n_projections": 0}            # 2D: one projection's fluence only
@@ -296,11 +297,10 @@ def test_a_forecast_outside_the_simulated_fluences_says_it_extrapolates(scenario
 def test_the_detector_penalty_of_each_projection_carries_into_3d(scenario_path, monkeypatch):
     # above the simulated turnover the frames themselves are worse: fractionating the dose
     # over projections does not undo it, so more flux makes the 3D dose limit worse too
-    from twin.workflows import simres
 
     s = scenario.load(scenario_path("brain_1mm3_dlsr"))
-    f0 = forecast.fluence_per_m2(s)
-    monkeypatch.setattr(forecast, "calibration", lambda sc: simres.Calibration(
+    f0 = Geometry.from_scenario(s).fluence_per_m2
+    monkeypatch.setattr(forecast, "calibration", lambda sc: laws.Calibration(
         200e-9, 5e-9, 0.05, 0.02, f0, [], f0, -1.0))
     monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
     flux = s.beam.flux_photons_per_s

@@ -6,29 +6,31 @@ import numpy as np
 import pytest
 
 from twin import scenario
-from twin.workflows import forecast, simres
+from twin.geometry import Geometry
+from twin.analysis import laws
+from twin.workflows import forecast, patch, simres
 
 
 def _calibration(f0, flags, d=200e-9, seeds=3):
     pts = [(f0 * f, d) for f in simres.CALIBRATION_FACTORS]
-    return simres.Calibration(d, 5e-9, 0.1, 0.02, f0, pts, resolved=[True] * len(pts),
+    return laws.Calibration(d, 5e-9, 0.1, 0.02, f0, pts, resolved=[True] * len(pts),
                               seeds=seeds, all_resolved=flags)
 
 
 def test_cliff_is_the_lowest_fluence_every_seed_resolves_above_a_failure():
     f = [1.0, 2.0, 4.0, 8.0, 16.0]
-    assert simres.cliff_fluence(f, [False, False, True, True, True]) == 4.0
-    assert simres.cliff_fluence(f, [True, False, True, True, True]) == 4.0
+    assert laws.cliff_fluence(f, [False, False, True, True, True]) == 4.0
+    assert laws.cliff_fluence(f, [True, False, True, True, True]) == 4.0
     # a failure only at the top is the detector's turnover, not a cliff
-    assert math.isnan(simres.cliff_fluence(f, [True, True, True, True, False]))
-    assert math.isnan(simres.cliff_fluence(f, [True] * 5))
+    assert math.isnan(laws.cliff_fluence(f, [True, True, True, True, False]))
+    assert math.isnan(laws.cliff_fluence(f, [True] * 5))
     # order of the points does not matter
-    assert simres.cliff_fluence(f[::-1], [True, True, True, False, False]) == 4.0
+    assert laws.cliff_fluence(f[::-1], [True, True, True, False, False]) == 4.0
 
 
 def test_below_the_cliff_the_forecast_is_unresolved_not_a_plateau(scenario_path, monkeypatch):
     s = scenario.load(scenario_path("siemens_star_selun_110khz"))
-    f0 = forecast.fluence_per_m2(s)
+    f0 = Geometry.from_scenario(s).fluence_per_m2
     # F0/4 and F0/2 failed in a seed: the cliff is at F0
     monkeypatch.setattr(forecast, "calibration", lambda sc: _calibration(
         f0, [False, False, True, True, True]))
@@ -69,15 +71,15 @@ def _brute_force_count(nx, ny, sx, sy, r):
                                           (5, 7, 0.3, 0.3, 0.5), (400, 401, 0.1, 0.15, 1.2),
                                           (3, 900, 0.5, 0.01, 2.0)])
 def test_beam_coverage_count_matches_brute_force(nx, ny, sx, sy, r):
-    assert simres._disc_count(nx, ny, sx, sy, r) == _brute_force_count(nx, ny, sx, sy, r)
+    assert patch._disc_count(nx, ny, sx, sy, r) == _brute_force_count(nx, ny, sx, sy, r)
 
 
 def test_patch_fluence_ratio_is_one_for_a_patch_as_large_as_the_scan(scenario_path):
     s = scenario.load(scenario_path("quickstart"))
-    assert simres.patch_summary(s).fluence_ratio == pytest.approx(1.0)
+    assert patch.patch_summary(s).fluence_ratio == pytest.approx(1.0)
     # a sliver one beam's width narrower than the beam is dosed less at its centre
     star = scenario.load(scenario_path("siemens_star_selun_110khz"))
-    assert simres.patch_summary(star).fluence_ratio < 0.1
+    assert patch.patch_summary(star).fluence_ratio < 0.1
 
 
 def test_the_same_experiment_at_another_flux_reads_the_shipped_calibration(scenario_path):

@@ -17,7 +17,7 @@ import pytest
 from twin import scenario
 from twin.core.errors import TwinInputError
 from twin.geometry import Geometry
-from twin.workflows import calibrate, forecast, simres
+from twin.workflows import calibrate, forecast, patch, simres
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml")
@@ -73,9 +73,9 @@ def _centre_count(s, g) -> int:
 def test_a_scan_patch_has_the_scans_steps_diameters_and_fluence(name):
     s = _load(name, **{"resolution.patch": "scan"})
     g = Geometry.from_scenario(s)
-    summary = simres.patch_summary(s, g)
+    summary = patch.patch_summary(s, g)
     assert 0.9 <= summary.fluence_ratio <= 1.1
-    gp = Geometry.from_scenario(simres.patch_scenario(s, g=g))
+    gp = Geometry.from_scenario(patch.patch_scenario(s, g=g))
     assert (gp.fast_step_m, gp.slow_step_m, gp.n_beams) == (g.fast_step_m, g.slow_step_m,
                                                             g.n_beams)
     assert summary.frames == gp.frames_per_line * gp.lines_per_beam
@@ -93,9 +93,9 @@ def test_the_default_patch_of_the_star_is_a_sliver_the_scan_patch_is_not():
     # check above can fail
     s = _load("siemens_star_selun_110khz")
     g = Geometry.from_scenario(s)
-    gp = Geometry.from_scenario(simres.patch_scenario(s, g=g))
+    gp = Geometry.from_scenario(patch.patch_scenario(s, g=g))
     assert _centre_count(s, gp) / _centre_count(s, g) < 0.1
-    scan = simres.patch_summary(s.with_values({"resolution.patch": "scan"}), g)
+    scan = patch.patch_summary(s.with_values({"resolution.patch": "scan"}), g)
     assert min(scan.size_m) >= 3 * g.beam_diameter_m
 
 
@@ -104,11 +104,11 @@ def test_a_field_under_three_beam_diameters_is_refused_naming_it():
     d_um = Geometry.from_scenario(s).beam_diameter_m * 1e6
     assert 2.0 < 3 * d_um
     with pytest.raises(TwinInputError) as e:
-        simres.patch_scenario(s)
+        patch.patch_scenario(s)
     assert e.value.field == "scan.fov_x_um" and e.value.value == 2.0
     assert f"{3 * d_um:.4g} µm" in str(e.value)
     # the same field is a valid points patch (today's behaviour)
-    assert simres.patch_scenario(s.with_values({"resolution.patch": "points"}))
+    assert patch.patch_scenario(s.with_values({"resolution.patch": "points"}))
 
 
 def test_the_estimate_counts_only_missing_points_and_grows_with_seeds():
@@ -117,7 +117,7 @@ def test_the_estimate_counts_only_missing_points_and_grows_with_seeds():
     n = len(simres.CALIBRATION_FACTORS)
     assert (one.points, one.missing, three.missing) == (n, n, 3 * n)
     assert three.core_hours == pytest.approx(3 * one.core_hours)
-    assert one.frames == simres.patch_summary(s).frames and one.point_core_s > 0
+    assert one.frames == patch.patch_summary(s).frames and one.point_core_s > 0
 
 
 @pytest.mark.parametrize("name", ["siemens_star_selun_110khz", "brain_phantom_eiger_3khz"])
@@ -145,7 +145,8 @@ def test_a_forecast_reports_a_missing_calibration_and_never_simulates(monkeypatc
 
 
 def _rows(scenarios, **_):
-    return [{"resolution_simulated_m": 100e-9 * (forecast.fluence_per_m2(sc) / 1e18) ** -0.25,
+    return [{"resolution_simulated_m":
+             100e-9 * (Geometry.from_scenario(sc).fluence_per_m2 / 1e18) ** -0.25,
              "unresolved": False, "resolution_simulated_std_m": math.nan,
              "compression_ratio_simulated": 4.0} for sc in scenarios]
 

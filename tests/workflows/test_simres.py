@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from twin import scenario
+from twin.geometry import Geometry
+from twin.analysis import laws
 from twin.workflows import simres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +35,7 @@ def test_power_law_fit_recovers_known_parameters_and_their_errors():
     f0, d0, k = 1e18, 80e-9, 0.25
     f = f0 * np.logspace(-2, 2, 9)
     d = d0 * (f / f0) ** -k * np.exp(rng.normal(0, 0.05, f.size))
-    fd0, sd0, fk, sk = simres.fit_power_law(f, d, f0)
+    fd0, sd0, fk, sk = laws.fit_power_law(f, d, f0)
     assert abs(fk - k) < 3 * sk and 0 < sk < 0.05
     assert abs(fd0 - d0) < 3 * sd0
 
@@ -125,12 +127,11 @@ def test_an_unwritable_cache_costs_only_the_reuse(tmp_path, monkeypatch):
 
 def _stub_rows(monkeypatch, curve, rng=None, noise=0.0, bound_above=np.inf):
     """measure_many replaced by points on a known curve d(F) (with log-normal noise)."""
-    from twin.workflows import forecast
 
     def rows(pts, **_):
         out = []
         for sc in pts:
-            f = forecast.fluence_per_m2(sc)
+            f = Geometry.from_scenario(sc).fluence_per_m2
             d = curve(f) * (np.exp(rng.normal(0, noise)) if rng is not None else 1.0)
             # an unconverged point reports the first searched period (a bound): ~1 µm here
             out.append({"resolution_simulated_m": 1e-6 if f > bound_above else d,
@@ -142,9 +143,8 @@ def _stub_rows(monkeypatch, curve, rng=None, noise=0.0, bound_above=np.inf):
 
 def test_a_detector_turnover_is_found_and_not_fitted_by_the_dose_law(quick, monkeypatch):
     # a known curve: dose-limited d ∝ F^(-1/4) up to 2F₀, then d ∝ F^(+0.8) (count-rate losses)
-    from twin.workflows import forecast
 
-    f0 = forecast.fluence_per_m2(quick)
+    f0 = Geometry.from_scenario(quick).fluence_per_m2
     ft = 2 * f0
 
     def curve(f):
@@ -158,7 +158,7 @@ def test_a_detector_turnover_is_found_and_not_fitted_by_the_dose_law(quick, monk
     f = f0 * np.array([0.3, 1.0, 3.0, 6.0])
     np.testing.assert_allclose(cal.resolution_m(f), curve(f), rtol=1e-9)
     # one power law through all six points would miss the 8F₀ point by a factor > 1.5
-    d0, _, k, _ = simres.fit_power_law(np.array(cal.points)[:, 0], np.array(cal.points)[:, 1],
+    d0, _, k, _ = laws.fit_power_law(np.array(cal.points)[:, 0], np.array(cal.points)[:, 1],
                                        f0)
     assert d0 * 8 ** -k < curve(8 * f0) / 1.5
 
@@ -176,9 +176,8 @@ def test_seed_noise_on_a_flat_curve_is_not_a_turnover(quick, monkeypatch):
 
 def test_an_unconverged_point_above_a_resolved_one_is_a_turnover(quick, monkeypatch):
     # starved points (low F) are left out; a failure at high F ends the dose-limited side
-    from twin.workflows import forecast
 
-    f0 = forecast.fluence_per_m2(quick)
+    f0 = Geometry.from_scenario(quick).fluence_per_m2
     _stub_rows(monkeypatch, lambda f: 100e-9 * (f / f0) ** -0.25, bound_above=3 * f0)
     cal = simres.calibrate(quick)
     assert cal.f_turn_photons_per_m2 == pytest.approx(2 * f0)
@@ -198,9 +197,7 @@ def test_an_unconverged_seed_is_not_averaged_into_a_converged_point():
 
 
 def test_a_point_without_a_number_is_left_out_of_the_fit(quick, monkeypatch):
-    from twin.workflows import forecast
-
-    f0 = forecast.fluence_per_m2(quick)
+    f0 = Geometry.from_scenario(quick).fluence_per_m2
     _stub_rows(monkeypatch, lambda f: np.nan if f < 0.3 * f0 else 100e-9 * (f / f0) ** -0.25)
     cal = simres.calibrate(quick)
     assert cal.k == pytest.approx(0.25, abs=1e-9)
@@ -210,12 +207,12 @@ def test_a_point_without_a_number_is_left_out_of_the_fit(quick, monkeypatch):
 def test_the_seed_spread_at_f0_bounds_the_error_bar(quick, monkeypatch):
     # five points exactly on a power law fit with no residual; their seeds scattered by 20 nm
     # at F₀: the error of d₀ is at least 20 nm / √seeds
-    from twin.workflows import forecast
 
-    f0 = forecast.fluence_per_m2(quick)
+    f0 = Geometry.from_scenario(quick).fluence_per_m2
 
     def rows(pts, **_):
-        return [{"resolution_simulated_m": 100e-9 * (forecast.fluence_per_m2(sc) / f0) ** -0.25,
+        return [{"resolution_simulated_m":
+                 100e-9 * (Geometry.from_scenario(sc).fluence_per_m2 / f0) ** -0.25,
                  "resolution_simulated_std_m": 20e-9, "unresolved": False} for sc in pts]
 
     monkeypatch.setattr(simres, "measure_many", rows)
@@ -229,9 +226,8 @@ def test_error_bars_cover_the_truth_in_a_monte_carlo(quick, monkeypatch):
     # 300 synthetic calibrations: three seeds per fluence scattered by 15 % (the brain's
     # measured seed spread) around a known power law. ±2σ of d₀ must cover the true d₀ about
     # 95 % of the time; the fit's error alone (one seed's worth of information) does not
-    from twin.workflows import forecast
 
-    f0 = forecast.fluence_per_m2(quick)
+    f0 = Geometry.from_scenario(quick).fluence_per_m2
     rng = np.random.default_rng(0)
     seen = {True: [], False: []}
     for _ in range(300):

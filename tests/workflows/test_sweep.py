@@ -3,6 +3,8 @@ import pandas as pd
 import pytest
 
 from twin import scenario
+from twin.geometry import Geometry
+from twin.analysis import laws
 
 from twin.workflows import forecast
 
@@ -77,8 +79,8 @@ def test_simulated_model_sweep_calibrates_each_non_flux_combination_once(quick, 
 
     def fake_calibrate(s, seeds=1, **kw):
         calls.append(s.scan.frame_rate_hz)
-        f0 = forecast.fluence_per_m2(s)
-        return simres.Calibration(100e-9 * s.scan.frame_rate_hz / 1000, 5e-9, 0.25, 0.02, f0, [])
+        f0 = Geometry.from_scenario(s).fluence_per_m2
+        return laws.Calibration(100e-9 * s.scan.frame_rate_hz / 1000, 5e-9, 0.25, 0.02, f0, [])
 
     monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
     forecast._CALIBRATIONS.clear()
@@ -92,9 +94,9 @@ def test_simulated_model_sweep_calibrates_each_non_flux_combination_once(quick, 
     assert sorted(calls) == rates and len(table) == 9
     for _, row in table.iterrows():
         flux, rate = row["beam.flux_photons_per_s"], row["scan.frame_rate_hz"]
-        f = forecast.fluence_per_m2(base.with_values({"beam.flux_photons_per_s": flux,
-                                                      "scan.frame_rate_hz": rate}))
-        f0 = forecast.fluence_per_m2(base.with_values({"scan.frame_rate_hz": rate}))
+        f = Geometry.from_scenario(base.with_values({"beam.flux_photons_per_s": flux,
+                                                      "scan.frame_rate_hz": rate})).fluence_per_m2
+        f0 = Geometry.from_scenario(base.with_values({"scan.frame_rate_hz": rate})).fluence_per_m2
         expect = max(100e-9 * rate / 1000 * (f / f0) ** -0.25, row["pixel_size_m"])
         assert row["resolution_forecast_m"] == pytest.approx(expect, rel=1e-6)
     forecast._CALIBRATIONS.clear()
@@ -110,7 +112,8 @@ def test_an_uncalibrated_combination_is_left_empty_not_refused(quick, monkeypatc
 
     def fake_calibrate(s, seeds=1, **kw):
         assert s.scan.frame_rate_hz == own, "an uncached combination was simulated"
-        return simres.Calibration(100e-9, 5e-9, 0.25, 0.02, forecast.fluence_per_m2(s), [])
+        return laws.Calibration(100e-9, 5e-9, 0.25, 0.02,
+                                Geometry.from_scenario(s).fluence_per_m2, [])
 
     monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
     forecast._CALIBRATIONS.clear()

@@ -7,8 +7,10 @@
   kept, on the scanned region.
 - :mod:`~twin.analysis.score`: ``twin score``: anyone's reconstruction against the twin's truth.
 - :mod:`~twin.analysis.costs`: core-hours and GPU-hours of simulating and reconstructing.
+- :mod:`~twin.analysis.laws`: resolution against fluence, d(F): the simulated calibration's
+  law, its fit, turnover and cliff.
 
 The modules are imported on use: ``from twin.analysis import metrics``.
 """
 
-__all__ = ["biop", "costs", "metrics", "score", "truth"]
+__all__ = ["biop", "costs", "laws", "metrics", "score", "truth"]

@@ -3,7 +3,7 @@
 ``resolution.model = "simulated"`` forecasts from points that the twin simulates and
 reconstructs (:mod:`twin.workflows.simres`): at each of the fluences
 :data:`~twin.workflows.simres.CALIBRATION_FACTORS` × F₀ and for each of
-``resolution.calibration_seeds`` seeds, one patch (:func:`~twin.workflows.simres.patch_scenario`)
+``resolution.calibration_seeds`` seeds, one patch (:func:`~twin.workflows.patch.patch_scenario`)
 is simulated and reconstructed three times (all its frames, and each of two halves). A forecast
 never does that work (:func:`twin.workflows.forecast.calibration` reports a missing calibration);
 ``twin calibrate`` (and ``twin sweep`` / ``twin run``, which need one) does it, after printing
@@ -88,10 +88,10 @@ def point_seconds(s: Scenario) -> tuple[int, tuple, float, float]:
     """(frames, patch size, core-seconds, GPU-seconds) of one simulated point of scenario ``s``:
     its patch simulated, then reconstructed from all its frames and from each of two halves."""
     from twin.geometry import Geometry
-    from twin.workflows import forecast, simres
+    from twin.workflows import forecast, patch
 
     g = Geometry.from_scenario(s)
-    ps = simres.patch_scenario(s, g=g)
+    ps = patch.patch_scenario(s, g=g)
     gp = Geometry.from_scenario(ps)
     c = forecast._cost_params(ps, gp)
     frames = int(gp.frames_per_projection)
@@ -164,7 +164,7 @@ def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
         n_workers: int | None = None, max_hours: float | None = None, log=None,
         progress: bool = True):
     """Calibrate scenario ``s`` explicitly: say the cost, check the limit, compute what is
-    missing, and return the :class:`~twin.workflows.simres.Calibration`.
+    missing, and return the :class:`~twin.analysis.laws.Calibration`.
 
     Parameters
     ----------

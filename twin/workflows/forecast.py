@@ -37,7 +37,7 @@ from twin.acquisition import detector as _detector
 from twin.sample import dose as _dose
 from twin.sample import materials as _materials
 from twin.beam import optics as _optics
-from twin.workflows.simres import simulated_law
+from twin.analysis.laws import simulated_law
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
 
@@ -259,7 +259,7 @@ def _patch_params(s: Scenario, g, simulated: bool) -> dict[str, float]:
     if not simulated:
         return {"patch_x_m": math.nan, "patch_y_m": math.nan, "patch_frames": math.nan,
                 "patch_fluence_ratio": math.nan}
-    from twin.workflows.simres import patch_summary
+    from twin.workflows.patch import patch_summary
 
     ps = patch_summary(s, g)
     return {"patch_x_m": ps.size_m[0], "patch_y_m": ps.size_m[1],
@@ -284,13 +284,6 @@ def _cost_params(s: Scenario, g) -> dict[str, float]:
         "rec_gpu_s_per_frame_iteration": costs.seconds_per_unit(rec, "reconstruction", "gpu"),
         "rec_iterations": float(opts.iterations),
     }
-
-
-def fluence_per_m2(s: Scenario) -> float:
-    """Incident photons per unit area of one projection (the forecast's F)."""
-    from twin.geometry import Geometry
-
-    return Geometry.from_scenario(s).fluence_per_m2
 
 
 _CALIBRATIONS: dict = {}

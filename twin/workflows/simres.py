@@ -32,12 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from twin.analysis.laws import Calibration, fit_calibration
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
+from twin.workflows.patch import PATCH_POINTS, patch_scenario
 
-#: Scan points of a simulated patch (about 16 × 16): enough overlap and area for an FRC, small
-#: enough that the quickstart's 9-point grid runs in minutes on a laptop.
-PATCH_POINTS = 256
 #: Version of the measurement: bump when the simulation or the measurement changes meaning, so
 #: that stale cached points are not reused. 3: cubic object reads by default (was the Fourier
 #: shift of the probe), reconstruction options in the key.
@@ -115,137 +114,6 @@ def _store(path: Path, value: dict) -> None:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-
-
-def patch_scenario(s: Scenario, points: int = PATCH_POINTS, g=None) -> Scenario:
-    """The 2D patch of scenario ``s`` that is simulated for one measurement.
-
-    Same beam, optics, detector, steps, rates and errors; one projection (angle 0), so its
-    fluence per projection is the scenario's. Its field follows ``resolution.patch``:
-    ``"points"``, a square of about ``points`` scan points at the scan's centre (never larger
-    than the scan); ``"scan"``, :func:`scan_patch_field_um` (``g``: the scenario's geometry,
-    built if not given).
-    """
-    sc = s.scan
-    if s.resolution.patch == "scan":
-        fov_x, fov_y = scan_patch_field_um(s, g)
-    else:
-        side = max(4, math.ceil(math.sqrt(points)))
-        fov_x = min(sc.fov_x_um, side * sc.fast_step_um)
-        fov_y = min(sc.fov_y_um, side * sc.slow_step_um * sc.overlap_relaxation * sc.n_beams)
-    return s.with_values({"scan.fov_x_um": fov_x, "scan.fov_y_um": fov_y,
-                          "tomography.n_projections": 0, "run.frames": None})
-
-
-#: ``resolution.patch = "scan"``: the patch spans this many beam diameters D in each direction
-#: (each beam's band, with several beams). The FRC searches periods up to D (its lowest
-#: searched ring, :func:`_resolution`), and never its three lowest rings: over a side L that
-#: ring is ring L/D, so the region dosed as the scan is must span 3·D for it to be searched;
-#: a scan point's beam reaches D/2 beyond it, so the dose falls off over the outer D/2 on each
-#: side: 3·D + D.
-PATCH_DIAMETERS = 4
-#: The smallest field (per beam band) whose patch can be representative: three diameters.
-MIN_DIAMETERS = 3
-
-
-def _points_like(n_full: int, n_want: int) -> int:
-    """Scan points along one direction of the patch: at least ``n_want``, of the same parity as
-    the scan's ``n_full`` (so the patch's centre sits where the scan's does, on a point or
-    between two), never more than ``n_full``."""
-    n = max(1, n_want)
-    n += (n - n_full) % 2
-    return min(n, n_full)
-
-
-def scan_patch_field_um(s: Scenario, g=None) -> tuple[float, float]:
-    """Field (x, y), µm, of the ``resolution.patch = "scan"`` patch of scenario ``s``.
-
-    :data:`PATCH_DIAMETERS` beam diameters in each direction (each beam's band in y), as whole
-    scan points at the scan's own steps and overlap, of the scan's parity; the scan's own field
-    where it is smaller.
-
-    Raises
-    ------
-    TwinInputError
-        A field (a beam's band in y) smaller than :data:`MIN_DIAMETERS` beam diameters: no
-        patch of it is representative of a scan.
-    """
-    from twin.geometry import Geometry
-
-    g = g or Geometry.from_scenario(s)
-    sc = s.scan
-    d_um = g.beam_diameter_m * 1e6
-    minimum = MIN_DIAMETERS * d_um
-    for field, value, per in (("scan.fov_x_um", sc.fov_x_um, 1),
-                              ("scan.fov_y_um", sc.fov_y_um, sc.n_beams)):
-        if value / per < minimum * (1 - 1e-9):
-            beams = f" ({per} beams: each beam's band)" if per > 1 else ""
-            raise TwinInputError(field, value, (
-                f"resolution.patch = \"scan\" needs a field of at least {MIN_DIAMETERS} beam "
-                f"diameters, {minimum * per:.4g} µm{beams} (beam diameter {d_um:.4g} µm): a "
-                "smaller field cannot give a representative patch"))
-    want = PATCH_DIAMETERS * d_um
-    nx = _points_like(g.frames_per_line, math.ceil(want / sc.fast_step_um * (1 - 1e-9)))
-    slow_um = sc.slow_step_um * sc.overlap_relaxation
-    ny = _points_like(g.lines_per_beam, math.ceil(want / slow_um * (1 - 1e-9)))
-    # (n − ½) steps: ⌈fov/step⌉ = n, away from the rounding of a whole number of steps
-    fov_x = sc.fov_x_um if nx >= g.frames_per_line else (nx - 0.5) * sc.fast_step_um
-    fov_y = (sc.fov_y_um if ny >= g.lines_per_beam
-             else (ny * sc.n_beams - 0.5) * slow_um)
-    return float(fov_x), float(fov_y)
-
-
-def _disc_count(n_x: int, n_y: int, step_x_m: float, step_y_m: float,
-                radius_m: float) -> int:
-    """Points of an n_x × n_y raster (centred on the origin) within ``radius_m`` of it."""
-    rows = min(n_y, 2 * math.ceil(radius_m / step_y_m) + 3)
-    rows += (n_y - rows) % 2                              # keep the raster's own parity
-    y = (np.arange(rows) - (n_y - 1) / 2 + (n_y - rows) / 2) * step_y_m
-    half = np.sqrt(np.clip(radius_m ** 2 - y ** 2, 0.0, None))
-    x0 = (n_x - 1) / 2
-    # columns i with |(i − x0)·Δx| ≤ half, i in [0, n_x)
-    lo = np.clip(np.ceil(x0 - half / step_x_m - 1e-9), 0, n_x)
-    hi = np.clip(np.floor(x0 + half / step_x_m + 1e-9), -1, n_x - 1)
-    return int(np.clip(hi - lo + 1, 0, None)[np.abs(y) <= radius_m].sum())
-
-
-@dataclass(frozen=True)
-class PatchSummary:
-    """What the calibration of a scenario simulates, against the scan it stands for.
-
-    Attributes
-    ----------
-    size_m : (float, float)
-        The patch's field, x and y, metres.
-    frames : int
-        Scan points of the patch (frames; all beams share a frame).
-    fluence_ratio : float
-        Photons per unit area at the patch's centre over those at the centre of the scenario's
-        own scan: the scan points whose beam (a disc of the beam's diameter) covers the centre,
-        counted on both rasters (1: the patch is dosed as the scan is).
-    """
-
-    size_m: tuple
-    frames: int
-    fluence_ratio: float
-
-
-def patch_summary(s: Scenario, g=None, points: int = PATCH_POINTS) -> PatchSummary:
-    """The patch :func:`patch_scenario` simulates for scenario ``s`` (with geometry ``g``)."""
-    from twin.geometry import Geometry
-
-    g = g or Geometry.from_scenario(s)
-    gp = Geometry.from_scenario(patch_scenario(s, points, g))
-    r = g.beam_diameter_m / 2
-
-    def at_centre(geo) -> int:
-        # the lines of all beams together (each beam scans its own band of lines_per_beam)
-        return _disc_count(geo.frames_per_line, geo.lines_per_beam * geo.n_beams,
-                           geo.fast_step_m, geo.slow_step_m, r)
-
-    full = at_centre(g)
-    ratio = at_centre(gp) / full if full else math.nan
-    return PatchSummary((gp.fov_x_m, gp.fov_y_m), int(gp.frames_per_projection), float(ratio))
 
 
 #: Fields of a 3D scan's motion and tomography that a 2D patch (one projection, its sample in
@@ -588,166 +456,6 @@ def _measure_job(s: Scenario, seed: int, iterations, points: int, volume: bool):
     return (m2, measure_3d(s, seed) if volume else None)
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """d(F) fitted to simulated points (``resolution.model = "simulated"``).
-
-    On the dose-limited side d(F) = d₀·(F/F₀)^(−k). Where more photons per frame make the
-    twin's own points worse (count-rate losses, counter overflow: a detector limit), the curve
-    turns over at ``f_turn_photons_per_m2``, the last dose-limited point, and above it follows
-    d_t·(F/F_t)^(−k_high) with k_high < 0 through the worse points: the power law of the
-    dose-limited side is never extrapolated into the detector-limited side.
-
-    Attributes
-    ----------
-    d0_m, d0_std_m : float
-        Dose-limited law at the scenario's fluence F₀ and its standard error, metres.
-    k, k_std : float
-        Dose-limited exponent and its standard error (Howells et al. 2009 predict k = 1/4 in
-        the dose-limited regime; k → 0 where the pixel or the probe limit it).
-    f0_photons_per_m2 : float
-        The scenario's fluence per projection.
-    points : list of (fluence, resolution)
-        The simulated points.
-    f_turn_photons_per_m2 : float
-        Turnover fluence (inf: no turnover within the simulated points).
-    k_high : float
-        Exponent above the turnover (NaN without one).
-    resolved : list of bool
-        Per point: the reconstruction converged for at least one seed (False: a bound).
-    seeds : int
-        Seeds simulated per fluence.
-    all_resolved : list of bool
-        Per point: every seed's reconstruction converged. The law is fitted over these only.
-    """
-
-    d0_m: float
-    d0_std_m: float
-    k: float
-    k_std: float
-    f0_photons_per_m2: float
-    points: list
-    f_turn_photons_per_m2: float = math.inf
-    k_high: float = math.nan
-    resolved: list = ()
-    compression_ratio: float = math.nan
-    seeds: int = 1
-    all_resolved: list = ()
-    source: str = ""            # another scenario's calibration, read at this one's fluence
-
-    def resolved_fluences(self) -> list:
-        """Fluences of the points whose reconstruction converged (all, if not recorded)."""
-        flags = list(self.resolved) or [True] * len(self.points)
-        return [f for (f, _), ok in zip(self.points, flags) if ok]
-
-    def fully_resolved_fluences(self) -> list:
-        """Fluences at which every seed's reconstruction converged."""
-        flags = list(self.all_resolved) or list(self.resolved) or [True] * len(self.points)
-        return [f for (f, _), ok in zip(self.points, flags) if ok]
-
-    def cliff_fluence(self) -> float:
-        """The lowest simulated fluence at which every seed resolves, above the highest one
-        at which some seed failed (NaN where no point below a resolved one failed): below it,
-        the curve is a cliff, not a plateau, and the law is not used."""
-        return cliff_fluence([f for f, _ in self.points],
-                             list(self.all_resolved) or list(self.resolved)
-                             or [True] * len(self.points))
-
-    def resolution_m(self, fluence_photons_per_m2):
-        """The calibrated d at fluence F (vectorised), both sides of a turnover."""
-        return simulated_law(np.asarray(fluence_photons_per_m2, float), self.d0_m,
-                             self.f0_photons_per_m2, self.k, self.f_turn_photons_per_m2,
-                             self.k_high)
-
-
-def cliff_fluence(fluences, all_resolved) -> float:
-    """The cliff of a calibration: the lowest fluence at which every seed resolves, above the
-    highest fluence at which some seed failed while a higher fluence resolved in every seed.
-
-    Parameters
-    ----------
-    fluences : sequence of float
-        Simulated fluences, photons/m².
-    all_resolved : sequence of bool
-        Per fluence: every seed's reconstruction converged.
-
-    Returns
-    -------
-    float
-        The cliff fluence, or NaN where no failure lies below a fully resolved point (a failure
-        at the highest fluences is the detector's turnover, not a cliff).
-    """
-    order = np.argsort(np.asarray(fluences, float))
-    fl = np.asarray(fluences, float)[order]
-    ok = np.asarray(all_resolved, bool)[order]
-    good = np.flatnonzero(ok)
-    if len(good) == 0:
-        return math.nan
-    failed_below = np.flatnonzero(~ok[:good[-1]])
-    if len(failed_below) == 0:
-        return math.nan
-    return float(fl[good[good > failed_below[-1]][0]])
-
-
-def simulated_law(f, d0, f0, k, f_turn=math.inf, k_high=math.nan):
-    """d(F) of a :class:`Calibration` from its parameters, elementwise over arrays of any of
-    them (the forecast evaluates a sweep's points at once): d₀·(F/F₀)^(−k) up to ``f_turn``,
-    d_t·(F/F_t)^(−k_high) above it."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        low = d0 * (f / f0) ** -k
-        d_turn = d0 * (f_turn / f0) ** -k
-        return np.where(f > f_turn, d_turn * (f / f_turn) ** -k_high, low)
-
-
-#: Relative margin by which a simulated point must be worse than the best point at a lower
-#: fluence to mark the turnover into a detector-limited regime: twice the largest seed-to-seed
-#: scatter measured at a seed scenario's own fluence (three seeds each: Siemens star 4.5 %,
-#: 3 kHz brain 15 %), so seed noise alone rarely triggers it with one seed per fluence.
-TURNOVER_MARGIN = 0.3
-
-
-def dose_limited_points(d: np.ndarray, bound: np.ndarray) -> int:
-    """How many of the points (sorted by fluence) lie on the dose-limited side.
-
-    Points are ``d`` (resolutions) with ``bound`` (the reconstruction did not converge: a lower
-    bound). Unconverged points below the first resolved one are starved of photons and stay on
-    the dose side (they are left out of the fit); the side ends before the first point — a
-    resolved one worse than the best before it by :data:`TURNOVER_MARGIN`, or an unconverged
-    one — above a resolved point. Returns the number of points on the dose side (len(d): no
-    turnover).
-    """
-    best = math.inf
-    for i, (di, bi) in enumerate(zip(d, bound)):
-        if bi:
-            if math.isfinite(best):
-                return i
-            continue
-        if di > best * (1 + TURNOVER_MARGIN):
-            return i
-        best = min(best, float(di))
-    return len(d)
-
-
-def fit_power_law(fluence: np.ndarray, d: np.ndarray, f0: float) -> tuple[float, float,
-                                                                         float, float]:
-    """Least-squares fit of log d = log d₀ − k·log(F/F₀): (d₀, σ(d₀), k, σ(k))."""
-    x = np.log(np.asarray(fluence, float) / f0)
-    y = np.log(np.asarray(d, float))
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
-    if len(x) < 2 or np.ptp(x) == 0:
-        raise ValueError("need simulated points at two or more fluences")
-    a = np.stack([np.ones_like(x), -x], axis=1)
-    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-    resid = y - a @ coef
-    dof = max(len(x) - 2, 1)
-    # two points fit exactly: their spread says nothing about the error (NaN, not 0)
-    s2 = float(resid @ resid) / dof if len(x) > 2 else math.nan
-    cov = s2 * np.linalg.inv(a.T @ a)
-    d0 = float(np.exp(coef[0]))
-    return d0, d0 * float(np.sqrt(cov[0, 0])), float(coef[1]), float(np.sqrt(cov[1, 1]))
-
-
 #: Fluence factors around the scenario's at which :func:`calibrate` simulates.
 CALIBRATION_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -775,58 +483,30 @@ def missing_points(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
 def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
               scheduler: str | None = None, progress: bool = False,
               n_workers: int | None = None, points: int = PATCH_POINTS) -> Calibration:
-    """Fit d(F) from points simulated at fluences ``factors`` × the scenario's (flux scaled)."""
+    """Fit d(F) (:func:`twin.analysis.laws.fit_calibration`) to points simulated at fluences
+    ``factors`` × the scenario's (flux scaled)."""
+    from twin.geometry import Geometry
+
     flux = s.beam.flux_photons_per_s
     pts = [s.with_values({"beam.flux_photons_per_s": flux * f}) for f in factors]
     rows = measure_many(pts, seeds=seeds, scheduler=scheduler, progress=progress,
                         n_workers=n_workers, points=points)
-    from twin.workflows.forecast import fluence_per_m2
-
-    f0 = fluence_per_m2(s)
+    f0 = Geometry.from_scenario(s).fluence_per_m2
     order = np.argsort(factors)
+    rows = [rows[i] for i in order]
     fl = np.array([f0 * factors[i] for i in order], float)
-    d = np.array([rows[i]["resolution_simulated_m"] for i in order], float)
+    d = np.array([r["resolution_simulated_m"] for r in rows], float)
     # a point whose FRC never rises above the threshold where the search starts (the
     # reconstruction did not converge) is a bound, not a measurement
-    bound = np.array([rows[i]["unresolved"] for i in order], bool)
+    bound = np.array([r["unresolved"] for r in rows], bool)
     bound |= ~np.isfinite(d)                      # no number: not a measurement either
     # a point where some seed failed is a result, kept and shown (the cliff), never fitted
-    every = np.array([rows[i].get("seeds_resolved", seeds) >= rows[i].get(
-        "seeds_simulated", seeds) for i in order], bool) & ~bound
-    if len(np.unique(fl[~bound])) < 2:
-        raise TwinInputError("resolution.model", "simulated", (
-            f"the reconstruction did not converge at {int(bound.sum())} of {len(bound)} "
-            "calibration fluences (too few photons per frame?): no resolution to fit"))
-    n_dose = dose_limited_points(d, bound)
-    low = np.arange(len(d)) < n_dose
-    use = low & every
-    if not use.any():           # no dose-side point resolved in every seed: the partial ones
-        use = low & ~bound
-    if len(np.unique(fl[use])) >= 2:
-        d0, d0_sd, k, k_sd = fit_power_law(fl[use], d[use], f0)
-        # with several seeds, the spread of the point at F0 over them bounds the error from
-        # below: a fit through few points can pass closer to their means than they are known
-        at = np.flatnonzero(use & np.isclose(fl, f0, rtol=1e-9))
-        if seeds > 1 and len(at):
-            sd = float(rows[order[at[0]]]["resolution_simulated_std_m"])
-            d0_sd = float(np.fmax(d0_sd, sd / math.sqrt(seeds)))      # NaN: the other
-    else:           # one dose-limited fluence: no slope to fit, the curve is flat up to it
-        d0, d0_sd, k, k_sd = float(np.exp(np.mean(np.log(d[use])))), math.nan, 0.0, math.nan
-    f_turn, k_high = math.inf, math.nan
-    if n_dose < len(d):
-        f_turn = float(fl[use][-1])
-        d_turn = d0 * (f_turn / f0) ** (-k)
-        hi = ~low & np.isfinite(d) & (fl > f_turn)
-        # through (F_t, d_t), least squares in log–log over the worse points (an unconverged
-        # point enters with its bound: the curve is at least that steep)
-        x = np.log(fl[hi] / f_turn)
-        y = np.log(d[hi] / d_turn)
-        k_high = min(-float(x @ y / (x @ x)), 0.0) if len(x) else 0.0
+    every = np.array([r.get("seeds_resolved", seeds) >= r.get("seeds_simulated", seeds)
+                      for r in rows], bool) & ~bound
+    d_std = np.array([r.get("resolution_simulated_std_m", math.nan) for r in rows], float)
     # the detector's frames at the scan's own fluence, as the twin simulated them: their
     # bitshuffle-LZ4 ratio sizes the compressed data (no further simulation)
-    at_f0 = [i for i, f in enumerate(factors) if math.isclose(f, 1.0)]
-    ratio = (float(rows[at_f0[0]].get("compression_ratio_simulated", math.nan)) if at_f0
+    at_f0 = [r for i, r in zip(order, rows) if math.isclose(factors[i], 1.0)]
+    ratio = (float(at_f0[0].get("compression_ratio_simulated", math.nan)) if at_f0
              else math.nan)
-    return Calibration(d0, d0_sd, k, k_sd, float(f0),
-                       [(float(a), float(b)) for a, b in zip(fl, d)], f_turn, k_high,
-                       [bool(b) for b in ~bound], ratio, seeds, [bool(b) for b in every])
+    return fit_calibration(fl, d, bound, every, float(f0), seeds, d_std, ratio)

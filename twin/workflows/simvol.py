@@ -102,7 +102,7 @@ def sub_volume(s: Scenario, g=None) -> SubVolume:
         ``s`` is not a 3D scenario, or its phantom is a 2D one (the Siemens star).
     """
     from twin.geometry import Geometry
-    from twin.workflows.simres import _disc_count
+    from twin.workflows.patch import _disc_count
 
     n_full = s.tomography.n_projections
     if n_full == 0 or (isinstance(n_full, int) and n_full < 2):

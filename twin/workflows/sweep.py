@@ -174,10 +174,11 @@ def _calibrations(base: Scenario, keys: list[str], sweep: dict,
 
 def _uncalibrated(s: Scenario):
     """A calibration that forecasts no resolution (NaN): the combination was not simulated."""
-    from twin.workflows import simres
+    from twin.analysis.laws import Calibration
+    from twin.geometry import Geometry
 
     nan = float("nan")
-    return simres.Calibration(nan, nan, nan, nan, _forecast.fluence_per_m2(s), [])
+    return Calibration(nan, nan, nan, nan, Geometry.from_scenario(s).fluence_per_m2, [])
 
 
 def _check_simulated(s: Scenario, n: int, seeds: int, n_workers: int | None, yes: bool, log,
