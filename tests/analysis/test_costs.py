@@ -7,7 +7,7 @@ import pytest
 
 from twin import scenario
 from twin.analysis import costs
-from twin.workflows import forecast
+from twin.workflows import calibrate, forecast
 
 TABLE = {"cpu": {"fft_seconds": {"64": 2e-5, "128": 1e-4, "256": 5e-4},
                  "simulation_share": 0.5, "reconstruction_share": 0.25,
@@ -45,7 +45,7 @@ def test_a_measured_stage_wins_over_the_model():
 
 def test_forecast_costs_scale_with_the_acquisition(scenario_path, monkeypatch):
     s = scenario.load(scenario_path("brain_phantom_eiger_3khz"))
-    cal = forecast.calibration(s)             # shipped; the variants below reuse it
+    cal = calibrate.calibration(s)             # shipped; the variants below reuse it
     monkeypatch.setattr(forecast, "calibration", lambda sc: cal)
     a = forecast.forecast(s).values
     b = forecast.forecast(s.with_values({"tomography.n_projections": 2 * 501})).values

@@ -9,7 +9,7 @@ from twin import scenario
 from twin.geometry import Geometry
 from twin.analysis import laws
 
-from twin.workflows import forecast
+from twin.workflows import calibrate, forecast
 
 
 def fc(scenario_path, name, **changes):
@@ -242,9 +242,9 @@ def test_a_negative_simulated_exponent_is_not_extrapolated_over_projections(scen
     s = scenario.load(scenario_path("brain_1mm3_dlsr")).with_values(
         {"resolution.model": "simulated"})
     f0 = Geometry.from_scenario(s).fluence_per_m2
-    monkeypatch.setattr(forecast, "calibration",
+    monkeypatch.setattr(calibrate, "calibration",
                         lambda sc: laws.Calibration(250e-9, 30e-9, -0.25, 0.15, f0, []))
-    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    monkeypatch.setattr(calibrate, "compression_ratio", lambda sc: 10.0)
     v = forecast.forecast(s).values
     assert v["resolution_forecast_m"] == pytest.approx(250e-9)
     assert v["dose_limited_3d_resolution_m"] == pytest.approx(250e-9)
@@ -259,7 +259,7 @@ def test_1mm3_simulated_forecast_turns_over_where_the_detector_saturates(scenari
     s = scenario.load(scenario_path("brain_1mm3_dlsr"))
     assert s.resolution.model == "simulated"
     v = forecast.forecast(s).values
-    cal = forecast.calibration(s)
+    cal = calibrate.calibration(s)
     f0 = cal.f0_photons_per_m2
     pts = dict(cal.points)
     assert v["resolution_turnover_fluence_photons_per_um2"] is not None
@@ -279,9 +279,9 @@ def test_a_forecast_outside_the_simulated_fluences_says_it_extrapolates(scenario
     s = scenario.load(scenario_path("brain_1mm3_dlsr"))
     f0 = Geometry.from_scenario(s).fluence_per_m2
     pts = [(f0 * f, 200e-9) for f in simres.CALIBRATION_FACTORS]
-    monkeypatch.setattr(forecast, "calibration",
+    monkeypatch.setattr(calibrate, "calibration",
                         lambda sc: laws.Calibration(200e-9, 5e-9, 0.25, 0.02, f0, pts))
-    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    monkeypatch.setattr(calibrate, "compression_ratio", lambda sc: 10.0)
     flux = s.beam.flux_photons_per_s
     flat = {"tomography.n_projections": 0}            # 2D: one projection's fluence only
     inside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 3 * flux, **flat}))
@@ -300,9 +300,9 @@ def test_the_detector_penalty_of_each_projection_carries_into_3d(scenario_path, 
 
     s = scenario.load(scenario_path("brain_1mm3_dlsr"))
     f0 = Geometry.from_scenario(s).fluence_per_m2
-    monkeypatch.setattr(forecast, "calibration", lambda sc: laws.Calibration(
+    monkeypatch.setattr(calibrate, "calibration", lambda sc: laws.Calibration(
         200e-9, 5e-9, 0.05, 0.02, f0, [], f0, -1.0))
-    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    monkeypatch.setattr(calibrate, "compression_ratio", lambda sc: 10.0)
     flux = s.beam.flux_photons_per_s
     at = forecast.forecast(s).values
     above = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 2 * flux})).values

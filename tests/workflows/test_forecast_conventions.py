@@ -8,7 +8,7 @@ import pytest
 from twin import scenario
 from twin.geometry import Geometry
 from twin.analysis import laws
-from twin.workflows import forecast, patch, simres
+from twin.workflows import calibrate, forecast, patch, simres
 
 
 def _calibration(f0, flags, d=200e-9, seeds=3):
@@ -32,9 +32,9 @@ def test_below_the_cliff_the_forecast_is_unresolved_not_a_plateau(scenario_path,
     s = scenario.load(scenario_path("siemens_star_selun_110khz"))
     f0 = Geometry.from_scenario(s).fluence_per_m2
     # F0/4 and F0/2 failed in a seed: the cliff is at F0
-    monkeypatch.setattr(forecast, "calibration", lambda sc: _calibration(
+    monkeypatch.setattr(calibrate, "calibration", lambda sc: _calibration(
         f0, [False, False, True, True, True]))
-    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    monkeypatch.setattr(calibrate, "compression_ratio", lambda sc: 10.0)
     flux = s.beam.flux_photons_per_s
     at = forecast.forecast(s).values
     below = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 0.6 * flux})).values
@@ -86,7 +86,7 @@ def test_the_same_experiment_at_another_flux_reads_the_shipped_calibration(scena
     # twice the flux: the shipped d(F) of the same sample, optics, scan and detector, read at
     # the new fluence (not bad input: exit 0, no simulation started)
     s = scenario.load(scenario_path("brain_phantom_eiger_3khz"))
-    cal = forecast.calibration(s)
+    cal = calibrate.calibration(s)
     v = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 4e8, "seed": 7})).values
     assert v["resolution_calibration"].startswith("from brain_phantom_eiger_3khz")
     f = v["fluence_photons_per_um2"] * 1e12

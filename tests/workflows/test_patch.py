@@ -28,9 +28,9 @@ SEEDS = sorted(p.stem for p in (ROOT / "scenarios").glob("*.toml")
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv(calibrate.LIMIT_ENV, raising=False)
-    forecast._CALIBRATIONS.clear()
+    calibrate._CALIBRATIONS.clear()
     yield
-    forecast._CALIBRATIONS.clear()
+    calibrate._CALIBRATIONS.clear()
 
 
 def _load(name: str, **values):

@@ -13,7 +13,7 @@ import pytest
 from twin import scenario
 from twin.geometry import Geometry
 from twin.analysis import laws
-from twin.workflows import simres
+from twin.workflows import calibrate, simres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,7 +105,7 @@ def test_a_shipped_entry_is_what_the_code_measures_and_forecasts_use_it():
     assert got.resolution_simulated_m == pytest.approx(want["resolution_simulated_m"], rel=0.03)
     assert got.pcc_simulated == pytest.approx(want["pcc_simulated"], abs=0.01)
     # the forecast of the unchanged seed scenario is that calibration, with its error bars
-    forecast._CALIBRATIONS.clear()
+    calibrate._CALIBRATIONS.clear()
     v = forecast.forecast(s).values
     assert v["resolution_simulated_m"] is not None
     assert v["resolution_simulated_std_m"] is not None and v["resolution_simulated_std_m"] > 0

@@ -6,7 +6,7 @@ from twin import scenario
 from twin.geometry import Geometry
 from twin.analysis import laws
 
-from twin.workflows import forecast
+from twin.workflows import calibrate, forecast
 
 from twin.workflows import sweep
 from twin.core.errors import TwinInputError
@@ -83,9 +83,9 @@ def test_simulated_model_sweep_calibrates_each_non_flux_combination_once(quick, 
         return laws.Calibration(100e-9 * s.scan.frame_rate_hz / 1000, 5e-9, 0.25, 0.02, f0, [])
 
     monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
-    forecast._CALIBRATIONS.clear()
+    calibrate._CALIBRATIONS.clear()
     monkeypatch.setattr(simres, "calibrate", fake_calibrate)
-    monkeypatch.setattr(forecast, "compression_ratio", lambda s: 3.0)
+    monkeypatch.setattr(calibrate, "compression_ratio", lambda s: 3.0)
     monkeypatch.setattr(sweep, "estimate_simulated_s", lambda *a, **k: 1.0)
     base = quick.model_copy(update={"resolution": quick.resolution.model_copy(
         update={"model": "simulated"})})
@@ -99,7 +99,7 @@ def test_simulated_model_sweep_calibrates_each_non_flux_combination_once(quick, 
         f0 = Geometry.from_scenario(base.with_values({"scan.frame_rate_hz": rate})).fluence_per_m2
         expect = max(100e-9 * rate / 1000 * (f / f0) ** -0.25, row["pixel_size_m"])
         assert row["resolution_forecast_m"] == pytest.approx(expect, rel=1e-6)
-    forecast._CALIBRATIONS.clear()
+    calibrate._CALIBRATIONS.clear()
 
 
 def test_an_uncalibrated_combination_is_left_empty_not_refused(quick, monkeypatch, tmp_path):
@@ -116,11 +116,11 @@ def test_an_uncalibrated_combination_is_left_empty_not_refused(quick, monkeypatc
                                 Geometry.from_scenario(s).fluence_per_m2, [])
 
     monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
-    forecast._CALIBRATIONS.clear()
+    calibrate._CALIBRATIONS.clear()
     monkeypatch.setattr(simres, "calibrate", fake_calibrate)
     monkeypatch.setattr(simres, "missing_keys", lambda s, *a, **k: (
         set() if s.scan.frame_rate_hz == own else {f"k{s.scan.frame_rate_hz}"}))
-    monkeypatch.setattr(forecast, "compression_ratio", lambda s: 3.0)
+    monkeypatch.setattr(calibrate, "compression_ratio", lambda s: 3.0)
     monkeypatch.setattr(sweep, "estimate_simulated_s", lambda *a, **k: 2 * 3600.0)
     base = quick.model_copy(update={"resolution": quick.resolution.model_copy(
         update={"model": "simulated"})})
@@ -132,4 +132,4 @@ def test_an_uncalibrated_combination_is_left_empty_not_refused(quick, monkeypatc
     assert table.loc[mine, "resolution_forecast_m"].notna().all()
     assert table.loc[~mine, "resolution_forecast_m"].isna().all()
     assert any("--yes" in m and "NaN" in m for m in said)
-    forecast._CALIBRATIONS.clear()
+    calibrate._CALIBRATIONS.clear()

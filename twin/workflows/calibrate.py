@@ -5,7 +5,8 @@ reconstructs (:mod:`twin.workflows.simres`): at each of the fluences
 :data:`~twin.workflows.simres.CALIBRATION_FACTORS` × F₀ and for each of
 ``resolution.calibration_seeds`` seeds, one patch (:func:`~twin.workflows.patch.patch_scenario`)
 is simulated and reconstructed three times (all its frames, and each of two halves). A forecast
-never does that work (:func:`twin.workflows.forecast.calibration` reports a missing calibration);
+never does that work (:func:`calibration` reads shipped or cached points, and the forecast
+reports a missing calibration);
 ``twin calibrate`` (and ``twin sweep`` / ``twin run``, which need one) does it, after printing
 what it costs from the measured cost model of :mod:`twin.analysis.costs`:
 
@@ -19,9 +20,11 @@ workers exceeds it (exit status 2, with the estimate).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
@@ -88,12 +91,12 @@ def point_seconds(s: Scenario) -> tuple[int, tuple, float, float]:
     """(frames, patch size, core-seconds, GPU-seconds) of one simulated point of scenario ``s``:
     its patch simulated, then reconstructed from all its frames and from each of two halves."""
     from twin.geometry import Geometry
-    from twin.workflows import forecast, patch
+    from twin.workflows import patch
 
     g = Geometry.from_scenario(s)
     ps = patch.patch_scenario(s, g=g)
     gp = Geometry.from_scenario(ps)
-    c = forecast._cost_params(ps, gp)
+    c = cost_params(ps, gp)
     frames = int(gp.frames_per_projection)
     # full reconstruction + two halves of frames/2: twice the frame-iterations of one
     rec_units = 2 * frames * c["rec_iterations"]
@@ -182,8 +185,6 @@ def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
     log : callable, optional
         Receives the cost sentence before any work starts.
     """
-    from twin.workflows import forecast, simres
-
     if s.resolution.model != "simulated":
         raise TwinInputError("resolution.model", s.resolution.model,
                              'a calibration is simulated for resolution.model = "simulated"')
@@ -197,5 +198,104 @@ def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
         log(f"calibration of {s.name}: {cost.describe()}")
     check_limit(f"calibrating {s.name}", cost.wall_hours, limit_hours(max_hours),
                 cost.describe())
-    return forecast.calibration(base, simulate=True, scheduler=scheduler,
-                                n_workers=n_workers, progress=progress and cost.missing > 0)
+    return calibration(base, simulate=True, scheduler=scheduler, n_workers=n_workers,
+                       progress=progress and cost.missing > 0)
+
+
+def cost_params(s: Scenario, g) -> dict[str, float]:
+    """Measured seconds per simulated frame and per reconstructed frame-iteration
+    (:mod:`twin.analysis.costs`), on a CPU core and on a GPU, of scenario ``s`` (geometry ``g``).
+
+    Returns
+    -------
+    dict
+        ``sim_core_s_per_frame``, ``sim_gpu_s_per_frame``, ``rec_core_s_per_frame_iteration``,
+        ``rec_gpu_s_per_frame_iteration`` (seconds) and ``rec_iterations``.
+    """
+    from twin.analysis import costs
+    from twin.geometry import reconstruction_options
+
+    opts = reconstruction_options(s)
+    sim = costs.simulation_work(g.oversampling ** 2 * g.n_native, g.n_beams, g.blur_samples(s),
+                                g.simulated_modes(s), g.multislice_slices(s))
+    rec = costs.reconstruction_work(g.n_native, g.n_beams,
+                                    opts.modes or g.simulated_modes(s), max(opts.slices, 1))
+    return {
+        "sim_core_s_per_frame": costs.seconds_per_unit(sim, "simulation", "cpu"),
+        "sim_gpu_s_per_frame": costs.seconds_per_unit(sim, "simulation", "gpu"),
+        "rec_core_s_per_frame_iteration": costs.seconds_per_unit(rec, "reconstruction", "cpu"),
+        "rec_gpu_s_per_frame_iteration": costs.seconds_per_unit(rec, "reconstruction", "gpu"),
+        "rec_iterations": float(opts.iterations),
+    }
+
+
+_CALIBRATIONS: dict = {}
+
+
+def calibration(s: Scenario, simulate: bool = False, scheduler: str | None = None,
+                n_workers: int | None = None, progress: bool = False):
+    """The simulated d(F) calibration of scenario ``s`` (``resolution.model = "simulated"``).
+
+    Read from its simulated points, shipped with twin or cached on disk by
+    :mod:`twin.workflows.simres`, and kept in memory here. A forecast never simulates: where
+    points are missing and ``simulate`` is false, this returns :func:`family_calibration`
+    (a shipped scenario that differs only in flux, seed or projections), or None, which the
+    forecast reports with the flag ``uncalibrated`` and the cost (:func:`missing_message`).
+    With ``simulate`` (the explicit step, :func:`run`) the missing points are computed, on
+    ``scheduler`` or ``n_workers`` local workers.
+
+    Returns
+    -------
+    twin.analysis.laws.Calibration or None
+    """
+    from twin.workflows import simres
+
+    key = s.model_dump_json(exclude={"name", "description", "sweep", "beamtime"})
+    if key not in _CALIBRATIONS:
+        base = s.model_copy(update={"sweep": {}})
+        seeds = s.resolution.calibration_seeds
+        if not simulate and simres.missing_points(base, seeds):
+            # the same experiment at another flux or seed: its shipped d(F), read at this
+            # scenario's fluence (as a sweep does); else no resolution, said by a flag
+            return family_calibration(s)
+        _CALIBRATIONS[key] = simres.calibrate(base, seeds=seeds, scheduler=scheduler,
+                                              n_workers=n_workers, progress=progress)
+    return _CALIBRATIONS[key]
+
+
+#: Fields a calibration's d(F) does not depend on beyond the fluence it is read at (the flux),
+#: or that only label it (the seed's noise; a 3D scan's projections, which the 2D patch ignores).
+FAMILY_EXCLUDE = {"name": True, "description": True, "sweep": True, "beamtime": True,
+                  "run": True, "seed": True, "tomography": True,
+                  "beam": {"flux_photons_per_s"}}
+
+
+def family_calibration(s: Scenario):
+    """The calibration of a shipped scenario that is ``s`` but for its flux, seed or projections
+    (its d(F) is read at ``s``'s own fluence, the fluence range it was simulated over stated by
+    ``resolution_extrapolated``), or None where no shipped scenario is."""
+    from twin.scenario import load
+    from twin.workflows import simres
+
+    key = s.model_dump_json(exclude=FAMILY_EXCLUDE)
+    for path in sorted(SCENARIOS.glob("*.toml")):
+        other = load(path)
+        if (other.resolution.model == "simulated"
+                and other.model_dump_json(exclude=FAMILY_EXCLUDE) == key
+                and not simres.missing_points(other, other.resolution.calibration_seeds)):
+            cal = calibration(other)
+            return dataclasses.replace(cal, source=other.name)
+    return None
+
+
+#: The scenarios that ship with twin (their calibrations are in ``twin/data/simulated``).
+SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
+
+
+def compression_ratio(s: Scenario) -> float:
+    """Raw/bitshuffle-LZ4 size of the scenario's simulated frames: those of its calibration
+    point at its own fluence (``resolution.model = "simulated"``; NaN otherwise)."""
+    if s.resolution.model != "simulated":
+        return math.nan
+    cal = calibration(s)
+    return float(cal.compression_ratio) if cal is not None else math.nan

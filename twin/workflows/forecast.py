@@ -25,11 +25,9 @@ Model (each step is a closed form; see the book's *Forecast model* chapter):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
@@ -38,8 +36,8 @@ from twin.sample import dose as _dose
 from twin.sample import materials as _materials
 from twin.beam import optics as _optics
 from twin.analysis.laws import simulated_law
-from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
+from twin.workflows import calibrate
 
 #: Units of every forecast key, for tables and plots.
 UNITS: dict[str, str] = {
@@ -166,7 +164,7 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
     if res.model != "simulated":
         sim = None
     elif sim is None:
-        sim = calibration(s)
+        sim = calibrate.calibration(s)
     # the sample's widest extent across the beam over the rotation (Crowther's D), and its
     # thickness along the beam (projection approximation)
     if s.sample.shape == "cylinder":
@@ -241,7 +239,7 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
         "sim_f_cliff_per_m2": sim.cliff_fluence() if sim else math.nan,
         "sim_seeds": float(sim.seeds) if sim else math.nan,
         **_patch_params(s, g, sim is not None),
-        **_cost_params(s, g),
+        **calibrate.cost_params(s, g),
         "shutter": {"none": 0.0, "per_line": 1.0, "per_frame": 2.0}[s.scan.shutter],
         "sample_width_m": width_across,
         "sample_thickness_m": thickness,
@@ -266,99 +264,9 @@ def _patch_params(s: Scenario, g, simulated: bool) -> dict[str, float]:
             "patch_frames": float(ps.frames), "patch_fluence_ratio": ps.fluence_ratio}
 
 
-def _cost_params(s: Scenario, g) -> dict[str, float]:
-    """Measured seconds per simulated frame and per reconstructed frame-iteration
-    (:mod:`twin.analysis.costs`), on a CPU core and on a GPU."""
-    from twin.analysis import costs
-    from twin.geometry import reconstruction_options
-
-    opts = reconstruction_options(s)
-    sim = costs.simulation_work(g.oversampling ** 2 * g.n_native, g.n_beams, g.blur_samples(s),
-                                g.simulated_modes(s), g.multislice_slices(s))
-    rec = costs.reconstruction_work(g.n_native, g.n_beams,
-                                    opts.modes or g.simulated_modes(s), max(opts.slices, 1))
-    return {
-        "sim_core_s_per_frame": costs.seconds_per_unit(sim, "simulation", "cpu"),
-        "sim_gpu_s_per_frame": costs.seconds_per_unit(sim, "simulation", "gpu"),
-        "rec_core_s_per_frame_iteration": costs.seconds_per_unit(rec, "reconstruction", "cpu"),
-        "rec_gpu_s_per_frame_iteration": costs.seconds_per_unit(rec, "reconstruction", "gpu"),
-        "rec_iterations": float(opts.iterations),
-    }
-
-
-_CALIBRATIONS: dict = {}
 #: Below this fitted exponent k (half of the dose-limited 1/4 of Howells et al. 2009) the
 #: simulated resolution is called limited by the reconstruction rather than by the dose.
 FLAT_EXPONENT = 0.125
-
-
-def calibration(s: Scenario, simulate: bool = False, scheduler: str | None = None,
-                n_workers: int | None = None, progress: bool = False):
-    """The simulated d(F) calibration of scenario ``s`` (``resolution.model = "simulated"``).
-
-    Read from its simulated points, shipped with twin or cached on disk by
-    :mod:`twin.workflows.simres`, and kept in memory here. A forecast never simulates: where
-    points are missing this raises, naming the scenario, the command that calibrates it
-    (``twin calibrate``) and its cost, unless ``simulate`` (the explicit step,
-    :func:`twin.workflows.calibrate.run`) computes them, on ``scheduler`` or ``n_workers``
-    local workers.
-
-    Raises
-    ------
-    TwinInputError
-        Points are missing and ``simulate`` is false (exit status 2 on the command line).
-    """
-    from twin.workflows import simres
-
-    key = s.model_dump_json(exclude={"name", "description", "sweep", "beamtime"})
-    if key not in _CALIBRATIONS:
-        base = s.model_copy(update={"sweep": {}})
-        seeds = s.resolution.calibration_seeds
-        if not simulate and simres.missing_points(base, seeds):
-            # the same experiment at another flux or seed: its shipped d(F), read at this
-            # scenario's fluence (as a sweep does); else no resolution, said by a flag
-            return family_calibration(s)
-        _CALIBRATIONS[key] = simres.calibrate(base, seeds=seeds, scheduler=scheduler,
-                                              n_workers=n_workers, progress=progress)
-    return _CALIBRATIONS[key]
-
-
-#: Fields a calibration's d(F) does not depend on beyond the fluence it is read at (the flux),
-#: or that only label it (the seed's noise; a 3D scan's projections, which the 2D patch ignores).
-FAMILY_EXCLUDE = {"name": True, "description": True, "sweep": True, "beamtime": True,
-                  "run": True, "seed": True, "tomography": True,
-                  "beam": {"flux_photons_per_s"}}
-
-
-def family_calibration(s: Scenario):
-    """The calibration of a shipped scenario that is ``s`` but for its flux, seed or projections
-    (its d(F) is read at ``s``'s own fluence, the fluence range it was simulated over stated by
-    ``resolution_extrapolated``), or None where no shipped scenario is."""
-    from twin.scenario import load
-    from twin.workflows import simres
-
-    key = s.model_dump_json(exclude=FAMILY_EXCLUDE)
-    for path in sorted(SCENARIOS.glob("*.toml")):
-        other = load(path)
-        if (other.resolution.model == "simulated"
-                and other.model_dump_json(exclude=FAMILY_EXCLUDE) == key
-                and not simres.missing_points(other, other.resolution.calibration_seeds)):
-            cal = calibration(other)
-            return dataclasses.replace(cal, source=other.name)
-    return None
-
-
-#: The scenarios that ship with twin (their calibrations are in ``twin/data/simulated``).
-SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
-
-
-def compression_ratio(s: Scenario) -> float:
-    """Raw/bitshuffle-LZ4 size of the scenario's simulated frames: those of its calibration
-    point at its own fluence (``resolution.model = "simulated"``; NaN otherwise)."""
-    if s.resolution.model != "simulated":
-        return math.nan
-    cal = calibration(s)
-    return float(cal.compression_ratio) if cal is not None else math.nan
 
 
 def stack(params: list[dict[str, float]]) -> dict[str, np.ndarray]:
@@ -658,8 +566,6 @@ def _conventions(s: Scenario, p: dict, cal_from: str) -> dict:
     if not simulated:
         out["resolution_calibration"] = None
     elif not math.isfinite(p["sim_d0_m"]):
-        from twin.workflows import calibrate
-
         base = s.model_copy(update={"sweep": {}})
         out["resolution_calibration"] = calibrate.missing_message(s, calibrate.estimate(base))
     else:
@@ -672,15 +578,15 @@ def forecast(s: Scenario, sim=None) -> Forecast:
     """Forecast of one scenario.
 
     ``sim``: ``resolution.model = "simulated"``: a calibration to use instead of the
-    scenario's own (:func:`calibration`, which simulates what is not cached); the planner
+    scenario's own (:func:`twin.workflows.calibrate.calibration`, which reads what is shipped or cached); the planner
     passes one so that it never starts a simulation.
     """
     if s.resolution.model == "simulated" and sim is None:
-        sim = calibration(s)
+        sim = calibrate.calibration(s)
     p = physical_parameters(s, sim)
     if s.resolution.model == "simulated":       # frames are simulated anyway
         p["compression_ratio"] = (float(sim.compression_ratio) if sim is not None
-                                  else compression_ratio(s))
+                                  else calibrate.compression_ratio(s))
     out = evaluate(stack([p]))
     values = {k: _scalar(k, v[0]) for k, v in out.items()}
     values["flags"] = flags(out)[0]

@@ -26,6 +26,7 @@ import numpy as np
 from twin import scenario as _scenario
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
+from twin.workflows import calibrate
 from twin.workflows import forecast as _forecast
 
 #: Fields whose value the forecast's physical parameters carry in one column and nowhere else:
@@ -161,7 +162,7 @@ def _calibration_for(s: Scenario, base_cal):
     # one point first: most combinations have none, and hashing all of them is the slow part
     first = simres.missing_points(s, 1, factors=simres.CALIBRATION_FACTORS[:1])
     if first == 0 and simres.missing_points(s, s.resolution.calibration_seeds) == 0:
-        return _forecast.calibration(s), "own"
+        return calibrate.calibration(s), "own"
     return base_cal, "base scenario's, at this point's fluence"
 
 
@@ -178,7 +179,7 @@ def _base_calibration(base: Scenario):
             "patches missing) and a plan starts no simulation: run `twin calibrate` on it "
             "once (it prints the cost, then simulates and caches them), or plan with a "
             "closed-form resolution.model (howells, rose, pixel)"))
-    return _forecast.calibration(base)
+    return calibrate.calibration(base)
 
 
 @dataclass

@@ -596,7 +596,7 @@ def volume_calibration(s: Scenario) -> tuple[VolumeCalibration | None, str]:
     shipped scenario that is ``s`` but for its flux or seed (its points read at ``s``'s
     fluence). Returns (calibration or None, the other scenario's name or "")."""
     from twin.scenario import load
-    from twin.workflows.forecast import FAMILY_EXCLUDE, SCENARIOS
+    from twin.workflows.calibrate import FAMILY_EXCLUDE, SCENARIOS
 
     key = s.model_dump_json(exclude={"name", "description", "sweep", "beamtime"})
     if key not in _VOLUME_CALIBRATIONS:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from twin.workflows import calibrate
 from twin.workflows import forecast as _forecast
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
@@ -120,8 +121,6 @@ def estimate_simulated_s(s: Scenario, n_points: int, seeds: int, n_workers: int)
     """Wall-time estimate of ``n_points`` × ``seeds`` simulated points like scenario ``s``'s,
     on ``n_workers`` workers, from the measured cost model (no work is done to estimate it:
     :func:`twin.workflows.calibrate.point_seconds`)."""
-    from twin.workflows import calibrate
-
     one = calibrate.point_seconds(s.model_copy(update={"sweep": {}}))[2]
     return one * n_points * seeds / max(1, n_workers)
 
@@ -132,7 +131,7 @@ def _calibrations(base: Scenario, keys: list[str], sweep: dict,
     """The simulated d(F) of every combination of swept values other than the flux
     (``resolution.model = "simulated"``), and of the scenario's own values (key None), after
     an estimate of the simulation it needs (refused above the user's limit ``max_hours``)."""
-    from twin.workflows import calibrate, simres
+    from twin.workflows import simres
 
     others = [k for k in keys if k != FLUENCE_FIELD]
     combos: dict = {None: base}
@@ -168,7 +167,7 @@ def _calibrations(base: Scenario, keys: list[str], sweep: dict,
                 f"them (cached: once), or sweep only {FLUENCE_FIELD}, which one calibration "
                 "serves")
     return {k: (_uncalibrated(sc) if k in skip
-                else _forecast.calibration(sc, simulate=True, n_workers=n_workers))
+                else calibrate.calibration(sc, simulate=True, n_workers=n_workers))
             for k, sc in combos.items()}
 
 
@@ -185,8 +184,6 @@ def _check_simulated(s: Scenario, n: int, seeds: int, n_workers: int | None, yes
                      max_hours: float | None) -> None:
     """Say what ``--simulate`` over ``n`` points × ``seeds`` seeds costs, before any work;
     refuse it above the user's limit, or above :data:`MAX_SIMULATED_HOURS` without ``yes``."""
-    from twin.workflows import calibrate
-
     workers = n_workers or min(2, os.cpu_count() or 1)
     est = estimate_simulated_s(s, n, seeds, workers)
     if log:
