@@ -27,17 +27,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from twin.acquisition import detector as _detector
-from twin.sample import dose as _dose
-from twin.sample import materials as _materials
 from twin.beam import optics as _optics
-from twin.analysis.laws import simulated_law
+from twin.sample import dose as _dose
 from twin.scenario import Scenario
 from twin.workflows import calibrate
+from twin.workflows import forecast_resolution as _res
+from twin.workflows.forecast_params import physical_parameters, stack
+from twin.workflows.forecast_resolution import ResolutionLaw
+
+__all__ = ["FLAG_KEYS", "Forecast", "SHIFT_S", "UNITS", "evaluate", "flag_message", "flags",
+           "forecast", "physical_parameters", "stack"]
 
 #: Units of every forecast key, for tables and plots.
 UNITS: dict[str, str] = {
@@ -115,164 +118,9 @@ def flag_message(name: str, v: dict) -> str:
             f"beamtime.data_rate_limit_bytes_per_s = {v['data_rate_limit_bytes_per_s']:.3g} B/s")
 
 
-@lru_cache(maxsize=1024)
-def _absorbed(shape: str, size_x_m: float, size_z_m: float, fov_width_m: float,
-              angular_range_deg: float, is_3d: bool, mu_per_m: float) -> float:
-    angles = (np.deg2rad(np.linspace(0, angular_range_deg, 64, endpoint=False))
-              if is_3d else np.zeros(1))
-    return _dose.field_absorbed_fraction(mu_per_m, shape, size_x_m, size_z_m, fov_width_m,
-                                         angles)
-
-
-def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
-    """Flat SI parameters of one scenario for :func:`evaluate`."""
-    from twin.geometry import Geometry
-
-    g = Geometry.from_scenario(s)
-    det = g.detector
-    lam = g.wavelength_m
-    bulk = _materials.lookup(s.sample.material, s.beam.energy_kev, s.sample.density_g_per_cm3)
-    fov_x, fov_y = g.fov_x_m, g.fov_y_m
-    ext = g.sample_extent
-    size_x, size_z = ext.width_m, ext.depth_m
-    h_eff = min(ext.height_m, fov_y)
-    is_3d = s.is_3d
-    f_abs = _absorbed(s.sample.shape, size_x, size_z, fov_x, s.tomography.angular_range_deg,
-                      is_3d, bulk.mu_per_m) * h_eff / fov_y
-    # Irradiated mass: the part of the sample the rotating (or fixed) field of view crosses.
-    if s.sample.shape == "cylinder":
-        d = min(size_x, fov_x)
-        cross = math.pi / 4 * d * d if (is_3d or size_x <= fov_x) else d * size_z
-    else:
-        cross = min(size_x, fov_x) * (min(size_z, fov_x) if is_3d else size_z)
-    mass = bulk.material.density_g_per_cm3 * 1e3 * cross * h_eff
-
-    zp_d, dr = g.zone_plate_diameter_m, g.outermost_zone_m
-    f, defocus, beam_d = g.focal_length_m, g.defocus_m, g.beam_diameter_m
-    p_eff = g.pixel_stored_m
-    n_crop = g.n_stored
-    disc = float(_optics.far_field_disc_diameter_m(dr, lam, g.distance_m))
-    stop = (g.central_stop_m / zp_d) ** 2
-    disc_pixels = (n_crop ** 2 if s.optics.diffuser
-                   else max(1.0, math.pi / 4 * (disc / p_eff) ** 2 * (1 - stop)))
-
-    n_proj = s.tomography.n_projections
-    res = s.resolution
-    model = {"pixel": 0, "howells": 1, "rose": 2, "simulated": 3}[res.model]
-    # a sweep passes its base scenario's calibration: d(F) of that point, evaluated at each
-    # point's fluence (``twin sweep --simulate`` measures every point instead)
-    if res.model != "simulated":
-        sim = None
-    elif sim is None:
-        sim = calibrate.calibration(s)
-    # the sample's widest extent across the beam over the rotation (Crowther's D), and its
-    # thickness along the beam (projection approximation)
-    if s.sample.shape == "cylinder":
-        width_across = size_x
-    else:
-        width_across = math.hypot(size_x, size_z) if is_3d else size_x
-    thickness = max(size_x, size_z) if is_3d else size_z
-    full_px = det.pixels_x * det.pixels_y / det.binning ** 2
-    contrast2 = math.nan
-    if res.model == "rose":
-        a = _materials.lookup(res.feature_material, s.beam.energy_kev)
-        b = _materials.lookup(res.background_material, s.beam.energy_kev)
-        contrast2 = (a.delta - b.delta) ** 2 + (a.beta - b.beta) ** 2
-    ref_fluence = (res.reference_flux_photons_per_s / (res.reference_scan_rate_um2_per_s * 1e-12)
-                   if res.model == "howells" else math.nan)
-    return {
-        "energy_kev": s.beam.energy_kev,
-        "wavelength_m": lam,
-        "flux_photons_per_s": s.beam.flux_photons_per_s,
-        "frame_rate_hz": s.scan.frame_rate_hz,
-        "exposure_s": s.exposure_s,
-        "step_mode": 1.0 if s.scan.mode == "step" else 0.0,
-        "step_settle_s": s.scan.step_settle_s,
-        "fov_x_m": fov_x,
-        "fov_y_m": fov_y,
-        "fast_step_m": g.fast_step_m,
-        "slow_step_m": g.slow_step_m / s.scan.overlap_relaxation,
-        "frames_per_line": float(g.frames_per_line),
-        "lines_per_beam": float(g.lines_per_beam),
-        "object_pixel_m": g.object_pixel_m,
-        "n_beams": float(s.scan.n_beams),
-        "overlap_relaxation": s.scan.overlap_relaxation,
-        "line_turnaround_s": s.scan.line_turnaround_s,
-        "projection_overhead_s": s.scan.projection_overhead_s,
-        "position_capture_rate_hz": s.scan.position_capture_rate_hz,
-        "n_projections_requested": (-1.0 if n_proj == "crowther" else float(n_proj)),
-        "tomo_voxel_m": s.tomography.voxel_size_m or math.nan,
-        "angular_range_deg": s.tomography.angular_range_deg,
-        "distance_m": s.detector.distance_m,
-        "pixel_eff_m": p_eff,
-        "n_crop": float(n_crop),
-        "active_width_m": det.active_width_m,
-        "bytes_per_pixel": float(det.bytes_per_pixel),
-        "binning": float(det.binning),
-        "max_count_rate_hz": det.max_count_rate_per_pixel_hz,
-        "max_counts": float(det.max_counts),
-        "dead_time_s": det.dead_time_s,
-        "mu_en_over_mu": bulk.mu_en_per_m / bulk.mu_per_m,
-        "absorbed_fraction": f_abs,
-        "mass_kg": mass,
-        "zone_plate_focal_length_m": f,
-        "zone_plate_outermost_zone_m": dr,
-        "defocus_m": defocus,
-        "beam_diameter_m": beam_d,
-        "disc_pixels": disc_pixels,
-        "resolution_model": float(model),
-        "reference_resolution_m": res.reference_resolution_m or math.nan,
-        "reference_fluence_per_m2": ref_fluence,
-        "rose_contrast2": contrast2,
-        "rose_snr": res.snr,
-        "sim_d0_m": sim.d0_m if sim else math.nan,
-        "sim_d0_std_m": sim.d0_std_m if sim else math.nan,
-        "sim_k": sim.k if sim else math.nan,
-        "sim_k_std": sim.k_std if sim else math.nan,
-        "sim_f0_per_m2": sim.f0_photons_per_m2 if sim else math.nan,
-        "sim_f_turn_per_m2": sim.f_turn_photons_per_m2 if sim else math.inf,
-        "sim_k_high": sim.k_high if sim else math.nan,
-        # the law holds between the fluences every seed resolved; below the cliff, nothing
-        "sim_f_min_per_m2": (min(sim.fully_resolved_fluences(), default=math.nan) if sim
-                             else math.nan),
-        "sim_f_max_per_m2": max(sim.resolved_fluences(), default=math.nan) if sim else math.nan,
-        "sim_f_cliff_per_m2": sim.cliff_fluence() if sim else math.nan,
-        "sim_seeds": float(sim.seeds) if sim else math.nan,
-        **_patch_params(s, g, sim is not None),
-        **calibrate.cost_params(s, g),
-        "shutter": {"none": 0.0, "per_line": 1.0, "per_frame": 2.0}[s.scan.shutter],
-        "sample_width_m": width_across,
-        "sample_thickness_m": thickness,
-        "full_frame_pixels": float(full_px),
-        "compression_ratio": math.nan,     # filled by forecast() / the sweep from a simulation
-        "mu_en_over_rho_m2_per_kg": bulk.mu_en_per_m / (bulk.material.density_g_per_cm3 * 1e3),
-        "sample_overhead_s": s.beamtime.alignment_overhead_s + s.beamtime.sample_change_overhead_s,
-        "dose_limit_gy": s.beamtime.dose_limit_gy or math.inf,
-        "data_rate_limit_bytes_per_s": s.beamtime.data_rate_limit_bytes_per_s or math.inf,
-    }
-
-
-def _patch_params(s: Scenario, g, simulated: bool) -> dict[str, float]:
-    """The calibration patch's size, frames and fluence ratio (NaN unless simulated)."""
-    if not simulated:
-        return {"patch_x_m": math.nan, "patch_y_m": math.nan, "patch_frames": math.nan,
-                "patch_fluence_ratio": math.nan}
-    from twin.workflows.patch import patch_summary
-
-    ps = patch_summary(s, g)
-    return {"patch_x_m": ps.size_m[0], "patch_y_m": ps.size_m[1],
-            "patch_frames": float(ps.frames), "patch_fluence_ratio": ps.fluence_ratio}
-
-
 #: Below this fitted exponent k (half of the dose-limited 1/4 of Howells et al. 2009) the
 #: simulated resolution is called limited by the reconstruction rather than by the dose.
 FLAT_EXPONENT = 0.125
-
-
-def stack(params: list[dict[str, float]]) -> dict[str, np.ndarray]:
-    """Column arrays from a list of :func:`physical_parameters` dicts."""
-    keys = params[0].keys()
-    return {k: np.array([p[k] for p in params], dtype=float) for k in keys}
 
 
 def _ceil(x):
@@ -281,8 +129,31 @@ def _ceil(x):
 
 
 def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every forecast key from column arrays of physical parameters (vectorised)."""
-    lam = p["wavelength_m"]
+    """Every forecast key from column arrays of physical parameters (vectorised).
+
+    Parameters
+    ----------
+    p : dict of str to (n,) ndarray
+        :func:`stack` of :func:`physical_parameters` dicts, one element per point.
+
+    Returns
+    -------
+    dict of str to (n,) ndarray
+        Every key of :data:`UNITS` (and the flags' boolean keys), one element per point.
+    """
+    t = _timing(p)
+    t.update(_photons(p, t))
+    t.update(_detector_terms(p))
+    # Fluence per projection: photons per unit area of one projection.
+    t["fluence"] = (p["flux_photons_per_s"] * t["frames"] * p["exposure_s"]
+                    / (p["fov_x_m"] * p["fov_y_m"]))
+    t.update(_resolution_terms(p, t))
+    return {**_time_keys(p, t), **_calibration_keys(p, t), **_resolution_keys(p, t),
+            **_detector_keys(p, t)}
+
+
+def _timing(p: dict) -> dict:
+    """Frames, scan and projection times, projections and total time."""
     frames_per_line = p["frames_per_line"]      # counted once, in twin.geometry
     lines = p["lines_per_beam"]
     frames = frames_per_line * lines
@@ -290,8 +161,6 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     scan_time = frames * (period + p["step_mode"] * p["step_settle_s"])
     projection_time = (scan_time + (lines - 1) * p["line_turnaround_s"]
                        + p["projection_overhead_s"])
-    scan_rate_m2 = p["fov_x_m"] * p["fov_y_m"] / scan_time
-
     pixel = p["object_pixel_m"]
     voxel = np.where(np.isnan(p["tomo_voxel_m"]), pixel, p["tomo_voxel_m"])
     width_px = _ceil(p["fov_x_m"] / voxel)
@@ -301,14 +170,22 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     n_proj = np.where(req < 0, crowther, np.where(is_3d, req, 1.0))
     # once per sample: alignment and sample change (scenario [beamtime]); no beam on the sample
     total_time = n_proj * projection_time + p["sample_overhead_s"]
-    volume = np.where(is_3d, p["fov_x_m"] ** 2 * p["fov_y_m"], np.nan)
+    return {"frames": frames, "lines": lines, "scan_time": scan_time,
+            "projection_time": projection_time,
+            "scan_rate_m2": p["fov_x_m"] * p["fov_y_m"] / scan_time, "pixel": pixel,
+            "voxel": voxel, "crowther": crowther, "is_3d": is_3d, "n_proj": n_proj,
+            "total_time": total_time,
+            "volume": np.where(is_3d, p["fov_x_m"] ** 2 * p["fov_y_m"], np.nan)}
 
-    frame_bytes = p["n_crop"] ** 2 * p["bytes_per_pixel"]
+
+def _photons(p: dict, t: dict) -> dict:
+    """Beam-on time, photons, energy deposited and the peak local dose."""
+    frames, scan_time, n_proj = t["frames"], t["scan_time"], t["n_proj"]
+    projection_time = t["projection_time"]
     # beam-on time per projection: everything unless a shutter closes (scenario scan.shutter)
     shutter = p["shutter"]
     beam_on = np.where(shutter == 0, projection_time,
                        np.where(shutter == 1, scan_time, frames * p["exposure_s"]))
-    photons = p["flux_photons_per_s"] * n_proj * beam_on
     # photons that reach the sample: the raster's, plus (no shutter) the turnarounds' and the
     # overheads' where the field's edges lie inside the sample (narrower than it)
     raster_on = np.where(shutter == 2, frames * p["exposure_s"], scan_time)
@@ -318,12 +195,21 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     photons_on_sample = p["flux_photons_per_s"] * n_proj * (raster_on + parked_time)
     energy = _dose.energy_deposited_j(photons_on_sample, p["energy_kev"], p["mu_en_over_mu"],
                                       p["absorbed_fraction"])
-    # peak local dose: the fluence at the most irradiated point times E·μ_en/ρ. The raster
-    # spreads the line time evenly; with no shutter each turnaround parks the beam at a line's
-    # end (every other line on each side, beam_d/(2Δy) of them overlapping one spot), inside
-    # the sample only where the field is narrower than the sample. In 3D every projection
-    # covers a voxel inside the field; a parked spot on the field's edge (radius W/2) moves by
-    # (W/2)·Δθ per projection, so min(N, beam_d / ((W/2)·Δθ)) parked spots fall on one voxel.
+    return {"beam_on": beam_on, "photons": p["flux_photons_per_s"] * n_proj * beam_on,
+            "energy": energy, "dose_gy": _dose.dose_gy(energy, p["mass_kg"]),
+            "peak_dose": _peak_dose(p, t, raster_on, inside)}
+
+
+def _peak_dose(p: dict, t: dict, raster_on, inside):
+    """Peak local dose: the fluence at the most irradiated point times E·μ_en/ρ.
+
+    The raster spreads the line time evenly; with no shutter each turnaround parks the beam at a
+    line's end (every other line on each side, beam_d/(2Δy) of them overlapping one spot),
+    inside the sample only where the field is narrower than the sample. In 3D every projection
+    covers a voxel inside the field; a parked spot on the field's edge (radius W/2) moves by
+    (W/2)·Δθ per projection, so min(N, beam_d / ((W/2)·Δθ)) parked spots fall on one voxel.
+    """
+    n_proj, is_3d, shutter = t["n_proj"], t["is_3d"], p["shutter"]
     area = p["fov_x_m"] * p["fov_y_m"]
     beam_area = np.pi / 4 * p["beam_diameter_m"] ** 2
     per_spot = np.maximum(1.0, p["beam_diameter_m"] / (2 * p["slow_step_m"]
@@ -336,79 +222,48 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         1.0, p["beam_diameter_m"] / (0.5 * p["fov_x_m"] * dtheta))), 1.0)
     local_fluence = n_proj * p["flux_photons_per_s"] * raster_on / area + hits * parked
     e_photon = p["energy_kev"] * 1e3 * 1.602176634e-19
-    peak_dose = local_fluence * e_photon * p["mu_en_over_rho_m2_per_kg"]
+    return local_fluence * e_photon * p["mu_en_over_rho_m2_per_kg"]
 
+
+def _detector_terms(p: dict) -> dict:
+    """Frame size, and the count rate on the most illuminated pixel."""
     peak_rate = p["flux_photons_per_s"] / p["disc_pixels"]
-    recorded = _detector.binned_recorded_rate(peak_rate, p["dead_time_s"], p["binning"])
-    peak_counts = peak_rate * p["exposure_s"]
+    frame_bytes = p["n_crop"] ** 2 * p["bytes_per_pixel"]
+    return {"frame_bytes": frame_bytes, "data_rate": frame_bytes * p["frame_rate_hz"],
+            "peak_rate": peak_rate,
+            "recorded": _detector.binned_recorded_rate(peak_rate, p["dead_time_s"],
+                                                       p["binning"]),
+            "peak_counts": peak_rate * p["exposure_s"]}
 
-    # Fluence per projection: photons per unit area of one projection.
-    fluence = p["flux_photons_per_s"] * frames * p["exposure_s"] / (p["fov_x_m"] * p["fov_y_m"])
-    k = 2 * np.pi / lam
-    model = p["resolution_model"]
 
-    def dose_limited(f, total: bool = False):
-        # total: the fluence of all projections (dose fractionation). The simulated curve's
-        # detector-limited side (above its turnover, or a negative k) comes from what more flux
-        # does to each frame (count-rate losses, counter overflow), which spreading the same
-        # flux over more projections does not do: the total dose follows the dose-limited law
-        # (k ≥ 0 there), and each projection's detector penalty is applied on top of it below
-        if total:
-            sim_f = simulated_law(f, p["sim_d0_m"], p["sim_f0_per_m2"],
-                                  np.maximum(p["sim_k"], 0.0))
-        else:
-            sim_f = simulated_law(f, p["sim_d0_m"], p["sim_f0_per_m2"], p["sim_k"],
-                                  p["sim_f_turn_per_m2"], p["sim_k_high"])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            howells_f = p["reference_resolution_m"] * (f / p["reference_fluence_per_m2"]) ** -0.25
-            rose_f = (p["rose_snr"] ** 2 / (4 * f * k ** 2 * p["rose_contrast2"])) ** 0.25
-        return np.where(model == 1, howells_f, np.where(model == 2, rose_f,
-                                                        np.where(model == 3, sim_f, pixel)))
-
-    # what the detector costs each projection at its own fluence F: the simulated curve over
-    # the dose-limited law at F (1 below the turnover); frames that lose counts stay as bad
-    # however the dose is fractionated, so the 3D dose limit carries the same factor
-    per_projection = dose_limited(fluence)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        detector_penalty = np.where(model == 3, np.maximum(
-            1.0, per_projection / dose_limited(fluence, total=True)), 1.0)
-    detector_penalty = np.where(np.isfinite(detector_penalty), detector_penalty, 1.0)
-
-    # below the cliff (the lowest fluence at which every simulated seed resolved, above one at
-    # which some seed failed) the twin's points say the reconstruction fails: no number
-    cliff = p["sim_f_cliff_per_m2"]
-    unresolved = (model == 3) & np.isfinite(cliff) & (fluence < cliff * (1 - 1e-9))
-    resolution = np.where(unresolved, np.nan, np.maximum(per_projection, pixel))
-    at_f0 = (model == 3) & np.isclose(fluence, p["sim_f0_per_m2"], rtol=1e-9)
-
-    # 3D. Dose fractionation (Hegerl & Hoppe 1976): the 3D reconstruction from N projections of
-    # fluence F each reaches the resolution one projection of fluence N·F would, so the total
-    # fluence sets the dose limit. Crowther: N projections over the angular range Θ resolve
-    # d = D·Δθ/2, Δθ = Θ/N, D the sample's widest extent across the beam (π·D/(2N) over 180°).
-    # A missing wedge (Θ < 180°) elongates the resolution along the beam direction by
-    # e = √((α + sin α cos α)/(α − sin α cos α)), α = Θ/2 (Radermacher 1988); more projections
-    # over the same range do not remove it. resolution_3d_forecast_m is the directional mean
-    # d·e^(1/3) (what a Fourier shell correlation averages), resolution_3d_worst_m is d·e.
-    voxel_3d = np.maximum(voxel, pixel)
-    dose_3d = np.maximum(dose_limited(fluence * n_proj, total=True) * detector_penalty, pixel)
-    theta = np.deg2rad(np.minimum(p["angular_range_deg"], 360.0))
-    crowther_d = p["sample_width_m"] * (theta / np.maximum(n_proj, 1)) / 2
-    alpha = np.minimum(theta, np.pi) / 2
-    sc = np.sin(alpha) * np.cos(alpha)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wedge = np.where(theta >= np.pi, 1.0, np.sqrt((alpha + sc) / (alpha - sc)))
-    best_3d = np.maximum(np.maximum(dose_3d, crowther_d), voxel_3d)
-    resolution_3d = np.where(is_3d & ~unresolved, best_3d * wedge ** (1 / 3), np.nan)
-    limited_3d = np.where(np.isnan(dose_3d), np.nan,
-                          np.where(dose_3d >= np.maximum(crowther_d, voxel_3d), 0.0,
-                                   np.where(crowther_d >= voxel_3d, 1.0, 2.0)))
+def _resolution_terms(p: dict, t: dict) -> dict:
+    """2D and 3D resolution (:mod:`twin.workflows.forecast_resolution`)."""
+    law = ResolutionLaw.from_params(p)
+    fluence, n_proj = t["fluence"], t["n_proj"]
+    per_projection, penalty, unresolved, resolution = _res.resolution_2d(
+        law, fluence, p["sim_f_cliff_per_m2"])
+    three = _res.resolution_3d(law, fluence, n_proj, penalty, t["voxel"],
+                               p["angular_range_deg"], p["sample_width_m"])
+    resolution_3d = np.where(t["is_3d"] & ~unresolved, three["best_3d"] * three["wedge"] ** (1 / 3),
+                             np.nan)
     # projection approximation: thickness within the depth of field 5.2·d²/λ at the forecast
     # resolution (Tsai et al. 2016); beyond it a multislice model is needed
-    dof = 5.2 * resolution ** 2 / lam
-    dose_gy = _dose.dose_gy(energy, p["mass_kg"])
-    data_rate = frame_bytes * p["frame_rate_hz"]
-    saturated = (peak_rate > p["max_count_rate_hz"]) | (peak_counts > p["max_counts"])
-    beam_d = p["beam_diameter_m"]
+    dof = 5.2 * resolution ** 2 / p["wavelength_m"]
+    at_f0 = (law.model == 3) & np.isclose(fluence, p["sim_f0_per_m2"], rtol=1e-9)
+    return {"per_projection": per_projection, "unresolved": unresolved,
+            "resolution": resolution, "resolution_3d": resolution_3d, "dof": dof,
+            "at_f0": at_f0, **three}
+
+
+def _time_keys(p: dict, t: dict) -> dict:
+    """Time, data volume, photons and dose of the acquisition."""
+    frames, lines, scan_rate_m2 = t["frames"], t["lines"], t["scan_rate_m2"]
+    scan_time, projection_time, n_proj = t["scan_time"], t["projection_time"], t["n_proj"]
+    crowther, total_time, volume = t["crowther"], t["total_time"], t["volume"]
+    frame_bytes, photons, beam_on = t["frame_bytes"], t["photons"], t["beam_on"]
+    peak_dose = t["peak_dose"]
+    lam = p["wavelength_m"]
+    data_rate = t["data_rate"]
     return {
         "energy_kev": p["energy_kev"],
         "wavelength_m": lam,
@@ -439,6 +294,16 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         * n_proj,
         "compression_ratio": p["compression_ratio"],
         "data_volume_compressed_bytes": frame_bytes * frames * n_proj / p["compression_ratio"],
+    }
+
+
+def _calibration_keys(p: dict, t: dict) -> dict:
+    """The simulated calibration's own figures at this fluence."""
+    n_proj, at_f0, per_projection = t["n_proj"], t["at_f0"], t["per_projection"]
+    fluence, is_3d, unresolved = t["fluence"], t["is_3d"], t["unresolved"]
+    model = p["resolution_model"]
+    cliff = p["sim_f_cliff_per_m2"]
+    return {
         # measured values exist only at the calibration's own fluence F0
         "resolution_simulated_m": np.where(at_f0, per_projection, np.nan),
         # (the fit's standard error belongs to the dose-limited side)
@@ -463,6 +328,18 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "resolution_turnover_fluence_photons_per_um2": np.where(
             (model == 3) & np.isfinite(p["sim_f_turn_per_m2"]),
             p["sim_f_turn_per_m2"] * 1e-12, np.nan),
+    }
+
+
+def _resolution_keys(p: dict, t: dict) -> dict:
+    """Resolution (2D and 3D), dose, fluence and the cost of simulating it all."""
+    frames, n_proj, fluence, is_3d = t["frames"], t["n_proj"], t["fluence"], t["is_3d"]
+    best_3d, wedge, limited_3d, dof = t["best_3d"], t["wedge"], t["limited_3d"], t["dof"]
+    energy, pixel, resolution = t["energy"], t["pixel"], t["resolution"]
+    resolution_3d, crowther_d, dose_3d = t["resolution_3d"], t["crowther_d"], t["dose_3d"]
+    lam = p["wavelength_m"]
+    dose_gy = t["dose_gy"]
+    return {
         "resolution_3d_worst_m": np.where(is_3d, best_3d * wedge, np.nan),
         "missing_wedge_elongation": np.where(is_3d, wedge, np.nan),
         "resolution_3d_limited_by_code": np.where(is_3d, limited_3d, np.nan),
@@ -487,6 +364,18 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "resolution_3d_forecast_fire_m": 2 * resolution_3d,
         "crowther_resolution_m": np.where(is_3d, crowther_d, np.nan),
         "dose_limited_3d_resolution_m": np.where(is_3d, dose_3d, np.nan),
+    }
+
+
+def _detector_keys(p: dict, t: dict) -> dict:
+    """Count rates, limits and the optics' figures."""
+    peak_rate, recorded, peak_counts = t["peak_rate"], t["recorded"], t["peak_counts"]
+    lam = p["wavelength_m"]
+    beam_d = p["beam_diameter_m"]
+    data_rate = t["data_rate"]
+    dose_gy = t["dose_gy"]
+    saturated = (t["peak_rate"] > p["max_count_rate_hz"]) | (t["peak_counts"] > p["max_counts"])
+    return {
         "peak_count_rate_per_pixel_hz": peak_rate,
         "peak_recorded_rate_per_pixel_hz": recorded,
         "count_rate_loss_fraction": 1 - recorded / peak_rate,
