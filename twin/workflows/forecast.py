@@ -2,10 +2,12 @@
 
 The forecast is split in two so that sweeps of thousands of points stay fast:
 
-* :func:`physical_parameters` turns one validated :class:`~twin.scenario.Scenario` into a flat
-  dict of SI numbers (this is where xraylib, the detector preset and the sample geometry are
-  consulted, all cached);
-* :func:`evaluate` computes every forecast key from such dicts of NumPy arrays at once.
+* :func:`~twin.workflows.forecast_params.physical_parameters` turns one validated
+  :class:`~twin.scenario.Scenario` into a flat dict of SI numbers (this is where xraylib, the
+  detector preset and the sample geometry are consulted, all cached);
+* :func:`evaluate` computes every forecast key from such dicts of NumPy arrays at once (the
+  resolution terms in :mod:`twin.workflows.forecast_resolution`, the laws they read in
+  :mod:`twin.analysis.laws`).
 
 Model (each step is a closed form; see the book's *Forecast model* chapter):
 
@@ -466,10 +468,22 @@ def _conventions(s: Scenario, p: dict, cal_from: str) -> dict:
 def forecast(s: Scenario, sim=None) -> Forecast:
     """Forecast of one scenario.
 
-    ``sim``: ``resolution.model = "simulated"``: a calibration to use instead of the
-    scenario's own (:func:`twin.workflows.calibrate.calibration`, which reads what is shipped or cached); the planner
-    passes one so that it never starts a simulation.
+    Parameters
+    ----------
+    s : Scenario
+        A validated scenario.
+    sim : twin.analysis.laws.Calibration, optional
+        ``resolution.model = "simulated"``: a calibration to use instead of the scenario's own
+        (:func:`twin.workflows.calibrate.calibration`, which reads what is shipped or cached);
+        the planner passes one so that it never starts a simulation.
+
+    Returns
+    -------
+    Forecast
+        Every key of :data:`UNITS`, the flags, and what limits the resolution.
     """
+    from twin.workflows import simvol
+
     if s.resolution.model == "simulated" and sim is None:
         sim = calibrate.calibration(s)
     p = physical_parameters(s, sim)
@@ -485,52 +499,58 @@ def forecast(s: Scenario, sim=None) -> Forecast:
     values.update(_conventions(s, p, getattr(sim, "source", "")))
     code = values.pop("resolution_3d_limited_by_code", None)
     if code is not None:
-        values["resolution_3d_limited_by"] = ("dose (all projections)", "Crowther (projection "
-                                              "count)", "voxel size")[int(code)]
-        k3 = values.get("resolution_exponent_k")
-        if int(code) == 0 and s.resolution.model == "simulated" and k3 is not None and k3 <= 0:
-            values["resolution_3d_limited_by"] = (
-                "each projection's reconstruction (the simulated resolution does not improve "
+        values["resolution_3d_limited_by"] = _limited_by_3d(s, values, int(code))
+    values["resolution_limited_by"] = _limited_by(s, values)
+    values.update(simvol.forecast_values(s, values))
+    return Forecast(s.name, values)
+
+
+def _limited_by_3d(s: Scenario, values: dict, code: int) -> str:
+    """What limits the 3D resolution (``code``: 0 dose, 1 Crowther, 2 voxel)."""
+    k3 = values.get("resolution_exponent_k")
+    if code == 0 and s.resolution.model == "simulated" and k3 is not None and k3 <= 0:
+        return ("each projection's reconstruction (the simulated resolution does not improve "
                 "with dose, so neither does the total dose)")
+    return ("dose (all projections)", "Crowther (projection count)", "voxel size")[code]
+
+
+def _limited_by(s: Scenario, values: dict) -> str:
+    """What limits the 2D resolution, from one forecast's ``values``."""
     k = values.get("resolution_exponent_k")
     f_turn = values.get("resolution_turnover_fluence_photons_per_um2")
     k_hi = values.get("resolution_exponent_k_detector")
     worse = ("no longer improves" if k_hi is None or k_hi > -0.005 else
-             f"gets worse with flux (d ∝ F^{-k_hi:+.2f}: count-rate losses and saturation, or a reconstruction that no longer converges)")
+             f"gets worse with flux (d ∝ F^{-k_hi:+.2f}: count-rate losses and saturation, "
+             "or a reconstruction that no longer converges)")
     turn = "" if f_turn is None else (
         f"; above {f_turn:.3g} ph/µm² per projection the twin's simulated resolution {worse}")
     cliff = values.get("resolution_cliff_fluence_photons_per_um2")
     if values["resolution_forecast_m"] is None and "uncalibrated" in values["flags"]:
-        values["resolution_limited_by"] = "uncalibrated (see flags)"
-    elif not values["resolution_resolved"]:
-        values["resolution_limited_by"] = (
+        return "uncalibrated (see flags)"
+    if not values["resolution_resolved"]:
+        return (
             f"unresolved: below {cliff:.3g} ph/µm² per projection, the lowest fluence at which "
             "every simulated seed resolved, the twin's reconstructions fail (a cliff, not a "
             "plateau); raise the fluence per projection")
-    elif values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):
-        values["resolution_limited_by"] = "pixel size"
-    elif f_turn is not None and values["fluence_photons_per_um2"] > f_turn * (1 + 1e-9):
-        values["resolution_limited_by"] = (
+    if values["resolution_forecast_m"] <= values["pixel_size_m"] * (1 + 1e-12):
+        return "pixel size"
+    if f_turn is not None and values["fluence_photons_per_um2"] > f_turn * (1 + 1e-9):
+        return (
             f"detector, not dose (the twin's simulated resolution turns over at {f_turn:.3g} "
             f"ph/µm² per projection and {worse} above it"
             f"{'; the detector saturates at this flux' if values['saturated'] else ''}"
             "; lower the flux per beam or spread it over more beams)")
-    elif s.resolution.model == "simulated" and k is not None and k < -FLAT_EXPONENT / 2:
+    if s.resolution.model == "simulated" and k is not None and k < -FLAT_EXPONENT / 2:
         sat = "; the detector saturates at this flux" if values["saturated"] else ""
-        values["resolution_limited_by"] = (
+        return (
             f"detector, not dose (simulated d ∝ F^(−k) with k = {k:.2f}: more photons per "
             f"frame make it worse{sat}"
             "; spread the beam or lower the flux)")
-    elif s.resolution.model == "simulated" and k is not None and k < FLAT_EXPONENT:
+    if s.resolution.model == "simulated" and k is not None and k < FLAT_EXPONENT:
         # the twin's own points say more photons barely help: not the dose
-        values["resolution_limited_by"] = (
+        return (
             f"reconstruction, not dose (simulated d ∝ F^(−k) with k = {k:.2f}: more photons "
             f"barely help; probe, position errors, partial coherence and the pixel set it{turn})")
-    elif turn:
-        values["resolution_limited_by"] = "dose" + turn
-    else:
-        values["resolution_limited_by"] = "dose"
-    from twin.workflows import simvol
-
-    values.update(simvol.forecast_values(s, values))
-    return Forecast(s.name, values)
+    if turn:
+        return "dose" + turn
+    return "dose"
