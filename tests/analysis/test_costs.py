@@ -46,7 +46,7 @@ def test_a_measured_stage_wins_over_the_model():
 def test_forecast_costs_scale_with_the_acquisition(scenario_path, monkeypatch):
     s = scenario.load(scenario_path("brain_phantom_eiger_3khz"))
     cal = calibrate.calibration(s)             # shipped; the variants below reuse it
-    monkeypatch.setattr(forecast, "calibration", lambda sc: cal)
+    monkeypatch.setattr(calibrate, "calibration", lambda sc: cal)
     a = forecast.forecast(s).values
     b = forecast.forecast(s.with_values({"tomography.n_projections": 2 * 501})).values
     for k in ("simulation_core_hours", "reconstruction_core_hours"):
