@@ -4,7 +4,9 @@
   :func:`~.simulate.frames`, :func:`~.simulate.simulate`).
 - :mod:`~twin.workflows.experiment`: a 3D experiment, one Dask task per projection.
 - :mod:`~twin.workflows.forecast`: time, dose, data volume, count rates and resolution of a
-  scenario (``twin forecast``).
+  scenario (``twin forecast``), from :mod:`~twin.workflows.forecast_params` (a scenario as a
+  flat dict of SI numbers) and :mod:`~twin.workflows.forecast_resolution` (the resolution
+  terms, vectorised).
 - :mod:`~twin.workflows.simres`, :mod:`~twin.workflows.calibrate`: the resolution the twin
   measures on its own simulated data, and the explicit calibration step;
   :mod:`~twin.workflows.patch`: the patch of the scan a measurement simulates;
@@ -21,6 +23,6 @@
 The modules are imported on use: ``from twin.workflows import simulate``.
 """
 
-__all__ = ["calibrate", "cluster", "experiment", "forecast", "panda", "patch", "pipeline",
-           "planner", "ptychotomo", "rundir", "scenario_tools", "simres", "simulate", "simvol",
-           "sweep"]
+__all__ = ["calibrate", "cluster", "experiment", "forecast", "forecast_params",
+           "forecast_resolution", "panda", "patch", "pipeline", "planner", "ptychotomo", "rundir",
+           "scenario_tools", "simres", "simulate", "simvol", "sweep"]
