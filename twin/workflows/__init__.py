@@ -6,7 +6,8 @@
 - :mod:`~twin.workflows.forecast`: time, dose, data volume, count rates and resolution of a
   scenario (``twin forecast``).
 - :mod:`~twin.workflows.simres`, :mod:`~twin.workflows.calibrate`: the resolution the twin
-  measures on its own simulated data, and the explicit calibration step.
+  measures on its own simulated data, and the explicit calibration step;
+  :mod:`~twin.workflows.simvol`: the 3D resolution measured on a simulated sub-volume.
 - :mod:`~twin.workflows.sweep`, :mod:`~twin.workflows.planner`: parameter sweeps and inverse
   planning against a beamtime budget.
 - :mod:`~twin.workflows.ptychotomo`: the ptycho-tomography chain.
@@ -20,4 +21,5 @@ The modules are imported on use: ``from twin.workflows import simulate``.
 """
 
 __all__ = ["calibrate", "cluster", "experiment", "forecast", "panda", "pipeline", "planner",
-           "ptychotomo", "rundir", "scenario_tools", "simres", "simulate", "sweep"]
+           "ptychotomo", "rundir", "scenario_tools", "simres", "simulate", "simvol",
+           "sweep"]

@@ -38,7 +38,6 @@ from twin.sample import dose as _dose
 from twin.sample import materials as _materials
 from twin.beam import optics as _optics
 from twin.workflows.simres import simulated_law
-from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
 
 #: Units of every forecast key, for tables and plots.

@@ -340,28 +340,6 @@ def _subset(data, keep: np.ndarray):
     return replace(data, frames=data.frames[keep], translations_m=data.translations_m[keep])
 
 
-def patch_data(ps: Scenario, p, counts: np.ndarray, g):
-    """The simulated frames ``counts`` of plan ``p`` (scenario ``ps``, geometry ``g``) as the
-    reconstruction reads them: measured positions, the user's probe model (never the simulated
-    modes), the ground truth with the true positions.
-
-    Returns
-    -------
-    twin.io.datamodel.PtychoData
-    """
-    from twin.io.datamodel import GroundTruth, PtychoData
-
-    n = len(counts)
-    tr = np.concatenate([p.capture.positions_m[:n] - p.origin_m, np.zeros((n, 1))], axis=1)
-    true_tr = np.concatenate([p.capture.true_positions_m[:n] - p.origin_m,
-                              np.zeros((n, 1))], axis=1)
-    return PtychoData(counts.astype(np.float32), tr, g.distance_m, g.pixel_stored_m,
-                      g.energy_kev, p.illumination, p.mask, g.exposure_s,
-                      ps.scan.frame_rate_hz, g.binning,
-                      GroundTruth(object=p.object, pixel_size_m=p.dx_m, translations_m=true_tr),
-                      p.beam_offsets_m if g.n_beams > 1 else None, p.beam_illumination)
-
-
 def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
             points: int = PATCH_POINTS, use_cache: bool = True) -> Measurement:
     """Simulate a patch of scenario ``s`` with ``seed``, reconstruct it, measure resolution.
@@ -397,7 +375,7 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     p._device.clear()               # a GPU's copies of the slabs and probes: not needed now
     g = Geometry.from_scenario(ps)
-    data = patch_data(ps, p, counts, g)
+    data = p.to_data(counts)
     true_tr = data.truth.translations_m
     opts = reconstruction_options(ps, iterations=iterations)
     full = engines.reconstruct(data, opts)

@@ -182,14 +182,13 @@ def one_projection(sv: Scenario, k: int, angle_deg: float, shift_m, shape,
     from twin.recon import engines
     from twin.workflows import simulate
     from twin.workflows.ptychotomo import remove_background
-    from twin.workflows.simres import patch_data
 
     g = Geometry.from_scenario(sv)
     p = simulate.plan(sv, angle_deg=float(angle_deg), projection=int(k),
                       sample_shift_m=tuple(float(v) for v in shift_m))
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     p._device.clear()
-    r = engines.reconstruct(patch_data(sv, p, counts, g),
+    r = engines.reconstruct(p.to_data(counts),
                             reconstruction_options(sv, iterations=iterations))
     phase = unwrap_phase(np.angle(_cut(r.object, shape)))
     phase = remove_background(phase, max(2, int(0.06 * shape[1])))
