@@ -35,8 +35,8 @@ Conventions: ``*_resolution_*_m`` are half periods 1/(2f); ``*_fire_*_m`` full p
 FIRE number of Nieuwenhuizen et al. 2013); ``_7`` marks the 1/7 threshold, the others half-bit.
 With ``split="even-odd"`` the registered reconstruction's own phase (unwrapped and deplaned by
 itself) is split into O[0::2, 0::2] and O[1::2, 1::2] (pixel 2p) and their FRC gives
-``split_fire_m`` and ``split_fire_7_m``, as seed 000 did; ``method="biop"`` computes that FRC as the BIOP ImageJ
-plugin's source does (:mod:`twin.analysis.biop`).
+``split_fire_m`` and ``split_fire_7_m``, as seed 000 did; ``method="biop"`` computes that FRC
+as the BIOP ImageJ plugin's source does (:mod:`twin.analysis.biop`).
 """
 
 from __future__ import annotations
