@@ -126,12 +126,53 @@ def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) 
                      (float(total[1]), float(total[2])))
 
 
-def _deplane(ph: np.ndarray) -> np.ndarray:
-    """``ph`` less its least-squares plane a + b·y + c·x."""
+def deplane(ph: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """``ph`` less its own (weighted) least-squares plane a + b·y + c·x.
+
+    Parameters
+    ----------
+    ph : float (H, W)
+        An unwrapped phase, radians.
+    weight : float (H, W), optional
+        Least-squares weights (default uniform).
+
+    Returns
+    -------
+    float (H, W)
+        The residual, radians; its (weighted) mean and slopes are zero. Each image is deplaned
+        by its own fit, so nothing of another image's trend enters it (a flat image stays flat).
+    """
+    ph = np.asarray(ph, dtype=float)
     yy, xx = np.mgrid[:ph.shape[0], :ph.shape[1]].astype(float)
-    A = np.stack([np.ones(ph.size), yy.ravel(), xx.ravel()], axis=1)
-    coef, *_ = np.linalg.lstsq(A, ph.ravel(), rcond=None)
+    A = np.stack([np.ones(ph.size), yy.ravel() - yy.mean(), xx.ravel() - xx.mean()], axis=1)
+    w = np.ones(ph.size) if weight is None else np.sqrt(np.asarray(weight, float).ravel())
+    coef, *_ = np.linalg.lstsq(A * w[:, None], ph.ravel() * w, rcond=None)
     return ph - (A @ coef).reshape(ph.shape)
+
+
+def residue_density(wrapped: np.ndarray) -> float:
+    """Fraction of 2 × 2 pixel loops of a wrapped phase whose wrapped differences do not sum
+    to zero (phase residues, Goldstein, Zebker & Werner, Radio Sci. 23, 713, 1988).
+
+    Parameters
+    ----------
+    wrapped : float (H, W)
+        Phase in radians (any branch).
+
+    Returns
+    -------
+    float
+        0 for a field least-squares unwrapping integrates exactly; about 1/3 for independent
+        uniform random phases.
+    """
+    p = np.asarray(wrapped, dtype=float)
+
+    def wrap(a):
+        return (a + np.pi) % (2 * np.pi) - np.pi
+
+    loop = (wrap(p[:-1, 1:] - p[:-1, :-1]) + wrap(p[1:, 1:] - p[:-1, 1:])
+            + wrap(p[1:, :-1] - p[1:, 1:]) + wrap(p[:-1, :-1] - p[1:, :-1]))
+    return float(np.mean(np.abs(loop) > np.pi)) if loop.size else 0.0
 
 
 def unwrap_phase(wrapped: np.ndarray) -> np.ndarray:
