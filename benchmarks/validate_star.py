@@ -24,7 +24,7 @@ from twin.io import files as io
 
 from twin.analysis import metrics
 
-from twin.recon import engines as reconstruct
+import twin.recon as reconstruct
 
 from twin.workflows import simulate
 

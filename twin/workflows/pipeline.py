@@ -115,13 +115,13 @@ def _reconstruct(s: Scenario, rd: RunDir, log: Log, progress: bool) -> dict:
     from twin.analysis import truth
     from twin.geometry import reconstruction_options
     from twin.io import files as io
-    from twin.recon import engines
+    from twin import recon
 
     t0 = time.perf_counter()
     data = io.read_cxi(rd.data_cxi)
     opts = reconstruction_options(s)
     log(f"reconstructing ({opts.algorithm}, {opts.iterations} iterations) ...")
-    res = engines.reconstruct(data, opts, progress=progress)
+    res = recon.reconstruct(data, opts, progress=progress)
     rd.reconstruction_h5.parent.mkdir(parents=True, exist_ok=True)
     extra = {} if res.beam_probes is None else {"beam_probes": res.beam_probes}
     io.write_reconstruction(rd.reconstruction_h5, res.object, res.probe, res.positions_m,
