@@ -20,7 +20,7 @@ from twin.core.errors import TwinInputError
 from twin.io.files import PtychoData
 from twin.operators.propagation import Propagator, farfield_adj
 from twin.recon import engines
-from twin.recon.options import (AUTO, Algorithm, Options, PositionCorrection)
+from twin.recon.options import AUTO, Algorithm, Options, PositionCorrection
 from twin.recon.state import ILLUMINATION, statistics, upsampling_of
 
 #: auto_options' rules (issue 11 §1), measured on realistic data (benchmarks/bench_recon.py
