@@ -106,3 +106,20 @@ def test_bad_options_name_the_flag_and_what_is_allowed(kw, flag, allowed):
 def test_command_line_help_lists_the_choices():
     assert "auto, none, gradient, annealing" in options.help_for("position_correction")
     assert options.help_for("iterations") == options.option_fields()["iterations"].description
+
+
+@pytest.mark.parametrize("flag,value,allowed", [
+    ("--position-correction", "true", "'annealing'"), ("--algorithm", "magic", "'lsqml'"),
+    ("--noise-model", "laplace", "'poisson'"), ("--batch-size", "0", "greater than or equal"),
+    ("--backend", "torch", "'cupy'")])
+def test_reconstruct_flags_are_checked_by_the_options_model(tmp_path, flag, value, allowed):
+    # the flags go through the one model: a bad value exits 2 naming the flag, the value and
+    # what is allowed, before any file is read
+    from typer.testing import CliRunner
+
+    from twin import cli
+
+    r = CliRunner().invoke(cli.app, ["reconstruct", str(tmp_path / "none.cxi"), "-o",
+                                     str(tmp_path / "o.h5"), flag, value])
+    assert r.exit_code == 2
+    assert flag in r.output and value in r.output and allowed in r.output
