@@ -23,7 +23,7 @@ import numpy as np
 
 from twin import scenario
 
-from twin.io import files as io
+from twin.io.cxi import read_cxi
 
 from twin.workflows import simulate
 
@@ -57,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cxi = Path(tmp) / "bench.cxi"
         simulate.simulate(s, cxi)
-        data = io.read_cxi(cxi)
+        data = read_cxi(cxi)
         print(f"data: {len(data.frames)} frames of {data.frames.shape[-1]}², "
               f"{args.iterations} iterations, batch {args.batch_size}")
         for alg in args.algorithms.split(","):

@@ -60,7 +60,7 @@ def fft_limit(xp, batch: int, modes: int, n: int, repeat: int = 5) -> float:
 
 def simulate_data(frames: int, tmp: Path):
     from twin import scenario
-    from twin.io import files as io
+    from twin.io.cxi import read_cxi
     from twin.workflows import simulate
 
     s = scenario.load(ROOT / "scenarios" / "quickstart.toml")
@@ -72,7 +72,7 @@ def simulate_data(frames: int, tmp: Path):
     simulate.simulate(s, cxi)
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
-    data = io.read_cxi(cxi)
+    data = read_cxi(cxi)
     return cxi, data, t_sim, time.perf_counter() - t0
 
 
@@ -198,9 +198,9 @@ def ptychi_section(cxi: Path, data, iterations: int, batch: int, python: str | N
             t_tw, _, rec = twin_runs[alg]
             t0 = time.perf_counter()
             w = subprocess.run([sys.executable, "-c",
-                                "import sys; from twin.io import files as io; "
+                                "import sys; from twin.io.cxi import read_cxi; "
                                 "import twin.recon as e; "
-                                "e.reconstruct(io.read_cxi(sys.argv[1]), e.Options("
+                                "e.reconstruct(read_cxi(sys.argv[1]), e.Options("
                                 f"algorithm='{alg}', iterations={iterations}, "
                                 f"batch_size={batch}, backend='numpy'))", str(cxi)],
                                capture_output=True, text=True)
@@ -217,7 +217,7 @@ def ptychi_section(cxi: Path, data, iterations: int, batch: int, python: str | N
 
 def synthetic(n: int, modes: int, frames: int):
     """A PtychoData of a random phase object on a raster, frames from the operator itself."""
-    from twin.io.files import PtychoData
+    from twin.io.datamodel import PtychoData
     from twin.operators import ptychography
 
     rng = np.random.default_rng(1)
@@ -301,7 +301,7 @@ def multibeam_section(iterations: int, batch: int, tmp: Path, beams: int = 3) ->
     in streamed batches, its own sub-rectangle)."""
     from twin import scenario
     from twin.analysis import truth
-    from twin.io import files as io
+    from twin.io.cxi import read_cxi
     from twin.workflows import simulate
 
     base = scenario.load(ROOT / "scenarios" / "quickstart.toml").with_values({
@@ -317,7 +317,7 @@ def multibeam_section(iterations: int, batch: int, tmp: Path, beams: int = 3) ->
     rates = {}
     for name, b, lazy in (("one beam (reference)", 1, False), (f"{beams} beams", beams, False),
                           (f"{beams} beams, streamed", beams, True)):
-        d = io.read_cxi(files[b], lazy=lazy)
+        d = read_cxi(files[b], lazy=lazy)
         opts = engines.Options(algorithm="rpie", iterations=iterations, batch_size=batch,
                                modes=1)
         engines.reconstruct(d, engines.Options(algorithm="rpie", iterations=2, modes=1))

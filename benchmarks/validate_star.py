@@ -20,7 +20,7 @@ import numpy as np
 
 from twin import scenario
 
-from twin.io import files as io
+from twin.io.cxi import read_cxi
 
 from twin.analysis import metrics
 
@@ -48,7 +48,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cxi = Path(tmp) / "star.cxi"
         summ = simulate.simulate(s, cxi)
-        d = io.read_cxi(cxi)
+        d = read_cxi(cxi)
         res["frames"] = summ.n_frames
         res["position_error_rms_nm"] = summ.position_error_rms_m * 1e9
         for label, pc in (("interpolated positions", "none"),

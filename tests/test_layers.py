@@ -1,14 +1,14 @@
 """The package's layers (issue 13): nothing imports a layer above its own.
 
 Lowest first: core < operators < io < analysis < sample < beam < acquisition < recon < tomo <
-scenario < geometry < workflows < report < cli.
+scenario < geometry < workflows < services < report < cli.
 """
 
 import ast
 from pathlib import Path
 
 ORDER = ["core", "operators", "io", "analysis", "sample", "beam", "acquisition", "recon", "tomo",
-         "scenario", "geometry", "workflows", "report", "cli", "__main__", "__init__"]
+         "scenario", "geometry", "workflows", "services", "report", "cli", "__main__", "__init__"]
 PKG = Path(__file__).resolve().parents[1] / "twin"
 
 

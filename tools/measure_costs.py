@@ -83,11 +83,11 @@ def measure_scenario(name: str, frames: int, iterations: int, patch: bool = Fals
           else s.with_values({"tomography.n_projections": 0}))
     g = Geometry.from_scenario(ps)
     cores = len(os.sched_getaffinity(0))
-    p = simulate.plan(ps, n_frames=frames)
+    p = simulate.plan(ps, n_frames=frames, g=g)
     t0 = time.perf_counter()
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     t_sim = (time.perf_counter() - t0) * cores / len(counts)
-    data = simres.patch_data(ps, p, counts, g)
+    data = p.to_data(counts)
     opts = reconstruction_options(ps, iterations=iterations)
     # the iterations alone, from the end of the first to the end of the last (the set-up is
     # paid once per reconstruction, not per frame-iteration)

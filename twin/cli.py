@@ -208,11 +208,12 @@ def simulate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
     import warnings
 
     from twin import scenario as sc
-    from twin.io import files as tio
+    from twin.io.atomic import check_output_file
+    from twin.io.hdf5 import compression_options
     from twin.workflows import simulate as sim
 
-    tio.check_output_file(output)                 # refused before any work, not after it
-    tio.compression_options(compression)
+    check_output_file(output)                 # refused before any work, not after it
+    compression_options(compression)
     s = sc.load(scenario)
     if s.is_3d and output.suffix.lower() in (".h5", ".hdf5"):
         _simulate_experiment(s, output, seed, frames, compression, projections, scheduler)
@@ -360,10 +361,10 @@ def _read_for_reconstruct(input: Path, frames, max_memory_gb: float, background)
     ``max_memory_gb`` as float32; the ``--background`` read."""
     import numpy as np
 
-    from twin.io import files as tio
+    from twin.io.cxi import read_cxi
     from twin.recon import controls as ctl
 
-    data = tio.read_cxi(input, frames=frames, lazy=True)
+    data = read_cxi(input, frames=frames, lazy=True)
     if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
         data.frames = np.asarray(data.frames, dtype=np.float32)
     else:
@@ -425,7 +426,8 @@ def _run_with_controls(data, opts, start, output: Path, input: Path, checkpoint_
 
 def _write_recon(output: Path, result, data, input: Path) -> None:
     """``twin reconstruct``'s output (and checkpoints): CONTRACTS §4 .h5 or a CXI product."""
-    from twin.io import files as tio
+    from twin.io.cxi import write_cxi_product
+    from twin.io.products import write_reconstruction
 
     extra = {}
     if result.slices is not None:
@@ -433,15 +435,15 @@ def _write_recon(output: Path, result, data, input: Path) -> None:
     if result.beam_probes is not None:
         extra["beam_probes"] = result.beam_probes           # (B, M, n, n); probe: beam 0's
     if output.suffix.lower() == ".cxi":
-        tio.write_cxi_product(output, result.object, result.probe, result.positions_m,
-                              result.pixel_size_m, energy_kev=data.energy_kev,
-                              distance_m=data.distance_m, detector_pixel_m=data.pixel_size_m,
-                              cost=result.cost, exposure_s=data.exposure_s,
-                              title=f"twin reconstruct {input.name}",
-                              beam_probes=result.beam_probes)
+        write_cxi_product(output, result.object, result.probe, result.positions_m,
+                          result.pixel_size_m, energy_kev=data.energy_kev,
+                          distance_m=data.distance_m, detector_pixel_m=data.pixel_size_m,
+                          cost=result.cost, exposure_s=data.exposure_s,
+                          title=f"twin reconstruct {input.name}",
+                          beam_probes=result.beam_probes)
     else:
-        tio.write_reconstruction(output, result.object, result.probe, result.positions_m,
-                                 result.cost, result.pixel_size_m, **extra)
+        write_reconstruction(output, result.object, result.probe, result.positions_m,
+                             result.cost, result.pixel_size_m, **extra)
 
 
 def _reconstruct_master(master: Path, output: Path, opts, scheduler, frames,
@@ -498,10 +500,10 @@ def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (book/co
     """Tomographic reconstruction of a projection stack: (rows, cols, cols) volume."""
     import numpy as np
 
-    from twin.io import files as tio
+    from twin.io.dataexchange import read_dxchange, write_volume
     from twin.tomo import reconstruct as tm
 
-    pr = tio.read_dxchange(input)
+    pr = read_dxchange(input)
     data, theta = pr.data, pr.theta_deg
     extra = {}
     if align:
@@ -534,7 +536,7 @@ def tomo(input: Annotated[Path, typer.Argument(help="Data Exchange HDF5 (book/co
         vol = fn(data, theta, iterations=its, nonneg=nonneg, progress=True)
     else:
         raise TwinInputError("--algorithm", algorithm, "allowed: auto, fbp, sart, sirt, tv")
-    tio.write_volume(output, vol, pr.voxel_size_m, **extra)
+    write_volume(output, vol, pr.voxel_size_m, **extra)
     typer.echo(f"wrote {output}: volume {vol.shape}")
 
 
@@ -714,7 +716,7 @@ def scenario_schema(markdown: Annotated[bool, typer.Option(
                         "-o", "--output", help="write to this file (default: stdout)")] = None
                     ) -> None:
     """The scenario schema, generated from the models (the book's book/schema.md)."""
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
     from twin.workflows import scenario_tools as st
 
     text = st.schema_markdown() + "\n"
@@ -815,7 +817,7 @@ def panda(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
     import math
 
     from twin import scenario as sc
-    from twin.acquisition import panda_server as ps
+    from twin.services import panda as ps
     from twin.geometry import Geometry
     from twin.workflows import panda as wp
 

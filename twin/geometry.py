@@ -118,6 +118,13 @@ class Geometry:
     depth_of_field_m: float = 0.0
     source_sigma_focus_m: tuple[float, float] | None = None
 
+    @property
+    def fluence_per_m2(self) -> float:
+        """Incident photons per unit area of one projection (the forecast's F): every beam's
+        photons of every frame over the field."""
+        return (self.photons_per_frame * self.n_beams * self.frames_per_projection
+                / (self.fov_x_m * self.fov_y_m))
+
     def path_through_sample_m(self, angle_deg: float = 0.0) -> float:
         """Longest path through the sample along the beam at ``angle_deg``."""
         return self.sample_extent.path_m(angle_deg)

@@ -486,6 +486,17 @@ class Tomography(_Strict):
     """Angular range of the projections."""
     voxel_size_m: PosFloat | None = None
     """Tomographic voxel; default the ptychographic pixel size."""
+    method: Literal["fbp", "sirt", "sart", "tv"] = "fbp"
+    """Tomographic reconstruction of the aligned projections (seed 000 §2.1: gridrec, an FBP)."""
+    wobble_um: NonNegFloat = 0.0
+    """RMS of the rotation axis's asynchronous error motion (runout), as a per-projection
+    shift of the sample that varies smoothly with the angle (harmonics 2–5 of a turn; the
+    synchronous once-per-turn part only moves the rotation centre). Gürsoy et al. (Sci. Rep. 7,
+    11818, 2017; seed 000's ref. 35) give ~15 nm for the best stages."""
+    misalignment_um: NonNegFloat = 0.0
+    """RMS of independent per-projection shifts of the sample (x and y): drift between
+    projections, stage repositioning. Aligned by twin's reprojection alignment before the
+    volume is reconstructed."""
 
 
 class Reconstruction(_Strict):

@@ -10,7 +10,8 @@ from scipy import ndimage
 
 from twin.analysis import metrics, score as sc
 from twin.core.errors import TwinInputError
-from twin.io import files as tio
+from twin.io.cxi import write_cxi_product
+from twin.io.products import write_reconstruction
 from twin.io.products import read_product
 
 DX = 20e-9
@@ -117,9 +118,9 @@ def test_foreign_layouts_and_cli(tmp_path):
         g["_origin"] = -np.array([N // 2, N // 2]) * DX
     # twin's own §4 and CXI product
     own = tmp_path / "recon.h5"
-    tio.write_reconstruction(own, m, np.ones((1, PROBE, PROBE)), pos, [1.0], DX)
+    write_reconstruction(own, m, np.ones((1, PROBE, PROBE)), pos, [1.0], DX)
     prod = tmp_path / "recon.cxi"
-    tio.write_cxi_product(prod, m, np.ones((1, PROBE, PROBE)), pos, DX, energy_kev=8.0)
+    write_cxi_product(prod, m, np.ones((1, PROBE, PROBE)), pos, DX, energy_kev=8.0)
     npy = tmp_path / "recon.npy"
     np.save(npy, m)
     runner = CliRunner()

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from twin.cli import app
-from twin.io import files as tio
+from twin.io.cxi import read_cxi
 from twin.io.nexus import cxi_to_nexus, read_nexus, write_nexus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ def test_assembled_file_is_the_simulated_acquisition(chain):
         centre = b["entry_1/data_1/translation"].attrs["scan_centre_m"]
         assert b["cxi_version"][()] == 150
     assert raw_b.dtype == raw_a.dtype and np.array_equal(raw_a, raw_b)      # bit for bit
-    sim, got = tio.read_cxi(chain["cxi"]), tio.read_cxi(chain["out"])
+    sim, got = read_cxi(chain["cxi"]), read_cxi(chain["out"])
     assert got.truth.object is None and got.illumination is None
     # the field's centre, as the captured rows' midrange, from the simulated positions
     tr = sim.translations_m[:, :2]
@@ -121,7 +121,7 @@ def test_ptychodus_reads_the_nexus_frames_and_the_assembled_file(chain):
     velo = pytest.importorskip(
         "ptychodus.plugins.aps33id_velociprobe.aps33id_velociprobe_diffraction_file")
     cxi_file = pytest.importorskip("ptychodus.plugins.cxi_file")
-    raw = tio.read_cxi(chain["cxi"]).frames
+    raw = read_cxi(chain["cxi"]).frames
     ds = velo.VelociprobeDiffractionFileReader().read(chain["master"])
     md = ds.get_metadata()
     assert md.num_patterns_per_array == [40, 40, 20]
@@ -181,7 +181,7 @@ def test_crop_mask_units_centre_and_sign(detector):
     r = _cli("assemble", "--panda", d["capture"], "--frames", d["master"], "-o", out,
              "--position-unit", "mm", "--y-field=-INENC2.VAL")
     assert r.exit_code == 0, r.output
-    got = tio.read_cxi(out)
+    got = read_cxi(out)
     expect = d["frames"].astype(np.float32)
     expect[:, 10, 20] = 0
     # default crop: the largest even 5-smooth square around the beam (room 35 → 70 → 64)
@@ -201,7 +201,7 @@ def test_crop_mask_units_centre_and_sign(detector):
     r = _cli("assemble", "--panda", d["capture"], "--frames", d["master"], "-o", out,
              "--position-unit", "1e-3", "--crop", "32", "--no-centre")
     assert r.exit_code == 0, r.output
-    got = tio.read_cxi(out)
+    got = read_cxi(out)
     assert np.array_equal(got.frames, expect[:, 16:48, 16:48])
     np.testing.assert_allclose(got.translations_m[:, 0], x, rtol=1e-15)
 
@@ -223,7 +223,7 @@ def test_bad_input_exits_2_naming_it(detector, tmp_path):
     r = _cli("assemble", "--panda", short, "--frames", d["master"], "-o", out)
     assert r.exit_code == 2 and "12 frames" in r.stderr
     r = _cli("assemble", "--panda", short, "--frames", d["master"], "-o", out, "--truncate")
-    assert r.exit_code == 0 and len(tio.read_cxi(out).frames) == 10
+    assert r.exit_code == 0 and len(read_cxi(out).frames) == 10
     out.unlink()
     _expect_2(*base, "--x-field", "FOO.BAR", needle="INENC1.VAL.Mean")
     _expect_2(*base[:-2], "--position-unit", "furlong", needle="--position-unit")

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from twin.io import files
+from twin.io import atomic
 
 WRITER = textwrap.dedent("""
     import sys, time
     import h5py, numpy as np
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
     target = sys.argv[1]
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
         d = f.create_dataset("frames", shape=(1000, 64, 64), dtype="u4", chunks=(1, 64, 64))
@@ -75,11 +75,11 @@ def test_killed_writer_leftovers_are_removed_by_the_next_write(tmp_path):
     # a live writer's temporary (another process on this host) must survive
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        live = tmp_path / f".out.h5.{sleeper.pid}@{files._host_tag()}.abcdefgh.part"
+        live = tmp_path / f".out.h5.{sleeper.pid}@{atomic._host_tag()}.abcdefgh.part"
         live.write_bytes(b"x")
         other = tmp_path / ".other.h5.1@somehost.abcdefgh.part"   # another target's
         other.write_bytes(b"x")
-        with files.atomic_path(target) as tmp:
+        with atomic.atomic_path(target) as tmp:
             tmp.write_bytes(b"new")
         assert target.read_bytes() == b"new"
         assert not left[0].exists()
@@ -88,14 +88,14 @@ def test_killed_writer_leftovers_are_removed_by_the_next_write(tmp_path):
         sleeper.kill()
         sleeper.wait()
     # once its writer is gone, that one is stale too
-    assert files.remove_stale_temporaries(target) == [live]
+    assert atomic.remove_stale_temporaries(target) == [live]
 
 
 def test_exception_in_block_keeps_the_target(tmp_path):
     target = tmp_path / "t.csv"
     target.write_text("old")
     with pytest.raises(RuntimeError):
-        with files.atomic_path(target) as tmp:
+        with atomic.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("boom")
     assert target.read_text() == "old" and _temporaries(target) == []
@@ -127,7 +127,7 @@ def test_atomic_write_gets_the_mode_the_umask_gives(tmp_path, mask, expected):
     # under the same umask (colleagues on a shared file system can read it under 022)
     old = os.umask(mask)
     try:
-        with files.atomic_path(tmp_path / "out.h5") as tmp:
+        with atomic.atomic_path(tmp_path / "out.h5") as tmp:
             tmp.write_bytes(b"x")
         with open(tmp_path / "plain.txt", "w") as fh:    # the independent reference
             fh.write("x")

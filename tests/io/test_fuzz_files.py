@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from twin.core.errors import TwinInputError
-from twin.io import files as io
+from twin.io.cxi import CXIWriter, read_cxi
+from twin.io.dataexchange import read_dxchange, write_dxchange
+from twin.io.products import write_reconstruction
 from twin.io.products import read_product
 
 SETTINGS = settings(max_examples=25, deadline=None,
@@ -23,19 +25,19 @@ def small_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("fuzz")
     cxi = d / "d.cxi"
     rng = np.random.default_rng(0)
-    with io.CXIWriter(cxi, 16, (16, 16), np.uint16, distance_m=2.0, pixel_size_m=75e-6,
-                      energy_kev=8.0) as w:
+    with CXIWriter(cxi, 16, (16, 16), np.uint16, distance_m=2.0, pixel_size_m=75e-6,
+                   energy_kev=8.0) as w:
         w.write_frames(0, rng.poisson(5, (16, 16, 16)).astype(np.uint16))
         w.write("entry_1/data_1/translation", rng.normal(0, 1e-7, (16, 3)))
     dx = d / "p.h5"
-    io.write_dxchange(dx, rng.random((8, 4, 16)).astype(np.float32), np.linspace(0, 180, 8))
+    write_dxchange(dx, rng.random((8, 4, 16)).astype(np.float32), np.linspace(0, 180, 8))
     rec = d / "r.h5"
-    io.write_reconstruction(rec, np.ones((32, 32), np.complex64),
-                            np.ones((1, 16, 16), np.complex64), np.zeros((16, 2)), [1.0], 1e-8)
+    write_reconstruction(rec, np.ones((32, 32), np.complex64),
+                         np.ones((1, 16, 16), np.complex64), np.zeros((16, 2)), [1.0], 1e-8)
     return {"cxi": cxi, "dx": dx, "rec": rec}
 
 
-READERS = {"cxi": io.read_cxi, "dx": io.read_dxchange, "rec": read_product}
+READERS = {"cxi": read_cxi, "dx": read_dxchange, "rec": read_product}
 
 
 @pytest.mark.parametrize("kind", ["cxi", "dx", "rec"])
@@ -60,7 +62,7 @@ def test_missing_dataset_names_it(small_files, tmp_path, dataset):
     with h5py.File(f, "a") as h:
         del h[dataset]
     with pytest.raises(TwinInputError) as e:
-        io.read_cxi(f)
+        read_cxi(f)
     assert dataset.split("/")[-1] in str(e.value)
 
 
@@ -76,7 +78,7 @@ def test_non_finite_frames_are_bad_input(small_files, tmp_path, value, index):
         del dst["entry_1/data_1/data"]
         dst["entry_1/data_1/data"] = frames.reshape(16, 16, 16)
     with pytest.raises(TwinInputError):
-        io.read_cxi(f)
+        read_cxi(f)
 
 
 @SETTINGS
@@ -88,7 +90,7 @@ def test_wrong_shapes_are_bad_input(small_files, tmp_path, shape):
         del h["entry_1/data_1/data"]
         h["entry_1/data_1/data"] = np.ones(shape, np.uint16)
     try:
-        io.read_cxi(f)
+        read_cxi(f)
     except TwinInputError:
         return
     # readable only if it is a stack of frames with one translation each

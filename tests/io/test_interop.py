@@ -8,16 +8,18 @@ import h5py
 import numpy as np
 import pytest
 
-from twin.io import files as tio
+from twin.core.errors import TwinInputError
+from twin.io.cxi import CXIWriter, read_cxi, write_cxi_product
+from twin.io.dataexchange import read_dxchange, write_dxchange
 from twin.io.products import read_product
 
 
 def _cxi(path, compression="gzip", n=6, side=16):
     rng = np.random.default_rng(0)
     frames = rng.poisson(50, (n, side, side)).astype(np.uint16)
-    with tio.CXIWriter(path, n, (side, side), np.uint16, distance_m=2.0, pixel_size_m=75e-6,
-                       energy_kev=6.2, compression=compression, exposure_s=3e-4,
-                       frame_rate_hz=3000.0, photons_per_frame=1.5e6, title="t") as w:
+    with CXIWriter(path, n, (side, side), np.uint16, distance_m=2.0, pixel_size_m=75e-6,
+                   energy_kev=6.2, compression=compression, exposure_s=3e-4,
+                   frame_rate_hz=3000.0, photons_per_frame=1.5e6, title="t") as w:
         w.write_frames(0, frames)
         w.write("entry_1/data_1/translation", np.zeros((n, 3)))
     return frames
@@ -42,14 +44,14 @@ def test_default_cxi_needs_no_plugin(tmp_path):
         assert f["entry_1/definition"][()] == b"NXcxi_ptycho"
         assert f["entry_1/instrument_1/detector_1/data"].shape == frames.shape
         assert f["entry_1/instrument_1/detector_1/count_time"].attrs["units"] == "s"
-    assert tio.read_cxi(p).exposure_s == pytest.approx(3e-4)
+    assert read_cxi(p).exposure_s == pytest.approx(3e-4)
 
 
 def test_bitshuffle_stays_available(tmp_path):
     p = tmp_path / "b.cxi"
     frames = _cxi(p, compression="bitshuffle")
-    assert np.array_equal(tio.read_cxi(p).frames, frames)
-    with pytest.raises(tio.TwinInputError, match="--compression"):
+    assert np.array_equal(read_cxi(p).frames, frames)
+    with pytest.raises(TwinInputError, match="--compression"):
         _cxi(tmp_path / "c.cxi", compression="zstd")
 
 
@@ -77,8 +79,8 @@ def test_ptychodus_opens_a_twin_reconstruction(tmp_path):
     pos = rng.uniform(-1e-7, 1e-7, (9, 2))
     dx = 1e-8
     p = tmp_path / "recon.cxi"
-    tio.write_cxi_product(p, obj, probe, pos, dx, energy_kev=8.0, distance_m=3.0,
-                          detector_pixel_m=75e-6, cost=[3.0, 2.0, 1.0], exposure_s=1e-3)
+    write_cxi_product(p, obj, probe, pos, dx, energy_kev=8.0, distance_m=3.0,
+                      detector_pixel_m=75e-6, cost=[3.0, 2.0, 1.0], exposure_s=1e-3)
     product = cxi_file.CXIProductFileIO().read(p)
     assert np.array_equal(product.object_.get_array()[0], obj)
     assert np.array_equal(product.probes.get_array()[0], probe)
@@ -100,7 +102,7 @@ def test_ptychodus_opens_a_twin_reconstruction(tmp_path):
 
 def test_data_exchange_layout(tmp_path):
     p = tmp_path / "p.h5"
-    tio.write_dxchange(p, np.ones((4, 3, 8)), np.linspace(0, 180, 4), 1e-7)
+    write_dxchange(p, np.ones((4, 3, 8)), np.linspace(0, 180, 4), 1e-7)
     with h5py.File(p) as f:
         assert f["implements"][()].decode().startswith("exchange")
         assert f["exchange/theta"].attrs["units"] == "degrees"
@@ -108,4 +110,4 @@ def test_data_exchange_layout(tmp_path):
         data = f["exchange/data"][()]
     # a TomoPy-style flat/dark normalisation leaves the line integrals unchanged
     np.testing.assert_array_equal((data - dark) / (white - dark), data)
-    assert tio.read_dxchange(p).voxel_size_m == 1e-7
+    assert read_dxchange(p).voxel_size_m == 1e-7

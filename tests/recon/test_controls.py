@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from twin.analysis import truth as validate
-from twin.io import files as io
+from twin import io
 from twin.recon import controls
 import twin.recon as recon
 from twin.recon import engines

@@ -6,7 +6,7 @@ import pytest
 
 from twin import scenario
 
-from twin.io import files as io
+from twin import io
 
 import twin.recon as reconstruct
 from twin.recon import auto, engines

@@ -13,7 +13,7 @@ import pytest
 from twin import scenario
 from twin.analysis import truth
 from twin.core.errors import TwinInputError
-from twin.io import files as io
+from twin import io
 import twin.recon as recon
 from twin.workflows import simulate
 

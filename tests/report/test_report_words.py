@@ -117,10 +117,10 @@ def test_twin_run_shows_warnings_as_messages(monkeypatch, tmp_path):
 
 def test_defocus_search_keeps_the_probe_unless_the_cost_clearly_drops(monkeypatch,
                                                                       quick_cxi):
-    from twin.io import files as tio
+    from twin.io.cxi import read_cxi
     from twin.recon import auto, engines
 
-    data = tio.read_cxi(quick_cxi, frames=40)
+    data = read_cxi(quick_cxi, frames=40)
     sub = auto._centre_subset(data, 40)
     p0 = np.asarray(data.illumination, np.complex64)
     n = p0.shape[-1]

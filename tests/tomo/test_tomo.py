@@ -4,7 +4,7 @@ import pytest
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, resize
 
-from twin.io import files as io
+from twin.io.dataexchange import write_dxchange
 
 from twin.tomo import reconstruct as tomo
 from twin.core.errors import TwinInputError
@@ -139,7 +139,7 @@ def test_cli_tomo_roundtrip(tmp_path, phantom):
     th = np.linspace(0, 180, 90, endpoint=False)
     data = np.stack([radon(phantom, th, circle=True).T] * 2, axis=1)
     inp = tmp_path / "proj.h5"
-    io.write_dxchange(inp, data, th, 1e-7)
+    write_dxchange(inp, data, th, 1e-7)
     out = tmp_path / "vol.h5"
     r = subprocess.run([sys.executable, "-m", "twin", "tomo", str(inp), "-o", str(out)],
                        capture_output=True, text=True)
@@ -148,7 +148,7 @@ def test_cli_tomo_roundtrip(tmp_path, phantom):
         v = f["volume"][()]
         assert v.shape == (2, N, N) and f["volume"].attrs["voxel_size_m"] == 1e-7
     assert rms(v[1], phantom, inside()) < 0.08
-    io.write_dxchange(inp, data, th[:-1])
+    write_dxchange(inp, data, th[:-1])
     r = subprocess.run([sys.executable, "-m", "twin", "tomo", str(inp), "-o",
                         str(tmp_path / "x.h5")], capture_output=True, text=True)
     assert r.returncode == 2 and "theta" in r.stderr and "Traceback" not in r.stderr
@@ -262,7 +262,7 @@ def test_choose_algorithm_and_cli_auto_for_few_angles(tmp_path):
     wedge = np.linspace(0, 140, 200)        # many angles but a 40° wedge: still regularised
     assert tomo.choose_algorithm(sinogram(img, wedge), wedge).algorithm == "tv"
     inp, out = tmp_path / "few.h5", tmp_path / "vol.h5"
-    io.write_dxchange(inp, np.repeat(s_few, 2, axis=1), few)
+    write_dxchange(inp, np.repeat(s_few, 2, axis=1), few)
     r = subprocess.run([sys.executable, "-m", "twin", "tomo", str(inp), "-o", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

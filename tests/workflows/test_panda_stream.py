@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from twin import scenario
-from twin.acquisition import panda_server as ps
+from twin.services import panda as ps
 from twin.workflows import panda as wp
 from twin.workflows import simulate as sim
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_streamed_rows_equal_the_plans_capture(monkeypatch, values):
     # the independent reference: the whole simulation plan, as `twin panda` built it before
     s = scenario.load(ROOT / "scenarios" / "quickstart.toml").with_values(values)
-    ref = ps.capture_from_plan(sim.plan(s))
+    ref = wp.rows_from_plan(sim.plan(s))
     monkeypatch.setattr(wp, "BLOCK_FRAMES", 50)         # many blocks of a few lines
     cap = wp.streamed_capture(s)
     blocks = list(cap.blocks())
@@ -105,7 +105,7 @@ def test_server_streams_every_block_in_order():
         for a in range(0, n, per):
             yield t[a:a + per], counts[a:a + per]
 
-    cap = ps.StreamedCapture(n, t[-1], 1e-9, np.zeros(2), blocks)
+    cap = ps.StreamedPcapRows(n, t[-1], 1e-9, np.zeros(2), blocks)
     host = "127.0.0.49"
     with ps.PandaServer(cap, 1000.0, 5e-4, speed=10.0, host=host):
         with socket.create_connection((host, ps.DATA_PORT), timeout=10) as d:

@@ -4,7 +4,7 @@ import pytest
 
 from twin import scenario
 
-from twin.io import files as io
+from twin.io.cxi import read_cxi
 
 from twin.operators import ptychography
 from twin.operators.farfield import FineFarField
@@ -33,7 +33,7 @@ def test_cxi_layout(quick):
         assert f["entry_1/instrument_1/source_1/illumination"].dtype == np.complex64
         gt = f["entry_1/sample_1/ground_truth"]
         assert gt.dtype == np.complex64 and gt.attrs["pixel_size_m"] > 0
-    data = io.read_cxi(out)
+    data = read_cxi(out)
     assert data.object_pixel_m == pytest.approx(summary.object_pixel_m, rel=1e-9)
     assert data.truth.pixel_size_m == pytest.approx(summary.object_pixel_m, rel=1e-9)
 
@@ -47,7 +47,7 @@ def test_frames_follow_the_contract_model(quick, tmp_path):
                            "simulation.oversampling": 1, "simulation.detector_response": False})
     out = tmp_path / "ideal.cxi"
     simulate.simulate(ideal, out, n_frames=120)
-    d = io.read_cxi(out)
+    d = read_cxi(out)
     true = d.truth.translations_m
     modes = d.truth.probe_modes[0]
     pos = ptychography.positions_from_translations(true, d.truth.pixel_size_m,
@@ -68,7 +68,7 @@ def test_default_data_are_not_the_reconstruction_model(quick):
     """By default (issue 10 §1) the same file-built model misfits far beyond Poisson noise,
     and the illumination handed to the reconstruction is not the simulated probe."""
     s, out, _ = quick
-    d = io.read_cxi(out)
+    d = read_cxi(out)
     modes = d.truth.probe_modes[0]
     assert d.illumination.shape[0] == 1
     # a coherent, aberration-free zone plate: the model is close to the truth, never equal
@@ -158,10 +158,10 @@ def test_reproducible_and_prefix(quick, tmp_path):
     simulate.simulate(s, prefix, n_frames=50)
     other = tmp_path / "other.cxi"
     simulate.simulate(s, other, n_frames=50, seed=99)
-    a, b = io.read_cxi(out).frames, io.read_cxi(again).frames
+    a, b = read_cxi(out).frames, read_cxi(again).frames
     assert np.array_equal(a, b)
-    assert np.array_equal(io.read_cxi(prefix).frames, a[:50])
-    assert not np.array_equal(io.read_cxi(other).frames, a[:50])
+    assert np.array_equal(read_cxi(prefix).frames, a[:50])
+    assert not np.array_equal(read_cxi(other).frames, a[:50])
 
 
 def test_110khz_photon_statistics(tmp_path):
@@ -171,7 +171,7 @@ def test_110khz_photon_statistics(tmp_path):
                       / "siemens_star_selun_110khz.toml")
     out = tmp_path / "star.cxi"
     summary = simulate.simulate(s, out, n_frames=600)
-    d = io.read_cxi(out)
+    d = read_cxi(out)
     per_frame_max = d.frames.reshape(len(d.frames), -1).max(axis=1)
     # seed 000 §2.2.2: a few counts per pixel in 7 µs, at most 22; none beyond 32 pixels
     assert 10 <= np.median(per_frame_max) <= 25
@@ -361,3 +361,33 @@ def test_frames_do_not_depend_on_the_core_count(quick):
     one = run(TWIN_FFT_WORKERS="1", NUMBA_NUM_THREADS="1")
     every = run()
     assert len(one) == 40 and one == every
+
+
+@pytest.mark.parametrize("n_beams", [1, 2])
+def test_plan_to_data_is_what_the_file_reads(quick, tmp_path, n_beams):
+    """A plan's in-memory data (``Plan.to_data``, what the calibration and the ptycho-tomography
+    chain reconstruct) equal what ``read_cxi`` gives of the file ``simulate`` writes."""
+    s, _, _ = quick
+    s = s.with_values({"scan.n_beams": n_beams})
+    out = tmp_path / "f.cxi"
+    simulate.simulate(s, out, n_frames=12)
+    p = simulate.plan(s, n_frames=12)
+    assert p.geometry.n_beams == n_beams and p.geometry.object_pixel_m == p.dx_m
+    mem = p.to_data(np.concatenate([c for _, c in simulate.frames(p)]))
+    disk = io.read_cxi(out)
+    assert mem.frames.dtype == np.float32
+    np.testing.assert_array_equal(mem.frames, disk.frames)
+    for name in ("translations_m", "illumination", "beam_offsets_m", "beam_illumination"):
+        np.testing.assert_array_equal(getattr(mem, name), getattr(disk, name), err_msg=name)
+    for name in ("distance_m", "pixel_size_m", "energy_kev", "exposure_s", "frame_rate_hz",
+                 "upsampling"):
+        assert getattr(mem, name) == pytest.approx(getattr(disk, name), rel=1e-12), name
+    np.testing.assert_array_equal(mem.truth.object, disk.truth.object)
+    np.testing.assert_array_equal(mem.truth.translations_m, disk.truth.translations_m)
+    assert mem.truth.pixel_size_m == pytest.approx(disk.truth.pixel_size_m, rel=1e-12)
+    # the file holds no mask where every pixel is valid: the plan's is then all ones
+    assert disk.mask is None and mem.mask.all() or np.array_equal(mem.mask, disk.mask)
+    # a part of the frames: the same first rows
+    part = p.to_data(mem.frames[:5])
+    np.testing.assert_array_equal(part.translations_m, disk.translations_m[:5])
+    assert len(part.truth.translations_m) == 5

@@ -1,0 +1,15 @@
+"""Acquisition: how the beam is moved over the sample and how the frames are counted.
+
+- :mod:`~twin.acquisition.scan`: fly and step scan trajectories (:func:`~.scan.snake_fly_scan`,
+  :func:`~.scan.step_scan`), several beams' offsets, the PandA box's position capture
+  (:func:`~.scan.panda_capture`).
+- :mod:`~twin.acquisition.detector`: photon-counting detector presets (``detectors.toml``), the
+  closed forms of counting and the detector model of a simulation
+  (:func:`~.detector.count_frames`: response, Poisson arrivals, dead time photon by photon,
+  binning, counter depth).
+- :mod:`~twin.acquisition.panda_server`: a PandA box as a TCP server (``twin panda``).
+
+The modules are imported on use: ``from twin.acquisition import detector``.
+"""
+
+__all__ = ["detector", "panda_server", "scan"]

@@ -498,15 +498,63 @@ def record_photons(counts, exposure_s: float, dead_time_s: float, model: str,
     t = sorted_uniforms(k, rng) * exposure_s           # grouped by pixel, sorted within
     starts = np.cumsum(k) - k
     if model == "paralyzable":
-        ok = np.empty(len(t), bool)
-        ok[0] = True
-        ok[1:] = np.diff(t) >= dead_time_s
-        ok[starts] = True
-        flat[idx] = np.add.reduceat(ok, starts)
-        return out
-    # most photons first: the pixels that still have a j-th photon are then a prefix
+        flat[idx] = _live_paralyzable(t, starts, dead_time_s)
+    else:
+        flat[idx] = _live_nonparalyzable(t, k, starts, dead_time_s)
+    return out
+
+
+def _live_paralyzable(t: np.ndarray, starts: np.ndarray, dead_time_s: float) -> np.ndarray:
+    """Photons a paralyzable front end counts per pixel: each photon that arrives at least τ
+    after the one before it (counted or not), and every pixel's first.
+
+    Parameters
+    ----------
+    t : float (Σk,)
+        Arrival times, seconds, grouped by pixel and sorted within each pixel.
+    starts : int (P,)
+        Index in ``t`` of each pixel's first photon.
+    dead_time_s : float
+        Dead time τ, seconds.
+
+    Returns
+    -------
+    (P,) array
+        Recorded counts per pixel.
+    """
+    ok = np.empty(len(t), bool)
+    ok[0] = True
+    ok[1:] = np.diff(t) >= dead_time_s
+    ok[starts] = True
+    return np.add.reduceat(ok, starts)
+
+
+def _live_nonparalyzable(t: np.ndarray, k: np.ndarray, starts: np.ndarray,
+                         dead_time_s: float) -> np.ndarray:
+    """Photons a non-paralyzable front end counts per pixel: each photon that arrives at
+    least τ after the last *counted* one, and every pixel's first.
+
+    The pixels are walked photon rank by photon rank (j-th photon of every pixel at once),
+    most photons first so that the pixels that still have a j-th photon are a prefix.
+
+    Parameters
+    ----------
+    t : float (Σk,)
+        Arrival times, seconds, grouped by pixel and sorted within each pixel.
+    k : int (P,)
+        Photons per pixel (≥ 1).
+    starts : int (P,)
+        Index in ``t`` of each pixel's first photon.
+    dead_time_s : float
+        Dead time τ, seconds.
+
+    Returns
+    -------
+    float (P,)
+        Recorded counts per pixel, in the pixels' order.
+    """
     order = np.argsort(-k, kind="stable")
-    idx, k, starts = idx[order], k[order], starts[order]
+    k, starts = k[order], starts[order]
     last = t[starts].copy()
     rec = np.ones(len(k))
     n_live = np.searchsorted(-k, -np.arange(k[0]), side="left")   # [j]: groups with > j
@@ -516,7 +564,8 @@ def record_photons(counts, exposure_s: float, dead_time_s: float, model: str,
         ok = tj - last[:m] >= dead_time_s
         last[:m] = np.where(ok, tj, last[:m])
         rec[:m] += ok
-    flat[idx] = rec
+    out = np.empty_like(rec)
+    out[order] = rec
     return out
 
 
@@ -565,15 +614,29 @@ def count_frames(expected, det: DetectorMode, exposure_s: float, rng: np.random.
     if det.dead_time_s > 0:
         rng_loss = np.random.default_rng(seeds[3])
         counts = record_photons(counts, exposure_s, det.dead_time_s, model, rng_loss)
-    b = det.binning
-    if b > 1:
-        # strided adds: far faster than a reduction over two length-b axes
-        binned = counts[..., 0::b, 0::b].copy()
-        for i in range(b):
-            for j in range(b):
-                if i or j:
-                    binned += counts[..., i::b, j::b]
-        counts = binned
+    counts = _counter(_bin_on_chip(counts, det.binning), det, overflow)
+    if mask is not None:
+        counts = counts * mask
+    return counts.astype(np.float32)
+
+
+def _bin_on_chip(counts: np.ndarray, b: int) -> np.ndarray:
+    """b × b on-chip binning: (…, n·b, n·b) counts summed into (…, n, n); ``counts`` itself
+    for b = 1."""
+    if b <= 1:
+        return counts
+    # strided adds: far faster than a reduction over two length-b axes
+    binned = counts[..., 0::b, 0::b].copy()
+    for i in range(b):
+        for j in range(b):
+            if i or j:
+                binned += counts[..., i::b, j::b]
+    return binned
+
+
+def _counter(counts: np.ndarray, det: DetectorMode, overflow: str) -> np.ndarray:
+    """What the counter holds: at most 2^bits − 1 (``overflow`` "saturate": held there;
+    "wrap": rolled over), then the 8-bit floating-point code where the mode has one."""
     top = det.max_counts
     if overflow == "saturate":
         counts = np.minimum(counts, top)
@@ -581,6 +644,4 @@ def count_frames(expected, det: DetectorMode, exposure_s: float, rng: np.random.
         counts = np.mod(counts, top + 1)
     if det.float8 and counts.max(initial=0) >= 64:        # exact below 64
         counts = float8_decode(float8_encode(counts))
-    if mask is not None:
-        counts = counts * mask
-    return counts.astype(np.float32)
+    return counts

@@ -1,0 +1,14 @@
+"""Analysis: what a reconstruction is worth, and what an acquisition costs.
+
+- :mod:`~twin.analysis.metrics`: image quality against a ground truth (PCC, SSIM, MS-SSIM,
+  registration, phase unwrapping), FRC/FSC resolution, segmentation (Otsu, Dice).
+- :mod:`~twin.analysis.biop`: the FIRE number as the BIOP ImageJ FRC plugin computes it.
+- :mod:`~twin.analysis.truth`: a reconstruction compared with the ground truth a simulation
+  kept, on the scanned region.
+- :mod:`~twin.analysis.score`: ``twin score``: anyone's reconstruction against the twin's truth.
+- :mod:`~twin.analysis.costs`: core-hours and GPU-hours of simulating and reconstructing.
+
+The modules are imported on use: ``from twin.analysis import metrics``.
+"""
+
+__all__ = ["biop", "costs", "metrics", "score", "truth"]

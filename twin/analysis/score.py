@@ -45,7 +45,8 @@ from scipy import ndimage
 from twin.analysis import biop, metrics
 from twin.analysis.truth import lit_positions, scanned_region
 from twin.core.errors import TwinInputError
-from twin.io import files as tio
+from twin.io.atomic import atomic_path
+from twin.io.cxi import read_cxi
 from twin.io.products import Product, read_product
 
 CANDIDATES = (("identity", False, False), ("conjugate", True, False),
@@ -443,7 +444,7 @@ def score_data(recon: Product | np.ndarray, data, pixel_size_m: float | None = N
     ----------
     recon : Product or complex array
     data : PtychoData
-        Read by :func:`twin.io.files.read_cxi` (lazily is fine: frames are not touched).
+        Read by :func:`twin.io.cxi.read_cxi` (lazily is fine: frames are not touched).
     pixel_size_m : float, optional
         The reconstruction's pixel where ``recon`` does not say (default: the truth's).
     split, method
@@ -476,7 +477,7 @@ def score_files(recon_path: str | Path, truth_path: str | Path,
         raise TwinInputError("--method", method, "allowed: standard, biop")
     if split not in SPLITS:
         raise TwinInputError("--split", split, "allowed: even-odd")
-    data = tio.read_cxi(truth_path, lazy=True)
+    data = read_cxi(truth_path, lazy=True)
     if data.ground_truth is None:
         raise TwinInputError("--truth", str(truth_path),
                              "has no /entry_1/sample_1/ground_truth (only files written by "
@@ -495,7 +496,7 @@ def write_frc(s: Score, prefix: str | Path) -> tuple[Path, Path]:
     csv_path = prefix.with_name(prefix.name + ".frc.csv")
     png_path = prefix.with_name(prefix.name + ".frc.png")
     f = s.frc
-    with tio.atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as fh:
         wr = csv.writer(fh)
         wr.writerow(["frequency_per_m", "half_period_m", "frc", "half_bit", "n_points"])
         for row in zip(f.frequency_per_m, 0.5 / f.frequency_per_m, f.correlation, f.half_bit,
@@ -523,7 +524,7 @@ def write_frc(s: Score, prefix: str | Path) -> tuple[Path, Path]:
     ax.set_ylim(-0.1, 1.05)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with tio.atomic_path(png_path) as tmp:
+    with atomic_path(png_path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return csv_path, png_path

@@ -35,7 +35,8 @@ import h5py
 import numpy as np
 
 from twin.core.errors import TwinInputError
-from twin.io.files import CXIWriter, open_h5
+from twin.io.cxi import CXIWriter
+from twin.io.hdf5 import open_h5
 from twin.io.nexus import NexusFrames, read_nexus
 
 #: Trigger time stamps, in the order looked for (a real PandA's PCAP field is TS_TRIG; twin's

@@ -33,7 +33,8 @@ import numpy as np
 
 from twin.core.constants import HC_KEV_M
 from twin.core.errors import TwinInputError
-from twin.io.files import _compression, atomic_path, open_h5
+from twin.io.atomic import atomic_path
+from twin.io.hdf5 import compression_options, open_h5
 
 DET = "entry/instrument/detector/"
 SPECIFIC = DET + "detectorSpecific/"
@@ -288,7 +289,7 @@ def write_nexus(master: str | Path, frames, *, pixel_size_m: float, distance_m: 
     if frames_per_file < 1:
         raise TwinInputError("frames_per_file", frames_per_file, "must be ≥ 1")
     n, ny, nx = frames.shape
-    options = _compression(compression)
+    options = compression_options(compression)
     written = []
     for k, a in enumerate(range(0, n, frames_per_file), start=1):
         written.append(data_file_name(master, k))
@@ -375,7 +376,7 @@ def cxi_to_nexus(cxi: str | Path, master: str | Path, frames_per_file: int = 100
     list of Path
         The master file, then the data files.
     """
-    from twin.io.files import read_cxi
+    from twin.io.cxi import read_cxi
 
     data = read_cxi(cxi, lazy=True)
     data.frames.close()

@@ -1,4 +1,5 @@
-"""Reconstructions written by other codes (and by twin), read into one :class:`Product`.
+"""Reconstructions written by other codes (and by twin), read into one :class:`Product`;
+twin's own CONTRACTS §4 file written by :func:`write_reconstruction`.
 
 Formats, told apart by their content (not only the suffix):
 
@@ -29,6 +30,7 @@ import h5py
 import numpy as np
 
 from twin.core.errors import TwinInputError
+from twin.io.atomic import atomic_path
 
 
 @dataclass(frozen=True)
@@ -211,3 +213,34 @@ def read_product(path: str | Path, pixel_size_m: float | None = None) -> Product
     if p.pixel_size_m is not None and not (np.isfinite(p.pixel_size_m) and p.pixel_size_m > 0):
         raise TwinInputError("pixel size", p.pixel_size_m, "must be a positive length")
     return p
+
+
+def write_reconstruction(path: str | Path, obj, probe, positions_m, cost, pixel_size_m: float,
+                         **extra) -> None:
+    """CONTRACTS §4: ``/object``, ``/probe``, ``/positions_m``, ``/cost``, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output ``.h5``.
+    obj : complex (H, W)
+        Object transmission; its centre pixel is the translations' origin.
+    probe : complex (M, ny, nx)
+        Probe modes.
+    positions_m : float (N, 2)
+        Refined positions x, y, metres.
+    cost : (iterations,)
+        Data-fidelity cost per iteration.
+    pixel_size_m : float
+        Object pixel size (attribute of ``/object``).
+    **extra
+        Further datasets by name.
+    """
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        o = f.create_dataset("object", data=np.asarray(obj, dtype=np.complex64))
+        o.attrs["pixel_size_m"] = float(pixel_size_m)
+        f["probe"] = np.asarray(probe, dtype=np.complex64)
+        f["positions_m"] = np.asarray(positions_m, dtype=np.float64)
+        f["cost"] = np.asarray(cost, dtype=np.float64)
+        for k, v in extra.items():
+            f[k] = v

@@ -52,7 +52,7 @@ def reconstruct(data, opts=None, *, log=None, **kw):
 
     Parameters
     ----------
-    data : twin.io.files.PtychoData
+    data : twin.io.datamodel.PtychoData
         Frames (in memory or streamed), positions, geometry and (optionally) illumination.
     opts : Options, optional
         Settings (default: ``Options()``); "auto" fields are chosen from the data first.

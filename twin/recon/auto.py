@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin.core.errors import TwinInputError
-from twin.io.files import PtychoData
+from twin.io.datamodel import PtychoData
 from twin.operators.propagation import Propagator, farfield_adj
 from twin.recon import engines
 from twin.recon.options import AUTO, Algorithm, Options, PositionCorrection

@@ -15,7 +15,8 @@ import h5py
 import numpy as np
 
 from twin.core.errors import TwinInputError
-from twin.io.files import PtychoData, atomic_path
+from twin.io.atomic import atomic_path
+from twin.io.datamodel import PtychoData
 from twin.io.products import read_product
 from twin.recon.options import Start
 

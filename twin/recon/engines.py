@@ -42,7 +42,7 @@ import numpy as np
 
 from twin.core import kernels
 from twin.core.xp import to_numpy
-from twin.io.files import PtychoData
+from twin.io.datamodel import PtychoData
 from twin.operators.multislice import Multislice
 from twin.recon import positions
 from twin.recon.modulus import far_correction

@@ -17,7 +17,7 @@ import numpy as np
 
 from twin.core.errors import TwinInputError
 from twin.core.xp import get_xp, to_numpy
-from twin.io.files import PtychoData
+from twin.io.datamodel import PtychoData
 from twin.operators import ptychography
 from twin.operators.propagation import Propagator
 from twin.recon.options import Algorithm, Options, PositionCorrection, Result, Start
@@ -47,7 +47,7 @@ class FrameStatistics:
 
 def frame_statistics(frames, mask=None, chunk: int = 256) -> FrameStatistics:
     """One pass over ``frames`` ((N, ny, nx) array or a streamed
-    :class:`twin.io.files.FrameStack`), chunk by chunk; non-finite counts raise
+    :class:`twin.io.framestack.FrameStack`), chunk by chunk; non-finite counts raise
     :class:`TwinInputError` naming the dataset."""
     n = len(frames)
     total = np.zeros(frames.shape[1:], np.float64)

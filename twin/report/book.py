@@ -288,19 +288,70 @@ def comparison(rd: RunDir, fc: dict, scn: dict, summary: dict) -> tuple[list, li
 
 
 def write_sources(run_dir: Path) -> Path:
-    """Write the report's Jupyter Book sources into ``run_dir/report`` from the templates."""
+    """Write the report's Jupyter Book sources into ``run_dir/report`` from the templates.
+
+    Parameters
+    ----------
+    run_dir : Path
+        A run directory of ``twin run``: its ``summary.json``, scenario and
+        ``figures/`` are read.
+
+    Returns
+    -------
+    Path
+        The book's source folder ``run_dir/report`` (made afresh: an old one is removed).
+    """
     rd = RunDir(Path(run_dir))
     summary = rd.summary()
     scn = rd.scenario_dict()
     fc = summary["forecast"]
     src = rd.report
+    common = {"figures": _copy_figures(rd, src)}
+    pages = {"index": _index_page(rd, scn, summary, common)}
+    pages["forecast"] = _render(
+        "forecast.md", **common, model=fc.get("resolution_model"),
+        limited_by=fc.get("resolution_limited_by"), sweep=summary.get("sweep"),
+        rows=[(label(k), _fmt(k, x), f"`{k}`") for k, x in fc.items()])
+    pages.update(_result_pages(scn["name"], summary, common))
+    _write_book(src, pages, scn["name"])
+    return src
+
+
+def _copy_figures(rd: RunDir, src: Path) -> set[str]:
+    """Make the book folder ``src`` afresh with a copy of the run's figures.
+
+    Returns
+    -------
+    set of str
+        The file names of the figures the book holds (``figures/NAME.png``).
+    """
     if src.exists():
         shutil.rmtree(src)
     (src / "figures").mkdir(parents=True)
     for p in rd.figures.glob("*.png"):
         shutil.copy(p, src / "figures" / p.name)
-    figs = {p.name for p in (src / "figures").glob("*.png")}
-    common = {"figures": figs}
+    return {p.name for p in (src / "figures").glob("*.png")}
+
+
+def _index_page(rd: RunDir, scn: dict, summary: dict, common: dict) -> str:
+    """The book's first page: the experiment, the headline numbers and forecast vs run.
+
+    Parameters
+    ----------
+    rd : RunDir
+    scn : dict
+        The run's scenario (``RunDir.scenario_dict``).
+    summary : dict
+        The run's ``summary.json``; its ``forecast`` section gives the numbers.
+    common : dict
+        Template variables every page gets (``figures``).
+
+    Returns
+    -------
+    str
+        The page's Markdown.
+    """
+    fc = summary["forecast"]
     v = {k: _fmt(k, x) for k, x in fc.items()}
     v["flux_photons_per_s"] = _fmt("flux_photons_per_s", scn["beam"]["flux_photons_per_s"])
     sample = scn["sample"]
@@ -310,7 +361,7 @@ def write_sources(run_dir: Path) -> Path:
         "total_time_s", "n_projections", "dose_gy", "data_volume_bytes", "pixel_size_m",
         "resolution_forecast_m", "resolution_3d_forecast_m", "peak_count_rate_per_pixel_hz",
         "saturated") if fc.get(k) is not None]
-    pages = {"index": _render(
+    return _render(
         "index.md", **common, warnings=report_warnings(fc, summary), name=scn["name"],
         description=scn.get("description", ""),
         v=v, is_3d=is_3d, sample=f"{sample['phantom'].replace('_', ' ')} of "
@@ -321,11 +372,29 @@ def write_sources(run_dir: Path) -> Path:
         distance=_fmt("distance_m", scn["detector"]["distance_m"]),
         limits=limits(fc, scn), headline=headline, comparison=comp_rows,
         comparison_notes=comp_notes, params=used_parameters(scn),
-        sections=_paper_sections(scn["name"]))}
-    pages["forecast"] = _render(
-        "forecast.md", **common, model=fc.get("resolution_model"),
-        limited_by=fc.get("resolution_limited_by"), sweep=summary.get("sweep"),
-        rows=[(label(k), _fmt(k, x), f"`{k}`") for k, x in fc.items()])
+        sections=_paper_sections(scn["name"]))
+
+
+def _result_pages(name: str, summary: dict, common: dict) -> dict[str, str]:
+    """The pages of what the run did (acquisition, reconstruction, tomography) and of the
+    paper it reproduces, each only where the run has it.
+
+    Parameters
+    ----------
+    name : str
+        The scenario's name (which paper's numbers, if any).
+    summary : dict
+        The run's ``summary.json``.
+    common : dict
+        Template variables every page gets (``figures``).
+
+    Returns
+    -------
+    dict
+        Page name → Markdown.
+    """
+    fc = summary["forecast"]
+    pages = {}
     sim = summary.get("simulate", {})
     if sim:
         pages["acquisition"] = _render("acquisition.md", **common, sim={
@@ -352,20 +421,25 @@ def write_sources(run_dir: Path) -> Path:
             ("FSC half-bit (even/odd angles)", _fmt("x_m", tom["fsc_resolution_m"])),
             ("voxel", _fmt("x_m", tom["voxel_m"])),
             ("mean projection PCC", f"{tom['projection_pcc_mean']:.4f}")])
-    rows = paper_rows(scn["name"], fc)
+    rows = paper_rows(name, fc)
     if rows:
         pages["paper"] = _render("paper.md", **common, rows=rows)
-    for name, text in pages.items():
-        (src / f"{name}.md").write_text(text)
+    return pages
+
+
+def _write_book(src: Path, pages: dict[str, str], name: str) -> None:
+    """Write the pages, their table of contents (index first, then the run's stages in order)
+    and the book's configuration into ``src``."""
+    for page, text in pages.items():
+        (src / f"{page}.md").write_text(text)
     order = [p for p in ("forecast", "acquisition", "reconstruction", "tomography", "paper")
              if p in pages]
     toc = "format: jb-book\nroot: index\nchapters:\n" + "".join(f"- file: {p}\n" for p in order)
     (src / "_toc.yml").write_text(toc)
     from twin import __version__
 
-    (src / "_config.yml").write_text(_render("_config.yml", title=f"twin report: {scn['name']}",
+    (src / "_config.yml").write_text(_render("_config.yml", title=f"twin report: {name}",
                                              version=__version__))
-    return src
 
 
 def jupyter_book(src: Path, builder: str = "html") -> Path:
@@ -406,7 +480,7 @@ def print_pdf(html: Path, pdf: Path, timeout_s: float = 180.0) -> Path:
     """
     import tempfile
 
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
 
     browser = find_chromium()
     if browser is None:

@@ -33,9 +33,9 @@ def draw_all(s: Scenario, rd: RunDir) -> list[Path]:
     done = [p for p in figs.glob("sweep_*.png")]
     cxi = rd.data_cxi
     if cxi.exists():
-        from twin.io import files as io
+        from twin.io.cxi import read_cxi
 
-        d = io.read_cxi(cxi, frames=512)
+        d = read_cxi(cxi, frames=512)
         done += [probe(d, figs / "probe.png"), trajectory(d, figs / "trajectory.png"),
                  frames(d, s, figs / "frames.png")]
     comp = rd.comparison_npz

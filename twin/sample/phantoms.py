@@ -212,45 +212,23 @@ class FibreBundle(Phantom):
         if area_cell <= 0:
             self._cells[key] = out = np.zeros((0, 6))
             return out
-        colour = i % 2 + 2 * (j % 2)
-        old = [self._cell_fibres(i + di, j + dj)
-               for di in (-1, 0, 1) for dj in (-1, 0, 1)
-               if (di or dj) and (i + di) % 2 + 2 * ((j + dj) % 2) < colour]
-        old = np.concatenate(old) if old else np.zeros((0, 6))
-        ox, oz, orr = old[:, 0], old[:, 1], old[:, 2]
+        old = self._earlier_neighbours(i, j)
         rng = np.random.default_rng([0xF1B3E, int(self.seed) % 2 ** 63,
                                      i % 2 ** 32, j % 2 ** 32])
-        c, R, vox = self._cell, self.sample_diameter_m / 2, self.voxel_size_m
-        mo, so = self.outer_diameter_m
-        mi, si = self.inner_diameter_m
-        sd_tilt = math.radians(self.dispersion_deg / 2)
+        c = self._cell
         target = self.packing_fraction * area_cell
         # the area covered inside this cell: what earlier neighbours put in, then its own
         # fibres' part in it (what they put into neighbours is not counted)
         area = float(np.sum(math.pi * old[:, 2] ** 2 * _disc_share(old, [(i, j)], c)))
-        placed, B, misses = [], self._BATCH, 0
-        ox, oz, orr = list(ox), list(oz), list(orr)
+        placed, misses = [], 0
+        ox, oz, orr = list(old[:, 0]), list(old[:, 1]), list(old[:, 2])
         while area < target:
             # each fibre's size and tilt are drawn once, then positions until one fits: the
             # placed fibres keep the requested size distribution (rejecting a size at each
             # position would favour thin fibres); after a few fibres found no room the cell
             # counts as full
-            ro = float(np.clip(rng.normal(mo, so) / 2, 2 * vox, self._ro_max))
-            ri = float(np.clip(rng.normal(mi, si) / 2, 0.0, 0.8 * ro))
-            tilt = np.clip(rng.normal(0.0, 1.0, 2), -5, 5) * sd_tilt
-            ax, az, ar = np.array(ox), np.array(oz), np.array(orr)
-            spot = None
-            for _ in range(self._POSITION_BATCHES):
-                x = (i + rng.uniform(size=B)) * c
-                z = (j + rng.uniform(size=B)) * c
-                ok = np.hypot(x, z) <= R - ro
-                if len(ax):
-                    d2 = (x[:, None] - ax) ** 2 + (z[:, None] - az) ** 2
-                    ok &= np.all(d2 >= (ro + ar) ** 2, axis=1)
-                if ok.any():
-                    k = int(np.argmax(ok))
-                    spot = float(x[k]), float(z[k])
-                    break
+            ro, ri, tilt = self._draw_fibre(rng)
+            spot = self._find_spot(rng, i, j, ro, (np.array(ox), np.array(oz), np.array(orr)))
             if spot is None:
                 misses += 1
                 if misses >= self._MISSES:
@@ -265,6 +243,63 @@ class FibreBundle(Phantom):
                                                     [(i, j)], c)[0]
         self._cells[key] = out = np.array(placed, dtype=float).reshape(-1, 6)
         return out
+
+    def _earlier_neighbours(self, i: int, j: int) -> np.ndarray:
+        """(k, 6) fibres of the 8 neighbours of cell (i, j) whose colour (checkerboard of
+        period 2: i mod 2 + 2·(j mod 2)) is lower than its own: those placed before it."""
+        colour = i % 2 + 2 * (j % 2)
+        old = [self._cell_fibres(i + di, j + dj)
+               for di in (-1, 0, 1) for dj in (-1, 0, 1)
+               if (di or dj) and (i + di) % 2 + 2 * ((j + dj) % 2) < colour]
+        return np.concatenate(old) if old else np.zeros((0, 6))
+
+    def _draw_fibre(self, rng: np.random.Generator) -> tuple[float, float, np.ndarray]:
+        """One fibre's outer and inner radius (metres) and its tilts (x, z; radians), drawn
+        from the requested laws, clipped (outer radius to [2 voxels, 5 sd above the mean],
+        inner to 0.8 × the outer, tilts to 5 sd)."""
+        mo, so = self.outer_diameter_m
+        mi, si = self.inner_diameter_m
+        ro = float(np.clip(rng.normal(mo, so) / 2, 2 * self.voxel_size_m, self._ro_max))
+        ri = float(np.clip(rng.normal(mi, si) / 2, 0.0, 0.8 * ro))
+        tilt = np.clip(rng.normal(0.0, 1.0, 2), -5, 5) * math.radians(self.dispersion_deg / 2)
+        return ro, ri, tilt
+
+    def _find_spot(self, rng: np.random.Generator, i: int, j: int, ro: float,
+                   others: tuple[np.ndarray, np.ndarray, np.ndarray]
+                   ) -> tuple[float, float] | None:
+        """A centre in cell (i, j) for a fibre of outer radius ``ro`` inside the sample and
+        clear of ``others``.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The cell's stream.
+        i, j : int
+            The cell.
+        ro : float
+            Outer radius, metres.
+        others : (x, z, r_out) arrays
+            Centres and outer radii (metres) of the fibres already placed around it.
+
+        Returns
+        -------
+        (x, z) in metres, or None
+            The first candidate that fits, of up to ``_POSITION_BATCHES`` batches of
+            ``_BATCH`` uniform positions; None when none fits.
+        """
+        c, R, B = self._cell, self.sample_diameter_m / 2, self._BATCH
+        ax, az, ar = others
+        for _ in range(self._POSITION_BATCHES):
+            x = (i + rng.uniform(size=B)) * c
+            z = (j + rng.uniform(size=B)) * c
+            ok = np.hypot(x, z) <= R - ro
+            if len(ax):
+                d2 = (x[:, None] - ax) ** 2 + (z[:, None] - az) ** 2
+                ok &= np.all(d2 >= (ro + ar) ** 2, axis=1)
+            if ok.any():
+                k = int(np.argmax(ok))
+                return float(x[k]), float(z[k])
+        return None
 
     @property
     def fibres(self) -> np.ndarray:

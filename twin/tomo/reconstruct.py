@@ -411,15 +411,74 @@ def tv_reconstruct(sino, theta_deg, weight: float = 0.01, iterations: int = 100,
     A = Radon(n, theta, xp)
     p = _rays(sino)
     mask = xp.asarray(_circle(n)).reshape(n * n, 1)
-    v = xp.asarray(np.random.default_rng(0).standard_normal((n * n, 1)).astype(np.float32))
-    for _ in range(15):
-        v = A.adj_cols(A.fwd_cols(v)) * mask
-        v /= xp.linalg.norm(v)
-    L = float(xp.linalg.norm(A.adj_cols(A.fwd_cols(v)) * mask))          # ‖A‖²
+    L = _norm_sq(A, mask, n, xp)                                          # ‖A‖²
     if x0 is None:
         x0 = xp.asarray(fbp(_to_numpy(sino), theta))
     x = _pixels(xp.asarray(x0, dtype=xp.float32)) * mask
     lam = weight * L * float(xp.mean(xp.abs(x)) + 1e-12)
+    x = _primal_dual(A, p, x, mask, L, lam, (n, rows), iterations, nonneg, progress, xp)
+    return _volume(x, n)
+
+
+def _norm_sq(A: Radon, mask, n: int, xp) -> float:
+    """‖A‖² on the reconstruction circle by 15 steps of the power method from a fixed random
+    start (seed 0: a reconstruction does not depend on the call's global state).
+
+    Parameters
+    ----------
+    A : Radon
+        The projector of the reconstruction's angles.
+    mask : (n·n, 1) array
+        1 inside the reconstruction circle, 0 outside.
+    n : int
+        Side of a slice, pixels.
+    xp : module
+        NumPy or CuPy.
+
+    Returns
+    -------
+    float
+        The largest eigenvalue of Aᵀ A restricted to the circle.
+    """
+    v = xp.asarray(np.random.default_rng(0).standard_normal((n * n, 1)).astype(np.float32))
+    for _ in range(15):
+        v = A.adj_cols(A.fwd_cols(v)) * mask
+        v /= xp.linalg.norm(v)
+    return float(xp.linalg.norm(A.adj_cols(A.fwd_cols(v)) * mask))
+
+
+def _primal_dual(A: Radon, p, x, mask, L: float, lam: float, shape: tuple[int, int],
+                 iterations: int, nonneg: bool, progress: bool, xp):
+    """The Chambolle–Pock iterations of :func:`tv_reconstruct`.
+
+    Parameters
+    ----------
+    A : Radon
+        The projector.
+    p : (angles·n, rows) array
+        The data as rays (:func:`_rays`).
+    x : (n·n, rows) float32 array
+        The start, zero outside the circle.
+    mask : (n·n, 1) array
+        1 inside the reconstruction circle.
+    L : float
+        ‖A‖² (:func:`_norm_sq`).
+    lam : float
+        The TV weight λ.
+    shape : (int, int)
+        (n, rows): the side of a slice and the number of slices.
+    iterations : int
+    nonneg, progress : bool
+        As :func:`tv_reconstruct`.
+    xp : module
+        NumPy or CuPy.
+
+    Returns
+    -------
+    (n·n, rows) float32 array
+        The last primal iterate.
+    """
+    n, rows = shape
     mu = math.sqrt(L / 8)
     sigma = tau = 0.99 / math.sqrt(2 * L)
     bound = lam / mu
@@ -446,7 +505,7 @@ def tv_reconstruct(sino, theta_deg, weight: float = 0.01, iterations: int = 100,
         if nonneg:
             xp.maximum(x, 0, out=x)
         xb = 2 * x - x_old
-    return _volume(x, n)
+    return x
 
 
 def _to_numpy(a) -> np.ndarray:
@@ -620,6 +679,33 @@ def align_projections(proj, theta_deg, iterations: int = 6, method: str = "auto"
         method = "fbp" if choose_algorithm(proj, theta).algorithm == "fbp" else "sirt"
     if method not in ("sirt", "fbp"):
         raise TwinInputError("method", method, "allowed: auto, sirt, fbp")
+    return _align(proj, theta, method, iterations, inner_iterations, upsample, tol_px,
+                  relaxation, progress, xp)
+
+
+def _align(proj, theta, method: str, iterations: int, inner_iterations: int, upsample: int,
+           tol_px: float, relaxation: tuple[float, float], progress: bool, xp):
+    """The outer iterations of :func:`align_projections` (reconstruct, reproject, register,
+    shift) once its arguments are checked.
+
+    Parameters
+    ----------
+    proj : (n_angles, rows, n) float32 array
+        The projections on the array module ``xp``.
+    theta : (n_angles,) ndarray
+        Angles, degrees.
+    method : {"sirt", "fbp"}
+        The reconstruction of each outer iteration.
+    iterations, inner_iterations, upsample, tol_px, relaxation, progress
+        As :func:`align_projections`.
+    xp : module
+        NumPy or CuPy.
+
+    Returns
+    -------
+    aligned, shifts
+        As :func:`align_projections`.
+    """
     na, rows, n = proj.shape
     A = Radon(n, theta, xp)
     solver = _SIRT(A, xp) if method == "sirt" else None

@@ -59,12 +59,13 @@ BASE_BYTES = 600 * 2 ** 20
 # ----------------------------------------------------------------------------- angles, names
 
 
-def projection_angles_deg(s: Scenario) -> np.ndarray:
-    """The scenario's projection angles in degrees (see the module doc)."""
+def projection_angles_deg(s: Scenario, g: Geometry | None = None) -> np.ndarray:
+    """The scenario's projection angles in degrees (see the module doc); ``g``: the
+    scenario's geometry where the caller has it (needed for ``n_projections = "crowther"``)."""
     n = s.tomography.n_projections
     if n == "crowther":
         # the forecast's n_projections_crowther: π/2 × the field's width in tomographic voxels
-        g = Geometry.from_scenario(s)
+        g = g or Geometry.from_scenario(s)
         voxel = s.tomography.voxel_size_m or g.object_pixel_m
         n = math.ceil(math.pi / 2 * math.ceil(g.fov_x_m / voxel - 1e-9))
     if n < 1:
@@ -117,17 +118,18 @@ def projection_path(master: str | Path, index: int) -> Path:
 # ----------------------------------------------------------------------------- memory
 
 
-def projection_memory_bytes(s: Scenario, angles_deg, n_frames: int | None = None) -> int:
+def projection_memory_bytes(s: Scenario, angles_deg, n_frames: int | None = None,
+                            g: Geometry | None = None) -> int:
     """Estimated peak memory of one projection's simulation, bytes.
 
     The fine object window (scan field plus a probe window, s² fine pixels per object pixel)
     held as complex slices, their projected δ + iβ and the total; the shifted-probe cache;
     one block of frames at every motion-blur sample and the far fields' chunks; and
-    :data:`BASE_BYTES`.
+    :data:`BASE_BYTES`. ``g``: the scenario's geometry where the caller has it.
     """
     from twin.workflows import simulate as sim
 
-    g = Geometry.from_scenario(s)
+    g = g or Geometry.from_scenario(s)
     ovs, n_nat, dx = g.oversampling, g.n_native, g.object_pixel_m
     margin = ovs * n_nat + 6
     cols = g.fov_x_m / dx + margin
@@ -195,8 +197,10 @@ def _raise_errors(results: list[dict]) -> None:
 
 
 def simulate_projection(s: Scenario, path: str, angle_deg: float, n_frames: int | None,
-                        compression: str = "gzip", index: int | None = None) -> dict:
-    """One projection's CXI at ``path`` (a Dask task; written atomically by the CXI writer)."""
+                        compression: str = "gzip", index: int | None = None,
+                        g: Geometry | None = None) -> dict:
+    """One projection's CXI at ``path`` (a Dask task; written atomically by the CXI writer);
+    ``g``: the scenario's geometry, resolved once for all the tasks."""
     import warnings
 
     from twin.workflows import simulate as sim
@@ -205,7 +209,7 @@ def simulate_projection(s: Scenario, path: str, angle_deg: float, n_frames: int 
         warnings.simplefilter("always")
         try:
             summary = sim.simulate(s, path, n_frames=n_frames, compression=compression,
-                                   angle_deg=angle_deg, projection=index)
+                                   angle_deg=angle_deg, projection=index, g=g)
         except TwinInputError as exc:
             return _as_value(exc)
     return {"path": path, "n_frames": summary.n_frames, "peak_counts": summary.peak_counts,
@@ -231,12 +235,12 @@ class SimulatedExperiment:
     warnings: list[str] = field(default_factory=list)
 
 
-def _expected_frames(s: Scenario, n_frames: int | None) -> int:
-    """Frames each projection's file holds; refused before any cluster starts where every
-    task would refuse it (simulate.plan's limit)."""
+def _expected_frames(g: Geometry, n_frames: int | None) -> int:
+    """Frames each projection's file holds (``g``: the scenario's geometry); refused before
+    any cluster starts where every task would refuse it (simulate.plan's limit)."""
     from twin.workflows import simulate as sim
 
-    fpp = Geometry.from_scenario(s).frames_per_projection
+    fpp = g.frames_per_projection
     if n_frames is None and fpp > sim.MAX_FRAMES:
         raise TwinInputError("scan", f"{fpp:,} frames per projection", (
             f"at most {sim.MAX_FRAMES:,} frames in one projection's simulation; simulate a "
@@ -270,7 +274,7 @@ def finished(path: Path, s: Scenario, n_frames: int) -> bool:
 def write_master(master: Path, paths: list[Path], theta_deg, indices, s: Scenario,
                  n_total: int) -> None:
     """The master file (module doc): external links with paths relative to its folder."""
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
 
     master = Path(master)
     with atomic_path(master) as tmp, h5py.File(tmp, "w") as f:
@@ -311,13 +315,14 @@ def simulate_experiment(s: Scenario, master: str | Path, projections: str | None
         raise TwinInputError("--output", str(master), "a master file OUT.h5 (or .hdf5)")
     if n_frames is not None and n_frames < 1:
         raise TwinInputError("--frames", n_frames, "must be a positive number of frames")
-    angles = projection_angles_deg(s)
+    g = Geometry.from_scenario(s)              # resolved once: every task gets it
+    angles = projection_angles_deg(s, g)
     sel = select_projections(projections, len(angles))
     paths = [projection_path(master, i) for i in sel]
-    expect = _expected_frames(s, n_frames)
+    expect = _expected_frames(g, n_frames)
     todo = [i for i, p in zip(sel, paths) if not finished(p, s, expect)]
     kept = [i for i in sel if i not in set(todo)]
-    need = projection_memory_bytes(s, angles[list(sel)], n_frames)
+    need = projection_memory_bytes(s, angles[list(sel)], n_frames, g)
     log(f"{len(sel)} of {len(angles)} projections, {expect} frames each, into "
         f"{projection_dir(master)}/: {len(kept)} finished, {len(todo)} to simulate")
     results = []
@@ -328,7 +333,7 @@ def simulate_experiment(s: Scenario, master: str | Path, projections: str | None
                                                    [float(angles[i]) for i in todo],
                                                    [n_frames] * len(todo),
                                                    [compression] * len(todo),
-                                                   list(todo)],
+                                                   list(todo), [g] * len(todo)],
                              scheduler, n_workers, need, desc="simulate", progress=progress,
                              log=log)
     write_master(master, paths, angles[list(sel)], list(sel), s, len(angles))
@@ -487,11 +492,11 @@ def reconstruct_projection(path: str, opts, frames: int | None = None,
     """Reconstruct one projection's CXI as ``twin reconstruct IN.cxi`` does and return its
     projected phase (and the ground truth's, where the file has one on the same grid)."""
     from twin.analysis import metrics
-    from twin.io import files as tio
+    from twin.io.cxi import read_cxi
     from twin import recon
 
     try:
-        data = tio.read_cxi(path, frames=frames, lazy=True)
+        data = read_cxi(path, frames=frames, lazy=True)
         if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
             data.frames = np.asarray(data.frames, dtype=np.float32)
         r = recon.reconstruct(data, opts)
@@ -541,7 +546,8 @@ def reconstruct_experiment(master: str | Path, out: str | Path, opts,
     CXI files carry a ground truth, ``/twin/truth_data`` holds the phantom's projections
     processed alike (for scoring) and ``/twin/projection_pcc`` each projection's PCC with it.
     """
-    from twin.io.files import atomic_path, write_dxchange
+    from twin.io.atomic import atomic_path
+    from twin.io.dataexchange import write_dxchange
 
     out = Path(out)
     if out.suffix.lower() not in MASTER_SUFFIXES:

@@ -74,6 +74,9 @@ UNITS: dict[str, str] = {
     "reconstruction_core_hours": "core·h", "reconstruction_gpu_hours": "GPU·h",
     "shifts": "shifts", "sample_overhead_s": "s", "dose_limit_gy": "Gy",
     "dose_limit_exceeded": "", "data_rate_limit_bytes_per_s": "B/s", "data_rate_exceeded": "",
+    "resolution_3d_bound_m": "m", "resolution_3d_split_m": "m", "resolution_3d_resolved": "",
+    "simulated_volume_width_m": "m", "simulated_volume_projections": "",
+    "simulated_volume_seeds": "", "simulated_volume_alignment_residual_m": "m",
 }
 
 #: One shift of beamtime: 8 hours, the unit proposals request time in.
@@ -287,9 +290,7 @@ def fluence_per_m2(s: Scenario) -> float:
     """Incident photons per unit area of one projection (the forecast's F)."""
     from twin.geometry import Geometry
 
-    g = Geometry.from_scenario(s)
-    return (s.beam.flux_photons_per_s * g.frames_per_projection * g.exposure_s
-            / (g.fov_x_m * g.fov_y_m))
+    return Geometry.from_scenario(s).fluence_per_m2
 
 
 _CALIBRATIONS: dict = {}
@@ -741,4 +742,7 @@ def forecast(s: Scenario, sim=None) -> Forecast:
         values["resolution_limited_by"] = "dose" + turn
     else:
         values["resolution_limited_by"] = "dose"
+    from twin.workflows import simvol
+
+    values.update(simvol.forecast_values(s, values))
     return Forecast(s.name, values)

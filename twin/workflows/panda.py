@@ -3,7 +3,7 @@
 :func:`twin.workflows.simulate.plan` builds everything a simulation needs (object, probes,
 every motion-blur sub-position); the emulator needs only the trigger times and the captured
 encoder counts. :func:`streamed_capture` makes them for a block of scan lines at a time, with
-the same values as ``capture_from_plan(plan(s))``: the same trajectory formulas per line, the
+the same values as ``rows_from_plan(plan(s))``: the same trajectory formulas per line, the
 capture's random generator carried from block to block, and the object grid's origin (the
 offset of the scaled positions) from a first pass over the blocks that keeps only the extremes.
 Memory is bounded by one block (:data:`BLOCK_FRAMES` frames), whatever the scan's size.
@@ -12,14 +12,18 @@ Memory is bounded by one block (:data:`BLOCK_FRAMES` frames), whatever the scan'
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from twin.acquisition import scan
-from twin.acquisition.panda_server import StreamedCapture
+from twin.acquisition.pcap import PcapRows, StreamedPcapRows
 from twin.core.errors import TwinInputError
 from twin.geometry import Geometry
 from twin.scenario import Scenario
+
+if TYPE_CHECKING:
+    from twin.workflows.simulate import Plan
 
 BLOCK_FRAMES = 262_144          # frames made at once (about 25 MB of trajectory and capture)
 MAX_STEP_FRAMES = 2_000_000     # a step scan is captured as one line: built whole
@@ -77,7 +81,37 @@ def _capture(s: Scenario, traj: scan.Trajectory, rng) -> scan.Capture:
                               latency_s=sc.capture_latency_s, rng=rng)
 
 
-def streamed_capture(s: Scenario, g: Geometry | None = None) -> StreamedCapture:
+def rows_from_plan(p: Plan) -> PcapRows:
+    """The emulator's rows of a simulation plan (its trajectory and capture), in memory.
+
+    Counts are the captured positions from the scan centre in encoder steps; the offset is
+    minus the object grid's origin, so that ``counts · scale + offset`` equals the CXI
+    translations (``capture.positions_m − origin_m``).
+
+    Parameters
+    ----------
+    p : Plan
+        :func:`twin.workflows.simulate.plan` of the scenario.
+
+    Returns
+    -------
+    PcapRows
+        One row per frame of the plan.
+    """
+    sc = p.scenario.scan
+    res = sc.encoder_resolution_nm * 1e-9
+    if not res > 0:
+        # an ideal encoder: count in 0.1 nm steps
+        res = 1e-10
+    counts = np.round(p.capture.positions_m / res)
+    if np.any(np.abs(counts) > 2 ** 31 - 1):
+        raise TwinInputError("scan.encoder_resolution_nm", sc.encoder_resolution_nm,
+                             "the scan range exceeds 32-bit encoder counts at this resolution")
+    return PcapRows(np.asarray(p.trajectory.t_start_s, float), counts.astype(np.int32), res,
+                    -np.asarray(p.origin_m, float), np.asarray(p.capture.captured, bool))
+
+
+def streamed_capture(s: Scenario, g: Geometry | None = None) -> StreamedPcapRows:
     """The emulator's rows for scenario ``s``, made on demand one block of lines at a time.
 
     Parameters
@@ -88,8 +122,8 @@ def streamed_capture(s: Scenario, g: Geometry | None = None) -> StreamedCapture:
 
     Returns
     -------
-    StreamedCapture
-        Its blocks equal ``capture_from_plan(plan(s))`` row for row.
+    StreamedPcapRows
+        Its blocks equal ``rows_from_plan(plan(s))`` row for row.
     """
     g = g or Geometry.from_scenario(s)
     sc = s.scan
@@ -134,4 +168,4 @@ def streamed_capture(s: Scenario, g: Geometry | None = None) -> StreamedCapture:
             counts = np.round(cap.positions_m / res).astype(np.int32)
             yield np.asarray(traj.t_start_s, float), counts
 
-    return StreamedCapture(n_rows, t_end, res, -np.asarray(origin, float), blocks)
+    return StreamedPcapRows(n_rows, t_end, res, -np.asarray(origin, float), blocks)

@@ -114,18 +114,19 @@ def _simulate(s: Scenario, rd: RunDir, log: Log, progress: bool) -> dict:
 def _reconstruct(s: Scenario, rd: RunDir, log: Log, progress: bool) -> dict:
     from twin.analysis import truth
     from twin.geometry import reconstruction_options
-    from twin.io import files as io
+    from twin.io.cxi import read_cxi
+    from twin.io.products import write_reconstruction
     from twin import recon
 
     t0 = time.perf_counter()
-    data = io.read_cxi(rd.data_cxi)
+    data = read_cxi(rd.data_cxi)
     opts = reconstruction_options(s)
     log(f"reconstructing ({opts.algorithm}, {opts.iterations} iterations) ...")
     res = recon.reconstruct(data, opts, progress=progress)
     rd.reconstruction_h5.parent.mkdir(parents=True, exist_ok=True)
     extra = {} if res.beam_probes is None else {"beam_probes": res.beam_probes}
-    io.write_reconstruction(rd.reconstruction_h5, res.object, res.probe, res.positions_m,
-                            res.cost, res.pixel_size_m, **extra)
+    write_reconstruction(rd.reconstruction_h5, res.object, res.probe, res.positions_m,
+                         res.cost, res.pixel_size_m, **extra)
     c = truth.compare(res.object, data.ground_truth, res.pixel_size_m,
                       truth.lit_positions(data.truth.translations_m, data.beam_offsets_m),
                       res.probe.shape[-1])

@@ -333,7 +333,7 @@ def plot_front(result: Plan, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     xy = result.feasible_xy

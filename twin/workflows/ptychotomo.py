@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.io import files as io
+from twin.io import datamodel as io
 
 from twin.analysis import metrics
 

@@ -309,7 +309,7 @@ def write_new(path: str | Path, name: str, base: Scenario | None = None) -> Path
 
     The text is checked to load back to the same scenario before it is written.
     """
-    from twin.io.files import atomic_path
+    from twin.io.atomic import atomic_path
 
     s = new_scenario(name, base)
     text = annotated_toml(s)

@@ -248,13 +248,20 @@ def patch_summary(s: Scenario, g=None, points: int = PATCH_POINTS) -> PatchSumma
     return PatchSummary((gp.fov_x_m, gp.fov_y_m), int(gp.frames_per_projection), float(ratio))
 
 
-def _key(s: Scenario, seed: int, iterations: int | None) -> str:
+#: Fields of a 3D scan's motion and tomography that a 2D patch (one projection, its sample in
+#: place) does not depend on: left out of the 2D keys, which were made before they existed.
+VOLUME_ONLY = {"tomography": {"method", "wobble_um", "misalignment_um"}}
+
+
+def _key(s: Scenario, seed: int, iterations: int | None, volume: bool = False) -> str:
     """Hash of everything a measurement depends on: the scenario (less its labels, sweep and
-    forecast model), the seed, and the reconstruction options it runs with (``[run]`` can set
-    the iterations and modes)."""
+    forecast model, and for a 2D patch the fields of :data:`VOLUME_ONLY`), the seed, and the
+    reconstruction options it runs with (``[run]`` can set the iterations and modes)."""
     from twin.geometry import reconstruction_options
 
-    d = s.model_dump(exclude={"name", "description", "sweep", "run", "resolution", "beamtime"})
+    labels = {k: True for k in ("name", "description", "sweep", "run", "resolution",
+                                "beamtime")}
+    d = s.model_dump(exclude=labels if volume else {**labels, **VOLUME_ONLY})
     opts = asdict(reconstruction_options(s, iterations=iterations))
     parts = [VERSION, d, seed, iterations, opts]
     if s.scan.n_beams > 1:
@@ -340,9 +347,9 @@ def patch_data(ps: Scenario, p, counts: np.ndarray, g):
 
     Returns
     -------
-    twin.io.files.PtychoData
+    twin.io.datamodel.PtychoData
     """
-    from twin.io.files import GroundTruth, PtychoData
+    from twin.io.datamodel import GroundTruth, PtychoData
 
     n = len(counts)
     tr = np.concatenate([p.capture.positions_m[:n] - p.origin_m, np.zeros((n, 1))], axis=1)

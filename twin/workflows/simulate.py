@@ -1,7 +1,9 @@
 """Simulated acquisition: phantom → probe → scan → detector → CXI (``twin simulate``).
 
-:func:`plan` works out the grids and the geometry of a scenario (no frames yet); :func:`frames`
-yields detector frames chunk by chunk; :func:`simulate` streams them into a CXI file.
+:func:`plan` works out the grids and the geometry of a scenario (no frames yet; the
+:class:`~twin.geometry.Geometry` it was resolved from stays on the plan); :func:`frames` yields
+detector frames chunk by chunk; :func:`simulate` streams them into a CXI file, and
+:meth:`Plan.to_data` hands frames kept in memory to a reconstruction as that file would.
 
 The simulation is as hard as a real experiment (issue 10 §1), so that the reconstruction's
 model is never exactly the simulation's:
@@ -62,7 +64,8 @@ from twin.beam import probe
 from twin.core.errors import TwinInputError
 from twin.core.xp import get_xp
 from twin.geometry import Geometry
-from twin.io.files import CXIWriter
+from twin.io.cxi import CXIWriter
+from twin.io.datamodel import GroundTruth, PtychoData
 from twin.operators.farfield import CACHE_BYTES, ROW_BYTES, SUBPIXEL_QUANTUM, FineFarField
 from twin.sample import phantoms
 from twin.scenario import Scenario
@@ -112,6 +115,7 @@ class Plan:
     dead_time_model: str = "nonparalyzable"
     backend: str = "auto"                 # where the exit waves are computed (NumPy or CuPy)
     projection: int | None = None         # a 3D scan's projection index: its own noise
+    geometry: Geometry | None = None      # the scenario's, as the plan was built from it
     _cache: dict = field(default_factory=dict, repr=False)
     _device: dict = field(default_factory=dict, repr=False)
 
@@ -143,6 +147,40 @@ class Plan:
         s = self.oversampling
         px = positions_m[..., ::-1] / self.fine_pixel_m + (s - 1) / 2
         return px - self.first_px * s - self.n_window // 2
+
+    def to_data(self, counts: np.ndarray) -> PtychoData:
+        """The plan's first ``len(counts)`` frames as the reconstruction reads them from the
+        CXI file :func:`simulate` writes: measured positions, the user's probe model (never
+        the simulated modes), the ground truth with the true positions.
+
+        Parameters
+        ----------
+        counts : (k, n, n) array
+            The recorded counts of the plan's first k frames (:func:`frames`).
+
+        Returns
+        -------
+        twin.io.datamodel.PtychoData
+            Frames as float32; translations (x, y, 0) in metres from the object's centre
+            pixel; ``beam_offsets_m`` only with several beams.
+        """
+        g = self.geometry
+        n = len(counts)
+        truth = GroundTruth(object=self.object, pixel_size_m=self.dx_m,
+                            translations_m=_translations(self.capture.true_positions_m[:n],
+                                                         self.origin_m))
+        return PtychoData(np.asarray(counts, np.float32),
+                          _translations(self.capture.positions_m[:n], self.origin_m),
+                          g.distance_m, g.pixel_stored_m, g.energy_kev, self.illumination,
+                          self.mask, g.exposure_s, self.scenario.scan.frame_rate_hz, g.binning,
+                          truth, self.beam_offsets_m if g.n_beams > 1 else None,
+                          self.beam_illumination)
+
+
+def _translations(positions_m: np.ndarray, origin_m: np.ndarray) -> np.ndarray:
+    """(N, 3) translations (x, y, 0) of CONTRACTS §3: positions (N, 2) in metres from the
+    object's centre pixel at ``origin_m``."""
+    return np.concatenate([positions_m - origin_m, np.zeros((len(positions_m), 1))], axis=1)
 
 
 def fourier_downsample(a: np.ndarray, factor: int) -> np.ndarray:
@@ -189,7 +227,8 @@ PROJECTION_STREAM = 90_001
 
 
 def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
-         projection: int | None = None) -> Plan:
+         projection: int | None = None, g: Geometry | None = None,
+         sample_shift_m=(0.0, 0.0)) -> Plan:
     """Geometry, probe, trajectory, position capture and ground truth of a scenario, the
     sample rotated by ``angle_deg`` about the vertical axis.
 
@@ -203,48 +242,27 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
     projection : int or None
         A 3D scan's projection index: the frames' and positions' noise is drawn from
         :func:`noise_key` (None: the seed's own stream, as a 2D scan).
+    g : Geometry or None
+        ``Geometry.from_scenario(s)`` where the caller has it (the seed aside, it must be
+        ``s``'s); None: resolved here.
+    sample_shift_m : (float, float)
+        Where the sample sits (x, y), metres, relative to the rotation axis and the scan centre
+        at this projection: a misaligned projection. The ground truth moves with it.
+
+    Returns
+    -------
+    Plan
+        Everything :func:`frames` needs; ``Plan.geometry`` is ``g``.
     """
-    g = Geometry.from_scenario(s)
-    det, lam, n_eff, b, n_nat = g.detector, g.wavelength_m, g.n_stored, g.binning, g.n_native
+    g = g if g is not None else Geometry.from_scenario(s)
     try:
-        window = _detector.crop_window(det, n_eff)
+        window = _detector.crop_window(g.detector, g.n_stored)
     except ValueError as exc:
-        raise TwinInputError("detector.crop", n_eff, str(exc)) from None
-    dx = g.object_pixel_m
-    ovs = g.oversampling
-    dxf = g.fine_pixel_m
-    n_win = ovs * ovs * n_nat
-    exposure = g.exposure_s
+        raise TwinInputError("detector.crop", g.n_stored, str(exc)) from None
+    _check_frames(g, n_frames)
+    traj = _trajectory(s, g, n_frames)
+    offsets = scan.multibeam_offsets(g.n_beams, g.lines_per_beam * g.slow_step_m * g.n_beams)
     sc = s.scan
-    n_beams = g.n_beams
-    fov_x, fov_y = g.fov_x_m, g.fov_y_m
-    slow = g.slow_step_m
-    lines = g.lines_per_beam
-    # only the lines the requested frames need: a part of a huge scan stays small
-    if n_frames is not None and n_frames < 1:
-        raise TwinInputError("--frames", n_frames, "must be a positive number of frames")
-    if n_frames is None and g.frames_per_projection > MAX_FRAMES:
-        raise TwinInputError("scan", f"{g.frames_per_projection:,} frames", (
-            f"at most {MAX_FRAMES:,} frames in one simulation: the file would hold "
-            f"{_bytes(g.frames_per_projection * g.n_stored ** 2 * 2)} of frames; simulate a part "
-            "with --frames N (or [run] frames), or a smaller field"))
-    max_lines = None if n_frames is None else math.ceil(n_frames / g.frames_per_line)
-    if sc.mode == "fly":
-        traj = scan.snake_fly_scan(fov_x, lines * slow, g.fast_step_m, slow,
-                                   sc.frame_rate_hz, exposure, sc.line_turnaround_s, lines,
-                                   vibration=(sc.stage_vibration_nm * 1e-9,
-                                              sc.stage_vibration_hz), max_lines=max_lines)
-    else:
-        traj = scan.step_scan(fov_x, lines * slow, g.fast_step_m, slow,
-                              sc.frame_rate_hz, exposure, sc.step_settle_s, max_lines=max_lines)
-    if any(sc.drift_nm_per_s):
-        traj = traj.with_drift([v * 1e-9 for v in sc.drift_nm_per_s])
-    offsets = scan.multibeam_offsets(n_beams, lines * slow * n_beams)
-    if n_frames is not None:
-        k = min(n_frames, len(traj))
-        traj = scan.Trajectory(traj.positions_m[:k], traj.velocity_m_per_s[:k],
-                               traj.t_start_s[:k], traj.exposure_s, traj.line[:k], traj.kind,
-                               traj.vibration, traj.drift_m_per_s)
     cap = scan.panda_capture(traj, sc.frame_rate_hz, sc.position_capture_rate_hz,
                              sc.encoder_resolution_nm * 1e-9, sc.capture_jitter_s, s.seed,
                              rng=(None if projection is None else np.random.default_rng(
@@ -252,26 +270,127 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
                              encoder_noise_m=sc.encoder_noise_nm * 1e-9,
                              latency_s=sc.capture_latency_s)
     blur = g.blur_samples(s)
+    sample = _sample_window(s, g, traj.sub_positions(blur), offsets, angle_deg,
+                            sample_shift_m)
+    beam = _beam(s, g)
+    mask, response = _detector_window(s, g, window)
+    det = g.detector
+    return Plan(s, det, g.wavelength_m, g.n_stored, g.n_native, g.object_pixel_m, g.exposure_s,
+                g.photons_per_frame, beam.probes, offsets, traj, cap, blur, sample.object, mask,
+                sample.origin_m, sample.first_px,
+                illumination=beam.illumination, beam_illumination=beam.beam_illumination,
+                oversampling=g.oversampling, n_window=beam.n_window,
+                fine_probes=beam.fine_probes, fine_slices=sample.fine_slices,
+                slice_spacing_m=sample.slice_spacing_m, response=response,
+                dead_time_model=s.detector.dead_time_model or det.dead_time_model,
+                backend=_sim_backend(), projection=projection, geometry=g)
 
-    # The object grid is fixed by the whole scan (pixel centres k·dx from the scan centre), and
-    # only the window that the simulated frames touch is computed: a part (--frames) sees
-    # exactly the same pixels as the whole run. The fine window is s times wider than the
-    # reconstruction's, so the margin is s·n/2 reconstruction pixels.
-    sub = traj.sub_positions(blur)
-    allpos = (sub[:, :, None, :] + offsets[None, None, :, :]).reshape(-1, 2)
-    half = (ovs * n_nat) // 2 + 2
+
+def _check_frames(g: Geometry, n_frames: int | None) -> None:
+    """Refuse a ``--frames`` that is not positive, and a whole scan of more than
+    :data:`MAX_FRAMES` frames (exit 2, naming what to do instead)."""
+    if n_frames is not None and n_frames < 1:
+        raise TwinInputError("--frames", n_frames, "must be a positive number of frames")
+    if n_frames is None and g.frames_per_projection > MAX_FRAMES:
+        raise TwinInputError("scan", f"{g.frames_per_projection:,} frames", (
+            f"at most {MAX_FRAMES:,} frames in one simulation: the file would hold "
+            f"{_bytes(g.frames_per_projection * g.n_stored ** 2 * 2)} of frames; simulate a part "
+            "with --frames N (or [run] frames), or a smaller field"))
+
+
+def _trajectory(s: Scenario, g: Geometry, n_frames: int | None) -> scan.Trajectory:
+    """The scan's true trajectory (fly or step, with drift), cut to its first ``n_frames``
+    points; only the lines those points need are made, so a part of a huge scan stays small.
+
+    Parameters
+    ----------
+    s : Scenario
+    g : Geometry
+        ``s``'s.
+    n_frames : int or None
+        Keep only the first scan points (None: all).
+
+    Returns
+    -------
+    twin.acquisition.scan.Trajectory
+    """
+    sc = s.scan
+    lines, slow = g.lines_per_beam, g.slow_step_m
+    max_lines = None if n_frames is None else math.ceil(n_frames / g.frames_per_line)
+    if sc.mode == "fly":
+        traj = scan.snake_fly_scan(g.fov_x_m, lines * slow, g.fast_step_m, slow,
+                                   sc.frame_rate_hz, g.exposure_s, sc.line_turnaround_s, lines,
+                                   vibration=(sc.stage_vibration_nm * 1e-9,
+                                              sc.stage_vibration_hz), max_lines=max_lines)
+    else:
+        traj = scan.step_scan(g.fov_x_m, lines * slow, g.fast_step_m, slow,
+                              sc.frame_rate_hz, g.exposure_s, sc.step_settle_s,
+                              max_lines=max_lines)
+    if any(sc.drift_nm_per_s):
+        traj = traj.with_drift([v * 1e-9 for v in sc.drift_nm_per_s])
+    if n_frames is not None:
+        k = min(n_frames, len(traj))
+        traj = scan.Trajectory(traj.positions_m[:k], traj.velocity_m_per_s[:k],
+                               traj.t_start_s[:k], traj.exposure_s, traj.line[:k], traj.kind,
+                               traj.vibration, traj.drift_m_per_s)
+    return traj
+
+
+@dataclass(frozen=True)
+class _SampleWindow:
+    """The part of the sample the simulated frames see (:func:`_sample_window`)."""
+
+    object: np.ndarray          # (H, W) complex64 ground truth, reconstruction grid
+    fine_slices: np.ndarray     # (L, s·H, s·W) complex64 slab transmissions
+    slice_spacing_m: float      # between the slabs (0 for one slice)
+    origin_m: np.ndarray        # (2,) x, y of the object's centre pixel from the scan centre
+    first_px: np.ndarray        # (2,) grid index (row, col) of the object's pixel [0, 0]
+
+
+def _sample_window(s: Scenario, g: Geometry, sub_positions_m: np.ndarray,
+                   offsets_m: np.ndarray, angle_deg: float,
+                   sample_shift_m=(0.0, 0.0)) -> _SampleWindow:
+    """The sample's slabs on the fine grid and its ground truth on the reconstruction grid,
+    over the window the frames touch.
+
+    The object grid is fixed by the whole scan (pixel centres k·dx from the scan centre), and
+    only the window that the simulated frames touch is computed: a part (``--frames``) sees
+    exactly the same pixels as the whole run. The fine window is s times wider than the
+    reconstruction's, so the margin is s·n/2 reconstruction pixels.
+
+    Parameters
+    ----------
+    s : Scenario
+    g : Geometry
+        ``s``'s.
+    sub_positions_m : (N, K, 2) ndarray
+        The trajectory's positions (x, y, metres) at every motion-blur sample.
+    offsets_m : (B, 2) ndarray
+        The beams' offsets (x, y, metres).
+    angle_deg : float
+        Rotation of the sample, degrees.
+    sample_shift_m : (float, float)
+        The sample's displacement (x, y), metres (:func:`plan`).
+
+    Returns
+    -------
+    _SampleWindow
+    """
+    ovs, dx, dxf = g.oversampling, g.object_pixel_m, g.fine_pixel_m
+    allpos = (sub_positions_m[:, :, None, :] + offsets_m[None, None, :, :]).reshape(-1, 2)
+    half = (ovs * g.n_native) // 2 + 2
     lo = np.floor(allpos.min(axis=0) / dx).astype(int) - half
     hi = np.ceil(allpos.max(axis=0) / dx).astype(int) + half
     gcols = np.arange(lo[0], hi[0] + 1)
     grows = np.arange(lo[1], hi[1] + 1)
-    n_fine_px = len(grows) * len(gcols) * ovs * ovs
-    if n_fine_px > 400_000_000:
+    if len(grows) * len(gcols) * ovs * ovs > 400_000_000:
         raise TwinInputError("scan", f"{len(grows)}×{len(gcols)} object pixels",
                              "is too large to simulate at once; use --frames for a part")
     n_slices = g.multislice_slices(s, angle_deg)
     frows = (np.arange(grows[0] * ovs, (grows[-1] + 1) * ovs) - (ovs - 1) / 2) * dxf
     fcols = (np.arange(gcols[0] * ovs, (gcols[-1] + 1) * ovs) - (ovs - 1) / 2) * dxf
-    grid = phantoms.Grid(y_m=frows, x_m=fcols, pixel_m=dxf, energy_kev=g.energy_kev,
+    grid = phantoms.Grid(y_m=frows - sample_shift_m[1], x_m=fcols - sample_shift_m[0],
+                         pixel_m=dxf, energy_kev=g.energy_kev,
                          angle_deg=angle_deg, n_slices=n_slices, seed=s.seed)
     proj = phantoms.projected_slabs(s.sample.phantom, s.sample, g.sample_extent, grid)
     fine_slices = phantoms.transmission_from_projection(proj, g.energy_kev)
@@ -285,13 +404,41 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
     # the window's centre pixel is the origin of the file's translations (CONTRACTS §3)
     origin = np.array([gcols[len(gcols) // 2], grows[len(grows) // 2]]) * dx
     ext = g.sample_extent
-    if fov_x > 1.5 * ext.width_m or fov_y > 1.5 * ext.height_m:
+    if g.fov_x_m > 1.5 * ext.width_m or g.fov_y_m > 1.5 * ext.height_m:
         warnings.warn("the scan is much larger than the sample: many frames see no sample",
-                      stacklevel=2)
+                      stacklevel=3)
+    return _SampleWindow(obj, fine_slices, spacing, origin, np.array([grows[0], gcols[0]]))
 
+
+@dataclass(frozen=True)
+class _Beam:
+    """The probes of a simulation (:func:`_beam`)."""
+
+    probes: np.ndarray            # (B, M, n_native, n_native) true modes, reconstruction grid
+    fine_probes: np.ndarray       # (B, M, N, N) the modes that make the data, fine grid
+    n_window: int                 # fine window side N = s²·n_native
+    illumination: np.ndarray      # (1, n_native, n_native) the user's probe model
+    beam_illumination: np.ndarray | None  # (B, 1, n_native, n_native) per beam (B > 1 only)
+
+
+def _beam(s: Scenario, g: Geometry) -> _Beam:
+    """The true probe modes of every beam (fine grid, and band-limited onto the
+    reconstruction grid) and the models a user has of them.
+
+    Parameters
+    ----------
+    s : Scenario
+    g : Geometry
+        ``s``'s.
+
+    Returns
+    -------
+    _Beam
+    """
+    ovs, n_nat, n_beams = g.oversampling, g.n_native, g.n_beams
+    n_win = ovs * ovs * n_nat
+    lam, dx, defocus, photons = g.wavelength_m, g.object_pixel_m, g.defocus_m, g.photons_per_frame
     zp = probe.ZonePlate(g.zone_plate_diameter_m, g.outermost_zone_m, g.central_stop_m)
-    defocus = g.defocus_m
-    photons = g.photons_per_frame
     if g.source_sigma_focus_m is not None:
         kw = dict(n_modes=s.beam.coherent_modes, source_sigma_m=g.source_sigma_focus_m)
     else:
@@ -299,8 +446,8 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
                   coherent_fraction=s.beam.coherent_fraction)
     codes = [None if n_beams == 1 else probe.coded_aperture(n_win, s.seed + i, 4 * ovs)
              for i in range(n_beams)]
-    fine = [probe.probe_modes(n_win, dxf, zp, lam, defocus, photons=photons, code=codes[i],
-                              **kw)
+    fine = [probe.probe_modes(n_win, g.fine_pixel_m, zp, lam, defocus, photons=photons,
+                              code=codes[i], **kw)
             for i in range(n_beams)]
     m_max = max(len(f) for f in fine)
     fine_probes = np.zeros((n_beams, m_max, n_win, n_win), np.complex64)
@@ -321,21 +468,22 @@ def plan(s: Scenario, n_frames: int | None = None, angle_deg: float = 0.0,
         beam_illumination = np.stack([
             probe.zone_plate_probe(n_nat, dx, zp, lam, defocus, code=c[np.ix_(k, k)])
             * np.sqrt(photons) for c in codes])[:, None].astype(np.complex64)
+    return _Beam(true.astype(np.complex64), fine_probes, n_win, illumination, beam_illumination)
 
-    gap = _detector.gap_mask(det)
+
+def _detector_window(s: Scenario, g: Geometry, window: tuple[slice, slice]
+                     ) -> tuple[np.ndarray, _detector.Response | None]:
+    """The stored frames' mask ((n, n) uint8, 1 = valid: a binned pixel is valid where all its
+    native pixels are) and the detector's response over the native ``window`` (None where
+    ``simulation.detector_response`` is off)."""
+    n_eff, b = g.n_stored, g.binning
+    gap = _detector.gap_mask(g.detector)
     rows, cols = window
     gw = gap[rows, cols]
     mask = gw.reshape(n_eff, b, n_eff, b).min(axis=(1, 3)).astype(np.uint8)
-    response = (_detector.Response.of(det, g.energy_kev, window)
+    response = (_detector.Response.of(g.detector, g.energy_kev, window)
                 if s.simulation.detector_response else None)
-    return Plan(s, det, lam, n_eff, n_nat, dx, exposure, photons, true.astype(np.complex64),
-                offsets, traj, cap, blur, obj, mask, origin, np.array([grows[0], gcols[0]]),
-                illumination=illumination, beam_illumination=beam_illumination,
-                oversampling=ovs, n_window=n_win,
-                fine_probes=fine_probes, fine_slices=fine_slices, slice_spacing_m=spacing,
-                response=response,
-                dead_time_model=s.detector.dead_time_model or det.dead_time_model,
-                backend=_sim_backend(), projection=projection)
+    return mask, response
 
 
 def _operator(p: Plan, beam: int) -> FineFarField:
@@ -412,15 +560,55 @@ class SimulationSummary:
 def simulate(s: Scenario, out: str | Path, seed: int | None = None,
              n_frames: int | None = None, progress: bool = False,
              compression: str = "gzip", angle_deg: float = 0.0,
-             projection: int | None = None) -> SimulationSummary:
-    """Write the scenario's acquisition as a CXI file (CONTRACTS §3), streamed in blocks;
-    ``angle_deg`` rotates the sample about the vertical axis (one projection of a 3D scan)."""
+             projection: int | None = None, g: Geometry | None = None) -> SimulationSummary:
+    """Write the scenario's acquisition as a CXI file (CONTRACTS §3), streamed in blocks.
+
+    Parameters
+    ----------
+    s : Scenario
+    out : str or Path
+        The CXI file (written atomically).
+    seed : int or None
+        Replaces the scenario's seed.
+    n_frames : int or None
+        Only the first scan points (``--frames``).
+    progress : bool
+        A progress bar (stderr).
+    compression : {"gzip", "bitshuffle", "none"}
+        The frames' filters (:class:`twin.io.cxi.CXIWriter`).
+    angle_deg : float
+        Rotation of the sample about the vertical axis, degrees (one projection of a 3D scan).
+    projection : int or None
+        A 3D scan's projection index (:func:`plan`).
+    g : Geometry or None
+        ``Geometry.from_scenario(s)`` where the caller has it.
+
+    Returns
+    -------
+    SimulationSummary
+    """
     if seed is not None:
         s = s.model_copy(update={"seed": int(seed)})
-    p = plan(s, n_frames, angle_deg, projection)
+    p = plan(s, n_frames, angle_deg, projection, g=g)
     det = p.det
     dtype = (np.float32 if det.float8 else np.uint16 if det.max_counts <= 65535 else np.uint32)
-    # refuse, before writing anything, a file the disk cannot hold (uncompressed bound)
+    _check_disk(p, out, dtype)
+    with CXIWriter(out, p.n_frames, (p.n_eff, p.n_eff), dtype,
+                   distance_m=s.detector.distance_m, pixel_size_m=det.effective_pixel_size_m,
+                   energy_kev=s.beam.energy_kev, compression=compression,
+                   exposure_s=p.exposure_s, frame_rate_hz=s.scan.frame_rate_hz,
+                   photons_per_frame=p.photons_per_frame, title=s.name) as w:
+        peak, total, sat = _write_frames(w, p, dtype, progress)
+        _write_scan_and_truth(w, p)
+        _write_twin_group(w, p, sat)
+    err = p.capture.error_m
+    return SimulationSummary(Path(out), p.n_frames, (p.n_eff, p.n_eff), p.dx_m, peak,
+                             total / max(p.n_frames, 1), sat,
+                             float(np.sqrt(np.mean(np.sum(err ** 2, axis=1)))), p.blur_samples)
+
+
+def _check_disk(p: Plan, out: str | Path, dtype) -> None:
+    """Refuse, before writing anything, a file the disk cannot hold (its uncompressed size)."""
     import shutil
 
     need = p.n_frames * p.n_eff ** 2 * np.dtype(dtype).itemsize
@@ -429,62 +617,77 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
         raise TwinInputError("-o", str(out), (
             f"needs up to {_bytes(need)} for {p.n_frames:,} frames and the disk has "
             f"{_bytes(free)} free; simulate a part with --frames N"))
+
+
+def _write_frames(w: CXIWriter, p: Plan, dtype, progress: bool) -> tuple[float, float, int]:
+    """Simulate the plan's frames block by block into ``w``.
+
+    Returns
+    -------
+    peak : float
+        The largest count of any pixel.
+    total : float
+        The counts of all frames.
+    saturated : int
+        Frames with a pixel at the detector's saturation level.
+    """
     peak, total, sat = 0.0, 0.0, 0
-    full = _detector.saturation_level(det)
+    full = _detector.saturation_level(p.det)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=p.n_frames, desc="simulate", unit="frame")
-    with CXIWriter(out, p.n_frames, (p.n_eff, p.n_eff), dtype,
-                   distance_m=s.detector.distance_m, pixel_size_m=det.effective_pixel_size_m,
-                   energy_kev=s.beam.energy_kev, compression=compression,
-                   exposure_s=p.exposure_s, frame_rate_hz=s.scan.frame_rate_hz,
-                   photons_per_frame=p.photons_per_frame, title=s.name) as w:
-        for start, counts in frames(p):
-            w.write_frames(start, counts.astype(dtype))
-            peak = max(peak, float(counts.max()))
-            total += float(counts.sum())
-            sat += int(np.sum(counts.reshape(len(counts), -1).max(axis=1) >= full))
-            if bar is not None:
-                bar.update(len(counts))
-        tr = np.concatenate([p.capture.positions_m - p.origin_m, np.zeros((p.n_frames, 1))],
-                            axis=1)
-        w.write("entry_1/data_1/translation", tr)
-        if not p.mask.all():
-            # CXI 1.6 and Ptychodus read a non-zero mask value as a *bad* pixel, CONTRACTS §3
-            # as a valid one: the mask is written only where some pixel is invalid
-            w.write("entry_1/instrument_1/detector_1/mask", p.mask)
-        w.write("entry_1/instrument_1/source_1/illumination", p.illumination,
-                pixel_size_m=p.dx_m, upsampling=det.binning)
-        w.write("entry_1/instrument_1/source_1/illumination_ground_truth", p.probes[0],
-                pixel_size_m=p.dx_m)
-        if p.beam_illumination is not None:
-            # several beams: what the reconstruction needs besides CONTRACTS §3 (each beam's
-            # model and its offset from the translations, x, y in metres), as known from the
-            # optics; a single-beam reader sees the plain zone-plate model above
-            w.write("entry_1/instrument_1/source_1/beam_illumination", p.beam_illumination,
-                    pixel_size_m=p.dx_m, upsampling=det.binning)
-            w.write("entry_1/instrument_1/source_1/beam_offsets", p.beam_offsets_m)
-        w.write("entry_1/sample_1/ground_truth", p.object, pixel_size_m=p.dx_m)
-        w.write("entry_1/twin/true_translation",
-                np.concatenate([p.capture.true_positions_m - p.origin_m,
-                                np.zeros((p.n_frames, 1))], axis=1))
-        w.write("entry_1/twin/object_origin_m", p.origin_m)
-        w.write("entry_1/twin/captured", p.capture.captured.astype(np.uint8))
-        w.write("entry_1/twin/beam_offsets_m", p.beam_offsets_m)
-        w.write("entry_1/twin/probes", p.probes)
-        w.write("entry_1/twin/scenario", s.model_dump_json())
-        w.write("entry_1/twin/seed", s.seed)
-        w.write("entry_1/twin/exposure_s", p.exposure_s)
-        w.write("entry_1/twin/frame_rate_hz", s.scan.frame_rate_hz)
-        w.write("entry_1/twin/upsampling", det.binning)
-        w.write("entry_1/twin/saturated_frames", sat)
-        w.write("entry_1/twin/oversampling", p.oversampling)
-        w.write("entry_1/twin/slices", int(p.fine_slices.shape[0]))
+    for start, counts in frames(p):
+        w.write_frames(start, counts.astype(dtype))
+        peak = max(peak, float(counts.max()))
+        total += float(counts.sum())
+        sat += int(np.sum(counts.reshape(len(counts), -1).max(axis=1) >= full))
+        if bar is not None:
+            bar.update(len(counts))
     if bar is not None:
         bar.close()
-    err = p.capture.error_m
-    return SimulationSummary(Path(out), p.n_frames, (p.n_eff, p.n_eff), p.dx_m, peak,
-                             total / max(p.n_frames, 1), sat,
-                             float(np.sqrt(np.mean(np.sum(err ** 2, axis=1)))), p.blur_samples)
+    return peak, total, sat
+
+
+def _write_scan_and_truth(w: CXIWriter, p: Plan) -> None:
+    """The CXI entries of CONTRACTS §3 besides the frames: measured translations, mask, the
+    user's probe model (per beam with several), the simulated modes and the ground truth."""
+    det = p.det
+    w.write("entry_1/data_1/translation", _translations(p.capture.positions_m, p.origin_m))
+    if not p.mask.all():
+        # CXI 1.6 and Ptychodus read a non-zero mask value as a *bad* pixel, CONTRACTS §3
+        # as a valid one: the mask is written only where some pixel is invalid
+        w.write("entry_1/instrument_1/detector_1/mask", p.mask)
+    w.write("entry_1/instrument_1/source_1/illumination", p.illumination,
+            pixel_size_m=p.dx_m, upsampling=det.binning)
+    w.write("entry_1/instrument_1/source_1/illumination_ground_truth", p.probes[0],
+            pixel_size_m=p.dx_m)
+    if p.beam_illumination is not None:
+        # several beams: what the reconstruction needs besides CONTRACTS §3 (each beam's
+        # model and its offset from the translations, x, y in metres), as known from the
+        # optics; a single-beam reader sees the plain zone-plate model above
+        w.write("entry_1/instrument_1/source_1/beam_illumination", p.beam_illumination,
+                pixel_size_m=p.dx_m, upsampling=det.binning)
+        w.write("entry_1/instrument_1/source_1/beam_offsets", p.beam_offsets_m)
+    w.write("entry_1/sample_1/ground_truth", p.object, pixel_size_m=p.dx_m)
+
+
+def _write_twin_group(w: CXIWriter, p: Plan, saturated: int) -> None:
+    """The ``/entry_1/twin`` group: the simulation's truth and settings (true positions,
+    capture flags, beams, modes, scenario, seed, rates, slices)."""
+    s = p.scenario
+    w.write("entry_1/twin/true_translation",
+            _translations(p.capture.true_positions_m, p.origin_m))
+    w.write("entry_1/twin/object_origin_m", p.origin_m)
+    w.write("entry_1/twin/captured", p.capture.captured.astype(np.uint8))
+    w.write("entry_1/twin/beam_offsets_m", p.beam_offsets_m)
+    w.write("entry_1/twin/probes", p.probes)
+    w.write("entry_1/twin/scenario", s.model_dump_json())
+    w.write("entry_1/twin/seed", s.seed)
+    w.write("entry_1/twin/exposure_s", p.exposure_s)
+    w.write("entry_1/twin/frame_rate_hz", s.scan.frame_rate_hz)
+    w.write("entry_1/twin/upsampling", p.det.binning)
+    w.write("entry_1/twin/saturated_frames", saturated)
+    w.write("entry_1/twin/oversampling", p.oversampling)
+    w.write("entry_1/twin/slices", int(p.fine_slices.shape[0]))

@@ -10,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from twin.acquisition import panda_server as ps
+from twin.core.errors import TwinInputError
+from twin.services import panda as ps
 
 pandablocks = pytest.importorskip("pandablocks")
 
@@ -18,7 +19,7 @@ pandablocks = pytest.importorskip("pandablocks")
 def _synthetic(n=50):
     t = np.arange(n) * 1e-3
     counts = np.stack([np.arange(n) * 7 - 100, np.full(n, 42)], axis=1).astype(np.int32)
-    return ps.Capture(t, counts, 1e-9, np.array([-3e-9, 5e-9]), np.ones(n, bool))
+    return ps.PcapRows(t, counts, 1e-9, np.array([-3e-9, 5e-9]), np.ones(n, bool))
 
 
 def _ask(host, line, port=ps.CONTROL_PORT):
@@ -34,20 +35,23 @@ def _ask(host, line, port=ps.CONTROL_PORT):
 
 
 def test_pandablocks_hdf_captures_the_simulated_scan(quick_cxi, tmp_path):
+    from pathlib import Path
+
     from twin import scenario
-    from twin.io import files as tio
+    from twin.io.cxi import read_cxi
+    from twin.workflows import panda as wp
     from twin.workflows import simulate as sim
 
-    s = scenario.load(tio.Path(__file__).parents[2] / "scenarios" / "quickstart.toml")
+    s = scenario.load(Path(__file__).parents[2] / "scenarios" / "quickstart.toml")
     p = sim.plan(s)
-    cap = ps.capture_from_plan(p)
+    cap = wp.rows_from_plan(p)
     host = "127.0.0.31"
     with ps.PandaServer(cap, s.scan.frame_rate_hz, p.exposure_s, speed=20.0, host=host):
         r = subprocess.run([sys.executable, "-m", "pandablocks", "hdf", host,
                             str(tmp_path / "scan_%d.h5"), "--arm"],
                            capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    data = tio.read_cxi(quick_cxi)
+    data = read_cxi(quick_cxi)
     with h5py.File(tmp_path / "scan_1.h5", "r") as f:
         x = f["INENC1.VAL.Value"][()]
         y = f["INENC2.VAL.Value"][()]
@@ -115,7 +119,7 @@ def test_blocking_client_and_bad_clients():
 
 def test_arm_streams_in_real_time_scaled_by_speed():
     host = "127.0.0.33"
-    cap = ps.Capture(np.array([0.0, 0.2, 0.4]), np.zeros((3, 2), np.int32), 1e-9,
+    cap = ps.PcapRows(np.array([0.0, 0.2, 0.4]), np.zeros((3, 2), np.int32), 1e-9,
                      np.zeros(2), np.ones(3, bool))
     with ps.PandaServer(cap, 5.0, 0.1, speed=1.0, host=host):
         with socket.create_connection((host, ps.DATA_PORT), timeout=10) as d:
@@ -134,12 +138,12 @@ def test_arm_streams_in_real_time_scaled_by_speed():
 
 
 def test_bad_options_and_ports():
-    with pytest.raises(ps.TwinInputError):
+    with pytest.raises(TwinInputError):
         ps.PandaServer(_synthetic(), 1000.0, 5e-4, speed=0.0)
     host = "127.0.0.34"
     with ps.PandaServer(_synthetic(), 1000.0, 5e-4, host=host):
         with socket.create_connection((host, ps.DATA_PORT), timeout=5) as d:
             d.sendall(b"FRAMED NONSENSE\n")
             assert d.recv(100).startswith(b"ERR")
-        with pytest.raises(ps.TwinInputError, match="--host"):
+        with pytest.raises(TwinInputError, match="--host"):
             ps.PandaServer(_synthetic(), 1000.0, 5e-4, host=host).start()

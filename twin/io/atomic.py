@@ -1,0 +1,186 @@
+"""Atomic writes: a file appears under its name complete or not at all (CONTRACTS §1).
+
+Every writer of :mod:`twin.io` writes to a temporary name beside the target and renames it on
+success (:func:`atomic_path`), so a failed or interrupted command leaves nothing under the
+requested name. :func:`check_output_file` refuses, before any work, an output name that cannot
+be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+from twin.core.errors import TwinInputError
+
+__all__ = ["atomic_path", "check_output_file", "remove_stale_temporaries"]
+
+def check_output_file(path: str | Path, option: str = "-o/--output") -> Path:
+    """Refuse, before any work, an output file name that names a directory or lies under a
+    file (:class:`TwinInputError` naming ``option``)."""
+    path = Path(path)
+    if path.is_dir():
+        raise TwinInputError(option, str(path), "is a directory; give a file name, e.g. "
+                             f"{path / 'out'}{path.suffix or ''}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TwinInputError(option, str(path), f"{parent} is a file, not a directory")
+            break
+    return path
+
+
+# --- atomic writes: temporaries that never outlive their writer ---------------------------------
+#
+# A temporary is named ``.<name>.<pid>@<host>.<random>.part`` beside its target, so that a later
+# write to the same target can tell its own leftovers (a dead writer on this host) from another
+# live writer's. While one is open, SIGINT and SIGTERM remove every open temporary before the
+# interpreter acts on the signal (SIGINT still raises KeyboardInterrupt; SIGTERM exits with
+# status 143 through the usual unwinding, so locks and other files are released too).
+
+_LIVE_TEMPORARIES: set[str] = set()
+_PREVIOUS_HANDLERS: dict[int, object] = {}
+_STALE_AGE_OTHER_HOST_S = 7 * 86400
+
+
+def _host_tag() -> str:
+    import re
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _remove_live_temporaries() -> None:
+    for tmp in list(_LIVE_TEMPORARIES):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        _LIVE_TEMPORARIES.discard(tmp)
+
+
+def _on_signal(signum, frame):
+    _remove_live_temporaries()
+    previous = _PREVIOUS_HANDLERS.get(signum)
+    if callable(previous):
+        return previous(signum, frame)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _install_signal_cleanup() -> None:
+    """Route SIGINT/SIGTERM through :func:`_on_signal` (main thread only; once per process)."""
+    if _PREVIOUS_HANDLERS or threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if previous in (signal.SIG_IGN, None):
+            continue
+        try:
+            signal.signal(sig, _on_signal)
+        except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+            continue
+        _PREVIOUS_HANDLERS[sig] = previous
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporaries of earlier writes to ``path`` whose writer is gone.
+
+    A temporary of this host is stale when its writer's process no longer exists; one of another
+    host (a shared file system) when it is older than a week; one in the old unnamed form
+    (``.<name>.<random>.part``) always. Returns the removed paths.
+    """
+    import re
+    import time
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:(\d+)@([A-Za-z0-9-]+)\.)?[^.]+\.part$")
+    host = _host_tag()
+    removed = []
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        m = pattern.match(p.name)
+        if m is None or str(p) in _LIVE_TEMPORARIES:
+            continue
+        pid, where = m.group(1), m.group(2)
+        if pid is None:
+            stale = True
+        elif where == host:
+            stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
+        else:
+            try:
+                stale = time.time() - p.stat().st_mtime > _STALE_AGE_OTHER_HOST_S
+            except OSError:
+                continue
+        if stale:
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def _current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc), else by
+    the set-and-restore of :func:`os.umask`."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    On any exception, and on SIGINT or SIGTERM, the temporary is removed (the target, if it
+    existed, is untouched). Temporaries that earlier, killed writes to the same target left
+    behind are removed first (:func:`remove_stale_temporaries`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    """
+    path = check_output_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
+    _install_signal_cleanup()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
+                               suffix=".part", dir=path.parent)
+    # mkstemp creates the file 0600; the result gets the mode an ordinary open() would give
+    # (0644 under umask 022), so that colleagues on a shared file system can read it
+    os.fchmod(fd, 0o666 & ~_current_umask())
+    os.close(fd)
+    _LIVE_TEMPORARIES.add(tmp)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        _LIVE_TEMPORARIES.discard(tmp)
