@@ -191,7 +191,7 @@ def _arguments(argv=None) -> argparse.Namespace:
 def _reconstruct_and_measure(d, s, label: str, pc: str, iterations: int):
     """One reconstruction of the simulated star and its numbers (and the comparison)."""
     from twin.analysis import truth as validate
-    from twin.recon import engines as reconstruct
+    import twin.recon as reconstruct
 
     t0 = time.perf_counter()
     r = reconstruct.reconstruct(d, reconstruct.Options(

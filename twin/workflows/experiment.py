@@ -493,13 +493,13 @@ def reconstruct_projection(path: str, opts, frames: int | None = None,
     projected phase (and the ground truth's, where the file has one on the same grid)."""
     from twin.analysis import metrics
     from twin.io.cxi import read_cxi
-    from twin.recon import engines as rc
+    from twin import recon
 
     try:
         data = read_cxi(path, frames=frames, lazy=True)
         if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
             data.frames = np.asarray(data.frames, dtype=np.float32)
-        r = rc.reconstruct(data, opts)
+        r = recon.reconstruct(data, opts)
     except TwinInputError as exc:
         return _as_value(exc)
     dx, tr, t = r.pixel_size_m, data.translations_m, data.truth

@@ -19,7 +19,7 @@ import numpy as np
 
 from twin.analysis import metrics
 
-from twin.recon import engines as reconstruct
+import twin.recon as reconstruct
 
 from twin.workflows import simulate
 

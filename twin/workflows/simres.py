@@ -361,7 +361,7 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
 
     from twin.analysis import truth
     from twin.geometry import Geometry, reconstruction_options
-    from twin.recon import engines
+    import twin.recon as engines
     from twin.workflows import simulate
 
     ps = patch_scenario(s, points).model_copy(update={"seed": int(seed)})

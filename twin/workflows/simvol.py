@@ -179,7 +179,7 @@ def one_projection(sv: Scenario, k: int, angle_deg: float, shift_m, shape,
     unwrapped and its background plane removed. Returns ∫δ dz in voxels (rows, cols) float32."""
     from twin.analysis.metrics import unwrap_phase
     from twin.geometry import Geometry, reconstruction_options
-    from twin.recon import engines
+    import twin.recon as engines
     from twin.workflows import simulate
     from twin.workflows.ptychotomo import remove_background
 
