@@ -199,3 +199,49 @@ def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
                 cost.describe())
     return forecast.calibration(base, simulate=True, scheduler=scheduler,
                                 n_workers=n_workers, progress=progress and cost.missing > 0)
+
+
+def volume_point_seconds(s: Scenario) -> tuple[int, int, float, float]:
+    """(projections, frames per projection, core-seconds, GPU-seconds) of one simulated
+    sub-volume of 3D scenario ``s`` (:func:`twin.workflows.simvol.sub_volume`): each projection
+    simulated and reconstructed once (alignment and tomography cost little beside them)."""
+    from twin.geometry import Geometry
+    from twin.workflows import forecast, simvol
+
+    sub = simvol.sub_volume(s)
+    g = Geometry.from_scenario(sub.scenario)
+    c = forecast._cost_params(sub.scenario, g)
+    frames = int(g.frames_per_projection)
+    per = frames * c["rec_iterations"]
+    core = frames * c["sim_core_s_per_frame"] + per * c["rec_core_s_per_frame_iteration"]
+    gpu = frames * c["sim_gpu_s_per_frame"] + per * c["rec_gpu_s_per_frame_iteration"]
+    return sub.n_angles, frames, float(sub.n_angles * core), float(sub.n_angles * gpu)
+
+
+def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
+               n_workers: int | None = None, max_hours: float | None = None, log=None,
+               progress: bool = True):
+    """Calibrate the 3D resolution of scenario ``s`` on simulated sub-volumes
+    (:func:`twin.workflows.simvol.calibrate_volume`): say the cost, check the limit, compute
+    the missing volumes (one Dask task per projection), and return the
+    :class:`~twin.workflows.simvol.VolumeCalibration`."""
+    from twin.workflows import simvol
+
+    if seeds is not None and not 1 <= seeds <= 16:
+        raise TwinInputError("--seeds", seeds, "an integer from 1 to 16")
+    base = s.model_copy(update={"sweep": {}})
+    seeds = int(seeds or base.resolution.calibration_seeds)
+    n, frames, core, gpu = volume_point_seconds(base)
+    missing = len(simvol.volume_points_missing(base, seeds))
+    total = len(simvol.VOLUME_FACTORS) * seeds
+    w = workers(n_workers)
+    hours = missing * core / 3600.0 / w
+    gpu_txt = f", {missing * gpu / 3600:.3g} GPU-hours" if math.isfinite(gpu) else ""
+    detail = (f"{missing} of {total} simulated sub-volumes to compute ({n} projections of "
+              f"{frames:,} frames each): about {missing * core / 3600:.3g} core-hours, "
+              f"{hours:.3g} h on {w} worker(s){gpu_txt} (measured cost model)")
+    if log:
+        log(f"3D calibration of {s.name}: {detail}")
+    check_limit(f"calibrating {s.name}'s volumes", hours, limit_hours(max_hours), detail)
+    return simvol.calibrate_volume(base, seeds, scheduler=scheduler, n_workers=w,
+                                   progress=progress and missing > 0)
