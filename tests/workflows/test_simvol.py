@@ -137,6 +137,8 @@ def test_a_perfect_misaligned_volume_is_aligned_and_resolved(small):
     assert sc["alignment_residual_x_m"] < 0.35 * dx
     assert not sc["unresolved"] and sc["pcc"] > 0.9
     assert sc["resolution_truth_m"] < 4 * dx
+    # seed 000's procedure (even/odd xz slices, 1/7, full period) on the same volumes
+    assert 2 * dx <= sc["fire_xz_split_m"] < 10 * dx
 
 
 def test_a_blank_volume_is_unresolved(small):

@@ -7,8 +7,9 @@
   kept, on the scanned region.
 - :mod:`~twin.analysis.score`: ``twin score``: anyone's reconstruction against the twin's truth.
 - :mod:`~twin.analysis.costs`: core-hours and GPU-hours of simulating and reconstructing.
+- :mod:`~twin.analysis.volume`: the 3D resolution law read from simulated sub-volumes.
 
 The modules are imported on use: ``from twin.analysis import metrics``.
 """
 
-__all__ = ["biop", "costs", "metrics", "score", "truth"]
+__all__ = ["biop", "costs", "metrics", "score", "truth", "volume"]
