@@ -34,20 +34,22 @@ AVAILABLE = _nb is not None
 _FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-def _compile(f, **kw):
+def _compile(f, fastmath=_FLAGS, **kw):
     """numba.njit with an on-disk cache (next to this file, or numba's user-wide folder); where
     neither can be written, compiled anew in each process rather than failing."""
     try:
-        return _nb.njit(cache=True, fastmath=_FLAGS, **kw)(f)
+        return _nb.njit(cache=True, fastmath=fastmath, **kw)(f)
     except RuntimeError:  # pragma: no cover - no writable cache location
-        return _nb.njit(cache=False, fastmath=_FLAGS, **kw)(f)
+        return _nb.njit(cache=False, fastmath=fastmath, **kw)(f)
 
 
-def _jit(parallel: bool):
+def _jit(parallel: bool, fastmath=_FLAGS):
+    """numba.njit (cached, ``nogil``) with ``parallel`` and the ``fastmath`` flags (a set, or
+    False for strict IEEE order: the results of every compilation are then the same bits)."""
     def wrap(f):
         if _nb is None:  # pragma: no cover
             return f
-        return _compile(f, parallel=parallel, nogil=True)
+        return _compile(f, fastmath=fastmath, parallel=parallel, nogil=True)
     return wrap
 
 
