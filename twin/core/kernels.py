@@ -10,7 +10,10 @@ Interpolation is separable with ``k`` taps per axis: the window whose top-left i
 pixel of tap 0) is read as ``out[i, j] = Σ_a Σ_c wy[a]·wx[c]·obj[org_r + i + a, org_c + j + c]``.
 
 Floating-point flags: contraction and reassociation are allowed, but not the assumption that
-no value is NaN or infinite (the engines detect divergence through NaN costs).
+no value is NaN or infinite (the engines detect divergence through NaN costs). They leave the
+order of a sum to the compiler, which may choose differently when it compiles afresh and when
+numba's cache is loaded (the last bits differ); the simulation's kernels, whose bits must
+reproduce, are compiled without them (:mod:`twin.core.simkernels`).
 """
 
 from __future__ import annotations
