@@ -10,7 +10,10 @@ Interpolation is separable with ``k`` taps per axis: the window whose top-left i
 pixel of tap 0) is read as ``out[i, j] = Σ_a Σ_c wy[a]·wx[c]·obj[org_r + i + a, org_c + j + c]``.
 
 Floating-point flags: contraction and reassociation are allowed, but not the assumption that
-no value is NaN or infinite (the engines detect divergence through NaN costs).
+no value is NaN or infinite (the engines detect divergence through NaN costs). They leave the
+order of a sum to the compiler, which may choose differently when it compiles afresh and when
+numba's cache is loaded (the last bits differ); the simulation's kernels, whose bits must
+reproduce, are compiled without them (:mod:`twin.core.simkernels`).
 """
 
 from __future__ import annotations
@@ -34,20 +37,22 @@ AVAILABLE = _nb is not None
 _FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-def _compile(f, **kw):
+def _compile(f, fastmath=_FLAGS, **kw):
     """numba.njit with an on-disk cache (next to this file, or numba's user-wide folder); where
     neither can be written, compiled anew in each process rather than failing."""
     try:
-        return _nb.njit(cache=True, fastmath=_FLAGS, **kw)(f)
+        return _nb.njit(cache=True, fastmath=fastmath, **kw)(f)
     except RuntimeError:  # pragma: no cover - no writable cache location
-        return _nb.njit(cache=False, fastmath=_FLAGS, **kw)(f)
+        return _nb.njit(cache=False, fastmath=fastmath, **kw)(f)
 
 
-def _jit(parallel: bool):
+def _jit(parallel: bool, fastmath=_FLAGS):
+    """numba.njit (cached, ``nogil``) with ``parallel`` and the ``fastmath`` flags (a set, or
+    False for strict IEEE order: the results of every compilation are then the same bits)."""
     def wrap(f):
         if _nb is None:  # pragma: no cover
             return f
-        return _compile(f, parallel=parallel, nogil=True)
+        return _compile(f, fastmath=fastmath, parallel=parallel, nogil=True)
     return wrap
 
 
