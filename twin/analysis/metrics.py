@@ -323,10 +323,11 @@ class FourierCorrelation:
         The first ``skip_rings`` rings (periods longer than a third of the image) are not
         searched: there the correlation reflects the slow phase variations that ptychography
         determines poorly over a small field, not the resolution. With ``from_rise`` the search
-        starts where the curve first reaches the threshold: rings below it before that hold no
-        common structure yet (a sample with no power there, such as a Siemens star, whose ring
-        f lives at radius N/(2πf), outside a field of radius R < N/(2πf)), so nothing is lost
-        there. Where it never rises, the first searched ring's bound is returned.
+        starts where the curve first reaches the threshold significantly (:meth:`_start`):
+        rings below it before that hold no common structure yet (a sample with no power there,
+        such as a Siemens star, whose ring f lives at radius N/(2πf), outside a field of radius
+        R < N/(2πf)), so nothing is lost there. Where it never rises, the first searched ring's
+        bound is returned.
         """
         t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
         c = self.correlation

@@ -66,7 +66,8 @@ CONVENTION = ("*_resolution_*_m: half period 1/(2f) at the FRC's crossing; *_fir
               "half-bit; *_bound: never crossed up to Nyquist, the value is the pixel limit "
               "(the true figure is better)")
 SKIP_RINGS = 3
-#: The FRC against the truth is searched from the first ring where it reaches the threshold:
+#: The FRC against the truth is searched from the first ring where it reaches the threshold
+#: (and chance could not have put it there, :meth:`metrics.FourierCorrelation._start`):
 #: rings below it before that hold no common structure (a Siemens star has none at periods
 #: longer than its widest spoke in the field), and no resolution is lost where none was found.
 FROM_RISE = True
@@ -185,7 +186,7 @@ class Score:
               "phase_ramp_rad_per_px": list(self.phase_ramp_rad_per_px),
               "frc_procedure": "standard FRC of the phases against the truth (real part of "
                                "F1F2*, Hann window), first 3 rings not searched, then "
-                               "from the first ring at the threshold",
+                               "from the first ring significantly at the threshold",
               "convention": CONVENTION}
         if self.split is not None:
             d |= self.split.as_dict()
