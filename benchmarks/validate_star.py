@@ -265,8 +265,9 @@ def _write_full(res: dict, args, out: Path) -> None:
         f"{g['edge_radius_nm']:.0f} nm, spoke width {g['edge_spoke_width_nm']:.0f} nm) is the "
         "reading compared with it, the smallest resolved spoke (half period) the other usual "
         "one. The truth's values are each method's floor at this pixel. The FRC against the "
-        "ground truth is dominated here by the star's large uniform areas and low-frequency "
-        "phase offsets.\n\n```{figure} ../reports/validation/star.png\n:width: 100%\n\n"
+        "ground truth is searched from the ring where it first rises to the threshold: the "
+        "star has no structure at periods longer than its widest spoke in the field "
+        "(book/star_frc.md).\n\n```{figure} ../reports/validation/star.png\n:width: 100%\n\n"
         "The centre of the 110 kHz star: truth, reconstruction with position correction, "
         "difference.\n```\n")
 
@@ -277,8 +278,9 @@ LEGEND = (
     "not a period; '≥' where the profile cannot reach its plateaus because the spokes there are "
     "less than twice as wide as the edge: a lower bound), the truth's value in brackets; "
     "smallest resolved spoke as a half period πr/N (spoke width; full period 2πr/N in the "
-    "JSON); FRC against the truth as a half period, 'n/a' where the score is unresolved (the "
-    "FRC is below half-bit from its first searched ring). Seed 000's 285 nm (a line profile, no "
+    "JSON); FRC against the truth as a half period, searched from the ring where it first "
+    "rises to the threshold (the star has no structure at longer periods, book/star_frc.md), "
+    "'n/a' where it never does (unresolved). Seed 000's 285 nm (a line profile, no "
     "criterion stated) is compared with the edge width, which needs spokes ≥ 570 nm wide, "
     "i.e. a field ≥ 13 µm: not reachable in this field.\n")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as _sfft
-from scipy import ndimage
+from scipy import ndimage, special
 
 # ----------------------------------------------------------------------------- registration
 
@@ -293,17 +293,46 @@ class FourierCorrelation:
     n_points: np.ndarray
     pixel_size_m: float
 
-    def resolution_m(self, threshold: str = "half_bit", skip_rings: int = 3) -> float:
+    def _start(self, t: np.ndarray, skip_rings: int, from_rise: bool) -> int | None:
+        """First ring searched: ``skip_rings`` (at least 1), or with ``from_rise`` the first
+        ring from there on where the curve reaches the threshold and is significant (None if
+        it never does).
+
+        Significant: above the correlation that chance exceeds with probability α/K at that
+        ring, α = 1 − Φ(3) = 0.135 % (van Heel's 3σ criterion) shared over the K searched rings,
+        so that pure noise starts a search no more often than α. The correlation of a fixed
+        vector with a random one in m dimensions has (1 + C)/2 ~ Beta((m − 1)/2, (m − 1)/2);
+        a ring of n points of a Hann-windowed real image holds m ≈ n/2 independent real numbers
+        (Hermitian symmetry pairs the points, the window correlates neighbours; the tail this
+        gives is checked on noise in tests/analysis/test_star_frc.py).
+        """
+        start = max(1, skip_rings)
+        if not from_rise:
+            return start
+        k = max(1, len(self.correlation) - start)
+        a = np.maximum(self.n_points / 2 - 1, 1) / 2
+        sig = 2 * special.betaincinv(a, a, 1 - special.ndtr(-3.0) / k) - 1
+        up = np.nonzero(self.correlation[start:] >= np.maximum(t, sig)[start:])[0]
+        return int(up[0]) + start if len(up) else None
+
+    def resolution_m(self, threshold: str = "half_bit", skip_rings: int = 3,
+                     from_rise: bool = False) -> float:
         """Half-period resolution 1/(2 f) at the first crossing below the threshold (linear
         interpolation between rings); the pixel size if it never crosses.
 
         The first ``skip_rings`` rings (periods longer than a third of the image) are not
         searched: there the correlation reflects the slow phase variations that ptychography
-        determines poorly over a small field, not the resolution.
+        determines poorly over a small field, not the resolution. With ``from_rise`` the search
+        starts where the curve first reaches the threshold significantly (:meth:`_start`):
+        rings below it before that hold no common structure yet (a sample with no power there,
+        such as a Siemens star, whose ring f lives at radius N/(2πf), outside a field of radius
+        R < N/(2πf)), so nothing is lost there. Where it never rises, the first searched ring's
+        bound is returned.
         """
         t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
         c = self.correlation
-        start = max(1, skip_rings)
+        start = self._start(t, skip_rings, from_rise)
+        start = max(1, skip_rings) if start is None else start
         below = np.nonzero(c[start:] < t[start:])[0]
         if len(below) == 0:
             return float(self.pixel_size_m)        # correlated up to Nyquist
@@ -314,23 +343,27 @@ class FourierCorrelation:
         f = f0 + (f1 - f0) * d0 / (d0 - d1) if d0 > 0 else f0
         return float(1 / (2 * f))
 
-
-    def crossing(self, threshold: str = "half_bit", skip_rings: int = 3) -> "Crossing":
-        """Where the curve first falls below ``threshold`` beyond the first ``skip_rings`` rings.
+    def crossing(self, threshold: str = "half_bit", skip_rings: int = 3,
+                 from_rise: bool = False) -> "Crossing":
+        """Where the curve first falls below ``threshold`` beyond the first ``skip_rings`` rings
+        (with ``from_rise``, beyond the first ring from there where it reaches the threshold;
+        see :meth:`resolution_m`).
 
         Returns a :class:`Crossing`: unresolved where the curve is already below the threshold
-        (or undefined) at the first searched ring, a bound at the pixel limit where it never
-        crosses, else the interpolated crossing (the same as :meth:`resolution_m`).
+        (or undefined) at the first searched ring (``from_rise``: never reaches it), a bound at
+        the pixel limit where it never crosses, else the interpolated crossing (the same as
+        :meth:`resolution_m`).
         """
         t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
-        start = max(1, skip_rings)
         c = self.correlation
-        if len(c) <= start or not np.isfinite(c[start]) or c[start] < t[start]:
+        start = self._start(t, skip_rings, from_rise)
+        if (start is None or len(c) <= start or not np.isfinite(c[start])
+                or c[start] < t[start]):
             return Crossing(threshold, None, False, False, self.pixel_size_m)
         if not np.any(c[start:] < t[start:]):
             return Crossing(threshold, 0.5 / self.pixel_size_m, True, True, self.pixel_size_m)
-        return Crossing(threshold, 0.5 / self.resolution_m(threshold, skip_rings), True, False,
-                        self.pixel_size_m)
+        return Crossing(threshold, 0.5 / self.resolution_m(threshold, skip_rings, from_rise),
+                        True, False, self.pixel_size_m)
 
 
 @dataclass(frozen=True)
@@ -344,7 +377,8 @@ class Crossing:
     frequency_per_m : float or None
         Spatial frequency f of the crossing; None where the curve never leaves the noise.
     resolved : bool
-        The curve is above the threshold at the first searched ring.
+        The curve is above the threshold at the first searched ring (``from_rise``: at some
+        searched ring).
     bound : bool
         It never crosses up to Nyquist: f is the pixel limit 1/(2p), and the true figure is
         better than that ("better than" bound).

@@ -27,9 +27,12 @@ convention is the other one). :func:`score` removes all of them before any metri
    :func:`twin.analysis.metrics.fourier_correlation`) are computed on these phases.
 
 A reconstruction that is empty, a truth without phase contrast over the scanned region (a field
-that misses the sample), or an FRC that is below the half-bit threshold from its first searched
-ring on (also for the unit phasors exp(iφ), which no unwrapping can flatter), is **unresolved**:
-every resolution is None, and ``message`` says why.
+that misses the sample), or an FRC that never reaches the half-bit threshold in its searched
+rings (also for the unit phasors exp(iφ), which no unwrapping can flatter), is **unresolved**:
+every resolution is None, and ``message`` says why. The crossing is searched from the first ring
+where the curve reaches the threshold (:data:`FROM_RISE`): a star has no structure at periods
+longer than its widest spoke in the field, and there the curve only sees the reconstruction's
+slow errors (book/star_frc.md).
 
 Conventions: ``*_resolution_*_m`` are half periods 1/(2f); ``*_fire_*_m`` full periods 1/f (the
 FIRE number of Nieuwenhuizen et al. 2013); ``_7`` marks the 1/7 threshold, the others half-bit.
@@ -64,6 +67,11 @@ CONVENTION = ("*_resolution_*_m: half period 1/(2f) at the FRC's crossing; *_fir
               "half-bit; *_bound: never crossed up to Nyquist, the value is the pixel limit "
               "(the true figure is better)")
 SKIP_RINGS = 3
+#: The FRC against the truth is searched from the first ring where it reaches the threshold
+#: (and chance could not have put it there, :meth:`metrics.FourierCorrelation._start`):
+#: rings below it before that hold no common structure (a Siemens star has none at periods
+#: longer than its widest spoke in the field), and no resolution is lost where none was found.
+FROM_RISE = True
 
 
 @dataclass(frozen=True)
@@ -178,7 +186,8 @@ class Score:
         d |= {"shift_px": list(self.shift_px), "region_px": list(self.region_px),
               "phase_ramp_rad_per_px": list(self.phase_ramp_rad_per_px),
               "frc_procedure": "standard FRC of the phases against the truth (real part of "
-                               "F1F2*, Hann window), first 3 rings not searched",
+                               "F1F2*, Hann window), first 3 rings not searched, then "
+                               "from the first ring significantly at the threshold",
               "convention": CONVENTION}
         if self.split is not None:
             d |= self.split.as_dict()
@@ -416,14 +425,17 @@ def _metrics(al, t, name, shift, pixel_size_m, source, split, method) -> Score:
     pa, own, pb, _ = _phases(a, t)
     msg = _signal(own, a, pb)
     frc = metrics.fourier_correlation(pa, pb, pixel_size_m)
-    c1, c7 = frc.crossing("half_bit", SKIP_RINGS), frc.crossing("1/7", SKIP_RINGS)
+    # searched from where the curve first reaches the threshold (FROM_RISE, book/star_frc.md)
+    c1 = frc.crossing("half_bit", SKIP_RINGS, FROM_RISE)
+    c7 = frc.crossing("1/7", SKIP_RINGS, FROM_RISE)
     # unit phasors, each less its own plane: no unwrapping and no borrowed trend can flatter them
     ua = np.exp(1j * (np.angle(a) - (metrics.unwrap_phase(np.angle(a)) - own)))
     ub = np.exp(1j * (np.angle(t) - (metrics.unwrap_phase(np.angle(t)) - pb)))
     phasors = metrics.fourier_correlation(ua, ub, pixel_size_m)
-    if not msg and not (c1.resolved and phasors.crossing("half_bit", SKIP_RINGS).resolved):
-        msg = ("the FRC against the truth is below the half-bit threshold from its first "
-               "searched ring on: the reconstruction is unrelated to the truth (unresolved)")
+    if not msg and not (c1.resolved and
+                        phasors.crossing("half_bit", SKIP_RINGS, FROM_RISE).resolved):
+        msg = ("the FRC against the truth never reaches the half-bit threshold in its searched "
+               "rings: the reconstruction is unrelated to the truth (unresolved)")
     ok = not msg
     defined = ok or "FRC" in msg
     if not ok:

@@ -291,7 +291,7 @@ class Measurement:
     compression_ratio : float
         Raw over bitshuffle-LZ4-compressed size of the simulated frames (detector's dtype).
     unresolved : bool
-        The FRC against the truth is below threshold from the first searched ring on: the
+        The FRC against the truth never reaches the threshold in its searched rings: the
         reconstruction did not converge, and ``resolution_simulated_m`` is only a bound.
     seconds : float
         Wall time of the measurement.
@@ -402,7 +402,9 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
 
 def _resolution(frc, beam_diameter_m: float, against_truth: bool = False,
                 bound: bool = False):
-    """Half-bit resolution, searched only at periods shorter than the beam.
+    """Half-bit resolution, searched only at periods shorter than the beam, from the first ring
+    where the curve reaches the threshold significantly (``from_rise`` of
+    :meth:`twin.analysis.metrics.FourierCorrelation.crossing`).
 
     Against a noise-free truth the correlation of the whole reconstruction is
     C_ref = √(2·C/(1 + C)) for the correlation C between two half-data reconstructions
@@ -411,7 +413,10 @@ def _resolution(frc, beam_diameter_m: float, against_truth: bool = False,
 
     Over a patch a few beams wide, ptychography pins the object's phase down at periods below the
     probe's size (the overlap constraint); longer periods carry the slow phase drifts of a small
-    field, whose dips below the threshold are not the resolution.
+    field, whose dips below the threshold are not the resolution. Nor are the rings before the
+    curve first reaches the threshold: a Siemens star's ring f lives at radius N/(2πf), so a
+    field of inscribed radius R holds no star at f < N/(2πR) and the curve there sees only the
+    slow errors (book/star_frc.md). ``bound``: the curve never reaches the threshold.
     """
     from dataclasses import replace
 
@@ -421,9 +426,9 @@ def _resolution(frc, beam_diameter_m: float, against_truth: bool = False,
     n_bins = len(frc.correlation)
     skip = max(3, min(math.ceil(2 * n_bins * frc.pixel_size_m / beam_diameter_m - 0.5),
                       n_bins - 2))
-    if bound:       # below threshold already at the first searched ring
-        return bool(frc.correlation[skip] < frc.half_bit[skip])
-    return float(frc.resolution_m("half_bit", skip_rings=skip))
+    if bound:       # never at the threshold in the searched rings
+        return not frc.crossing("half_bit", skip, from_rise=True).resolved
+    return float(frc.resolution_m("half_bit", skip_rings=skip, from_rise=True))
 
 
 @dataclass(frozen=True)
