@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from twin.core.xp import fft2, get_xp, gpu_available, ifft2
-from twin.recon import engines
+import twin.recon as engines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -199,7 +199,7 @@ def ptychi_section(cxi: Path, data, iterations: int, batch: int, python: str | N
             t0 = time.perf_counter()
             w = subprocess.run([sys.executable, "-c",
                                 "import sys; from twin.io.cxi import read_cxi; "
-                                "from twin.recon import engines as e; "
+                                "import twin.recon as e; "
                                 "e.reconstruct(read_cxi(sys.argv[1]), e.Options("
                                 f"algorithm='{alg}', iterations={iterations}, "
                                 f"batch_size={batch}, backend='numpy'))", str(cxi)],

@@ -48,7 +48,7 @@ if [ -n "${PROFILE:-}" ]; then
 import cProfile, pstats, sys
 sys.path.insert(0, "benchmarks")
 from bench_recon import synthetic
-from twin.recon import engines
+import twin.recon as engines
 d = synthetic(128, 4, 2048)
 o = engines.Options(algorithm="rpie", iterations=5, modes=4, batch_size=256, backend="cupy")
 engines.reconstruct(d, engines.Options(algorithm="rpie", iterations=1, modes=4,

@@ -73,7 +73,7 @@ def measure_scenario(name: str, frames: int, iterations: int, patch: bool = Fals
     calibration patch, with the work they did."""
     from twin import scenario as sc
     from twin.geometry import Geometry, reconstruction_options
-    from twin.recon import engines
+    import twin.recon as engines
     from twin.workflows import simulate
     from twin.workflows.patch import patch_scenario
 

@@ -11,7 +11,8 @@ each with its adjoint).
 :mod:`twin.scenario` is the typed schema of a scenario file and :mod:`twin.geometry` the
 scenario resolved once into SI units (:class:`twin.geometry.Geometry`). Above them
 :mod:`twin.workflows` joins the stages (simulate, forecast, sweeps, planning, the
-ptycho-tomography chain, ``twin run``) and :mod:`twin.report` draws the figures and the report;
+ptycho-tomography chain, ``twin run``), :mod:`twin.services` serves them to other programs
+(the PandA box emulator) and :mod:`twin.report` draws the figures and the report;
 :mod:`twin.cli` is the command line. No module imports a layer above its own
 (``tests/test_layers.py``).
 """

@@ -17,6 +17,7 @@ import typer
 
 from twin.core.errors import TwinInputError
 from twin.core.formatting import format_value, label
+from twin.recon import options as _recon_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Digital twin of fast X-ray ptychography and ptycho-tomography.")
@@ -119,6 +120,9 @@ def calibrate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file 
               max_hours: Annotated[Optional[float], typer.Option(
                   "--max-hours", help="refuse (exit 2) if the estimate exceeds this many hours "
                   "(default: $TWIN_CALIBRATION_LIMIT_S seconds, else no limit)")] = None,
+              volume: Annotated[bool, typer.Option(
+                  "--volume", help="3D scenarios: measure the 3D resolution on simulated "
+                  "sub-volumes (FSC) instead of the 2D patches")] = False,
               ) -> None:
     """Simulate and reconstruct the patches of a scenario's resolution calibration d(F),
     after printing what it costs; `twin forecast` then reads them."""
@@ -127,6 +131,14 @@ def calibrate(scenario: Annotated[Path, typer.Argument(help="scenario TOML file 
 
     s = sc.load(scenario)
     address = scheduler or os.environ.get("TWIN_DASK_SCHEDULER") or None
+    if volume:
+        vc = cb.run_volume(s, seeds=seeds, scheduler=address, max_hours=max_hours,
+                           log=lambda m: typer.echo(m, err=True))
+        for f, d, ok, split in zip(vc.fluences, vc.resolution_m, vc.all_resolved, vc.split_m):
+            state = f"{d * 1e9:.4g} nm" if ok else f"unresolved (bound {d * 1e9:.4g} nm)"
+            typer.echo(f"  {f * 1e-12:.4g} ph/µm² per projection: FSC vs truth {state}, "
+                       f"even/odd {split * 1e9:.4g} nm (half periods, half-bit)")
+        return
     cal = cb.run(s, seeds=seeds, scheduler=address, max_hours=max_hours,
                  log=lambda m: typer.echo(m, err=True))
     typer.echo(f"calibrated {s.name}: d(F0) = {cal.d0_m * 1e9:.4g} nm (half period, FRC "
@@ -254,6 +266,16 @@ def _simulate_experiment(s, output: Path, seed, frames, compression, projections
                f"CXI files in {ex.projection_dir(r.master)}")
 
 
+#: ``twin reconstruct``'s engine flags: each option's default (every choice left to the data:
+#: twin.recon.options.AUTO), type, bounds and help come from twin.recon.options.Options
+_ENGINE = _recon_options.Options(**_recon_options.AUTO)
+
+
+def _engine(name: str):
+    """The ``--name`` flag of engine option ``name``, its help from the options model."""
+    return typer.Option(help=_recon_options.help_for(name))
+
+
 @app.command()
 @_guarded
 def reconstruct(
@@ -261,30 +283,24 @@ def reconstruct(
         output: Annotated[Path, typer.Option(
             "-o", "--output", help="OUT.h5 (book/contracts.md §4) or OUT.cxi (a CXI product "
             "Ptychodus opens)")],
-        algorithm: Annotated[str, typer.Option(
-            help="auto, epie, rpie, lsqml or multislice (auto: chosen from the data)")]
-        = "auto",
-        iterations: Annotated[int, typer.Option(help="iterations (epochs)")] = 50,
-        modes: Annotated[int, typer.Option(
-            help="probe modes (0: chosen from a test reconstruction)")] = 0,
-        batch_size: Annotated[int, typer.Option(help="scan positions per batch")] = 64,
-        position_correction: Annotated[str, typer.Option(
-            help="auto, none, gradient or annealing (auto: on when a test reconstruction "
-                 "finds the positions uncertain)")] = "auto",
+        algorithm: Annotated[str, _engine("algorithm")] = _ENGINE.algorithm.value,
+        iterations: Annotated[int, _engine("iterations")] = _ENGINE.iterations,
+        modes: Annotated[int, _engine("modes")] = _ENGINE.modes,
+        batch_size: Annotated[int, _engine("batch_size")] = _ENGINE.batch_size,
+        position_correction: Annotated[str, _engine("position_correction")]
+        = _ENGINE.position_correction.value,
         max_memory_gb: Annotated[float, typer.Option(
             help="frames larger than a quarter of this (as float32) are streamed from the "
                  "file batch by batch instead of loaded")] = 4.0,
-        upsampling: Annotated[Optional[int], typer.Option(
-            help="reciprocal-space upsampling (default: from the file)")] = None,
-        noise_model: Annotated[str, typer.Option(help="LSQML: gaussian or poisson")]
-        = "gaussian",
-        slices: Annotated[int, typer.Option(help="multislice: number of slices")] = 1,
-        slice_thickness_m: Annotated[float, typer.Option(help="multislice: slice spacing")]
-        = 0.0,
+        upsampling: Annotated[Optional[int], _engine("upsampling")] = _ENGINE.upsampling,
+        noise_model: Annotated[str, _engine("noise_model")] = _ENGINE.noise_model.value,
+        slices: Annotated[int, _engine("slices")] = _ENGINE.slices,
+        slice_thickness_m: Annotated[float, _engine("slice_thickness_m")]
+        = _ENGINE.slice_thickness_m,
         frames: Annotated[Optional[int], typer.Option(help="use only the first N frames")]
         = None,
-        seed: Annotated[int, typer.Option(help="random seed (batch order)")] = 0,
-        backend: Annotated[str, typer.Option(help="auto, numpy or cupy")] = "auto",
+        seed: Annotated[int, _engine("seed")] = _ENGINE.seed,
+        backend: Annotated[str, _engine("backend")] = _ENGINE.backend.value,
         scheduler: Annotated[Optional[str], typer.Option(
             "--scheduler", help="master file: address of an existing Dask scheduler "
             "(default: $TWIN_DASK_SCHEDULER, else a local cluster)")] = None,
@@ -309,14 +325,35 @@ def reconstruct(
     """Ptychographic reconstruction of a CXI file: object, probe modes, refined positions; of a
     master file (`twin simulate` of a 3D scenario): every projection, one Dask task each, into
     a Data Exchange stack OUT.h5 that `twin tomo` reads."""
-    import numpy as np
+    from twin.recon import controls as ctl
+    from twin.recon.options import Options
 
-    from twin.io.cxi import read_cxi
-    from twin.recon import engines as rc
-    opts = rc.Options(algorithm=algorithm, iterations=iterations, modes=modes,
-                      batch_size=batch_size, position_correction=position_correction,
-                      upsampling=upsampling, noise_model=noise_model, slices=slices,
-                      slice_thickness_m=slice_thickness_m, seed=seed, backend=backend)
+    opts = Options(algorithm=algorithm, iterations=iterations, modes=modes,
+                   batch_size=batch_size, position_correction=position_correction,
+                   upsampling=upsampling, noise_model=noise_model, slices=slices,
+                   slice_thickness_m=slice_thickness_m, seed=seed, backend=backend)
+    _check_reconstruct_flags(output, max_memory_gb, checkpoint_every, preview, preview_every)
+    controls = {"--probe": probe, "--object": object_, "--resume": resume,
+                "--background": background, "--preview": preview,
+                "--checkpoint-every": checkpoint_every or None}
+    if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb,
+                           [k for k, v in controls.items() if v is not None]):
+        return
+    data = _read_for_reconstruct(input, frames, max_memory_gb, background)
+    start = ctl.load_start(data, upsampling, probe, object_, resume)
+    if start is not None and start.probe is not None:
+        data.illumination = start.probe          # what the automatic choices start from too
+    result = _run_with_controls(data, opts, start, output, input, checkpoint_every,
+                                preview, preview_every)
+    if preview is not None:
+        ctl.write_preview(preview, result)
+    _write_recon(output, result, data, input)
+    _say_reconstructed(output, result, data)
+
+
+def _check_reconstruct_flags(output: Path, max_memory_gb: float, checkpoint_every: int,
+                             preview: Path | None, preview_every: int) -> None:
+    """``twin reconstruct``'s flags that the options model does not hold, checked."""
     if output.suffix.lower() not in (".h5", ".hdf5", ".cxi"):
         raise TwinInputError("--output", str(output), "allowed suffixes: .h5 "
                              "(book/contracts.md §4), .cxi (CXI product)")
@@ -328,31 +365,32 @@ def reconstruct(
             raise TwinInputError(name, v, "0 or a positive number of iterations")
     if preview is not None and preview.suffix.lower() != ".png":
         raise TwinInputError("--preview", str(preview), "a .png file")
-    controls = {"--probe": probe, "--object": object_, "--resume": resume,
-                "--background": background, "--preview": preview,
-                "--checkpoint-every": checkpoint_every or None}
-    if _reconstruct_master(input, output, opts, scheduler, frames, max_memory_gb,
-                           [k for k, v in controls.items() if v is not None]):
-        return
+
+
+def _read_for_reconstruct(input: Path, frames, max_memory_gb: float, background):
+    """The CXI file's data: frames in memory, or streamed where larger than a quarter of
+    ``max_memory_gb`` as float32; the ``--background`` read."""
+    import numpy as np
+
+    from twin.io.cxi import read_cxi
+    from twin.recon import controls as ctl
+
     data = read_cxi(input, frames=frames, lazy=True)
     if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
         data.frames = np.asarray(data.frames, dtype=np.float32)
     else:
         typer.echo(f"streaming {len(data.frames)} frames ({data.frames.nbytes / 2 ** 30:.1f} "
                    f"GiB as float32) from {input} batch by batch", err=True)
-    from twin.recon import controls as ctl
-
     if background is not None:
         data.background = ctl.read_background(background, data.frames.shape[-1])
-    start = ctl.load_start(data, upsampling, probe, object_, resume)
-    if start is not None and start.probe is not None:
-        data.illumination = start.probe          # what the automatic choices start from too
+    return data
 
-    result = _run_with_controls(data, opts, start, output, input, checkpoint_every,
-                                preview, preview_every)
-    if preview is not None:
-        ctl.write_preview(preview, result)
-    _write_recon(output, result, data, input)
+
+def _say_reconstructed(output: Path, result, data) -> None:
+    """``twin reconstruct``'s last lines: what was written, the score against a ground truth
+    where the file has one; a run stopped by divergence fails."""
+    import numpy as np
+
     rate = result.timings["frame_iterations_per_s"]
     typer.echo(f"wrote {output}: object {result.object.shape}, {result.probe.shape[0]} probe "
                f"mode(s), final cost {result.cost[-1]:.4g}, {rate:.0f} frame-iterations/s")
@@ -375,8 +413,8 @@ def _run_with_controls(data, opts, start, output: Path, input: Path, checkpoint_
 
     import numpy as np
 
+    from twin import recon
     from twin.recon import controls as ctl
-    from twin.recon import engines as rc
 
     def on_state(r):                                 # every `every` iterations, not the last
         done = len(r.cost)
@@ -388,7 +426,7 @@ def _run_with_controls(data, opts, start, output: Path, input: Path, checkpoint_
     every = int(np.gcd(checkpoint_every, preview_every if preview else 0))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = rc.reconstruct(data, opts, progress=True,
+        result = recon.reconstruct(data, opts, progress=True,
                                 log=lambda m: typer.echo(f"auto: {m}", err=True),
                                 start=start, state_every=every,
                                 on_state=on_state if every else None)

@@ -214,25 +214,20 @@ def reconstruction_options(s: Scenario, iterations: int | None = None, modes: in
     """The engine options a scenario's ``[reconstruction]`` table (and ``[run]``) asks for.
 
     The one place where the scenario's vocabulary becomes the engine's
-    (:class:`twin.recon.engines.Options`).
+    (:class:`twin.recon.options.Options`).
     """
-    from twin.recon.engines import Options
+    from twin.recon.options import AUTO, Algorithm, Options
 
     r = s.reconstruction
-    alg = "rpie" if r.algorithm == "multislice" and r.slices == 1 else r.algorithm
+    common = dict(iterations=iterations or s.run.iterations or r.iterations, slices=r.slices,
+                  seed=s.seed, slice_thickness_m=(s.sample.cross_section_um[1] * 1e-6 / r.slices
+                                                  if r.slices > 1 else 0.0))
     if r.auto:
-        # the same choices as `twin reconstruct` with no options (engines.auto_options, made
-        # from the data when the reconstruction starts); multislice stays the scenario's
-        return Options(
-            algorithm="multislice" if r.slices > 1 else "auto",
-            iterations=iterations or s.run.iterations or r.iterations,
-            modes=modes or s.run.modes or 0, position_correction="auto", slices=r.slices,
-            seed=s.seed, slice_thickness_m=(s.sample.cross_section_um[1] * 1e-6 / r.slices
-                                            if r.slices > 1 else 0.0))
-    return Options(
-        algorithm=alg, iterations=iterations or s.run.iterations or r.iterations,
-        modes=modes or s.run.modes or r.modes,
-        position_correction="gradient" if r.position_correction else "none",
-        slices=r.slices, seed=s.seed,
-        slice_thickness_m=(s.sample.cross_section_um[1] * 1e-6 / r.slices
-                           if r.slices > 1 else 0.0))
+        # the same choices as `twin reconstruct` with no options (twin.recon.auto, made from
+        # the data when the reconstruction starts); multislice stays the scenario's
+        return Options(**{**AUTO, **common, "modes": modes or s.run.modes or 0,
+                          "algorithm": Algorithm.MULTISLICE if r.slices > 1 else Algorithm.AUTO})
+    one_slice = r.algorithm == Algorithm.MULTISLICE and r.slices == 1
+    return Options(algorithm=Algorithm.RPIE if one_slice else r.algorithm,
+                   modes=modes or s.run.modes or r.modes,
+                   position_correction=r.position_correction, **common)

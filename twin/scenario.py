@@ -23,6 +23,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter,
 from twin.acquisition import detector as _detector
 from twin.sample import materials as _materials
 from twin.core.errors import TwinInputError
+from twin.recon.options import Algorithm, PositionCorrection, field_info
 
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -499,22 +500,27 @@ class Tomography(_Strict):
 
 
 class Reconstruction(_Strict):
-    algorithm: Literal["epie", "rpie", "lsqml", "multislice"] = "epie"
-    """Reconstruction engine."""
-    iterations: Annotated[int, Field(ge=1, le=100_000)] = 50
-    """Iterations (epochs)."""
-    modes: Annotated[int, Field(ge=1, le=64)] = 1
-    """Probe modes reconstructed."""
-    upsampling: Annotated[int, Field(ge=1, le=8)] = 1
-    """Reciprocal-space upsampling (for binned frames)."""
-    position_correction: bool = False
-    """Refine the scan positions during the reconstruction."""
-    slices: Annotated[int, Field(ge=1, le=1000)] = 1
-    """Multislice: number of slices through the sample depth."""
+    """The reconstruction a run makes. Each field is the engine option of the same name,
+    defined once in :class:`twin.recon.options.Options` (type, default, bounds, description);
+    ``auto`` leaves the choices to the data."""
+
+    algorithm: Algorithm = field_info("algorithm")
+    iterations: int = field_info("iterations")
+    modes: int = field_info("modes")
+    position_correction: PositionCorrection = field_info("position_correction")
+    slices: int = field_info("slices")
     auto: bool = True
     """Let the reconstruction choose the engine, the probe modes and position correction from
-    the data and refine the starting probe (``twin.recon.engines.auto_options``, as
+    the data and refine the starting probe (``twin.recon.auto.auto_options``, as
     ``twin reconstruct`` does with no options); false: use the fields above as written."""
+
+    @field_validator("position_correction", mode="before")
+    @classmethod
+    def _switch(cls, value):
+        # ``position_correction = true`` (the former switch) is the gradient method
+        if isinstance(value, bool):
+            return PositionCorrection.GRADIENT if value else PositionCorrection.NONE
+        return value
 
 
 class Resolution(_Strict):

@@ -117,3 +117,29 @@ def test_frc_resolution_is_positive_when_low_rings_fail():
     b = RNG.standard_normal((64, 64))
     fc = metrics.fourier_correlation(a, b, 1.0)
     assert 0 < fc.resolution_m() < 64
+
+
+def test_deplane_removes_only_the_images_own_plane():
+    a = smooth_image()
+    yy, xx = np.mgrid[:96, :96]
+    d = metrics.deplane(a + 2.0 + 0.03 * yy - 0.05 * xx)
+    assert np.allclose(d, metrics.deplane(a), atol=1e-10)
+    assert metrics.deplane(np.full((40, 50), 3.0)) == pytest.approx(np.zeros((40, 50)), abs=1e-12)
+    # a plane alone leaves nothing; least squares leaves a residual orthogonal to 1, y and x
+    for basis in (np.ones_like(a), yy, xx):
+        assert abs(np.sum(d * basis)) < 1e-8 * np.sum(np.abs(d))
+
+
+def test_residue_density_of_smooth_and_random_phases():
+    # a phase of many 2π (here ±20 rad) that changes by less than π per pixel: no residues
+    from scipy import ndimage
+
+    a = ndimage.gaussian_filter(np.random.default_rng(1).standard_normal((96, 96)), 8)
+    ph = 20 * a / np.abs(a).max()
+    assert np.abs(np.diff(ph, axis=0)).max() < np.pi and np.abs(np.diff(ph, axis=1)).max() < np.pi
+    assert metrics.residue_density(np.angle(np.exp(1j * ph))) == 0.0
+    # independent uniform phases: three wrapped differences around a loop are independent and
+    # uniform on (−π, π), the fourth closes it; a residue where the three sum outside (−π, π),
+    # probability 2 × 1/6 = 1/3 (Irwin–Hall)
+    u = np.random.default_rng(2).uniform(-np.pi, np.pi, (300, 300))
+    assert metrics.residue_density(u) == pytest.approx(1 / 3, abs=0.01)

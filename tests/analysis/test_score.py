@@ -342,3 +342,75 @@ def test_compare_is_score_and_flags_a_missed_sample():
     assert not m.resolved and "misses the sample" in m.message
     assert np.isnan(m.frc_resolution_m) and np.isnan(m.ssim_phase)
     assert m.as_dict()["resolved"] is False
+
+
+# ----------------------------------------------------------------------- no leak from the truth
+
+NR = 320                         # a realistic region: 254 × 254 px
+
+
+def _textured_with_trend(seed=0):
+    """Fine texture (σ 0.5 rad) on a thickness wedge of 0.012, −0.008 rad/px (≈ 5 rad across
+    the region): a trend is what a plane fitted on the difference would hand a blank."""
+    rng = np.random.default_rng(seed)
+    ph = ndimage.gaussian_filter(rng.normal(size=(NR, NR)), 1.5)
+    ph *= 0.5 / ph.std()
+    yy, xx = np.mgrid[:NR, :NR] - NR / 2
+    ph += 0.012 * yy - 0.008 * xx
+    return (1 - 0.05 * (ph - ph.min()) / np.ptp(ph)) * np.exp(1j * ph)
+
+
+def _wide_positions():
+    g = (np.arange(7) - 3) * 40 * DX
+    x, y = np.meshgrid(g, g)
+    return np.stack([x.ravel(), y.ravel()], axis=1)
+
+
+@pytest.mark.parametrize("case", ["blank", "flat with a noise floor", "gaussian phase noise",
+                                  "uniform phase noise"])
+def test_blank_or_noise_scores_no_correlation(case):
+    """Nothing of the truth may reach a reconstruction that has none of it: PCC within chance
+    (1/√(pixels) ≈ 0.004 here; bound 0.05) and no resolution. Before the fix a blank scored
+    0.91 against this truth, as the truth's own plane is that much of its variance."""
+    t = _textured_with_trend()
+    rng = np.random.default_rng(3)
+    recon = {"blank": np.ones_like(t),
+             "flat with a noise floor": np.exp(1j * rng.normal(0, 1e-3, t.shape)),
+             "gaussian phase noise": np.exp(1j * rng.normal(0, 0.3, t.shape)),
+             "uniform phase noise": np.exp(1j * rng.uniform(-np.pi, np.pi, t.shape))}[case]
+    s = sc.score(recon, t, DX, _wide_positions(), PROBE)
+    assert s.region_px[0] > 250
+    assert abs(s.pcc_phase) < 0.05
+    assert not s.resolved and s.frc_resolution_m is None and s.frc_fire_m is None
+
+
+@pytest.mark.parametrize("case", ["blank", "gaussian phase noise"])
+def test_no_leak_on_a_strong_phase_truth(case):
+    """On the 40-rad truth a blank scored 0.14 and phase noise 0.32 (the registration's plane,
+    then the truth's branch); each phase now loses only its own plane."""
+    t = _strong(0)
+    recon = {"blank": np.ones_like(t),
+             "gaussian phase noise":
+                 np.exp(1j * np.random.default_rng(1).normal(0, 0.3, t.shape))}[case]
+    s = sc.score(recon, t, DX, _positions(), PROBE)
+    assert abs(s.pcc_phase) < 0.05 and not s.resolved
+
+
+def test_subpixel_shift_and_ramp_still_score_as_predicted():
+    """A correct reconstruction, moved by a sub-pixel shift, a ramp and an offset, with phase
+    noise σ: PCC is √(var/(var + σ²)) with var the truth's variance less its plane (the plane
+    is an ambiguity, so no reconstruction is credited with it)."""
+    t = _textured_with_trend(1)
+    yy, xx = np.mgrid[:NR, :NR]
+    moved = metrics.fourier_shift(t, (0.37, -0.61)) * np.exp(1j * (0.7 + 0.02 * yy - 0.015 * xx))
+    clean = sc.score(moved, t, DX, _wide_positions(), PROBE)
+    assert clean.resolved and clean.pcc_phase > 0.995
+    assert clean.shift_px == pytest.approx((0.37, -0.61), abs=0.05)
+    sigma = 0.15
+    noisy = sc.score(moved * np.exp(1j * np.random.default_rng(2).normal(0, sigma, t.shape)),
+                     t, DX, _wide_positions(), PROBE)
+    h, w = noisy.region_px
+    r0, c0 = NR // 2 - h // 2, NR // 2 - w // 2
+    var = metrics.deplane(np.angle(t[r0:r0 + h, c0:c0 + w])).var()
+    assert noisy.resolved and noisy.pcc_phase > 0.95
+    assert noisy.pcc_phase == pytest.approx(np.sqrt(var / (var + sigma ** 2)), abs=0.01)

@@ -6,7 +6,7 @@ import pytest
 
 from twin.core import kernels
 from twin.operators import ptychography
-from twin.recon import engines
+from twin.recon import engines, modulus, positions
 
 RNG = np.random.default_rng(3)
 
@@ -85,7 +85,7 @@ def test_fused_modulus_equals_array_code(monkeypatch, algorithm, noise, masked, 
 
     def run():
         f = far.copy()
-        return engines._far_correction(st, f, amp, opts), f
+        return modulus.far_correction(st, f, amp, opts), f
 
     (c1, f1), (c2, f2) = _both(monkeypatch, run)
     assert abs(c1 - c2) <= 1e-5 * abs(c2)
@@ -125,8 +125,8 @@ def test_fused_position_step_equals_array_code(monkeypatch):
     op = ptychography.FarFieldPtychography(probe, pos, (52, 52), shift="cubic", centred=False)
     obj, chi = crandn(52, 52), crandn(9, 2, 16, 16)
     opts = engines.Options(max_position_step_px=50.0)
-    fused, ref = _both(monkeypatch, lambda: engines._position_step(
-        op, np.arange(9), obj, probe[None], chi, opts))
+    fused, ref = _both(monkeypatch, lambda: positions.position_step(
+        opts, *positions.position_dots(op, np.arange(9), obj, probe[None], chi)))
     np.testing.assert_allclose(fused, ref, rtol=1e-4, atol=1e-6)
 
 

@@ -10,14 +10,15 @@ import pytest
 from twin.analysis import truth as validate
 from twin import io
 from twin.recon import controls
+import twin.recon as recon
 from twin.recon import engines
 
 FAST = dict(algorithm="rpie", modes=1, position_correction="none", batch_size=32)
 
 
 def run(data, iterations, start=None, **kw):
-    return engines.reconstruct(data, engines.Options(iterations=iterations, **{**FAST, **kw}),
-                               start=start)
+    return recon.reconstruct(data, recon.Options(iterations=iterations, **{**FAST, **kw}),
+                             start=start)
 
 
 def pcc(r, d):

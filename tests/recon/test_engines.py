@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -6,7 +8,8 @@ from twin import scenario
 
 from twin import io
 
-from twin.recon import engines as reconstruct
+import twin.recon as reconstruct
+from twin.recon import auto, engines
 
 from twin.workflows import simulate
 
@@ -236,12 +239,12 @@ def test_local_batch_update_equals_whole_object_update(tmp_path):
     for alg in ("rpie", "lsqml"):
         opts = reconstruct.Options(algorithm=alg, modes=2, position_correction="gradient",
                                    position_correction_start=0, backend="numpy")
-        states = [reconstruct._State(d, opts) for _ in range(2)]
+        states = [reconstruct.State(d, opts) for _ in range(2)]
         states[1].local = lambda idx, st=states[1]: (st.op, (slice(None), slice(None)), idx)
         idx = np.arange(40, 72)                              # two neighbouring scan lines
         op, view, _ = states[0].local(idx)
         assert op is not states[0].op                         # the local path is exercised
-        costs = [reconstruct._batch_2d(st, idx, opts, it=1) for st in states]
+        costs = [reconstruct.minibatch_step(st, idx, opts, it=1) for st in states]
         assert costs[0] == pytest.approx(costs[1], rel=1e-5)
         np.testing.assert_allclose(states[0].slices[0], states[1].slices[0], atol=1e-5)
         np.testing.assert_allclose(states[0].probe, states[1].probe, rtol=1e-4, atol=1e-3)
@@ -258,7 +261,7 @@ def test_auto_options_read_the_data(tmp_path):
     ce = reconstruct.auto_options(io.read_cxi(easy), reconstruct.Options(**reconstruct.AUTO))
     assert ch.options.modes >= 2 and ch.options.position_correction == "gradient"
     assert ce.options.modes == 1 and ce.options.position_correction == "none"
-    assert ch.options.algorithm == reconstruct.AUTO_ENGINE and ch.reasons
+    assert ch.options.algorithm == auto.AUTO_ENGINE and ch.reasons
 
 
 def test_defocus_search_finds_the_probe(tmp_path):
@@ -268,7 +271,7 @@ def test_defocus_search_finds_the_probe(tmp_path):
 
     path, _, dx = _synthetic_cxi(tmp_path / "d.cxi", side=14, illumination_defocus_m=40e-6)
     d = io.read_cxi(path)
-    dz, costs = reconstruct._defocus_search(d, d.illumination, 32, 1,
+    dz, costs = auto._defocus_search(d, d.illumination, 32, 1,
                                             reconstruct.Options(algorithm="rpie"))
     true = d.truth.probe_modes[0, 0]
 
@@ -320,3 +323,56 @@ def test_same_data_and_options_give_the_same_bytes(tmp_path, alg):
     for x, y in ((a.object, b.object), (a.probe, b.probe), (a.positions_px, b.positions_px),
                  (np.array(a.cost), np.array(b.cost))):
         assert x.tobytes() == y.tobytes()
+
+
+# ----------------------------------------------------------------------------- one step
+# The one minibatch step (B ≥ 1 beams) against the single-beam step it replaced.
+#
+# ``data/batch_step_b1.npz`` holds the object, probe, positions and costs after two minibatches
+# of ``_batch_2d``, the single-beam step of ``twin/recon/engines.py`` at commit 5a1d734 (before
+# one step served one beam and several), on the synthetic file below, for rPIE, ePIE and LSQML
+# (median and per-position steps, Gaussian and Poisson), with gradient position correction. The
+# file and the options are made here exactly as they were then; the arrays were written by that
+# code, not by the code under test.
+
+REFERENCE = Path(__file__).parent / "data" / "batch_step_b1.npz"
+CASES = {"rpie": dict(algorithm="rpie", modes=2), "epie": dict(algorithm="epie", modes=1),
+         "lsqml": dict(algorithm="lsqml", modes=2),
+         "lsqml_pp": dict(algorithm="lsqml", lsqml_steps="per_position", modes=1,
+                          noise_model="poisson")}
+
+
+@pytest.fixture(scope="module")
+def step_data(tmp_path_factory):
+    path, _, _ = _synthetic_cxi(tmp_path_factory.mktemp("step") / "a.cxi", side=8, modes=2,
+                                position_error_px=1.0)
+    return io.read_cxi(path)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_one_beam_step_equals_the_former_single_beam_step(step_data, case):
+    ref = np.load(REFERENCE)
+    opts = reconstruct.Options(position_correction="gradient", position_correction_start=0,
+                               backend="numpy", **CASES[case])
+    st = reconstruct.State(step_data, opts)
+    costs = [reconstruct.minibatch_step(st, idx, opts, it=it)
+             for it, idx in ((0, np.arange(0, 30)), (1, np.arange(20, 64)))]
+    assert np.abs(st.pos - st.pos0).max() > 1e-3                 # the positions moved
+    np.testing.assert_allclose(costs, ref[f"{case}/cost"], rtol=1e-6)
+    np.testing.assert_allclose(st.slices[0], ref[f"{case}/object"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(st.probe, ref[f"{case}/probe"], rtol=1e-5,
+                               atol=1e-5 * np.abs(ref[f"{case}/probe"]).max())
+    np.testing.assert_allclose(st.pos, ref[f"{case}/pos"], atol=1e-9)
+
+
+def test_every_algorithm_has_an_update_rule():
+    assert set(reconstruct.UPDATES) == set(reconstruct.ALGORITHMS)
+
+
+def test_engines_refuse_choices_left_to_auto(step_data):
+    # the automatic choices are made before the engines (twin.recon.auto.prepare), never by
+    # them: the engines take resolved options only
+    with pytest.raises(ValueError, match="auto"):
+        engines.reconstruct(step_data, reconstruct.Options(**reconstruct.AUTO))
+    r = reconstruct.reconstruct(step_data, reconstruct.Options(iterations=1, **reconstruct.AUTO))
+    assert r.chosen and len(r.cost) == 1

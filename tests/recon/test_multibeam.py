@@ -14,7 +14,7 @@ from twin import scenario
 from twin.analysis import truth
 from twin.core.errors import TwinInputError
 from twin import io
-from twin.recon import engines
+import twin.recon as recon
 from twin.workflows import simulate
 
 BEAMS = 3
@@ -64,21 +64,21 @@ def backend(xp):
 @pytest.mark.parametrize("algorithm", ["rpie", "lsqml"])
 def test_every_beam_at_its_offset_recovers_the_object(mb_cxi, algorithm, backend):
     d = io.read_cxi(mb_cxi)
-    opts = engines.Options(algorithm=algorithm, iterations=30, modes=1,
+    opts = recon.Options(algorithm=algorithm, iterations=30, modes=1,
                            position_correction="gradient", backend=backend)
-    r = engines.reconstruct(d, opts)
+    r = recon.reconstruct(d, opts)
     assert r.beam_probes.shape == (BEAMS, 1) + r.probe.shape[-2:]
     per_beam = [_pcc(r, d, b) for b in range(BEAMS)]
     assert min(per_beam) > 0.8, per_beam
     # the same frames taken as one beam's: nothing like the object
-    one = engines.reconstruct(dataclasses.replace(d, beam_offsets_m=None,
+    one = recon.reconstruct(dataclasses.replace(d, beam_offsets_m=None,
                                                   beam_illumination=None), opts)
     assert _pcc(one, d) < 0.5 < _pcc(r, d) - 0.2
 
 
 def test_auto_options_with_beams(mb_cxi):
     d = io.read_cxi(mb_cxi)
-    r = engines.reconstruct(d, engines.Options(iterations=10, **engines.AUTO))
+    r = recon.reconstruct(d, recon.Options(iterations=10, **recon.AUTO))
     assert r.beam_probes is not None and r.chosen
     assert min(_pcc(r, d, b) for b in range(BEAMS)) > 0.8
 
@@ -86,10 +86,10 @@ def test_auto_options_with_beams(mb_cxi):
 def test_beams_refuse_what_they_do_not_support(mb_cxi):
     d = io.read_cxi(mb_cxi, frames=40)
     with pytest.raises(TwinInputError, match="--algorithm"):
-        engines.reconstruct(d, engines.Options(algorithm="multislice", slices=2,
+        recon.reconstruct(d, recon.Options(algorithm="multislice", slices=2,
                                                slice_thickness_m=1e-6, iterations=1))
     with pytest.raises(TwinInputError, match="--position-correction"):
-        engines.reconstruct(d, engines.Options(position_correction="annealing", iterations=1))
+        recon.reconstruct(d, recon.Options(position_correction="annealing", iterations=1))
 
 
 def test_malformed_beam_datasets(mb_cxi, tmp_path):
@@ -114,18 +114,18 @@ def test_beams_on_their_own_rectangles_equal_the_whole_object_update(mb_cxi, alg
     # data), so that a batch's beams light disjoint rectangles of the object
     d = io.read_cxi(mb_cxi)
     d = dataclasses.replace(d, beam_offsets_m=8 * d.beam_offsets_m)
-    opts = engines.Options(algorithm=algorithm, lsqml_steps=steps, modes=2,
+    opts = recon.Options(algorithm=algorithm, lsqml_steps=steps, modes=2,
                            position_correction="gradient", position_correction_start=0,
                            backend="numpy")                   # the algebra, on NumPy
-    states = [engines._State(d, opts) for _ in range(2)]
+    states = [recon.State(d, opts) for _ in range(2)]
     whole = states[1]
     whole.beam_groups = lambda idx: [((slice(None), slice(None)),
                                       list(enumerate(whole.beam_ops)), idx)]
     idx = np.arange(20, 44)                                   # about one scan line
     assert len(states[0].beam_groups(idx)) == BEAMS           # the per-beam path is exercised
     for st in states:                         # a first batch gives the object some structure
-        engines._batch_beams(st, np.arange(0, 20), opts, it=1)
-    costs = [engines._batch_beams(st, idx, opts, it=1) for st in states]
+        recon.minibatch_step(st, np.arange(0, 20), opts, it=1)
+    costs = [recon.minibatch_step(st, idx, opts, it=1) for st in states]
     assert costs[0] == pytest.approx(costs[1], rel=1e-5)
     np.testing.assert_allclose(states[0].slices[0], whole.slices[0], atol=1e-5)
     np.testing.assert_allclose(states[0].probes, whole.probes, rtol=1e-4, atol=1e-3)
@@ -137,8 +137,9 @@ def test_beams_on_their_own_rectangles_equal_the_whole_object_update(mb_cxi, alg
                                              ("lsqml", "median"), ("lsqml", "per_position")])
 def test_beams_at_one_place_are_probe_modes(mb_cxi, algorithm, steps):
     # B beams with no offsets light the same windows: the frame is Σ_b |F(P_b·O)|², which is
-    # one beam with the B probes as its modes. The multibeam update must be the modes' update
-    # of _batch_2d (modulus constraint, object, probes, and the position step's sign).
+    # one beam with the B probes as its modes. The step with B beams of one mode must be the
+    # step with one beam of B modes (modulus constraint, object, probes, and the position
+    # step's sign): the beams' bookkeeping against the modes'.
     d = io.read_cxi(mb_cxi, frames=120)
     p0 = d.beam_illumination[:2, 0]
     p0 = p0 / np.linalg.norm(p0, axis=(1, 2))[:, None, None]      # equal powers
@@ -148,13 +149,13 @@ def test_beams_at_one_place_are_probe_modes(mb_cxi, algorithm, steps):
                                 illumination=p0)
     kw = dict(algorithm=algorithm, lsqml_steps=steps, position_correction="gradient",
               position_correction_start=0, backend="numpy")         # the algebra, on NumPy
-    sb = engines._State(beams, engines.Options(modes=1, **kw))
-    sm = engines._State(modes, engines.Options(modes=2, **kw))
+    sb = recon.State(beams, recon.Options(modes=1, **kw))
+    sm = recon.State(modes, recon.Options(modes=2, **kw))
     np.testing.assert_allclose(sb.probes[:, 0], sm.probe, rtol=1e-5, atol=1e-6)
-    opts = engines.Options(modes=1, **kw)
+    opts = recon.Options(modes=1, **kw)
     for it, idx in enumerate((np.arange(0, 40), np.arange(30, 70))):
-        cb = engines._batch_beams(sb, idx, opts, it=1)
-        cm = engines._batch_2d(sm, idx, engines.Options(modes=2, **kw), it=1)
+        cb = recon.minibatch_step(sb, idx, opts, it=1)
+        cm = recon.minibatch_step(sm, idx, recon.Options(modes=2, **kw), it=1)
         assert cb == pytest.approx(cm, rel=1e-5)
     # the beams' object is sized per axis, the single beam's square: compare about the
     # origin, the centre pixel of both
@@ -171,8 +172,8 @@ def test_beams_at_one_place_are_probe_modes(mb_cxi, algorithm, steps):
 def test_offsets_without_beam_models_warn(mb_cxi):
     d = io.read_cxi(mb_cxi, frames=40)
     with pytest.warns(UserWarning, match="beam_illumination"):
-        engines.reconstruct(dataclasses.replace(d, beam_illumination=None),
-                            engines.Options(iterations=1))
+        recon.reconstruct(dataclasses.replace(d, beam_illumination=None),
+                            recon.Options(iterations=1))
 
 
 def test_one_offset_moves_the_translations(mb_cxi, tmp_path):
@@ -202,7 +203,7 @@ def test_ptychodus_reads_multibeam_files(mb_cxi, tmp_path):
     ds = cxi_file.CXIDiffractionFileReader().read(mb_cxi)
     d = io.read_cxi(mb_cxi)
     assert np.array_equal(np.concatenate([a.get_patterns() for a in ds]), d.frames)
-    r = engines.reconstruct(d, engines.Options(iterations=2, modes=1))
+    r = recon.reconstruct(d, recon.Options(iterations=2, modes=1))
     out = tmp_path / "rec.cxi"
     io.write_cxi_product(out, r.object, r.probe, r.positions_m, r.pixel_size_m,
                          energy_kev=d.energy_kev, beam_probes=r.beam_probes)

@@ -118,10 +118,10 @@ def test_twin_run_shows_warnings_as_messages(monkeypatch, tmp_path):
 def test_defocus_search_keeps_the_probe_unless_the_cost_clearly_drops(monkeypatch,
                                                                       quick_cxi):
     from twin.io.cxi import read_cxi
-    from twin.recon import engines
+    from twin.recon import auto, engines
 
     data = read_cxi(quick_cxi, frames=40)
-    sub = engines._centre_subset(data, 40)
+    sub = auto._centre_subset(data, 40)
     p0 = np.asarray(data.illumination, np.complex64)
     n = p0.shape[-1]
     for costs, moved in (([0.04381, 0.0438099, 0.04381, 0.04382, 0.0439, 0.045, 0.046], False),
@@ -129,7 +129,7 @@ def test_defocus_search_keeps_the_probe_unless_the_cost_clearly_drops(monkeypatc
         it = iter(costs)
         monkeypatch.setattr(engines, "reconstruct",
                             lambda *a, **k: types.SimpleNamespace(cost=[next(it)]))
-        dz, found = engines._defocus_search(sub, p0, n, 1, engines.Options())
+        dz, found = auto._defocus_search(sub, p0, n, 1, engines.Options())
         assert (dz != 0) is moved
         if moved:
             assert dz > 0                                # +½ step, the 10 % lower cost

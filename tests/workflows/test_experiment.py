@@ -112,6 +112,24 @@ def test_master_file_links_each_projection_and_its_angle(small, tmp_path):
     assert first != (tmp_path / "alone.cxi").read_bytes()
 
 
+def test_a_rerun_of_a_part_keeps_every_finished_projection_linked(small, tmp_path):
+    """A run over --projections 1:3 in a folder where all six are finished rewrites the master
+    with all six, not only its range (nothing already written is lost from the master)."""
+    scn, master = small
+    moved = tmp_path / "moved"
+    shutil.copytree(master.parent, moved)
+    (moved / "exp_projections" / "projection_00004.cxi").unlink()
+    r = twin("simulate", scn, "-o", moved / "exp.h5", "--projections", "1:3")
+    assert r.returncode == 0, r.stderr
+    with h5py.File(moved / "exp.h5", "r") as f:
+        e = f["entry_1"]
+        assert list(e["projection_index"][()]) == [0, 1, 2, 3, 5]
+        assert np.allclose(e["theta"][()], [0, 30, 60, 90, 150])
+        for k, i in enumerate([0, 1, 2, 3, 5]):
+            link = e.get(f"projection_{k}", getlink=True)
+            assert link.filename == f"exp_projections/projection_{i:05d}.cxi"
+
+
 def test_projections_have_independent_noise(small):
     # the same sample at every angle, each projection its own photon noise: at one angle, the
     # counts of projection k and of the 2D scan at that angle differ by Poisson noise alone,

@@ -233,26 +233,6 @@ def test_dose_fractionation_total_fluence_sets_the_3d_dose_limit(scenario_path):
 
 
 
-def test_a_negative_simulated_exponent_is_not_extrapolated_over_projections(scenario_path,
-                                                                          monkeypatch):
-    # a simulated d(F) that worsens with flux (per-frame detector losses) must not make the
-    # 3D forecast worse through the total dose of many projections: N projections at the same
-    # flux do not saturate the detector more than one
-
-    s = scenario.load(scenario_path("brain_1mm3_dlsr")).with_values(
-        {"resolution.model": "simulated"})
-    f0 = Geometry.from_scenario(s).fluence_per_m2
-    monkeypatch.setattr(calibrate, "calibration",
-                        lambda sc: laws.Calibration(250e-9, 30e-9, -0.25, 0.15, f0, []))
-    monkeypatch.setattr(calibrate, "compression_ratio", lambda sc: 10.0)
-    v = forecast.forecast(s).values
-    assert v["resolution_forecast_m"] == pytest.approx(250e-9)
-    assert v["dose_limited_3d_resolution_m"] == pytest.approx(250e-9)
-    assert v["resolution_3d_forecast_m"] <= 250e-9 * v["missing_wedge_elongation"] ** (1 / 3) \
-        * (1 + 1e-9)
-    assert v["resolution_limited_by"].startswith("detector")
-
-
 def test_1mm3_simulated_forecast_turns_over_where_the_detector_saturates(scenario_path):
     # the shipped simulated points of the 1 mm³ scan: flat up to F0, worse above it. The
     # forecast follows them on both sides instead of one power law through all of them
@@ -272,46 +252,63 @@ def test_1mm3_simulated_forecast_turns_over_where_the_detector_saturates(scenari
     assert v["dose_limited_3d_resolution_m"] <= v["resolution_forecast_m"] * (1 + 1e-9)
 
 
-def test_a_forecast_outside_the_simulated_fluences_says_it_extrapolates(scenario_path,
-                                                                        monkeypatch):
+def _worse_with_flux(at):
+    # a simulated d(F) that worsens with flux (per-frame detector losses) must not make the
+    # 3D forecast worse through the total dose of many projections: N projections at the same
+    # flux do not saturate the detector more than one
+    v = at(1)
+    assert v["resolution_forecast_m"] == pytest.approx(250e-9)
+    assert v["dose_limited_3d_resolution_m"] == pytest.approx(250e-9)
+    assert v["resolution_3d_forecast_m"] <= 250e-9 * v["missing_wedge_elongation"] ** (1 / 3) \
+        * (1 + 1e-9)
+    assert v["resolution_limited_by"].startswith("detector")
+
+
+def _turnover_at_f0(at):
+    # above the simulated turnover the frames themselves are worse: fractionating the dose
+    # over projections does not undo it, so more flux makes the 3D dose limit worse too
+    below, v, above = at(0.5), at(1), at(2)
+    assert above["resolution_forecast_m"] > v["resolution_forecast_m"]
+    assert above["dose_limited_3d_resolution_m"] > v["dose_limited_3d_resolution_m"]
+    assert below["dose_limited_3d_resolution_m"] > v["dose_limited_3d_resolution_m"]
+    assert above["resolution_simulated_std_m"] is None          # not at F0
+    assert "detector" in above["resolution_limited_by"]
+
+
+def _outside_the_simulated_fluences(at):
+    flat = {"tomography.n_projections": 0}            # 2D: one projection's fluence only
+    assert at(3, **flat)["resolution_extrapolated"] is False
+    assert at(10, **flat)["resolution_extrapolated"] is True
+    # in 3D the dose-fractionation term reads the law at the total fluence N·F, far beyond
+    # the simulated points: that term extrapolates, and the forecast says so
+    v = at(3)
+    assert v["n_projections"] > 4 and v["resolution_extrapolated"] is True
+
+
+@pytest.mark.parametrize("law,check", [
+    (lambda f0, pts: (250e-9, 30e-9, -0.25, 0.15, f0, []), _worse_with_flux),
+    (lambda f0, pts: (200e-9, 5e-9, 0.05, 0.02, f0, [], f0, -1.0), _turnover_at_f0),
+    (lambda f0, pts: (200e-9, 5e-9, 0.25, 0.02, f0, pts), _outside_the_simulated_fluences),
+], ids=["worse with flux", "turnover at F0", "outside the simulated fluences"])
+def test_3d_reads_a_simulated_law_only_where_it_holds(scenario_path, monkeypatch, law, check):
+    """The 1 mm³ scan under a given d(F) (put in place of the calibration: nothing simulates),
+    forecast at multiples of its flux."""
     from twin.workflows import simres
 
-    s = scenario.load(scenario_path("brain_1mm3_dlsr"))
+    s = scenario.load(scenario_path("brain_1mm3_dlsr")).with_values(
+        {"resolution.model": "simulated"})
     f0 = Geometry.from_scenario(s).fluence_per_m2
     pts = [(f0 * f, 200e-9) for f in simres.CALIBRATION_FACTORS]
     monkeypatch.setattr(calibrate, "calibration",
-                        lambda sc: laws.Calibration(200e-9, 5e-9, 0.25, 0.02, f0, pts))
+                        lambda sc: laws.Calibration(*law(f0, pts)))
     monkeypatch.setattr(calibrate, "compression_ratio", lambda sc: 10.0)
     flux = s.beam.flux_photons_per_s
-    flat = {"tomography.n_projections": 0}            # 2D: one projection's fluence only
-    inside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 3 * flux, **flat}))
-    outside = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 10 * flux, **flat}))
-    assert inside.values["resolution_extrapolated"] is False
-    assert outside.values["resolution_extrapolated"] is True
-    # in 3D the dose-fractionation term reads the law at the total fluence N·F, far beyond
-    # the simulated points: that term extrapolates, and the forecast says so
-    in_3d = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 3 * flux})).values
-    assert in_3d["n_projections"] > 4 and in_3d["resolution_extrapolated"] is True
 
+    def at(factor, **changes):
+        return forecast.forecast(s.with_values(
+            {"beam.flux_photons_per_s": factor * flux, **changes})).values
 
-def test_the_detector_penalty_of_each_projection_carries_into_3d(scenario_path, monkeypatch):
-    # above the simulated turnover the frames themselves are worse: fractionating the dose
-    # over projections does not undo it, so more flux makes the 3D dose limit worse too
-
-    s = scenario.load(scenario_path("brain_1mm3_dlsr"))
-    f0 = Geometry.from_scenario(s).fluence_per_m2
-    monkeypatch.setattr(calibrate, "calibration", lambda sc: laws.Calibration(
-        200e-9, 5e-9, 0.05, 0.02, f0, [], f0, -1.0))
-    monkeypatch.setattr(calibrate, "compression_ratio", lambda sc: 10.0)
-    flux = s.beam.flux_photons_per_s
-    at = forecast.forecast(s).values
-    above = forecast.forecast(s.with_values({"beam.flux_photons_per_s": 2 * flux})).values
-    below = forecast.forecast(s.with_values({"beam.flux_photons_per_s": flux / 2})).values
-    assert above["resolution_forecast_m"] > at["resolution_forecast_m"]
-    assert above["dose_limited_3d_resolution_m"] > at["dose_limited_3d_resolution_m"]
-    assert below["dose_limited_3d_resolution_m"] > at["dose_limited_3d_resolution_m"]
-    assert above["resolution_simulated_std_m"] is None          # not at F0
-    assert "detector" in above["resolution_limited_by"]
+    check(at)
 
 
 # --- shifts, per-sample overheads and feasibility flags (issue 24) ---------------------------

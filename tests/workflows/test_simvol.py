@@ -4,11 +4,13 @@ alignment removes what it can, the scores see what they should (a perfect volume
 blank one does not), and the calibration reads its points without crossing a cliff."""
 
 import math
+import os
 
 import numpy as np
 import pytest
 
 from twin.core.errors import TwinInputError
+from twin.geometry import Geometry
 from twin.scenario import load
 from twin.tomo import reconstruct as tomo
 from twin.workflows import simulate, simvol
@@ -136,6 +138,8 @@ def test_a_perfect_misaligned_volume_is_aligned_and_resolved(small):
     assert sc["alignment_residual_x_m"] < 0.35 * dx
     assert not sc["unresolved"] and sc["pcc"] > 0.9
     assert sc["resolution_truth_m"] < 4 * dx
+    # seed 000's procedure (even/odd xz slices, 1/7, full period) on the same volumes
+    assert 2 * dx <= sc["fire_xz_split_m"] < 10 * dx
 
 
 def test_a_blank_volume_is_unresolved(small):
@@ -165,3 +169,44 @@ def test_the_calibration_interpolates_flags_extrapolation_and_keeps_the_cliff():
     one = _cal([4.0], [d[1]], [True])
     assert one.at(4.0) == (pytest.approx(d[1]), True, False)
     assert one.at(8.0)[2]
+
+
+def test_calibrate_volume_says_its_cost_and_refuses_above_the_limit(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.workflows.test_experiment import ROOT
+
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL_3D.replace("beam_diameter_um = 3.5", "beam_diameter_um = 1.0")
+                    .replace("n_projections = 6", "n_projections = 16"))
+    r = subprocess.run([sys.executable, "-m", "twin", "calibrate", str(path), "--volume",
+                        "--max-hours", "0.0001"], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "TWIN_CACHE_DIR": str(tmp_path / "cache"),
+                            "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "--max-hours" in r.stderr and "sub-volumes" in r.stderr and "core-hours" in r.stderr
+
+
+def test_a_measured_volume_replaces_the_bound_in_the_forecast(monkeypatch):
+    from twin.workflows import forecast
+
+    s = load(BRAIN)
+    before = forecast.forecast(s).values
+    f0 = Geometry.from_scenario(s).fluence_per_m2
+    cal = _cal([f0 / 2, f0, 2 * f0], [900e-9, 700e-9, 600e-9], [True] * 3)
+    monkeypatch.setattr(simvol, "volume_calibration", lambda sc: (cal, ""))
+    v = forecast.forecast(s).values
+    assert v["resolution_3d_method"] == simvol.METHOD
+    assert v["resolution_3d_forecast_m"] == pytest.approx(700e-9)
+    assert v["resolution_3d_forecast_fire_m"] == pytest.approx(1400e-9)
+    assert v["resolution_3d_bound_m"] == pytest.approx(before["resolution_3d_forecast_m"])
+    # at a fluence between the points: interpolated, not extrapolated by the volume
+    s2 = s.with_values({"beam.flux_photons_per_s": s.beam.flux_photons_per_s * 1.5})
+    v2 = forecast.forecast(s2).values
+    assert 600e-9 < v2["resolution_3d_forecast_m"] < 700e-9
+    # below the cliff: unresolved, no number
+    bad = _cal([f0, 2 * f0], [2e-6, 600e-9], [False, True])
+    monkeypatch.setattr(simvol, "volume_calibration", lambda sc: (bad, ""))
+    v3 = forecast.forecast(s).values
+    assert v3["resolution_3d_forecast_m"] is None and v3["resolution_3d_resolved"] is False

@@ -7,9 +7,10 @@
   closed forms of counting and the detector model of a simulation
   (:func:`~.detector.count_frames`: response, Poisson arrivals, dead time photon by photon,
   binning, counter depth).
-- :mod:`~twin.acquisition.panda_server`: a PandA box as a TCP server (``twin panda``).
+- :mod:`~twin.acquisition.pcap`: the rows a PandA box's position capture streams (the
+  input of the emulator in :mod:`twin.services.panda`).
 
 The modules are imported on use: ``from twin.acquisition import detector``.
 """
 
-__all__ = ["detector", "panda_server", "scan"]
+__all__ = ["detector", "pcap", "scan"]

@@ -9,8 +9,9 @@
 - :mod:`~twin.analysis.costs`: core-hours and GPU-hours of simulating and reconstructing.
 - :mod:`~twin.analysis.laws`: resolution against fluence, d(F): the simulated calibration's
   law, its fit, turnover and cliff.
+- :mod:`~twin.analysis.volume`: the 3D resolution law read from simulated sub-volumes.
 
 The modules are imported on use: ``from twin.analysis import metrics``.
 """
 
-__all__ = ["biop", "costs", "laws", "metrics", "score", "truth"]
+__all__ = ["biop", "costs", "laws", "metrics", "score", "truth", "volume"]

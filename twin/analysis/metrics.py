@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as _sfft
-from scipy import ndimage
+from scipy import ndimage, special
 
 # ----------------------------------------------------------------------------- registration
 
@@ -126,12 +126,53 @@ def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) 
                      (float(total[1]), float(total[2])))
 
 
-def _deplane(ph: np.ndarray) -> np.ndarray:
-    """``ph`` less its least-squares plane a + b·y + c·x."""
+def deplane(ph: np.ndarray, weight: np.ndarray | None = None) -> np.ndarray:
+    """``ph`` less its own (weighted) least-squares plane a + b·y + c·x.
+
+    Parameters
+    ----------
+    ph : float (H, W)
+        An unwrapped phase, radians.
+    weight : float (H, W), optional
+        Least-squares weights (default uniform).
+
+    Returns
+    -------
+    float (H, W)
+        The residual, radians; its (weighted) mean and slopes are zero. Each image is deplaned
+        by its own fit, so nothing of another image's trend enters it (a flat image stays flat).
+    """
+    ph = np.asarray(ph, dtype=float)
     yy, xx = np.mgrid[:ph.shape[0], :ph.shape[1]].astype(float)
-    A = np.stack([np.ones(ph.size), yy.ravel(), xx.ravel()], axis=1)
-    coef, *_ = np.linalg.lstsq(A, ph.ravel(), rcond=None)
+    A = np.stack([np.ones(ph.size), yy.ravel() - yy.mean(), xx.ravel() - xx.mean()], axis=1)
+    w = np.ones(ph.size) if weight is None else np.sqrt(np.asarray(weight, float).ravel())
+    coef, *_ = np.linalg.lstsq(A * w[:, None], ph.ravel() * w, rcond=None)
     return ph - (A @ coef).reshape(ph.shape)
+
+
+def residue_density(wrapped: np.ndarray) -> float:
+    """Fraction of 2 × 2 pixel loops of a wrapped phase whose wrapped differences do not sum
+    to zero (phase residues, Goldstein, Zebker & Werner, Radio Sci. 23, 713, 1988).
+
+    Parameters
+    ----------
+    wrapped : float (H, W)
+        Phase in radians (any branch).
+
+    Returns
+    -------
+    float
+        0 for a field least-squares unwrapping integrates exactly; about 1/3 for independent
+        uniform random phases.
+    """
+    p = np.asarray(wrapped, dtype=float)
+
+    def wrap(a):
+        return (a + np.pi) % (2 * np.pi) - np.pi
+
+    loop = (wrap(p[:-1, 1:] - p[:-1, :-1]) + wrap(p[1:, 1:] - p[:-1, 1:])
+            + wrap(p[1:, :-1] - p[1:, 1:]) + wrap(p[:-1, :-1] - p[1:, :-1]))
+    return float(np.mean(np.abs(loop) > np.pi)) if loop.size else 0.0
 
 
 def unwrap_phase(wrapped: np.ndarray) -> np.ndarray:
@@ -252,17 +293,46 @@ class FourierCorrelation:
     n_points: np.ndarray
     pixel_size_m: float
 
-    def resolution_m(self, threshold: str = "half_bit", skip_rings: int = 3) -> float:
+    def _start(self, t: np.ndarray, skip_rings: int, from_rise: bool) -> int | None:
+        """First ring searched: ``skip_rings`` (at least 1), or with ``from_rise`` the first
+        ring from there on where the curve reaches the threshold and is significant (None if
+        it never does).
+
+        Significant: above the correlation that chance exceeds with probability α/K at that
+        ring, α = 1 − Φ(3) = 0.135 % (van Heel's 3σ criterion) shared over the K searched rings,
+        so that pure noise starts a search no more often than α. The correlation of a fixed
+        vector with a random one in m dimensions has (1 + C)/2 ~ Beta((m − 1)/2, (m − 1)/2);
+        a ring of n points of a Hann-windowed real image holds m ≈ n/2 independent real numbers
+        (Hermitian symmetry pairs the points, the window correlates neighbours; the tail this
+        gives is checked on noise in tests/analysis/test_star_frc.py).
+        """
+        start = max(1, skip_rings)
+        if not from_rise:
+            return start
+        k = max(1, len(self.correlation) - start)
+        a = np.maximum(self.n_points / 2 - 1, 1) / 2
+        sig = 2 * special.betaincinv(a, a, 1 - special.ndtr(-3.0) / k) - 1
+        up = np.nonzero(self.correlation[start:] >= np.maximum(t, sig)[start:])[0]
+        return int(up[0]) + start if len(up) else None
+
+    def resolution_m(self, threshold: str = "half_bit", skip_rings: int = 3,
+                     from_rise: bool = False) -> float:
         """Half-period resolution 1/(2 f) at the first crossing below the threshold (linear
         interpolation between rings); the pixel size if it never crosses.
 
         The first ``skip_rings`` rings (periods longer than a third of the image) are not
         searched: there the correlation reflects the slow phase variations that ptychography
-        determines poorly over a small field, not the resolution.
+        determines poorly over a small field, not the resolution. With ``from_rise`` the search
+        starts where the curve first reaches the threshold significantly (:meth:`_start`):
+        rings below it before that hold no common structure yet (a sample with no power there,
+        such as a Siemens star, whose ring f lives at radius N/(2πf), outside a field of radius
+        R < N/(2πf)), so nothing is lost there. Where it never rises, the first searched ring's
+        bound is returned.
         """
         t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
         c = self.correlation
-        start = max(1, skip_rings)
+        start = self._start(t, skip_rings, from_rise)
+        start = max(1, skip_rings) if start is None else start
         below = np.nonzero(c[start:] < t[start:])[0]
         if len(below) == 0:
             return float(self.pixel_size_m)        # correlated up to Nyquist
@@ -273,23 +343,27 @@ class FourierCorrelation:
         f = f0 + (f1 - f0) * d0 / (d0 - d1) if d0 > 0 else f0
         return float(1 / (2 * f))
 
-
-    def crossing(self, threshold: str = "half_bit", skip_rings: int = 3) -> "Crossing":
-        """Where the curve first falls below ``threshold`` beyond the first ``skip_rings`` rings.
+    def crossing(self, threshold: str = "half_bit", skip_rings: int = 3,
+                 from_rise: bool = False) -> "Crossing":
+        """Where the curve first falls below ``threshold`` beyond the first ``skip_rings`` rings
+        (with ``from_rise``, beyond the first ring from there where it reaches the threshold;
+        see :meth:`resolution_m`).
 
         Returns a :class:`Crossing`: unresolved where the curve is already below the threshold
-        (or undefined) at the first searched ring, a bound at the pixel limit where it never
-        crosses, else the interpolated crossing (the same as :meth:`resolution_m`).
+        (or undefined) at the first searched ring (``from_rise``: never reaches it), a bound at
+        the pixel limit where it never crosses, else the interpolated crossing (the same as
+        :meth:`resolution_m`).
         """
         t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
-        start = max(1, skip_rings)
         c = self.correlation
-        if len(c) <= start or not np.isfinite(c[start]) or c[start] < t[start]:
+        start = self._start(t, skip_rings, from_rise)
+        if (start is None or len(c) <= start or not np.isfinite(c[start])
+                or c[start] < t[start]):
             return Crossing(threshold, None, False, False, self.pixel_size_m)
         if not np.any(c[start:] < t[start:]):
             return Crossing(threshold, 0.5 / self.pixel_size_m, True, True, self.pixel_size_m)
-        return Crossing(threshold, 0.5 / self.resolution_m(threshold, skip_rings), True, False,
-                        self.pixel_size_m)
+        return Crossing(threshold, 0.5 / self.resolution_m(threshold, skip_rings, from_rise),
+                        True, False, self.pixel_size_m)
 
 
 @dataclass(frozen=True)
@@ -303,7 +377,8 @@ class Crossing:
     frequency_per_m : float or None
         Spatial frequency f of the crossing; None where the curve never leaves the noise.
     resolved : bool
-        The curve is above the threshold at the first searched ring.
+        The curve is above the threshold at the first searched ring (``from_rise``: at some
+        searched ring).
     bound : bool
         It never crosses up to Nyquist: f is the pixel limit 1/(2p), and the true figure is
         better than that ("better than" bound).

@@ -14,23 +14,32 @@ convention is the other one). :func:`score` removes all of them before any metri
    its phase offset and ramp removed (:func:`twin.analysis.metrics.align`, which unwraps
    nothing);
 4. the candidate whose phase agrees best with the truth's (the coherence |⟨exp(i(φ − φ_t))⟩|)
-   is kept. The truth's phase φ_t is unwrapped once, and the reconstruction's phase is
-   φ_t + U(wrap(φ − φ_t)): only the phase *difference*, small wherever the reconstruction is
-   right, is unwrapped, so a sample of many 2π (the brain phantom in air) is compared on the
-   same branch as its truth. PCC, SSIM and the FRC (half-bit and 1/7,
+   is kept;
+5. each phase is unwrapped, then deplaned by its *own* least-squares plane
+   (:func:`twin.analysis.metrics.deplane`), so neither borrows the other's trend (the
+   registration's plane, fitted on φ − φ_t, gave a blank the truth's plane: PCC 0.9 against a
+   truth with a trend). φ is unwrapped on the truth's branch, φ_t + U(wrap(φ − φ_t)), only
+   where the truth explains its residues (the difference has fewer than half as many as φ,
+   :func:`twin.analysis.metrics.residue_density`), so a sample of many 2π (the brain phantom in
+   air) is compared on its truth's branch; noise or an unrelated image is unwrapped by itself,
+   since U of a difference full of residues is a smoothed −φ_t and would leave part of the
+   truth in. PCC, SSIM and the FRC (half-bit and 1/7,
    :func:`twin.analysis.metrics.fourier_correlation`) are computed on these phases.
 
 A reconstruction that is empty, a truth without phase contrast over the scanned region (a field
-that misses the sample), or an FRC that is below the half-bit threshold from its first searched
-ring on (also for the unit phasors exp(iφ), which no unwrapping can flatter), is **unresolved**:
-every resolution is None, and ``message`` says why.
+that misses the sample), or an FRC that never reaches the half-bit threshold in its searched
+rings (also for the unit phasors exp(iφ), which no unwrapping can flatter), is **unresolved**:
+every resolution is None, and ``message`` says why. The crossing is searched from the first ring
+where the curve reaches the threshold (:data:`FROM_RISE`): a star has no structure at periods
+longer than its widest spoke in the field, and there the curve only sees the reconstruction's
+slow errors (book/star_frc.md).
 
 Conventions: ``*_resolution_*_m`` are half periods 1/(2f); ``*_fire_*_m`` full periods 1/f (the
 FIRE number of Nieuwenhuizen et al. 2013); ``_7`` marks the 1/7 threshold, the others half-bit.
-With ``split="even-odd"`` the registered reconstruction's own phase (unwrapped by itself) is split
-into O[0::2, 0::2] and O[1::2, 1::2] (pixel 2p) and their FRC gives ``split_fire_m`` and
-``split_fire_7_m``, as seed 000 did; ``method="biop"`` computes that FRC as the BIOP ImageJ
-plugin's source does (:mod:`twin.analysis.biop`).
+With ``split="even-odd"`` the registered reconstruction's own phase (unwrapped and deplaned by
+itself) is split into O[0::2, 0::2] and O[1::2, 1::2] (pixel 2p) and their FRC gives
+``split_fire_m`` and ``split_fire_7_m``, as seed 000 did; ``method="biop"`` computes that FRC
+as the BIOP ImageJ plugin's source does (:mod:`twin.analysis.biop`).
 """
 
 from __future__ import annotations
@@ -58,6 +67,11 @@ CONVENTION = ("*_resolution_*_m: half period 1/(2f) at the FRC's crossing; *_fir
               "half-bit; *_bound: never crossed up to Nyquist, the value is the pixel limit "
               "(the true figure is better)")
 SKIP_RINGS = 3
+#: The FRC against the truth is searched from the first ring where it reaches the threshold
+#: (and chance could not have put it there, :meth:`metrics.FourierCorrelation._start`):
+#: rings below it before that hold no common structure (a Siemens star has none at periods
+#: longer than its widest spoke in the field), and no resolution is lost where none was found.
+FROM_RISE = True
 
 
 @dataclass(frozen=True)
@@ -172,7 +186,8 @@ class Score:
         d |= {"shift_px": list(self.shift_px), "region_px": list(self.region_px),
               "phase_ramp_rad_per_px": list(self.phase_ramp_rad_per_px),
               "frc_procedure": "standard FRC of the phases against the truth (real part of "
-                               "F1F2*, Hann window), first 3 rings not searched",
+                               "F1F2*, Hann window), first 3 rings not searched, then "
+                               "from the first ring significantly at the threshold",
               "convention": CONVENTION}
         if self.split is not None:
             d |= self.split.as_dict()
@@ -380,25 +395,52 @@ def score(recon: Product | np.ndarray, truth_object: np.ndarray, pixel_size_m: f
     return _metrics(al, t, name, shift, pixel_size_m, recon.source, split, method)
 
 
+def _phases(a: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """The phases step 5 of the module's docstring compares.
+
+    Parameters
+    ----------
+    a, t : complex (H, W)
+        The registered reconstruction and the truth's region.
+
+    Returns
+    -------
+    pa, own, pb : float (H, W)
+        φ (on the truth's branch where ``guided``, else ``own``), φ unwrapped by itself, φ_t;
+        each less its own plane. ``guided``: φ − φ_t has under half the residues of φ.
+    """
+    phi, phi_t = np.angle(a), np.angle(t)
+    d = _wrap(phi - phi_t)
+    pb_raw = metrics.unwrap_phase(phi_t)
+    pb = metrics.deplane(pb_raw)
+    own = metrics.deplane(metrics.unwrap_phase(phi))
+    guided = metrics.residue_density(d) < 0.5 * metrics.residue_density(phi)
+    pa = metrics.deplane(pb_raw + metrics.unwrap_phase(d)) if guided else own
+    return pa, own, pb, guided
+
+
 def _metrics(al, t, name, shift, pixel_size_m, source, split, method) -> Score:
     """The scores of an aligned region against the truth (see the module's docstring)."""
     a = np.asarray(al.aligned, dtype=np.complex128)
-    pb = metrics.unwrap_phase(np.angle(t))
-    own = metrics.unwrap_phase(np.angle(a))
-    pa = pb + metrics.unwrap_phase(_wrap(np.angle(a) - np.angle(t)))
+    pa, own, pb, _ = _phases(a, t)
     msg = _signal(own, a, pb)
     frc = metrics.fourier_correlation(pa, pb, pixel_size_m)
-    c1, c7 = frc.crossing("half_bit", SKIP_RINGS), frc.crossing("1/7", SKIP_RINGS)
-    phasors = metrics.fourier_correlation(np.exp(1j * np.angle(a)), np.exp(1j * np.angle(t)),
-                                          pixel_size_m)
-    if not msg and not (c1.resolved and phasors.crossing("half_bit", SKIP_RINGS).resolved):
-        msg = ("the FRC against the truth is below the half-bit threshold from its first "
-               "searched ring on: the reconstruction is unrelated to the truth (unresolved)")
+    # searched from where the curve first reaches the threshold (FROM_RISE, book/star_frc.md)
+    c1 = frc.crossing("half_bit", SKIP_RINGS, FROM_RISE)
+    c7 = frc.crossing("1/7", SKIP_RINGS, FROM_RISE)
+    # unit phasors, each less its own plane: no unwrapping and no borrowed trend can flatter them
+    ua = np.exp(1j * (np.angle(a) - (metrics.unwrap_phase(np.angle(a)) - own)))
+    ub = np.exp(1j * (np.angle(t) - (metrics.unwrap_phase(np.angle(t)) - pb)))
+    phasors = metrics.fourier_correlation(ua, ub, pixel_size_m)
+    if not msg and not (c1.resolved and
+                        phasors.crossing("half_bit", SKIP_RINGS, FROM_RISE).resolved):
+        msg = ("the FRC against the truth never reaches the half-bit threshold in its searched "
+               "rings: the reconstruction is unrelated to the truth (unresolved)")
     ok = not msg
     defined = ok or "FRC" in msg
     if not ok:
         # an unrelated reconstruction borrows no branch from the truth: its own unwrapping
-        pa = own - 2 * np.pi * np.round(np.mean(own - pb) / (2 * np.pi))
+        pa = own
         frc = metrics.fourier_correlation(pa, pb, pixel_size_m)
     rng = float(pb.max() - pb.min()) or 1.0
     sp = _split(own, pixel_size_m, method) if split and ok else None

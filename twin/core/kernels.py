@@ -9,8 +9,15 @@ keeps its array-module code for CuPy) and are tested against that code and by ad
 Interpolation is separable with ``k`` taps per axis: the window whose top-left is ``org`` (the
 pixel of tap 0) is read as ``out[i, j] = Σ_a Σ_c wy[a]·wx[c]·obj[org_r + i + a, org_c + j + c]``.
 
-Floating-point flags: contraction and reassociation are allowed, but not the assumption that
-no value is NaN or infinite (the engines detect divergence through NaN costs).
+Floating-point flags: contraction (fused multiply-add), reciprocals and approximate functions
+are allowed, but neither the assumption that no value is NaN or infinite (the engines detect
+divergence through NaN costs) nor reassociation. With reassociation the compiler chose the order
+of sums differently when it compiled afresh and when numba's cache was loaded, so a
+reconstruction's last bits changed after any edit of this file; without it every compilation
+gives the same bits, with any thread count (tests/core/test_kernels_repro.py). Reductions are
+written so that they still vectorise: per column into an array, then over the columns in order
+(:func:`_ordered_sum`); the simulation's kernels are compiled with no flags at all
+(:mod:`twin.core.simkernels`).
 """
 
 from __future__ import annotations
@@ -31,23 +38,25 @@ except ImportError:  # pragma: no cover - numba is a dependency; a broken instal
     _nb = None
 
 AVAILABLE = _nb is not None
-_FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
+_FLAGS = {"nsz", "arcp", "contract", "afn"}
 
 
-def _compile(f, **kw):
+def _compile(f, fastmath=_FLAGS, **kw):
     """numba.njit with an on-disk cache (next to this file, or numba's user-wide folder); where
     neither can be written, compiled anew in each process rather than failing."""
     try:
-        return _nb.njit(cache=True, fastmath=_FLAGS, **kw)(f)
+        return _nb.njit(cache=True, fastmath=fastmath, **kw)(f)
     except RuntimeError:  # pragma: no cover - no writable cache location
-        return _nb.njit(cache=False, fastmath=_FLAGS, **kw)(f)
+        return _nb.njit(cache=False, fastmath=fastmath, **kw)(f)
 
 
-def _jit(parallel: bool):
+def _jit(parallel: bool, fastmath=_FLAGS):
+    """numba.njit (cached, ``nogil``) with ``parallel`` and the ``fastmath`` flags (a set, or
+    False for strict IEEE order: the results of every compilation are then the same bits)."""
     def wrap(f):
         if _nb is None:  # pragma: no cover
             return f
-        return _compile(f, parallel=parallel, nogil=True)
+        return _compile(f, fastmath=fastmath, parallel=parallel, nogil=True)
     return wrap
 
 
@@ -69,6 +78,15 @@ def _inline(f):
     if _nb is None:  # pragma: no cover
         return f
     return _compile(f, inline="always")
+
+
+@_inline
+def _ordered_sum(v):  # pragma: no cover - compiled
+    """Σ_j v[j] in index order (a float64 scalar)."""
+    s = 0.0
+    for j in range(v.shape[0]):
+        s += v[j]
+    return s
 
 
 @_inline
@@ -260,7 +278,7 @@ def modulus_update(farf, amp, mask, poisson, u, cost):  # pragma: no cover - com
     nd = n // u
     full = mask.shape[0] == 1
     for b in prange(b_n):
-        cb = 0.0
+        cv = np.zeros(nd)                 # cost per column: the sum is over j in order, last
         r = np.empty(nd, np.float32)
         for i in range(nd):
             for j in range(nd):
@@ -283,7 +301,7 @@ def modulus_update(farf, amp, mask, poisson, u, cost):  # pragma: no cover - com
                 am = np.sqrt(s)
                 w = np.float32(1) if full else mask[i, j]
                 d = (am - amp[b, i, j]) * w
-                cb += d * d
+                cv[j] += d * d
                 if poisson:
                     q = (amp[b, i, j] * amp[b, i, j] + np.float32(1e-3)) / (s + np.float32(1e-3))
                 else:
@@ -300,55 +318,55 @@ def modulus_update(farf, amp, mask, poisson, u, cost):  # pragma: no cover - com
                         for jj in range(n):
                             row[2 * jj] *= r[jj // u]
                             row[2 * jj + 1] *= r[jj // u]
-        cost[b] = cb
+        cost[b] = _ordered_sum(cv)
 
 
 @_jit(parallel=True)
 def ls_dots(probe, d_obj_patch, d_probe, patch, chi, out):  # pragma: no cover - compiled
     """Per frame b the inner products of LSQML's step search, with a = P·ΔO_b and
-    b = ΔP·O_b (never stored): out (B, 5) ← (‖a‖², Re⟨a, χ⟩, ‖b‖², Re⟨a, b⟩, Re⟨b, χ⟩)."""
+    b = ΔP·O_b (never stored): out (B, 5) ← (‖a‖², Re⟨a, χ⟩, ‖b‖², Re⟨a, b⟩, Re⟨b, χ⟩).
+
+    Each sum runs per column j over modes and rows, then over j in order (see
+    :func:`_ordered_sum`)."""
     b_n, m_n, n = chi.shape[0], chi.shape[1], chi.shape[2]
     for bb in prange(b_n):
-        aa = 0.0
-        ac = 0.0
-        b2 = 0.0
-        ab = 0.0
-        bc = 0.0
+        acc = np.zeros((5, n))
+        aa, ac, b2, ab, bc = acc[0], acc[1], acc[2], acc[3], acc[4]
         for m in range(m_n):
             for i in range(n):
+                pm, dpm = probe[m, i], d_probe[m, i]
+                dop, pa, ch = d_obj_patch[bb, i], patch[bb, i], chi[bb, m, i]
                 for j in range(n):
-                    x = probe[m, i, j] * d_obj_patch[bb, i, j]
-                    y = d_probe[m, i, j] * patch[bb, i, j]
-                    c = chi[bb, m, i, j]
-                    aa += x.real * x.real + x.imag * x.imag
-                    ac += x.real * c.real + x.imag * c.imag
-                    b2 += y.real * y.real + y.imag * y.imag
-                    ab += x.real * y.real + x.imag * y.imag
-                    bc += y.real * c.real + y.imag * c.imag
-        out[bb, 0] = aa
-        out[bb, 1] = ac
-        out[bb, 2] = b2
-        out[bb, 3] = ab
-        out[bb, 4] = bc
+                    x = pm[j] * dop[j]
+                    y = dpm[j] * pa[j]
+                    c = ch[j]
+                    aa[j] += x.real * x.real + x.imag * x.imag
+                    ac[j] += x.real * c.real + x.imag * c.imag
+                    b2[j] += y.real * y.real + y.imag * y.imag
+                    ab[j] += x.real * y.real + x.imag * y.imag
+                    bc[j] += y.real * c.real + y.imag * c.imag
+        for q in range(5):
+            out[bb, q] = _ordered_sum(acc[q])
 
 
 @_jit(parallel=True)
 def direction_dots(probe, g, chi, out):  # pragma: no cover - compiled
     """Per frame b, for the exit-wave direction d_bm = probe_m·g_b (never stored):
-    out (B, 2) ← (Re⟨d_b, χ_b⟩, ‖d_b‖²)."""
+    out (B, 2) ← (Re⟨d_b, χ_b⟩, ‖d_b‖²), summed per column, then over columns in order."""
     b_n, m_n, n = chi.shape[0], chi.shape[1], chi.shape[2]
     for bb in prange(b_n):
-        num = 0.0
-        den = 0.0
+        num = np.zeros(n)
+        den = np.zeros(n)
         for m in range(m_n):
             for i in range(n):
+                pm, gb, ch = probe[m, i], g[bb, i], chi[bb, m, i]
                 for j in range(n):
-                    x = probe[m, i, j] * g[bb, i, j]
-                    c = chi[bb, m, i, j]
-                    num += x.real * c.real + x.imag * c.imag
-                    den += x.real * x.real + x.imag * x.imag
-        out[bb, 0] = num
-        out[bb, 1] = den
+                    x = pm[j] * gb[j]
+                    c = ch[j]
+                    num[j] += x.real * c.real + x.imag * c.imag
+                    den[j] += x.real * x.real + x.imag * x.imag
+        out[bb, 0] = _ordered_sum(num)
+        out[bb, 1] = _ordered_sum(den)
 
 
 @_jit(parallel=True)

@@ -14,6 +14,14 @@ They work on float32 views of complex64 arrays (two floats per sample), like
 :mod:`twin.operators.farfield` that they replace (tests/core/test_kernels.py). Each output
 element is computed from its inputs alone, in a fixed order: the results do not depend on
 the batch or on the thread count.
+
+They are compiled without fast-math (strict IEEE order, no contraction into FMA). With
+``reassoc`` the compiler may sum in any order it likes, and it does not always like the same:
+:func:`modulus_bin` compiled afresh and the same source loaded from numba's on-disk cache gave
+sums that differed in the last bit, which the photon counting downstream turns into different
+counts (a stale cache, after an edit or a checkout, made one run of a scenario differ from the
+next). In source order every compilation gives the same bits, at no measurable cost here (the
+passes are memory-bound).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from twin.core.kernels import AVAILABLE, _jit, prange
 __all__ = ["AVAILABLE", "spectrum_ramp", "exit_product", "gather_columns", "modulus_bin"]
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, fastmath=False)
 def spectrum_ramp(qf, iq, ex, outf):  # pragma: no cover - compiled
     """outf[u, m, y, x] = q[iq[u], m, y, x] · ex[u, x] (complex; float views (…, 2N))."""
     u_n, m_n, ny = outf.shape[0], outf.shape[1], outf.shape[2]
@@ -48,7 +56,7 @@ def spectrum_ramp(qf, iq, ex, outf):  # pragma: no cover - compiled
 ROWS = 16
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, fastmath=False)
 def exit_product(srcf, inv, objf, org, ry, rx, ramp, dstf):  # pragma: no cover - compiled
     """dst[k, m, y, x] = src[inv[k], m, y, x] · obj[org[k, 0] + y, org[k, 1] + x] (· ry[y] ·
     rx[x] if ``ramp``) (complex; float views). ``src`` may be ``dst`` with ``inv`` = 0 … K − 1
@@ -83,7 +91,7 @@ def exit_product(srcf, inv, objf, org, ry, rx, ramp, dstf):  # pragma: no cover 
                     dst[2 * j + 1] = a * d + b * c
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, fastmath=False)
 def gather_columns(ff, off, outf):  # pragma: no cover - compiled
     """outf[…, y, j] = f[…, y, (j + off) mod N] for j < S ≤ N (float views: (P, N, 2N) →
     (P, N, 2S)): at most two contiguous runs per row."""
@@ -102,7 +110,7 @@ def gather_columns(ff, off, outf):  # pragma: no cover - compiled
             dst[2 * n1:] = src[:2 * (s_n - n1)]
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, fastmath=False)
 def modulus_bin(hf, row_off, col_off, s, out):  # pragma: no cover - compiled
     """out[k, i, j] = Σ_m Σ_a Σ_b |h[k, m, (i·s + a + row_off) mod R, (j·s + b + col_off) mod
     C]|² for out (K, nr, nc) float32 and h (K, M, R, C) complex64 as floats (K, M, R, 2C)."""

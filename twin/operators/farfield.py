@@ -29,7 +29,8 @@ each propagation there and back). Where the physics allows it exactly, fewer are
 On the CPU the passes between the FFTs are fused numba kernels (:mod:`twin.core.simkernels`)
 and the FFTs use every core (``scipy.fft`` workers); elsewhere (CuPy) the same steps run as array
 code. Every frame is computed on its own, in a fixed order, so results do not depend on how
-many frames are computed together (``--frames N`` reproduces a prefix of a longer run).
+many frames are computed together (``--frames N`` reproduces a prefix of a longer run), and
+the kernels keep IEEE order (no fast-math), so they do not depend on how numba compiled them.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ The sub-pixel part f of a position enters in one of two ways (``shift``):
   integer-pixel patch. Exact for band-limited probes; two FFTs per frame and mode more.
   Simulation uses it (quantised and cached, :class:`twin.operators.farfield.ShiftedProbes`,
   which :meth:`intensity` shares), and so do the engines by default
-  (``twin.recon.engines.SUBPIXEL_SHIFT`` gives the measurement).
+  (``twin.recon.options.SUBPIXEL_SHIFT`` gives the measurement).
 * ``"bilinear"`` / ``"cubic"`` (Keys' cubic convolution, a = −0.5): the probe stays put and the
   object is read at the fractional positions pos + r by a 2- or 4-tap separable
   interpolation. A shift of the exit wave leaves |Ψ| unchanged, so these describe the same

@@ -18,7 +18,7 @@ from twin.core.errors import TwinInputError
 from twin.io.atomic import atomic_path
 from twin.io.datamodel import PtychoData
 from twin.io.products import read_product
-from twin.recon.engines import Start
+from twin.recon.options import Start
 
 # a resampled start is allowed between these ratios of the file's pixel to the data's
 _RESAMPLE_LIMITS = (0.25, 4.0)
@@ -84,7 +84,7 @@ def _fit_probe(p: np.ndarray, n: int, label: str) -> np.ndarray:
 
 def grid(data: PtychoData, upsampling: int | None) -> tuple[int, float]:
     """(n, dx_m): the reconstruction's probe side and object pixel, as the engines choose them
-    (twin.recon.engines._State)."""
+    (twin.recon.state.State)."""
     nd = data.frames.shape[-1]
     u = upsampling
     if u is None:
@@ -126,7 +126,7 @@ def _cost(path) -> list[float]:
 
 def load_start(data: PtychoData, upsampling: int | None, probe=None, obj=None,
                resume=None) -> Start | None:
-    """The :class:`~twin.recon.engines.Start` that ``--probe``, ``--object`` and ``--resume``
+    """The :class:`~twin.recon.options.Start` that ``--probe``, ``--object`` and ``--resume``
     ask for (``--probe``/``--object`` replace what ``--resume`` gives); None for none."""
     if probe is None and obj is None and resume is None:
         return None

@@ -24,10 +24,10 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
+from twin.workflows.simres import FAMILY_EXCLUDE, SCENARIOS
 
 #: Environment variable: the longest calibration (estimated wall seconds) to start unasked.
 LIMIT_ENV = "TWIN_CALIBRATION_LIMIT_S"
@@ -202,6 +202,52 @@ def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
                        progress=progress and cost.missing > 0)
 
 
+def volume_point_seconds(s: Scenario) -> tuple[int, int, float, float]:
+    """(projections, frames per projection, core-seconds, GPU-seconds) of one simulated
+    sub-volume of 3D scenario ``s`` (:func:`twin.workflows.simvol.sub_volume`): each projection
+    simulated and reconstructed once (alignment and tomography cost little beside them)."""
+    from twin.geometry import Geometry
+    from twin.workflows import simvol
+
+    sub = simvol.sub_volume(s)
+    g = Geometry.from_scenario(sub.scenario)
+    c = cost_params(sub.scenario, g)
+    frames = int(g.frames_per_projection)
+    per = frames * c["rec_iterations"]
+    core = frames * c["sim_core_s_per_frame"] + per * c["rec_core_s_per_frame_iteration"]
+    gpu = frames * c["sim_gpu_s_per_frame"] + per * c["rec_gpu_s_per_frame_iteration"]
+    return sub.n_angles, frames, float(sub.n_angles * core), float(sub.n_angles * gpu)
+
+
+def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
+               n_workers: int | None = None, max_hours: float | None = None, log=None,
+               progress: bool = True):
+    """Calibrate the 3D resolution of scenario ``s`` on simulated sub-volumes
+    (:func:`twin.workflows.simvol.calibrate_volume`): say the cost, check the limit, compute
+    the missing volumes (one Dask task per projection), and return the
+    :class:`~twin.workflows.simvol.VolumeCalibration`."""
+    from twin.workflows import simvol
+
+    if seeds is not None and not 1 <= seeds <= 16:
+        raise TwinInputError("--seeds", seeds, "an integer from 1 to 16")
+    base = s.model_copy(update={"sweep": {}})
+    seeds = int(seeds or base.resolution.calibration_seeds)
+    n, frames, core, gpu = volume_point_seconds(base)
+    missing = len(simvol.volume_points_missing(base, seeds))
+    total = len(simvol.VOLUME_FACTORS) * seeds
+    w = workers(n_workers)
+    hours = missing * core / 3600.0 / w
+    gpu_txt = f", {missing * gpu / 3600:.3g} GPU-hours" if math.isfinite(gpu) else ""
+    detail = (f"{missing} of {total} simulated sub-volumes to compute ({n} projections of "
+              f"{frames:,} frames each): about {missing * core / 3600:.3g} core-hours, "
+              f"{hours:.3g} h on {w} worker(s){gpu_txt} (measured cost model)")
+    if log:
+        log(f"3D calibration of {s.name}: {detail}")
+    check_limit(f"calibrating {s.name}'s volumes", hours, limit_hours(max_hours), detail)
+    return simvol.calibrate_volume(base, seeds, scheduler=scheduler, n_workers=w,
+                                   progress=progress and missing > 0)
+
+
 def cost_params(s: Scenario, g) -> dict[str, float]:
     """Measured seconds per simulated frame and per reconstructed frame-iteration
     (:mod:`twin.analysis.costs`), on a CPU core and on a GPU, of scenario ``s`` (geometry ``g``).
@@ -263,13 +309,6 @@ def calibration(s: Scenario, simulate: bool = False, scheduler: str | None = Non
     return _CALIBRATIONS[key]
 
 
-#: Fields a calibration's d(F) does not depend on beyond the fluence it is read at (the flux),
-#: or that only label it (the seed's noise; a 3D scan's projections, which the 2D patch ignores).
-FAMILY_EXCLUDE = {"name": True, "description": True, "sweep": True, "beamtime": True,
-                  "run": True, "seed": True, "tomography": True,
-                  "beam": {"flux_photons_per_s"}}
-
-
 def family_calibration(s: Scenario):
     """The calibration of a shipped scenario that is ``s`` but for its flux, seed or projections
     (its d(F) is read at ``s``'s own fluence, the fluence range it was simulated over stated by
@@ -286,10 +325,6 @@ def family_calibration(s: Scenario):
             cal = calibration(other)
             return dataclasses.replace(cal, source=other.name)
     return None
-
-
-#: The scenarios that ship with twin (their calibrations are in ``twin/data/simulated``).
-SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
 
 
 def compression_ratio(s: Scenario) -> float:

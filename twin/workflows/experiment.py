@@ -13,7 +13,9 @@ Layout on disk (all paths inside the master are relative, so the pair moves as a
 
 The CXI of projection *i* is named after *i*, its index among the scenario's
 ``tomography.n_projections`` angles (at least five digits), whatever ``--projections`` selects,
-so runs over different ranges share one directory. The master file holds:
+so runs over different ranges share one directory, and the master file links every finished
+projection there (a run over ``--projections 2:4`` after one over ``0:2`` links all four).
+The master file holds:
 
 ``/entry_1/projection_K``
     an HDF5 external link to ``/entry_1`` of the K-th selected projection's CXI
@@ -336,7 +338,12 @@ def simulate_experiment(s: Scenario, master: str | Path, projections: str | None
                                                    list(todo), [g] * len(todo)],
                              scheduler, n_workers, need, desc="simulate", progress=progress,
                              log=log)
-    write_master(master, paths, angles[list(sel)], list(sel), s, len(angles))
+    # the master links every finished projection in the folder: runs over different ranges
+    # add up, and a rerun of a part never drops the projections another run finished
+    linked = sorted(set(sel) | {i for i in range(len(angles)) if i not in set(sel)
+                                and finished(projection_path(master, i), s, expect)})
+    write_master(master, [projection_path(master, i) for i in linked], angles[linked], linked,
+                 s, len(angles))
     notes = sorted({w for r in results for w in r.get("warnings", [])})
     return SimulatedExperiment(master, list(sel), angles[list(sel)], paths, todo, kept, need,
                                notes)
@@ -493,13 +500,13 @@ def reconstruct_projection(path: str, opts, frames: int | None = None,
     projected phase (and the ground truth's, where the file has one on the same grid)."""
     from twin.analysis import metrics
     from twin.io.cxi import read_cxi
-    from twin.recon import engines as rc
+    from twin import recon
 
     try:
         data = read_cxi(path, frames=frames, lazy=True)
         if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
             data.frames = np.asarray(data.frames, dtype=np.float32)
-        r = rc.reconstruct(data, opts)
+        r = recon.reconstruct(data, opts)
     except TwinInputError as exc:
         return _as_value(exc)
     dx, tr, t = r.pixel_size_m, data.translations_m, data.truth

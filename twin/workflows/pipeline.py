@@ -116,13 +116,13 @@ def _reconstruct(s: Scenario, rd: RunDir, log: Log, progress: bool) -> dict:
     from twin.geometry import reconstruction_options
     from twin.io.cxi import read_cxi
     from twin.io.products import write_reconstruction
-    from twin.recon import engines
+    from twin import recon
 
     t0 = time.perf_counter()
     data = read_cxi(rd.data_cxi)
     opts = reconstruction_options(s)
     log(f"reconstructing ({opts.algorithm}, {opts.iterations} iterations) ...")
-    res = engines.reconstruct(data, opts, progress=progress)
+    res = recon.reconstruct(data, opts, progress=progress)
     rd.reconstruction_h5.parent.mkdir(parents=True, exist_ok=True)
     extra = {} if res.beam_probes is None else {"beam_probes": res.beam_probes}
     write_reconstruction(rd.reconstruction_h5, res.object, res.probe, res.positions_m,

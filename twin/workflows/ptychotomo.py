@@ -17,11 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.io import datamodel as io
-
 from twin.analysis import metrics
 
-from twin.recon import engines as reconstruct
+import twin.recon as reconstruct
 
 from twin.workflows import simulate
 
@@ -85,13 +83,7 @@ def one_projection(s: Scenario, angle_deg: float, iterations: int, algorithm: st
     """Simulate and reconstruct the projection at one angle (runs on a Dask worker)."""
     p = simulate.plan(s, angle_deg=angle_deg)
     counts = np.concatenate([c for _, c in simulate.frames(p)])
-    tr = np.concatenate([p.capture.positions_m - p.origin_m, np.zeros((p.n_frames, 1))], axis=1)
-    data = io.PtychoData(counts, tr, s.detector.distance_m, p.det.effective_pixel_size_m,
-                         s.beam.energy_kev, p.illumination, p.mask, p.exposure_s,
-                         s.scan.frame_rate_hz, p.det.binning,
-                         io.GroundTruth(object=p.object, pixel_size_m=p.dx_m),
-                         p.beam_offsets_m if len(p.beam_offsets_m) > 1 else None,
-                         p.beam_illumination)
+    data = p.to_data(counts)
     # "auto": the scenario's choices, as twin run and the simulated sweeps make them
     opts = (reconstruction_options(s, iterations=iterations) if algorithm == "auto"
             else reconstruct.Options(algorithm=algorithm, iterations=iterations, seed=s.seed))

@@ -13,6 +13,7 @@ schema page never drift from the schema itself.
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import types
@@ -119,6 +120,9 @@ def _describe_type(field) -> tuple[str, str]:
         elif typing.get_origin(tp) is typing.Literal:
             kinds.append("choice")
             allowed.append("one of " + ", ".join(repr(c) for c in typing.get_args(tp)))
+        elif isinstance(tp, type) and issubclass(tp, enum.Enum):
+            kinds.append("choice")
+            allowed.append("one of " + ", ".join(repr(c.value) for c in tp))
         elif tp is bool:
             kinds.append("true or false")
         elif tp is int:

@@ -61,6 +61,15 @@ def cache_dir() -> Path:
 #: one of them.
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "simulated"
 
+#: The scenarios that ship with twin (their calibrations are in ``twin/data/simulated``).
+SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
+
+#: Fields a calibration's d(F) does not depend on beyond the fluence it is read at (the flux),
+#: or that only label it (the seed's noise; a 3D scan's projections, which the 2D patch ignores).
+FAMILY_EXCLUDE = {"name": True, "description": True, "sweep": True, "beamtime": True,
+                  "run": True, "seed": True, "tomography": True,
+                  "beam": {"flux_photons_per_s"}}
+
 
 def _lookup(key: str) -> dict | None:
     """A cached measurement: the user's cache first, then the shipped entries."""
@@ -159,7 +168,7 @@ class Measurement:
     compression_ratio : float
         Raw over bitshuffle-LZ4-compressed size of the simulated frames (detector's dtype).
     unresolved : bool
-        The FRC against the truth is below threshold from the first searched ring on: the
+        The FRC against the truth never reaches the threshold in its searched rings: the
         reconstruction did not converge, and ``resolution_simulated_m`` is only a bound.
     seconds : float
         Wall time of the measurement.
@@ -208,28 +217,6 @@ def _subset(data, keep: np.ndarray):
     return replace(data, frames=data.frames[keep], translations_m=data.translations_m[keep])
 
 
-def patch_data(ps: Scenario, p, counts: np.ndarray, g):
-    """The simulated frames ``counts`` of plan ``p`` (scenario ``ps``, geometry ``g``) as the
-    reconstruction reads them: measured positions, the user's probe model (never the simulated
-    modes), the ground truth with the true positions.
-
-    Returns
-    -------
-    twin.io.datamodel.PtychoData
-    """
-    from twin.io.datamodel import GroundTruth, PtychoData
-
-    n = len(counts)
-    tr = np.concatenate([p.capture.positions_m[:n] - p.origin_m, np.zeros((n, 1))], axis=1)
-    true_tr = np.concatenate([p.capture.true_positions_m[:n] - p.origin_m,
-                              np.zeros((n, 1))], axis=1)
-    return PtychoData(counts.astype(np.float32), tr, g.distance_m, g.pixel_stored_m,
-                      g.energy_kev, p.illumination, p.mask, g.exposure_s,
-                      ps.scan.frame_rate_hz, g.binning,
-                      GroundTruth(object=p.object, pixel_size_m=p.dx_m, translations_m=true_tr),
-                      p.beam_offsets_m if g.n_beams > 1 else None, p.beam_illumination)
-
-
 def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
             points: int = PATCH_POINTS, use_cache: bool = True) -> Measurement:
     """Simulate a patch of scenario ``s`` with ``seed``, reconstruct it, measure resolution.
@@ -251,7 +238,7 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
 
     from twin.analysis import truth
     from twin.geometry import Geometry, reconstruction_options
-    from twin.recon import engines
+    import twin.recon as engines
     from twin.workflows import simulate
 
     ps = patch_scenario(s, points).model_copy(update={"seed": int(seed)})
@@ -265,7 +252,7 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     p._device.clear()               # a GPU's copies of the slabs and probes: not needed now
     g = Geometry.from_scenario(ps)
-    data = patch_data(ps, p, counts, g)
+    data = p.to_data(counts)
     true_tr = data.truth.translations_m
     opts = reconstruction_options(ps, iterations=iterations)
     full = engines.reconstruct(data, opts)
@@ -292,7 +279,9 @@ def measure(s: Scenario, seed: int = 0, iterations: int | None = None,
 
 def _resolution(frc, beam_diameter_m: float, against_truth: bool = False,
                 bound: bool = False):
-    """Half-bit resolution, searched only at periods shorter than the beam.
+    """Half-bit resolution, searched only at periods shorter than the beam, from the first ring
+    where the curve reaches the threshold significantly (``from_rise`` of
+    :meth:`twin.analysis.metrics.FourierCorrelation.crossing`).
 
     Against a noise-free truth the correlation of the whole reconstruction is
     C_ref = √(2·C/(1 + C)) for the correlation C between two half-data reconstructions
@@ -301,7 +290,10 @@ def _resolution(frc, beam_diameter_m: float, against_truth: bool = False,
 
     Over a patch a few beams wide, ptychography pins the object's phase down at periods below the
     probe's size (the overlap constraint); longer periods carry the slow phase drifts of a small
-    field, whose dips below the threshold are not the resolution.
+    field, whose dips below the threshold are not the resolution. Nor are the rings before the
+    curve first reaches the threshold: a Siemens star's ring f lives at radius N/(2πf), so a
+    field of inscribed radius R holds no star at f < N/(2πR) and the curve there sees only the
+    slow errors (book/star_frc.md). ``bound``: the curve never reaches the threshold.
     """
     from dataclasses import replace
 
@@ -311,9 +303,9 @@ def _resolution(frc, beam_diameter_m: float, against_truth: bool = False,
     n_bins = len(frc.correlation)
     skip = max(3, min(math.ceil(2 * n_bins * frc.pixel_size_m / beam_diameter_m - 0.5),
                       n_bins - 2))
-    if bound:       # below threshold already at the first searched ring
-        return bool(frc.correlation[skip] < frc.half_bit[skip])
-    return float(frc.resolution_m("half_bit", skip_rings=skip))
+    if bound:       # never at the threshold in the searched rings
+        return not frc.crossing("half_bit", skip, from_rise=True).resolved
+    return float(frc.resolution_m("half_bit", skip_rings=skip, from_rise=True))
 
 
 @dataclass(frozen=True)

@@ -390,14 +390,14 @@ def _sample_window(s: Scenario, g: Geometry, sub_positions_m: np.ndarray,
     frows = (np.arange(grows[0] * ovs, (grows[-1] + 1) * ovs) - (ovs - 1) / 2) * dxf
     fcols = (np.arange(gcols[0] * ovs, (gcols[-1] + 1) * ovs) - (ovs - 1) / 2) * dxf
     grid = phantoms.Grid(y_m=frows - sample_shift_m[1], x_m=fcols - sample_shift_m[0],
-                         pixel_m=dxf, energy_kev=g.energy_kev,
-                         angle_deg=angle_deg, n_slices=n_slices, seed=s.seed)
+                         pixel_m=dxf, energy_kev=g.energy_kev, angle_deg=angle_deg,
+                         n_slices=n_slices, seed=s.seed)
     proj = phantoms.projected_slabs(s.sample.phantom, s.sample, g.sample_extent, grid)
     fine_slices = phantoms.transmission_from_projection(proj, g.energy_kev)
     # ground truth: the whole projection, box-averaged onto the reconstruction grid
     fine_total = phantoms.transmission_from_projection(proj.sum(axis=0), g.energy_kev)
-    obj = fine_total.reshape(len(grows), ovs, len(gcols), ovs).mean(axis=(1, 3))
-    obj = obj.astype(np.complex64)
+    obj = fine_total.reshape(len(grows), ovs, len(gcols), ovs).mean(axis=(1, 3)).astype(
+        np.complex64)
     del proj, fine_total
     edges = grid.slab_edges_m(g.sample_extent)
     spacing = float(edges[1] - edges[0]) if n_slices > 1 else 0.0

@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from twin.analysis.volume import METHOD, VolumeCalibration  # noqa: F401  (re-exported)
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
 
@@ -179,17 +180,16 @@ def one_projection(sv: Scenario, k: int, angle_deg: float, shift_m, shape,
     unwrapped and its background plane removed. Returns ∫δ dz in voxels (rows, cols) float32."""
     from twin.analysis.metrics import unwrap_phase
     from twin.geometry import Geometry, reconstruction_options
-    from twin.recon import engines
+    import twin.recon as engines
     from twin.workflows import simulate
     from twin.workflows.ptychotomo import remove_background
-    from twin.workflows.simres import patch_data
 
     g = Geometry.from_scenario(sv)
     p = simulate.plan(sv, angle_deg=float(angle_deg), projection=int(k),
                       sample_shift_m=tuple(float(v) for v in shift_m))
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     p._device.clear()
-    r = engines.reconstruct(patch_data(sv, p, counts, g),
+    r = engines.reconstruct(p.to_data(counts),
                             reconstruction_options(sv, iterations=iterations))
     phase = unwrap_phase(np.angle(_cut(r.object, shape)))
     phase = remove_background(phase, max(2, int(0.06 * shape[1])))
@@ -294,6 +294,13 @@ class VolumeMeasurement:
     misalignment_rms_m : float
         RMS of the simulated shifts (wobble + misalignment) before alignment.
     n_angles : int
+    fire_xz_split_m : float
+        Seed 000's procedure with a standard FRC: the central slice across the rotation axis
+        (an xz slice) of the even and the odd projections' volumes, their FRC's first crossing
+        of 1/7 as a full period 1/f (the FIRE number, Nieuwenhuizen et al. 2013).
+    fire_xz_split_biop_m : float
+        The same two slices through the BIOP plugin's computation (:mod:`twin.analysis.biop`),
+        what seed 000 ran (not a correlation; NaN where it finds no crossing).
     fluence_photons_per_m2 : float
         Fluence per projection.
     voxel_m, field_m, sample_width_m : float
@@ -310,6 +317,8 @@ class VolumeMeasurement:
     alignment_residual_y_m: float
     misalignment_rms_m: float
     n_angles: int
+    fire_xz_split_m: float
+    fire_xz_split_biop_m: float
     fluence_photons_per_m2: float
     voxel_m: float
     field_m: float
@@ -398,6 +407,7 @@ def score_volume(pr: Projections, method: str) -> dict:
     fsc_t = metrics.fourier_correlation(reg * disc, truth * disc, dx)
     fsc_s = metrics.fourier_correlation(even * disc, odd * disc, dx)
     mask = np.broadcast_to(disc, vol.shape)
+    fire, fire_biop = _xz_split(even, odd, disc[0], dx)
     return dict(
         resolution_truth_m=simres._resolution(fsc_t, beam, against_truth=True),
         unresolved=simres._resolution(fsc_t, beam, against_truth=True, bound=True),
@@ -406,7 +416,18 @@ def score_volume(pr: Projections, method: str) -> dict:
         pcc=float(metrics.pcc(reg[mask], truth[mask])),
         alignment_residual_x_m=res_x * dx, alignment_residual_y_m=res_y * dx,
         misalignment_rms_m=float(np.sqrt(np.mean(np.sum(pr.shifts_m ** 2, axis=1)))),
-        n_angles=int(len(angles)))
+        n_angles=int(len(angles)), fire_xz_split_m=fire, fire_xz_split_biop_m=fire_biop)
+
+
+def _xz_split(even: np.ndarray, odd: np.ndarray, disc: np.ndarray, dx: float) -> tuple:
+    """Seed 000's measurement on the central xz slices of the even and odd volumes: (FIRE of a
+    standard FRC at 1/7, FIRE as the BIOP plugin computes it), metres."""
+    from twin.analysis import biop, metrics
+
+    k = even.shape[0] // 2
+    a, b = even[k] * disc, odd[k] * disc
+    frc = metrics.fourier_correlation(a, b, dx)
+    return 2 * frc.resolution_m("1/7", skip_rings=1), float(biop.fire(a, b, dx))
 
 
 def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
@@ -458,75 +479,6 @@ VOLUME_FACTORS = (0.5, 1.0, 2.0)
 def _at(s: Scenario, factor: float) -> Scenario:
     return (s if factor == 1.0 else
             s.with_values({"beam.flux_photons_per_s": s.beam.flux_photons_per_s * factor}))
-
-
-@dataclass(frozen=True)
-class VolumeCalibration:
-    """The 3D resolution measured on simulated sub-volumes at fluences around the scenario's.
-
-    Attributes
-    ----------
-    f0_photons_per_m2 : float
-        The scenario's fluence per projection.
-    fluences : list of float
-        Fluences per projection of the measured points, ascending.
-    resolution_m, resolution_std_m : list of float
-        Mean and sample standard deviation over the seeds of the FSC against the truth
-        (half-bit, half period); a point where a seed is unresolved holds the seeds' bounds.
-    split_m : list of float
-        Mean FSC between the even and the odd projections' volumes (half-bit, half period).
-    all_resolved : list of bool
-        Every seed resolved at that fluence.
-    seeds : list of int
-        Seeds measured per fluence.
-    pcc : list of float
-        Mean correlation of the volume with the truth.
-    n_angles : int
-        Projections of the sub-volume (the scenario's angular density).
-    sub_volume_m : float
-        Width of the sub-volume's sample.
-    alignment_residual_m : float
-        Mean RMS shift the alignment left across the rotation axis.
-    """
-
-    f0_photons_per_m2: float
-    fluences: list
-    resolution_m: list
-    resolution_std_m: list
-    split_m: list
-    all_resolved: list
-    seeds: list
-    pcc: list
-    n_angles: int
-    sub_volume_m: float
-    alignment_residual_m: float
-
-    def at(self, fluence: float) -> tuple[float, bool, bool]:
-        """The 3D resolution at ``fluence``: (d, resolved, extrapolated).
-
-        Between resolved points: log–log interpolation. Beyond them: the power law through the
-        two nearest resolved points, flagged as extrapolated (with one point: that point, flat,
-        flagged). Below the cliff (the lowest fluence at which every seed resolved, above a
-        failed one) the point is unresolved and no law is read.
-        """
-        f = np.asarray(self.fluences, float)
-        d = np.asarray(self.resolution_m, float)
-        ok = np.asarray(self.all_resolved, bool)
-        if not ok.any():
-            return math.nan, False, False
-        failed = f[~ok]
-        if len(failed) and fluence <= failed.max() * (1 + 1e-9) and fluence < f[ok].min():
-            return math.nan, False, False
-        fr, dr = np.log(f[ok]), np.log(d[ok])
-        x = math.log(fluence)
-        inside = fr[0] - 1e-9 <= x <= fr[-1] + 1e-9
-        if len(fr) == 1:
-            return float(d[ok][0]), True, not math.isclose(fluence, f[ok][0], rel_tol=1e-6)
-        if inside:
-            return float(np.exp(np.interp(x, fr, dr))), True, False
-        i = (0, 1) if x < fr[0] else (-2, -1)
-        slope = (dr[i[1]] - dr[i[0]]) / (fr[i[1]] - fr[i[0]])
-        return float(np.exp(dr[i[0]] + slope * (x - fr[i[0]]))), True, True
 
 
 def volume_points_missing(s: Scenario, seeds: int, factors=VOLUME_FACTORS) -> list:
@@ -581,13 +533,13 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
         [mean(ms, "resolution_split_m") for _, ms in rows],
         [not any(m.unresolved for m in ms) for _, ms in rows], [len(ms) for _, ms in rows],
         [mean(ms, "pcc") for _, ms in rows], int(ms_all[0].n_angles),
-        float(ms_all[0].sample_width_m), mean(ms_all, "alignment_residual_x_m"))
+        float(ms_all[0].sample_width_m), mean(ms_all, "alignment_residual_x_m"),
+        [mean(ms, "fire_xz_split_m") for _, ms in rows],
+        [mean(ms, "fire_xz_split_biop_m") for _, ms in rows])
 
 
 # ----------------------------------------------------------------------------- forecast
 
-#: ``resolution_3d_method`` where the 3D figure is measured (CONTRACTS §2).
-METHOD = "fsc_simulated_volume"
 _VOLUME_CALIBRATIONS: dict = {}
 
 
@@ -596,7 +548,7 @@ def volume_calibration(s: Scenario) -> tuple[VolumeCalibration | None, str]:
     shipped scenario that is ``s`` but for its flux or seed (its points read at ``s``'s
     fluence). Returns (calibration or None, the other scenario's name or "")."""
     from twin.scenario import load
-    from twin.workflows.calibrate import FAMILY_EXCLUDE, SCENARIOS
+    from twin.workflows.simres import FAMILY_EXCLUDE, SCENARIOS
 
     key = s.model_dump_json(exclude={"name", "description", "sweep", "beamtime"})
     if key not in _VOLUME_CALIBRATIONS:
@@ -618,45 +570,15 @@ def volume_calibration(s: Scenario) -> tuple[VolumeCalibration | None, str]:
 
 
 def forecast_values(s: Scenario, values: dict) -> dict:
-    """The forecast's 3D keys from a measured sub-volume, where one is shipped or cached:
-    ``resolution_3d_forecast_m`` becomes the FSC against the truth at the scenario's fluence
-    (``resolution_3d_method`` "fsc_simulated_volume"), the bound it replaces stays as
-    ``resolution_3d_bound_m``. Empty where no volume was measured (the bound stands)."""
+    """The forecast's 3D keys from a measured sub-volume, where one is shipped or cached
+    (:func:`twin.analysis.volume.forecast_keys`); empty where none was (the bound stands)."""
     if not s.is_3d or s.resolution.model != "simulated":
         return {}
     cal, source = volume_calibration(s)
     if cal is None:
         return {}
+    from twin.analysis.volume import forecast_keys
     from twin.geometry import Geometry
 
-    f = Geometry.from_scenario(s).fluence_per_m2
-    d, resolved, extrapolated = cal.at(f)
-    split = VolumeCalibration(**{**asdict(cal), "resolution_m": cal.split_m}).at(f)[0]
-    out = {
-        "resolution_3d_bound_m": values.get("resolution_3d_forecast_m"),
-        "resolution_3d_forecast_m": d if resolved else None,
-        "resolution_3d_forecast_fire_m": 2 * d if resolved else None,
-        "resolution_3d_split_m": split if resolved else None,
-        "resolution_3d_resolved": bool(resolved),
-        "resolution_3d_method": METHOD,
-        "resolution_3d_worst_m": None,
-        "resolution_3d_convention": (
-            "half period 1/(2f) at the FSC's half-bit crossing of a simulated sub-volume "
-            "against the twin's truth (resolution_3d_split_m: between the volumes of the even "
-            "and the odd projections, seed 000's split)"),
-        "simulated_volume_width_m": cal.sub_volume_m,
-        "simulated_volume_projections": cal.n_angles,
-        "simulated_volume_seeds": max(cal.seeds),
-        "simulated_volume_fluences_photons_per_um2": [x * 1e-12 for x in cal.fluences],
-        "simulated_volume_alignment_residual_m": cal.alignment_residual_m,
-        "resolution_3d_calibration": f"from {source} (its points at this fluence)" if source
-        else "own",
-        "resolution_3d_limited_by": (
-            "measured: the FSC of a simulated sub-volume at this fluence per projection and "
-            "angular density, with the scenario's wobble and misalignment aligned by twin"
-            if resolved else "unresolved: the simulated sub-volume's FSC against the truth "
-            "never reaches the half-bit threshold at this fluence per projection"),
-    }
-    if extrapolated:
-        out["resolution_extrapolated"] = True
-    return out
+    return forecast_keys(cal, Geometry.from_scenario(s).fluence_per_m2, source,
+                         values.get("resolution_3d_forecast_m"))

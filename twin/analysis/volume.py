@@ -1,0 +1,138 @@
+"""The 3D resolution law read from simulated sub-volumes (:mod:`twin.workflows.simvol`).
+
+Pure: a record of the measured points (:class:`VolumeCalibration`), how it is read at a
+fluence (interpolated between resolved points, extrapolation flagged, a cliff kept), and the
+forecast keys it gives (:func:`forecast_keys`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+#: ``resolution_3d_method`` where the 3D figure is measured (CONTRACTS §2).
+METHOD = "fsc_simulated_volume"
+
+
+@dataclass(frozen=True)
+class VolumeCalibration:
+    """The 3D resolution measured on simulated sub-volumes at fluences around the scenario's.
+
+    Attributes
+    ----------
+    f0_photons_per_m2 : float
+        The scenario's fluence per projection.
+    fluences : list of float
+        Fluences per projection of the measured points, ascending.
+    resolution_m, resolution_std_m : list of float
+        Mean and sample standard deviation over the seeds of the FSC against the truth
+        (half-bit, half period); a point where a seed is unresolved holds the seeds' bounds.
+    split_m : list of float
+        Mean FSC between the even and the odd projections' volumes (half-bit, half period).
+    all_resolved : list of bool
+        Every seed resolved at that fluence.
+    seeds : list of int
+        Seeds measured per fluence.
+    pcc : list of float
+        Mean correlation of the volume with the truth.
+    n_angles : int
+        Projections of the sub-volume (the scenario's angular density).
+    sub_volume_m : float
+        Width of the sub-volume's sample.
+    alignment_residual_m : float
+        Mean RMS shift the alignment left across the rotation axis.
+    fire_xz_split_m, fire_xz_split_biop_m : list of float
+        Mean over the seeds of seed 000's procedure on the central xz slices of the even and
+        odd volumes: standard FRC at 1/7, and the BIOP plugin's computation (full periods).
+    """
+
+    f0_photons_per_m2: float
+    fluences: list
+    resolution_m: list
+    resolution_std_m: list
+    split_m: list
+    all_resolved: list
+    seeds: list
+    pcc: list
+    n_angles: int
+    sub_volume_m: float
+    alignment_residual_m: float
+    fire_xz_split_m: list = ()
+    fire_xz_split_biop_m: list = ()
+
+    def at(self, fluence: float) -> tuple[float, bool, bool]:
+        """The 3D resolution at ``fluence``: (d, resolved, extrapolated).
+
+        Between resolved points: log–log interpolation. Beyond them: the power law through the
+        two nearest resolved points, flagged as extrapolated (with one point: that point, flat,
+        flagged). Below the cliff (the lowest fluence at which every seed resolved, above a
+        failed one) the point is unresolved and no law is read.
+        """
+        f = np.asarray(self.fluences, float)
+        d = np.asarray(self.resolution_m, float)
+        ok = np.asarray(self.all_resolved, bool)
+        if not ok.any():
+            return math.nan, False, False
+        failed = f[~ok]
+        if len(failed) and fluence <= failed.max() * (1 + 1e-9) and fluence < f[ok].min():
+            return math.nan, False, False
+        fr, dr = np.log(f[ok]), np.log(d[ok])
+        x = math.log(fluence)
+        inside = fr[0] - 1e-9 <= x <= fr[-1] + 1e-9
+        if len(fr) == 1:
+            return float(d[ok][0]), True, not math.isclose(fluence, f[ok][0], rel_tol=1e-6)
+        if inside:
+            return float(np.exp(np.interp(x, fr, dr))), True, False
+        i = (0, 1) if x < fr[0] else (-2, -1)
+        slope = (dr[i[1]] - dr[i[0]]) / (fr[i[1]] - fr[i[0]])
+        return float(np.exp(dr[i[0]] + slope * (x - fr[i[0]]))), True, True
+
+
+
+def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
+                  bound_m: float | None = None) -> dict:
+    """The forecast's 3D keys at fluence per projection ``f`` (photons/m²) from ``cal``:
+    ``resolution_3d_forecast_m`` is the FSC against the truth (``resolution_3d_method``
+    "fsc_simulated_volume"), ``bound_m`` (the bound it replaces) stays as
+    ``resolution_3d_bound_m``; ``source``: another scenario whose points these are."""
+    d, resolved, extrapolated = cal.at(f)
+
+    def read(values) -> float | None:
+        if not len(values):
+            return None
+        v = VolumeCalibration(**{**asdict(cal), "resolution_m": list(values)}).at(f)[0]
+        return v if resolved and math.isfinite(v) else None
+
+    split = read(cal.split_m)
+    out = {
+        "resolution_3d_bound_m": bound_m,
+        "resolution_3d_forecast_m": d if resolved else None,
+        "resolution_3d_forecast_fire_m": 2 * d if resolved else None,
+        "resolution_3d_split_m": split,
+        "resolution_3d_split_xz_fire_m": read(cal.fire_xz_split_m),
+        "resolution_3d_split_xz_biop_fire_m": read(cal.fire_xz_split_biop_m),
+        "resolution_3d_resolved": bool(resolved),
+        "resolution_3d_method": METHOD,
+        "resolution_3d_worst_m": None,
+        "resolution_3d_convention": (
+            "half period 1/(2f) at the FSC's half-bit crossing of a simulated sub-volume "
+            "against the twin's truth (resolution_3d_split_m: between the volumes of the even "
+            "and the odd projections, seed 000's split)"),
+        "simulated_volume_width_m": cal.sub_volume_m,
+        "simulated_volume_projections": cal.n_angles,
+        "simulated_volume_seeds": max(cal.seeds),
+        "simulated_volume_fluences_photons_per_um2": [x * 1e-12 for x in cal.fluences],
+        "simulated_volume_alignment_residual_m": cal.alignment_residual_m,
+        "resolution_3d_calibration": f"from {source} (its points at this fluence)" if source
+        else "own",
+        "resolution_3d_limited_by": (
+            "measured: the FSC of a simulated sub-volume at this fluence per projection and "
+            "angular density, with the scenario's wobble and misalignment aligned by twin"
+            if resolved else "unresolved: the simulated sub-volume's FSC against the truth "
+            "never reaches the half-bit threshold at this fluence per projection"),
+    }
+    if extrapolated:
+        out["resolution_extrapolated"] = True
+    return out
