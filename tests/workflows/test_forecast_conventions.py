@@ -84,9 +84,9 @@ def test_fire_is_the_period_at_a_known_band_limit(scenario_path, monkeypatch, cu
     crossing = metrics.fourier_correlation(a, b, pixel).crossing("half_bit")
     s = scenario.load(scenario_path("brain_phantom_eiger_3khz"))
     f0 = Geometry.from_scenario(s).fluence_per_m2
-    monkeypatch.setattr(forecast, "calibration", lambda sc: _calibration(
+    monkeypatch.setattr(calibrate, "calibration", lambda sc: _calibration(
         f0, [True] * 5, d=crossing.half_period_m))
-    monkeypatch.setattr(forecast, "compression_ratio", lambda sc: 10.0)
+    monkeypatch.setattr(calibrate, "compression_ratio", lambda sc: 10.0)
     v = forecast.forecast(s).values
     period = pixel / cutoff
     assert v["resolution_forecast_fire_m"] == pytest.approx(period, rel=0.02)
