@@ -27,6 +27,16 @@ def float8_encode(counts) -> np.ndarray:
     e = 0 holds 0–31 exactly; e ≥ 1 holds (32 + m)·2^(e−1), so 32–63 stay exact and the step
     doubles with each exponent up to 64 counts at 2048–4095. seed 000 §2.2.1 names the mode but
     not its format: this is twin's assumption, a relative precision of ≤ 1/32.
+
+    Parameters
+    ----------
+    counts : array_like of int
+        Counter values (clipped to 0–4095).
+
+    Returns
+    -------
+    uint8 array shaped like ``counts``
+        The codes (exponent in the top 3 bits, mantissa in the low 5).
     """
     c = np.clip(np.asarray(counts, dtype=np.int64), 0, 4095)
     e = np.where(c < 32, 0, np.floor(np.log2(np.maximum(c, 1))).astype(np.int64) - 4)
@@ -35,7 +45,18 @@ def float8_encode(counts) -> np.ndarray:
 
 
 def float8_decode(code) -> np.ndarray:
-    """Counts from :func:`float8_encode` codes: the centre of each code's interval."""
+    """Counts from :func:`float8_encode` codes: the centre of each code's interval.
+
+    Parameters
+    ----------
+    code : array_like of int
+        8-bit codes.
+
+    Returns
+    -------
+    float32 array shaped like ``code``
+        The counts the codes stand for.
+    """
     c = np.asarray(code, dtype=np.int64)
     e, m = c >> 5, c & 31
     low = np.where(e == 0, m, (32 + m) << np.maximum(e - 1, 0))
@@ -49,6 +70,17 @@ def sorted_uniforms(counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     Order statistics without a sort: the partial sums of k + 1 exponential variables, divided
     by their total, are k sorted uniforms (Devroye, *Non-Uniform Random Variate Generation*,
     ch. V.2). Sorted keys make the inverse-CDF search that follows cache-friendly.
+
+    Parameters
+    ----------
+    counts : int array (G,)
+        How many uniforms each group gets.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    float array (Σ counts,)
+        The uniforms, group after group, sorted within each group.
     """
     counts = np.asarray(counts, dtype=np.int64)
     n = int(counts.sum())
@@ -76,6 +108,22 @@ def poisson_frames(lam: np.ndarray, rng_n: np.random.Generator, rng_u: np.random
     pixel. ``rng_n`` gives the photon numbers, ``rng_u`` and ``rng_v`` the placements (tile,
     then pixel), ``rng_d`` the dense frames; each is consumed in frame order, so a frame's
     counts do not depend on the frames drawn with it.
+
+    Parameters
+    ----------
+    lam : float array (..., ny, nx)
+        Expected counts per pixel.
+    rng_n, rng_u, rng_d : numpy.random.Generator
+        Photon numbers, tile placements, dense frames.
+    rng_v : numpy.random.Generator or None
+        Pixel placements within a tile (default: ``rng_u``).
+    block : int
+        Tile side of the two-stage placement (1 where it does not divide the frame).
+
+    Returns
+    -------
+    float32 array shaped like ``lam``
+        The counts.
     """
     shape = lam.shape
     ny, nx = shape[-2:]

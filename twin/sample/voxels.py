@@ -24,7 +24,20 @@ from twin.sample import materials as _materials
 
 
 def refractive_indices(names, energy_kev: float) -> np.ndarray:
-    """(len(names) + 1,) complex δ + iβ per label; label 0 is vacuum."""
+    """(len(names) + 1,) complex δ + iβ per label; label 0 is vacuum.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Material names of labels 1, 2, …
+    energy_kev : float
+        Photon energy, keV.
+
+    Returns
+    -------
+    complex128 array (len(names) + 1,)
+        The lookup table from label to δ + iβ.
+    """
     out = np.zeros(len(names) + 1, dtype=np.complex128)
     for i, name in enumerate(names, start=1):
         out[i] = medium_index(name, energy_kev)
@@ -32,7 +45,20 @@ def refractive_indices(names, energy_kev: float) -> np.ndarray:
 
 
 def medium_index(name: str, energy_kev: float) -> complex:
-    """δ + iβ of a material name, or 0 for "vacuum"."""
+    """δ + iβ of a material name, or 0 for "vacuum".
+
+    Parameters
+    ----------
+    name : str
+        A material known to :mod:`twin.sample.materials`, or "vacuum".
+    energy_kev : float
+        Photon energy, keV.
+
+    Returns
+    -------
+    complex
+        δ + iβ.
+    """
     if name.strip().lower() == "vacuum":
         return 0j
     p = _materials.lookup(name, energy_kev)
@@ -40,7 +66,20 @@ def medium_index(name: str, energy_kev: float) -> complex:
 
 
 def transmission_from_projection(proj_delta_beta, energy_kev: float):
-    """O = exp(−ik(P_δ − iP_β)) from a projected ∫(δ + iβ)dz in metres."""
+    """O = exp(−ik(P_δ − iP_β)) from a projected ∫(δ + iβ)dz in metres.
+
+    Parameters
+    ----------
+    proj_delta_beta : complex array_like
+        Projected ∫(δ + iβ)dz, metres.
+    energy_kev : float
+        Photon energy, keV.
+
+    Returns
+    -------
+    complex64 array shaped like ``proj_delta_beta``
+        The object transmission.
+    """
     k = 2 * np.pi / float(wavelength_m(energy_kev))
     p = np.asarray(proj_delta_beta)
     return np.exp(-1j * k * p.real - k * p.imag).astype(np.complex64)

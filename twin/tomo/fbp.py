@@ -99,7 +99,25 @@ def fbp(sino: np.ndarray, theta_deg, filter_name: str = "ramp", center: float | 
         backend: str = "twin", chunk_rows: int = 16) -> np.ndarray:
     """Filtered back-projection: (n_angles, rows, n) → (rows, n, n) float32 (see module doc).
 
-    ``center``: the rotation axis's column (default n//2, CONTRACTS §5).
+    Parameters
+    ----------
+    sino : ndarray (n_angles, rows, n) or (n_angles, n)
+        Projections (CONTRACTS §5); a 2D sinogram gives one (n, n) slice.
+    theta_deg : array_like (n_angles,)
+        Angles in degrees.
+    filter_name : str
+        One of :data:`FILTERS`.
+    center : float or None
+        The rotation axis's column (default n//2, CONTRACTS §5).
+    backend : {"twin", "tomopy", "astra"}
+        Twin's gridding, or tomopy's gridrec / astra's FBP where they are installed.
+    chunk_rows : int
+        Rows transformed together (memory against speed).
+
+    Returns
+    -------
+    ndarray (rows, n, n) float32
+        The slices ((n, n) for a 2D sinogram).
     """
     sino = np.asarray(sino, dtype=np.float32)
     if sino.ndim == 2:
