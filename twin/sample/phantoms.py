@@ -59,7 +59,31 @@ def siemens_star_transmission(shape, pixel_size_m: float, energy_kev: float, spo
                               membrane_material: str = "si3n4",
                               membrane_thickness_m: float = 1e-6,
                               centre_px: tuple[float, float] | None = None) -> np.ndarray:
-    """(ny, nx) complex64 transmission of a Siemens star on a membrane (a thin 2D object)."""
+    """(ny, nx) complex64 transmission of a Siemens star on a membrane (a thin 2D object).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        (ny, nx) pixels.
+    pixel_size_m : float
+        Pixel size, metres.
+    energy_kev : float
+        Photon energy, keV.
+    spokes : int
+        Number of spokes.
+    radius_m : float or None
+        The star's radius (default 0.45 of the smaller side).
+    spoke_material, membrane_material : str
+        Materials (:mod:`twin.sample.materials`).
+    spoke_thickness_m, membrane_thickness_m : float
+        Thicknesses, metres.
+    centre_px : (float, float) or None
+        The star's centre (row, col) in pixels; None: the array's centre.
+
+    Returns
+    -------
+    complex64 array (ny, nx)
+    """
     if radius_m is None:
         radius_m = 0.45 * min(shape) * pixel_size_m
     t = siemens_star_thickness(shape, pixel_size_m, spokes, radius_m, spoke_thickness_m,
@@ -136,7 +160,19 @@ _BUILDERS: dict = {}
 
 def register(name: str):
     """Decorator: register ``builder(sample_cfg, extent, grid) -> (n_slices, H, W)`` as the
-    phantom ``name``."""
+    phantom ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The phantom's name in ``sample.phantom``.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the builder unchanged and raises ValueError for a name
+        registered twice.
+    """
     def deco(fn):
         if name in _BUILDERS:
             raise ValueError(f"phantom {name!r} is registered twice")
@@ -146,14 +182,38 @@ def register(name: str):
 
 
 def registered() -> list[str]:
-    """Names of the registered phantoms."""
+    """Names of the registered phantoms.
+
+    Returns
+    -------
+    list of str
+        Sorted.
+    """
     return sorted(_BUILDERS)
 
 
 def projected_slabs(name: str, sample_cfg, extent: Extent, grid: Grid) -> np.ndarray:
     """(n_slices, len(y), len(x)) complex128 projected ∫(δ + iβ)dz of each slab, metres.
 
-    Raises :class:`~twin.core.errors.TwinInputError` for an unknown phantom.
+    Parameters
+    ----------
+    name : str
+        A registered phantom (:func:`registered`).
+    sample_cfg
+        The scenario's [sample] table (duck-typed).
+    extent : Extent
+        The sample's outer shape.
+    grid : Grid
+        Where to evaluate it.
+
+    Returns
+    -------
+    complex128 array (n_slices, len(grid.y_m), len(grid.x_m))
+
+    Raises
+    ------
+    TwinInputError
+        For an unknown phantom.
     """
     from twin.core.errors import TwinInputError
 
@@ -161,7 +221,6 @@ def projected_slabs(name: str, sample_cfg, extent: Extent, grid: Grid) -> np.nda
         raise TwinInputError("sample.phantom", name, f"allowed: {registered()}")
     out = np.asarray(_BUILDERS[name](sample_cfg, extent, grid), dtype=np.complex128)
     return out.reshape(grid.n_slices, len(grid.y_m), len(grid.x_m))
-
 
 
 def _box_interval(extent: Extent, s, angle_deg: float):
