@@ -6,10 +6,12 @@
 - :mod:`~twin.analysis.truth`: a reconstruction compared with the ground truth a simulation
   kept, on the scanned region.
 - :mod:`~twin.analysis.score`: ``twin score``: anyone's reconstruction against the twin's truth.
+- :mod:`~twin.analysis.registration`: where the truth's scanned region lies in a
+  reconstruction (the ambiguities, phase-gradient cross-correlation), for ``score``.
 - :mod:`~twin.analysis.costs`: core-hours and GPU-hours of simulating and reconstructing.
 - :mod:`~twin.analysis.volume`: the 3D resolution law read from simulated sub-volumes.
 
 The modules are imported on use: ``from twin.analysis import metrics``.
 """
 
-__all__ = ["biop", "costs", "metrics", "score", "truth", "volume"]
+__all__ = ["biop", "costs", "metrics", "registration", "score", "truth", "volume"]
