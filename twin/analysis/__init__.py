@@ -6,6 +6,8 @@
 - :mod:`~twin.analysis.truth`: a reconstruction compared with the ground truth a simulation
   kept, on the scanned region.
 - :mod:`~twin.analysis.score`: ``twin score``: anyone's reconstruction against the twin's truth.
+- :mod:`~twin.analysis.registration`: where the truth's scanned region lies in a
+  reconstruction (the ambiguities, phase-gradient cross-correlation), for ``score``.
 - :mod:`~twin.analysis.costs`: core-hours and GPU-hours of simulating and reconstructing.
 - :mod:`~twin.analysis.laws`: resolution against fluence, d(F): the simulated calibration's
   law, its fit, turnover and cliff.
@@ -14,4 +16,4 @@
 The modules are imported on use: ``from twin.analysis import metrics``.
 """
 
-__all__ = ["biop", "costs", "laws", "metrics", "score", "truth", "volume"]
+__all__ = ["biop", "costs", "laws", "metrics", "registration", "score", "truth", "volume"]
