@@ -43,7 +43,7 @@ def _capture(scenario: Path, out: Path) -> Path:
                               HOST, "--speed", "20"], env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while True:
             try:
                 socket.create_connection((HOST, 8888), timeout=1).close()
@@ -54,7 +54,7 @@ def _capture(scenario: Path, out: Path) -> Path:
                 time.sleep(0.2)
         r = subprocess.run([sys.executable, "-m", "pandablocks", "hdf", HOST,
                             str(out.parent / "capture_%d.h5"), "--arm"],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
     finally:
         panda.terminate()
