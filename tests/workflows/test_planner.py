@@ -2,7 +2,6 @@
 
 import itertools
 import json
-import time
 
 import numpy as np
 import pytest
@@ -105,17 +104,25 @@ def test_bad_budget_exits_2(scenario_path):
     assert r.exit_code == 2 and "--budget-shifts" in r.stderr
 
 
-def test_plan_of_the_1mm3_brain_answers_in_seconds_with_forecast_keys(scenario_path, tmp_path):
+def test_plan_of_the_1mm3_brain_answers_in_seconds_with_forecast_keys(scenario_path, tmp_path,
+                                                                     monkeypatch):
+    # "in seconds": the plan never simulates (a simulated point would take minutes); its
+    # wall time is a benchmark's business, not a test's (shared machines are noisy)
+    from twin.workflows import simres, simvol
+
+    def never(*a, **k):
+        raise AssertionError("twin plan started a simulation")
+
+    monkeypatch.setattr(simres, "measure", never)
+    monkeypatch.setattr(simvol, "measure_volume", never)
     path = str(scenario_path("brain_1mm3_dlsr"))
     runner = CliRunner()
     one = json.loads(runner.invoke(app, ["forecast", path, "--json"]).stdout)
-    t0 = time.perf_counter()
     r = runner.invoke(app, ["plan", path, "--budget-shifts", "60", "--json",
                             "--plot", str(tmp_path / "front.png")])
-    seconds = time.perf_counter() - t0
     assert r.exit_code == 0, r.output
     pts = json.loads(r.stdout)
-    assert pts and seconds < 30
+    assert pts
     varied = ["beam.flux_photons_per_s", "scan.frame_rate_hz", "scan.n_beams",
               "tomography.n_projections"]
     for p in pts:
