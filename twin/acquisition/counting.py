@@ -139,33 +139,8 @@ def poisson_frames(lam: np.ndarray, rng_n: np.random.Generator, rng_u: np.random
     k = rng_n.poisson(np.where(sparse, totals, 0.0))
     rows = np.nonzero(sparse & (k > 0))[0]
     if len(rows):
-        kk = k[rows]
-        n_tiles = hb * wb
-        # stage 1: a tile per photon, from the tiles' CDF of each frame laid end to end
-        cdf1 = np.cumsum(tiles[rows].ravel())
-        start1 = np.concatenate([[0.0], cdf1[n_tiles - 1::n_tiles][:-1]])
-        rng_v = rng_v if rng_v is not None else rng_u
-        # sorted within each frame, so the queries below are sorted overall
-        u1 = sorted_uniforms(kk, rng_u)
-        t = np.repeat(start1, kk) + u1 * np.repeat(totals[rows], kk)
-        gtile = np.minimum(np.searchsorted(cdf1, t, side="right"), len(rows) * n_tiles - 1)
-        # stage 2: a pixel within the tile, from the CDFs of the hit tiles only
-        hit = np.nonzero(np.bincount(gtile, minlength=len(rows) * n_tiles))[0]
-        lut = np.empty(len(rows) * n_tiles, np.int64)
-        lut[hit] = np.arange(len(hit))
-        inv = lut[gtile]                   # non-decreasing: photons come grouped by tile
-        fr, tl = np.divmod(hit, n_tiles)
-        ty, tx = np.divmod(tl, wb)
-        pix = frames.reshape(-1, hb, b, wb, b)[rows[fr], ty, :, tx, :].reshape(len(hit), b * b)
-        cdf2 = np.cumsum(pix.ravel(), dtype=np.float64)
-        tile_sum = tiles[rows[fr], tl]
-        start2 = np.concatenate([[0.0], cdf2[b * b - 1::b * b][:-1]])
-        u2 = sorted_uniforms(np.bincount(inv, minlength=len(hit)), rng_v)
-        v = start2[inv] + u2 * tile_sum[inv]
-        g = np.minimum(np.searchsorted(cdf2, v, side="right"), len(hit) * b * b - 1)
-        per_tile = np.bincount(g, minlength=len(hit) * b * b).reshape(len(hit), b, b)
-        out5 = out.reshape(-1, hb, b, wb, b)
-        out5[rows[fr], ty, :, tx, :] = per_tile
+        _place_photons(frames, tiles, totals, rows, k[rows], b, out,
+                       rng_u, rng_v if rng_v is not None else rng_u)
     dense = np.nonzero(~sparse)[0]
     for r in dense:                       # dense frames: one draw per pixel, in frame order
         out[r] = rng_d.poisson(frames[r].ravel())
@@ -399,3 +374,36 @@ def _counter(counts: np.ndarray, det: DetectorMode, overflow: str) -> np.ndarray
     if det.float8 and counts.max(initial=0) >= 64:        # exact below 64
         counts = float8_decode(float8_encode(counts))
     return counts
+
+
+def _place_photons(frames: np.ndarray, tiles: np.ndarray, totals: np.ndarray,
+                   rows: np.ndarray, kk: np.ndarray, b: int, out: np.ndarray,
+                   rng_u: np.random.Generator, rng_v: np.random.Generator) -> None:
+    """:func:`poisson_frames`' sparse frames ``rows``: ``kk`` photons each, placed in ``out``
+    by inverse-CDF sampling, a ``b`` × ``b`` tile first, then a pixel within it."""
+    hb, wb = frames.shape[1] // b, frames.shape[2] // b
+    n_tiles = hb * wb
+    # stage 1: a tile per photon, from the tiles' CDF of each frame laid end to end
+    cdf1 = np.cumsum(tiles[rows].ravel())
+    start1 = np.concatenate([[0.0], cdf1[n_tiles - 1::n_tiles][:-1]])
+    # sorted within each frame, so the queries below are sorted overall
+    u1 = sorted_uniforms(kk, rng_u)
+    t = np.repeat(start1, kk) + u1 * np.repeat(totals[rows], kk)
+    gtile = np.minimum(np.searchsorted(cdf1, t, side="right"), len(rows) * n_tiles - 1)
+    # stage 2: a pixel within the tile, from the CDFs of the hit tiles only
+    hit = np.nonzero(np.bincount(gtile, minlength=len(rows) * n_tiles))[0]
+    lut = np.empty(len(rows) * n_tiles, np.int64)
+    lut[hit] = np.arange(len(hit))
+    inv = lut[gtile]                   # non-decreasing: photons come grouped by tile
+    fr, tl = np.divmod(hit, n_tiles)
+    ty, tx = np.divmod(tl, wb)
+    pix = frames.reshape(-1, hb, b, wb, b)[rows[fr], ty, :, tx, :].reshape(len(hit), b * b)
+    cdf2 = np.cumsum(pix.ravel(), dtype=np.float64)
+    tile_sum = tiles[rows[fr], tl]
+    start2 = np.concatenate([[0.0], cdf2[b * b - 1::b * b][:-1]])
+    u2 = sorted_uniforms(np.bincount(inv, minlength=len(hit)), rng_v)
+    v = start2[inv] + u2 * tile_sum[inv]
+    g = np.minimum(np.searchsorted(cdf2, v, side="right"), len(hit) * b * b - 1)
+    per_tile = np.bincount(g, minlength=len(hit) * b * b).reshape(len(hit), b, b)
+    out5 = out.reshape(-1, hb, b, wb, b)
+    out5[rows[fr], ty, :, tx, :] = per_tile

@@ -350,8 +350,7 @@ class _SampleWindow:
 def _sample_window(s: Scenario, g: Geometry, sub_positions_m: np.ndarray,
                    offsets_m: np.ndarray, angle_deg: float,
                    sample_shift_m=(0.0, 0.0)) -> _SampleWindow:
-    """The sample's slabs on the fine grid and its ground truth on the reconstruction grid,
-    over the window the frames touch.
+    """The sample's slabs (fine grid) and ground truth (reconstruction grid) where frames touch.
 
     The object grid is fixed by the whole scan (pixel centres k·dx from the scan centre), and
     only the window that the simulated frames touch is computed: a part (``--frames``) sees
