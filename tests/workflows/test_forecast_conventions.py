@@ -55,8 +55,13 @@ def test_every_resolution_key_states_its_convention(scenario_path):
         assert v["resolution_patch_frames"] > 0
         if v["n_projections"] > 1:
             assert v["resolution_3d_forecast_fire_m"] > v["resolution_3d_forecast_m"] > 0
-            # no simulated volume measured it: the method names the bound
-            assert v["resolution_3d_method"] != "fsc_simulated_volume"
+            # the method names what the 3D figure is: a measured volume (with what was
+            # measured beside it) or the bound used
+            if v["resolution_3d_method"] == "fsc_simulated_volume":
+                assert v["simulated_volume_seeds"] >= 1
+                assert v["resolution_3d_bound_m"] > 0
+            else:
+                assert v["resolution_3d_method"].startswith("bound")
 
 
 def _band_limited_pair(n, cutoff, seed=0):

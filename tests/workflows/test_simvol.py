@@ -192,7 +192,9 @@ def test_a_measured_volume_replaces_the_bound_in_the_forecast(monkeypatch):
     from twin.workflows import forecast
 
     s = load(BRAIN)
+    monkeypatch.setattr(simvol, "volume_calibration", lambda sc: (None, ""))
     before = forecast.forecast(s).values
+    assert before["resolution_3d_method"].startswith("bound")
     f0 = Geometry.from_scenario(s).fluence_per_m2
     cal = _cal([f0 / 2, f0, 2 * f0], [900e-9, 700e-9, 600e-9], [True] * 3)
     monkeypatch.setattr(simvol, "volume_calibration", lambda sc: (cal, ""))
