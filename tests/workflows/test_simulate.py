@@ -374,7 +374,7 @@ def test_plan_to_data_is_what_the_file_reads(quick, tmp_path, n_beams):
     p = simulate.plan(s, n_frames=12)
     assert p.geometry.n_beams == n_beams and p.geometry.object_pixel_m == p.dx_m
     mem = p.to_data(np.concatenate([c for _, c in simulate.frames(p)]))
-    disk = io.read_cxi(out)
+    disk = read_cxi(out)
     assert mem.frames.dtype == np.float32
     np.testing.assert_array_equal(mem.frames, disk.frames)
     for name in ("translations_m", "illumination", "beam_offsets_m", "beam_illumination"):
