@@ -74,6 +74,10 @@ class SubVolume:
         Scan points per projection.
     fluence_ratio : float
         Photons per unit area at the field's centre over those at the full scan's centre.
+    beam_diameter_m : float
+        The scenario's beam diameter.
+    fluence_per_m2 : float
+        The scenario's fluence per projection (the forecast's F).
     """
 
     scenario: Scenario
@@ -84,6 +88,8 @@ class SubVolume:
     voxel_m: float
     frames_per_projection: int
     fluence_ratio: float
+    beam_diameter_m: float = math.nan
+    fluence_per_m2: float = math.nan
 
 
 def _projections(s: Scenario, g) -> float:
@@ -140,7 +146,8 @@ def sub_volume(s: Scenario, g=None) -> SubVolume:
     full = at_centre(g)
     return SubVolume(sv, float(gs.fov_x_m), float(width), int(n), float(density), float(dx),
                      int(gs.frames_per_projection),
-                     float(at_centre(gs) / full) if full else math.nan)
+                     float(at_centre(gs) / full) if full else math.nan,
+                     float(g.beam_diameter_m), float(g.fluence_per_m2))
 
 
 def projection_shifts(s: Scenario, angles_deg, seed: int) -> np.ndarray:
@@ -179,14 +186,14 @@ def one_projection(sv: Scenario, k: int, angle_deg: float, shift_m, shape,
     by ``shift_m``, reconstructed with the scenario's options from what a user has, its phase
     unwrapped and its background plane removed. Returns ∫δ dz in voxels (rows, cols) float32."""
     from twin.analysis.metrics import unwrap_phase
-    from twin.geometry import Geometry, reconstruction_options
+    from twin.geometry import reconstruction_options
     import twin.recon as engines
     from twin.workflows import simulate
     from twin.workflows.ptychotomo import remove_background
 
-    g = Geometry.from_scenario(sv)
     p = simulate.plan(sv, angle_deg=float(angle_deg), projection=int(k),
                       sample_shift_m=tuple(float(v) for v in shift_m))
+    g = p.geometry
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     p._device.clear()
     r = engines.reconstruct(p.to_data(counts),
@@ -336,11 +343,8 @@ def _key(sv: Scenario, seed: int, iterations: int | None) -> str:
 def _region(sub: SubVolume) -> tuple[int, int]:
     """Rows and columns of each projection that the volume keeps: the whole field across, and
     the rows more than a beam radius inside the scanned band (full fluence)."""
-    from twin.geometry import Geometry
-
-    g = Geometry.from_scenario(sub.scenario)
     w = int(math.floor(sub.field_m / sub.voxel_m)) // 2 * 2
-    h = int(math.floor((sub.field_m - g.beam_diameter_m) / sub.voxel_m)) // 2 * 2
+    h = int(math.floor((sub.field_m - sub.beam_diameter_m) / sub.voxel_m)) // 2 * 2
     return max(h, 8), w
 
 
@@ -385,7 +389,6 @@ def score_volume(pr: Projections, method: str) -> dict:
     the truth and between the even and the odd projections (:class:`VolumeMeasurement`'s
     fields, less the timing)."""
     from twin.analysis import metrics
-    from twin.geometry import Geometry
     from twin.tomo import reconstruct as tomo
     from twin.workflows import simres
 
@@ -403,7 +406,7 @@ def score_volume(pr: Projections, method: str) -> dict:
     yy, xx = np.mgrid[:m, :m] - m // 2
     disc = ((xx ** 2 + yy ** 2) < (0.45 * m) ** 2)[None]
     reg = register_volume(vol, truth)
-    beam = Geometry.from_scenario(pr.scenario).beam_diameter_m
+    beam = pr.sub.beam_diameter_m
     fsc_t = metrics.fourier_correlation(reg * disc, truth * disc, dx)
     fsc_s = metrics.fourier_correlation(even * disc, odd * disc, dx)
     mask = np.broadcast_to(disc, vol.shape)
@@ -449,7 +452,6 @@ def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
     use_cache : bool
         Reuse (and store) the result (:func:`twin.workflows.simres.cache_dir`).
     """
-    from twin.geometry import Geometry
     from twin.workflows import simres
 
     sub = sub_volume(s)
@@ -461,7 +463,7 @@ def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
     pr = simulate_projections(s, seed, iterations, scheduler, n_workers, progress)
     scores = score_volume(pr, s.tomography.method)
     result = VolumeMeasurement(
-        **scores, fluence_photons_per_m2=float(Geometry.from_scenario(s).fluence_per_m2),
+        **scores, fluence_photons_per_m2=sub.fluence_per_m2,
         voxel_m=sub.voxel_m, field_m=sub.field_m, sample_width_m=sub.sample_width_m,
         seconds=time.perf_counter() - t0)
     if use_cache:
