@@ -35,6 +35,18 @@ class ZonePlate:
     central_stop_m: float = 0.0
 
     def focal_length_m(self, wavelength_m: float) -> float:
+        """First-order focal length D·Δr/λ of this zone plate.
+
+        Parameters
+        ----------
+        wavelength_m : float
+            Wavelength λ, metres.
+
+        Returns
+        -------
+        float
+            Focal length in metres.
+        """
         return float(optics.focal_length_m(self.diameter_m, self.outermost_zone_m, wavelength_m))
 
 
@@ -47,8 +59,34 @@ def pupil_spectrum(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float,
                    tilt_m=(0.0, 0.0), code=None) -> np.ndarray:
     """The focal field's angular spectrum (n, n), unshifted FFT order.
 
-    ``tilt_m``: lateral shift (y, x) of the focus, a phase ramp across the pupil.
-    ``code``: optional (n, n) complex mask in the same frequency order (a coded aperture).
+    The pupil is an annulus from the central stop to the zone-plate diameter mapped to the
+    frequency disc q_in ≤ |q| ≤ q_out = D/(2λf), with a soft edge one frequency pixel wide.
+
+    Parameters
+    ----------
+    n : int
+        Array side, pixels.
+    dx_m : float
+        Pixel size in the focal plane, metres.
+    zp : ZonePlate
+        The zone plate.
+    wavelength_m : float
+        Wavelength, metres.
+    tilt_m : (2,) float
+        Lateral shift (y, x) of the focus, metres: a phase ramp across the pupil.
+    code : (n, n) complex ndarray or None
+        Optional mask in the same frequency order (a coded aperture), multiplied in.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, n) complex128 spectrum, unshifted FFT order.
+
+    Raises
+    ------
+    TwinInputError
+        ``optics.outermost_zone_nm`` when the zone plate's cone exceeds the Nyquist frequency
+        0.5/dx_m of the grid.
     """
     qy, qx = _freqs(n, dx_m)
     q = np.sqrt(qx ** 2 + qy ** 2)
@@ -72,7 +110,36 @@ def pupil_spectrum(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float,
 
 def zone_plate_probe(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float,
                      defocus_m: float, tilt_m=(0.0, 0.0), code=None) -> np.ndarray:
-    """(n, n) complex64 probe at ``defocus_m`` past the focus, unit total intensity."""
+    """(n, n) complex64 probe at ``defocus_m`` past the focus, unit total intensity.
+
+    Parameters
+    ----------
+    n : int
+        Probe side, pixels.
+    dx_m : float
+        Pixel size, metres.
+    zp : ZonePlate
+        The zone plate.
+    wavelength_m : float
+        Wavelength, metres.
+    defocus_m : float
+        Distance of the probe plane past the focus, metres (Fresnel transfer function
+        exp(−iπλΔz|q|²)).
+    tilt_m : (2,) float
+        Lateral shift (y, x) of the focus, metres.
+    code : (n, n) complex ndarray or None
+        Coded aperture in unshifted FFT order (see :func:`coded_aperture`).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, n) complex64 probe, centred (fftshifted), Σ|P|² = 1.
+
+    Raises
+    ------
+    TwinInputError
+        From :func:`pupil_spectrum` when the grid is too coarse for the zone plate.
+    """
     qy, qx = _freqs(n, dx_m)
     spec = pupil_spectrum(n, dx_m, zp, wavelength_m, tilt_m, code)
     spec = spec * np.exp(-1j * np.pi * wavelength_m * defocus_m * (qx ** 2 + qy ** 2))
@@ -82,7 +149,23 @@ def zone_plate_probe(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float,
 
 
 def coded_aperture(n: int, seed: int, feature_px: int = 4) -> np.ndarray:
-    """Random binary (0/π) phase plate in pupil coordinates, in unshifted FFT order."""
+    """Random binary (0/π) phase plate in pupil coordinates, in unshifted FFT order.
+
+    Parameters
+    ----------
+    n : int
+        Side of the plate, pixels.
+    seed : int
+        Seed of the random cells (``numpy.random.default_rng``).
+    feature_px : int
+        Side of one square cell of constant phase, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, n) complex128 mask with values ±1 (phases 0 or π), ifftshifted to match
+        :func:`pupil_spectrum`.
+    """
     rng = np.random.default_rng(seed)
     m = -(-n // feature_px)
     cells = rng.integers(0, 2, size=(m, m))
@@ -224,12 +307,39 @@ def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus
 
 
 def probe_power(modes) -> np.ndarray:
-    """Power ‖P_m‖² of each mode."""
+    """Power ‖P_m‖² of each mode.
+
+    Parameters
+    ----------
+    modes : array_like
+        (..., n, n) complex probe modes.
+
+    Returns
+    -------
+    numpy.ndarray
+        (...) float sum of |P|² over the last two axes (photons when the modes are scaled to
+        photons).
+    """
     return np.sum(np.abs(np.asarray(modes)) ** 2, axis=(-2, -1))
 
 
 def beam_diameter_rms_m(probe, dx_m: float) -> float:
-    """Twice the rms radius of the probe intensity (all modes): a size measure in metres."""
+    """Twice the rms radius of the probe intensity (all modes): a size measure in metres.
+
+    The rms radius is taken about the intensity centroid.
+
+    Parameters
+    ----------
+    probe : array_like
+        (n, n) or (..., n, n) complex probe; leading axes (modes) are summed incoherently.
+    dx_m : float
+        Pixel size, metres.
+
+    Returns
+    -------
+    float
+        2·rms radius of the intensity, metres.
+    """
     i = np.sum(np.abs(np.asarray(probe).reshape(-1, *np.shape(probe)[-2:])) ** 2, axis=0)
     n = i.shape[0]
     y, x = (np.mgrid[:n, :n] - n // 2) * dx_m
