@@ -77,6 +77,26 @@ class _SIRT:
         self.CM = self.mask / xp.maximum(A.adj_cols(ones), 1e-6)
 
     def run(self, x, p, iterations: int, nonneg: bool = False, progress: bool = False):
+        """Run ``iterations`` SIRT sweeps on a pixel-major stack, updating ``x`` in place.
+
+        Parameters
+        ----------
+        x : ndarray (n², rows) float32
+            Pixel-major start, NumPy or CuPy; overwritten.
+        p : ndarray (n_angles·n, rows) float32
+            Ray-major projections.
+        iterations : int
+            Number of sweeps.
+        nonneg : bool
+            Clip negative values after every sweep.
+        progress : bool
+            A progress bar with an ETA (stderr).
+
+        Returns
+        -------
+        ndarray (n², rows)
+            ``x`` itself, after the sweeps.
+        """
         A = self.A
         xp = array_module(x)
         for _ in _iterations(iterations, "sirt", progress):
@@ -125,8 +145,34 @@ def sart(sino, theta_deg, iterations: int = 10, relaxation: float = 0.5, x0=None
          nonneg: bool = False, seed: int = 0, progress: bool = False):
     """SART (Andersen & Kak 1984): one projection angle at a time, in random order.
 
-    Parameters as :func:`sirt`; ``relaxation`` (0, 2) scales each angle's update and ``seed``
-    fixes the order of the angles. Returns (rows, n, n) float32.
+    Parameters
+    ----------
+    sino : ndarray (n_angles, rows, n)
+        Projections (CONTRACTS §5), NumPy or CuPy.
+    theta_deg : array_like (n_angles,)
+        Angles in degrees.
+    iterations : int
+        Number of sweeps over all angles.
+    relaxation : float
+        Factor in (0, 2) scaling each angle's update.
+    x0 : ndarray (rows, n, n) or (n, n), optional
+        Starting volume; zeros when None.
+    nonneg : bool
+        Clip negative values after every angle's update (a positivity prior).
+    seed : int
+        Seed of the random order of the angles.
+    progress : bool
+        A progress bar with an ETA (stderr).
+
+    Returns
+    -------
+    ndarray (rows, n, n) float32, on the input's device.
+
+    Raises
+    ------
+    TwinInputError
+        When ``sino`` is not 3-D, ``theta_deg`` does not hold one angle per projection, or either
+        holds NaN or inf.
     """
     xp, sino, theta = _prepare(sino, theta_deg)
     na, rows, n = sino.shape
