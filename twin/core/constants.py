@@ -15,10 +15,32 @@ UM3 = 1e-18
 
 
 def wavelength_m(energy_kev):
-    """X-ray wavelength in metres for a photon energy in keV (array-friendly)."""
+    """X-ray wavelength in metres for a photon energy in keV (array-friendly).
+
+    Parameters
+    ----------
+    energy_kev : float or array_like
+        Photon energy, keV.
+
+    Returns
+    -------
+    numpy.ndarray
+        λ = h·c/E in metres, float64, same shape as ``energy_kev``.
+    """
     return HC_KEV_M / np.asarray(energy_kev, dtype=float)
 
 
 def photon_energy_j(energy_kev):
-    """Photon energy in joules for an energy in keV."""
+    """Photon energy in joules for an energy in keV.
+
+    Parameters
+    ----------
+    energy_kev : float or array_like
+        Photon energy, keV.
+
+    Returns
+    -------
+    numpy.ndarray
+        Energy in joules (E[keV]·10³·e), float64, same shape as ``energy_kev``.
+    """
     return np.asarray(energy_kev, dtype=float) * 1e3 * E_CHARGE_C

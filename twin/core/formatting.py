@@ -120,6 +120,16 @@ def unit_of(key: str) -> str:
     """The unit of a key's stored value: :data:`LABELS`'s, else the suffix's, else ``""``.
 
     ``"resolution_forecast_m"`` → ``"m"``, ``"scan_rate_um2_per_s"`` → ``"µm²/s"``.
+
+    Parameters
+    ----------
+    key : str
+        A value key (CONTRACTS naming: SI unless the suffix says otherwise).
+
+    Returns
+    -------
+    str
+        The unit name; ``""`` for dimensionless or unknown keys.
     """
     if key in LABELS:
         return LABELS[key][1]
@@ -130,7 +140,19 @@ def unit_of(key: str) -> str:
 
 
 def label(key: str) -> str:
-    """The label for people of a value key (the key with spaces where it has none)."""
+    """The label for people of a value key (the key with spaces where it has none).
+
+    Parameters
+    ----------
+    key : str
+        A value key, possibly dotted (``"forecast.scan_time_s"``).
+
+    Returns
+    -------
+    str
+        :data:`LABELS`'s label for ``key``; otherwise the part after the last dot with its unit
+        suffix removed and underscores turned into spaces.
+    """
     if key in LABELS:
         return LABELS[key][0]
     name = key.rsplit(".", 1)[-1]
@@ -167,6 +189,21 @@ def display_scale(unit: str, typical: float) -> tuple[float, str]:
     quote them: multiply a stored value by ``factor`` to get it in the returned unit.
 
     For plot axes, where one unit must serve a whole range.
+
+    Parameters
+    ----------
+    unit : str
+        Unit of the stored values (``"s"``, ``"%"``, ``"m"``, ``"B"``, ``"B/s"``, ``"Gy"``,
+        ``"Hz"``, ``"J"``; others are returned unscaled).
+    typical : float or None
+        A typical stored value; its magnitude picks the prefix. None or non-finite counts as 0.
+
+    Returns
+    -------
+    factor : float
+        Multiplier from the stored unit to the returned one.
+    name : str
+        The display unit (e.g. ``"nm"``, ``"h"``, ``"MGy"``).
     """
     typical = abs(typical) if typical is not None and math.isfinite(typical) else 0.0
     if unit == "s":
@@ -230,6 +267,19 @@ def format_value(key: str, value, unit: str | None = None) -> str:
 
 
 def labelled_rows(values: dict, keys=None) -> list[tuple[str, str]]:
-    """(label, formatted value) rows for the ``keys`` of ``values`` present (all by default)."""
+    """(label, formatted value) rows for the ``keys`` of ``values`` present (all by default).
+
+    Parameters
+    ----------
+    values : dict
+        Stored values by key.
+    keys : iterable of str, optional
+        Keys to show, in this order; keys missing from ``values`` are skipped.
+
+    Returns
+    -------
+    list of (str, str)
+        (:func:`label`, :func:`format_value`) per key.
+    """
     keys = list(values) if keys is None else [k for k in keys if k in values]
     return [(label(k), format_value(k, values[k])) for k in keys]

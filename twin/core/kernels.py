@@ -54,6 +54,18 @@ def _jit(parallel: bool, fastmath=_FLAGS):
     """numba.njit (cached, ``nogil``) with ``parallel`` and the ``fastmath`` flags (a set, or
     False for strict IEEE order: the results of every compilation are then the same bits)."""
     def wrap(f):
+        """Compile ``f`` with :func:`_compile` (or return it unchanged when numba is missing).
+
+        Parameters
+        ----------
+        f : callable
+            A numba-compilable Python function.
+
+        Returns
+        -------
+        callable
+            The compiled dispatcher, or ``f`` itself without numba.
+        """
         if _nb is None:  # pragma: no cover
             return f
         return _compile(f, fastmath=fastmath, parallel=parallel, nogil=True)
@@ -136,7 +148,25 @@ def _rows(dst, t, i, w, m):  # pragma: no cover - compiled
 
 @_jit(parallel=True)
 def interp_gather(objf, org, wy, wx, size, ch, outf):  # pragma: no cover - compiled
-    """outf (B, size, ch·size) ← separable ``k``-tap reads of ``objf`` (H, ch·W) at ``org``."""
+    """outf (B, size, ch·size) ← separable ``k``-tap reads of ``objf`` (H, ch·W) at ``org``.
+
+    Writes in place; returns None. Frame-parallel.
+
+    Parameters
+    ----------
+    objf : ndarray (H, ch·W) float32
+        The object as a float view (``ch`` = 2: complex64 as float pairs; 1: real).
+    org : ndarray (B, 2) int
+        Pixel (row, col) of tap 0 of each window.
+    wy, wx : ndarray (B, k) float32
+        Row and column tap weights of each window.
+    size : int
+        Window side, pixels.
+    ch : int
+        Floats per pixel, 1 or 2.
+    outf : ndarray (B, size, ch·size) float32
+        Output windows, overwritten.
+    """
     b_n = outf.shape[0]
     k = wy.shape[1]
     w2 = ch * size
@@ -157,7 +187,25 @@ def interp_gather(objf, org, wy, wx, size, ch, outf):  # pragma: no cover - comp
 @_jit(parallel=True)
 def interp_exit(objf, org, wy, wx, probef, patchf, psif):  # pragma: no cover - compiled
     """Float views of complex64 arrays: patch (B, n, n) ← interpolated windows of the object;
-    psi (B, M, n, n) ← probe_m · patch."""
+    psi (B, M, n, n) ← probe_m · patch.
+
+    Writes ``patchf`` and ``psif`` in place; returns None. Frame-parallel.
+
+    Parameters
+    ----------
+    objf : ndarray (H, 2·W) float32
+        The complex64 object viewed as float pairs.
+    org : ndarray (B, 2) int
+        Pixel (row, col) of tap 0 of each window.
+    wy, wx : ndarray (B, k) float32
+        Row and column tap weights.
+    probef : ndarray (M, n, 2·n) float32
+        The probe modes' float view.
+    patchf : ndarray (B, n, 2·n) float32
+        Output object windows (float view), overwritten.
+    psif : ndarray (B, M, n, 2·n) float32
+        Output exit waves (float view), overwritten.
+    """
     b_n, n = patchf.shape[0], patchf.shape[1]
     k = wy.shape[1]
     m_n = probef.shape[0]
@@ -191,6 +239,19 @@ def interp_scatter(outf, org, wy, wx, gf, ch):  # pragma: no cover - compiled
     Parallel over row bands of ``out`` (windows overlap, bands do not); within a band the
     frames are added in order, so the result does not depend on the thread count. A ``g`` of
     one frame counts for every window.
+
+    Parameters
+    ----------
+    outf : ndarray (H, ch·W) float32
+        Accumulator (float view of the object or its gradient), added to in place.
+    org : ndarray (B, 2) int
+        Pixel (row, col) of tap 0 of each window.
+    wy, wx : ndarray (B, k) float32
+        Row and column tap weights.
+    gf : ndarray (B, s, ch·s) or (1, s, ch·s) float32
+        Windows to add (float view).
+    ch : int
+        Floats per pixel, 1 or 2.
     """
     b_n = org.shape[0]
     s = gf.shape[1]
@@ -231,7 +292,19 @@ def interp_scatter(outf, org, wy, wx, gf, ch):  # pragma: no cover - compiled
 @_jit(parallel=True)
 def mode_sum_conj(probe, chi, out):  # pragma: no cover - compiled
     """out (B, n, n) ← Σ_m conj(probe_m)·chi_bm: the exit waves' adjoint in the object
-    (modes outermost: every inner loop runs along a contiguous row)."""
+    (modes outermost: every inner loop runs along a contiguous row).
+
+    Frame-parallel; writes ``out`` in place and returns None.
+
+    Parameters
+    ----------
+    probe : ndarray (M, n, n) complex64
+        Probe modes.
+    chi : ndarray (B, M, n, n) complex64
+        Exit-wave updates per frame and mode.
+    out : ndarray (B, n, n) complex64
+        Output, overwritten.
+    """
     b_n, m_n, n = chi.shape[0], chi.shape[1], chi.shape[2]
     for b in prange(b_n):
         for i in range(n):
@@ -252,6 +325,17 @@ def frame_sum_conj(patch, chi, out, weight):  # pragma: no cover - compiled
     """out (M, n, n) ← Σ_b conj(patch_b)·chi_bm; weight (n, n) ← Σ_b |patch_b|².
 
     Parallel over rows; each row's sum over frames runs in frame order (deterministic).
+
+    Parameters
+    ----------
+    patch : ndarray (B, n, n) complex64
+        Object windows.
+    chi : ndarray (B, M, n, n) complex64
+        Exit-wave updates.
+    out : ndarray (M, n, n) complex64
+        Output, overwritten.
+    weight : ndarray (n, n) float32
+        Output Σ_b |patch_b|², overwritten.
     """
     b_n, m_n, n = chi.shape[0], chi.shape[1], chi.shape[2]
     for i in prange(n):
@@ -273,7 +357,26 @@ def modulus_update(farf, amp, mask, poisson, u, cost):  # pragma: no cover - com
     """The far-field correction in place on a float view (B, M, n, 2n) of the waves, measured
     frames binned ``u``×``u`` (amp (B, n/u, n/u); u = 1: none): far_bm ← far_bm·(ratio − 1)·mask,
     with ratio √I/√Î (Gaussian / PIE) or I/Î (Poisson ML), Î = Σ_m Σ_block |far_bm|²;
-    cost_b ← Σ mask·(√Î − √I)². ``mask`` (n/u, n/u), or (1, 1): all valid."""
+    cost_b ← Σ mask·(√Î − √I)². ``mask`` (n/u, n/u), or (1, 1): all valid.
+
+    The ratios are regularised: √I/(√Î + 10⁻⁶) and (I + 10⁻³)/(Î + 10⁻³). Frame-parallel; returns
+    None.
+
+    Parameters
+    ----------
+    farf : ndarray (B, M, n, 2·n) float32
+        Far fields of every mode (float view of complex64), replaced by the correction.
+    amp : ndarray (B, n/u, n/u) float32
+        Measured amplitudes √I (photon counts, square-rooted).
+    mask : ndarray (n/u, n/u) or (1, 1) float32
+        Weight of each measured pixel (0 for invalid ones); (1, 1) for all valid.
+    poisson : bool
+        Poisson maximum-likelihood ratio I/Î instead of the amplitude ratio.
+    u : int
+        Binning factor of the measured frames; ``n`` must be a multiple of it.
+    cost : ndarray (B,) float
+        Output masked amplitude misfit per frame, overwritten.
+    """
     b_n, m_n, n = farf.shape[0], farf.shape[1], farf.shape[2]
     nd = n // u
     full = mask.shape[0] == 1
@@ -327,7 +430,23 @@ def ls_dots(probe, d_obj_patch, d_probe, patch, chi, out):  # pragma: no cover -
     b = ΔP·O_b (never stored): out (B, 5) ← (‖a‖², Re⟨a, χ⟩, ‖b‖², Re⟨a, b⟩, Re⟨b, χ⟩).
 
     Each sum runs per column j over modes and rows, then over j in order (see
-    :func:`_ordered_sum`)."""
+    :func:`_ordered_sum`). Frame-parallel; returns None.
+
+    Parameters
+    ----------
+    probe : ndarray (M, n, n) complex64
+        Probe modes P.
+    d_obj_patch : ndarray (B, n, n) complex64
+        Object update direction ΔO in each frame's window.
+    d_probe : ndarray (M, n, n) complex64
+        Probe update direction ΔP.
+    patch : ndarray (B, n, n) complex64
+        Object windows O_b.
+    chi : ndarray (B, M, n, n) complex64
+        Exit-wave updates χ.
+    out : ndarray (B, 5) float
+        Output, overwritten.
+    """
     b_n, m_n, n = chi.shape[0], chi.shape[1], chi.shape[2]
     for bb in prange(b_n):
         acc = np.zeros((5, n))
@@ -352,7 +471,21 @@ def ls_dots(probe, d_obj_patch, d_probe, patch, chi, out):  # pragma: no cover -
 @_jit(parallel=True)
 def direction_dots(probe, g, chi, out):  # pragma: no cover - compiled
     """Per frame b, for the exit-wave direction d_bm = probe_m·g_b (never stored):
-    out (B, 2) ← (Re⟨d_b, χ_b⟩, ‖d_b‖²), summed per column, then over columns in order."""
+    out (B, 2) ← (Re⟨d_b, χ_b⟩, ‖d_b‖²), summed per column, then over columns in order.
+
+    Frame-parallel; returns None.
+
+    Parameters
+    ----------
+    probe : ndarray (M, n, n) complex64
+        Probe modes.
+    g : ndarray (B, n, n) complex64
+        Per-frame object-space direction.
+    chi : ndarray (B, M, n, n) complex64
+        Exit-wave updates.
+    out : ndarray (B, 2) float
+        Output, overwritten.
+    """
     b_n, m_n, n = chi.shape[0], chi.shape[1], chi.shape[2]
     for bb in prange(b_n):
         num = np.zeros(n)
@@ -373,7 +506,17 @@ def direction_dots(probe, g, chi, out):  # pragma: no cover - compiled
 def central_differences(wf, gyf, gxf):  # pragma: no cover - compiled
     """Float views: from windows w (B, n+2, n+2) with a one-pixel border, the central
     differences gy[b, i, j] = (w[i+2, j+1] − w[i, j+1])/2 and gx = (w[i+1, j+2] − w[i+1, j])/2,
-    each (B, n, n)."""
+    each (B, n, n).
+
+    Frame-parallel; returns None.
+
+    Parameters
+    ----------
+    wf : ndarray (B, n+2, 2·(n+2)) float32
+        Complex64 windows with a one-pixel border, viewed as float pairs.
+    gyf, gxf : ndarray (B, n, 2·n) float32
+        Outputs (float views of complex64), overwritten; differences per pixel, not per metre.
+    """
     b_n, n = gyf.shape[0], gyf.shape[1]
     n2 = 2 * n
     for b in prange(b_n):

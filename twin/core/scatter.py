@@ -9,7 +9,22 @@ from twin.core.xp import array_module
 
 
 def scatter_add(size: int, flat_index, values):
-    """A length-``size`` vector with ``values`` summed at ``flat_index`` (real or complex)."""
+    """A length-``size`` vector with ``values`` summed at ``flat_index`` (real or complex).
+
+    Parameters
+    ----------
+    size : int
+        Length of the result.
+    flat_index : ndarray of int
+        Non-negative flat indices, any shape; the same number of elements as ``values``.
+    values : ndarray
+        Values to add, NumPy or CuPy, real or complex.
+
+    Returns
+    -------
+    ndarray
+        (size,) array of ``values.dtype`` on the input's device; repeated indices add up.
+    """
     xp = array_module(values)
     idx = flat_index.ravel()
     vals = values.ravel()
@@ -29,7 +44,24 @@ def scatter_add(size: int, flat_index, values):
 def window_index(origins, size: tuple[int, int], width: int, xp=np):
     """(B, sy, sx) flat indices into a row-major array of ``width`` columns of the windows whose
     top-left corners are ``origins`` (B, 2) (row, col), built on ``xp``'s device: only the
-    origins travel to a GPU, not the index array (B·sy·sx integers)."""
+    origins travel to a GPU, not the index array (B·sy·sx integers).
+
+    Parameters
+    ----------
+    origins : array_like (B, 2) int
+        Top-left corners (row, col), pixels.
+    size : (int, int)
+        Window size (sy, sx), pixels.
+    width : int
+        Number of columns of the indexed array.
+    xp : module
+        ``numpy`` or ``cupy``.
+
+    Returns
+    -------
+    ndarray
+        (B, sy, sx) int64 flat indices row·width + col.
+    """
     sy, sx = size
     o = (origins.astype(xp.int64, copy=False) if array_module(origins) is xp
          else xp.asarray(np.asarray(origins, dtype=np.int64)))
@@ -44,6 +76,20 @@ def add_windows(out, origins, values):
 
     On the CPU a loop of slice additions (each window is contiguous rows, and no float64 copy is
     made as ``bincount`` would); on the GPU one scatter-add on flat indices.
+
+    Parameters
+    ----------
+    out : ndarray (H, W)
+        Accumulator, modified in place; NumPy or CuPy.
+    origins : array_like (B, 2) int
+        Top-left corners (row, col), pixels; windows must lie inside ``out``.
+    values : ndarray (B, sy, sx)
+        Windows to add.
+
+    Returns
+    -------
+    ndarray
+        ``out`` itself.
     """
     xp = array_module(out)
     b, sy, sx = values.shape

@@ -35,7 +35,21 @@ __all__ = ["AVAILABLE", "spectrum_ramp", "exit_product", "gather_columns", "modu
 
 @_jit(parallel=True, fastmath=False)
 def spectrum_ramp(qf, iq, ex, outf):  # pragma: no cover - compiled
-    """outf[u, m, y, x] = q[iq[u], m, y, x] · ex[u, x] (complex; float views (…, 2N))."""
+    """outf[u, m, y, x] = q[iq[u], m, y, x] · ex[u, x] (complex; float views (…, 2N)).
+
+    Parallel over (u, m, y); writes ``outf`` in place and returns None.
+
+    Parameters
+    ----------
+    qf : ndarray (Q, M, ny, 2·nx) float32
+        Cached half-transformed probes (complex64 as float pairs).
+    iq : ndarray (U,) int
+        Which cached probe each output frame uses.
+    ex : ndarray (U, 2·nx) float32
+        Per-frame phase ramp along x (complex64 as float pairs).
+    outf : ndarray (U, M, ny, 2·nx) float32
+        Output, overwritten.
+    """
     u_n, m_n, ny = outf.shape[0], outf.shape[1], outf.shape[2]
     nx = outf.shape[3] // 2
     for t in prange(u_n * m_n * ny):
@@ -60,7 +74,29 @@ ROWS = 16
 def exit_product(srcf, inv, objf, org, ry, rx, ramp, dstf):  # pragma: no cover - compiled
     """dst[k, m, y, x] = src[inv[k], m, y, x] · obj[org[k, 0] + y, org[k, 1] + x] (· ry[y] ·
     rx[x] if ``ramp``) (complex; float views). ``src`` may be ``dst`` with ``inv`` = 0 … K − 1
-    (in place)."""
+    (in place).
+
+    Parallel over frames and blocks of :data:`ROWS` rows; returns None.
+
+    Parameters
+    ----------
+    srcf : ndarray (S, M, ny, 2·nx) float32
+        Shifted probes (complex64 as float pairs).
+    inv : ndarray (K,) int
+        Which source probe stack each frame uses.
+    objf : ndarray (H, 2·W) float32
+        The object slice (complex64 as float pairs).
+    org : ndarray (K, 2) int
+        Top-left (row, col) of each frame's object window, pixels.
+    ry : ndarray (2·ny,) float32
+        Row factor of the separable phase ramp (complex as float pairs).
+    rx : ndarray (2·nx,) float32
+        Column factor of the separable phase ramp.
+    ramp : bool
+        Multiply by ry[y]·rx[x].
+    dstf : ndarray (K, M, ny, 2·nx) float32
+        Output exit waves, overwritten.
+    """
     k_n, m_n, ny = dstf.shape[0], dstf.shape[1], dstf.shape[2]
     nx = dstf.shape[3] // 2
     nb = (ny + ROWS - 1) // ROWS
@@ -94,7 +130,19 @@ def exit_product(srcf, inv, objf, org, ry, rx, ramp, dstf):  # pragma: no cover 
 @_jit(parallel=True, fastmath=False)
 def gather_columns(ff, off, outf):  # pragma: no cover - compiled
     """outf[…, y, j] = f[…, y, (j + off) mod N] for j < S ≤ N (float views: (P, N, 2N) →
-    (P, N, 2S)): at most two contiguous runs per row."""
+    (P, N, 2S)): at most two contiguous runs per row.
+
+    Parallel over (p, y); returns None.
+
+    Parameters
+    ----------
+    ff : ndarray (P, ny, 2·N) float32
+        Row-transformed fields (complex64 as float pairs).
+    off : int
+        Column offset of the first kept column; taken modulo N.
+    outf : ndarray (P, ny, 2·S) float32
+        Output kept columns, overwritten.
+    """
     p_n, ny = outf.shape[0], outf.shape[1]
     s_n = outf.shape[2] // 2
     n_n = ff.shape[2] // 2
@@ -113,7 +161,21 @@ def gather_columns(ff, off, outf):  # pragma: no cover - compiled
 @_jit(parallel=True, fastmath=False)
 def modulus_bin(hf, row_off, col_off, s, out):  # pragma: no cover - compiled
     """out[k, i, j] = Σ_m Σ_a Σ_b |h[k, m, (i·s + a + row_off) mod R, (j·s + b + col_off) mod
-    C]|² for out (K, nr, nc) float32 and h (K, M, R, C) complex64 as floats (K, M, R, 2C)."""
+    C]|² for out (K, nr, nc) float32 and h (K, M, R, C) complex64 as floats (K, M, R, 2C).
+
+    Parallel over (k, i); sums in source order (deterministic); returns None.
+
+    Parameters
+    ----------
+    hf : ndarray (K, M, R, 2·C) float32
+        Far fields of every mode (complex64 as float pairs).
+    row_off, col_off : int
+        Offsets (samples) of the first row and column read, taken modulo R and C (centred order).
+    s : int
+        Binning: far-field samples per detector pixel along each axis.
+    out : ndarray (K, nr, nc) float32
+        Output intensities per detector pixel, overwritten.
+    """
     k_n, nr, nc = out.shape[0], out.shape[1], out.shape[2]
     m_n, r_n = hf.shape[1], hf.shape[2]
     c_n = hf.shape[3] // 2
