@@ -107,18 +107,39 @@ class Device:
             self.touch(key)
 
     def touch(self, key: str) -> None:
-        """Mark ``key`` changed now (for ``*CHANGES?``)."""
+        """Mark ``key`` changed now (for ``*CHANGES?``).
+
+        Parameters
+        ----------
+        key : str
+            Full field name (``BLOCKn.FIELD[.ATTR]``); need not exist in :attr:`values`.
+        """
         self.seq += 1
         self.changed[key] = self.seq
 
     def set(self, key: str, value: str) -> None:
-        """Set ``key`` to ``value``, marking it changed if it differs."""
+        """Set ``key`` to ``value``, marking it changed if it differs.
+
+        Parameters
+        ----------
+        key : str
+            Full field name (``BLOCKn.FIELD[.ATTR]``); no check that it exists.
+        value : str
+            The new value, as the control port writes it.
+        """
         if self.values.get(key) != value:
             self.values[key] = value
             self.touch(key)
 
     def captured_fields(self) -> list[tuple[str, str]]:
-        """(field, capture) in the stream's column order."""
+        """(field, capture) in the stream's column order.
+
+        Returns
+        -------
+        list of (str, str)
+            For ``PCAP.TS_TRIGGER``, ``PCAP.SAMPLES``, ``INENC1.VAL`` and ``INENC2.VAL`` in that
+            order, those whose ``.CAPTURE`` is not ``"No"``, with the capture mode (e.g. ``"Value"``).
+        """
         out = []
         for key in ("PCAP.TS_TRIGGER", "PCAP.SAMPLES", "INENC1.VAL", "INENC2.VAL"):
             full = key.replace("PCAP.", "PCAP1.")
@@ -129,7 +150,19 @@ class Device:
 
 
 def canonical(name: str) -> str | None:
-    """``PCAP.X`` → ``PCAP1.X``; ``INENC1.VAL`` stays; unknown blocks → None."""
+    """``PCAP.X`` → ``PCAP1.X``; ``INENC1.VAL`` stays; unknown blocks → None.
+
+    Parameters
+    ----------
+    name : str
+        A block or field name, with or without the block number.
+
+    Returns
+    -------
+    str or None
+        The name with the block numbered (``1`` when omitted); None for an unknown block or a
+        block number out of range.
+    """
     block, _, rest = name.partition(".")
     base = block.rstrip("0123456789")
     num = block[len(base):] or "1"
@@ -139,7 +172,26 @@ def canonical(name: str) -> str | None:
 
 
 def in_group(key: str, dev: Device, group: str) -> bool:
-    """Whether field ``key`` belongs to the ``*CHANGES.<group>?`` group (``""``: all)."""
+    """Whether field ``key`` belongs to the ``*CHANGES.<group>?`` group (``""``: all).
+
+    Attributes (two dots, ``BLOCKn.FIELD.ATTR``) belong to ``""`` and ``"ATTR"``; fields (one
+    dot) to ``""`` and to the group of their type (CONFIG: param, bit_mux, pos_mux, time, write;
+    BITS: bit_out; POSN: pos_out; READ: read); anything else to no group.
+
+    Parameters
+    ----------
+    key : str
+        Full field name.
+    dev : Device
+        Holds the fields' types.
+    group : str
+        ``""``, ``"CONFIG"``, ``"BITS"``, ``"POSN"``, ``"READ"``, ``"ATTR"``, or another name
+        (no field belongs to it).
+
+    Returns
+    -------
+    bool
+    """
     if group in ("", "ATTR") and key.count(".") == 2:
         return True
     if key.count(".") != 1:

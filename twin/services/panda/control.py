@@ -41,12 +41,34 @@ class Arming(Protocol):
 
 
 def is_table_write(text: str) -> bool:
-    """Whether ``text`` opens a table (multi-line) write, which runs to an empty line."""
+    """Whether ``text`` opens a table (multi-line) write, which runs to an empty line.
+
+    Parameters
+    ----------
+    text : str
+        One command line without its line end.
+
+    Returns
+    -------
+    bool
+        True when ``text`` ends with ``<`` and holds neither ``?`` nor ``=``.
+    """
     return text.endswith("<") and "?" not in text and "=" not in text
 
 
 def encode_reply(reply: Reply) -> bytes:
-    """A reply as sent: one line, or ``!line`` per line and a closing ``.``."""
+    r"""A reply as sent: one line, or ``!line`` per line and a closing ``.``.
+
+    Parameters
+    ----------
+    reply : str or list of str
+        One reply line, or the lines of a multi-line reply.
+
+    Returns
+    -------
+    bytes
+        UTF-8 text with ``\n`` line ends.
+    """
     if isinstance(reply, list):
         return ("".join(f"!{r}\n" for r in reply) + ".\n").encode()
     return (reply + "\n").encode()
@@ -113,7 +135,18 @@ class ControlProtocol:
         return "ERR Unknown command"
 
     def table_write(self, name: str) -> str:
-        """The reply to a table write ``name<`` (accepted and ignored)."""
+        """The reply to a table write ``name<`` (accepted and ignored).
+
+        Parameters
+        ----------
+        name : str
+            The opening line (``BLOCK.FIELD<``, optionally ``<B`` or ``<|``).
+
+        Returns
+        -------
+        str
+            ``"OK"`` for a known block, ``"ERR No such block"`` otherwise.
+        """
         key = canonical(name.rstrip("<B|"))
         return "OK" if key is not None else "ERR No such block"
 

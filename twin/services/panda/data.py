@@ -88,12 +88,43 @@ def parse_options(line: bytes) -> DataOptions:
 
 
 def end_line(n_sent: int, reason: str) -> bytes:
-    """The line that ends an acquisition's stream."""
+    r"""The line that ends an acquisition's stream.
+
+    Parameters
+    ----------
+    n_sent : int
+        Number of rows sent in this acquisition.
+    reason : str
+        The end reason (e.g. ``"Ok"``, ``"Disarmed"``).
+
+    Returns
+    -------
+    bytes
+        ``b"END <n_sent> <reason>\n"``.
+    """
     return f"END {n_sent} {reason}\n".encode()
 
 
 def rows(dev: Device, fields: Fields, t: np.ndarray, counts: np.ndarray) -> dict:
-    """Raw columns of the captured ``fields`` for triggers ``t`` (s) and ``counts`` (k, 2)."""
+    """Raw columns of the captured ``fields`` for triggers ``t`` (s) and ``counts`` (k, 2).
+
+    Parameters
+    ----------
+    dev : Device
+        Holds ``PULSE1.WIDTH`` (the exposure, seconds), which sets ``PCAP.SAMPLES``.
+    fields : list of (str, str)
+        Captured (field, capture mode) pairs, from :meth:`Device.captured_fields`.
+    t : ndarray (k,) float
+        Trigger times, seconds.
+    counts : ndarray (k, 2) int
+        Encoder counts of ``INENC1`` (column 0) and ``INENC2`` (column 1).
+
+    Returns
+    -------
+    dict
+        Field name → (k,) array: ``PCAP.TS_TRIGGER`` as int64 8 ns ticks (rounded),
+        ``PCAP.SAMPLES`` as uint32 ticks of the exposure, encoder fields as the counts' column.
+    """
     cols = {}
     for f, _ in fields:
         if f == "PCAP.TS_TRIGGER":
@@ -108,7 +139,22 @@ def rows(dev: Device, fields: Fields, t: np.ndarray, counts: np.ndarray) -> dict
 
 
 def field_meta(dev: Device, f: str):
-    """(raw dtype, scale, offset, units) of a captured field (scale None: not scalable)."""
+    """(raw dtype, scale, offset, units) of a captured field (scale None: not scalable).
+
+    Parameters
+    ----------
+    dev : Device
+        Holds the encoders' ``SCALE``, ``OFFSET`` and ``UNITS``.
+    f : str
+        Captured field name (``PCAP.TS_TRIGGER``, ``PCAP.SAMPLES`` or an encoder's ``VAL``).
+
+    Returns
+    -------
+    tuple
+        ``("int64", TICK_S, 0.0, "s")`` for the trigger time, ``("uint32", None, None, None)`` for
+        the samples, ``("int32", scale, offset, units)`` for an encoder (scale in metres per
+        count when ``units`` is ``"m"``).
+    """
     if f == "PCAP.TS_TRIGGER":
         return "int64", TICK_S, 0.0, "s"
     if f == "PCAP.SAMPLES":
@@ -119,7 +165,23 @@ def field_meta(dev: Device, f: str):
 
 
 def header(dev: Device, fields: Fields, opts: DataOptions) -> str:
-    """The header sent when an acquisition starts (XML or text, as the client asked)."""
+    """The header sent when an acquisition starts (XML or text, as the client asked).
+
+    Parameters
+    ----------
+    dev : Device
+        Holds the fields' scales and units.
+    fields : list of (str, str)
+        Captured (field, capture mode) pairs in column order.
+    opts : DataOptions
+        The client's choices (``xml``, ``proc``, ``fmt``).
+
+    Returns
+    -------
+    str
+        The header, ending with an empty line; scaled fields are typed ``double`` when
+        ``opts.proc`` is ``"SCALED"``.
+    """
     sample_bytes = 0
     meta = []
     for f, mode in fields:
@@ -152,7 +214,28 @@ def header(dev: Device, fields: Fields, opts: DataOptions) -> str:
 
 
 def encode(dev: Device, fields: Fields, cols: dict, opts: DataOptions) -> bytes:
-    """Rows ``cols`` (from :func:`rows`) as sent in the client's format."""
+    """Rows ``cols`` (from :func:`rows`) as sent in the client's format.
+
+    SCALED values are raw·scale + offset as little-endian float64; other values keep their raw
+    dtype. ASCII: one line per row; FRAMED: ``BIN`` + uint32 length (body + 8) + packed rows;
+    BASE64: packed rows in 57-byte chunks, one base64 line each; UNFRAMED: the packed rows.
+
+    Parameters
+    ----------
+    dev : Device
+        Holds the fields' scales and offsets.
+    fields : list of (str, str)
+        Captured (field, capture mode) pairs in column order.
+    cols : dict
+        Field name → (k,) raw column, as :func:`rows` returns.
+    opts : DataOptions
+        The client's choices (``fmt``, ``proc``).
+
+    Returns
+    -------
+    bytes
+        The encoded rows; empty when there are none.
+    """
     n = len(next(iter(cols.values()))) if cols else 0
     if n == 0:
         return b""

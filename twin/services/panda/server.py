@@ -72,7 +72,21 @@ class PandaServer:
     # -- running ----------------------------------------------------------------------
 
     async def serve(self, ready: threading.Event | None = None) -> None:
-        """Bind both ports and serve until :meth:`stop`."""
+        """Bind both ports and serve until :meth:`stop`.
+
+        On stop, the running acquisition is cancelled, the listeners and client connections are
+        closed, and connection handlers still running after 2 s are cancelled.
+
+        Parameters
+        ----------
+        ready : threading.Event, optional
+            Set once both ports are bound.
+
+        Raises
+        ------
+        TwinInputError
+            ``--host`` when either port cannot be bound (the message holds the OS error).
+        """
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         try:
@@ -108,11 +122,30 @@ class PandaServer:
                 await srv.wait_closed()
 
     def start(self, timeout_s: float = 10.0) -> "PandaServer":
-        """Serve from a background thread; returns once the ports are bound."""
+        """Serve from a background thread; returns once the ports are bound.
+
+        Parameters
+        ----------
+        timeout_s : float
+            Seconds to wait for the ports to be bound (and, failing that, for the thread to end).
+
+        Returns
+        -------
+        PandaServer
+            This server, serving (so that ``with PandaServer(...).start()`` reads naturally).
+
+        Raises
+        ------
+        TwinInputError
+            Re-raised from :meth:`serve` when a port cannot be bound.
+        RuntimeError
+            When the server did not bind its ports within ``timeout_s``.
+        """
         ready = threading.Event()
         self._error: BaseException | None = None
 
         def run():
+            """Thread body: run :meth:`serve` in a new event loop; keep any exception for :meth:`start`."""
             try:
                 asyncio.run(self.serve(ready))
             except BaseException as exc:  # noqa: BLE001 - reported by start()
