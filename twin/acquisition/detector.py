@@ -107,7 +107,28 @@ def presets() -> dict:
 def preset_mode(preset: str, mode: str | None = None, **overrides) -> DetectorMode:
     """A :class:`DetectorMode` for ``preset`` and ``mode`` with ``overrides`` applied.
 
-    Raises :class:`TwinInputError` for an unknown preset, mode or override.
+    Parameters
+    ----------
+    preset : str
+        Preset name, a table of ``detectors.toml``.
+    mode : str, optional
+        Operating mode of the preset; its ``default_mode`` when None or empty.
+    **overrides
+        Field values of :class:`DetectorMode` to replace (SI, as the field names say); those
+        given as None are ignored.
+
+    Returns
+    -------
+    DetectorMode
+
+    Raises
+    ------
+    TwinInputError
+        ``detector.preset`` or ``detector.mode`` for an unknown preset or mode;
+        ``detector.dead_time_model`` for a model other than "paralyzable" or "nonparalyzable".
+    TypeError
+        For an override that names no field of :class:`DetectorMode` (from
+        ``dataclasses.replace``).
     """
     table = presets()
     if preset not in table:
@@ -145,25 +166,81 @@ def preset_mode(preset: str, mode: str | None = None, **overrides) -> DetectorMo
 
 
 def recorded_rate_nonparalyzable(true_rate_hz, dead_time_s):
-    """m = n / (1 + nτ)."""
+    """m = n / (1 + nτ).
+
+    Parameters
+    ----------
+    true_rate_hz : float or array_like
+        True (incident) count rate n, counts per second.
+    dead_time_s : float or array_like
+        Dead time τ, seconds.
+
+    Returns
+    -------
+    numpy.ndarray
+        Recorded rate m, counts per second (float64, broadcast shape).
+    """
     n = np.asarray(true_rate_hz, dtype=float)
     return n / (1.0 + n * np.asarray(dead_time_s, dtype=float))
 
 
 def recorded_rate_paralyzable(true_rate_hz, dead_time_s):
-    """m = n·exp(−nτ)."""
+    """m = n·exp(−nτ).
+
+    Parameters
+    ----------
+    true_rate_hz : float or array_like
+        True (incident) count rate n, counts per second.
+    dead_time_s : float or array_like
+        Dead time τ, seconds.
+
+    Returns
+    -------
+    numpy.ndarray
+        Recorded rate m, counts per second (float64, broadcast shape).
+    """
     n = np.asarray(true_rate_hz, dtype=float)
     return n * np.exp(-n * np.asarray(dead_time_s, dtype=float))
 
 
 def true_rate_nonparalyzable(recorded_rate_hz, dead_time_s):
-    """Inverse of the non-paralyzable model: n = m / (1 − mτ) (valid for mτ < 1)."""
+    """Inverse of the non-paralyzable model: n = m / (1 − mτ) (valid for mτ < 1).
+
+    Parameters
+    ----------
+    recorded_rate_hz : float or array_like
+        Recorded count rate m, counts per second.
+    dead_time_s : float or array_like
+        Dead time τ, seconds.
+
+    Returns
+    -------
+    numpy.ndarray
+        True rate n, counts per second; not checked: negative or infinite where mτ ≥ 1.
+    """
     m = np.asarray(recorded_rate_hz, dtype=float)
     return m / (1.0 - m * np.asarray(dead_time_s, dtype=float))
 
 
 def binned_recorded_rate(true_rate_hz, dead_time_s, binning):
-    """Recorded rate of a binned pixel whose b×b native front ends each count 1/b² of the rate."""
+    """Recorded rate of a binned pixel whose b×b native front ends each count 1/b² of the rate.
+
+    Each native front end follows the non-paralyzable model.
+
+    Parameters
+    ----------
+    true_rate_hz : float or array_like
+        True count rate on the binned pixel, counts per second.
+    dead_time_s : float or array_like
+        Dead time of one native front end, seconds.
+    binning : int or array_like
+        Binning factor b (native pixels per binned pixel along each axis).
+
+    Returns
+    -------
+    numpy.ndarray
+        Recorded rate of the binned pixel, counts per second.
+    """
     b2 = np.asarray(binning, dtype=float) ** 2
     return b2 * recorded_rate_nonparalyzable(np.asarray(true_rate_hz) / b2, dead_time_s)
 
@@ -172,7 +249,21 @@ def binned_recorded_rate(true_rate_hz, dead_time_s, binning):
 
 
 def gap_mask(det: DetectorMode) -> np.ndarray:
-    """(pixels_y, pixels_x) native mask: 1 = sensitive pixel, 0 = gap between ASICs."""
+    """(pixels_y, pixels_x) native mask: 1 = sensitive pixel, 0 = gap between ASICs.
+
+    Gaps of ``gap_px`` pixels follow every ``chip_px`` sensitive pixels along both axes; all
+    pixels are sensitive when either is 0.
+
+    Parameters
+    ----------
+    det : DetectorMode
+        The detector.
+
+    Returns
+    -------
+    numpy.ndarray
+        (pixels_y, pixels_x) uint8 mask.
+    """
     mask = np.ones((det.pixels_y, det.pixels_x), np.uint8)
     if det.gap_px > 0 and det.chip_px > 0:
         step = det.chip_px + det.gap_px
@@ -185,7 +276,27 @@ def gap_mask(det: DetectorMode) -> np.ndarray:
 
 def crop_window(det: DetectorMode, crop: int) -> tuple[slice, slice]:
     """Native-pixel window (rows, cols) of a ``crop`` × ``crop`` (effective) crop centred on
-    the direct beam; raises ValueError where it does not fit on the detector."""
+    the direct beam; raises ValueError where it does not fit on the detector.
+
+    The window is moved inward where the beam is closer to an edge than half the crop.
+
+    Parameters
+    ----------
+    det : DetectorMode
+        The detector (its ``beam_y_px``/``beam_x_px`` and ``binning``).
+    crop : int
+        Crop side in effective (binned) pixels.
+
+    Returns
+    -------
+    (slice, slice)
+        Rows and columns of ``crop·binning`` native pixels each.
+
+    Raises
+    ------
+    ValueError
+        When ``crop·binning`` exceeds the detector's pixels along either axis.
+    """
     n = crop * det.binning
     r0, c0 = det.beam_y_px - n // 2, det.beam_x_px - n // 2
     r0 = min(max(r0, 0), det.pixels_y - n)
@@ -196,7 +307,18 @@ def crop_window(det: DetectorMode, crop: int) -> tuple[slice, slice]:
 
 
 def saturation_level(det: DetectorMode) -> float:
-    """The recorded value of a full counter (after the 8-bit float code where the mode has it)."""
+    """The recorded value of a full counter (after the 8-bit float code where the mode has it).
+
+    Parameters
+    ----------
+    det : DetectorMode
+        The detector mode (``counter_bits``, ``float8``).
+
+    Returns
+    -------
+    float
+        2**bits − 1, or its value after the float8 encode/decode round trip, counts.
+    """
     if det.float8:
         return float(float8_decode(float8_encode(det.max_counts)))
     return float(det.max_counts)
@@ -238,6 +360,16 @@ def charge_cloud_sigma_m(det: DetectorMode) -> float:
     Drift through the full sensor depth t at bias V takes t²/(μV); diffusion over that time
     spreads the cloud by σ = √(2Dt_drift) = t·√(2kT/(qV)) (Einstein relation D = μkT/q),
     independent of the mobility: an upper bound, for photons absorbed at the entrance face.
+
+    Parameters
+    ----------
+    det : DetectorMode
+        The detector (``sensor_thickness_m``, ``bias_v``); T is :data:`SENSOR_TEMPERATURE_K`.
+
+    Returns
+    -------
+    float
+        σ in metres; 0 without a bias or a sensor thickness.
     """
     if det.bias_v <= 0 or det.sensor_thickness_m <= 0:
         return 0.0
@@ -253,6 +385,19 @@ def charge_sharing_kernel(det: DetectorMode, n_sub: int = 24) -> np.ndarray:
     among the pixels, and each pixel whose share exceeds ``threshold_fraction`` counts it.
     At a threshold of one half a photon is counted at most once: near the corners, where no
     pixel gets half, it is lost. Below one half it can be counted twice.
+
+    Parameters
+    ----------
+    det : DetectorMode
+        The detector (sensor, bias, ``pixel_size_m``, ``threshold_fraction``).
+    n_sub : int
+        Absorption points per pixel side.
+
+    Returns
+    -------
+    numpy.ndarray
+        (3, 3) float64, indexed [dy + 1, dx + 1]; the identity kernel (1 at the centre) when the
+        charge cloud has no width.
     """
     from scipy.special import erf
 
@@ -276,6 +421,16 @@ def gain_map(det: DetectorMode) -> np.ndarray:
 
     A fixed map per preset (seeded by the preset's name, not by the scenario's seed: it is a
     property of the detector), normal with rms ``gain_spread_rms`` about 1.
+
+    Parameters
+    ----------
+    det : DetectorMode
+        The detector (``preset``, ``gain_spread_rms``, pixel counts).
+
+    Returns
+    -------
+    numpy.ndarray
+        (pixels_y, pixels_x) float32, clipped at 0.
     """
     rng = np.random.default_rng(zlib.crc32(det.preset.encode()))
     g = 1.0 + det.gain_spread_rms * rng.standard_normal((det.pixels_y, det.pixels_x))
@@ -303,14 +458,44 @@ class Response:
     @classmethod
     def of(cls, det: DetectorMode, energy_kev: float, window=None) -> "Response":
         """The response of ``det`` at ``energy_kev``; ``window`` (rows, cols) slices the gain
-        map to the simulated native pixels."""
+        map to the simulated native pixels.
+
+        Parameters
+        ----------
+        det : DetectorMode
+            The detector.
+        energy_kev : float
+            Photon energy, keV.
+        window : (slice, slice), optional
+            Native-pixel window (e.g. :func:`crop_window`); the whole map when None.
+
+        Returns
+        -------
+        Response
+            With ``gain`` None when the preset has no gain spread.
+        """
         g = gain_map(det) if det.gain_spread_rms > 0 else None
         if g is not None and window is not None:
             g = g[window]
         return cls(quantum_efficiency(det, energy_kev), charge_sharing_kernel(det), g)
 
     def apply(self, expected: np.ndarray) -> np.ndarray:
-        """Expected counts (..., ny, nx) per native pixel from expected incident photons."""
+        """Expected counts (..., ny, nx) per native pixel from expected incident photons.
+
+        The photons are scaled by ``qe``, spread by the charge-sharing kernel (a photon absorbed in
+        pixel (y, x) is counted in (y + dy, x + dx) with weight kernel[dy + 1, dx + 1]; nothing is
+        counted beyond the frame's edges) and multiplied by ``gain``.
+
+        Parameters
+        ----------
+        expected : array_like (..., ny, nx)
+            Expected incident photons per native pixel; ``gain``, if any, must broadcast with it.
+
+        Returns
+        -------
+        numpy.ndarray
+            (..., ny, nx) float32 expected counts.
+        """
         lam = np.asarray(expected, dtype=np.float32) * np.float32(self.qe)
         k = self.kernel
         if np.count_nonzero(k) > 1 or k[1, 1] != 1:

@@ -40,6 +40,21 @@ class Trajectory:
     include it, the encoders do not see it (:meth:`encoder_at`)."""
 
     def vibration_at(self, t_s) -> np.ndarray:
+        """(…, 2) stage vibration (x, y) at times ``t_s``, metres.
+
+        x = √2·A·sin(2πft) and y = √2·A·cos(2πft) for ``vibration`` = (A, f): A is the rms
+        amplitude of each axis.
+
+        Parameters
+        ----------
+        t_s : float or array_like
+            Times from the start of the projection, seconds.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``t_s.shape + (2,)``, metres; zeros when A or f is 0.
+        """
         amp, freq = self.vibration
         t = np.asarray(t_s, dtype=float)
         if amp == 0 or freq == 0:
@@ -49,12 +64,35 @@ class Trajectory:
         return np.stack([a * np.sin(w * t), a * np.cos(w * t)], axis=-1)
 
     def drift_at(self, t_s) -> np.ndarray:
-        """(…, 2) drift of the sample at times ``t_s``."""
+        """(…, 2) drift of the sample at times ``t_s``.
+
+        Parameters
+        ----------
+        t_s : float or array_like
+            Times from the start of the projection, seconds.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``t_s.shape + (2,)``: ``t_s · drift_m_per_s`` (x, y), metres.
+        """
         t = np.asarray(t_s, dtype=float)
         return t[..., None] * np.asarray(self.drift_m_per_s, dtype=float)
 
     def with_drift(self, drift_m_per_s) -> "Trajectory":
-        """The same scan with the sample drifting at ``drift_m_per_s`` (x, y) from t = 0."""
+        """The same scan with the sample drifting at ``drift_m_per_s`` (x, y) from t = 0.
+
+        The positions lose the old drift and gain the new one, both taken at each exposure's centre.
+
+        Parameters
+        ----------
+        drift_m_per_s : (2,) float
+            Drift velocity (x, y) of the sample relative to the encoders, metres per second.
+
+        Returns
+        -------
+        Trajectory
+        """
         d = np.asarray(drift_m_per_s, dtype=float)
         mid = self.t_start_s + self.exposure_s / 2
         old = self.drift_at(mid)
@@ -64,7 +102,18 @@ class Trajectory:
                           (float(d[0]), float(d[1])))
 
     def encoder_at(self, t_s) -> np.ndarray:
-        """(M, 2) what the stage encoders read at ``t_s``: the position less the drift."""
+        """(M, 2) what the stage encoders read at ``t_s``: the position less the drift.
+
+        Parameters
+        ----------
+        t_s : float or array_like (M,)
+            Times from the start of the projection, seconds.
+
+        Returns
+        -------
+        numpy.ndarray
+            (M, 2) x, y, metres (vibration included, drift not).
+        """
         t = np.atleast_1d(np.asarray(t_s, dtype=float))
         return self.position_at(t) - self.drift_at(t)
 
@@ -72,7 +121,21 @@ class Trajectory:
         return len(self.positions_m)
 
     def sub_positions(self, n_sub: int) -> np.ndarray:
-        """(N, n_sub, 2) positions sampled evenly over each exposure (motion blur)."""
+        """(N, n_sub, 2) positions sampled evenly over each exposure (motion blur).
+
+        Sample j of frame i is at t = mid_i + exposure·((j + ½)/n_sub − ½): the position at the
+        exposure centre plus (velocity + drift)·(t − mid_i) plus the change of the vibration.
+
+        Parameters
+        ----------
+        n_sub : int
+            Samples per exposure; ≤ 1 gives the centre positions alone, shape (N, 1, 2).
+
+        Returns
+        -------
+        numpy.ndarray
+            (N, n_sub, 2) x, y, metres.
+        """
         if n_sub <= 1:
             return self.positions_m[:, None, :]
         frac = (np.arange(n_sub) + 0.5) / n_sub - 0.5
@@ -85,7 +148,22 @@ class Trajectory:
                 + vib)
 
     def position_at(self, t_s) -> np.ndarray:
-        """True stage position (M, 2) at arbitrary times (linear within and between frames)."""
+        """True stage position (M, 2) at arbitrary times.
+
+        Taken from the frame whose exposure centre is nearest in time: for a fly scan its position
+        moved on at its velocity (linear), for step scans and spirals its position (the stage at
+        rest); the vibration and drift are added at ``t_s`` itself.
+
+        Parameters
+        ----------
+        t_s : float or array_like (M,)
+            Times from the start of the projection, seconds.
+
+        Returns
+        -------
+        numpy.ndarray
+            (M, 2) x, y, metres.
+        """
         t = np.atleast_1d(np.asarray(t_s, dtype=float))
         mid = self.t_start_s + self.exposure_s / 2
         # the frame whose exposure centre is nearest in time
@@ -110,6 +188,38 @@ def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step
     ``max_lines`` keeps only the first lines of that scan (same positions and times), so that
     a part of a huge scan costs only what the part needs; ``first_line`` starts the part at a
     later line (lines ``first_line`` to ``max_lines − 1``, the same values as in the whole).
+
+    Even lines run towards +x, odd lines towards −x; both grids are centred on 0 (y on
+    ``y_offset_m``). Line l starts at l·(nf/f + turnaround) and each exposure is centred in its
+    frame period.
+
+    Parameters
+    ----------
+    fov_x_m, fov_y_m : float
+        Field of view along x (fast) and y (slow), metres.
+    fast_step_m, slow_step_m : float
+        Distance between frames along a line, and between lines, metres.
+    frame_rate_hz : float
+        Detector frame rate, Hz.
+    exposure_s : float
+        Exposure per frame, seconds.
+    turnaround_s : float
+        Time between the end of one line and the start of the next, seconds.
+    n_lines : int, optional
+        Number of lines of the whole scan, instead of ⌈fov_y/Δy⌉.
+    y_offset_m : float
+        Offset of the scan along y, metres.
+    vibration : (float, float)
+        Stage vibration (rms amplitude m, frequency Hz), added to the positions.
+    max_lines : int, optional
+        Stop before this line.
+    first_line : int
+        First line kept.
+
+    Returns
+    -------
+    Trajectory
+        ``kind`` "fly"; positions (x, y) at each exposure's centre, metres.
     """
     nf = math.ceil(fov_x_m / fast_step_m * (1 - 1e-6))
     nl = n_lines if n_lines is not None else math.ceil(fov_y_m / slow_step_m * (1 - 1e-6))
@@ -142,7 +252,33 @@ def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step
 def step_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step_m: float,
               frame_rate_hz: float, exposure_s: float, settle_s: float = 0.0,
               y_offset_m: float = 0.0, max_lines: int | None = None) -> Trajectory:
-    """Raster step scan (snake order), the stage at rest during each exposure."""
+    """Raster step scan (snake order), the stage at rest during each exposure.
+
+    The grid of :func:`snake_fly_scan` without turnarounds or vibration; exposure i starts at
+    settle + i·(1/f + settle).
+
+    Parameters
+    ----------
+    fov_x_m, fov_y_m : float
+        Field of view along x and y, metres.
+    fast_step_m, slow_step_m : float
+        Step along x and between lines, metres.
+    frame_rate_hz : float
+        Detector frame rate, Hz (one frame per point).
+    exposure_s : float
+        Exposure per point, seconds.
+    settle_s : float
+        Settling time before each exposure, seconds.
+    y_offset_m : float
+        Offset of the scan along y, metres.
+    max_lines : int, optional
+        Keep only the first lines.
+
+    Returns
+    -------
+    Trajectory
+        ``kind`` "step", zero velocities.
+    """
     fly = snake_fly_scan(fov_x_m, fov_y_m, fast_step_m, slow_step_m, frame_rate_hz,
                          exposure_s, y_offset_m=y_offset_m, max_lines=max_lines)
     n = len(fly)
@@ -152,7 +288,28 @@ def step_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step_m: f
 
 def fermat_spiral(fov_x_m: float, fov_y_m: float, step_m: float, frame_rate_hz: float,
                   exposure_s: float, settle_s: float = 0.0) -> Trajectory:
-    """Fermat spiral r = c√n, θ = n·137.508°, clipped to the field of view; at rest per point."""
+    """Fermat spiral r = c√n, θ = n·137.508°, clipped to the field of view; at rest per point.
+
+    c = step/√π, so that each point covers an area of about step².
+
+    Parameters
+    ----------
+    fov_x_m, fov_y_m : float
+        Field of view (a rectangle centred on 0), metres.
+    step_m : float
+        Mean distance between points, metres.
+    frame_rate_hz : float
+        Detector frame rate, Hz (one frame per point).
+    exposure_s : float
+        Exposure per point, seconds.
+    settle_s : float
+        Settling time before each exposure, seconds.
+
+    Returns
+    -------
+    Trajectory
+        ``kind`` "spiral", line index −1, zero velocities.
+    """
     c = step_m / math.sqrt(math.pi) * 1.0
     n_max = int(4 * fov_x_m * fov_y_m / (math.pi * c * c)) + 10
     n = np.arange(n_max)
@@ -167,7 +324,20 @@ def fermat_spiral(fov_x_m: float, fov_y_m: float, step_m: float, frame_rate_hz: 
 
 
 def multibeam_offsets(n_beams: int, fov_y_m: float) -> np.ndarray:
-    """(n_beams, 2) x, y offsets of beams side by side along y, each scanning its own band."""
+    """(n_beams, 2) x, y offsets of beams side by side along y, each scanning its own band.
+
+    Parameters
+    ----------
+    n_beams : int
+        Number of beams.
+    fov_y_m : float
+        Total field of view along y, metres; each beam's band is fov_y/n_beams.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_beams, 2) offsets, metres: x = 0, y at the band centres, symmetric about 0.
+    """
     band = fov_y_m / n_beams
     y = (np.arange(n_beams) - (n_beams - 1) / 2) * band
     return np.stack([np.zeros(n_beams), y], axis=1)
