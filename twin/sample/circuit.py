@@ -89,7 +89,23 @@ class IntegratedCircuit(Phantom):
     def projection_slabs(self, angle_deg: float, energy_kev: float, edges_m) -> np.ndarray:
         """(L, ny, nx) projected ∫(δ + iβ)dz of the slabs between ``edges_m`` along the beam
         (metres from the grid's centre), row by row: at 0° and 180° exact sums over depth
-        voxels, at other angles each row's slice rotated (linear interpolation) first."""
+        voxels, at other angles each row's slice rotated (linear interpolation) first.
+
+        Parameters
+        ----------
+        angle_deg : float
+            Rotation angle, degrees (the sense of :mod:`twin.operators.radon`, CONTRACTS §5).
+        energy_kev : float
+            Photon energy, keV.
+        edges_m : array_like (L + 1,)
+            Increasing slab boundaries along the beam, metres from the grid's centre; depth rows
+            outside [edges_m[0], edges_m[-1]) count in no slab.
+
+        Returns
+        -------
+        numpy.ndarray
+            (L, ny, nx) complex128 projected δ + iβ of each slab, metres.
+        """
         from scipy import ndimage
 
         ny, nz, nx = self.shape
@@ -119,6 +135,18 @@ class IntegratedCircuit(Phantom):
         return out
 
     def row(self, y: int) -> np.ndarray:
+        """(nz, nx) uint8 labels of row ``y``: 0 vacuum, 1 dielectric, 2 wire, 3 via, 4 substrate.
+
+        Parameters
+        ----------
+        y : int
+            Row index along the rotation axis, 0 ≤ y < ny.
+
+        Returns
+        -------
+        numpy.ndarray
+            (nz, nx) uint8 label slice (depth along the beam at 0°, columns).
+        """
         _, nz, nx = self.shape
         lab = np.zeros((nz, nx), np.uint8)
         for l in range(self.n_layers):

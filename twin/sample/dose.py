@@ -18,7 +18,20 @@ from twin.core.constants import photon_energy_j
 
 
 def absorbed_fraction_slab(mu_per_m, thickness_m):
-    """1 − exp(−μt): the fraction of photons a slab removes from the beam (Beer–Lambert)."""
+    """1 − exp(−μt): the fraction of photons a slab removes from the beam (Beer–Lambert).
+
+    Parameters
+    ----------
+    mu_per_m : float or array_like
+        Linear attenuation coefficient μ, 1/m.
+    thickness_m : float or array_like
+        Path length t through the slab, metres.
+
+    Returns
+    -------
+    numpy.ndarray
+        Fraction in [0, 1] (broadcast shape).
+    """
     return 1.0 - np.exp(-np.asarray(mu_per_m) * np.asarray(thickness_m))
 
 
@@ -29,6 +42,27 @@ def chord_lengths_m(shape: str, size_x_m: float, size_z_m: float, fov_width_m: f
     Rays are parallel, evenly spaced across ``fov_width_m`` (centred on the rotation axis),
     or at the detector coordinates ``s_m`` if given; ``size_x_m`` is the extent along x and
     ``size_z_m`` along the beam at angle 0.
+
+    Parameters
+    ----------
+    shape : {"cylinder", "box"}
+        Cross-section; anything but "cylinder" is treated as a box. A cylinder's diameter is
+        ``size_x_m`` (``size_z_m`` is then ignored).
+    size_x_m, size_z_m : float
+        Extent across the beam and along it at angle 0, metres.
+    fov_width_m : float
+        Width of the field the rays cover, metres (ignored with ``s_m``).
+    angles_rad : array_like (n_angles,)
+        Projection angles, radians.
+    n_rays : int
+        Number of rays (ignored with ``s_m``).
+    s_m : array_like (n_rays,), optional
+        Ray coordinates across the beam, metres from the rotation axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n_angles, n_rays) chord lengths, metres (0 for rays that miss).
     """
     if s_m is None:
         s = (np.arange(n_rays) + 0.5) / n_rays * fov_width_m - fov_width_m / 2
@@ -100,16 +134,58 @@ def field_absorbed_fraction(mu_per_m: float, shape: str, size_x_m: float, size_z
 
 
 def mean_absorbed_fraction(mu_per_m: float, chords_m: np.ndarray) -> float:
-    """Mean of 1 − exp(−μL) over all rays (misses included, with L = 0)."""
+    """Mean of 1 − exp(−μL) over all rays (misses included, with L = 0).
+
+    Parameters
+    ----------
+    mu_per_m : float
+        Linear attenuation coefficient μ, 1/m.
+    chords_m : array_like
+        Path lengths L, metres, any shape.
+
+    Returns
+    -------
+    float
+    """
     return float(np.mean(absorbed_fraction_slab(mu_per_m, chords_m)))
 
 
 def energy_deposited_j(n_photons, energy_kev, mu_en_over_mu, absorbed_fraction):
-    """N·E·(μ_en/μ)·f_abs in joules."""
+    """N·E·(μ_en/μ)·f_abs in joules.
+
+    Parameters
+    ----------
+    n_photons : float or array_like
+        Number of incident photons N.
+    energy_kev : float or array_like
+        Photon energy E, keV.
+    mu_en_over_mu : float or array_like
+        Ratio of the energy-absorption to the total attenuation coefficient.
+    absorbed_fraction : float or array_like
+        Fraction of the photons removed from the beam, f_abs.
+
+    Returns
+    -------
+    numpy.ndarray
+        Deposited energy, joules.
+    """
     return (np.asarray(n_photons) * photon_energy_j(energy_kev) * np.asarray(mu_en_over_mu)
             * np.asarray(absorbed_fraction))
 
 
 def dose_gy(energy_j, mass_kg):
-    """Dose in grays: deposited energy over irradiated mass."""
+    """Dose in grays: deposited energy over irradiated mass.
+
+    Parameters
+    ----------
+    energy_j : float or array_like
+        Deposited energy, joules.
+    mass_kg : float or array_like
+        Irradiated mass, kilograms.
+
+    Returns
+    -------
+    numpy.ndarray
+        Dose, Gy (J/kg).
+    """
     return np.asarray(energy_j) / np.asarray(mass_kg)

@@ -196,7 +196,22 @@ class FibreBundle(Phantom):
         """(k, 6) fibres (as :attr:`fibres`) of the cells that rays at detector coordinates
         [``s_lo_m``, ``s_hi_m``] (metres from the axis) at ``angle_deg`` can meet at heights
         |y| ≤ ``height_m``: a superset of the fibres those rays cross, the same fibres
-        :attr:`fibres` holds there."""
+        :attr:`fibres` holds there.
+
+        Parameters
+        ----------
+        s_lo_m, s_hi_m : float
+            Range of detector coordinates, metres from the rotation axis.
+        angle_deg : float
+            Rotation angle, degrees.
+        height_m : float
+            Largest |height| of the rays, metres (tilted fibres move with height).
+
+        Returns
+        -------
+        numpy.ndarray
+            (k, 6) float: x, z at height 0, outer and inner radius (metres), tan of the tilts.
+        """
         lo, hi = self._i_range
         c = self._cell
         th = math.radians(angle_deg)
@@ -215,6 +230,23 @@ class FibreBundle(Phantom):
 
         ``y_m``: heights, ``s_m``: detector coordinates (metres from the rotation axis). Needs
         no voxel grid at all: the way to project a 100 µm sample at 60 nm.
+
+        Parameters
+        ----------
+        y_m : array_like (ny,)
+            Heights along the rotation axis, metres.
+        s_m : array_like (ns,)
+            Detector coordinates across the beam, metres from the rotation axis.
+        angle_deg : float
+            Rotation angle, degrees.
+        energy_kev : float
+            Photon energy, keV.
+
+        Returns
+        -------
+        numpy.ndarray
+            (ny, ns) complex128 projected δ + iβ, metres: the matrix cylinder's chord plus each
+            fibre wall's chord times the fibre-minus-matrix index (lumens are matrix material).
         """
         lut = refractive_indices(self.materials, energy_kev)
         n_mat, n_fib = lut[1], lut[2]
@@ -222,6 +254,17 @@ class FibreBundle(Phantom):
         s = np.asarray(s_m, dtype=float)[None, :]
 
         def chord(r, d):
+            """Chord length 2√(r² − d²) of a disc of radius ``r`` at distance ``d`` (0 beyond it), metres.
+
+            Parameters
+            ----------
+            r, d : float or ndarray
+                Radius and distance from the centre, metres (broadcast).
+
+            Returns
+            -------
+            numpy.ndarray
+            """
             return 2 * np.sqrt(np.clip(r * r - d * d, 0, None))
 
         base = chord(self.sample_diameter_m / 2, s[0]) * n_mat
@@ -239,7 +282,26 @@ class FibreBundle(Phantom):
                          edges_m) -> np.ndarray:
         """(L, len(y_m), len(s_m)) projected ∫(δ + iβ)dz of the slabs between ``edges_m``
         (L + 1 depths along the beam, metres from the axis), from chord intervals: the slabs
-        sum to :meth:`projection_analytic` where they span the sample."""
+        sum to :meth:`projection_analytic` where they span the sample.
+
+        Parameters
+        ----------
+        y_m : array_like (ny,)
+            Heights along the rotation axis, metres.
+        s_m : array_like (ns,)
+            Detector coordinates across the beam, metres from the rotation axis.
+        angle_deg : float
+            Rotation angle, degrees.
+        energy_kev : float
+            Photon energy, keV.
+        edges_m : array_like (L + 1,)
+            Increasing slab boundaries along the beam, metres from the axis.
+
+        Returns
+        -------
+        numpy.ndarray
+            (L, ny, ns) complex128 projected δ + iβ of each slab, metres.
+        """
         lut = refractive_indices(self.materials, energy_kev)
         n_mat, n_fib = lut[1], lut[2]
         th = np.deg2rad(angle_deg)
@@ -248,6 +310,17 @@ class FibreBundle(Phantom):
         e0, e1 = e[:-1, None, None], e[1:, None, None]           # (L, 1, 1)
 
         def seg(r, d):
+            """Half-chord √(r² − d²) of a disc of radius ``r`` at distance ``d`` (0 beyond it), metres.
+
+            Parameters
+            ----------
+            r, d : float or ndarray
+                Radius and distance from the centre, metres (broadcast).
+
+            Returns
+            -------
+            numpy.ndarray
+            """
             return np.sqrt(np.clip(r * r - d * d, 0, None))
 
         R = self.sample_diameter_m / 2
@@ -293,10 +366,26 @@ class FibreBundle(Phantom):
 
     @property
     def achieved_packing_fraction(self) -> float:
+        """Σ r_out²/R²: the area of the fibres' outer discs over the sample's cross-section."""
         R = self.sample_diameter_m / 2
         return float(np.sum(self.fibres[:, 2] ** 2) / R ** 2)
 
     def row(self, y: int) -> np.ndarray:
+        """(nz, nx) uint8 labels of row ``y``: 0 vacuum, 1 matrix, 2 fibre wall, 3 lumen.
+
+        Voxel centres are at (index − n//2)·voxel_size_m; fibres are drawn only inside the sample's
+        cylinder.
+
+        Parameters
+        ----------
+        y : int
+            Row index along the rotation axis, 0 ≤ y < ny.
+
+        Returns
+        -------
+        numpy.ndarray
+            (nz, nx) uint8 label slice.
+        """
         ny, nz, nx = self.shape
         h = (y - ny // 2) * self.voxel_size_m
         z = (np.arange(nz) - nz // 2)[:, None] * self.voxel_size_m
@@ -326,6 +415,20 @@ def _disc_share(f, cells, c: float) -> np.ndarray:
     cells (i, j) of side c: the product of the x and z fractions (exact for a disc that
     crosses one edge, close where it crosses a corner)."""
     def below(t, centre, r):
+        """Fraction of a disc (centre ``centre``, radius ``r``) below the line at ``t`` along one axis.
+
+        Parameters
+        ----------
+        t : float
+            Position of the line, metres.
+        centre, r : ndarray
+            Disc centres along that axis and radii, metres.
+
+        Returns
+        -------
+        numpy.ndarray
+            Area fraction in [0, 1] (the circular-segment formula).
+        """
         u = np.clip((t - centre) / r, -1.0, 1.0)
         return 1 - (np.arccos(u) - u * np.sqrt(1 - u * u)) / np.pi
 

@@ -48,10 +48,29 @@ class MaterialProperties:
         return self.mu_en_over_rho_cm2_per_g * self.material.density_g_per_cm3 * 100.0
 
     def transmission(self, thickness_m):
-        """Beer–Lambert intensity transmission exp(−μ t) through thickness_m."""
+        """Beer–Lambert intensity transmission exp(−μ t) through thickness_m.
+
+        Parameters
+        ----------
+        thickness_m : float or array_like
+            Thickness t, metres.
+
+        Returns
+        -------
+        numpy.ndarray
+            Intensity transmission in (0, 1], shaped like ``thickness_m``.
+        """
         return np.exp(-self.mu_per_m * np.asarray(thickness_m, dtype=float))
 
     def as_dict(self) -> dict:
+        """The fields, with the material's name, formula and density, and ``attenuation_length_m``.
+
+        Returns
+        -------
+        dict
+            Keys ``material``, ``formula``, ``density_g_per_cm3``, ``energy_kev``, ``delta``,
+            ``beta``, ``mu_per_m``, ``mu_en_over_rho_cm2_per_g``, ``attenuation_length_m``.
+        """
         return {
             "material": self.material.name,
             "formula": self.material.formula,
@@ -78,7 +97,17 @@ def library() -> dict[str, Material]:
 
 
 def is_compound(formula: str) -> bool:
-    """True for a formula xraylib parses or a name in its NIST compound list."""
+    """True for a formula xraylib parses or a name in its NIST compound list.
+
+    Parameters
+    ----------
+    formula : str
+        Chemical formula (``"C6H10O2"``) or NIST compound name.
+
+    Returns
+    -------
+    bool
+    """
     try:
         xraylib.CompoundParser(formula)
         return True
@@ -96,8 +125,28 @@ def resolve(name_or_formula: str, density_g_per_cm3: float | None = None,
             field: str = "material") -> Material:
     """A :class:`Material` from a library name, a chemical formula or a NIST compound name.
 
-    A library name brings its density unless one is given; a formula needs one.
-    Raises :class:`TwinInputError` naming ``field`` for an unknown compound or a bad density.
+    A library name brings its density unless one is given; a formula needs one (a NIST
+    compound name brings xraylib's density). Results are cached.
+
+    Parameters
+    ----------
+    name_or_formula : str
+        Library name or alias (case-insensitive), chemical formula or NIST compound name.
+    density_g_per_cm3 : float, optional
+        Density, g/cm³, overriding the library's or NIST's.
+    field : str
+        Name of the scenario field, used in error messages.
+
+    Returns
+    -------
+    Material
+
+    Raises
+    ------
+    TwinInputError
+        ``<field> density`` for a density that is not finite and > 0, or for a formula given
+        without a density; ``<field>`` for a name that is neither in the library nor a compound
+        xraylib knows.
     """
     if density_g_per_cm3 is not None and not (np.isfinite(density_g_per_cm3)
                                               and density_g_per_cm3 > 0):
@@ -127,7 +176,25 @@ def resolve(name_or_formula: str, density_g_per_cm3: float | None = None,
 
 @lru_cache(maxsize=4096)
 def properties(material: Material, energy_kev: float) -> MaterialProperties:
-    """δ, β, μ and μ_en/ρ of ``material`` at ``energy_kev`` (xraylib, 1–200 keV)."""
+    """δ, β, μ and μ_en/ρ of ``material`` at ``energy_kev`` (xraylib, 1–200 keV).
+
+    Parameters
+    ----------
+    material : Material
+        The compound and its density.
+    energy_kev : float
+        Photon energy, keV.
+
+    Returns
+    -------
+    MaterialProperties
+        δ and β (dimensionless), μ in 1/m and μ_en/ρ in cm²/g. Results are cached.
+
+    Raises
+    ------
+    TwinInputError
+        ``energy_kev`` outside 1–200 keV or not finite.
+    """
     if not (np.isfinite(energy_kev) and 1.0 <= energy_kev <= 200.0):
         raise TwinInputError("energy_kev", energy_kev, "allowed: 1 to 200 keV")
     rho = material.density_g_per_cm3
@@ -141,5 +208,24 @@ def properties(material: Material, energy_kev: float) -> MaterialProperties:
 
 def lookup(name_or_formula: str, energy_kev: float,
            density_g_per_cm3: float | None = None) -> MaterialProperties:
-    """Shortcut: :func:`resolve` then :func:`properties`."""
+    """Shortcut: :func:`resolve` then :func:`properties`.
+
+    Parameters
+    ----------
+    name_or_formula : str
+        Library name, chemical formula or NIST compound name.
+    energy_kev : float
+        Photon energy, keV.
+    density_g_per_cm3 : float, optional
+        Density, g/cm³.
+
+    Returns
+    -------
+    MaterialProperties
+
+    Raises
+    ------
+    TwinInputError
+        As :func:`resolve` and :func:`properties`.
+    """
     return properties(resolve(name_or_formula, density_g_per_cm3), float(energy_kev))

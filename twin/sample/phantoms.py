@@ -43,6 +43,19 @@ class UniformCylinder(Phantom):
         self.materials = (self.material,)
 
     def row(self, y: int) -> np.ndarray:
+        """(nz, nx) uint8 labels of row ``y``: 1 inside the cylinder's disc, 0 outside (same in every
+        row).
+
+        Parameters
+        ----------
+        y : int
+            Row index (unused: the cylinder is the same at every height).
+
+        Returns
+        -------
+        numpy.ndarray
+            (nz, nx) uint8; voxel centres at (index − n//2)·voxel_size_m.
+        """
         _, nz, nx = self.shape
         z = (np.arange(nz) - nz // 2)[:, None] * self.voxel_size_m
         x = (np.arange(nx) - nx // 2)[None, :] * self.voxel_size_m
@@ -114,7 +127,18 @@ class Extent:
     height_m: float
 
     def path_m(self, angle_deg: float) -> float:
-        """Longest path through the sample along the beam at ``angle_deg``."""
+        """Longest path through the sample along the beam at ``angle_deg``.
+
+        Parameters
+        ----------
+        angle_deg : float
+            Rotation angle, degrees.
+
+        Returns
+        -------
+        float
+            Metres: the diameter for a cylinder, |w·sin θ| + |d·cos θ| for a box.
+        """
         if self.shape == "cylinder":
             return self.width_m
         th = math.radians(angle_deg)
@@ -150,7 +174,21 @@ class Grid:
     seed: int = 0
 
     def slab_edges_m(self, extent: Extent) -> np.ndarray:
-        """(n_slices + 1,) slab boundaries along the beam, metres from the rotation axis."""
+        """(n_slices + 1,) slab boundaries along the beam, metres from the rotation axis.
+
+        The slabs span :meth:`Extent.path_m` at :attr:`angle_deg`, widened by a relative 10⁻⁹ and
+        10⁻¹² m so that the sample's surfaces fall inside.
+
+        Parameters
+        ----------
+        extent : Extent
+            The sample's outer shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_slices + 1,) equally spaced, symmetric about 0, metres.
+        """
         half = 0.5 * extent.path_m(self.angle_deg) * (1 + 1e-9) + 1e-12
         return np.linspace(-half, half, self.n_slices + 1)
 
@@ -174,6 +212,23 @@ def register(name: str):
         registered twice.
     """
     def deco(fn):
+        """Register ``fn`` under the enclosing ``name`` and return it unchanged.
+
+        Parameters
+        ----------
+        fn : callable
+            The builder.
+
+        Returns
+        -------
+        callable
+            ``fn``.
+
+        Raises
+        ------
+        ValueError
+            When ``name`` is already registered.
+        """
         if name in _BUILDERS:
             raise ValueError(f"phantom {name!r} is registered twice")
         _BUILDERS[name] = fn

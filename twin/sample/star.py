@@ -34,6 +34,26 @@ def edge_displacements(spokes: int, radius_m: float, rms_m: float, correlation_m
     Edge k lies at the angle kπ/spokes; δ > 0 widens the spoke. White noise on the grid is
     convolved with a Gaussian of standard deviation ξ/2 (normalised to unit power), which
     gives the correlation σ² exp(−Δρ²/ξ²).
+
+    Parameters
+    ----------
+    spokes : int
+        Number of spokes (the star has 2·spokes edges).
+    radius_m : float
+        Star radius, metres: the grid covers 0 … radius plus two steps.
+    rms_m : float
+        rms displacement σ, metres.
+    correlation_m : float
+        Correlation length ξ, metres (> 0); the grid step is h = ξ/8.
+    seed : int
+        Seed of the edges' random stream (with the spoke count).
+
+    Returns
+    -------
+    displacements : numpy.ndarray
+        (2·spokes, ⌈radius/h⌉ + 2) float64 displacements, metres.
+    h : float
+        Grid step along each edge, metres.
     """
     h = correlation_m / 8
     n = int(math.ceil(radius_m / h)) + 2

@@ -94,6 +94,23 @@ class Phantom:
     voxel_size_m: float
 
     def row(self, y: int) -> np.ndarray:  # pragma: no cover - abstract
+        """(nz, nx) labels of row ``y`` (abstract: subclasses implement it).
+
+        Parameters
+        ----------
+        y : int
+            Row index along the rotation axis, 0 ≤ y < ny.
+
+        Returns
+        -------
+        numpy.ndarray
+            (nz, nx) integer labels indexing :attr:`materials` (0 vacuum).
+
+        Raises
+        ------
+        NotImplementedError
+            In the base class.
+        """
         raise NotImplementedError
 
     def labels(self) -> np.ndarray:
@@ -101,7 +118,20 @@ class Phantom:
         return np.stack([self.row(y) for y in range(self.shape[0])])
 
     def index_volume(self, energy_kev: float, rows=None) -> np.ndarray:
-        """(n_rows, nz, nx) complex δ + iβ of the given rows (default all)."""
+        """(n_rows, nz, nx) complex δ + iβ of the given rows (default all).
+
+        Parameters
+        ----------
+        energy_kev : float
+            Photon energy, keV.
+        rows : iterable of int, optional
+            Row indices; all ny rows when None.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_rows, nz, nx) complex128 δ + iβ (dimensionless).
+        """
         lut = refractive_indices(self.materials, energy_kev)
         rows = range(self.shape[0]) if rows is None else rows
         return np.stack([lut[self.row(y)] for y in rows])
@@ -110,7 +140,22 @@ class Phantom:
         """(n_angles, n_rows, nx) projected ∫(δ + iβ)dz in metres, computed row by row.
 
         The slice is embedded in a square of side max(nz, nx) for the rotation (CONTRACTS §5
-        geometry); the result is cropped back to nx columns.
+        geometry); the result is cropped back to nx columns. When every angle is a multiple of
+        180° the projection is an exact sum over depth voxels (180° flips the columns).
+
+        Parameters
+        ----------
+        angles_deg : float or array_like
+            Rotation angles, degrees.
+        energy_kev : float
+            Photon energy, keV.
+        rows : iterable of int, optional
+            Row indices; all rows when None.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_angles, n_rows, nx) complex128, metres.
         """
         ny, nz, nx = self.shape
         lut = refractive_indices(self.materials, energy_kev)
@@ -131,12 +176,44 @@ class Phantom:
         return out
 
     def transmission(self, angle_deg: float, energy_kev: float, rows=None) -> np.ndarray:
-        """(n_rows, nx) complex64 object transmission at one rotation angle."""
+        """(n_rows, nx) complex64 object transmission at one rotation angle.
+
+        Parameters
+        ----------
+        angle_deg : float
+            Rotation angle, degrees.
+        energy_kev : float
+            Photon energy, keV.
+        rows : iterable of int, optional
+            Row indices; all rows when None.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_rows, nx) complex64 O = exp(−ik(P_δ − iP_β)).
+        """
         return transmission_from_projection(
             self.projection([angle_deg], energy_kev, rows)[0], energy_kev)
 
     def slices(self, n_slices: int, energy_kev: float, rows=None) -> np.ndarray:
-        """(n_slices, n_rows, nx) transmissions of thick slabs along the beam at 0° (multislice)."""
+        """(n_slices, n_rows, nx) transmissions of thick slabs along the beam at 0° (multislice).
+
+        The nz depth voxels are split into ``n_slices`` contiguous slabs of (rounded) equal size.
+
+        Parameters
+        ----------
+        n_slices : int
+            Number of slabs.
+        energy_kev : float
+            Photon energy, keV.
+        rows : iterable of int, optional
+            Row indices; all rows when None.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_slices, n_rows, nx) complex64 transmission of each slab, front (low z) first.
+        """
         idx = self.index_volume(energy_kev, rows)                     # (rows, nz, nx)
         edges = np.linspace(0, idx.shape[1], n_slices + 1).round().astype(int)
         proj = np.stack([idx[:, a:b].sum(axis=1) * self.voxel_size_m
