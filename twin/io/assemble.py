@@ -104,7 +104,24 @@ class AssemblySummary:
 
 
 def position_scale_m(unit: str) -> float:
-    """Metres per stored position unit: ``m``, ``mm``, ``um``, ``nm`` or a positive number."""
+    """Metres per stored position unit: ``m``, ``mm``, ``um``, ``nm`` or a positive number.
+
+    Parameters
+    ----------
+    unit : str
+        ``m``, ``mm``, ``um``, ``µm`` or ``nm`` (case-insensitive, surrounding blanks ignored),
+        or a number: metres per stored unit.
+
+    Returns
+    -------
+    float
+        Metres per stored unit.
+
+    Raises
+    ------
+    TwinInputError
+        ``--position-unit`` for an unknown name or a number that is not finite and > 0.
+    """
     key = str(unit).strip()
     if key.lower() in UNITS_M:
         return UNITS_M[key.lower()]

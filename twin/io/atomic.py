@@ -22,7 +22,25 @@ __all__ = ["atomic_path", "check_output_file", "remove_stale_temporaries"]
 
 def check_output_file(path: str | Path, option: str = "-o/--output") -> Path:
     """Refuse, before any work, an output file name that names a directory or lies under a
-    file (:class:`TwinInputError` naming ``option``)."""
+    file (:class:`TwinInputError` naming ``option``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The output file name.
+    option : str
+        The option or field that gave it, for the message.
+
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path` (nothing is created).
+
+    Raises
+    ------
+    TwinInputError
+        When ``path`` is a directory, or its nearest existing parent is not a directory.
+    """
     path = Path(path)
     if path.is_dir():
         raise TwinInputError(option, str(path), "is a directory; give a file name, e.g. "
@@ -105,6 +123,18 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     A temporary of this host is stale when its writer's process no longer exists; one of another
     host (a shared file system) when it is older than a week; one in the old unnamed form
     (``.<name>.<random>.part``) always. Returns the removed paths.
+
+    Temporaries this process holds open, and files that cannot be removed, are left alone.
+
+    Parameters
+    ----------
+    path : str or Path
+        The target file whose temporaries (``.<name>.*.part`` beside it) are examined.
+
+    Returns
+    -------
+    list of Path
+        The removed temporaries; empty when ``path``'s directory does not exist.
     """
     import re
     import time

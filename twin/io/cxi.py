@@ -109,17 +109,41 @@ class CXIWriter:
             pt["probe_photon_count"] = int(round(float(photons_per_frame)))
 
     def write_frames(self, start: int, frames: np.ndarray) -> None:
-        """Store ``frames`` (k, ny, nx) as frames ``start`` … ``start + k - 1``."""
+        """Store ``frames`` (k, ny, nx) as frames ``start`` … ``start + k - 1``.
+
+        Parameters
+        ----------
+        start : int
+            Index of the first frame written.
+        frames : ndarray (k, ny, nx)
+            Counts; converted to the dataset's dtype by h5py.
+        """
         self.data[start:start + len(frames)] = frames
 
     def write(self, name: str, value, **attrs) -> None:
-        """Any further dataset, by path below the file's root."""
+        """Any further dataset, by path below the file's root.
+
+        Parameters
+        ----------
+        name : str
+            Dataset path (intermediate groups are created).
+        value : array_like
+            Its data.
+        **attrs
+            HDF5 attributes of the dataset.
+        """
         ds = self.f.create_dataset(name, data=value)
         for k, v in attrs.items():
             ds.attrs[k] = v
 
     def close(self, ok: bool = True) -> None:
-        """Close the file; rename it to its target if ``ok``, else remove it."""
+        """Close the file; rename it to its target if ``ok``, else remove it.
+
+        Parameters
+        ----------
+        ok : bool
+            True: the file appears under its name; False: the temporary file is deleted.
+        """
         self.f.close()
         if ok:
             self._ctx.__exit__(None, None, None)
@@ -317,6 +341,19 @@ def _read_truth(f: h5py.File, sel: slice, n_total: int) -> GroundTruth:
         return t
 
     def get(name, per_frame=False):
+        """A dataset of ``/entry_1/twin``, or None when absent.
+
+        Parameters
+        ----------
+        name : str
+            Dataset name in ``/entry_1/twin``.
+        per_frame : bool
+            Apply the frame selection to datasets with one row per frame of the file.
+
+        Returns
+        -------
+        numpy.ndarray or scalar or None
+        """
         if name not in tw:
             return None
         v = tw[name]

@@ -18,7 +18,25 @@ __all__ = ["read_dxchange", "write_dxchange", "write_volume"]
 
 
 def read_dxchange(path: str | Path) -> Projections:
-    """CONTRACTS §5 input: /exchange/data and /exchange/theta (degrees)."""
+    """CONTRACTS §5 input: /exchange/data and /exchange/theta (degrees).
+
+    Parameters
+    ----------
+    path : str or Path
+        The Data Exchange file.
+
+    Returns
+    -------
+    Projections
+        Data as float32 (n_angles, rows, cols), angles as float64 degrees, and the
+        ``voxel_size_m`` attribute of ``/exchange/data`` (metres) or None.
+
+    Raises
+    ------
+    TwinInputError
+        A missing or unreadable file or dataset; data not 3-D; not one angle per projection;
+        NaN or inf in the data or the angles.
+    """
     path = Path(path)
     with open_h5(path, "HDF5") as f:
         data = np.asarray(need_dataset(f, "exchange/data", str(path)), dtype=np.float32)
@@ -45,6 +63,24 @@ def write_dxchange(path: str | Path, data, theta_deg, voxel_size_m: float | None
     normalises ``(data - dark) / (white - dark)`` leaves the already-normalised line integrals
     unchanged; the pixel size, where known, as ``voxel_size_m`` and at
     ``/measurement/instrument/detector/actual_pixel_size_x``/``_y`` (micrometres, as APS files).
+
+    Written atomically (:func:`twin.io.atomic.atomic_path`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    data : array_like (n_angles, rows, cols)
+        Projections (line integrals, radians), stored as float32.
+    theta_deg : array_like (n_angles,)
+        Rotation angles, degrees.
+    voxel_size_m : float, optional
+        Pixel size, metres; not stored when None or 0.
+
+    Raises
+    ------
+    TwinInputError
+        When ``path`` cannot be an output file (:func:`twin.io.atomic.check_output_file`).
     """
     data = np.asarray(data, dtype=np.float32)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -66,7 +102,26 @@ def write_dxchange(path: str | Path, data, theta_deg, voxel_size_m: float | None
 
 
 def write_volume(path: str | Path, volume, voxel_size_m: float | None = None, **extra) -> None:
-    """CONTRACTS §5 output: /volume float32 (rows, cols, cols), attribute voxel_size_m."""
+    """CONTRACTS §5 output: /volume float32 (rows, cols, cols), attribute voxel_size_m.
+
+    Written atomically (:func:`twin.io.atomic.atomic_path`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to write.
+    volume : array_like (rows, cols, cols)
+        The reconstruction, stored as float32.
+    voxel_size_m : float, optional
+        Voxel size, metres; not stored when None or 0.
+    **extra
+        Further datasets, name → value, at the file's root.
+
+    Raises
+    ------
+    TwinInputError
+        When ``path`` cannot be an output file.
+    """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         v = f.create_dataset("volume", data=np.asarray(volume, dtype=np.float32))
         if voxel_size_m:

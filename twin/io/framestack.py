@@ -58,6 +58,7 @@ class FrameStack:
         return self._f[self.dataset]
 
     def close(self) -> None:
+        """Close the HDF5 file if it is open (it is reopened on the next read)."""
         if self._f is not None:
             self._f.close()
             self._f = None
@@ -102,7 +103,25 @@ class FrameStack:
 
     def iter_chunks(self, frames: int | None = None):
         """Yield ``(start, frames)`` over the stack in blocks of ``frames`` (default: the HDF5
-        chunk), each block float32 (k, ny, nx)."""
+        chunk), each block float32 (k, ny, nx).
+
+        Parameters
+        ----------
+        frames : int, optional
+            Frames per block; the dataset's chunk size (64 when unchunked) when None or 0.
+
+        Yields
+        ------
+        start : int
+            Index of the block's first frame in this stack.
+        frames : numpy.ndarray
+            (k, ny, nx) float32.
+
+        Raises
+        ------
+        TwinInputError
+            As :meth:`__getitem__`: unreadable frames or non-finite counts.
+        """
         step = frames or self.chunk_frames
         for a in range(0, len(self), step):
             yield a, self[a:min(a + step, len(self))]

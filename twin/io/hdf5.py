@@ -60,7 +60,23 @@ def compression_options(name: str = "gzip") -> dict:
 
 def dataset_with_units(group: h5py.Group, name: str, value, units: str) -> h5py.Dataset:
     """Create dataset ``name`` in ``group`` holding ``value``, with a NeXus ``units``
-    attribute."""
+    attribute.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        Where to create it.
+    name : str
+        Dataset name.
+    value : array_like
+        Its data.
+    units : str
+        The ``units`` attribute (e.g. ``"m"``, ``"counts"``).
+
+    Returns
+    -------
+    h5py.Dataset
+    """
     ds = group.create_dataset(name, data=value)
     ds.attrs["units"] = units
     return ds
@@ -69,7 +85,30 @@ def dataset_with_units(group: h5py.Group, name: str, value, units: str) -> h5py.
 @contextlib.contextmanager
 def open_h5(path: Path, kind: str, field: str = "input"):
     """Open an HDF5 file for reading; a missing, truncated or corrupt file is bad input
-    (:class:`TwinInputError` naming ``field``, the path and the ``kind`` of file expected)."""
+    (:class:`TwinInputError` naming ``field``, the path and the ``kind`` of file expected).
+
+    A context manager: ``with open_h5(path, "CXI") as f: ...``.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    kind : str
+        The kind of file expected, for the message (``"CXI"``, ``"HDF5"``).
+    field : str
+        The option or field that named the file.
+
+    Yields
+    ------
+    h5py.File
+        Open read-only.
+
+    Raises
+    ------
+    TwinInputError
+        When the file does not exist, or h5py raises OSError, KeyError or ValueError while it is
+        open (a TwinInputError raised in the block passes through).
+    """
     path = Path(path)
     if not path.is_file():
         raise TwinInputError(field, str(path), f"the {kind} file does not exist")
@@ -86,7 +125,26 @@ def open_h5(path: Path, kind: str, field: str = "input"):
 
 def need_dataset(f: h5py.File, name: str, source: str) -> h5py.Dataset:
     """The dataset ``name`` of ``f``; a missing one is a :class:`TwinInputError` naming it and
-    ``source`` (the file)."""
+    ``source`` (the file).
+
+    Parameters
+    ----------
+    f : h5py.File
+        The open file.
+    name : str
+        Dataset path.
+    source : str
+        The file's name, for the message.
+
+    Returns
+    -------
+    h5py.Dataset
+
+    Raises
+    ------
+    TwinInputError
+        When ``name`` is not in ``f``.
+    """
     if name not in f:
         raise TwinInputError(name, source, f"dataset {name} is missing from the CXI file")
     return f[name]

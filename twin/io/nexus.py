@@ -91,6 +91,25 @@ class NexusFrames:
         in blocks of at most ``block`` frames, as stored (dtype unchanged).
 
         A data file that cannot be read (truncated, corrupt) is a TwinInputError naming it.
+
+        Parameters
+        ----------
+        stop : int, optional
+            Number of frames to read from the start; all when None.
+        block : int
+            Most frames per block.
+
+        Yields
+        ------
+        start : int
+            Index of the block's first frame over all data files.
+        frames : numpy.ndarray
+            (k, ny, nx) counts with the stored dtype.
+
+        Raises
+        ------
+        TwinInputError
+            ``/entry/data/<label>`` when a data file cannot be read.
         """
         stop = self.n_frames if stop is None else int(stop)
         start = 0
@@ -242,7 +261,20 @@ def _units(group: h5py.Group, name: str, value, units: str) -> None:
 
 
 def data_file_name(master: Path, k: int) -> Path:
-    """The k-th (1-based) data file beside ``master``: ``<prefix>_data_00000k.h5``."""
+    """The k-th (1-based) data file beside ``master``: ``<prefix>_data_00000k.h5``.
+
+    Parameters
+    ----------
+    master : Path
+        The master file, ``<prefix>_master.h5`` (or ``<prefix>.h5``).
+    k : int
+        1-based index of the data file.
+
+    Returns
+    -------
+    Path
+        ``<prefix>_data_<k:06d>.h5`` in ``master``'s directory.
+    """
     prefix = master.name.removesuffix(".h5").removesuffix("_master")
     return master.parent / f"{prefix}_data_{k:06d}.h5"
 

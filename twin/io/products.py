@@ -86,8 +86,34 @@ HDF5_LAYOUTS: list[tuple[str, Callable, Callable]] = []
 
 
 def hdf5_layout(name: str, detect: Callable[[h5py.File], bool]):
-    """Register a reader of one HDF5 reconstruction layout (tried in registration order)."""
+    """Register a reader of one HDF5 reconstruction layout (tried in registration order).
+
+    Parameters
+    ----------
+    name : str
+        The layout's name (:attr:`Product.source`).
+    detect : callable
+        ``detect(file) -> bool``: whether an open :class:`h5py.File` has this layout.
+
+    Returns
+    -------
+    callable
+        The decorator: it appends (name, detect, reader) to :data:`HDF5_LAYOUTS` and returns the
+        reader unchanged.
+    """
     def deco(read):
+        """Append ``read`` to :data:`HDF5_LAYOUTS` under the enclosing ``name`` and ``detect``.
+
+        Parameters
+        ----------
+        read : callable
+            ``read(file, path) -> Product``.
+
+        Returns
+        -------
+        callable
+            ``read``.
+        """
         HDF5_LAYOUTS.append((name, detect, read))
         return read
     return deco
