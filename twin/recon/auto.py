@@ -117,7 +117,28 @@ def model_probe(data: PtychoData, n: int, u: int, defocus_m: float | None = None
     """A probe model (n, n) complex64 from the data alone: the mean diffraction amplitude is
     the illuminated pupil; the probe is its inverse transform after a defocus. Without
     ``defocus_m`` the defocus is chosen among candidates that make the beam 1–8 scan steps
-    wide, by the lowest data cost after two rPIE iterations on a subset of the frames."""
+    wide, by the lowest data cost after two rPIE iterations on a subset of the frames.
+
+    The candidates are 0 and k·step/(2λq_max) for k = 1, 2, 4, 8 (q_max where the mean
+    amplitude falls to 10 % of its peak); candidates whose beam would not fit in the window are
+    skipped; the subset is the first 200 frames.
+
+    Parameters
+    ----------
+    data : PtychoData
+        Frames (in memory or streamed), positions, geometry.
+    n : int
+        Probe side, pixels (frames' side times ``u``).
+    u : int
+        Upsampling: each detector pixel's mean amplitude, divided by u, fills u×u pupil pixels.
+    defocus_m : float, optional
+        Propagation distance of the pupil's field (Fresnel, exp(−iπλΔz|q|²)), metres.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, n) complex64 probe (not scaled to the photons).
+    """
     pupil = _mean_pupil(data, n, u)
     lam = data.wavelength_m
     dx = data.object_pixel_m
@@ -126,6 +147,18 @@ def model_probe(data: PtychoData, n: int, u: int, defocus_m: float | None = None
     q2 = qx ** 2 + qy ** 2
 
     def at(dz):
+        """The probe at defocus ``dz`` (metres): the pupil times the Fresnel phase, transformed back.
+
+        Parameters
+        ----------
+        dz : float
+            Defocus, metres.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, n) complex64.
+        """
         p = farfield_adj(pupil * np.exp(-1j * np.pi * lam * dz * q2).astype(np.complex64))
         return p.astype(np.complex64)
 
@@ -267,6 +300,13 @@ def auto_options(data: PtychoData, base: Options = Options(**AUTO), log=None) ->
     reasons: list[str] = []
 
     def say(msg):
+        """Record one line of the choices' reasons and pass it to ``log``.
+
+        Parameters
+        ----------
+        msg : str
+            The line.
+        """
         reasons.append(msg)
         if log is not None:
             log(msg)

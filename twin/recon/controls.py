@@ -84,7 +84,23 @@ def _fit_probe(p: np.ndarray, n: int, label: str) -> np.ndarray:
 
 def grid(data: PtychoData, upsampling: int | None) -> tuple[int, float]:
     """(n, dx_m): the reconstruction's probe side and object pixel, as the engines choose them
-    (twin.recon.state.State)."""
+    (twin.recon.state.State).
+
+    Parameters
+    ----------
+    data : PtychoData
+        The data set.
+    upsampling : int or None
+        The option; None takes the illumination's side over the frames' where it divides, else
+        the file's.
+
+    Returns
+    -------
+    n : int
+        Probe side, pixels (frames' side × upsampling).
+    dx_m : float
+        Object pixel λz/(N·p) of the frames as stored, metres.
+    """
     nd = data.frames.shape[-1]
     u = upsampling
     if u is None:
@@ -95,7 +111,35 @@ def grid(data: PtychoData, upsampling: int | None) -> tuple[int, float]:
 
 def read_image(path, kind: str, n: int, dx_m: float, option: str) -> np.ndarray:
     """A starting probe (M, n, n) or object (H, W, its position 0 at (H//2, W//2)) from
-    ``path`` (any layout twin.io.products reads), at pixel ``dx_m``."""
+    ``path`` (any layout twin.io.products reads), at pixel ``dx_m``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The reconstruction file.
+    kind : {"object", "probe"}
+        What to read; anything but "object" reads the probe.
+    n : int
+        Probe side the reconstruction uses, pixels.
+    dx_m : float
+        The data's object pixel, metres; the file's arrays are resampled to it (linear, within
+        0.25–4× of the file's pixel).
+    option : str
+        The option that named the file, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        complex64 object (H, W), or probe modes (M, n, n) (Ptychodus: the first coherent mode's
+        incoherent modes), padded or cropped about the centre.
+
+    Raises
+    ------
+    TwinInputError
+        A missing or unreadable file; no probe in it; a probe that is not 2-D or 3-D (after
+        Ptychodus's first axis) or not finite; a pixel ratio outside 0.25–4; a probe whose crop
+        to n × n would lose more than 1 % of its power.
+    """
     p = _product(path, option)
     label = f"{option} {path}"
     if kind == "object":
@@ -127,7 +171,27 @@ def _cost(path) -> list[float]:
 def load_start(data: PtychoData, upsampling: int | None, probe=None, obj=None,
                resume=None) -> Start | None:
     """The :class:`~twin.recon.options.Start` that ``--probe``, ``--object`` and ``--resume``
-    ask for (``--probe``/``--object`` replace what ``--resume`` gives); None for none."""
+    ask for (``--probe``/``--object`` replace what ``--resume`` gives); None for none.
+
+    Parameters
+    ----------
+    data : PtychoData
+        The data set to reconstruct.
+    upsampling : int or None
+        The upsampling option (:func:`grid`).
+    probe, obj, resume : str or Path, optional
+        Files given to ``--probe``, ``--object`` and ``--resume``; a resumed run also brings its
+        positions and earlier costs.
+
+    Returns
+    -------
+    Start or None
+
+    Raises
+    ------
+    TwinInputError
+        As :func:`read_image`; ``--resume <file>`` when its positions are not one per frame.
+    """
     if probe is None and obj is None and resume is None:
         return None
     n, dx = grid(data, upsampling)
@@ -149,7 +213,28 @@ def load_start(data: PtychoData, upsampling: int | None, probe=None, obj=None,
 
 def read_background(spec: str, nd: int):
     """``--background``: a constant (counts per pixel and frame) or a file with a (nd, nd)
-    array (``.npy``, or an HDF5 file's ``/background`` or its only dataset)."""
+    array (``.npy``, or an HDF5 file's ``/background`` or its only dataset).
+
+    Parameters
+    ----------
+    spec : str
+        A number, or the path of a ``.npy`` or HDF5 file.
+    nd : int
+        The frames' side, pixels.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        A float for a number; a float32 array of shape () or (nd, nd) from a file (frame
+        orientation, DC at the centre).
+
+    Raises
+    ------
+    TwinInputError
+        ``--background`` for a spec that is neither a number nor an existing file, an
+        unreadable HDF5 file, a file without a ``/background`` or single dataset, a shape other
+        than () or (nd, nd), or negative or non-finite counts.
+    """
     label = "--background"
     try:
         b = float(spec)
@@ -184,7 +269,20 @@ def read_background(spec: str, nd: int):
 
 def write_preview(path, result) -> None:
     """A PNG of the object's phase, the probe's amplitude (first mode) and the cost curve,
-    written atomically (matplotlib's Agg backend)."""
+    written atomically (matplotlib's Agg backend).
+
+    Parameters
+    ----------
+    path : str or Path
+        The PNG file.
+    result : Result
+        The reconstruction so far (``object``, ``probe``, ``cost``).
+
+    Raises
+    ------
+    TwinInputError
+        When ``path`` cannot be an output file.
+    """
     from matplotlib.figure import Figure
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

@@ -174,6 +174,18 @@ def _ls_steps(a_exit, b_exit, chi, xp):
     """Least-squares step lengths of every position (B,), for object and probe directions:
     the minimiser of ‖χ − a·(P·ΔO) − b·(ΔP·O)‖² per position, clipped to [0, 2]."""
     def dot(x, y):
+        """Re Σ conj(x)·y over the last three axes (modes, rows, columns): one value per frame.
+
+        Parameters
+        ----------
+        x, y : ndarray (B, M, n, n) complex
+            Exit-wave fields.
+
+        Returns
+        -------
+        ndarray (B,)
+            Real inner products.
+        """
         return xp.real(xp.sum(xp.conj(x) * y, axis=(1, 2, 3)))
 
     aa, ac = dot(a_exit, a_exit), dot(a_exit, chi)
@@ -244,7 +256,24 @@ def minibatch_step(st: State, idx: np.ndarray, opts: Options, it: int) -> float:
     ``UPDATES[opts.algorithm]``; returns the batch's cost. With several beams the object
     update sums every beam's terms (numerator and preconditioner) and each beam's probe is
     updated from its own windows; each beam works on the sub-rectangle its windows cover
-    where the beams' rectangles are disjoint (:meth:`State.beam_groups`)."""
+    where the beams' rectangles are disjoint (:meth:`State.beam_groups`).
+
+    Parameters
+    ----------
+    st : State
+        Updated in place (object slices, probes, positions).
+    idx : numpy.ndarray of int (B,)
+        Frame indices of the minibatch.
+    opts : Options
+        Resolved options.
+    it : int
+        Iteration (0-based): gates the probe update and the position gradient.
+
+    Returns
+    -------
+    float
+        The batch's cost Σ mask·(√Î − √I)² (not normalised).
+    """
     b = _corrections(st, idx, opts)
     pos_step = _gradient_positions(b, opts) if positions.gradient_on(opts, it) else None
     _update_terms(st, b, it, opts)
@@ -256,7 +285,27 @@ def minibatch_step(st: State, idx: np.ndarray, opts: Options, it: int) -> float:
 
 def multislice_step(st: State, idx: np.ndarray, opts: Options, it: int) -> float:
     """One minibatch of the multislice engine (one beam, L > 1 slices): the correction at the
-    exit carried back through each slice; rPIE-type updates of each slice and the probe."""
+    exit carried back through each slice; rPIE-type updates of each slice and the probe.
+
+    Each slice takes 1/L of ``object_step`` and is clipped to |O_l| ≤ 1; the probe is updated
+    from iteration ``probe_update_start`` on.
+
+    Parameters
+    ----------
+    st : State
+        Updated in place (slices, probe).
+    idx : numpy.ndarray of int (B,)
+        Frame indices of the minibatch.
+    opts : Options
+        Resolved options (``alpha``, ``object_step``, ``probe_step``, ``probe_update_start``).
+    it : int
+        Iteration (0-based).
+
+    Returns
+    -------
+    float
+        The batch's cost (not normalised).
+    """
     xp = st.xp
     op = st.op
     L = st.slices.shape[0]
@@ -322,7 +371,29 @@ class _Guard:
         self.last_good = None
 
     def diverged(self, st: State, opts: Options, it: int, cost: float, kept: int):
-        """None if iteration ``it`` is good (its state kept), else the message."""
+        """None if iteration ``it`` is good (its state kept), else the message.
+
+        An iteration diverged when its cost is not finite, a probe holds NaN or inf, or the cost
+        exceeds ``divergence_factor`` × the best so far; the state of the last good iteration is
+        then restored (when there is one) and a warning issued.
+
+        Parameters
+        ----------
+        st : State
+            The reconstruction state (restored in place on divergence).
+        opts : Options
+            ``divergence_factor``.
+        it : int
+            The iteration just done (0-based).
+        cost : float
+            Its normalised cost.
+        kept : int
+            Number of the iteration whose state is kept, for the message.
+
+        Returns
+        -------
+        str or None
+        """
         xp = st.xp
         finite = math.isfinite(cost) and all(bool(xp.all(xp.isfinite(o.probe)))
                                              for o in st.beam_ops)

@@ -16,7 +16,20 @@ from twin.recon.options import Algorithm, NoiseModel, Options
 
 
 def bin_sum(a, u: int):
-    """Sum u×u blocks of the last two axes."""
+    """Sum u×u blocks of the last two axes.
+
+    Parameters
+    ----------
+    a : ndarray (..., n, n)
+        NumPy or CuPy; n a multiple of ``u``.
+    u : int
+        Block side.
+
+    Returns
+    -------
+    ndarray (..., n/u, n/u)
+        Block sums (``a`` itself when u = 1).
+    """
     if u == 1:
         return a
     out = a[..., 0::u, 0::u].copy()
@@ -28,7 +41,22 @@ def bin_sum(a, u: int):
 
 
 def unbin(a, u: int, xp):
-    """Repeat each pixel u×u times (the adjoint of :func:`bin_sum` up to a factor)."""
+    """Repeat each pixel u×u times (the adjoint of :func:`bin_sum` up to a factor).
+
+    Parameters
+    ----------
+    a : ndarray (..., m, m)
+        NumPy or CuPy.
+    u : int
+        Repetitions along each of the last two axes.
+    xp : module
+        ``a``'s array module.
+
+    Returns
+    -------
+    ndarray (..., u·m, u·m)
+        ``a`` itself when u = 1.
+    """
     if u == 1:
         return a
     return xp.repeat(xp.repeat(a, u, axis=-2), u, axis=-1)
@@ -37,7 +65,28 @@ def unbin(a, u: int, xp):
 def far_correction(st, far, amp_meas, opts: Options):
     """Turn far-field waves ``far`` (B, M, n, n) into the far-field correction ΔΨ in place
     (Ψ' − Ψ for the modulus constraint; the Poisson gradient for LSQML) and return the batch's
-    cost Σ mask·(√Î − √I)². ``st``: the :class:`~twin.recon.state.State`."""
+    cost Σ mask·(√Î − √I)². ``st``: the :class:`~twin.recon.state.State`.
+
+    ΔΨ = Ψ·(ratio − 1)·mask with ratio √I/(√Î + 10⁻⁶) (Gaussian / PIE) or
+    (I + 10⁻³)/(Î + 10⁻³) (LSQML with the Poisson noise model), Î = Σ_m |Ψ_m|² binned u×u.
+    With a background, :func:`far_correction_bg`.
+
+    Parameters
+    ----------
+    st : State
+        Supplies the array module, mask, upsampling ``u`` and background.
+    far : ndarray (B, M, n, n) complex64
+        Far fields of every mode, plain FFT order; overwritten with ΔΨ.
+    amp_meas : ndarray (B, n/u, n/u) float32
+        Measured amplitudes √I, plain FFT order.
+    opts : Options
+        ``algorithm`` and ``noise_model`` choose the ratio.
+
+    Returns
+    -------
+    float
+        The batch's cost Σ mask·(√Î − √I)².
+    """
     xp = st.xp
     poisson = opts.algorithm == Algorithm.LSQML and opts.noise_model == NoiseModel.POISSON
     if st.bg is not None:
@@ -71,7 +120,26 @@ def far_correction(st, far, amp_meas, opts: Options):
 def far_correction_bg(st, far, amp_meas, poisson: bool):
     """:func:`far_correction` with a background b: the model intensity Î = Σ_m |Ψ_m|² + b.
     Cost Σ mask·(√Î − √I)²; the Gaussian/PIE update projects onto Σ|Ψ'|² = max(I − b, 0)
-    (Ψ' = Ψ·√(max(I − b, 0) / Σ|Ψ|²)); Poisson: ΔΨ = Ψ·(I/Î − 1)."""
+    (Ψ' = Ψ·√(max(I − b, 0) / Σ|Ψ|²)); Poisson: ΔΨ = Ψ·(I/Î − 1).
+
+    The ratios are regularised: √(max(I − b, 0)/(Σ|Ψ|² + 10⁻⁶)) and (I + 10⁻³)/(Î + 10⁻³).
+
+    Parameters
+    ----------
+    st : State
+        Supplies the array module, mask, upsampling and background ``bg`` (counts per pixel).
+    far : ndarray (B, M, n, n) complex64
+        Far fields, plain FFT order; overwritten with ΔΨ.
+    amp_meas : ndarray (B, n/u, n/u) float32
+        Measured amplitudes √I.
+    poisson : bool
+        The Poisson gradient instead of the projection.
+
+    Returns
+    -------
+    float
+        The batch's cost.
+    """
     xp = st.xp
     sq = xp.square(far.view(xp.float32))
     model = bin_sum((sq[..., 0::2] + sq[..., 1::2]).sum(axis=1), st.u)   # (B, n, n) Σ_m |Ψ|²

@@ -166,18 +166,56 @@ AUTO = dict(algorithm=Algorithm.AUTO, modes=0, position_correction=PositionCorre
 
 
 def option_fields() -> dict:
-    """``{name: pydantic FieldInfo}`` of :class:`Options`: type, default, bounds, description."""
+    """``{name: pydantic FieldInfo}`` of :class:`Options`: type, default, bounds, description.
+
+    Returns
+    -------
+    dict
+        A new dict (the FieldInfo objects are pydantic's own, not copies).
+    """
     return dict(Options.__pydantic_fields__)
 
 
 def field_info(name: str):
     """A copy of option ``name``'s pydantic ``FieldInfo`` (default, bounds, description), for
-    another model that takes the option as it is (the scenario's ``[reconstruction]``)."""
+    another model that takes the option as it is (the scenario's ``[reconstruction]``).
+
+    Parameters
+    ----------
+    name : str
+        A field of :class:`Options`.
+
+    Returns
+    -------
+    pydantic.fields.FieldInfo
+        A shallow copy.
+
+    Raises
+    ------
+    KeyError
+        For a name that is not an option.
+    """
     return copy.copy(Options.__pydantic_fields__[name])
 
 
 def help_for(name: str) -> str:
-    """A command-line help text for option ``name``: its description, and its choices."""
+    """A command-line help text for option ``name``: its description, and its choices.
+
+    Parameters
+    ----------
+    name : str
+        A field of :class:`Options`.
+
+    Returns
+    -------
+    str
+        The description, followed by " One of: …." for an enum-typed option.
+
+    Raises
+    ------
+    KeyError
+        For a name that is not an option.
+    """
     info = Options.__pydantic_fields__[name]
     text = info.description or ""
     kind = info.annotation

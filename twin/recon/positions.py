@@ -23,7 +23,26 @@ from twin.recon.options import Options, PositionCorrection
 
 def position_dots(op, idx, obj, probes, chi):
     """(num, den), each (B, 2): Re⟨∂ψ/∂r, Δψ⟩ and ‖∂ψ/∂r‖² per position and axis, with ∂ψ/∂r
-    from the operator's exact patch derivative."""
+    from the operator's exact patch derivative.
+
+    Parameters
+    ----------
+    op : FarFieldPtychography
+        The (local) operator, whose ``patch_gradients`` give ∂O/∂row and ∂O/∂col per window.
+    idx : array_like of int (B,)
+        Windows of the batch in ``op``.
+    obj : ndarray (H, W) complex
+        The object (or the local view) that ``op`` reads.
+    probes : ndarray (M, n, n) or (1, M, n, n) complex
+        Probe modes.
+    chi : ndarray (B, M, n, n) complex
+        Exit-wave correction Δψ.
+
+    Returns
+    -------
+    num, den : numpy.ndarray
+        (B, 2) float on the host, axes (row, col).
+    """
     xp = op.xp
     nums, dens = [], []
     for g in op.patch_gradients(obj, idx):
@@ -42,7 +61,22 @@ def position_dots(op, idx, obj, probes, chi):
 
 def position_step(opts: Options, num, den):
     """(B, 2) shift of each position that best explains the exit-wave correction, from
-    :func:`position_dots`' (num, den) (several beams: their sums), relaxed and clipped."""
+    :func:`position_dots`' (num, den) (several beams: their sums), relaxed and clipped.
+
+    Δr = relaxation·num/(den + 10⁻¹²), clipped to ±``max_position_step_px``.
+
+    Parameters
+    ----------
+    opts : Options
+        ``position_relaxation`` and ``max_position_step_px``.
+    num, den : ndarray (B, 2)
+        From :func:`position_dots`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (B, 2) shifts (row, col), object pixels.
+    """
     step = opts.position_relaxation * (num / (den + 1e-12))
     return np.clip(step, -opts.max_position_step_px, opts.max_position_step_px)
 
@@ -50,7 +84,18 @@ def position_step(opts: Options, num, den):
 def smooth_corrections(st, width: int) -> None:
     """Replace the corrections (refined − initial positions) by their moving average over
     ``width`` consecutive frames: a fly-scan's position errors vary smoothly in time, the
-    per-frame estimates do not."""
+    per-frame estimates do not.
+
+    The ends are padded with the edge values; the positions are then clipped
+    (:meth:`State.clip`).
+
+    Parameters
+    ----------
+    st : State
+        Its positions are replaced in place.
+    width : int
+        Frames in the moving average.
+    """
     corr = st.pos - st.pos0
     k = np.ones(width) / width
     pad = width // 2
@@ -60,7 +105,21 @@ def smooth_corrections(st, width: int) -> None:
 
 
 def annealing(st, it: int, opts: Options):
-    """Maiden et al. 2012: trial shifts of shrinking radius; keep whichever lowers the error."""
+    """Maiden et al. 2012: trial shifts of shrinking radius; keep whichever lowers the error.
+
+    In groups of about 256 positions, four random trial shifts uniform in ±r pixels per axis,
+    r = 1 − it/iterations + 0.05, are compared with the current position by the masked amplitude
+    misfit; each position keeps its best.
+
+    Parameters
+    ----------
+    st : State
+        Its positions are updated in place; its generator draws the shifts.
+    it : int
+        Current iteration (0-based).
+    opts : Options
+        ``iterations``.
+    """
     xp = st.xp
     radius = 1.0 * (1 - it / max(opts.iterations, 1)) + 0.05
     n_trials = 4
@@ -82,7 +141,20 @@ def annealing(st, it: int, opts: Options):
 
 def after_iteration(st, it: int, opts: Options) -> None:
     """What position correction does once an iteration's batches are done: annealing's
-    trials, and the fly-scan smoothing of the corrections."""
+    trials, and the fly-scan smoothing of the corrections.
+
+    Nothing before ``opts.position_correction_start``.
+
+    Parameters
+    ----------
+    st : State
+        Updated in place.
+    it : int
+        The iteration just done (0-based).
+    opts : Options
+        ``position_correction``, ``position_correction_start``,
+        ``position_smoothing_frames``.
+    """
     if it < opts.position_correction_start:
         return
     if opts.position_correction == PositionCorrection.ANNEALING:
@@ -93,6 +165,18 @@ def after_iteration(st, it: int, opts: Options) -> None:
 
 
 def gradient_on(opts: Options, it: int) -> bool:
-    """Whether the minibatch steps of iteration ``it`` move the positions (gradient)."""
+    """Whether the minibatch steps of iteration ``it`` move the positions (gradient).
+
+    Parameters
+    ----------
+    opts : Options
+        ``position_correction`` and ``position_correction_start``.
+    it : int
+        Iteration (0-based).
+
+    Returns
+    -------
+    bool
+    """
     return (opts.position_correction == PositionCorrection.GRADIENT
             and it >= opts.position_correction_start)

@@ -26,7 +26,23 @@ ILLUMINATION = "/entry_1/instrument_1/source_1/illumination"
 
 
 def orthogonalize_modes(probe, xp):
-    """Orthogonal probe modes with the same incoherent sum, strongest first (an SVD)."""
+    """Orthogonal probe modes with the same incoherent sum, strongest first (an SVD).
+
+    With A the modes as rows, A = U·S·Vᴴ and the new modes are S·Vᴴ: Σ_m |P_m|² is unchanged
+    at every pixel.
+
+    Parameters
+    ----------
+    probe : ndarray (M, n, n) complex
+        Probe modes, NumPy or CuPy.
+    xp : module
+        ``numpy`` or ``cupy`` (``probe``'s).
+
+    Returns
+    -------
+    ndarray (M, n, n)
+        Orthogonal modes of ``probe``'s dtype, by decreasing power; ``probe`` itself when M = 1.
+    """
     m = probe.shape[0]
     if m == 1:
         return probe
@@ -48,7 +64,28 @@ class FrameStatistics:
 def frame_statistics(frames, mask=None, chunk: int = 256) -> FrameStatistics:
     """One pass over ``frames`` ((N, ny, nx) array or a streamed
     :class:`twin.io.framestack.FrameStack`), chunk by chunk; non-finite counts raise
-    :class:`TwinInputError` naming the dataset."""
+    :class:`TwinInputError` naming the dataset.
+
+    Parameters
+    ----------
+    frames : ndarray or FrameStack (N, ny, nx)
+        Measured counts (photons).
+    mask : ndarray (ny, nx), optional
+        1 for valid pixels, 0 for invalid ones; all valid when None.
+    chunk : int
+        Frames read at a time.
+
+    Returns
+    -------
+    FrameStatistics
+        Mean photons per frame and mean frame over the valid pixels, and Σ mask·I over all
+        frames.
+
+    Raises
+    ------
+    TwinInputError
+        ``/entry_1/data_1/data`` when a count is NaN or infinite.
+    """
     n = len(frames)
     total = np.zeros(frames.shape[1:], np.float64)
     for a in range(0, n, chunk):
@@ -65,7 +102,26 @@ def frame_statistics(frames, mask=None, chunk: int = 256) -> FrameStatistics:
 
 def statistics(data: PtychoData) -> FrameStatistics:
     """:func:`frame_statistics` of ``data`` (cached), the mean frame and photons less the
-    background (the probe's share of the counts)."""
+    background (the probe's share of the counts).
+
+    The cache is kept on ``data`` and renewed when its frames, mask or background object
+    changes. The mean frame less the background is clipped at 0; ``masked_total`` keeps the
+    background.
+
+    Parameters
+    ----------
+    data : PtychoData
+        The data set.
+
+    Returns
+    -------
+    FrameStatistics
+
+    Raises
+    ------
+    TwinInputError
+        As :func:`frame_statistics`.
+    """
     st = getattr(data, "_twin_statistics", None)
     bg = getattr(data, "background", None)
     key = (data.frames, data.mask, bg)
@@ -82,7 +138,19 @@ def statistics(data: PtychoData) -> FrameStatistics:
 
 def upsampling_of(data: PtychoData, upsampling: int | None) -> int:
     """The reciprocal-space upsampling u: ``upsampling``, else the illumination's side over
-    the frames' (where it divides), else the file's."""
+    the frames' (where it divides), else the file's.
+
+    Parameters
+    ----------
+    data : PtychoData
+        The data set (frames, illumination, ``upsampling``).
+    upsampling : int or None
+        An explicit choice (the option), used as is when not None.
+
+    Returns
+    -------
+    int
+    """
     if upsampling is not None:
         return upsampling
     nd = data.frames.shape[-1]
@@ -94,7 +162,25 @@ def upsampling_of(data: PtychoData, upsampling: int | None) -> int:
 
 def fit_modes(p, modes: int, xp=np) -> np.ndarray:
     """(M', n, n) probe modes cut to the first ``modes``, or extended with weaker modes made
-    from the first by phase ramps (0.3 of its amplitude), orthogonalised."""
+    from the first by phase ramps (0.3 of its amplitude), orthogonalised.
+
+    Extra mode k (k = 1, 2, …) is 0.3·P₀·exp(2πi(k·x + (k mod 2)·y)), x and y the pixel index
+    over n; the modes are orthogonalised (:func:`orthogonalize_modes`) only when extended.
+
+    Parameters
+    ----------
+    p : array_like (M, n, n) complex
+        Probe modes.
+    modes : int
+        Number of modes wanted, M'.
+    xp : module
+        ``numpy`` or ``cupy``, for the orthogonalisation.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M', n, n) complex64, on the host.
+    """
     p = np.asarray(p, np.complex64)[:modes]
     n = p.shape[-1]
     if p.shape[0] < modes:
@@ -111,7 +197,37 @@ def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp, illumination
                   photons: float | None = None) -> np.ndarray:
     """The file's illumination (or ``illumination``, one beam's) as ``modes`` modes, scaled to
     ``photons`` (default: the frames' mean). Without one: :func:`twin.recon.auto.prepare`
-    gives the data a model first."""
+    gives the data a model first.
+
+    Parameters
+    ----------
+    data : PtychoData
+        The data set.
+    n : int
+        Probe side, pixels (the frames' side times ``u``).
+    u : int
+        Upsampling, for the message only.
+    modes : int
+        Number of probe modes (:func:`fit_modes`).
+    xp : module
+        ``numpy`` or ``cupy``: where the probe is returned.
+    illumination : array_like (M, n, n), optional
+        Used instead of ``data.illumination``.
+    photons : float, optional
+        Σ_m ‖P_m‖², photons per frame; the frames' mean (less the background) when None.
+
+    Returns
+    -------
+    ndarray (modes, n, n)
+        complex64 probe modes on ``xp``.
+
+    Raises
+    ------
+    ValueError
+        When there is no illumination at all.
+    TwinInputError
+        The illumination dataset when it is not (M, n, n) or holds NaN or inf.
+    """
     mean_photons = statistics(data).mean_photons if photons is None else photons
     ill = data.illumination if illumination is None else illumination
     if ill is None:
@@ -130,7 +246,18 @@ def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp, illumination
 
 
 def amplitudes(frames: np.ndarray) -> np.ndarray:
-    """√I of (B, n, n) frames, moved from DC-at-centre to plain FFT order, float32."""
+    """√I of (B, n, n) frames, moved from DC-at-centre to plain FFT order, float32.
+
+    Parameters
+    ----------
+    frames : array_like (..., n, n)
+        Counts with DC at the centre pixel (CONTRACTS §3); negative values count as 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        (..., n, n) float32 amplitudes, ifftshifted over the last two axes.
+    """
     return np.fft.ifftshift(np.sqrt(np.maximum(np.asarray(frames, np.float32), 0)),
                             axes=(-2, -1)).astype(np.float32, copy=False)
 
@@ -261,15 +388,37 @@ class State:
                                 data.wavelength_m, xp=xp) if L > 1 else None)
 
     def amplitudes(self, idx):
-        """(B, n, n) measured amplitudes √I of the frames ``idx``, in the operator's FFT
-        order (read from the file when streaming)."""
+        """(B, nd, nd) measured amplitudes √I of the frames ``idx``, in the operator's FFT
+        order (read from the file when streaming).
+
+        Parameters
+        ----------
+        idx : array_like of int (B,)
+            Frame indices.
+
+        Returns
+        -------
+        ndarray (B, nd, nd)
+            float32 amplitudes on the state's device (nd the frames' side).
+        """
         if self.amp is not None:
             return self.amp[idx]
         return self.xp.asarray(amplitudes(self.frames[np.asarray(idx)]))
 
     def clip(self, pos):
         """``pos`` (N, 2) kept two pixels inside the object on every side, for the
-        interpolated reads of the object (by every beam's window)."""
+        interpolated reads of the object (by every beam's window).
+
+        Parameters
+        ----------
+        pos : ndarray (N, 2) float
+            Top-left (row, col) window positions, object pixels.
+
+        Returns
+        -------
+        numpy.ndarray
+            (N, 2) clipped positions (a new array).
+        """
         lim = np.array(self.shape) - self.n - 3
         if self.n_beams == 1:
             return np.clip(pos, 2, lim)
@@ -280,7 +429,18 @@ class State:
         ``batch_size`` pieces. Streamed: blocks of ``batch_size`` consecutive frames (one
         contiguous read each, aligned to the file's chunks for the default size) in random
         order — consecutive frames of a raster or fly scan also cover a compact region, so
-        each batch updates a small part of the object."""
+        each batch updates a small part of the object.
+
+        Parameters
+        ----------
+        opts : Options
+            Its ``batch_size``.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            Frame indices of each batch (int), drawn from the state's generator.
+        """
         n_pos, b = len(self.pos), opts.batch_size
         if not self.streamed:
             order = self.rng.permutation(n_pos)
@@ -293,7 +453,22 @@ class State:
         that the batch's windows cover (4-pixel margin), that rectangle as a view of the
         object, and the batch's indices into the local operator. Every per-batch object-sized
         pass (adjoints, preconditioners, updates) then costs the batch's area, not the whole
-        object's. Falls back to the whole object when the batch covers most of it."""
+        object's. Falls back to the whole object when the batch covers most of it.
+
+        Parameters
+        ----------
+        idx : array_like of int (B,)
+            Frame indices of the batch.
+
+        Returns
+        -------
+        op : FarFieldPtychography
+            Beam 0's probe at the batch's positions in the rectangle (or the state's operator).
+        view : (slice, slice)
+            The rectangle's rows and columns in the object.
+        sel : numpy.ndarray or array_like
+            Indices of the batch's frames in ``op`` (``arange(B)``, or ``idx`` for the whole object).
+        """
         H, W = self.shape
         p = self.pos[idx]
         r0, r1, c0, c1 = self._rect(p)
@@ -315,7 +490,19 @@ class State:
         rectangle. Several: where the beams' sub-rectangles are disjoint and small, one group
         per beam on its own rectangle (no two groups write the same object pixel, so the
         groups' updates are the whole-object update: test); else one group of every beam on
-        the whole object."""
+        the whole object.
+
+        Parameters
+        ----------
+        idx : array_like of int (B,)
+            Frame indices of the batch.
+
+        Returns
+        -------
+        list of tuple
+            (view as (slice, slice), list of (beam index, operator), indices of the frames in
+            those operators).
+        """
         if self.n_beams == 1:
             op, view, sel = self.local(idx)
             return [(view, [(0, op)], sel)]
@@ -353,7 +540,17 @@ class State:
             o.probe = v
 
     def set_positions(self, pos, idx=None):
-        """Set every position (``idx`` None) or those of ``idx``; the operators follow."""
+        """Set every position (``idx`` None) or those of ``idx``; the operators follow.
+
+        With several beams each beam's operator is set to the positions plus its offset.
+
+        Parameters
+        ----------
+        pos : ndarray (N, 2) or (len(idx), 2) float
+            Top-left (row, col) window positions, object pixels (not clipped here).
+        idx : array_like of int, optional
+            Which positions ``pos`` replaces.
+        """
         if idx is None:
             self.pos = pos
         else:
@@ -375,7 +572,27 @@ class State:
 
 def apply_start(st: State, start: Start, opts: Options) -> None:
     """Put ``start``'s object (centred), probe (its modes cut or extended to the options')
-    and positions into the state."""
+    and positions into the state.
+
+    The object is centred on the state's object (cropped or padded with 1) into slice 0; the
+    probe gets ``opts.modes`` modes (or its own count when ``opts.modes`` < 1); positions are
+    converted to pixels and clipped.
+
+    Parameters
+    ----------
+    st : State
+        Modified in place.
+    start : Start
+        What to start from; None fields keep the state's defaults.
+    opts : Options
+        The resolved options (``modes``).
+
+    Raises
+    ------
+    TwinInputError
+        ``--probe/--resume`` for a starting probe with several beams; ``--resume:
+        /positions_m`` for positions not shaped (N, 2).
+    """
     xp = st.xp
     if start.object is not None:
         o = np.ones(st.shape, np.complex64)
@@ -401,7 +618,30 @@ def apply_start(st: State, start: Start, opts: Options) -> None:
 
 
 def to_result(st: State, costs, elapsed: float, stopped, chosen, first: int = 0) -> Result:
-    """The state as a :class:`Result` (``first``: iterations before this run's)."""
+    """The state as a :class:`Result` (``first``: iterations before this run's).
+
+    Parameters
+    ----------
+    st : State
+        The reconstruction's state.
+    costs : sequence of float
+        Cost per iteration, earlier runs' included.
+    elapsed : float
+        Seconds this run took.
+    stopped : str or None
+        Why the run stopped early, if it did.
+    chosen : list of str
+        What the automatic choices chose, and why.
+    first : int
+        Number of iterations in ``costs`` from before this run (for the rate).
+
+    Returns
+    -------
+    Result
+        Object complex64 (H, W) (the product of the slices), beam 0's probe, positions in pixels
+        and metres (x, y), the slices when there are several, the per-beam probes with several
+        beams, and timings ``seconds`` and ``frame_iterations_per_s``.
+    """
     tr = ptychography.translations_from_positions(st.pos, st.dx, st.shape, (st.n, st.n))
     slices = to_numpy(st.slices) if st.slices.shape[0] > 1 else None
     return Result(to_numpy(st.object).astype(np.complex64), to_numpy(st.probe),
