@@ -24,7 +24,8 @@ import twin
 PKG = Path(twin.__file__).parent
 #: Subpackages held to the rule. twin/cli.py, twin/scenario.py, twin/workflows, twin/operators
 #: and twin/report are not (yet).
-CHECKED = ["acquisition", "beam", "core", "io", "recon", "sample", "services", "tomo"]
+CHECKED = ["acquisition", "analysis", "beam", "core", "io", "recon", "sample", "services",
+           "tomo"]
 SECTION = re.compile(r"^\s*(Parameters|Returns|Yields|Raises)\s*\n\s*-{3,}\s*$", re.M)
 PROPERTY_DECORATORS = {"property", "cached_property", "setter", "getter", "deleter"}
 

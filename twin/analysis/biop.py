@@ -72,7 +72,21 @@ class BiopCurve:
 
 
 def window_as_coded(n: int) -> np.ndarray:
-    """The plugin's taper for a side of ``n`` pixels: sin²(4πi/n) except at i = n // 8."""
+    """The plugin's taper for a side of ``n`` pixels: sin²(4πi/n) except at i = n // 8.
+
+    Kept as the plugin codes it (two periods of sin² over the side, with the sample at n // 8
+    set to 1), so that twin's FRC equals the plugin's.
+
+    Parameters
+    ----------
+    n : int
+        Side, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) float64 weights.
+    """
     i = np.arange(n)
     w = np.sin(4 * np.pi * i / n) ** 2
     w[n // 8] = 1.0
@@ -158,6 +172,22 @@ def loess(x: np.ndarray, y: np.ndarray, bandwidth: float = SMOOTH_BANDWIDTH,
     The window slides right whenever the next point is nearer than its leftmost one (as Apache
     Commons Math's ``LoessInterpolator`` without robustness iterations does). Returns ``y``
     unchanged where that class throws: non-finite values, or fewer than 2 points in a window.
+
+    Parameters
+    ----------
+    x : array_like (n,)
+        Abscissae, increasing.
+    y : array_like (n,)
+        Values.
+    bandwidth : float
+        Fraction of the points in each local window.
+    accuracy : float
+        A window whose x spread (weighted standard deviation) is below this fits a constant.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) float64 smoothed values (a copy of ``y`` in the cases above).
     """
     x = np.asarray(x, float)
     y = np.asarray(y, float)

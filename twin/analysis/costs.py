@@ -52,13 +52,53 @@ class Work:
 
 
 def simulation_work(window: int, beams: int, blur: int, modes: int, slices: int) -> Work:
-    """Transforms per simulated frame (module docstring)."""
+    """Transforms per simulated frame (module docstring).
+
+    n = beams·blur·modes·(1 + 2·(slices − 1)).
+
+    Parameters
+    ----------
+    window : int
+        Side of the transformed arrays, pixels.
+    beams : int
+        Beams per frame.
+    blur : int
+        Sub-positions per exposure (motion blur).
+    modes : int
+        Probe modes.
+    slices : int
+        Multislice slices (1: a single projection).
+
+    Returns
+    -------
+    Work
+        With key ``sim:<window>:<beams>:<blur>:<modes>:<slices>``.
+    """
     n = beams * blur * modes * (1 + 2 * (slices - 1))
     return Work(window, float(n), f"sim:{window}:{beams}:{blur}:{modes}:{slices}")
 
 
 def reconstruction_work(window: int, beams: int, modes: int, slices: int) -> Work:
-    """Transforms per frame and iteration of a reconstruction (module docstring)."""
+    """Transforms per frame and iteration of a reconstruction (module docstring).
+
+    n = beams·modes·2·(1 + 2·(slices − 1)).
+
+    Parameters
+    ----------
+    window : int
+        Side of the transformed arrays, pixels.
+    beams : int
+        Beams per frame.
+    modes : int
+        Probe modes.
+    slices : int
+        Object slices.
+
+    Returns
+    -------
+    Work
+        With key ``rec:<window>:<beams>:<modes>:<slices>``.
+    """
     n = beams * modes * 2 * (1 + 2 * (slices - 1))
     return Work(window, float(n), f"rec:{window}:{beams}:{modes}:{slices}")
 
@@ -77,6 +117,20 @@ def fft_seconds(window: int, device: str = "cpu", costs: dict | None = None) -> 
 
     Interpolated in n²·log₂(n²) between the measured sizes, extrapolated linearly in it beyond
     them; NaN where the device has no measurement.
+
+    Parameters
+    ----------
+    window : int
+        Transform side, pixels.
+    device : {"cpu", "gpu"}
+        Which measurements to use.
+    costs : dict, optional
+        The cost table; :func:`table` when None.
+
+    Returns
+    -------
+    float
+        Seconds (core-seconds on the CPU), or NaN.
     """
     t = (costs if costs is not None else table()).get(device, {}).get("fft_seconds", {})
     if not t:
@@ -109,5 +163,18 @@ def seconds_per_unit(work: Work, stage: str, device: str = "cpu",
 
 
 def hours(units: np.ndarray | float, seconds_each: float) -> np.ndarray:
-    """Hours for ``units`` frames (or frame-iterations) at ``seconds_each`` each."""
+    """Hours for ``units`` frames (or frame-iterations) at ``seconds_each`` each.
+
+    Parameters
+    ----------
+    units : float or array_like
+        Number of frames or frame-iterations.
+    seconds_each : float
+        Seconds per unit.
+
+    Returns
+    -------
+    numpy.ndarray
+        Hours, shaped like ``units``.
+    """
     return np.asarray(units, float) * seconds_each / 3600.0

@@ -71,25 +71,56 @@ class Calibration:
     source: str = ""            # another scenario's calibration, read at this one's fluence
 
     def resolved_fluences(self) -> list:
-        """Fluences of the points whose reconstruction converged (all, if not recorded)."""
+        """Fluences of the points whose reconstruction converged (all, if not recorded).
+
+        Returns
+        -------
+        list of float
+            Fluences, photons/m², in the order of :attr:`points`.
+        """
         flags = list(self.resolved) or [True] * len(self.points)
         return [f for (f, _), ok in zip(self.points, flags) if ok]
 
     def fully_resolved_fluences(self) -> list:
-        """Fluences at which every seed's reconstruction converged."""
+        """Fluences at which every seed's reconstruction converged.
+
+        Falls back to :attr:`resolved`, then to all points, where the flags are not recorded.
+
+        Returns
+        -------
+        list of float
+            Fluences, photons/m², in the order of :attr:`points`.
+        """
         flags = list(self.all_resolved) or list(self.resolved) or [True] * len(self.points)
         return [f for (f, _), ok in zip(self.points, flags) if ok]
 
     def cliff_fluence(self) -> float:
         """The lowest simulated fluence at which every seed resolves, above the highest one
         at which some seed failed (NaN where no point below a resolved one failed): below it,
-        the curve is a cliff, not a plateau, and the law is not used."""
+        the curve is a cliff, not a plateau, and the law is not used.
+
+        Returns
+        -------
+        float
+            Photons/m² (:func:`cliff_fluence`), or NaN.
+        """
         return cliff_fluence([f for f, _ in self.points],
                              list(self.all_resolved) or list(self.resolved)
                              or [True] * len(self.points))
 
     def resolution_m(self, fluence_photons_per_m2):
-        """The calibrated d at fluence F (vectorised), both sides of a turnover."""
+        """The calibrated d at fluence F (vectorised), both sides of a turnover.
+
+        Parameters
+        ----------
+        fluence_photons_per_m2 : float or array_like
+            Fluence per projection F, photons/m².
+
+        Returns
+        -------
+        numpy.ndarray
+            Half-period resolution d, metres (:func:`simulated_law`), shaped like the input.
+        """
         return simulated_law(np.asarray(fluence_photons_per_m2, float), self.d0_m,
                              self.f0_photons_per_m2, self.k, self.f_turn_photons_per_m2,
                              self.k_high)
@@ -127,7 +158,30 @@ def cliff_fluence(fluences, all_resolved) -> float:
 def simulated_law(f, d0, f0, k, f_turn=math.inf, k_high=math.nan):
     """d(F) of a :class:`Calibration` from its parameters, elementwise over arrays of any of
     them (the forecast evaluates a sweep's points at once): d₀·(F/F₀)^(−k) up to ``f_turn``,
-    d_t·(F/F_t)^(−k_high) above it."""
+    d_t·(F/F_t)^(−k_high) above it.
+
+    d_t = d₀·(F_t/F₀)^(−k) keeps the law continuous at the turnover.
+
+    Parameters
+    ----------
+    f : float or array_like
+        Fluence F, photons/m².
+    d0 : float or array_like
+        Resolution d₀ at F₀, metres.
+    f0 : float or array_like
+        Reference fluence F₀, photons/m².
+    k : float or array_like
+        Exponent below the turnover.
+    f_turn : float or array_like
+        Turnover fluence F_t, photons/m² (inf: none).
+    k_high : float or array_like
+        Exponent above the turnover.
+
+    Returns
+    -------
+    numpy.ndarray
+        d(F), metres (broadcast shape).
+    """
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         low = d0 * (f / f0) ** -k
         d_turn = d0 * (f_turn / f0) ** -k
@@ -150,6 +204,18 @@ def dose_limited_points(d: np.ndarray, bound: np.ndarray) -> int:
     resolved one worse than the best before it by :data:`TURNOVER_MARGIN`, or an unconverged
     one — above a resolved point. Returns the number of points on the dose side (len(d): no
     turnover).
+
+    Parameters
+    ----------
+    d : array_like (n,)
+        Resolutions, metres, sorted by increasing fluence.
+    bound : array_like of bool (n,)
+        True where the reconstruction did not converge.
+
+    Returns
+    -------
+    int
+        Number of leading points on the dose-limited side, 0 … n.
     """
     best = math.inf
     for i, (di, bi) in enumerate(zip(d, bound)):
@@ -165,7 +231,30 @@ def dose_limited_points(d: np.ndarray, bound: np.ndarray) -> int:
 
 def fit_power_law(fluence: np.ndarray, d: np.ndarray, f0: float) -> tuple[float, float,
                                                                          float, float]:
-    """Least-squares fit of log d = log d₀ − k·log(F/F₀): (d₀, σ(d₀), k, σ(k))."""
+    """Least-squares fit of log d = log d₀ − k·log(F/F₀): (d₀, σ(d₀), k, σ(k)).
+
+    Points with a non-finite logarithm are dropped. σ(d₀) is d₀·σ(log d₀); both σ are NaN with
+    exactly two points (they fit exactly).
+
+    Parameters
+    ----------
+    fluence : array_like (n,)
+        Fluences F, photons/m².
+    d : array_like (n,)
+        Resolutions, metres.
+    f0 : float
+        Reference fluence F₀, photons/m².
+
+    Returns
+    -------
+    (float, float, float, float)
+        d₀ (metres), its standard error, k and its standard error.
+
+    Raises
+    ------
+    ValueError
+        With fewer than two usable points or all at one fluence.
+    """
     x = np.log(np.asarray(fluence, float) / f0)
     y = np.log(np.asarray(d, float))
     ok = np.isfinite(x) & np.isfinite(y)

@@ -27,6 +27,20 @@ def register_shift(ref: np.ndarray, mov: np.ndarray, upsample: int = 20) -> np.n
 
     Cross-correlation peak by FFT, refined by a local upsampled DFT around the peak
     (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 33, 156, 2008).
+
+    Parameters
+    ----------
+    ref, mov : ndarray (H, W)
+        Real or complex images of the same shape (periodic boundaries).
+    upsample : int
+        Refinement factor: the shift is found to 1/``upsample`` pixel within ±1.5 pixels of
+        the integer peak; ≤ 1 gives the integer peak.
+
+    Returns
+    -------
+    numpy.ndarray
+        (2,) float (dy, dx), pixels, in (−N/2, N/2]; :func:`fourier_shift` of ``mov`` by it
+        matches ``ref``.
     """
     F = np.fft.fft2(ref) * np.conj(np.fft.fft2(mov))
     cc = np.fft.ifft2(F)
@@ -49,7 +63,20 @@ def register_shift(ref: np.ndarray, mov: np.ndarray, upsample: int = 20) -> np.n
 
 
 def fourier_shift(a: np.ndarray, shift) -> np.ndarray:
-    """``a`` translated by ``shift`` (dy, dx) pixels with a Fourier phase ramp (periodic)."""
+    """``a`` translated by ``shift`` (dy, dx) pixels with a Fourier phase ramp (periodic).
+
+    Parameters
+    ----------
+    a : ndarray (H, W)
+        Real or complex image.
+    shift : (2,) float
+        Shift (dy, dx), pixels; positive moves the content towards larger indices.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) complex128 for complex input, float64 (the real part) for real input.
+    """
     ky = np.fft.fftfreq(a.shape[0])[:, None]
     kx = np.fft.fftfreq(a.shape[1])[None, :]
     ramp = np.exp(-2j * np.pi * (ky * shift[0] + kx * shift[1]))
@@ -106,6 +133,22 @@ def align(recon: np.ndarray, ref: np.ndarray, weight: np.ndarray | None = None) 
     over the whole region, weighted by the amplitudes only).
 
     Nothing is unwrapped, so a strong phase (many 2π) registers as well as a weak one.
+
+    Parameters
+    ----------
+    recon : array_like (H, W) complex
+        The reconstruction.
+    ref : array_like (H, W) complex
+        The reference (ground truth).
+    weight : array_like (H, W), optional
+        Weights of the ramp search and the registration (e.g. the illuminated region); uniform
+        when None.
+
+    Returns
+    -------
+    Alignment
+        The aligned reconstruction (complex64), the shift applied (dy, dx pixels), the removed
+        global phase (rad) and ramp (rad per pixel, y then x, about the image centre).
     """
     recon = np.asarray(recon, dtype=np.complex128)
     ref = np.asarray(ref, dtype=np.complex128)
@@ -168,6 +211,17 @@ def residue_density(wrapped: np.ndarray) -> float:
     p = np.asarray(wrapped, dtype=float)
 
     def wrap(a):
+        """Wrap angles to [−π, π).
+
+        Parameters
+        ----------
+        a : ndarray
+            Angles, radians.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return (a + np.pi) % (2 * np.pi) - np.pi
 
     loop = (wrap(p[:-1, 1:] - p[:-1, :-1]) + wrap(p[1:, 1:] - p[:-1, 1:])
@@ -176,10 +230,33 @@ def residue_density(wrapped: np.ndarray) -> float:
 
 
 def unwrap_phase(wrapped: np.ndarray) -> np.ndarray:
-    """Least-squares phase unwrapping with the DCT (Ghiglia & Romero, JOSA A 11, 107, 1994)."""
+    """Least-squares phase unwrapping with the DCT (Ghiglia & Romero, JOSA A 11, 107, 1994).
+
+    Parameters
+    ----------
+    wrapped : array_like (H, W)
+        Wrapped phase, radians.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) float64 unwrapped phase, radians, offset so that its mean equals the wrapped
+        image's mean.
+    """
     w = np.asarray(wrapped, dtype=float)
 
     def wrap(a):
+        """Wrap angles to [−π, π).
+
+        Parameters
+        ----------
+        a : ndarray
+            Angles, radians.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         return (a + np.pi) % (2 * np.pi) - np.pi
 
     dy = np.zeros_like(w)
@@ -204,11 +281,35 @@ def unwrap_phase(wrapped: np.ndarray) -> np.ndarray:
 
 
 def crop_common(recon: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre-crop both arrays to their common shape (centre pixels kept aligned)."""
+    """Centre-crop both arrays to their common shape (centre pixels kept aligned).
+
+    Parameters
+    ----------
+    recon, ref : ndarray (H, W, ...)
+        Arrays; only the first two axes are cropped.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Views of both with shape (min H, min W, ...), pixel (h//2, w//2) at each one's centre
+        pixel (H//2, W//2).
+    """
     h = min(recon.shape[0], ref.shape[0])
     w = min(recon.shape[1], ref.shape[1])
 
     def c(a):
+        """Crop ``a`` to (h, w) about its centre pixel.
+
+        Parameters
+        ----------
+        a : ndarray
+            Array of at least (h, w).
+
+        Returns
+        -------
+        numpy.ndarray
+            A view.
+        """
         r0 = a.shape[0] // 2 - h // 2
         c0 = a.shape[1] // 2 - w // 2
         return a[r0:r0 + h, c0:c0 + w]
@@ -220,7 +321,20 @@ def crop_common(recon: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def pcc(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """Pearson correlation coefficient of two real images."""
+    """Pearson correlation coefficient of two real images.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Real images (or volumes) of the same shape.
+    mask : array_like of bool, optional
+        Pixels to compare; all when None.
+
+    Returns
+    -------
+    float
+        In [−1, 1]; 0 for a constant image.
+    """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if mask is not None:
@@ -236,7 +350,27 @@ def _gauss(img, sigma):
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None, sigma: float = 1.5,
          full: bool = False):
-    """Structural similarity (Wang et al. 2004) with a Gaussian window of ``sigma`` pixels."""
+    """Structural similarity (Wang et al. 2004) with a Gaussian window of ``sigma`` pixels.
+
+    Constants c₁ = (0.01·L)², c₂ = (0.03·L)²; the window is truncated at 3.5σ with reflected
+    edges; the map is averaged over the whole image.
+
+    Parameters
+    ----------
+    a, b : array_like (H, W)
+        Real images of the same shape.
+    data_range : float, optional
+        L, the images' dynamic range; max − min over both when None.
+    sigma : float
+        Standard deviation of the Gaussian window, pixels.
+    full : bool
+        Also return the mean contrast-structure term.
+
+    Returns
+    -------
+    float or (float, float)
+        Mean SSIM, or (mean SSIM, mean contrast-structure) when ``full``.
+    """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if data_range is None:
@@ -261,7 +395,24 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 def ms_ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None,
             weights=MS_SSIM_WEIGHTS) -> float:
     """Multi-scale SSIM (Wang, Simoncelli & Bovik 2003): contrast-structure at each scale,
-    luminance at the coarsest, 2× down-sampling between scales (fewer scales for small images)."""
+    luminance at the coarsest, 2× down-sampling between scales (fewer scales for small images).
+
+    Scales are dropped until the coarsest is at least 11 pixels; the weights of those kept are
+    renormalised to sum to 1; terms are clipped at 10⁻⁶ before the weighted product.
+
+    Parameters
+    ----------
+    a, b : array_like (H, W)
+        Real images of the same shape.
+    data_range : float, optional
+        Dynamic range; max − min over both when None.
+    weights : sequence of float
+        Exponent of each scale, finest first.
+
+    Returns
+    -------
+    float
+    """
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     if data_range is None:
@@ -328,6 +479,20 @@ class FourierCorrelation:
         such as a Siemens star, whose ring f lives at radius N/(2πf), outside a field of radius
         R < N/(2πf)), so nothing is lost there. Where it never rises, the first searched ring's
         bound is returned.
+
+        Parameters
+        ----------
+        threshold : {"half_bit", "1/7"}
+            The threshold curve; anything but "half_bit" means 1/7.
+        skip_rings : int
+            Rings not searched (at least 1).
+        from_rise : bool
+            Start the search where the curve first rises significantly above the threshold.
+
+        Returns
+        -------
+        float
+            Half-period resolution, metres (full period would be 1/f).
         """
         t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
         c = self.correlation
@@ -353,6 +518,20 @@ class FourierCorrelation:
         (or undefined) at the first searched ring (``from_rise``: never reaches it), a bound at
         the pixel limit where it never crosses, else the interpolated crossing (the same as
         :meth:`resolution_m`).
+
+        Parameters
+        ----------
+        threshold : {"half_bit", "1/7"}
+            The threshold curve; anything but "half_bit" means 1/7.
+        skip_rings : int
+            Rings not searched (at least 1).
+        from_rise : bool
+            Start the search where the curve first rises significantly above the threshold.
+
+        Returns
+        -------
+        Crossing
+            Its ``frequency_per_m`` f in 1/m; :attr:`Crossing.half_period_m` is 1/(2f).
         """
         t = self.half_bit if threshold == "half_bit" else np.full_like(self.correlation, 1 / 7)
         c = self.correlation
@@ -416,6 +595,28 @@ def fourier_correlation(a: np.ndarray, b: np.ndarray, pixel_size_m: float = 1.0,
 
     Half-bit threshold T = (0.2071 + 1.9102/√n)/(1.2071 + 0.9102/√n), n the points in the
     ring/shell. A Hann window (``apodize``) suppresses the edges' cross.
+
+    Rings are min(shape)//2 bins of width 1/(2·bins) cycles per pixel (the corners beyond
+    Nyquist are dropped); with ``apodize`` each image's mean is removed before the window.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Images (2-D) or volumes (3-D), real or complex, of the same shape.
+    pixel_size_m : float
+        Pixel (voxel) size, metres: sets the frequencies' unit.
+    apodize : bool
+        Apply the Hann window.
+
+    Returns
+    -------
+    FourierCorrelation
+        Ring centres in 1/m, correlation, half-bit curve and points per ring.
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ.
     """
     a = np.asarray(a)
     b = np.asarray(b)
@@ -448,7 +649,20 @@ def fourier_correlation(a: np.ndarray, b: np.ndarray, pixel_size_m: float = 1.0,
 
 
 def otsu_threshold(img: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold: the split maximising the between-class variance."""
+    """Otsu's threshold: the split maximising the between-class variance.
+
+    Parameters
+    ----------
+    img : array_like
+        Values of any shape.
+    bins : int
+        Histogram bins.
+
+    Returns
+    -------
+    float
+        The centre of the best histogram bin (values above it are the upper class).
+    """
     v = np.asarray(img, dtype=float).ravel()
     hist, edges = np.histogram(v, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -461,7 +675,18 @@ def otsu_threshold(img: np.ndarray, bins: int = 256) -> float:
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice coefficient 2|A∩B|/(|A| + |B|) of two binary masks."""
+    """Dice coefficient 2|A∩B|/(|A| + |B|) of two binary masks.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Masks of the same shape (non-zero = in the set).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1 when both masks are empty.
+    """
     a = np.asarray(a, bool)
     b = np.asarray(b, bool)
     s = a.sum() + b.sum()
@@ -469,7 +694,18 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def bit_error_rate(a: np.ndarray, b: np.ndarray) -> float:
-    """Fraction of voxels whose binary labels differ."""
+    """Fraction of voxels whose binary labels differ.
+
+    Parameters
+    ----------
+    a, b : array_like
+        Masks of the same shape (non-zero = 1).
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
     return float(np.mean(np.asarray(a, bool) != np.asarray(b, bool)))
 
 
@@ -482,10 +718,33 @@ def siemens_star_resolution(image: np.ndarray, pixel_size_m: float, spokes: int,
     """Half-period resolution from the star's line profiles along circles.
 
     At radius r the spokes make a profile of ``spokes`` periods around the circle; its
-    modulation is 2|c_N|/ (range) from the profile's N-th Fourier coefficient, normalised by
-    the modulation at the outer radii. The resolution is the half-period πr/N at the smallest
-    radius where the modulation is still above ``threshold``. Returns (resolution in metres,
-    (radius_px, modulation) array).
+    modulation is 2|c_N| from the profile's N-th Fourier coefficient, normalised by the
+    median modulation of the outermost fifth (at least 3) of the radii. The resolution is the
+    half-period πr/N at the smallest radius from which outward the modulation stays at or above
+    ``threshold``.
+
+    Parameters
+    ----------
+    image : array_like (H, W)
+        Real image of the star (e.g. the phase).
+    pixel_size_m : float
+        Pixel size, metres.
+    spokes : int
+        Number of spokes N.
+    centre_px : (float, float), optional
+        (row, col) of the star's centre; the image's centre pixel when None.
+    threshold : float
+        Relative modulation that counts as resolved.
+    r_max_px : float, optional
+        Largest radius sampled, pixels; 0.45 × the smaller side when None. Radii run from 2 px
+        in steps of 0.5 px.
+
+    Returns
+    -------
+    resolution_m : float
+        Half-period resolution, metres; NaN when even the outermost radius is below threshold.
+    profile : numpy.ndarray
+        (2, n_radii): radii in pixels and the relative modulation.
     """
     img = np.asarray(image, dtype=float)
     cy, cx = (np.array(img.shape) // 2) if centre_px is None else centre_px

@@ -105,6 +105,15 @@ class Split:
     curve: object = field(repr=False)
 
     def as_dict(self) -> dict:
+        """The split's numbers as ``split_*`` keys (full periods, metres) with a description of the
+        procedure.
+
+        Returns
+        -------
+        dict
+            ``split_fire_m``, ``split_fire_7_m``, ``split_fire_bound``, ``split_fire_7_bound``,
+            ``split_resolved``, ``split_pixel_size_m``, ``split_procedure``.
+        """
         desc = ("even-odd split: FRC of O[0::2, 0::2] and O[1::2, 1::2] of the registered "
                 "reconstruction's phase, pixel 2p; ")
         desc += ("BIOP ImageJ plugin as coded (ring value sqrt(sum|F1F2*|^2)/sqrt(sum|F1|^2 "
@@ -181,6 +190,16 @@ class Score:
     truth_phase: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
+        """The score as a JSON-ready dict (``twin score --json`` adds the FRC files), the split's keys
+        added when there is one.
+
+        Returns
+        -------
+        dict
+            Scalar fields (``*_resolution_m`` half periods, ``*_fire_m`` full periods, metres),
+            ``shift_px``, ``region_px`` and ``phase_ramp_rad_per_px`` as lists, ``frc_procedure``
+            and ``convention``.
+        """
         d = {k: getattr(self, k) for k in (
             "pcc_phase", "ssim_phase", "frc_resolution_m", "frc_resolution_7_m", "frc_fire_m",
             "frc_fire_7_m", "frc_resolution_bound", "frc_resolution_7_bound", "resolved",
@@ -345,6 +364,27 @@ def truth_geometry(data) -> tuple[np.ndarray, float, np.ndarray, int]:
     The one definition of the scanned region that ``twin reconstruct``, ``twin run`` and
     ``twin score`` share: the true positions where the file has them (else the nominal ones),
     every beam's offset added, and the probe window of the file's illumination.
+
+    Parameters
+    ----------
+    data : PtychoData
+        Read from a twin CXI file.
+
+    Returns
+    -------
+    truth : numpy.ndarray
+        Ground-truth object transmission (complex).
+    pixel_m : float
+        Its pixel size, metres (the data's object pixel where the file gives none).
+    positions_m : numpy.ndarray
+        (B·N, ≥2) lit positions x, y, metres (:func:`twin.analysis.truth.lit_positions`).
+    probe_px : int
+        Probe window side, pixels (illumination side, else frame side × upsampling).
+
+    Raises
+    ------
+    TwinInputError
+        ``--truth`` when the data carry no ground truth.
     """
     if data.ground_truth is None:
         raise TwinInputError("--truth", "a CXI file without /entry_1/sample_1/ground_truth",
@@ -414,6 +454,23 @@ def write_frc(s: Score, prefix: str | Path) -> tuple[Path, Path]:
 
     The CSV has one row per ring: ``frequency_per_m``, ``half_period_m`` (1/(2f)), ``frc``,
     ``half_bit``, ``n_points``.
+
+    Parameters
+    ----------
+    s : Score
+        Its ``frc`` curve and half-bit resolution (marked on the plot).
+    prefix : str or Path
+        Output prefix; the suffixes are appended to its name.
+
+    Returns
+    -------
+    (Path, Path)
+        The CSV and PNG paths.
+
+    Raises
+    ------
+    TwinInputError
+        When either path cannot be an output file.
     """
     prefix = Path(prefix)
     csv_path = prefix.with_name(prefix.name + ".frc.csv")
@@ -463,7 +520,18 @@ def _nm(v: float | None, bound: bool, period: str) -> str:
 
 def describe(s: Score) -> list[str]:
     """Human-readable lines of a :class:`Score`, each naming its convention, threshold and
-    method."""
+    method.
+
+    Parameters
+    ----------
+    s : Score
+        The score.
+
+    Returns
+    -------
+    list of str
+        Two lines (metrics; registration), a third for an even-odd split.
+    """
     pcc = "n/a" if s.pcc_phase is None else f"{s.pcc_phase:.4f}"
     ssim = "n/a" if s.ssim_phase is None else f"{s.ssim_phase:.3f}"
     if s.resolved:

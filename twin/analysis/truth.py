@@ -35,6 +35,15 @@ class Comparison:
     frc_resolution_7_bound: bool = False
 
     def as_dict(self) -> dict:
+        """The scalar fields (and the bound flags, ``resolved``, ``message``) as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            Keys ``pcc_phase``, ``ssim_phase``, ``ms_ssim_phase``, ``frc_resolution_m``,
+            ``frc_resolution_7_m`` (half periods, metres), ``frc_resolution_bound``,
+            ``frc_resolution_7_bound``, ``phase_rms_error_rad``, ``resolved``, ``message``.
+        """
         return {"pcc_phase": self.pcc_phase, "ssim_phase": self.ssim_phase,
                 "ms_ssim_phase": self.ms_ssim_phase,
                 "frc_resolution_m": self.frc_resolution_m,
@@ -47,7 +56,29 @@ class Comparison:
 
 def scanned_region(positions_m: np.ndarray, pixel_m: float, probe_px: int,
                    shrink_px: int | None = None) -> tuple[slice, slice, tuple[float, float]]:
-    """Rows/cols (relative to the centre pixel) that every frame's probe centre region covers."""
+    """Rows/cols (relative to the centre pixel) that every frame's probe centre region covers.
+
+    From the positions' extent in pixels, widened by ``pad`` on each side (negative ``pad``
+    shrinks it).
+
+    Parameters
+    ----------
+    positions_m : ndarray (N, ≥2)
+        Translations x, y, metres (CONTRACTS §3).
+    pixel_m : float
+        Object pixel size, metres.
+    probe_px : int
+        Probe side, pixels; the default pad is probe_px // 4.
+    shrink_px : int, optional
+        The pad instead of probe_px // 4.
+
+    Returns
+    -------
+    rows, cols : slice
+        Pixel offsets from the centre pixel (y rows, x columns).
+    centre : (float, float)
+        Mean position (y, x), pixels from the centre pixel.
+    """
     x, y = positions_m[:, 0] / pixel_m, positions_m[:, 1] / pixel_m
     pad = probe_px // 4 if shrink_px is None else shrink_px
     return (slice(int(np.ceil(y.min())) - pad, int(np.floor(y.max())) + pad),
@@ -56,7 +87,20 @@ def scanned_region(positions_m: np.ndarray, pixel_m: float, probe_px: int,
 
 def lit_positions(translations_m: np.ndarray, beam_offsets_m=None) -> np.ndarray:
     """The positions every beam's window went to: ``translations_m`` (N, ≥2) plus each beam's
-    x, y offset (several beams share each frame), stacked; the translations without offsets."""
+    x, y offset (several beams share each frame), stacked; the translations without offsets.
+
+    Parameters
+    ----------
+    translations_m : array_like (N, ≥2)
+        Frame translations x, y (, z), metres.
+    beam_offsets_m : array_like (B, 2), optional
+        Beam offsets x, y, metres.
+
+    Returns
+    -------
+    numpy.ndarray
+        (B·N, ≥2) float, beam-major (beam 0's N positions first); (N, ≥2) without offsets.
+    """
     t = np.asarray(translations_m, float)
     if beam_offsets_m is None:
         return t
@@ -72,6 +116,24 @@ def compare(obj: np.ndarray, truth: np.ndarray, pixel_m: float, positions_m: np.
     The registration and the numbers are :func:`twin.analysis.score.score`'s (one function for
     ``twin reconstruct``, ``twin run`` and ``twin score``); ``obj`` is taken at ``pixel_m``
     with its origin at its centre pixel.
+
+    Parameters
+    ----------
+    obj : ndarray (H, W) complex
+        Reconstructed object transmission.
+    truth : ndarray complex
+        Ground-truth transmission on the same pixel, origin at its centre pixel.
+    pixel_m : float
+        Object pixel size, metres.
+    positions_m : ndarray (N, ≥2)
+        Translations x, y, metres (all beams' windows).
+    probe_px : int
+        Probe side, pixels.
+
+    Returns
+    -------
+    Comparison
+        Floats NaN where the score is unresolved; MS-SSIM over the truth phase's range.
     """
     from twin.analysis import score as sc
 
@@ -79,6 +141,16 @@ def compare(obj: np.ndarray, truth: np.ndarray, pixel_m: float, positions_m: np.
     nan = float("nan")
 
     def v(x):
+        """``x`` as a float, NaN for None.
+
+        Parameters
+        ----------
+        x : float or None
+
+        Returns
+        -------
+        float
+        """
         return nan if x is None else float(x)
 
     pa, pb = s.aligned_phase, s.truth_phase

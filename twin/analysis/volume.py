@@ -69,6 +69,18 @@ class VolumeCalibration:
         two nearest resolved points, flagged as extrapolated (with one point: that point, flat,
         flagged). Below the cliff (the lowest fluence at which every seed resolved, above a
         failed one) the point is unresolved and no law is read.
+
+        Parameters
+        ----------
+        fluence : float
+            Fluence per projection, photons/m² (> 0).
+
+        Returns
+        -------
+        d : float
+            Half-period 3D resolution, metres; NaN when unresolved.
+        resolved : bool
+        extrapolated : bool
         """
         f = np.asarray(self.fluences, float)
         d = np.asarray(self.resolution_m, float)
@@ -96,10 +108,41 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
     """The forecast's 3D keys at fluence per projection ``f`` (photons/m²) from ``cal``:
     ``resolution_3d_forecast_m`` is the FSC against the truth (``resolution_3d_method``
     "fsc_simulated_volume"), ``bound_m`` (the bound it replaces) stays as
-    ``resolution_3d_bound_m``; ``source``: another scenario whose points these are."""
+    ``resolution_3d_bound_m``; ``source``: another scenario whose points these are.
+
+    Parameters
+    ----------
+    cal : VolumeCalibration
+        The simulated sub-volumes' resolutions.
+    f : float
+        Fluence per projection, photons/m².
+    source : str
+        Name of the scenario whose calibration this is; empty for the scenario's own.
+    bound_m : float, optional
+        The analytic 3D bound, metres.
+
+    Returns
+    -------
+    dict
+        Forecast keys: half periods in ``*_m`` keys (``resolution_3d_forecast_fire_m`` is the
+        full period 2d), None where unresolved; ``resolution_extrapolated`` only when
+        extrapolated.
+    """
     d, resolved, extrapolated = cal.at(f)
 
     def read(values) -> float | None:
+        """``cal``'s law with resolutions ``values`` read at ``f``; None when empty, unresolved or
+        not finite.
+
+        Parameters
+        ----------
+        values : sequence of float
+            Resolutions per calibration point, metres.
+
+        Returns
+        -------
+        float or None
+        """
         if not len(values):
             return None
         v = VolumeCalibration(**{**asdict(cal), "resolution_m": list(values)}).at(f)[0]
