@@ -190,8 +190,8 @@ class Score:
     truth_phase: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
-        """The score as a JSON-ready dict (``twin score --json`` adds the FRC files), the split's keys
-        added when there is one.
+        """The score as a JSON-ready dict (``twin score --json`` adds the FRC files), the
+        split's keys added when there is one.
 
         Returns
         -------

@@ -88,7 +88,8 @@ def to_numpy(a) -> np.ndarray:
 
 
 def fft2(a, axes=(-2, -1), norm="ortho", overwrite_x: bool = False):
-    """2-D FFT over ``axes``: ``scipy.fft`` with ``WORKERS`` threads on NumPy, ``cupy.fft`` on a GPU.
+    """2-D FFT over ``axes``: ``scipy.fft`` with ``WORKERS`` threads on NumPy, ``cupy.fft``
+    on a GPU.
 
     Parameters
     ----------

@@ -147,7 +147,8 @@ def model_probe(data: PtychoData, n: int, u: int, defocus_m: float | None = None
     q2 = qx ** 2 + qy ** 2
 
     def at(dz):
-        """The probe at defocus ``dz`` (metres): the pupil times the Fresnel phase, transformed back.
+        """The probe at defocus ``dz`` (metres): the pupil times the Fresnel phase,
+        transformed back.
 
         Parameters
         ----------

@@ -467,7 +467,8 @@ class State:
         view : (slice, slice)
             The rectangle's rows and columns in the object.
         sel : numpy.ndarray or array_like
-            Indices of the batch's frames in ``op`` (``arange(B)``, or ``idx`` for the whole object).
+            Indices of the batch's frames in ``op`` (``arange(B)``, or ``idx`` for the whole
+            object).
         """
         H, W = self.shape
         p = self.pos[idx]

@@ -254,7 +254,8 @@ class FibreBundle(Phantom):
         s = np.asarray(s_m, dtype=float)[None, :]
 
         def chord(r, d):
-            """Chord length 2√(r² − d²) of a disc of radius ``r`` at distance ``d`` (0 beyond it), metres.
+            """Chord length 2√(r² − d²) of a disc of radius ``r`` at distance ``d`` (0 beyond
+            it), metres.
 
             Parameters
             ----------
@@ -310,7 +311,8 @@ class FibreBundle(Phantom):
         e0, e1 = e[:-1, None, None], e[1:, None, None]           # (L, 1, 1)
 
         def seg(r, d):
-            """Half-chord √(r² − d²) of a disc of radius ``r`` at distance ``d`` (0 beyond it), metres.
+            """Half-chord √(r² − d²) of a disc of radius ``r`` at distance ``d`` (0 beyond it),
+            metres.
 
             Parameters
             ----------
@@ -415,7 +417,8 @@ def _disc_share(f, cells, c: float) -> np.ndarray:
     cells (i, j) of side c: the product of the x and z fractions (exact for a disc that
     crosses one edge, close where it crosses a corner)."""
     def below(t, centre, r):
-        """Fraction of a disc (centre ``centre``, radius ``r``) below the line at ``t`` along one axis.
+        """Fraction of a disc (centre ``centre``, radius ``r``) below the line at ``t`` along
+        one axis.
 
         Parameters
         ----------

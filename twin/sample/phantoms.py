@@ -43,8 +43,8 @@ class UniformCylinder(Phantom):
         self.materials = (self.material,)
 
     def row(self, y: int) -> np.ndarray:
-        """(nz, nx) uint8 labels of row ``y``: 1 inside the cylinder's disc, 0 outside (same in every
-        row).
+        """(nz, nx) uint8 labels of row ``y``: 1 inside the cylinder's disc, 0 outside (the
+        same in every row).
 
         Parameters
         ----------

@@ -138,7 +138,8 @@ class Device:
         -------
         list of (str, str)
             For ``PCAP.TS_TRIGGER``, ``PCAP.SAMPLES``, ``INENC1.VAL`` and ``INENC2.VAL`` in that
-            order, those whose ``.CAPTURE`` is not ``"No"``, with the capture mode (e.g. ``"Value"``).
+            order, those whose ``.CAPTURE`` is not ``"No"``, with the capture mode (e.g.
+            ``"Value"``).
         """
         out = []
         for key in ("PCAP.TS_TRIGGER", "PCAP.SAMPLES", "INENC1.VAL", "INENC2.VAL"):

@@ -145,7 +145,8 @@ class PandaServer:
         self._error: BaseException | None = None
 
         def run():
-            """Thread body: run :meth:`serve` in a new event loop; keep any exception for :meth:`start`."""
+            """Thread body: run :meth:`serve` in a new event loop; keep any exception for
+            :meth:`start`."""
             try:
                 asyncio.run(self.serve(ready))
             except BaseException as exc:  # noqa: BLE001 - reported by start()
