@@ -39,8 +39,8 @@ def register_shift(ref: np.ndarray, mov: np.ndarray, upsample: int = 20) -> np.n
     Returns
     -------
     numpy.ndarray
-        (2,) float (dy, dx), pixels, in (−N/2, N/2]; :func:`fourier_shift` of ``mov`` by it
-        matches ``ref``.
+        (2,) float (dy, dx), pixels (the integer peak taken in the centred range, then
+        refined); :func:`fourier_shift` of ``mov`` by it matches ``ref``.
     """
     F = np.fft.fft2(ref) * np.conj(np.fft.fft2(mov))
     cc = np.fft.ifft2(F)
@@ -661,7 +661,7 @@ def otsu_threshold(img: np.ndarray, bins: int = 256) -> float:
     Returns
     -------
     float
-        The centre of the best histogram bin (values above it are the upper class).
+        The centre of the last histogram bin of the lower class.
     """
     v = np.asarray(img, dtype=float).ravel()
     hist, edges = np.histogram(v, bins=bins)
