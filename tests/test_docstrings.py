@@ -9,6 +9,10 @@ The rule, checked on the source (``ast``, nothing is imported) of the subpackage
   ``Parameters``, ``Returns``, ``Yields`` or ``Raises``, underlined with dashes;
 * one without parameters (``def armed(self) -> bool``) may keep a one-line docstring: what it
   returns is what that line says;
+* a ``Parameters`` section names exactly the signature's parameters (``*args`` and
+  ``**kwargs`` by their names, the stars optional; several may share an entry,
+  ``fov_x_m, fov_y_m : float``): a renamed, added or removed parameter cannot leave the
+  section behind;
 * properties (``@property``, ``@x.setter``, ``@cached_property``) and dunder methods are
   skipped: they are documented by their class.
 """
@@ -28,6 +32,8 @@ CHECKED = ["acquisition", "analysis", "beam", "core", "io", "recon", "sample", "
            "tomo"]
 SECTION = re.compile(r"^\s*(Parameters|Returns|Yields|Raises)\s*\n\s*-{3,}\s*$", re.M)
 PROPERTY_DECORATORS = {"property", "cached_property", "setter", "getter", "deleter"}
+PARAMETERS = re.compile(r"^Parameters\s*\n-{3,}\s*\n(.*?)(?=^\w[\w ]*\n-{3,}|\Z)", re.M | re.S)
+ENTRY = re.compile(r"^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::|$)")
 
 
 def _is_property(fn: ast.FunctionDef) -> bool:
@@ -38,12 +44,25 @@ def _is_property(fn: ast.FunctionDef) -> bool:
     return False
 
 
-def _has_parameters(fn: ast.FunctionDef) -> bool:
+def _parameters(fn: ast.FunctionDef) -> list[str]:
     a = fn.args
     names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs]
     if names and names[0] in ("self", "cls"):
         names = names[1:]
-    return bool(names or a.vararg or a.kwarg)
+    return names + ([a.vararg.arg] if a.vararg else []) + ([a.kwarg.arg] if a.kwarg else [])
+
+
+def _documented(doc: str) -> set[str] | None:
+    """Names of the ``Parameters`` section's entries (unindented lines), None without one."""
+    m = PARAMETERS.search(doc)
+    if m is None:
+        return None
+    names = set()
+    for line in m.group(1).splitlines():
+        e = ENTRY.match(line)
+        if e:
+            names |= {n.strip().lstrip("*") for n in e.group(1).split(",")}
+    return names
 
 
 def undocumented(source: str, filename: str = "<source>") -> list[str]:
@@ -68,10 +87,14 @@ def undocumented(source: str, filename: str = "<source>") -> list[str]:
         if node.name.startswith("_") or _is_property(node):
             continue
         doc = ast.get_docstring(node)
+        params = _parameters(node)
         if not doc:
             out.append(f"{filename}:{node.lineno} {node.name} (no docstring)")
-        elif _has_parameters(node) and not SECTION.search(doc):
+        elif params and not SECTION.search(doc):
             out.append(f"{filename}:{node.lineno} {node.name} (no numpydoc section)")
+        elif (listed := _documented(doc)) is not None and listed != set(params):
+            out.append(f"{filename}:{node.lineno} {node.name} (Parameters lists "
+                       f"{sorted(listed)}, the signature {sorted(params)})")
     return out
 
 
@@ -98,6 +121,37 @@ def no_args():
 def no_args_no_doc():
     pass
 
+def stale(x, y, *rest, **kw):
+    """Parameters drifted from the signature.
+
+    Parameters
+    ----------
+    x, z : float
+        Numbers.
+    *rest
+        More.
+    **kw
+        Options.
+    """
+
+def shared(a, b, *rest, **kw):
+    """Entries may share a line; the stars are optional.
+
+    Parameters
+    ----------
+    a, b : float
+        Numbers.
+    rest
+        More.
+    **kw
+        Options.
+
+    Returns
+    -------
+    x : float
+        A named return is not a parameter.
+    """
+
 def _private(x):
     pass
 
@@ -113,7 +167,7 @@ class C:
         return "C"
 '''
     flagged = [m.split()[1] for m in undocumented(src)]
-    assert flagged == ["bare", "prose", "no_args_no_doc", "method"]
+    assert flagged == ["bare", "prose", "no_args_no_doc", "stale", "method"]
 
 
 @pytest.mark.parametrize("sub", CHECKED)

@@ -152,6 +152,14 @@ def seconds_per_unit(work: Work, stage: str, device: str = "cpu",
     stage : {"simulation", "reconstruction"}
     device : {"cpu", "gpu"}
         "cpu": core-seconds; "gpu": GPU-seconds.
+    costs : dict, optional
+        The cost table; :func:`table` (``twin/data/costs.json``) when None.
+
+    Returns
+    -------
+    float
+        The measured entry for ``work.key`` where there is one, else transforms × FFT time /
+        the stage's measured share of the FFT limit; NaN where the device has no measurement.
     """
     c = costs if costs is not None else table()
     dev = c.get(device, {})

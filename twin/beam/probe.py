@@ -272,6 +272,20 @@ def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus
         (:func:`source_sigma_at_focus_m`): the modes and their powers follow from it, and
         only the strongest modes that carry ``power_kept`` of the power (at most ``n_modes``)
         are returned, rescaled to ``photons``.
+    power_kept : float
+        With ``source_sigma_m``: the fraction of the power the returned modes must carry; the
+        fewest strongest modes that reach it are kept (at most ``n_modes``).
+
+    Returns
+    -------
+    numpy.ndarray
+        (M, n, n) complex64 modes, centred (fftshifted); M = ``n_modes`` without
+        ``source_sigma_m`` (zero modes where fewer exist), else at most ``n_modes``.
+
+    Raises
+    ------
+    TwinInputError
+        From :func:`pupil_spectrum` when the grid is too coarse for the zone plate.
     """
     if source_sigma_m is not None:
         power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, source_sigma_m,

@@ -58,6 +58,9 @@ def reconstruct(data, opts=None, *, log=None, **kw):
         Settings (default: ``Options()``); "auto" fields are chosen from the data first.
     log : callable, optional
         Called with a line for every automatic choice.
+    **kw
+        Passed to :func:`twin.recon.engines.reconstruct` (``progress``, ``callback``,
+        ``start``, ``state_every``, ``on_state``).
 
     Returns
     -------
