@@ -5,14 +5,14 @@ The rule, checked on the source (``ast``, nothing is imported) of the subpackage
 
 * every public function — its name does not start with ``_``; module functions, methods
   (also of private classes) and nested functions alike — has a docstring;
-* a function that takes parameters besides ``self``/``cls`` has at least one numpydoc section,
-  ``Parameters``, ``Returns``, ``Yields`` or ``Raises``, underlined with dashes;
-* one without parameters (``def armed(self) -> bool``) may keep a one-line docstring: what it
-  returns is what that line says;
-* a ``Parameters`` section names exactly the signature's parameters (``*args`` and
+* a function that takes parameters besides ``self``/``cls`` has a numpydoc ``Parameters``
+  section (underlined with dashes) that names exactly those parameters (``*args`` and
   ``**kwargs`` by their names, the stars optional; several may share an entry,
   ``fov_x_m, fov_y_m : float``): a renamed, added or removed parameter cannot leave the
-  section behind;
+  section behind. ``Returns``/``Yields``/``Raises`` are written where they say something,
+  which no parser can judge;
+* one without parameters (``def armed(self) -> bool``) may keep a one-line docstring: what it
+  returns is what that line says;
 * properties (``@property``, ``@x.setter``, ``@cached_property``) and dunder methods are
   skipped: they are documented by their class.
 """
@@ -30,7 +30,6 @@ PKG = Path(twin.__file__).parent
 #: and twin/report are not (yet).
 CHECKED = ["acquisition", "analysis", "beam", "core", "io", "recon", "sample", "services",
            "tomo"]
-SECTION = re.compile(r"^\s*(Parameters|Returns|Yields|Raises)\s*\n\s*-{3,}\s*$", re.M)
 PROPERTY_DECORATORS = {"property", "cached_property", "setter", "getter", "deleter"}
 PARAMETERS = re.compile(r"^Parameters\s*\n-{3,}\s*\n(.*?)(?=^\w[\w ]*\n-{3,}|\Z)", re.M | re.S)
 ENTRY = re.compile(r"^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::|$)")
@@ -90,9 +89,10 @@ def undocumented(source: str, filename: str = "<source>") -> list[str]:
         params = _parameters(node)
         if not doc:
             out.append(f"{filename}:{node.lineno} {node.name} (no docstring)")
-        elif params and not SECTION.search(doc):
-            out.append(f"{filename}:{node.lineno} {node.name} (no numpydoc section)")
-        elif (listed := _documented(doc)) is not None and listed != set(params):
+        elif (listed := _documented(doc)) is None:
+            if params:
+                out.append(f"{filename}:{node.lineno} {node.name} (no Parameters section)")
+        elif listed != set(params):
             out.append(f"{filename}:{node.lineno} {node.name} (Parameters lists "
                        f"{sorted(listed)}, the signature {sorted(params)})")
     return out
@@ -113,6 +113,14 @@ def good(x):
     ----------
     x : float
         A number.
+    """
+
+def returns_only(x):
+    """A section, but not the one that says what ``x`` is.
+
+    Returns
+    -------
+    float
     """
 
 def no_args():
@@ -167,7 +175,7 @@ class C:
         return "C"
 '''
     flagged = [m.split()[1] for m in undocumented(src)]
-    assert flagged == ["bare", "prose", "no_args_no_doc", "stale", "method"]
+    assert flagged == ["bare", "prose", "returns_only", "no_args_no_doc", "stale", "method"]
 
 
 @pytest.mark.parametrize("sub", CHECKED)
@@ -176,4 +184,4 @@ def test_public_functions_have_numpydoc_sections(sub):
     assert files, sub
     missing = [m for f in files
                for m in undocumented(f.read_text(encoding="utf-8"), str(f.relative_to(PKG)))]
-    assert not missing, "public functions without a numpydoc section:\n" + "\n".join(missing)
+    assert not missing, "public functions whose docstring breaks the rule:\n" + "\n".join(missing)
