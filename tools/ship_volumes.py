@@ -36,17 +36,16 @@ def main(argv: list[str] | None = None) -> None:
     cache = str(a.cache) if a.cache else tempfile.mkdtemp(prefix="twin-vol-")
     os.environ["TWIN_CACHE_DIR"] = cache
     from twin import scenario
-    from twin.workflows import calibrate, simvol
+    from twin.workflows import calibrate
 
-    if a.factors:
-        simvol.VOLUME_FACTORS = tuple(float(x) for x in a.factors.split(","))
+    factors = tuple(float(x) for x in a.factors.split(",")) if a.factors else None
     paths = a.scenarios or [str(p) for p in sorted((ROOT / "scenarios").glob("*.toml"))]
     for p in paths:
         s = scenario.load(p)
         if not s.is_3d or s.resolution.model != "simulated" or s.sample.phantom == "siemens_star":
             continue
         calibrate.run_volume(s, seeds=a.seeds, scheduler=a.scheduler, n_workers=a.workers,
-                             log=print)
+                             log=print, factors=factors)
     a.out.mkdir(parents=True, exist_ok=True)
     for entry in sorted(Path(cache).glob("vol*.json")):
         shutil.copy2(entry, a.out / entry.name)

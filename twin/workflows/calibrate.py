@@ -221,7 +221,7 @@ def volume_point_seconds(s: Scenario) -> tuple[int, int, float, float]:
 
 def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
                n_workers: int | None = None, max_hours: float | None = None, log=None,
-               progress: bool = True):
+               progress: bool = True, factors: tuple[float, ...] | None = None):
     """Calibrate the 3D resolution of scenario ``s`` on simulated sub-volumes
     (:func:`twin.workflows.simvol.calibrate_volume`): say the cost, check the limit, compute
     the missing volumes (one Dask task per projection), and return the
@@ -233,8 +233,9 @@ def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = No
     base = s.model_copy(update={"sweep": {}})
     seeds = int(seeds or base.resolution.calibration_seeds)
     n, frames, core, gpu = volume_point_seconds(base)
-    missing = len(simvol.volume_points_missing(base, seeds))
-    total = len(simvol.VOLUME_FACTORS) * seeds
+    factors = tuple(factors or simvol.VOLUME_FACTORS)
+    missing = len(simvol.volume_points_missing(base, seeds, factors))
+    total = len(factors) * seeds
     w = workers(n_workers)
     hours = missing * core / 3600.0 / w
     gpu_txt = f", {missing * gpu / 3600:.3g} GPU-hours" if math.isfinite(gpu) else ""
@@ -244,7 +245,7 @@ def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = No
     if log:
         log(f"3D calibration of {s.name}: {detail}")
     check_limit(f"calibrating {s.name}'s volumes", hours, limit_hours(max_hours), detail)
-    return simvol.calibrate_volume(base, seeds, scheduler=scheduler, n_workers=w,
+    return simvol.calibrate_volume(base, seeds, factors, scheduler=scheduler, n_workers=w,
                                    progress=progress and missing > 0)
 
 
