@@ -17,6 +17,9 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 
 from twin.sample import materials as _materials
 
+__all__ = ["PosFloat", "NonNegFloat", "Fraction", "MaterialName", "MediumName",
+           "format_validation_error"]
+
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
