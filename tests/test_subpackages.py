@@ -12,7 +12,8 @@ import pytest
 import twin
 
 PKG = Path(twin.__file__).parent
-# twin.io and twin.recon re-export their own names (their __all__ is not a module list)
+# twin.io, twin.recon and twin.scenario re-export their own names (their __all__ is not a
+# module list)
 MODULE_LISTS = ["acquisition", "analysis", "beam", "core", "data", "operators", "sample", "tomo",
                 "workflows"]
 
@@ -36,3 +37,17 @@ def test_docstrings_name_only_modules_that_exist():
     # every subpackage is in the package's own docstring
     for sub in sorted(p.parent.name for p in PKG.glob("*/__init__.py")):
         assert sub == "data" or f":mod:`twin.{sub}`" in twin.__doc__, sub
+
+
+def test_scenario_reexports_every_name_of_its_modules():
+    # twin.scenario is split into modules but read as one namespace (`from twin.scenario import
+    # Scan`): a model added to a module and not re-exported would be missing there
+    pkg = importlib.import_module("twin.scenario")
+    exported = set()
+    for m in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"twin.scenario.{m.name}")
+        assert m.name.startswith("_") or f"twin.scenario.{m.name}`" in pkg.__doc__, m.name
+        for name in mod.__all__:
+            assert getattr(pkg, name) is getattr(mod, name), name
+        exported.update(mod.__all__)
+    assert sorted(pkg.__all__) == sorted(exported)

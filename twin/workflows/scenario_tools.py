@@ -284,7 +284,7 @@ def annotated_toml(s: Scenario) -> str:
         out.append("")
         for name, field in model.model_fields.items():
             if _submodel(field) is None:
-                # fields at their default may leave the dump (scenario.py, _drop_defaults)
+                # fields at their default may leave the dump (twin.scenario._base._drop_defaults)
                 emit(f"{section}.{name}", node.get(name, field.default))
     out.append("[sweep]")
     out.extend(_comment(docs["sweep"]))
@@ -373,7 +373,7 @@ def schema_markdown() -> str:
     """The book's *Scenario schema* page, generated from the models (one table per section)."""
     docs = field_docs()
     out = ["# Scenario schema", "",
-           "Generated from `twin/scenario.py` by `twin scenario schema --markdown` — do not edit "
+           "Generated from `twin/scenario/` by `twin scenario schema --markdown` — do not edit "
            "by hand. Every field, its unit (from its name), what is allowed, its default and "
            "where the default comes from. `twin scenario new NAME` writes a scenario with all "
            "of this as comments; `twin scenario check FILE` validates one and prints the "
