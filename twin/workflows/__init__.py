@@ -1,7 +1,9 @@
 """Workflows: the library's stages joined into what the command line runs.
 
 - :mod:`~twin.workflows.simulate`: ``twin simulate`` (scenario → CXI, :func:`~.simulate.plan`,
-  :func:`~.simulate.frames`, :func:`~.simulate.simulate`).
+  :func:`~.simulate.frames`, :func:`~.simulate.simulate`), from
+  :mod:`~twin.workflows.simplan` (a scenario's plan: grids, geometry, probes, trajectory,
+  sample) and :mod:`~twin.workflows.simframes` (the detector frames of a plan, block by block).
 - :mod:`~twin.workflows.experiment`: a 3D experiment, one Dask task per projection.
 - :mod:`~twin.workflows.forecast`: time, dose, data volume, count rates and resolution of a
   scenario (``twin forecast``), from :mod:`~twin.workflows.forecast_params` (a scenario as a
@@ -25,4 +27,4 @@ The modules are imported on use: ``from twin.workflows import simulate``.
 
 __all__ = ["calibrate", "cluster", "experiment", "forecast", "forecast_params",
            "forecast_resolution", "panda", "patch", "pipeline", "planner", "ptychotomo", "rundir",
-           "scenario_tools", "simres", "simulate", "simvol", "sweep"]
+           "scenario_tools", "simframes", "simplan", "simres", "simulate", "simvol", "sweep"]
