@@ -257,6 +257,10 @@ def annotated_toml(s: Scenario) -> str:
     out = ["# A twin scenario. Every field has a comment: what it is, its unit, what is allowed",
            "# and where its default comes from. Check it with `twin scenario check FILE`;",
            "# the full schema is in the book's *Scenario schema* page.", ""]
+    # a phantom's own medium that sample.medium overrides stays a comment: set, the two would
+    # contradict each other (twin.scenario.sample)
+    overridden = ({"sample.fibres.matrix_material", "sample.circuit.dielectric_material"}
+                  if s.sample.medium is not None else set())
 
     def emit(path: str, value) -> None:
         doc = docs[path]
@@ -264,6 +268,8 @@ def annotated_toml(s: Scenario) -> str:
         key = path.rsplit(".", 1)[-1]
         if value is None:
             out.append(f"# {key} =")
+        elif path in overridden:
+            out.append(f"# {key} = {_toml_value(value)}  (overridden by sample.medium)")
         else:
             out.append(f"{key} = {_toml_value(value)}")
         out.append("")
