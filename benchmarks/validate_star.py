@@ -20,7 +20,7 @@ each named by its convention):
   profile's N-th Fourier coefficient (N spokes), normalised by the outer radii's; the spoke width
   πr/N (half period, twin's ``*_resolution_m`` convention; the full period 2πr/N is
   ``spoke_full_period_nm``) at the smallest radius from which outward it stays above 25 %
-  (:func:`twin.analysis.metrics.siemens_star_resolution`).
+  (:func:`twin.analysis.resolution.siemens_star_resolution`).
 
 The truth's own values at the same pixel (``truth_*``) are each method's floor. The FRC against
 the ground truth is reported too (half period, half-bit and 1/7).

@@ -1,7 +1,11 @@
 """Analysis: what a reconstruction is worth, and what an acquisition costs.
 
-- :mod:`~twin.analysis.metrics`: image quality against a ground truth (PCC, SSIM, MS-SSIM,
-  registration, phase unwrapping), FRC/FSC resolution, segmentation (Otsu, Dice).
+- :mod:`~twin.analysis.metrics`: image quality against a ground truth (PCC, SSIM, MS-SSIM),
+  segmentation (Otsu, Dice); it re-exports the names of the next two.
+- :mod:`~twin.analysis.alignment`: what phase retrieval cannot fix, removed before any metric
+  (sub-pixel shift, phase offset and ramp), phase unwrapping.
+- :mod:`~twin.analysis.resolution`: FRC/FSC with the half-bit and 1/7 thresholds and their
+  crossings; the resolution of a Siemens star.
 - :mod:`~twin.analysis.biop`: the FIRE number as the BIOP ImageJ FRC plugin computes it.
 - :mod:`~twin.analysis.truth`: a reconstruction compared with the ground truth a simulation
   kept, on the scanned region.
@@ -16,4 +20,5 @@
 The modules are imported on use: ``from twin.analysis import metrics``.
 """
 
-__all__ = ["biop", "costs", "laws", "metrics", "registration", "score", "truth", "volume"]
+__all__ = ["alignment", "biop", "costs", "laws", "metrics", "registration", "resolution", "score",
+           "truth", "volume"]

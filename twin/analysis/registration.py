@@ -5,7 +5,7 @@ The reconstruction is resampled to the truth's pixel size and the truth cut to t
 region (:func:`_region`); for one candidate of the phase-retrieval ambiguities (conjugate,
 point-reflected) :func:`_candidate` finds the region by the normalised cross-correlation of the
 phase-gradient phasors O(r + 1)·conj O(r) (:func:`_locate`; blind to a global phase, a ramp and
-2π wraps), aligns it to sub-pixel precision with :func:`twin.analysis.metrics.align` and
+2π wraps), aligns it to sub-pixel precision with :func:`twin.analysis.alignment.align` and
 measures its phase coherence with the truth.
 """
 

@@ -11,20 +11,20 @@ convention is the other one). :func:`score` removes all of them before any metri
    reconstruction by normalised cross-correlation of the phase-gradient phasors
    O(r + 1)·conj O(r) (blind to a global phase, a ramp and any number of 2π wraps; around the
    file's origin where it gives one, else anywhere), then aligned to sub-pixel precision with
-   its phase offset and ramp removed (:func:`twin.analysis.metrics.align`, which unwraps
+   its phase offset and ramp removed (:func:`twin.analysis.alignment.align`, which unwraps
    nothing);
 4. the candidate whose phase agrees best with the truth's (the coherence |⟨exp(i(φ − φ_t))⟩|)
    is kept;
 5. each phase is unwrapped, then deplaned by its *own* least-squares plane
-   (:func:`twin.analysis.metrics.deplane`), so neither borrows the other's trend (the
+   (:func:`twin.analysis.alignment.deplane`), so neither borrows the other's trend (the
    registration's plane, fitted on φ − φ_t, gave a blank the truth's plane: PCC 0.9 against a
    truth with a trend). φ is unwrapped on the truth's branch, φ_t + U(wrap(φ − φ_t)), only
    where the truth explains its residues (the difference has fewer than half as many as φ,
-   :func:`twin.analysis.metrics.residue_density`), so a sample of many 2π (the brain phantom in
+   :func:`twin.analysis.alignment.residue_density`), so a sample of many 2π (the brain phantom in
    air) is compared on its truth's branch; noise or an unrelated image is unwrapped by itself,
    since U of a difference full of residues is a smoothed −φ_t and would leave part of the
    truth in. PCC, SSIM and the FRC (half-bit and 1/7,
-   :func:`twin.analysis.metrics.fourier_correlation`) are computed on these phases.
+   :func:`twin.analysis.resolution.fourier_correlation`) are computed on these phases.
 
 A reconstruction that is empty, a truth without phase contrast over the scanned region (a field
 that misses the sample), or an FRC that never reaches the half-bit threshold in its searched

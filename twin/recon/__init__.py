@@ -10,9 +10,10 @@ What the package offers, in the order a reconstruction runs:
   data ("auto": engine, probe modes, position correction, starting probe), made before the
   engines run;
 * :mod:`~twin.recon.engines`: the engines (ePIE, rPIE, LSQML, multislice; one beam or
-  several) on a :class:`State` (:mod:`~twin.recon.state`), one :func:`minibatch_step` per
-  batch, update rules registered by name (:data:`UPDATES`), positions refined by
-  :mod:`~twin.recon.positions`;
+  several) on a :class:`State` (:mod:`~twin.recon.state`; the frames read by
+  :mod:`~twin.recon.frames`, the starting probe modes made by :mod:`~twin.recon.probes`), one
+  :func:`minibatch_step` per batch, update rules registered by name (:data:`UPDATES`),
+  positions refined by :mod:`~twin.recon.positions`;
 * :mod:`~twin.recon.controls`: starting files, resume, background, previews.
 
 :func:`reconstruct` is the whole of it: the automatic choices, then the engines.
@@ -30,7 +31,9 @@ _WHERE = {
     **dict.fromkeys(["Options", "AUTO", "ALGORITHMS", "Algorithm", "PositionCorrection",
                      "NoiseModel", "LsqmlSteps", "SubpixelShift", "Backend", "Start", "Result"],
                     "options"),
-    **dict.fromkeys(["State", "fit_modes", "frame_statistics", "orthogonalize_modes"], "state"),
+    **dict.fromkeys(["fit_modes", "orthogonalize_modes"], "probes"),
+    "frame_statistics": "frames",
+    "State": "state",
 }
 
 __all__ = ["reconstruct", *_WHERE]

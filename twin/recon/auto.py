@@ -20,8 +20,9 @@ from twin.core.errors import TwinInputError
 from twin.io.datamodel import PtychoData
 from twin.operators.propagation import Propagator, farfield_adj
 from twin.recon import engines
+from twin.recon.frames import statistics, upsampling_of
 from twin.recon.options import AUTO, Algorithm, Options, PositionCorrection
-from twin.recon.state import ILLUMINATION, statistics, upsampling_of
+from twin.recon.probes import ILLUMINATION
 
 #: auto_options' rules (issue 11 §1), measured on realistic data (benchmarks/bench_recon.py
 #: --defaults: object finer than the pixel, 3 incoherent modes, 3 px encoder noise, a probe

@@ -48,7 +48,8 @@ from twin.recon import positions
 from twin.recon.modulus import far_correction
 from twin.recon.options import (ALGORITHMS, AUTO, SUBPIXEL_SHIFT, Algorithm, LsqmlSteps,
                                 Options, Result, Start)
-from twin.recon.state import State, apply_start, orthogonalize_modes, to_result
+from twin.recon.probes import orthogonalize_modes
+from twin.recon.state import State, apply_start, to_result
 
 __all__ = ["reconstruct", "minibatch_step", "multislice_step", "UPDATES", "State", "Options",
            "Result", "Start", "AUTO", "ALGORITHMS", "SUBPIXEL_SHIFT", "orthogonalize_modes"]

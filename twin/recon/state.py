@@ -5,13 +5,15 @@ The frames are held in memory or streamed from the file batch by batch; with sev
 (multibeam ptychography) each beam has its own probe modes and operator, at the frames'
 positions plus the beam's offset. :class:`State` is built from a :class:`PtychoData` and
 resolved :class:`~twin.recon.options.Options` (no "auto" left; :mod:`twin.recon.auto`).
+
+The frames' statistics and amplitudes are read by :mod:`twin.recon.frames`, the starting
+probe modes made by :mod:`twin.recon.probes`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,262 +22,18 @@ from twin.core.xp import get_xp, to_numpy
 from twin.io.datamodel import PtychoData
 from twin.operators import ptychography
 from twin.operators.propagation import Propagator
+from twin.recon.frames import (FrameStatistics, _checked_frames, amplitudes, frame_statistics,
+                               statistics, upsampling_of)
 from twin.recon.options import Algorithm, Options, PositionCorrection, Result, Start
+from twin.recon.probes import ILLUMINATION, fit_modes, initial_probe, orthogonalize_modes
 
-ILLUMINATION = "/entry_1/instrument_1/source_1/illumination"
-
-
-def orthogonalize_modes(probe, xp):
-    """Orthogonal probe modes with the same incoherent sum, strongest first (an SVD).
-
-    With A the modes as rows, A = U·S·Vᴴ and the new modes are S·Vᴴ: Σ_m |P_m|² is unchanged
-    at every pixel.
-
-    Parameters
-    ----------
-    probe : ndarray (M, n, n) complex
-        Probe modes, NumPy or CuPy.
-    xp : module
-        ``numpy`` or ``cupy`` (``probe``'s).
-
-    Returns
-    -------
-    ndarray (M, n, n)
-        Orthogonal modes of ``probe``'s dtype, by decreasing power; ``probe`` itself when M = 1.
-    """
-    m = probe.shape[0]
-    if m == 1:
-        return probe
-    a = probe.reshape(m, -1)
-    u, s, vh = xp.linalg.svd(a, full_matrices=False)
-    return (s[:, None] * vh).reshape(probe.shape).astype(probe.dtype)
-
-
-@dataclass(frozen=True)
-class FrameStatistics:
-    """What one pass over the frames gives: mean photons per frame, the mean frame (ny, nx)
-    float64 and the masked total Σ mask·I (the cost's normalisation)."""
-
-    mean_photons: float
-    mean_frame: np.ndarray
-    masked_total: float
-
-
-def frame_statistics(frames, mask=None, chunk: int = 256) -> FrameStatistics:
-    """One pass over ``frames`` ((N, ny, nx) array or a streamed
-    :class:`twin.io.framestack.FrameStack`), chunk by chunk; non-finite counts raise
-    :class:`TwinInputError` naming the dataset.
-
-    Parameters
-    ----------
-    frames : ndarray or FrameStack (N, ny, nx)
-        Measured counts (photons).
-    mask : ndarray (ny, nx), optional
-        1 for valid pixels, 0 for invalid ones; all valid when None.
-    chunk : int
-        Frames read at a time.
-
-    Returns
-    -------
-    FrameStatistics
-        Mean photons per frame and mean frame over the valid pixels, and Σ mask·I over all
-        frames.
-
-    Raises
-    ------
-    TwinInputError
-        ``/entry_1/data_1/data`` when a count is NaN or infinite.
-    """
-    n = len(frames)
-    total = np.zeros(frames.shape[1:], np.float64)
-    for a in range(0, n, chunk):
-        f = np.asarray(frames[a:min(a + chunk, n)], dtype=np.float32)
-        if not np.all(np.isfinite(f)):
-            raise TwinInputError("/entry_1/data_1/data", "NaN/inf", "counts must be finite")
-        total += f.sum(axis=0, dtype=np.float64)
-    m = 1.0 if mask is None else mask
-    # the mean frame and photons over the valid pixels only: a masked pixel's counts (a hot
-    # pixel, a gap's fill value) must not set the starting probe's power or shape
-    mean = total * m / max(n, 1)
-    return FrameStatistics(float(mean.sum()), mean, float(np.sum(total * m)))
-
-
-def statistics(data: PtychoData) -> FrameStatistics:
-    """:func:`frame_statistics` of ``data`` (cached), the mean frame and photons less the
-    background (the probe's share of the counts).
-
-    The cache is kept on ``data`` and renewed when its frames, mask or background object
-    changes. The mean frame less the background is clipped at 0; ``masked_total`` keeps the
-    background.
-
-    Parameters
-    ----------
-    data : PtychoData
-        The data set.
-
-    Returns
-    -------
-    FrameStatistics
-
-    Raises
-    ------
-    TwinInputError
-        As :func:`frame_statistics`.
-    """
-    st = getattr(data, "_twin_statistics", None)
-    bg = getattr(data, "background", None)
-    key = (data.frames, data.mask, bg)
-    if st is None or any(a is not b for a, b in zip(st[0], key)):
-        fs = frame_statistics(data.frames, data.mask)
-        if bg is not None:
-            m = 1.0 if data.mask is None else data.mask
-            mean = np.maximum(fs.mean_frame - np.asarray(bg, np.float64) * m, 0)
-            fs = FrameStatistics(float(mean.sum()), mean, fs.masked_total)
-        st = (key, fs)
-        object.__setattr__(data, "_twin_statistics", st)
-    return st[1]
-
-
-def upsampling_of(data: PtychoData, upsampling: int | None) -> int:
-    """The reciprocal-space upsampling u: ``upsampling``, else the illumination's side over
-    the frames' (where it divides), else the file's.
-
-    Parameters
-    ----------
-    data : PtychoData
-        The data set (frames, illumination, ``upsampling``).
-    upsampling : int or None
-        An explicit choice (the option), used as is when not None.
-
-    Returns
-    -------
-    int
-    """
-    if upsampling is not None:
-        return upsampling
-    nd = data.frames.shape[-1]
-    ill = data.illumination
-    if ill is not None and ill.shape[-1] % nd == 0:
-        return ill.shape[-1] // nd
-    return data.upsampling
-
-
-def fit_modes(p, modes: int, xp=np) -> np.ndarray:
-    """(M', n, n) probe modes cut to the first ``modes``, or extended with weaker modes made
-    from the first by phase ramps (0.3 of its amplitude), orthogonalised.
-
-    Extra mode k (k = 1, 2, …) is 0.3·P₀·exp(2πi(k·x + (k mod 2)·y)), x and y the pixel index
-    over n; the modes are orthogonalised (:func:`orthogonalize_modes`) only when extended.
-
-    Parameters
-    ----------
-    p : array_like (M, n, n) complex
-        Probe modes.
-    modes : int
-        Number of modes wanted, M'.
-    xp : module
-        ``numpy`` or ``cupy``, for the orthogonalisation.
-
-    Returns
-    -------
-    numpy.ndarray
-        (M', n, n) complex64, on the host.
-    """
-    p = np.asarray(p, np.complex64)[:modes]
-    n = p.shape[-1]
-    if p.shape[0] < modes:
-        base = p[0]
-        yy, xx = np.mgrid[:n, :n] / n
-        extra = [base * np.exp(2j * np.pi * (k * xx + (k % 2) * yy)) * 0.3
-                 for k in range(1, modes - p.shape[0] + 1)]
-        p = np.concatenate([p, np.stack(extra)]).astype(np.complex64)
-        p = to_numpy(orthogonalize_modes(xp.asarray(p), xp))
-    return np.asarray(p, np.complex64)
-
-
-def initial_probe(data: PtychoData, n: int, u: int, modes: int, xp, illumination=None,
-                  photons: float | None = None) -> np.ndarray:
-    """The file's illumination (or ``illumination``, one beam's) as ``modes`` modes, scaled to
-    ``photons`` (default: the frames' mean). Without one: :func:`twin.recon.auto.prepare`
-    gives the data a model first.
-
-    Parameters
-    ----------
-    data : PtychoData
-        The data set.
-    n : int
-        Probe side, pixels (the frames' side times ``u``).
-    u : int
-        Upsampling, for the message only.
-    modes : int
-        Number of probe modes (:func:`fit_modes`).
-    xp : module
-        ``numpy`` or ``cupy``: where the probe is returned.
-    illumination : array_like (M, n, n), optional
-        Used instead of ``data.illumination``.
-    photons : float, optional
-        Σ_m ‖P_m‖², photons per frame; the frames' mean (less the background) when None.
-
-    Returns
-    -------
-    ndarray (modes, n, n)
-        complex64 probe modes on ``xp``.
-
-    Raises
-    ------
-    ValueError
-        When there is no illumination at all.
-    TwinInputError
-        The illumination dataset when it is not (M, n, n) or holds NaN or inf.
-    """
-    mean_photons = statistics(data).mean_photons if photons is None else photons
-    ill = data.illumination if illumination is None else illumination
-    if ill is None:
-        raise ValueError("no starting probe: the data have no illumination (twin.recon."
-                         "reconstruct, or twin.recon.auto.prepare, makes a model)")
-    p = np.asarray(ill, dtype=np.complex64)
-    if p.ndim != 3 or p.shape[-2:] != (n, n):
-        raise TwinInputError(ILLUMINATION, p.shape,
-                             f"must be (M, {n}, {n}) for {data.frames.shape[-1]}-pixel "
-                             f"frames at upsampling {u}")
-    if not np.all(np.isfinite(p)):
-        raise TwinInputError(ILLUMINATION, "NaN/inf", "the probe must be finite")
-    p = fit_modes(p, modes, xp)
-    p = p * np.sqrt(mean_photons / np.sum(np.abs(p) ** 2))
-    return xp.asarray(p.astype(np.complex64))
-
-
-def amplitudes(frames: np.ndarray) -> np.ndarray:
-    """√I of (B, n, n) frames, moved from DC-at-centre to plain FFT order, float32.
-
-    Parameters
-    ----------
-    frames : array_like (..., n, n)
-        Counts with DC at the centre pixel (CONTRACTS §3); negative values count as 0.
-
-    Returns
-    -------
-    numpy.ndarray
-        (..., n, n) float32 amplitudes, ifftshifted over the last two axes.
-    """
-    return np.fft.ifftshift(np.sqrt(np.maximum(np.asarray(frames, np.float32), 0)),
-                            axes=(-2, -1)).astype(np.float32, copy=False)
-
-
-def _checked_frames(data: PtychoData):
-    """(frames, streamed): the frames in memory as float32, or the stream; shapes checked."""
-    streamed = not isinstance(data.frames, np.ndarray)
-    frames = data.frames if streamed else np.asarray(data.frames, dtype=np.float32)
-    if len(frames.shape) != 3 or frames.shape[1] != frames.shape[2]:
-        raise TwinInputError("/entry_1/data_1/data", frames.shape,
-                             "must be square frames (N, n, n)")
-    if len(frames) != len(data.translations_m):
-        raise TwinInputError("/entry_1/data_1/translation", len(data.translations_m),
-                             f"must have one row per frame ({len(frames)} frames)")
-    if not np.all(np.isfinite(np.asarray(data.translations_m)[:, :2])):
-        raise TwinInputError("/entry_1/data_1/translation", "NaN/inf",
-                             "positions must be finite")
-    return frames, streamed
+__all__ = [
+    "State", "apply_start", "to_result",
+    # twin.recon.frames
+    "FrameStatistics", "amplitudes", "frame_statistics", "statistics", "upsampling_of",
+    # twin.recon.probes
+    "ILLUMINATION", "fit_modes", "initial_probe", "orthogonalize_modes",
+]
 
 
 def _check_beams(opts: Options) -> None:

@@ -73,7 +73,7 @@ def _fft2(a, inverse: bool = False):
 def register_stack(ref, mov, upsample: int = 10):
     """Shifts (B, 2) (dy, dx) in pixels that, applied to each ``mov[b]``, best match ``ref[b]``.
 
-    The batched form of :func:`twin.analysis.metrics.register_shift`: the cross-correlation
+    The batched form of :func:`twin.analysis.alignment.register_shift`: the cross-correlation
     peak by FFT, refined by a local upsampled DFT on a ±1 px neighbourhood at 1/``upsample``
     px (Guizar-Sicairos, Thurman & Fienup, Opt. Lett. 33, 156, 2008), for all B pairs at once.
 
@@ -118,7 +118,7 @@ def register_stack(ref, mov, upsample: int = 10):
 
 def shift_stack(stack, shifts):
     """``stack`` (B, H, W) real, each image translated by ``shifts[b]`` (dy, dx) px with a
-    Fourier phase ramp (periodic), as :func:`twin.analysis.metrics.fourier_shift`.
+    Fourier phase ramp (periodic), as :func:`twin.analysis.alignment.fourier_shift`.
 
     Parameters
     ----------

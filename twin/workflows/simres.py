@@ -281,7 +281,7 @@ def _resolution(frc, beam_diameter_m: float, against_truth: bool = False,
                 bound: bool = False):
     """Half-bit resolution, searched only at periods shorter than the beam, from the first ring
     where the curve reaches the threshold significantly (``from_rise`` of
-    :meth:`twin.analysis.metrics.FourierCorrelation.crossing`).
+    :meth:`twin.analysis.resolution.FourierCorrelation.crossing`).
 
     Against a noise-free truth the correlation of the whole reconstruction is
     C_ref = √(2·C/(1 + C)) for the correlation C between two half-data reconstructions
