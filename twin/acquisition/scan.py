@@ -223,13 +223,29 @@ def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step
     """
     nf = math.ceil(fov_x_m / fast_step_m * (1 - 1e-6))
     nl = n_lines if n_lines is not None else math.ceil(fov_y_m / slow_step_m * (1 - 1e-6))
+    lines = range(first_line, nl if max_lines is None else min(nl, max_lines))
+    positions, vel, t0, line = _snake_lines(nf, nl, lines, fast_step_m, slow_step_m,
+                                            frame_rate_hz, exposure_s, turnaround_s, y_offset_m)
+    tr = Trajectory(positions, vel, t0, exposure_s, line, "fly", vibration)
+    if vibration[0] > 0:
+        tr = Trajectory(positions + tr.vibration_at(t0 + exposure_s / 2), tr.velocity_m_per_s,
+                        t0, exposure_s, tr.line, "fly", vibration)
+    return tr
+
+
+def _snake_lines(nf: int, nl: int, lines: range, fast_step_m: float, slow_step_m: float,
+                 frame_rate_hz: float, exposure_s: float, turnaround_s: float,
+                 y_offset_m: float):
+    """:func:`snake_fly_scan`'s ``lines`` of a snake of ``nl`` lines of ``nf`` frames, before
+    vibration: positions (N, 2) and velocities (N, 2) at the exposure centres (metres, m/s),
+    exposure start times (N,) seconds, and the line of each frame (N,)."""
     period = 1.0 / frame_rate_hz
     v = fast_step_m * frame_rate_hz
     k = np.arange(nf)
     x_fwd = (k - (nf - 1) / 2) * fast_step_m
     pos, vel, t0, line = [], [], [], []
     line_time = nf * period
-    for l in range(first_line, nl if max_lines is None else min(nl, max_lines)):
+    for l in lines:
         forward = l % 2 == 0
         x = x_fwd if forward else x_fwd[::-1]
         y = (l - (nl - 1) / 2) * slow_step_m + y_offset_m
@@ -239,14 +255,8 @@ def snake_fly_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step
         # the exposure is centred on the frame's position along the line
         t0.append(start + k * period + (period - exposure_s) / 2)
         line.append(np.full(nf, l))
-    t0 = np.concatenate(t0)
-    positions = np.concatenate(pos)
-    tr = Trajectory(positions, np.concatenate(vel), t0, exposure_s, np.concatenate(line), "fly",
-                    vibration)
-    if vibration[0] > 0:
-        tr = Trajectory(positions + tr.vibration_at(t0 + exposure_s / 2), tr.velocity_m_per_s,
-                        t0, exposure_s, tr.line, "fly", vibration)
-    return tr
+    return (np.concatenate(pos), np.concatenate(vel), np.concatenate(t0),
+            np.concatenate(line))
 
 
 def step_scan(fov_x_m: float, fov_y_m: float, fast_step_m: float, slow_step_m: float,

@@ -103,6 +103,15 @@ class VolumeCalibration:
 
 
 
+def _law_at(cal: VolumeCalibration, values, f: float) -> float | None:
+    """``cal``'s law with the resolutions ``values`` (metres, one per calibration point) read
+    at fluence ``f`` (photons/m²); None when ``values`` is empty or the reading not finite."""
+    if not len(values):
+        return None
+    v = VolumeCalibration(**{**asdict(cal), "resolution_m": list(values)}).at(f)[0]
+    return v if math.isfinite(v) else None
+
+
 def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
                   bound_m: float | None = None) -> dict:
     """The forecast's 3D keys at fluence per projection ``f`` (photons/m²) from ``cal``:
@@ -129,33 +138,15 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         extrapolated.
     """
     d, resolved, extrapolated = cal.at(f)
-
-    def read(values) -> float | None:
-        """``cal``'s law with resolutions ``values`` read at ``f``; None when empty, unresolved or
-        not finite.
-
-        Parameters
-        ----------
-        values : sequence of float
-            Resolutions per calibration point, metres.
-
-        Returns
-        -------
-        float or None
-        """
-        if not len(values):
-            return None
-        v = VolumeCalibration(**{**asdict(cal), "resolution_m": list(values)}).at(f)[0]
-        return v if resolved and math.isfinite(v) else None
-
-    split = read(cal.split_m)
+    split, fire, biop = (_law_at(cal, v, f) if resolved else None
+                         for v in (cal.split_m, cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
     out = {
         "resolution_3d_bound_m": bound_m,
         "resolution_3d_forecast_m": d if resolved else None,
         "resolution_3d_forecast_fire_m": 2 * d if resolved else None,
         "resolution_3d_split_m": split,
-        "resolution_3d_split_xz_fire_m": read(cal.fire_xz_split_m),
-        "resolution_3d_split_xz_biop_fire_m": read(cal.fire_xz_split_biop_m),
+        "resolution_3d_split_xz_fire_m": fire,
+        "resolution_3d_split_xz_biop_fire_m": biop,
         "resolution_3d_resolved": bool(resolved),
         "resolution_3d_method": METHOD,
         "resolution_3d_worst_m": None,

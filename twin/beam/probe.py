@@ -244,6 +244,41 @@ def _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code, n_poi
     return power, modes
 
 
+def _strongest_modes(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code, n_modes,
+                     power_kept, photons) -> np.ndarray:
+    """:func:`probe_modes` for a source of focal-plane rms size ``sigma_m``: the fewest
+    strongest modes (at most ``n_modes``) that carry ``power_kept`` of the power, rescaled to
+    ``photons``; (M, n, n) complex64."""
+    power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code,
+                                 max_modes=0)
+    k = int(min(n_modes, np.searchsorted(np.cumsum(power), power_kept) + 1, len(power)))
+    power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, sigma_m, code,
+                                    max_modes=k)
+    modes = vecs[:k] * np.sqrt(power[:k] / power[:k].sum() * photons)[:, None, None]
+    return modes.astype(np.complex64)
+
+
+def _modes_for_fraction(n, dx_m, zp, wavelength_m, defocus_m, code, n_modes,
+                        coherent_fraction):
+    """(modes (n_modes, n, n) complex64 of unit norm, zero where fewer exist; their powers
+    (n_modes,)) for the source size, found by bisection, at which the first mode carries
+    ``coherent_fraction`` of the power of the ``n_modes`` strongest."""
+    spot = max(1.22 * zp.outermost_zone_m, dx_m)
+    lo, hi = 0.0, 20 * spot
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, mid, code,
+                                     max_modes=0)
+        share = power[0] / power[:n_modes].sum()      # the first mode's share of what is kept
+        lo, hi = (mid, hi) if share > coherent_fraction else (lo, mid)
+    power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, 0.5 * (lo + hi),
+                                    code, max_modes=n_modes)
+    k = min(n_modes, len(power))
+    modes = np.zeros((n_modes, n, n), np.complex64)
+    modes[:k] = vecs[:k]
+    return modes, np.concatenate([power[:k], np.zeros(n_modes - k)])
+
+
 def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus_m: float,
                 n_modes: int = 1, coherent_fraction: float = 1.0, photons: float = 1.0,
                 code=None, source_sigma_m=None, power_kept: float = 0.99) -> np.ndarray:
@@ -288,13 +323,8 @@ def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus
         From :func:`pupil_spectrum` when the grid is too coarse for the zone plate.
     """
     if source_sigma_m is not None:
-        power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, source_sigma_m,
-                                     code, max_modes=0)
-        k = int(min(n_modes, np.searchsorted(np.cumsum(power), power_kept) + 1, len(power)))
-        power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, source_sigma_m,
-                                        code, max_modes=k)
-        modes = vecs[:k] * np.sqrt(power[:k] / power[:k].sum() * photons)[:, None, None]
-        return modes.astype(np.complex64)
+        return _strongest_modes(n, dx_m, zp, wavelength_m, defocus_m, source_sigma_m, code,
+                                n_modes, power_kept, photons)
     if coherent_fraction >= 1.0 or n_modes == 1:
         p = zone_plate_probe(n, dx_m, zp, wavelength_m, defocus_m, code=code)
         modes = np.zeros((n_modes, n, n), np.complex64)
@@ -302,20 +332,8 @@ def probe_modes(n: int, dx_m: float, zp: ZonePlate, wavelength_m: float, defocus
         power = np.zeros(n_modes)
         power[0] = 1.0   # fully coherent, or a single mode asked for: all power in it
     else:
-        spot = max(1.22 * zp.outermost_zone_m, dx_m)
-        lo, hi = 0.0, 20 * spot
-        for _ in range(24):
-            mid = 0.5 * (lo + hi)
-            power, _ = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, mid, code,
-                                         max_modes=0)
-            share = power[0] / power[:n_modes].sum()      # the first mode's share of what is kept
-            lo, hi = (mid, hi) if share > coherent_fraction else (lo, mid)
-        power, vecs = _modes_for_source(n, dx_m, zp, wavelength_m, defocus_m, 0.5 * (lo + hi),
-                                        code, max_modes=n_modes)
-        k = min(n_modes, len(power))
-        modes = np.zeros((n_modes, n, n), np.complex64)
-        modes[:k] = vecs[:k]
-        power = np.concatenate([power[:k], np.zeros(n_modes - k)])
+        modes, power = _modes_for_fraction(n, dx_m, zp, wavelength_m, defocus_m, code, n_modes,
+                                           coherent_fraction)
     scaled = modes * np.sqrt(power * photons / max(power.sum(), 1e-30))[:, None, None]
     return scaled.astype(np.complex64)
 

@@ -352,6 +352,48 @@ def frame_sum_conj(patch, chi, out, weight):  # pragma: no cover - compiled
                     out[m, i, j] += np.conj(patch[b, i, j]) * chi[b, m, i, j]
 
 
+@_inline
+def _block_power(farf, b, i, u, r):  # pragma: no cover - compiled
+    """r[j] ← Σ_m Σ_block |far_bm|² over the u×u block (i, j) of frame ``b``, for every j
+    (``farf`` the float view (B, M, n, 2n) of :func:`modulus_update`)."""
+    m_n, n = farf.shape[1], farf.shape[2]
+    nd = n // u
+    for j in range(nd):
+        r[j] = 0
+    for m in range(m_n):
+        for a in range(u):
+            row = farf[b, m, i * u + a]
+            if u == 1:
+                for j in range(nd):
+                    x = row[2 * j]
+                    y = row[2 * j + 1]
+                    r[j] += x * x + y * y
+            else:
+                for jj in range(n):
+                    x = row[2 * jj]
+                    y = row[2 * jj + 1]
+                    r[jj // u] += x * x + y * y
+
+
+@_inline
+def _scale_block_rows(farf, b, i, u, r):  # pragma: no cover - compiled
+    """far_bm ← far_bm·r[j] on the u rows of block row ``i`` of frame ``b``, every mode m, the
+    block (i, j) scaled by r[j] (``farf`` as in :func:`_block_power`)."""
+    m_n, n = farf.shape[1], farf.shape[2]
+    nd = n // u
+    for m in range(m_n):
+        for a in range(u):
+            row = farf[b, m, i * u + a]
+            if u == 1:
+                for j in range(nd):
+                    row[2 * j] *= r[j]
+                    row[2 * j + 1] *= r[j]
+            else:
+                for jj in range(n):
+                    row[2 * jj] *= r[jj // u]
+                    row[2 * jj + 1] *= r[jj // u]
+
+
 @_jit(parallel=True)
 def modulus_update(farf, amp, mask, poisson, u, cost):  # pragma: no cover - compiled
     """The far-field correction in place on a float view (B, M, n, 2n) of the waves, measured
@@ -377,28 +419,13 @@ def modulus_update(farf, amp, mask, poisson, u, cost):  # pragma: no cover - com
     cost : ndarray (B,) float
         Output masked amplitude misfit per frame, overwritten.
     """
-    b_n, m_n, n = farf.shape[0], farf.shape[1], farf.shape[2]
-    nd = n // u
+    b_n, nd = farf.shape[0], farf.shape[2] // u
     full = mask.shape[0] == 1
     for b in prange(b_n):
         cv = np.zeros(nd)                 # cost per column: the sum is over j in order, last
         r = np.empty(nd, np.float32)
         for i in range(nd):
-            for j in range(nd):
-                r[j] = 0
-            for m in range(m_n):
-                for a in range(u):
-                    row = farf[b, m, i * u + a]
-                    if u == 1:
-                        for j in range(nd):
-                            x = row[2 * j]
-                            y = row[2 * j + 1]
-                            r[j] += x * x + y * y
-                    else:
-                        for jj in range(n):
-                            x = row[2 * jj]
-                            y = row[2 * jj + 1]
-                            r[jj // u] += x * x + y * y
+            _block_power(farf, b, i, u, r)
             for j in range(nd):
                 s = r[j]
                 am = np.sqrt(s)
@@ -410,17 +437,7 @@ def modulus_update(farf, amp, mask, poisson, u, cost):  # pragma: no cover - com
                 else:
                     q = amp[b, i, j] / (am + np.float32(1e-6))
                 r[j] = (q - np.float32(1)) * w
-            for m in range(m_n):
-                for a in range(u):
-                    row = farf[b, m, i * u + a]
-                    if u == 1:
-                        for j in range(nd):
-                            row[2 * j] *= r[j]
-                            row[2 * j + 1] *= r[j]
-                    else:
-                        for jj in range(n):
-                            row[2 * jj] *= r[jj // u]
-                            row[2 * jj + 1] *= r[jj // u]
+            _scale_block_rows(farf, b, i, u, r)
         cost[b] = _ordered_sum(cv)
 
 

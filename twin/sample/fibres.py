@@ -309,61 +309,21 @@ class FibreBundle(Phantom):
         s = np.asarray(s_m, dtype=float)
         e = np.asarray(edges_m, dtype=float)
         e0, e1 = e[:-1, None, None], e[1:, None, None]           # (L, 1, 1)
-
-        def seg(r, d):
-            """Half-chord √(r² − d²) of a disc of radius ``r`` at distance ``d`` (0 beyond it),
-            metres.
-
-            Parameters
-            ----------
-            r, d : float or ndarray
-                Radius and distance from the centre, metres (broadcast).
-
-            Returns
-            -------
-            numpy.ndarray
-            """
-            return np.sqrt(np.clip(r * r - d * d, 0, None))
-
         R = self.sample_diameter_m / 2
-        cb = seg(R, s)[None, None, :]
+        cb = _half_chord(R, s)[None, None, :]
         base = _overlap(-cb, cb, e0, e1)[:, 0] * n_mat               # (L, ns)
         hy = float(np.max(np.abs(y_m))) if np.size(y_m) else 0.0
         f = self.fibres_near(float(s.min()), float(s.max()), angle_deg, hy)
         out = np.empty((len(e) - 1, len(y_m), len(s)), dtype=np.complex128)
         lo, hi = s.min(), s.max()
-        n_slabs, ns = len(e) - 1, len(s)
         for i, h in enumerate(np.asarray(y_m, dtype=float)):
             cx, cz = f[:, 0] + h * f[:, 4], f[:, 1] + h * f[:, 5]
             sc = cx * np.cos(th) - cz * np.sin(th)
             tc = cx * np.sin(th) + cz * np.cos(th)
             near = (sc + f[:, 2] >= lo) & (sc - f[:, 2] <= hi)      # fibres that the rays see
             d = s[None, :] - sc[near, None]
-            ro, ri = seg(f[near, 2:3], d), seg(f[near, 3:4], d)      # (n_fib, ns) half-chords
-            t0, rf = tc[near], f[near, 2]
-            # a fibre whose whole disc lies in one slab puts its whole wall chord there; only
-            # those that straddle a slab edge need the interval overlaps
-            k0 = np.searchsorted(e, t0 - rf, side="right") - 1
-            k1 = np.searchsorted(e, t0 + rf, side="right") - 1
-            one = (k0 == k1) & (k0 >= 0) & (k0 < n_slabs)
-            wall = np.bincount(
-                (k0[one, None] * ns + np.arange(ns)[None, :]).ravel(),
-                weights=(2 * (ro[one] - ri[one])).ravel(), minlength=n_slabs * ns
-            ).reshape(n_slabs, ns).astype(np.float64)
-            if not one.all():
-                t1 = t0[~one, None]
-                r1, q1 = ro[~one], ri[~one]
-                ka = np.clip(k0[~one], 0, n_slabs - 1)
-                kb = np.clip(k1[~one], 0, n_slabs - 1)
-                for o in range(int(np.max(kb - ka)) + 1):    # the slabs each one spans
-                    k = np.minimum(ka + o, kb)
-                    a0, a1 = e[k, None], e[k + 1, None]
-                    w = _overlap(t1 - r1, t1 + r1, a0, a1) - _overlap(t1 - q1, t1 + q1, a0, a1)
-                    w[ka + o > kb] = 0.0
-                    wall = wall + np.bincount(
-                        (k[:, None] * ns + np.arange(ns)[None, :]).ravel(),
-                        weights=w.ravel(), minlength=n_slabs * ns).reshape(n_slabs, ns)
-            out[:, i] = base + (n_fib - n_mat) * wall
+            ro, ri = _half_chord(f[near, 2:3], d), _half_chord(f[near, 3:4], d)
+            out[:, i] = base + (n_fib - n_mat) * _slab_walls(e, tc[near], f[near, 2], ro, ri)
         return out
 
     @property
@@ -442,3 +402,42 @@ def _disc_share(f, cells, c: float) -> np.ndarray:
         fz = below((j + 1) * c, f[:, 1], f[:, 2]) - below(j * c, f[:, 1], f[:, 2])
         out += fx * fz
     return out
+
+
+def _half_chord(r, d):
+    """Half-chord √(r² − d²) of a disc of radius ``r`` at distance ``d`` (0 beyond it), metres
+    (``r``, ``d`` broadcast)."""
+    return np.sqrt(np.clip(r * r - d * d, 0, None))
+
+
+def _slab_walls(e: np.ndarray, t0: np.ndarray, rf: np.ndarray, ro: np.ndarray,
+                ri: np.ndarray) -> np.ndarray:
+    """(L, ns) wall chord of the fibres inside each of the L slabs between the depths ``e``
+    (L + 1, metres), for fibres at depths ``t0`` (k,) of outer radius ``rf`` (k,) whose outer
+    and inner half-chords along each ray are ``ro``, ``ri`` (k, ns), metres.
+
+    A fibre whose whole disc lies in one slab puts its whole wall chord there; only those that
+    straddle a slab edge need the interval overlaps.
+    """
+    n_slabs, ns = len(e) - 1, ro.shape[1]
+    k0 = np.searchsorted(e, t0 - rf, side="right") - 1
+    k1 = np.searchsorted(e, t0 + rf, side="right") - 1
+    one = (k0 == k1) & (k0 >= 0) & (k0 < n_slabs)
+    wall = np.bincount(
+        (k0[one, None] * ns + np.arange(ns)[None, :]).ravel(),
+        weights=(2 * (ro[one] - ri[one])).ravel(), minlength=n_slabs * ns
+    ).reshape(n_slabs, ns).astype(np.float64)
+    if not one.all():
+        t1 = t0[~one, None]
+        r1, q1 = ro[~one], ri[~one]
+        ka = np.clip(k0[~one], 0, n_slabs - 1)
+        kb = np.clip(k1[~one], 0, n_slabs - 1)
+        for o in range(int(np.max(kb - ka)) + 1):    # the slabs each one spans
+            k = np.minimum(ka + o, kb)
+            a0, a1 = e[k, None], e[k + 1, None]
+            w = _overlap(t1 - r1, t1 + r1, a0, a1) - _overlap(t1 - q1, t1 + q1, a0, a1)
+            w[ka + o > kb] = 0.0
+            wall = wall + np.bincount(
+                (k[:, None] * ns + np.arange(ns)[None, :]).ravel(),
+                weights=w.ravel(), minlength=n_slabs * ns).reshape(n_slabs, ns)
+    return wall

@@ -107,26 +107,35 @@ def study(angle_counts=(5, 11, 21, 41, 87, 175, 349), range_deg: float = 140.8,
         theta = np.linspace(0, range_deg, n_angles)
         sino = tomo.reproject(delta, theta)
         for method in methods:
-            if method == "fbp":
-                rec = tomo.fbp(sino, theta, "shepp-logan")
-            elif method == "sart":
-                rec = tomo.sart(sino, theta, iterations=max(2, 60 // n_angles + 1),
-                                nonneg=True)
-            elif method == "tv":
-                rec = tomo.tv_reconstruct(sino, theta, iterations=80, nonneg=True)
-            else:
-                raise ValueError(method)
-            rng = float(delta.max() - delta.min())
-            ms = np.mean([metrics.ms_ssim(rec[z], delta[z], rng) for z in range(rows)])
-            seg = rec > metrics.otsu_threshold(rec[:, disc])
-            rows_out.append({
-                "n_angles": n_angles, "method": method,
-                "pcc": metrics.pcc(rec[:, disc], delta[:, disc]),
-                "ms_ssim": float(ms),
-                "dice": metrics.dice(seg[:, disc], metal[:, disc]),
-                "ber": metrics.bit_error_rate(seg[:, disc], metal[:, disc])})
+            rec = _reconstruct(method, sino, theta, n_angles)
+            rows_out.append({"n_angles": n_angles, "method": method,
+                             **_scores(rec, delta, metal, disc)})
             if progress:
                 r = rows_out[-1]
                 print(f"{n_angles:4d} angles {method:5s} PCC {r['pcc']:.3f} MS-SSIM "
                       f"{r['ms_ssim']:.3f} Dice {r['dice']:.3f} BER {r['ber']:.4f}")
     return pd.DataFrame(rows_out)
+
+
+def _reconstruct(method: str, sino: np.ndarray, theta: np.ndarray, n_angles: int) -> np.ndarray:
+    """:func:`study`'s reconstruction of ``sino`` at angles ``theta`` (degrees) by ``method``
+    ("fbp", "sart", "tv"); ValueError for any other."""
+    if method == "fbp":
+        return tomo.fbp(sino, theta, "shepp-logan")
+    if method == "sart":
+        return tomo.sart(sino, theta, iterations=max(2, 60 // n_angles + 1), nonneg=True)
+    if method == "tv":
+        return tomo.tv_reconstruct(sino, theta, iterations=80, nonneg=True)
+    raise ValueError(method)
+
+
+def _scores(rec: np.ndarray, delta: np.ndarray, metal: np.ndarray, disc: np.ndarray) -> dict:
+    """PCC, mean MS-SSIM over the slices, and Dice and BER of the Otsu-segmented metal of the
+    volume ``rec`` against ``delta`` and ``metal`` (rows, n, n); inside ``disc`` (n, n) but for
+    MS-SSIM."""
+    rng = float(delta.max() - delta.min())
+    ms = np.mean([metrics.ms_ssim(rec[z], delta[z], rng) for z in range(len(delta))])
+    seg = rec > metrics.otsu_threshold(rec[:, disc])
+    return {"pcc": metrics.pcc(rec[:, disc], delta[:, disc]), "ms_ssim": float(ms),
+            "dice": metrics.dice(seg[:, disc], metal[:, disc]),
+            "ber": metrics.bit_error_rate(seg[:, disc], metal[:, disc])}
