@@ -3,9 +3,10 @@
 The forecast is split in two so that sweeps of thousands of points stay fast:
 
 * :func:`~twin.workflows.forecast_params.physical_parameters` turns one validated
-  :class:`~twin.scenario.Scenario` into a flat dict of SI numbers (this is where xraylib, the
-  detector preset and the sample geometry are consulted, all cached);
-* :func:`evaluate` computes every forecast key from such dicts of NumPy arrays at once (the
+  :class:`~twin.scenario.Scenario` into typed column arrays,
+  :class:`~twin.workflows.forecast_params.ForecastInputs` (this is where xraylib, the detector
+  preset and the sample geometry are consulted, all cached);
+* :func:`evaluate` computes every forecast key from the inputs of many points at once (the
   resolution terms in :mod:`twin.workflows.forecast_resolution`, the laws they read in
   :mod:`twin.analysis.laws`).
 
@@ -27,6 +28,7 @@ Model (each step is a closed form; see the book's *Forecast model* chapter):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,7 +40,9 @@ from twin.sample import dose as _dose
 from twin.scenario import Scenario
 from twin.workflows import calibrate
 from twin.workflows import forecast_resolution as _res
-from twin.workflows.forecast_params import physical_parameters, stack
+from twin.workflows.forecast_params import (ForecastInputs, Limit3D, ProjectionCount,
+                                            ResolutionModel, ScanMode, Shutter,
+                                            physical_parameters, stack)
 from twin.workflows.forecast_resolution import ResolutionLaw
 
 __all__ = ["FLAG_KEYS", "Forecast", "SHIFT_S", "UNITS", "evaluate", "flag_message", "flags",
@@ -131,13 +135,14 @@ def _ceil(x):
     return np.ceil(np.asarray(x) * (1 - 1e-6))
 
 
-def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def evaluate(p: ForecastInputs) -> dict[str, np.ndarray]:
     """Every forecast key from column arrays of physical parameters (vectorised).
 
     Parameters
     ----------
-    p : dict of str to (n,) ndarray
-        :func:`stack` of :func:`physical_parameters` dicts, one element per point.
+    p : ForecastInputs
+        The inputs of n points: :func:`physical_parameters` of one scenario, or :func:`stack`
+        of many.
 
     Returns
     -------
@@ -148,62 +153,63 @@ def evaluate(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     t.update(_photons(p, t))
     t.update(_detector_terms(p))
     # Fluence per projection: photons per unit area of one projection.
-    t["fluence"] = (p["flux_photons_per_s"] * t["frames"] * p["exposure_s"]
-                    / (p["fov_x_m"] * p["fov_y_m"]))
+    t["fluence"] = (p.flux_photons_per_s * t["frames"] * p.exposure_s
+                    / (p.fov_x_m * p.fov_y_m))
     t.update(_resolution_terms(p, t))
     return {**_time_keys(p, t), **_calibration_keys(p, t), **_resolution_keys(p, t),
             **_detector_keys(p, t)}
 
 
-def _timing(p: dict) -> dict:
+def _timing(p: ForecastInputs) -> dict:
     """Frames, scan and projection times, projections and total time."""
-    frames_per_line = p["frames_per_line"]      # counted once, in twin.geometry
-    lines = p["lines_per_beam"]
+    frames_per_line = p.frames_per_line      # counted once, in twin.geometry
+    lines = p.lines_per_beam
     frames = frames_per_line * lines
-    period = 1.0 / p["frame_rate_hz"]
-    scan_time = frames * (period + p["step_mode"] * p["step_settle_s"])
-    projection_time = (scan_time + (lines - 1) * p["line_turnaround_s"]
-                       + p["projection_overhead_s"])
-    pixel = p["object_pixel_m"]
-    voxel = np.where(np.isnan(p["tomo_voxel_m"]), pixel, p["tomo_voxel_m"])
-    width_px = _ceil(p["fov_x_m"] / voxel)
+    period = 1.0 / p.frame_rate_hz
+    settle = np.where(p.scan_mode == ScanMode.STEP, p.step_settle_s, 0.0)
+    scan_time = frames * (period + settle)
+    projection_time = (scan_time + (lines - 1) * p.line_turnaround_s
+                       + p.projection_overhead_s)
+    pixel = p.object_pixel_m
+    voxel = np.where(np.isnan(p.tomo_voxel_m), pixel, p.tomo_voxel_m)
+    width_px = _ceil(p.fov_x_m / voxel)
     crowther = np.ceil(np.pi / 2 * width_px)
-    req = p["n_projections_requested"]
-    is_3d = req != 0
-    n_proj = np.where(req < 0, crowther, np.where(is_3d, req, 1.0))
+    is_3d = p.projections != ProjectionCount.TWO_D
+    n_proj = np.where(p.projections == ProjectionCount.CROWTHER, crowther,
+                      np.where(is_3d, p.n_projections_requested, 1.0))
     # once per sample: alignment and sample change (scenario [beamtime]); no beam on the sample
-    total_time = n_proj * projection_time + p["sample_overhead_s"]
+    total_time = n_proj * projection_time + p.sample_overhead_s
     return {"frames": frames, "lines": lines, "scan_time": scan_time,
             "projection_time": projection_time,
-            "scan_rate_m2": p["fov_x_m"] * p["fov_y_m"] / scan_time, "pixel": pixel,
+            "scan_rate_m2": p.fov_x_m * p.fov_y_m / scan_time, "pixel": pixel,
             "voxel": voxel, "crowther": crowther, "is_3d": is_3d, "n_proj": n_proj,
             "total_time": total_time,
-            "volume": np.where(is_3d, p["fov_x_m"] ** 2 * p["fov_y_m"], np.nan)}
+            "volume": np.where(is_3d, p.fov_x_m ** 2 * p.fov_y_m, np.nan)}
 
 
-def _photons(p: dict, t: dict) -> dict:
+def _photons(p: ForecastInputs, t: dict) -> dict:
     """Beam-on time, photons, energy deposited and the peak local dose."""
     frames, scan_time, n_proj = t["frames"], t["scan_time"], t["n_proj"]
     projection_time = t["projection_time"]
     # beam-on time per projection: everything unless a shutter closes (scenario scan.shutter)
-    shutter = p["shutter"]
-    beam_on = np.where(shutter == 0, projection_time,
-                       np.where(shutter == 1, scan_time, frames * p["exposure_s"]))
+    shutter = p.shutter
+    beam_on = np.where(shutter == Shutter.NONE, projection_time,
+                       np.where(shutter == Shutter.PER_LINE, scan_time, frames * p.exposure_s))
     # photons that reach the sample: the raster's, plus (no shutter) the turnarounds' and the
     # overheads' where the field's edges lie inside the sample (narrower than it)
-    raster_on = np.where(shutter == 2, frames * p["exposure_s"], scan_time)
+    raster_on = np.where(shutter == Shutter.PER_FRAME, frames * p.exposure_s, scan_time)
     # the parked beam sits at the field's edges: on the sample where the field is no wider
-    inside = p["fov_x_m"] <= p["sample_width_m"] * (1 + 1e-9)
-    parked_time = np.where((shutter == 0) & inside, projection_time - scan_time, 0.0)
-    photons_on_sample = p["flux_photons_per_s"] * n_proj * (raster_on + parked_time)
-    energy = _dose.energy_deposited_j(photons_on_sample, p["energy_kev"], p["mu_en_over_mu"],
-                                      p["absorbed_fraction"])
-    return {"beam_on": beam_on, "photons": p["flux_photons_per_s"] * n_proj * beam_on,
-            "energy": energy, "dose_gy": _dose.dose_gy(energy, p["mass_kg"]),
+    inside = p.fov_x_m <= p.sample_width_m * (1 + 1e-9)
+    parked_time = np.where((shutter == Shutter.NONE) & inside, projection_time - scan_time, 0.0)
+    photons_on_sample = p.flux_photons_per_s * n_proj * (raster_on + parked_time)
+    energy = _dose.energy_deposited_j(photons_on_sample, p.energy_kev, p.mu_en_over_mu,
+                                      p.absorbed_fraction)
+    return {"beam_on": beam_on, "photons": p.flux_photons_per_s * n_proj * beam_on,
+            "energy": energy, "dose_gy": _dose.dose_gy(energy, p.mass_kg),
             "peak_dose": _peak_dose(p, t, raster_on, inside)}
 
 
-def _peak_dose(p: dict, t: dict, raster_on, inside):
+def _peak_dose(p: ForecastInputs, t: dict, raster_on, inside):
     """Peak local dose: the fluence at the most irradiated point times E·μ_en/ρ.
 
     The raster spreads the line time evenly; with no shutter each turnaround parks the beam at a
@@ -212,66 +218,67 @@ def _peak_dose(p: dict, t: dict, raster_on, inside):
     covers a voxel inside the field; a parked spot on the field's edge (radius W/2) moves by
     (W/2)·Δθ per projection, so min(N, beam_d / ((W/2)·Δθ)) parked spots fall on one voxel.
     """
-    n_proj, is_3d, shutter = t["n_proj"], t["is_3d"], p["shutter"]
-    area = p["fov_x_m"] * p["fov_y_m"]
-    beam_area = np.pi / 4 * p["beam_diameter_m"] ** 2
-    per_spot = np.maximum(1.0, p["beam_diameter_m"] / (2 * p["slow_step_m"]
-                                                       * p["overlap_relaxation"]))
-    parked = np.where((shutter == 0) & inside,
-                      p["flux_photons_per_s"] * p["line_turnaround_s"] * per_spot / beam_area,
+    n_proj, is_3d, shutter = t["n_proj"], t["is_3d"], p.shutter
+    area = p.fov_x_m * p.fov_y_m
+    beam_area = np.pi / 4 * p.beam_diameter_m ** 2
+    per_spot = np.maximum(1.0, p.beam_diameter_m / (2 * p.slow_step_m
+                                                       * p.overlap_relaxation))
+    parked = np.where((shutter == Shutter.NONE) & inside,
+                      p.flux_photons_per_s * p.line_turnaround_s * per_spot / beam_area,
                       0.0)
-    dtheta = np.deg2rad(p["angular_range_deg"]) / np.maximum(n_proj, 1)
+    dtheta = np.deg2rad(p.angular_range_deg) / np.maximum(n_proj, 1)
     hits = np.where(is_3d, np.minimum(n_proj, np.maximum(
-        1.0, p["beam_diameter_m"] / (0.5 * p["fov_x_m"] * dtheta))), 1.0)
-    local_fluence = n_proj * p["flux_photons_per_s"] * raster_on / area + hits * parked
-    e_photon = p["energy_kev"] * 1e3 * 1.602176634e-19
-    return local_fluence * e_photon * p["mu_en_over_rho_m2_per_kg"]
+        1.0, p.beam_diameter_m / (0.5 * p.fov_x_m * dtheta))), 1.0)
+    local_fluence = n_proj * p.flux_photons_per_s * raster_on / area + hits * parked
+    e_photon = p.energy_kev * 1e3 * 1.602176634e-19
+    return local_fluence * e_photon * p.mu_en_over_rho_m2_per_kg
 
 
-def _detector_terms(p: dict) -> dict:
+def _detector_terms(p: ForecastInputs) -> dict:
     """Frame size, and the count rate on the most illuminated pixel."""
-    peak_rate = p["flux_photons_per_s"] / p["disc_pixels"]
-    frame_bytes = p["n_crop"] ** 2 * p["bytes_per_pixel"]
-    return {"frame_bytes": frame_bytes, "data_rate": frame_bytes * p["frame_rate_hz"],
+    peak_rate = p.flux_photons_per_s / p.disc_pixels
+    frame_bytes = p.n_crop ** 2 * p.bytes_per_pixel
+    return {"frame_bytes": frame_bytes, "data_rate": frame_bytes * p.frame_rate_hz,
             "peak_rate": peak_rate,
-            "recorded": _detector.binned_recorded_rate(peak_rate, p["dead_time_s"],
-                                                       p["binning"]),
-            "peak_counts": peak_rate * p["exposure_s"]}
+            "recorded": _detector.binned_recorded_rate(peak_rate, p.dead_time_s,
+                                                       p.binning),
+            "peak_counts": peak_rate * p.exposure_s}
 
 
-def _resolution_terms(p: dict, t: dict) -> dict:
+def _resolution_terms(p: ForecastInputs, t: dict) -> dict:
     """2D and 3D resolution (:mod:`twin.workflows.forecast_resolution`)."""
-    law = ResolutionLaw.from_params(p)
+    law = ResolutionLaw.from_inputs(p)
     fluence, n_proj = t["fluence"], t["n_proj"]
     per_projection, penalty, unresolved, resolution = _res.resolution_2d(
-        law, fluence, p["sim_f_cliff_per_m2"])
+        law, fluence, p.sim_f_cliff_per_m2)
     three = _res.resolution_3d(law, fluence, n_proj, penalty, t["voxel"],
-                               p["angular_range_deg"], p["sample_width_m"])
+                               p.angular_range_deg, p.sample_width_m)
     resolution_3d = np.where(t["is_3d"] & ~unresolved, three["best_3d"] * three["wedge"] ** (1 / 3),
                              np.nan)
     # projection approximation: thickness within the depth of field 5.2·d²/λ at the forecast
     # resolution (Tsai et al. 2016); beyond it a multislice model is needed
-    dof = 5.2 * resolution ** 2 / p["wavelength_m"]
-    at_f0 = (law.model == 3) & np.isclose(fluence, p["sim_f0_per_m2"], rtol=1e-9)
+    dof = 5.2 * resolution ** 2 / p.wavelength_m
+    at_f0 = ((law.model == ResolutionModel.SIMULATED)
+             & np.isclose(fluence, p.sim_f0_per_m2, rtol=1e-9))
     return {"per_projection": per_projection, "unresolved": unresolved,
             "resolution": resolution, "resolution_3d": resolution_3d, "dof": dof,
             "at_f0": at_f0, **three}
 
 
-def _time_keys(p: dict, t: dict) -> dict:
+def _time_keys(p: ForecastInputs, t: dict) -> dict:
     """Time, data volume, photons and dose of the acquisition."""
     frames, lines, scan_rate_m2 = t["frames"], t["lines"], t["scan_rate_m2"]
     scan_time, projection_time, n_proj = t["scan_time"], t["projection_time"], t["n_proj"]
     crowther, total_time, volume = t["crowther"], t["total_time"], t["volume"]
     frame_bytes, photons, beam_on = t["frame_bytes"], t["photons"], t["beam_on"]
     peak_dose = t["peak_dose"]
-    lam = p["wavelength_m"]
+    lam = p.wavelength_m
     data_rate = t["data_rate"]
     return {
-        "energy_kev": p["energy_kev"],
+        "energy_kev": p.energy_kev,
         "wavelength_m": lam,
-        "frame_rate_hz": p["frame_rate_hz"],
-        "exposure_s": p["exposure_s"],
+        "frame_rate_hz": p.frame_rate_hz,
+        "exposure_s": p.exposure_s,
         "frames_per_projection": frames,
         "lines_per_projection": lines,
         "scan_rate_um2_per_s": scan_rate_m2 * 1e12,
@@ -283,85 +290,85 @@ def _time_keys(p: dict, t: dict) -> dict:
         "total_time_h": total_time / 3600,
         "total_time_days": total_time / 86400,
         "shifts": total_time / SHIFT_S,
-        "sample_overhead_s": p["sample_overhead_s"],
+        "sample_overhead_s": p.sample_overhead_s,
         "imaged_volume_um3": volume * 1e18,
         "volume_rate_um3_per_s": volume * 1e18 / total_time,
         "frame_bytes": frame_bytes,
         "data_volume_bytes": frame_bytes * frames * n_proj,
         "data_rate_bytes_per_s": data_rate,
         "photons_total": photons,
-        "flux_photons_per_s": p["flux_photons_per_s"],
+        "flux_photons_per_s": p.flux_photons_per_s,
         "beam_on_time_s": n_proj * beam_on,
         "peak_local_dose_gy": peak_dose,
-        "data_volume_full_frame_bytes": p["full_frame_pixels"] * p["bytes_per_pixel"] * frames
+        "data_volume_full_frame_bytes": p.full_frame_pixels * p.bytes_per_pixel * frames
         * n_proj,
-        "compression_ratio": p["compression_ratio"],
-        "data_volume_compressed_bytes": frame_bytes * frames * n_proj / p["compression_ratio"],
+        "compression_ratio": p.compression_ratio,
+        "data_volume_compressed_bytes": frame_bytes * frames * n_proj / p.compression_ratio,
     }
 
 
-def _calibration_keys(p: dict, t: dict) -> dict:
+def _calibration_keys(p: ForecastInputs, t: dict) -> dict:
     """The simulated calibration's own figures at this fluence."""
     n_proj, at_f0, per_projection = t["n_proj"], t["at_f0"], t["per_projection"]
     fluence, is_3d, unresolved = t["fluence"], t["is_3d"], t["unresolved"]
-    model = p["resolution_model"]
-    cliff = p["sim_f_cliff_per_m2"]
+    simulated = p.resolution_model == ResolutionModel.SIMULATED
+    cliff = p.sim_f_cliff_per_m2
     return {
         # measured values exist only at the calibration's own fluence F0
         "resolution_simulated_m": np.where(at_f0, per_projection, np.nan),
         # (the fit's standard error belongs to the dose-limited side)
-        "resolution_simulated_std_m": np.where(at_f0 & (fluence <= p["sim_f_turn_per_m2"]),
-                                               p["sim_d0_std_m"], np.nan),
-        "resolution_exponent_k": np.where(model == 3, p["sim_k"], np.nan),
-        "resolution_exponent_k_std": np.where(model == 3, p["sim_k_std"], np.nan),
-        "resolution_exponent_k_detector": np.where(model == 3, p["sim_k_high"], np.nan),
+        "resolution_simulated_std_m": np.where(at_f0 & (fluence <= p.sim_f_turn_per_m2),
+                                               p.sim_d0_std_m, np.nan),
+        "resolution_exponent_k": np.where(simulated, p.sim_k, np.nan),
+        "resolution_exponent_k_std": np.where(simulated, p.sim_k_std, np.nan),
+        "resolution_exponent_k_detector": np.where(simulated, p.sim_k_high, np.nan),
         # the simulated curve used outside the fluences the twin simulated: at this fluence,
         # or (3D dose fractionation) at the total fluence of all projections
-        "resolution_extrapolated": (model == 3) & (
-            (fluence < p["sim_f_min_per_m2"] * (1 - 1e-9))
-            | (fluence > p["sim_f_max_per_m2"] * (1 + 1e-9))
-            | (is_3d & (fluence * n_proj > p["sim_f_max_per_m2"] * (1 + 1e-9)))),
+        "resolution_extrapolated": simulated & (
+            (fluence < p.sim_f_min_per_m2 * (1 - 1e-9))
+            | (fluence > p.sim_f_max_per_m2 * (1 + 1e-9))
+            | (is_3d & (fluence * n_proj > p.sim_f_max_per_m2 * (1 + 1e-9)))),
         "resolution_resolved": ~unresolved,
         "resolution_unresolved": unresolved,
-        "resolution_uncalibrated": (model == 3) & ~np.isfinite(p["sim_d0_m"]),
-        "resolution_cliff_fluence_photons_per_um2": np.where(model == 3, cliff * 1e-12, np.nan),
-        "resolution_seeds": np.where(model == 3, p["sim_seeds"], np.nan),
-        "resolution_patch_frames": p["patch_frames"],
-        "resolution_patch_fluence_ratio": p["patch_fluence_ratio"],
+        "resolution_uncalibrated": simulated & ~np.isfinite(p.sim_d0_m),
+        "resolution_cliff_fluence_photons_per_um2": np.where(simulated, cliff * 1e-12, np.nan),
+        "resolution_seeds": np.where(simulated, p.sim_seeds, np.nan),
+        "resolution_patch_frames": p.patch_frames,
+        "resolution_patch_fluence_ratio": p.patch_fluence_ratio,
         "resolution_turnover_fluence_photons_per_um2": np.where(
-            (model == 3) & np.isfinite(p["sim_f_turn_per_m2"]),
-            p["sim_f_turn_per_m2"] * 1e-12, np.nan),
+            simulated & np.isfinite(p.sim_f_turn_per_m2),
+            p.sim_f_turn_per_m2 * 1e-12, np.nan),
     }
 
 
-def _resolution_keys(p: dict, t: dict) -> dict:
+def _resolution_keys(p: ForecastInputs, t: dict) -> dict:
     """Resolution (2D and 3D), dose, fluence and the cost of simulating it all."""
     frames, n_proj, fluence, is_3d = t["frames"], t["n_proj"], t["fluence"], t["is_3d"]
     best_3d, wedge, limited_3d, dof = t["best_3d"], t["wedge"], t["limited_3d"], t["dof"]
     energy, pixel, resolution = t["energy"], t["pixel"], t["resolution"]
     resolution_3d, crowther_d, dose_3d = t["resolution_3d"], t["crowther_d"], t["dose_3d"]
-    lam = p["wavelength_m"]
+    lam = p.wavelength_m
     dose_gy = t["dose_gy"]
     return {
         "resolution_3d_worst_m": np.where(is_3d, best_3d * wedge, np.nan),
         "missing_wedge_elongation": np.where(is_3d, wedge, np.nan),
         "resolution_3d_limited_by_code": np.where(is_3d, limited_3d, np.nan),
         "depth_of_field_m": dof,
-        "projection_approximation_ok": p["sample_thickness_m"] <= dof,
+        "projection_approximation_ok": p.sample_thickness_m <= dof,
         "energy_deposited_j": energy,
         "dose_gy": dose_gy,
         "fluence_photons_per_um2": fluence * 1e-12,
         "pixel_size_m": pixel,
-        "resolution_limit_m": lam * p["distance_m"] / p["active_width_m"],
+        "resolution_limit_m": lam * p.distance_m / p.active_width_m,
         "resolution_forecast_m": resolution,
         "resolution_3d_forecast_m": resolution_3d,
         # what simulating and reconstructing every frame of the acquisition would take
-        "simulation_core_hours": n_proj * frames * p["sim_core_s_per_frame"] / 3600,
-        "simulation_gpu_hours": n_proj * frames * p["sim_gpu_s_per_frame"] / 3600,
-        "reconstruction_core_hours": n_proj * frames * p["rec_iterations"]
-        * p["rec_core_s_per_frame_iteration"] / 3600,
-        "reconstruction_gpu_hours": n_proj * frames * p["rec_iterations"]
-        * p["rec_gpu_s_per_frame_iteration"] / 3600,
+        "simulation_core_hours": n_proj * frames * p.sim_core_s_per_frame / 3600,
+        "simulation_gpu_hours": n_proj * frames * p.sim_gpu_s_per_frame / 3600,
+        "reconstruction_core_hours": n_proj * frames * p.rec_iterations
+        * p.rec_core_s_per_frame_iteration / 3600,
+        "reconstruction_gpu_hours": n_proj * frames * p.rec_iterations
+        * p.rec_gpu_s_per_frame_iteration / 3600,
         # the same crossings as full periods 1/f (the FIRE number, Nieuwenhuizen et al. 2013)
         "resolution_forecast_fire_m": 2 * resolution,
         "resolution_3d_forecast_fire_m": 2 * resolution_3d,
@@ -370,48 +377,54 @@ def _resolution_keys(p: dict, t: dict) -> dict:
     }
 
 
-def _detector_keys(p: dict, t: dict) -> dict:
+def _detector_keys(p: ForecastInputs, t: dict) -> dict:
     """Count rates, limits and the optics' figures."""
     peak_rate, recorded, peak_counts = t["peak_rate"], t["recorded"], t["peak_counts"]
-    lam = p["wavelength_m"]
-    beam_d = p["beam_diameter_m"]
+    lam = p.wavelength_m
+    beam_d = p.beam_diameter_m
     data_rate = t["data_rate"]
     dose_gy = t["dose_gy"]
-    saturated = (t["peak_rate"] > p["max_count_rate_hz"]) | (t["peak_counts"] > p["max_counts"])
+    saturated = (t["peak_rate"] > p.max_count_rate_hz) | (t["peak_counts"] > p.max_counts)
     return {
         "peak_count_rate_per_pixel_hz": peak_rate,
         "peak_recorded_rate_per_pixel_hz": recorded,
         "count_rate_loss_fraction": 1 - recorded / peak_rate,
-        "detector_max_count_rate_per_pixel_hz": p["max_count_rate_hz"],
+        "detector_max_count_rate_per_pixel_hz": p.max_count_rate_hz,
         "peak_counts_per_frame": peak_counts,
-        "detector_max_counts": p["max_counts"],
+        "detector_max_counts": p.max_counts,
         "saturated": saturated,
-        "dose_limit_gy": p["dose_limit_gy"],
-        "dose_limit_exceeded": dose_gy > p["dose_limit_gy"],
-        "data_rate_limit_bytes_per_s": p["data_rate_limit_bytes_per_s"],
-        "data_rate_exceeded": data_rate > p["data_rate_limit_bytes_per_s"],
-        "zone_plate_focal_length_m": p["zone_plate_focal_length_m"],
+        "dose_limit_gy": p.dose_limit_gy,
+        "dose_limit_exceeded": dose_gy > p.dose_limit_gy,
+        "data_rate_limit_bytes_per_s": p.data_rate_limit_bytes_per_s,
+        "data_rate_exceeded": data_rate > p.data_rate_limit_bytes_per_s,
+        "zone_plate_focal_length_m": p.zone_plate_focal_length_m,
         "beam_diameter_m": beam_d,
-        "defocus_m": p["defocus_m"],
-        "depth_of_focus_m": _optics.depth_of_focus_m(p["zone_plate_outermost_zone_m"], lam),
-        "overlap_fast": 1 - p["fast_step_m"] / beam_d,
-        "overlap_slow": 1 - p["slow_step_m"] * p["overlap_relaxation"] / beam_d,
+        "defocus_m": p.defocus_m,
+        "depth_of_focus_m": _optics.depth_of_focus_m(p.zone_plate_outermost_zone_m, lam),
+        "overlap_fast": 1 - p.fast_step_m / beam_d,
+        "overlap_slow": 1 - p.slow_step_m * p.overlap_relaxation / beam_d,
         "position_interpolation_factor": np.maximum(
-            1.0, p["frame_rate_hz"] / p["position_capture_rate_hz"]),
+            1.0, p.frame_rate_hz / p.position_capture_rate_hz),
     }
 
 
 _INT_KEYS = {"frames_per_projection", "lines_per_projection", "n_projections",
              "n_projections_crowther", "frame_bytes", "data_volume_bytes",
              "data_volume_full_frame_bytes", "resolution_seeds", "resolution_patch_frames"}
-_MODEL_NAMES = {0: "pixel size (no dose model)",
-                1: "Howells et al. 2009: d = d_ref (F/F_ref)^(-1/4), F fluence per projection",
-                2: "Rose criterion: d = (snr^2 / (4 F k^2 |dn|^2))^(1/4), F fluence per "
-                   "projection",
-                3: "simulated: d = d0 (F/F0)^(-k) fitted to FRC half-bit resolutions twin "
-                   "measured on its own simulated, reconstructed patches (no paper anchor); "
-                   "above a turnover, where the points get worse with flux, d follows them "
-                   "instead"}
+#: ``resolution_model`` of each :class:`~twin.workflows.forecast_params.ResolutionModel`.
+_MODEL_NAMES = {
+    ResolutionModel.PIXEL: "pixel size (no dose model)",
+    ResolutionModel.HOWELLS: "Howells et al. 2009: d = d_ref (F/F_ref)^(-1/4), F fluence per "
+                             "projection",
+    ResolutionModel.ROSE: "Rose criterion: d = (snr^2 / (4 F k^2 |dn|^2))^(1/4), F fluence per "
+                          "projection",
+    ResolutionModel.SIMULATED: "simulated: d = d0 (F/F0)^(-k) fitted to FRC half-bit resolutions "
+                               "twin measured on its own simulated, reconstructed patches (no "
+                               "paper anchor); above a turnover, where the points get worse "
+                               "with flux, d follows them instead"}
+#: ``resolution_3d_limited_by`` of each :class:`~twin.workflows.forecast_params.Limit3D`.
+_LIMIT_3D_NAMES = {Limit3D.DOSE: "dose (all projections)",
+                   Limit3D.CROWTHER: "Crowther (projection count)", Limit3D.VOXEL: "voxel size"}
 
 
 @dataclass(frozen=True)
@@ -441,9 +454,10 @@ def _scalar(key: str, v):
 BOUND_3D = "bound: max(Crowther, dose fractionation of the 2D law, voxel) x missing wedge"
 
 
-def _conventions(s: Scenario, p: dict, cal_from: str) -> dict:
+def _conventions(s: Scenario, p: ForecastInputs, cal_from: str) -> dict:
     """The convention every resolution key is in: threshold, method, the simulated patch, and
-    whose calibration it reads (``cal_from``: another scenario's name, or "" for its own)."""
+    whose calibration it reads (``cal_from``: another scenario's name, or "" for its own);
+    ``p``: the scenario's :func:`physical_parameters`."""
     simulated = s.resolution.model == "simulated"
     out = {
         "resolution_threshold": "half-bit" if simulated else None,
@@ -451,13 +465,13 @@ def _conventions(s: Scenario, p: dict, cal_from: str) -> dict:
             "half period 1/(2f) at the FRC's half-bit crossing against the twin's ground "
             "truth (keys ending _fire_m: the full period 1/f, the FIRE number)" if simulated
             else "half period 1/(2f) of the model named in resolution_model (no FRC)"),
-        "resolution_patch_size_m": ([float(p["patch_x_m"]), float(p["patch_y_m"])]
+        "resolution_patch_size_m": ([float(p.patch_x_m[0]), float(p.patch_y_m[0])]
                                     if simulated else None),
     }
     out["resolution_3d_method"] = BOUND_3D if s.is_3d else None
     if not simulated:
         out["resolution_calibration"] = None
-    elif not math.isfinite(p["sim_d0_m"]):
+    elif not math.isfinite(p.sim_d0_m[0]):
         base = s.model_copy(update={"sweep": {}})
         out["resolution_calibration"] = calibrate.missing_message(s, calibrate.estimate(base))
     else:
@@ -489,30 +503,31 @@ def forecast(s: Scenario, sim=None) -> Forecast:
         sim = calibrate.calibration(s)
     p = physical_parameters(s, sim)
     if s.resolution.model == "simulated":       # frames are simulated anyway
-        p["compression_ratio"] = (float(sim.compression_ratio) if sim is not None
-                                  else calibrate.compression_ratio(s))
-    out = evaluate(stack([p]))
+        p = dataclasses.replace(p, compression_ratio=(float(sim.compression_ratio)
+                                                      if sim is not None
+                                                      else calibrate.compression_ratio(s)))
+    out = evaluate(p)
     values = {k: _scalar(k, v[0]) for k, v in out.items()}
     values["flags"] = flags(out)[0]
     values.pop("resolution_unresolved", None)       # said by resolution_resolved and flags
     values.pop("resolution_uncalibrated", None)     # said by flags
-    values["resolution_model"] = _MODEL_NAMES[int(p["resolution_model"])]
+    values["resolution_model"] = _MODEL_NAMES[ResolutionModel(int(p.resolution_model[0]))]
     values.update(_conventions(s, p, getattr(sim, "source", "")))
     code = values.pop("resolution_3d_limited_by_code", None)
     if code is not None:
-        values["resolution_3d_limited_by"] = _limited_by_3d(s, values, int(code))
+        values["resolution_3d_limited_by"] = _limited_by_3d(s, values, Limit3D(int(code)))
     values["resolution_limited_by"] = _limited_by(s, values)
     values.update(simvol.forecast_values(s, values))
     return Forecast(s.name, values)
 
 
-def _limited_by_3d(s: Scenario, values: dict, code: int) -> str:
-    """What limits the 3D resolution (``code``: 0 dose, 1 Crowther, 2 voxel)."""
+def _limited_by_3d(s: Scenario, values: dict, limit: Limit3D) -> str:
+    """What limits the 3D resolution, in words."""
     k3 = values.get("resolution_exponent_k")
-    if code == 0 and s.resolution.model == "simulated" and k3 is not None and k3 <= 0:
+    if limit == Limit3D.DOSE and s.resolution.model == "simulated" and k3 is not None and k3 <= 0:
         return ("each projection's reconstruction (the simulated resolution does not improve "
                 "with dose, so neither does the total dose)")
-    return ("dose (all projections)", "Crowther (projection count)", "voxel size")[code]
+    return _LIMIT_3D_NAMES[limit]
 
 
 def _limited_by(s: Scenario, values: dict) -> str:

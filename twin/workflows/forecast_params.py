@@ -1,16 +1,20 @@
-"""The forecast's inputs: one scenario as a flat dict of SI numbers (:func:`physical_parameters`).
+"""The forecast's inputs: one scenario as typed column arrays (:class:`ForecastInputs`).
 
-This is where xraylib, the detector preset, the sample's geometry, the resolution model's
-calibration and the measured cost model are consulted (all cached), so that
+:func:`physical_parameters` is where xraylib, the detector preset, the sample's geometry, the
+resolution model's calibration and the measured cost model are consulted (all cached), so that
 :func:`twin.workflows.forecast.evaluate` can compute every forecast key of thousands of sweep
-points at once from column arrays (:func:`stack`). Categories are coded as floats:
-``step_mode`` (1: step scan), ``shutter`` (0 none, 1 per line, 2 per frame),
-``resolution_model`` (:data:`MODEL_CODES`), ``n_projections_requested`` (−1: Crowther's count).
+points at once from the column arrays of many points (:func:`stack`). Every field is one
+(n,) array, SI units unless its name says otherwise; categories are named by the enums
+:class:`ScanMode`, :class:`Shutter`, :class:`ProjectionCount` and :class:`ResolutionModel`
+(:class:`Limit3D` names what limits a 3D forecast).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from enum import IntEnum
 from functools import lru_cache
 
 import numpy as np
@@ -21,10 +25,278 @@ from twin.sample import materials as _materials
 from twin.scenario import Scenario
 from twin.workflows import calibrate
 
-#: ``resolution.model`` as the float code of the ``resolution_model`` column.
-MODEL_CODES = {"pixel": 0, "howells": 1, "rose": 2, "simulated": 3}
-#: ``scan.shutter`` as the float code of the ``shutter`` column.
-SHUTTER_CODES = {"none": 0.0, "per_line": 1.0, "per_frame": 2.0}
+
+class _Named(IntEnum):
+    """An enum whose members are a scenario's lower-case choices (``"per_frame"``)."""
+
+    @classmethod
+    def of(cls, choice: str) -> _Named:
+        """The member named by a scenario's choice ``choice`` (case-insensitive)."""
+        return cls[choice.upper()]
+
+
+class ScanMode(_Named):
+    """``scan.mode``: a fly scan, or a step scan that settles at every point."""
+
+    FLY = 0
+    STEP = 1
+
+
+class Shutter(_Named):
+    """``scan.shutter``: when the beam is off the sample."""
+
+    NONE = 0          #: always open: turnarounds and overheads irradiate too
+    PER_LINE = 1      #: closed outside the lines
+    PER_FRAME = 2     #: open only while a frame is exposed
+
+
+class ProjectionCount(IntEnum):
+    """``tomography.n_projections``: a 2D scan, a given count, or Crowther's count."""
+
+    TWO_D = 0         #: one projection (``n_projections = 0``)
+    GIVEN = 1         #: the count in ``n_projections_requested``
+    CROWTHER = 2      #: ⌈π/2 × the projection's width in voxels⌉
+
+    @classmethod
+    def of(cls, n_projections: int | str) -> ProjectionCount:
+        """The kind of a scenario's ``tomography.n_projections``."""
+        if n_projections == "crowther":
+            return cls.CROWTHER
+        return cls.GIVEN if n_projections else cls.TWO_D
+
+
+class ResolutionModel(_Named):
+    """``resolution.model`` (:class:`twin.scenario.Resolution`)."""
+
+    PIXEL = 0
+    HOWELLS = 1
+    ROSE = 2
+    SIMULATED = 3
+
+
+class Limit3D(IntEnum):
+    """What limits a 3D resolution: the dose of all projections, Crowther's criterion (the
+    projection count) or the voxel."""
+
+    DOSE = 0
+    CROWTHER = 1
+    VOXEL = 2
+
+
+#: The categorical fields of :class:`ForecastInputs` and their enums.
+CATEGORIES: dict[str, type[IntEnum]] = {"scan_mode": ScanMode, "projections": ProjectionCount,
+                                        "resolution_model": ResolutionModel, "shutter": Shutter}
+
+
+@dataclass(frozen=True)
+class ForecastInputs:
+    """Everything :func:`twin.workflows.forecast.evaluate` reads, for n points at once.
+
+    Every field is an (n,) array, one element per point: float64 in the units its name says
+    (SI otherwise), or, for the fields of :data:`CATEGORIES`, integer members of their enum
+    (``p.shutter == Shutter.PER_FRAME``). NaN marks a number a point's model does not use
+    (``sim_*`` outside ``resolution.model = "simulated"``), infinity a limit that is not set.
+    Built from one scenario by :func:`physical_parameters`, from many by :func:`stack`.
+    """
+
+    # --- beam, frame timing and the raster ----------------------------------------------------
+    energy_kev: np.ndarray
+    """Photon energy, keV."""
+    wavelength_m: np.ndarray
+    """X-ray wavelength."""
+    flux_photons_per_s: np.ndarray
+    """Photon flux at the sample, all beams together."""
+    frame_rate_hz: np.ndarray
+    """Detector frame rate."""
+    exposure_s: np.ndarray
+    """Exposure of one frame."""
+    scan_mode: np.ndarray
+    """:class:`ScanMode`."""
+    step_settle_s: np.ndarray
+    """Settle time per scan point of a step scan."""
+    fov_x_m: np.ndarray
+    """Field of view across the lines (along x)."""
+    fov_y_m: np.ndarray
+    """Field of view along y."""
+    fast_step_m: np.ndarray
+    """Step between frames along a line."""
+    slow_step_m: np.ndarray
+    """Step between lines, before the overlap relaxation."""
+    frames_per_line: np.ndarray
+    """Frames in one line."""
+    lines_per_beam: np.ndarray
+    """Lines each beam scans in one projection."""
+    object_pixel_m: np.ndarray
+    """Reconstructed pixel λz / (N_crop · p_eff)."""
+    n_beams: np.ndarray
+    """Beams scanning at once."""
+    overlap_relaxation: np.ndarray
+    """Factor r by which the lines are spread."""
+    line_turnaround_s: np.ndarray
+    """Time between two lines."""
+    projection_overhead_s: np.ndarray
+    """Fixed time per projection."""
+    position_capture_rate_hz: np.ndarray
+    """Rate at which the stage positions are captured."""
+    # --- projections, distance and the detector mode ------------------------------------------
+    projections: np.ndarray
+    """:class:`ProjectionCount`."""
+    n_projections_requested: np.ndarray
+    """The scenario's count where :attr:`projections` is ``GIVEN`` (NaN for Crowther's, 0 in
+    2D)."""
+    tomo_voxel_m: np.ndarray
+    """``tomography.voxel_size_m`` (NaN: the reconstructed pixel)."""
+    angular_range_deg: np.ndarray
+    """Angular range of the projections, degrees."""
+    distance_m: np.ndarray
+    """Sample–detector distance."""
+    pixel_eff_m: np.ndarray
+    """Stored detector pixel (after binning)."""
+    n_crop: np.ndarray
+    """Stored frame side, pixels."""
+    active_width_m: np.ndarray
+    """The detector's active width (its shorter side)."""
+    bytes_per_pixel: np.ndarray
+    """Bytes per stored pixel."""
+    binning: np.ndarray
+    """Detector binning factor."""
+    max_count_rate_hz: np.ndarray
+    """The detector mode's count-rate limit per pixel."""
+    max_counts: np.ndarray
+    """The detector mode's largest count per frame and pixel."""
+    dead_time_s: np.ndarray
+    """Counter dead time."""
+    # --- dose ----------------------------------------------------------------------------------
+    mu_en_over_mu: np.ndarray
+    """Energy-absorption over attenuation coefficient of the sample's material."""
+    absorbed_fraction: np.ndarray
+    """Mean absorbed fraction over rays and angles."""
+    mass_kg: np.ndarray
+    """Irradiated mass, kg."""
+    # --- optics --------------------------------------------------------------------------------
+    zone_plate_focal_length_m: np.ndarray
+    """Zone-plate focal length."""
+    zone_plate_outermost_zone_m: np.ndarray
+    """Zone-plate outermost zone width."""
+    defocus_m: np.ndarray
+    """Sample distance from the focus."""
+    beam_diameter_m: np.ndarray
+    """Beam diameter at the sample."""
+    disc_pixels: np.ndarray
+    """Detector pixels the direct beam's disc covers (the whole frame with a diffuser)."""
+    # --- the resolution model and its paper anchors --------------------------------------------
+    resolution_model: np.ndarray
+    """:class:`ResolutionModel`."""
+    reference_resolution_m: np.ndarray
+    """Howells: the paper's resolution (NaN if none)."""
+    reference_fluence_per_m2: np.ndarray
+    """Howells: the paper's fluence, photons/m² (NaN for other models)."""
+    rose_contrast2: np.ndarray
+    """Rose: |Δn|² of feature against background (NaN for other models)."""
+    rose_snr: np.ndarray
+    """Rose: the signal-to-noise ratio asked for."""
+    # --- the simulated calibration (NaN without one; twin.analysis.laws.Calibration) -----------
+    sim_d0_m: np.ndarray
+    """Resolution at the calibration's fluence F0."""
+    sim_d0_std_m: np.ndarray
+    """Its standard error."""
+    sim_k: np.ndarray
+    """Fitted exponent k of d = d0 (F/F0)^(-k)."""
+    sim_k_std: np.ndarray
+    """Its standard error."""
+    sim_f0_per_m2: np.ndarray
+    """F0, photons/m²."""
+    sim_f_turn_per_m2: np.ndarray
+    """Turnover fluence above which d follows the detector-limited points (∞: none)."""
+    sim_k_high: np.ndarray
+    """Exponent above the turnover."""
+    sim_f_min_per_m2: np.ndarray
+    """Lowest fluence at which every seed resolved (the law holds from here)."""
+    sim_f_max_per_m2: np.ndarray
+    """Highest fluence at which a seed resolved."""
+    sim_f_cliff_per_m2: np.ndarray
+    """Cliff: below it the reconstructions fail (NaN: none)."""
+    sim_seeds: np.ndarray
+    """Seeds per fluence."""
+    # --- the calibration's simulated patch (NaN unless simulated) ------------------------------
+    patch_x_m: np.ndarray
+    """Patch width."""
+    patch_y_m: np.ndarray
+    """Patch height."""
+    patch_frames: np.ndarray
+    """Frames of the patch."""
+    patch_fluence_ratio: np.ndarray
+    """The patch's fluence per scan point over the full scan's."""
+    # --- the measured cost model (twin.workflows.calibrate.cost_params) -------------------------
+    sim_core_s_per_frame: np.ndarray
+    """Seconds to simulate one frame on a CPU core."""
+    sim_gpu_s_per_frame: np.ndarray
+    """Seconds to simulate one frame on a GPU."""
+    rec_core_s_per_frame_iteration: np.ndarray
+    """Seconds per frame and iteration of the reconstruction on a CPU core."""
+    rec_gpu_s_per_frame_iteration: np.ndarray
+    """Seconds per frame and iteration of the reconstruction on a GPU."""
+    rec_iterations: np.ndarray
+    """Reconstruction iterations."""
+    # --- shutter, the sample's extent, full frames, beamtime limits -----------------------------
+    shutter: np.ndarray
+    """:class:`Shutter`."""
+    sample_width_m: np.ndarray
+    """The sample's widest extent across the beam over the rotation (Crowther's D)."""
+    sample_thickness_m: np.ndarray
+    """The sample's thickness along the beam."""
+    full_frame_pixels: np.ndarray
+    """Pixels of an uncropped (binned) frame."""
+    compression_ratio: np.ndarray
+    """Measured compression ratio of the frames (NaN: not measured)."""
+    mu_en_over_rho_m2_per_kg: np.ndarray
+    """Mass energy-absorption coefficient of the sample, m²/kg."""
+    sample_overhead_s: np.ndarray
+    """Alignment and sample change, once per sample."""
+    dose_limit_gy: np.ndarray
+    """``beamtime.dose_limit_gy`` (∞: none)."""
+    data_rate_limit_bytes_per_s: np.ndarray
+    """``beamtime.data_rate_limit_bytes_per_s`` (∞: none)."""
+
+    def __post_init__(self):
+        n = None
+        for f in dataclasses.fields(self):
+            enum = CATEGORIES.get(f.name)
+            col = np.atleast_1d(np.asarray(getattr(self, f.name),
+                                           dtype=np.int64 if enum else np.float64))
+            if col.ndim != 1 or (n is not None and len(col) != n):
+                raise ValueError(f"ForecastInputs.{f.name}: shape {col.shape}, not ({n},) as "
+                                 "the fields before it")
+            if enum and not np.isin(col, list(enum)).all():
+                raise ValueError(f"ForecastInputs.{f.name}: {sorted(set(col.tolist()))} holds "
+                                 f"a value outside {enum.__name__} {[int(m) for m in enum]}")
+            n = len(col)
+            object.__setattr__(self, f.name, col)
+
+    def __len__(self) -> int:
+        return len(self.energy_kev)
+
+    def repeat(self, n: int) -> ForecastInputs:
+        """Every point ``n`` times in a row (the planner then sets columns on the copies)."""
+        return ForecastInputs(**{f.name: np.repeat(getattr(self, f.name), n)
+                                 for f in dataclasses.fields(self)})
+
+
+def stack(inputs: list[ForecastInputs]) -> ForecastInputs:
+    """The points of many :class:`ForecastInputs` (e.g. one per sweep point) in one.
+
+    Parameters
+    ----------
+    inputs : list of ForecastInputs
+        At least one; their points in order.
+
+    Returns
+    -------
+    ForecastInputs
+        Every field the concatenation of the inputs' columns.
+    """
+    return ForecastInputs(**{f.name: np.concatenate([getattr(p, f.name) for p in inputs])
+                             for f in dataclasses.fields(ForecastInputs)})
 
 
 @lru_cache(maxsize=1024)
@@ -36,8 +308,8 @@ def _absorbed(shape: str, size_x_m: float, size_z_m: float, fov_width_m: float,
                                          angles)
 
 
-def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
-    """Flat SI parameters of one scenario for :func:`twin.workflows.forecast.evaluate`.
+def physical_parameters(s: Scenario, sim=None) -> ForecastInputs:
+    """The inputs of :func:`twin.workflows.forecast.evaluate` for one scenario.
 
     Parameters
     ----------
@@ -50,8 +322,8 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
 
     Returns
     -------
-    dict of str to float
-        One number per parameter, SI units (categories coded as floats).
+    ForecastInputs
+        One point: every field a (1,) array.
     """
     from twin.geometry import Geometry
 
@@ -63,10 +335,11 @@ def physical_parameters(s: Scenario, sim=None) -> dict[str, float]:
         sim = None
     elif sim is None:
         sim = calibrate.calibration(s)
-    return {**_scan_params(s, g), **_detector_params(s, g), **_dose_params(s, g, bulk),
-            **_optics_params(s, g), **_resolution_params(s, g, sim),
-            **_patch_params(s, g, sim is not None), **calibrate.cost_params(s, g),
-            **_sample_params(s, g, bulk)}
+    return ForecastInputs(**_scan_params(s, g), **_detector_params(s, g),
+                          **_dose_params(s, g, bulk), **_optics_params(s, g),
+                          **_resolution_params(s, g, sim),
+                          **_patch_params(s, g, sim is not None), **calibrate.cost_params(s, g),
+                          **_sample_params(s, g, bulk))
 
 
 def _scan_params(s: Scenario, g) -> dict[str, float]:
@@ -77,7 +350,7 @@ def _scan_params(s: Scenario, g) -> dict[str, float]:
         "flux_photons_per_s": s.beam.flux_photons_per_s,
         "frame_rate_hz": s.scan.frame_rate_hz,
         "exposure_s": s.exposure_s,
-        "step_mode": 1.0 if s.scan.mode == "step" else 0.0,
+        "scan_mode": ScanMode.of(s.scan.mode),
         "step_settle_s": s.scan.step_settle_s,
         "fov_x_m": g.fov_x_m,
         "fov_y_m": g.fov_y_m,
@@ -98,8 +371,10 @@ def _detector_params(s: Scenario, g) -> dict[str, float]:
     """Projections, distance and the detector mode."""
     det = g.detector
     n_proj = s.tomography.n_projections
+    kind = ProjectionCount.of(n_proj)
     return {
-        "n_projections_requested": (-1.0 if n_proj == "crowther" else float(n_proj)),
+        "projections": kind,
+        "n_projections_requested": math.nan if kind == ProjectionCount.CROWTHER else float(n_proj),
         "tomo_voxel_m": s.tomography.voxel_size_m or math.nan,
         "angular_range_deg": s.tomography.angular_range_deg,
         "distance_m": s.detector.distance_m,
@@ -151,7 +426,7 @@ def _optics_params(s: Scenario, g) -> dict[str, float]:
 
 
 def _resolution_params(s: Scenario, g, sim) -> dict[str, float]:
-    """The resolution model: its code, its paper anchors, and the calibration ``sim``."""
+    """The resolution model, its paper anchors, and the calibration ``sim``."""
     res = s.resolution
     contrast2 = math.nan
     if res.model == "rose":
@@ -161,7 +436,7 @@ def _resolution_params(s: Scenario, g, sim) -> dict[str, float]:
     ref_fluence = (res.reference_flux_photons_per_s / (res.reference_scan_rate_um2_per_s * 1e-12)
                    if res.model == "howells" else math.nan)
     return {
-        "resolution_model": float(MODEL_CODES[res.model]),
+        "resolution_model": ResolutionModel.of(res.model),
         "reference_resolution_m": res.reference_resolution_m or math.nan,
         "reference_fluence_per_m2": ref_fluence,
         "rose_contrast2": contrast2,
@@ -216,7 +491,7 @@ def _sample_params(s: Scenario, g, bulk) -> dict[str, float]:
     thickness = max(size_x, size_z) if is_3d else size_z
     full_px = det.pixels_x * det.pixels_y / det.binning ** 2
     return {
-        "shutter": SHUTTER_CODES[s.scan.shutter],
+        "shutter": Shutter.of(s.scan.shutter),
         "sample_width_m": width_across,
         "sample_thickness_m": thickness,
         "full_frame_pixels": float(full_px),
@@ -226,14 +501,3 @@ def _sample_params(s: Scenario, g, bulk) -> dict[str, float]:
         "dose_limit_gy": s.beamtime.dose_limit_gy or math.inf,
         "data_rate_limit_bytes_per_s": s.beamtime.data_rate_limit_bytes_per_s or math.inf,
     }
-
-
-def stack(params: list[dict[str, float]]) -> dict[str, np.ndarray]:
-    """Column arrays from a list of :func:`physical_parameters` dicts.
-
-    Returns
-    -------
-    dict of str to (n,) float ndarray
-    """
-    keys = params[0].keys()
-    return {k: np.array([p[k] for p in params], dtype=float) for k in keys}

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin.analysis.laws import simulated_law
-
-#: ``resolution_model`` codes (:data:`twin.workflows.forecast_params.MODEL_CODES`).
-PIXEL, HOWELLS, ROSE, SIMULATED = 0, 1, 2, 3
+from twin.workflows.forecast_params import ForecastInputs, Limit3D, ResolutionModel
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class ResolutionLaw:
     Attributes
     ----------
     model : ndarray
-        Model code: 0 pixel, 1 Howells, 2 Rose, 3 simulated.
+        :class:`~twin.workflows.forecast_params.ResolutionModel` of each point.
     pixel_m, wavelength_m : ndarray
         Reconstructed pixel and X-ray wavelength, metres.
     reference_resolution_m, reference_fluence_per_m2 : ndarray
@@ -58,12 +56,12 @@ class ResolutionLaw:
     k_high: np.ndarray
 
     @classmethod
-    def from_params(cls, p: dict) -> ResolutionLaw:
-        """The law of :func:`twin.workflows.forecast_params.physical_parameters` columns."""
-        return cls(p["resolution_model"], p["object_pixel_m"], p["wavelength_m"],
-                   p["reference_resolution_m"], p["reference_fluence_per_m2"], p["rose_snr"],
-                   p["rose_contrast2"], p["sim_d0_m"], p["sim_f0_per_m2"], p["sim_k"],
-                   p["sim_f_turn_per_m2"], p["sim_k_high"])
+    def from_inputs(cls, p: ForecastInputs) -> ResolutionLaw:
+        """The law of the forecast's inputs ``p`` (their resolution model's columns)."""
+        return cls(p.resolution_model, p.object_pixel_m, p.wavelength_m,
+                   p.reference_resolution_m, p.reference_fluence_per_m2, p.rose_snr,
+                   p.rose_contrast2, p.sim_d0_m, p.sim_f0_per_m2, p.sim_k,
+                   p.sim_f_turn_per_m2, p.sim_k_high)
 
     def dose_limited(self, f, total: bool = False):
         """d at fluence ``f`` (photons/m²) under each point's model, metres.
@@ -84,9 +82,9 @@ class ResolutionLaw:
             howells_f = self.reference_resolution_m * (f / self.reference_fluence_per_m2) ** -0.25
             rose_f = (self.rose_snr ** 2 / (4 * f * k ** 2 * self.rose_contrast2)) ** 0.25
         m = self.model
-        return np.where(m == HOWELLS, howells_f, np.where(m == ROSE, rose_f,
-                                                          np.where(m == SIMULATED, sim_f,
-                                                                   self.pixel_m)))
+        return np.where(m == ResolutionModel.HOWELLS, howells_f,
+                        np.where(m == ResolutionModel.ROSE, rose_f,
+                                 np.where(m == ResolutionModel.SIMULATED, sim_f, self.pixel_m)))
 
     def detector_penalty(self, fluence, per_projection):
         """What the detector costs each projection at its own fluence F: the simulated curve
@@ -94,7 +92,7 @@ class ResolutionLaw:
         lose counts stay as bad however the dose is fractionated, so the 3D dose limit carries
         the same factor."""
         with np.errstate(divide="ignore", invalid="ignore"):
-            penalty = np.where(self.model == SIMULATED, np.maximum(
+            penalty = np.where(self.model == ResolutionModel.SIMULATED, np.maximum(
                 1.0, per_projection / self.dose_limited(fluence, total=True)), 1.0)
         return np.where(np.isfinite(penalty), penalty, 1.0)
 
@@ -120,8 +118,8 @@ def resolution_2d(law: ResolutionLaw, fluence, cliff_per_m2):
     the forecast is NaN."""
     per_projection = law.dose_limited(fluence)
     penalty = law.detector_penalty(fluence, per_projection)
-    unresolved = ((law.model == SIMULATED) & np.isfinite(cliff_per_m2)
-                  & (fluence < cliff_per_m2 * (1 - 1e-9)))
+    simulated = law.model == ResolutionModel.SIMULATED
+    unresolved = simulated & np.isfinite(cliff_per_m2) & (fluence < cliff_per_m2 * (1 - 1e-9))
     resolution = np.where(unresolved, np.nan, np.maximum(per_projection, law.pixel_m))
     return per_projection, penalty, unresolved, resolution
 
@@ -134,7 +132,8 @@ def resolution_3d(law: ResolutionLaw, fluence, n_proj, penalty, voxel_m, angular
     -------
     dict
         ``dose_3d``, ``crowther_d``, ``wedge``, ``best_3d`` (the largest of the three limits),
-        ``limited_3d`` (0 dose, 1 Crowther, 2 voxel; NaN without a dose limit).
+        ``limited_3d`` (the :class:`~twin.workflows.forecast_params.Limit3D` value as a float;
+        NaN without a dose limit).
     """
     pixel = law.pixel_m
     voxel_3d = np.maximum(voxel_m, pixel)
@@ -143,8 +142,8 @@ def resolution_3d(law: ResolutionLaw, fluence, n_proj, penalty, voxel_m, angular
     crowther_d = sample_width_m * (theta / np.maximum(n_proj, 1)) / 2
     wedge = missing_wedge_elongation(theta)
     best_3d = np.maximum(np.maximum(dose_3d, crowther_d), voxel_3d)
-    limited_3d = np.where(np.isnan(dose_3d), np.nan,
-                          np.where(dose_3d >= np.maximum(crowther_d, voxel_3d), 0.0,
-                                   np.where(crowther_d >= voxel_3d, 1.0, 2.0)))
+    limit = np.where(dose_3d >= np.maximum(crowther_d, voxel_3d), Limit3D.DOSE,
+                     np.where(crowther_d >= voxel_3d, Limit3D.CROWTHER, Limit3D.VOXEL))
+    limited_3d = np.where(np.isnan(dose_3d), np.nan, limit.astype(float))
     return {"dose_3d": dose_3d, "crowther_d": crowther_d, "wedge": wedge, "best_3d": best_3d,
             "limited_3d": limited_3d}

@@ -16,6 +16,7 @@ otherwise, both half periods 1/(2f) at the FRC/FSC threshold of the resolution m
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
@@ -28,6 +29,7 @@ from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
 from twin.workflows import calibrate
 from twin.workflows import forecast as _forecast
+from twin.workflows.forecast_params import ForecastInputs, ProjectionCount
 
 #: Fields whose value the forecast's physical parameters carry in one column and nowhere else:
 #: the planner sets the column instead of rebuilding the scenario (the point's calibration is
@@ -184,10 +186,11 @@ def _base_calibration(base: Scenario):
 
 @dataclass
 class _Grid:
-    """Evaluated grid points: one row per point."""
+    """Evaluated grid points: one row per point (``params``: one block of rows per
+    combination of the structural fields)."""
 
     values: list[dict] = field(default_factory=list)      # varied path → value
-    params: list[dict] = field(default_factory=list)      # physical parameters
+    params: list = field(default_factory=list)            # ForecastInputs per combination
     combo: list[int] = field(default_factory=list)        # index into calibrations
     calibrations: list = field(default_factory=list)      # (calibration, which) per combination
     invalid: int = 0                                     # points that make no valid scenario
@@ -213,16 +216,23 @@ def _evaluate_grid(base: Scenario, varies: list[Vary], n: int) -> _Grid:
                       else (base_cal, "own" if base_cal is not None else None))
         g.calibrations.append((cal, which))
         ratio = float(cal.compression_ratio) if cal is not None else math.nan
-        p = {**_forecast.physical_parameters(sc, cal), "compression_ratio": ratio}
+        p = dataclasses.replace(_forecast.physical_parameters(sc, cal), compression_ratio=ratio)
+        g.params.append(_set_columns(p.repeat(len(col_grid)), cols, col_grid))
         for point in col_grid:
-            cv = {v.path: x for v, x in zip(cols, point)}
-            q = dict(p)
-            for path, x in cv.items():
-                q[_COLUMNS[path]] = float(x)
-            g.values.append({**sv, **cv})
-            g.params.append(q)
+            g.values.append({**sv, **{v.path: x for v, x in zip(cols, point)}})
             g.combo.append(len(g.calibrations) - 1)
     return g
+
+
+def _set_columns(p: ForecastInputs, cols: list[Vary], col_grid: list[tuple]) -> ForecastInputs:
+    """``p`` (one row per point of ``col_grid``) with the column fields ``cols`` set to the
+    grid's values; a projection count set this way is a given count (``cols`` holds
+    ``tomography.n_projections`` only from 1 up)."""
+    changes = {_COLUMNS[v.path]: np.array([pt[j] for pt in col_grid], dtype=float)
+               for j, v in enumerate(cols)}
+    if "n_projections_requested" in changes:
+        changes["projections"] = np.full(len(p), ProjectionCount.GIVEN)
+    return dataclasses.replace(p, **changes) if changes else p
 
 
 @dataclass
@@ -298,7 +308,7 @@ def plan(base: Scenario, budget_shifts: float, target_resolution_m: float | None
         raise TwinInputError("--vary", paths, f"at most {MAX_POINTS:,} grid points ({size:,} "
                              "asked): vary fewer fields")
     g = _evaluate_grid(base, varies, points_per_field)
-    if not g.params:
+    if not g.values:
         return Plan([], varies, 0, 0, budget_shifts, target_resolution_m,
                     time.perf_counter() - t0, n_invalid=g.invalid)
     out = _forecast.evaluate(_forecast.stack(g.params))
@@ -309,7 +319,7 @@ def plan(base: Scenario, budget_shifts: float, target_resolution_m: float | None
     front = idx[pareto_front(obj)] if len(idx) else idx
     front = front[np.argsort(out["total_time_s"][front], kind="stable")]
     pts = [_point(base, g, int(i)) for i in front]
-    return Plan(pts, varies, len(g.params), len(idx), budget_shifts, target_resolution_m,
+    return Plan(pts, varies, len(g.values), len(idx), budget_shifts, target_resolution_m,
                 time.perf_counter() - t0,
                 np.stack([out["shifts"][idx], res[idx]], axis=1), g.invalid)
 

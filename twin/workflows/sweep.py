@@ -9,6 +9,7 @@ address (``--scheduler`` / ``TWIN_DASK_SCHEDULER``), e.g. one started by dask-jo
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -86,12 +87,13 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
             raise TwinInputError("sweep", values, "", message=(
                 f"sweep point {values} makes an invalid scenario: {exc}")) from None
         cal = calibrations[_calibration_key(keys, point)] if calibrations else None
-        params.append({**_forecast.physical_parameters(scenario, cal),
-                       "compression_ratio": compression_ratio})
+        params.append(_forecast.physical_parameters(scenario, cal))
         conventions.append(_forecast._conventions(scenario, params[-1],
                                                   getattr(cal, "source", "")))
         rows.append(values)
-    out = _forecast.evaluate(_forecast.stack(params))
+    inputs = _forecast.stack(params)
+    out = _forecast.evaluate(dataclasses.replace(
+        inputs, compression_ratio=np.full(len(inputs), compression_ratio)))
     table = pd.DataFrame(rows, columns=keys)
     for k, v in out.items():
         table[k] = v
