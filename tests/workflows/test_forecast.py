@@ -389,3 +389,34 @@ def test_every_flag_is_a_warning_on_stderr(scenario_path, tmp_path):
     assert len(warnings) == 3
     assert "saturated" in warnings[0] and "dose_limit_gy" in warnings[1]
     assert "data_rate_limit" in warnings[2]
+
+
+def test_an_uncalibrated_forecast_says_resolved_is_unknown_and_names_its_patch(
+        scenario_path, monkeypatch, tmp_path):
+    import json
+
+    from twin.workflows import simres
+    from twin.workflows.patch import patch_summary
+
+    def refuse(*a, **k):
+        raise AssertionError("the forecast started a simulation")
+
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))     # only shipped points count
+    monkeypatch.setattr(simres, "measure_many", refuse)
+    monkeypatch.setattr(simres, "measure", refuse)
+    # another energy: no shipped calibration, and no shipped scenario differs only in flux
+    s = scenario.load(scenario_path("brain_phantom_eiger_3khz")).with_values(
+        {"beam.energy_kev": 7.3})
+    f = forecast.forecast(s)
+    v = json.loads(json.dumps(f.as_dict(), allow_nan=False))    # no NaN in the JSON
+    assert v["flags"] == ["uncalibrated"]
+    # whether the reconstructions resolve is unknown, not true
+    assert v["resolution_resolved"] is None and v["resolution_forecast_m"] is None
+    out = forecast.evaluate(forecast.physical_parameters(s))
+    assert out["resolution_resolved"][0] is None and out["resolution_unresolved"][0] is None
+    # the patch is the scenario's own, whether or not it has been simulated yet
+    ps = patch_summary(s)
+    assert all(math.isfinite(x) and x > 0 for x in v["resolution_patch_size_m"])
+    assert v["resolution_patch_size_m"] == [ps.size_m[0], ps.size_m[1]]
+    assert v["resolution_patch_frames"] == ps.frames > 0
+    assert v["resolution_patch_fluence_ratio"] == ps.fluence_ratio

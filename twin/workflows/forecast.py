@@ -312,6 +312,7 @@ def _calibration_keys(p: ForecastInputs, t: dict) -> dict:
     n_proj, at_f0, per_projection = t["n_proj"], t["at_f0"], t["per_projection"]
     fluence, is_3d, unresolved = t["fluence"], t["is_3d"], t["unresolved"]
     simulated = p.resolution_model == ResolutionModel.SIMULATED
+    uncalibrated = simulated & ~np.isfinite(p.sim_d0_m)
     cliff = p.sim_f_cliff_per_m2
     return {
         # measured values exist only at the calibration's own fluence F0
@@ -328,11 +329,13 @@ def _calibration_keys(p: ForecastInputs, t: dict) -> dict:
             (fluence < p.sim_f_min_per_m2 * (1 - 1e-9))
             | (fluence > p.sim_f_max_per_m2 * (1 + 1e-9))
             | (is_3d & (fluence * n_proj > p.sim_f_max_per_m2 * (1 + 1e-9)))),
-        "resolution_resolved": ~unresolved,
-        "resolution_unresolved": unresolved,
-        "resolution_uncalibrated": simulated & ~np.isfinite(p.sim_d0_m),
+        # unknown (None, an object array) where no calibration says whether it resolves
+        "resolution_resolved": np.where(uncalibrated, None, ~unresolved),
+        "resolution_unresolved": np.where(uncalibrated, None, unresolved),
+        "resolution_uncalibrated": uncalibrated,
         "resolution_cliff_fluence_photons_per_um2": np.where(simulated, cliff * 1e-12, np.nan),
         "resolution_seeds": np.where(simulated, p.sim_seeds, np.nan),
+        # the patch the calibration simulates (or, uncalibrated, would simulate)
         "resolution_patch_frames": p.patch_frames,
         "resolution_patch_fluence_ratio": p.patch_fluence_ratio,
         "resolution_turnover_fluence_photons_per_um2": np.where(
@@ -440,6 +443,8 @@ class Forecast:
 
 def _scalar(key: str, v):
     v = v.item() if hasattr(v, "item") else v
+    if v is None:                       # unknown (resolution_resolved, uncalibrated)
+        return None
     if key in ("saturated", "projection_approximation_ok", "resolution_extrapolated",
                "resolution_resolved", "dose_limit_exceeded", "data_rate_exceeded"):
         return bool(v)

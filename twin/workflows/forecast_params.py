@@ -338,7 +338,8 @@ def physical_parameters(s: Scenario, sim=None) -> ForecastInputs:
     return ForecastInputs(**_scan_params(s, g), **_detector_params(s, g),
                           **_dose_params(s, g, bulk), **_optics_params(s, g),
                           **_resolution_params(s, g, sim),
-                          **_patch_params(s, g, sim is not None), **calibrate.cost_params(s, g),
+                          **_patch_params(s, g, s.resolution.model == "simulated"),
+                          **calibrate.cost_params(s, g),
                           **_sample_params(s, g, bulk))
 
 
@@ -465,7 +466,8 @@ def _calibration_params(sim) -> dict[str, float]:
 
 
 def _patch_params(s: Scenario, g, simulated: bool) -> dict[str, float]:
-    """The calibration patch's size, frames and fluence ratio (NaN unless simulated)."""
+    """The calibration patch's size, frames and fluence ratio (NaN unless simulated): the
+    patch the calibration simulates, known from the scenario alone (calibrated or not)."""
     if not simulated:
         return {"patch_x_m": math.nan, "patch_y_m": math.nan, "patch_frames": math.nan,
                 "patch_fluence_ratio": math.nan}

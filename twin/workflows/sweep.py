@@ -95,8 +95,8 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
     out = _forecast.evaluate(dataclasses.replace(
         inputs, compression_ratio=np.full(len(inputs), compression_ratio)))
     table = pd.DataFrame(rows, columns=keys)
-    for k, v in out.items():
-        table[k] = v
+    for k, v in out.items():     # (resolved / unresolved: None where uncalibrated)
+        table[k] = pd.array(v, dtype="boolean") if v.dtype == object else v
     for k in (conventions[0] if conventions else {}):   # the conventions of every number
         table[k] = [c[k] for c in conventions]
     # the forecast's feasibility flags, comma-separated ("" where the point is feasible)
