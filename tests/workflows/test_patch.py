@@ -46,12 +46,17 @@ def test_seed_scenarios_are_the_ones_that_calibrate():
     assert len(SEEDS) >= 5 and "siemens_star_selun_110khz" in SEEDS
 
 
+def test_points_stays_the_default_patch():
+    # a scenario that does not name its patch keeps the cache keys it had before the field
+    assert scenario.Resolution().patch == "points"
+    assert _load("quickstart", **{"resolution.model": "simulated"}).resolution.patch == "points"
+
+
 @pytest.mark.parametrize("name", SEEDS)
-def test_the_default_patch_keeps_every_shipped_calibration_point(name):
-    # "points" stays the default, and a default-valued new field changes no cache key: every
-    # shipped point is still found (a changed key would count as missing)
+def test_every_seed_scenario_finds_its_shipped_calibration(name):
+    # each seed scenario's shipped points match its own patch ("points", or the brain's
+    # "scan"): every point is found (a changed key would count as missing)
     s = _load(name)
-    assert s.resolution.patch == "points"
     assert simres.missing_points(s, s.resolution.calibration_seeds) == 0
 
 
