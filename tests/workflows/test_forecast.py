@@ -412,6 +412,7 @@ def test_an_uncalibrated_forecast_says_resolved_is_unknown_and_names_its_patch(
     assert v["flags"] == ["uncalibrated"]
     # whether the reconstructions resolve is unknown, not true
     assert v["resolution_resolved"] is None and v["resolution_forecast_m"] is None
+    assert v["resolution_extrapolated"] is None
     out = forecast.evaluate(forecast.physical_parameters(s))
     assert out["resolution_resolved"][0] is None and out["resolution_unresolved"][0] is None
     # the patch is the scenario's own, whether or not it has been simulated yet

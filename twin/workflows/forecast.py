@@ -325,10 +325,10 @@ def _calibration_keys(p: ForecastInputs, t: dict) -> dict:
         "resolution_exponent_k_detector": np.where(simulated, p.sim_k_high, np.nan),
         # the simulated curve used outside the fluences the twin simulated: at this fluence,
         # or (3D dose fractionation) at the total fluence of all projections
-        "resolution_extrapolated": simulated & (
+        "resolution_extrapolated": np.where(uncalibrated, None, simulated & (
             (fluence < p.sim_f_min_per_m2 * (1 - 1e-9))
             | (fluence > p.sim_f_max_per_m2 * (1 + 1e-9))
-            | (is_3d & (fluence * n_proj > p.sim_f_max_per_m2 * (1 + 1e-9)))),
+            | (is_3d & (fluence * n_proj > p.sim_f_max_per_m2 * (1 + 1e-9))))),
         # unknown (None, an object array) where no calibration says whether it resolves
         "resolution_resolved": np.where(uncalibrated, None, ~unresolved),
         "resolution_unresolved": np.where(uncalibrated, None, unresolved),
