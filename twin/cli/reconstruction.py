@@ -231,14 +231,13 @@ def _write_recon(output: Path, result, data, input: Path) -> None:
 
 
 def _reconstruct_master(master: Path, opts, c: _Controls) -> bool:
-    """``twin reconstruct`` of a master file (twin.workflows.experiment); False, having done
+    """``twin reconstruct`` of a master file (twin.workflows.experiment_recon); False, having done
     nothing, where ``master`` is not one."""
     import numpy as np
 
-    from twin.workflows import experiment as ex
     from twin.workflows import experiment_recon
 
-    if not ex.is_master(master):
+    if not experiment_recon.is_master(master):
         if c.scheduler is not None:
             raise TwinInputError("--scheduler", c.scheduler, "only for a master file (`twin "
                                  "simulate` of a 3D scenario to OUT.h5)")
