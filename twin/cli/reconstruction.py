@@ -231,13 +231,13 @@ def _write_recon(output: Path, result, data, input: Path) -> None:
 
 
 def _reconstruct_master(master: Path, opts, c: _Controls) -> bool:
-    """``twin reconstruct`` of a master file (twin.workflows.experiment); False, having done
+    """``twin reconstruct`` of a master file (twin.workflows.experiment_recon); False, having done
     nothing, where ``master`` is not one."""
     import numpy as np
 
-    from twin.workflows import experiment as ex
+    from twin.workflows import experiment_recon
 
-    if not ex.is_master(master):
+    if not experiment_recon.is_master(master):
         if c.scheduler is not None:
             raise TwinInputError("--scheduler", c.scheduler, "only for a master file (`twin "
                                  "simulate` of a 3D scenario to OUT.h5)")
@@ -246,8 +246,9 @@ def _reconstruct_master(master: Path, opts, c: _Controls) -> bool:
         raise TwinInputError(controls[0], str(master), "only for a CXI file, not a master file "
                              "of projections")
     address = scheduler_address(c.scheduler)
-    r = ex.reconstruct_experiment(master, c.output, opts, scheduler=address, frames=c.frames,
-                                  max_memory_gb=c.max_memory_gb, progress=True, log=say)
+    r = experiment_recon.reconstruct_experiment(
+        master, c.output, opts, scheduler=address, frames=c.frames,
+        max_memory_gb=c.max_memory_gb, progress=True, log=say)
     for line in r.stopped_early:
         typer.echo(f"twin: warning: {line}", err=True)
     typer.echo(f"wrote {r.path}: Data Exchange stack {r.shape} (angles, rows, cols), pixel "

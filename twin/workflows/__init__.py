@@ -4,7 +4,9 @@
   :func:`~.simulate.frames`, :func:`~.simulate.simulate`), from
   :mod:`~twin.workflows.simplan` (a scenario's plan: grids, geometry, probes, trajectory,
   sample) and :mod:`~twin.workflows.simframes` (the detector frames of a plan, block by block).
-- :mod:`~twin.workflows.experiment`: a 3D experiment, one Dask task per projection.
+- :mod:`~twin.workflows.experiment`: a 3D experiment, one Dask task per projection;
+  :mod:`~twin.workflows.experiment_recon`: its master file read, its projections reconstructed
+  into a stack.
 - :mod:`~twin.workflows.forecast`: time, dose, data volume, count rates and resolution of a
   scenario (``twin forecast``), from :mod:`~twin.workflows.forecast_params` (a scenario as a
   flat dict of SI numbers) and :mod:`~twin.workflows.forecast_resolution` (the resolution
@@ -25,6 +27,7 @@
 The modules are imported on use: ``from twin.workflows import simulate``.
 """
 
-__all__ = ["calibrate", "cluster", "experiment", "forecast", "forecast_params",
-           "forecast_resolution", "panda", "patch", "pipeline", "planner", "ptychotomo", "rundir",
-           "scenario_tools", "simframes", "simplan", "simres", "simulate", "simvol", "sweep"]
+__all__ = ["calibrate", "cluster", "experiment", "experiment_recon", "forecast",
+           "forecast_params", "forecast_resolution", "panda", "patch", "pipeline", "planner",
+           "ptychotomo", "rundir", "scenario_tools", "simframes", "simplan", "simres", "simulate",
+           "simvol", "sweep"]

@@ -89,7 +89,23 @@ class Cost:
 
 def point_seconds(s: Scenario) -> tuple[int, tuple, float, float]:
     """(frames, patch size, core-seconds, GPU-seconds) of one simulated point of scenario ``s``:
-    its patch simulated, then reconstructed from all its frames and from each of two halves."""
+    its patch simulated, then reconstructed from all its frames and from each of two halves.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario; its patch is :func:`twin.workflows.patch.patch_scenario`.
+
+    Returns
+    -------
+    frames : int
+        Frames of the patch.
+    patch_size_m : (float, float)
+        The patch's field, x and y, metres.
+    core_s, gpu_s : float
+        Seconds of one CPU core and of one GPU for the point (measured cost model; GPU NaN
+        where the device has no measurement).
+    """
     from twin.geometry import Geometry
     from twin.workflows import patch
 
@@ -106,13 +122,37 @@ def point_seconds(s: Scenario) -> tuple[int, tuple, float, float]:
 
 
 def workers(n_workers: int | None = None) -> int:
-    """Workers a local calibration runs on (as :func:`twin.workflows.simres.measure_many`)."""
+    """Workers a local calibration runs on (as :func:`twin.workflows.simres.measure_many`).
+
+    Parameters
+    ----------
+    n_workers : int, optional
+        Workers asked for; None or 0: two, or one on a single-CPU machine.
+
+    Returns
+    -------
+    int
+    """
     return int(n_workers or min(2, os.cpu_count() or 1))
 
 
 def estimate(s: Scenario, seeds: int | None = None, n_workers: int | None = None) -> Cost:
-    """The cost of calibrating scenario ``s`` (its sweep ignored) with ``seeds`` seeds
-    (default ``resolution.calibration_seeds``), counting only the points not cached."""
+    """The cost of calibrating scenario ``s`` (its sweep ignored), counting only the points
+    neither cached nor shipped as missing.
+
+    Parameters
+    ----------
+    s : Scenario
+        A ``resolution.model = "simulated"`` scenario.
+    seeds : int, optional
+        Seeds per fluence; None or 0: ``resolution.calibration_seeds``.
+    n_workers : int, optional
+        Local workers the wall time is estimated for (:func:`workers`).
+
+    Returns
+    -------
+    Cost
+    """
     from twin.workflows import simres
 
     base = s.model_copy(update={"sweep": {}})
@@ -125,7 +165,26 @@ def estimate(s: Scenario, seeds: int | None = None, n_workers: int | None = None
 
 def limit_hours(option_hours: float | None = None, field: str = "--max-hours") -> float | None:
     """The user's limit on a calibration's wall time, hours: the option ``field``, else
-    ``TWIN_CALIBRATION_LIMIT_S``, else none."""
+    ``TWIN_CALIBRATION_LIMIT_S`` (seconds), else none.
+
+    Parameters
+    ----------
+    option_hours : float, optional
+        The option's value, hours; None: not given.
+    field : str
+        The option's name, for the error message.
+
+    Returns
+    -------
+    float or None
+        The limit in hours; None where neither the option nor the variable is set.
+
+    Raises
+    ------
+    TwinInputError
+        ``option_hours`` is not positive (naming ``field``), or the variable is not a positive
+        number of seconds.
+    """
     if option_hours is not None:
         if not option_hours > 0:
             raise TwinInputError(field, option_hours, "a positive number of hours")
@@ -144,7 +203,26 @@ def limit_hours(option_hours: float | None = None, field: str = "--max-hours") -
 
 def check_limit(what: str, hours: float, limit_h: float | None, detail: str,
                 field: str = "--max-hours") -> None:
-    """Refuse work whose estimated wall ``hours`` exceed the user's ``limit_h`` (exit 2)."""
+    """Refuse work whose estimated wall ``hours`` exceed the user's ``limit_h`` (exit 2).
+
+    Parameters
+    ----------
+    what : str
+        The work, for the message (``"calibrating NAME"``).
+    hours : float
+        Its estimated wall time, hours.
+    limit_h : float or None
+        The limit, hours (:func:`limit_hours`); None: no limit, nothing is refused.
+    detail : str
+        The cost sentence appended to the message.
+    field : str
+        The option named by the error.
+
+    Raises
+    ------
+    TwinInputError
+        ``hours`` exceeds ``limit_h``.
+    """
     if limit_h is not None and hours > limit_h:
         raise TwinInputError(field, f"{limit_h:g} h", "", message=(
             f"{field}: {what} would take about {hours:.3g} h, over the limit of {limit_h:g} h "
@@ -154,7 +232,19 @@ def check_limit(what: str, hours: float, limit_h: float | None, detail: str,
 
 def missing_message(s: Scenario, cost: Cost) -> str:
     """What ``twin forecast`` says of a scenario whose calibration is not cached (its flag
-    ``uncalibrated``: the time, dose and data are forecast, the resolution is not)."""
+    ``uncalibrated``: the time, dose and data are forecast, the resolution is not).
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario (its name is quoted).
+    cost : Cost
+        What calibrating it would cost (:func:`estimate`).
+
+    Returns
+    -------
+    str
+    """
     return (f"uncalibrated: scenario {s.name!r} forecasts its resolution from a simulated "
             f"calibration that is neither shipped nor cached, and no shipped scenario differs "
             f"from it only in flux, seed or projections: {cost.describe()}. A forecast never "
@@ -184,6 +274,18 @@ def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
         ``TWIN_CALIBRATION_LIMIT_S``, else no limit).
     log : callable, optional
         Receives the cost sentence before any work starts.
+    progress : bool
+        Show a progress bar while points are computed (none when nothing is missing).
+
+    Returns
+    -------
+    twin.analysis.laws.Calibration
+
+    Raises
+    ------
+    TwinInputError
+        ``resolution.model`` is not ``"simulated"``, ``seeds`` is outside 1–16, or the
+        estimate exceeds the limit.
     """
     if s.resolution.model != "simulated":
         raise TwinInputError("resolution.model", s.resolution.model,
@@ -205,7 +307,22 @@ def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
 def volume_point_seconds(s: Scenario) -> tuple[int, int, float, float]:
     """(projections, frames per projection, core-seconds, GPU-seconds) of one simulated
     sub-volume of 3D scenario ``s`` (:func:`twin.workflows.simvol.sub_volume`): each projection
-    simulated and reconstructed once (alignment and tomography cost little beside them)."""
+    simulated and reconstructed once (alignment and tomography cost little beside them).
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario (:func:`~twin.workflows.simvol.sub_volume` raises TwinInputError for
+        any other).
+
+    Returns
+    -------
+    projections, frames : int
+        Projections of the sub-volume, and frames of each.
+    core_s, gpu_s : float
+        Seconds of one CPU core and of one GPU for the whole sub-volume (GPU NaN where the
+        device has no measurement).
+    """
     from twin.geometry import Geometry
     from twin.workflows import simvol
 
@@ -225,7 +342,38 @@ def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = No
     """Calibrate the 3D resolution of scenario ``s`` on simulated sub-volumes
     (:func:`twin.workflows.simvol.calibrate_volume`): say the cost, check the limit, compute
     the missing volumes (one Dask task per projection), and return the
-    :class:`~twin.workflows.simvol.VolumeCalibration`."""
+    :class:`~twin.workflows.simvol.VolumeCalibration`.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario (its sweep is ignored).
+    seeds : int, optional
+        Seeds per fluence; None: ``resolution.calibration_seeds``.
+    scheduler : str, optional
+        Address of a Dask scheduler (default: local workers).
+    n_workers : int, optional
+        Local workers (:func:`workers`); the wall time is estimated for them.
+    max_hours : float, optional
+        Refuse above this estimated wall time, hours (default: ``TWIN_CALIBRATION_LIMIT_S``,
+        else no limit).
+    log : callable, optional
+        Receives the cost sentence before any work starts.
+    progress : bool
+        Show a progress bar while volumes are computed (none when nothing is missing).
+    factors : tuple of float, optional
+        Fluence factors × the scenario's (default
+        :data:`~twin.workflows.simvol.VOLUME_FACTORS`).
+
+    Returns
+    -------
+    twin.workflows.simvol.VolumeCalibration or None
+
+    Raises
+    ------
+    TwinInputError
+        ``seeds`` is outside 1–16, ``s`` is not 3D, or the estimate exceeds the limit.
+    """
     from twin.workflows import simvol
 
     if seeds is not None and not 1 <= seeds <= 16:
@@ -252,6 +400,13 @@ def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = No
 def cost_params(s: Scenario, g) -> dict[str, float]:
     """Measured seconds per simulated frame and per reconstructed frame-iteration
     (:mod:`twin.analysis.costs`), on a CPU core and on a GPU, of scenario ``s`` (geometry ``g``).
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario simulated and reconstructed.
+    g : twin.geometry.Geometry
+        Its geometry (``Geometry.from_scenario(s)``).
 
     Returns
     -------
@@ -291,6 +446,20 @@ def calibration(s: Scenario, simulate: bool = False, scheduler: str | None = Non
     With ``simulate`` (the explicit step, :func:`run`) the missing points are computed, on
     ``scheduler`` or ``n_workers`` local workers.
 
+    Parameters
+    ----------
+    s : Scenario
+        A ``resolution.model = "simulated"`` scenario; its name, description, sweep and
+        beamtime do not change the calibration.
+    simulate : bool
+        Compute the missing points (else return the family's calibration, or None).
+    scheduler : str, optional
+        Address of a Dask scheduler (default: local workers).
+    n_workers : int, optional
+        Local workers; None: two, or one on a single-CPU machine.
+    progress : bool
+        Show a progress bar while points are computed.
+
     Returns
     -------
     twin.analysis.laws.Calibration or None
@@ -313,7 +482,19 @@ def calibration(s: Scenario, simulate: bool = False, scheduler: str | None = Non
 def family_calibration(s: Scenario):
     """The calibration of a shipped scenario that is ``s`` but for its flux, seed or projections
     (its d(F) is read at ``s``'s own fluence, the fluence range it was simulated over stated by
-    ``resolution_extrapolated``), or None where no shipped scenario is."""
+    ``resolution_extrapolated``), or None where no shipped scenario is.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario; shipped scenarios are compared with it, all fields but
+        :data:`~twin.workflows.simres.FAMILY_EXCLUDE`.
+
+    Returns
+    -------
+    twin.analysis.laws.Calibration or None
+        The shipped calibration, its ``source`` the shipped scenario's name.
+    """
     from twin.scenario import load
     from twin.workflows import simres
 
@@ -330,7 +511,21 @@ def family_calibration(s: Scenario):
 
 def compression_ratio(s: Scenario) -> float:
     """Raw/bitshuffle-LZ4 size of the scenario's simulated frames: those of its calibration
-    point at its own fluence (``resolution.model = "simulated"``; NaN otherwise)."""
+    point at its own fluence (``resolution.model = "simulated"``; NaN otherwise).
+
+    Where the calibration is a shipped family's (:func:`family_calibration`), the ratio is
+    that of the family scenario's frames at its own fluence.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario.
+
+    Returns
+    -------
+    float
+        The ratio (dimensionless); NaN for another resolution model or without a calibration.
+    """
     if s.resolution.model != "simulated":
         return math.nan
     cal = calibration(s)

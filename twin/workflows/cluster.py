@@ -62,7 +62,8 @@ def client_for(scheduler: str | None = None, n_workers: int | None = None,
     Raises
     ------
     TwinInputError
-        ``--scheduler`` when no scheduler answers at the address (or it is malformed).
+        ``--scheduler`` when no scheduler answers at the address (or it is malformed);
+        ``TWIN_DASK_CONNECT_TIMEOUT_S`` when it is set but not a positive number of seconds.
     """
     from dask.distributed import Client, LocalCluster
 
@@ -96,7 +97,18 @@ dask_client = client_for
 
 
 def worker_memory_limits(client) -> list[int]:
-    """Each worker's memory limit in bytes (0 where the worker has none)."""
+    """Each worker's memory limit in bytes (0 where the worker has none).
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        A client on the cluster.
+
+    Returns
+    -------
+    list of int
+        One limit per worker, bytes, in the scheduler's order of workers.
+    """
     workers = client.scheduler_info(n_workers=-1).get("workers", {})
     return [int(w.get("memory_limit") or 0) for w in workers.values()]
 
@@ -105,9 +117,29 @@ def run_ordered(client, fn, *iterables, progress: bool = False, desc: str = "",
                 unit: str = "it", weights=None) -> list:
     """``[fn(*args) for args in zip(*iterables)]`` on ``client``, results in input order.
 
-    One task per element; a task whose worker dies is run again elsewhere (Dask's retries), so
-    ``fn`` must give the same result when repeated. ``weights``: the progress each task counts
-    for (default 1); the bar (tqdm) goes to stderr.
+    One task per element; a task whose worker dies is run again elsewhere by the scheduler, so
+    ``fn`` must give the same result when repeated. An exception raised by ``fn`` is raised
+    here.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        The client the tasks are submitted to.
+    fn : callable
+        The function, run once per element (not treated as pure: never deduplicated).
+    *iterables : iterable
+        Its arguments, one iterable per positional argument, of equal lengths.
+    progress : bool
+        Show a progress bar (tqdm, on stderr).
+    desc, unit : str
+        The bar's label and unit.
+    weights : sequence of float, optional
+        The progress each task counts for (default 1 each).
+
+    Returns
+    -------
+    list
+        ``fn``'s results in the order of the inputs; empty without inputs.
     """
     from dask.distributed import as_completed
 
@@ -140,9 +172,33 @@ def map_ordered(fn, *iterables, scheduler: str | None = None, n_workers: int | N
                 progress: bool = False, desc: str = "", unit: str = "it", weights=None) -> list:
     """``[fn(*args) for args in zip(*iterables)]`` evaluated on Dask, results in input order.
 
-    ``scheduler``: address of an existing scheduler; ``None`` starts a local cluster of
-    ``n_workers`` single-threaded processes (default: the CPU count, at most 8) for the call.
-    ``weights``: the progress each task counts for (default 1).
+    Parameters
+    ----------
+    fn : callable
+        The function, as in :func:`run_ordered`.
+    *iterables : iterable
+        Its arguments, one iterable per positional argument, of equal lengths.
+    scheduler : str, optional
+        Address of an existing scheduler; None starts a local cluster for the call
+        (:func:`client_for`).
+    n_workers : int, optional
+        Single-threaded local worker processes (default: the CPU count, at most 8).
+    progress : bool
+        Show a progress bar (tqdm, on stderr).
+    desc, unit : str
+        The bar's label and unit.
+    weights : sequence of float, optional
+        The progress each task counts for (default 1 each).
+
+    Returns
+    -------
+    list
+        ``fn``'s results in the order of the inputs.
+
+    Raises
+    ------
+    TwinInputError
+        No scheduler answers at ``scheduler`` (:func:`client_for`).
     """
     with client_for(scheduler, n_workers) as client:
         return run_ordered(client, fn, *iterables, progress=progress, desc=desc, unit=unit,

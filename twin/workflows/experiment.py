@@ -2,7 +2,8 @@
 
 ``twin simulate SCENARIO_3D.toml -o OUT.h5`` (:func:`simulate_experiment`) writes every
 projection of a 3D scenario as a CXI file (CONTRACTS §3) and a master file that links them;
-``twin reconstruct OUT.h5 -o STACK.h5`` (:func:`reconstruct_experiment`) reconstructs each linked
+``twin reconstruct OUT.h5 -o STACK.h5``
+(:func:`twin.workflows.experiment_recon.reconstruct_experiment`) reconstructs each linked
 projection and writes the Data Exchange stack (CONTRACTS §5) that ``twin tomo`` reads.
 
 Layout on disk (all paths inside the master are relative, so the pair moves as a whole)::
@@ -62,8 +63,28 @@ BASE_BYTES = 600 * 2 ** 20
 
 
 def projection_angles_deg(s: Scenario, g: Geometry | None = None) -> np.ndarray:
-    """The scenario's projection angles in degrees (see the module doc); ``g``: the
-    scenario's geometry where the caller has it (needed for ``n_projections = "crowther"``)."""
+    """The scenario's projection angles in degrees (see the module doc).
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario: ``tomography.n_projections`` ≥ 1 or ``"crowther"`` (π/2 × the field's
+        width in tomographic voxels, ``tomography.voxel_size_m`` else the object pixel).
+    g : Geometry, optional
+        The scenario's geometry where the caller has it (only ``"crowther"`` needs it; computed
+        when None).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) float64, ``linspace(0, tomography.angular_range_deg, n)`` degrees, the end point
+        excluded for a range of 180° or more.
+
+    Raises
+    ------
+    TwinInputError
+        ``tomography.n_projections`` below 1 (a 2D scenario).
+    """
     n = s.tomography.n_projections
     if n == "crowther":
         # the forecast's n_projections_crowther: π/2 × the field's width in tomographic voxels
@@ -83,6 +104,24 @@ def select_projections(text: str | None, n: int) -> range:
 
     A and B may be left out (``:4``, ``2:``) and may be negative (counted from the end, as in
     Python). Unlike a Python slice, an index beyond ±n or an empty selection is bad input.
+
+    Parameters
+    ----------
+    text : str or None
+        The option's value ``A:B`` or ``A:B:STEP``; None selects all ``n``.
+    n : int
+        The scenario's number of projections.
+
+    Returns
+    -------
+    range
+        The selected indices, in the slice's order.
+
+    Raises
+    ------
+    TwinInputError
+        ``--projections``: not ``A:B[:STEP]`` of integers, A or B outside −n … n, STEP 0, or an
+        empty selection.
     """
     if text is None:
         return range(n)
@@ -107,13 +146,36 @@ def select_projections(text: str | None, n: int) -> range:
 
 
 def projection_dir(master: str | Path) -> Path:
-    """The folder of a master file's projections: ``OUT_projections`` beside ``OUT.h5``."""
+    """The folder of a master file's projections: ``OUT_projections`` beside ``OUT.h5``.
+
+    Parameters
+    ----------
+    master : str or Path
+        The master file.
+
+    Returns
+    -------
+    Path
+    """
     master = Path(master)
     return master.parent / f"{master.stem}_projections"
 
 
 def projection_path(master: str | Path, index: int) -> Path:
-    """The CXI of projection ``index`` (among the scenario's angles) of a master file."""
+    """The CXI of projection ``index`` (among the scenario's angles) of a master file.
+
+    Parameters
+    ----------
+    master : str or Path
+        The master file.
+    index : int
+        The projection's index among the scenario's angles (written with at least 5 digits).
+
+    Returns
+    -------
+    Path
+        ``OUT_projections/projection_IIIII.cxi``.
+    """
     return projection_dir(master) / f"projection_{index:05d}.cxi"
 
 
@@ -127,7 +189,23 @@ def projection_memory_bytes(s: Scenario, angles_deg, n_frames: int | None = None
     The fine object window (scan field plus a probe window, s² fine pixels per object pixel)
     held as complex slices, their projected δ + iβ and the total; the shifted-probe cache;
     one block of frames at every motion-blur sample and the far fields' chunks; and
-    :data:`BASE_BYTES`. ``g``: the scenario's geometry where the caller has it.
+    :data:`BASE_BYTES`.
+
+    Parameters
+    ----------
+    s : Scenario
+        The 3D scenario.
+    angles_deg : array_like
+        The projections' angles, degrees; the most multislice slices among them count.
+    n_frames : int, optional
+        Only the first frames of each projection (``--frames``): fewer scan lines; None: all.
+    g : Geometry, optional
+        The scenario's geometry where the caller has it (computed when None).
+
+    Returns
+    -------
+    int
+        Bytes.
     """
     from twin.workflows import simulate as sim
 
@@ -201,8 +279,33 @@ def _raise_errors(results: list[dict]) -> None:
 def simulate_projection(s: Scenario, path: str, angle_deg: float, n_frames: int | None,
                         compression: str = "gzip", index: int | None = None,
                         g: Geometry | None = None) -> dict:
-    """One projection's CXI at ``path`` (a Dask task; written atomically by the CXI writer);
-    ``g``: the scenario's geometry, resolved once for all the tasks."""
+    """One projection's CXI at ``path`` (a Dask task; written atomically by the CXI writer).
+
+    Parameters
+    ----------
+    s : Scenario
+        The 3D scenario.
+    path : str
+        The CXI file to write.
+    angle_deg : float
+        The projection's rotation angle, degrees.
+    n_frames : int or None
+        Only the first frames (``--frames``); None: all.
+    compression : {"gzip", "bitshuffle", "none"}
+        The frames' filters (:func:`twin.workflows.simulate.simulate`).
+    index : int, optional
+        The projection's index among the scenario's angles (keys its noise).
+    g : Geometry, optional
+        The scenario's geometry, resolved once for all the tasks.
+
+    Returns
+    -------
+    dict
+        ``path``, ``n_frames``, ``peak_counts``, ``saturated_frames`` and ``warnings`` (the
+        sorted distinct warning messages); or, where the simulation raised TwinInputError,
+        only ``error``: (field, value, allowed, message), re-raised by the caller (an
+        exception object does not cross the process boundary).
+    """
     import warnings
 
     from twin.workflows import simulate as sim
@@ -255,6 +358,24 @@ def finished(path: Path, s: Scenario, n_frames: int) -> bool:
 
     Absent or unreadable (not a finished file): False. Readable but made from another scenario,
     seed or frame count: bad input, rather than a silent mix of two experiments.
+
+    Parameters
+    ----------
+    path : Path
+        A projection's CXI file.
+    s : Scenario
+        The scenario it must have been made from (compared as JSON, seed included).
+    n_frames : int
+        The frames it must hold.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    TwinInputError
+        Naming ``path``: it was made from another scenario or holds another frame count.
     """
     if not path.exists():
         return False
@@ -275,7 +396,25 @@ def finished(path: Path, s: Scenario, n_frames: int) -> bool:
 
 def write_master(master: Path, paths: list[Path], theta_deg, indices, s: Scenario,
                  n_total: int) -> None:
-    """The master file (module doc): external links with paths relative to its folder."""
+    """The master file (module doc): external links with paths relative to its folder.
+
+    Written atomically (:func:`twin.io.atomic.atomic_path`).
+
+    Parameters
+    ----------
+    master : Path
+        The master file to write.
+    paths : list of Path
+        The linked projections' CXI files, in the order of ``theta_deg``.
+    theta_deg : array_like
+        (n,) their angles, degrees.
+    indices : array_like
+        (n,) their indices among the scenario's angles.
+    s : Scenario
+        The scenario, stored as JSON.
+    n_total : int
+        The scenario's number of angles.
+    """
     from twin.io.atomic import atomic_path
 
     master = Path(master)
@@ -311,6 +450,22 @@ def simulate_experiment(s: Scenario, master: str | Path, projections: str | None
         Only the first scan points of each projection (``--frames``).
     scheduler : str or None
         An existing Dask scheduler's address; ``None``: a local cluster of ``n_workers``.
+    n_workers : int or None
+        Local workers; None: one per core (at most 8), as the tasks and the memory allow.
+    compression : {"gzip", "bitshuffle", "none"}
+        The frames' filters.
+    progress : bool
+        A progress bar (stderr).
+    log : callable
+        Receives the plan and the cluster's memory (a warning where it looks too small).
+
+    Raises
+    ------
+    TwinInputError
+        ``--output`` not ``.h5``/``.hdf5``, ``--frames`` below 1, a 2D scenario, a bad
+        ``--projections``, too many frames per projection without ``--frames``, another
+        scenario's projection in the folder (:func:`finished`), or a projection's simulation
+        refusing its input.
     """
     master = Path(master)
     if master.suffix.lower() not in MASTER_SUFFIXES:
@@ -329,24 +484,37 @@ def simulate_experiment(s: Scenario, master: str | Path, projections: str | None
         f"{projection_dir(master)}/: {len(kept)} finished, {len(todo)} to simulate")
     results = []
     if todo:
-        projection_dir(master).mkdir(parents=True, exist_ok=True)
-        results = _run_tasks(simulate_projection, [[s] * len(todo),
-                                                   [str(projection_path(master, i)) for i in todo],
-                                                   [float(angles[i]) for i in todo],
-                                                   [n_frames] * len(todo),
-                                                   [compression] * len(todo),
-                                                   list(todo), [g] * len(todo)],
-                             scheduler, n_workers, need, desc="simulate", progress=progress,
-                             log=log)
-    # the master links every finished projection in the folder: runs over different ranges
-    # add up, and a rerun of a part never drops the projections another run finished
+        results = _simulate_todo(s, master, todo, angles, n_frames, compression, g, scheduler,
+                                 n_workers, need, progress, log)
+    _link_finished(master, sel, angles, s, expect)
+    notes = sorted({w for r in results for w in r.get("warnings", [])})
+    return SimulatedExperiment(master, list(sel), angles[list(sel)], paths, todo, kept, need,
+                               notes)
+
+
+def _simulate_todo(s: Scenario, master: Path, todo: list[int], angles, n_frames, compression,
+                   g: Geometry, scheduler, n_workers, need: int, progress: bool, log) -> list:
+    """:func:`simulate_projection` of the projections ``todo`` into the master's folder (made
+    here), one Dask task each (:func:`_run_tasks`)."""
+    projection_dir(master).mkdir(parents=True, exist_ok=True)
+    return _run_tasks(simulate_projection, [[s] * len(todo),
+                                            [str(projection_path(master, i)) for i in todo],
+                                            [float(angles[i]) for i in todo],
+                                            [n_frames] * len(todo),
+                                            [compression] * len(todo),
+                                            list(todo), [g] * len(todo)],
+                      scheduler, n_workers, need, desc="simulate", progress=progress,
+                      log=log)
+
+
+def _link_finished(master: Path, sel, angles, s: Scenario, expect: int) -> None:
+    """Write the master file linking the selection ``sel`` and every other finished projection
+    in the folder: runs over different ranges add up, and a rerun of a part never drops the
+    projections another run finished."""
     linked = sorted(set(sel) | {i for i in range(len(angles)) if i not in set(sel)
                                 and finished(projection_path(master, i), s, expect)})
     write_master(master, [projection_path(master, i) for i in linked], angles[linked], linked,
                  s, len(angles))
-    notes = sorted({w for r in results for w in r.get("warnings", [])})
-    return SimulatedExperiment(master, list(sel), angles[list(sel)], paths, todo, kept, need,
-                               notes)
 
 
 def _run_tasks(fn, args: list[list], scheduler: str | None, n_workers: int | None,
@@ -362,225 +530,3 @@ def _run_tasks(fn, args: list[list], scheduler: str | None, n_workers: int | Non
         results = run_ordered(client, fn, *args, progress=progress, desc=desc, unit="proj")
     _raise_errors(results)
     return results
-
-
-# ----------------------------------------------------------------------------- master file
-
-
-@dataclass(frozen=True)
-class Master:
-    """A master file's projections: angles (degrees), their CXI files, their indices."""
-
-    path: Path
-    theta_deg: np.ndarray
-    paths: list[Path]
-    indices: np.ndarray
-
-
-def _projection_links(e: h5py.Group) -> dict[int, str]:
-    import re
-
-    return {int(k.split("_")[1]): k for k in e.keys() if re.fullmatch(r"projection_\d+", k)}
-
-
-def is_master(path: str | Path) -> bool:
-    """Whether ``path`` is an HDF5 file with ``/entry_1/theta`` and projection links."""
-    path = Path(path)
-    try:
-        if not (path.is_file() and h5py.is_hdf5(path)):
-            return False
-        with h5py.File(path, "r") as f:
-            e = f.get("entry_1")
-            return (isinstance(e, h5py.Group) and "theta" in e
-                    and bool(_projection_links(e)))
-    except OSError:
-        return False
-
-
-def _linked_file(master: Path, e: h5py.Group, name: str) -> Path:
-    """The CXI a master's ``/entry_1/NAME`` links to, checked to open with frames."""
-    where = f"/entry_1/{name}"
-    link = e.get(name, getlink=True)
-    if not isinstance(link, h5py.ExternalLink) or link.path.rstrip("/") not in ("", "/entry_1"):
-        raise TwinInputError(where, type(link).__name__,
-                             "an external link to /entry_1 of a projection's CXI file")
-    target = Path(link.filename)
-    target = target if target.is_absolute() else master.parent / target
-    try:
-        with h5py.File(target, "r") as f:
-            ok = isinstance(f.get("entry_1/data_1/data"), h5py.Dataset)
-    except OSError:
-        ok = False
-    if not ok:
-        raise TwinInputError(where, str(target), (
-            "the projection it links to is missing or unreadable (no /entry_1/data_1/data); "
-            "rerun `twin simulate` with the same -o to write the missing projections"))
-    return target
-
-
-def read_master(path: str | Path) -> Master:
-    """The projections of a master file (module doc), each link checked.
-
-    Raises
-    ------
-    TwinInputError
-        Naming ``/entry_1/projection_K`` for a missing link or a linked file that is missing or
-        unreadable, or ``/entry_1/theta`` for bad angles.
-    """
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            e = f["entry_1"]
-            theta = np.asarray(e["theta"], dtype=np.float64)
-            if theta.ndim != 1 or len(theta) == 0 or not np.all(np.isfinite(theta)):
-                raise TwinInputError("/entry_1/theta", theta.shape,
-                                     "one finite angle in degrees per projection")
-            links = _projection_links(e)
-            names = [f"projection_{k}" for k in range(len(theta))]
-            for k, name in enumerate(names):
-                if k not in links:
-                    raise TwinInputError(f"/entry_1/{name}", "absent", (
-                        f"one link per angle of /entry_1/theta: projection_0 … "
-                        f"projection_{len(theta) - 1}"))
-            extra = sorted(set(links) - set(range(len(theta))))
-            if extra:
-                raise TwinInputError(f"/entry_1/projection_{extra[0]}", "a link beyond theta",
-                                     f"{len(theta)} angles in /entry_1/theta")
-            paths = [_linked_file(path, e, name) for name in names]
-            idx = (np.asarray(e["projection_index"], dtype=np.int64)
-                   if "projection_index" in e else np.arange(len(theta)))
-    except (KeyError, OSError) as exc:
-        raise TwinInputError(str(path), "not a master file",
-                             f"an HDF5 file with /entry_1/theta and /entry_1/projection_K "
-                             f"links ({exc})") from None
-    return Master(path, theta, paths, idx)
-
-
-# ----------------------------------------------------------------------------- reconstruct
-
-
-def region_px(translations_m: np.ndarray, pixel_m: float, margin_px: int = 0) -> tuple[int, int]:
-    """(rows, cols) of the scanned field in pixels plus ``margin_px`` on every side, even."""
-    ext = np.ptp(np.asarray(translations_m)[:, :2], axis=0)
-    return (int(ext[1] / pixel_m) // 2 * 2 + 2 * margin_px,
-            int(ext[0] / pixel_m) // 2 * 2 + 2 * margin_px)
-
-
-def axis_centre_px(shape, pixel_m: float, translations_m: np.ndarray,
-                   origin_m: np.ndarray | None) -> tuple[int, int]:
-    """(row, col) of an object array (centre pixel = the translations' origin) at the middle of
-    the scanned rows and on the rotation axis: the scan centre, which is where twin's
-    ``object_origin_m`` puts it, else the translations' midpoint."""
-    tr = np.asarray(translations_m)[:, :2]
-    mid = (tr.max(axis=0) + tr.min(axis=0)) / 2
-    col_off = -origin_m[0] / pixel_m if origin_m is not None else mid[0] / pixel_m
-    return shape[0] // 2 + int(round(mid[1] / pixel_m)), shape[1] // 2 + int(round(col_off))
-
-
-def projected_phase(obj: np.ndarray, centre: tuple[int, int],
-                    region: tuple[int, int]) -> np.ndarray:
-    """The phase advance k∫δ dz (radians, = −arg O unwrapped) of ``region`` around ``centre``,
-    the plane through the air beside the sample removed as the preview chain does
-    (:func:`twin.workflows.ptychotomo.remove_background`): float32 (rows, cols)."""
-    from twin.analysis.metrics import unwrap_phase
-    from twin.workflows.ptychotomo import remove_background
-
-    h, w = region
-    r0, c0 = centre[0] - h // 2, centre[1] - w // 2
-    if r0 < 0 or c0 < 0 or r0 + h > obj.shape[0] or c0 + w > obj.shape[1]:
-        raise ValueError(f"the scanned field {region} at {centre} lies outside the object "
-                         f"{obj.shape}")
-    ph = unwrap_phase(np.angle(obj[r0:r0 + h, c0:c0 + w]))
-    return (-remove_background(ph, max(2, w // 12))).astype(np.float32)
-
-
-def reconstruct_projection(path: str, opts, frames: int | None = None,
-                           max_memory_gb: float = 4.0) -> dict:
-    """Reconstruct one projection's CXI as ``twin reconstruct IN.cxi`` does and return its
-    projected phase (and the ground truth's, where the file has one on the same grid)."""
-    from twin.analysis import metrics
-    from twin.io.cxi import read_cxi
-    from twin import recon
-
-    try:
-        data = read_cxi(path, frames=frames, lazy=True)
-        if data.frames.nbytes <= max_memory_gb * 2 ** 30 / 4:
-            data.frames = np.asarray(data.frames, dtype=np.float32)
-        r = recon.reconstruct(data, opts)
-    except TwinInputError as exc:
-        return _as_value(exc)
-    dx, tr, t = r.pixel_size_m, data.translations_m, data.truth
-    # the probe lights the object beyond the outermost scan points: an eighth of its window on
-    # each side is kept, so that the air beside a sample that fills the field is in the stack
-    region = region_px(tr, dx, r.probe.shape[-1] // 8)
-    phase = projected_phase(r.object, axis_centre_px(r.object.shape, dx, tr, t.object_origin_m),
-                            region)
-    out = {"phase": phase, "pixel_size_m": dx, "cost": float(r.cost[-1]),
-           "stopped_early": r.stopped_early, "truth": None, "pcc": float("nan")}
-    if t.object is not None and t.pixel_size_m and abs(t.pixel_size_m / dx - 1) < 1e-6:
-        out["truth"] = projected_phase(
-            t.object, axis_centre_px(t.object.shape, dx, tr, t.object_origin_m), region)
-        out["pcc"] = metrics.pcc(phase, out["truth"])
-    return out
-
-
-@dataclass(frozen=True)
-class ReconstructedStack:
-    """What :func:`reconstruct_experiment` wrote."""
-
-    path: Path
-    shape: tuple[int, int, int]
-    pixel_size_m: float
-    projection_pcc: np.ndarray        # against each projection's ground truth (NaN: none)
-    stopped_early: list[str]
-
-
-def _centre_crop(a: np.ndarray, shape) -> np.ndarray:
-    r0, c0 = (a.shape[0] - shape[0]) // 2, (a.shape[1] - shape[1]) // 2
-    return a[r0:r0 + shape[0], c0:c0 + shape[1]]
-
-
-def reconstruct_experiment(master: str | Path, out: str | Path, opts,
-                           scheduler: str | None = None, n_workers: int | None = None,
-                           frames: int | None = None, max_memory_gb: float = 4.0,
-                           progress: bool = False, log=print) -> ReconstructedStack:
-    """Reconstruct every projection of a master file (one Dask task each) into a Data Exchange
-    stack (CONTRACTS §5) for ``twin tomo``.
-
-    ``/exchange/data``: float32 (n_angles, rows, cols) phase advance k∫δ dz in radians (the
-    negative of the object's unwrapped phase, zero in the air beside the sample), the rotation
-    axis at column cols // 2; ``/exchange/theta``: the master's angles in degrees. Where the
-    CXI files carry a ground truth, ``/twin/truth_data`` holds the phantom's projections
-    processed alike (for scoring) and ``/twin/projection_pcc`` each projection's PCC with it.
-    """
-    from twin.io.atomic import atomic_path
-    from twin.io.dataexchange import write_dxchange
-
-    out = Path(out)
-    if out.suffix.lower() not in MASTER_SUFFIXES:
-        raise TwinInputError("--output", str(out),
-                             "a Data Exchange stack OUT.h5 (or .hdf5) for a master file")
-    m = read_master(master)
-    with h5py.File(m.paths[0], "r") as f:
-        frame_bytes = f["entry_1/data_1/data"].size * 4
-    need = int(BASE_BYTES + 3 * min(frame_bytes, max_memory_gb * 2 ** 30 / 4))
-    log(f"{len(m.paths)} projections from {m.path}")
-    n = len(m.paths)
-    res = _run_tasks(reconstruct_projection, [[str(p) for p in m.paths], [opts] * n,
-                                              [frames] * n, [max_memory_gb] * n],
-                     scheduler, n_workers, need, desc="reconstruct", progress=progress, log=log)
-    shape = tuple(min(r["phase"].shape[i] for r in res) for i in (0, 1))
-    data = np.stack([_centre_crop(r["phase"], shape) for r in res])
-    dx = float(res[0]["pixel_size_m"])
-    with atomic_path(out) as tmp:
-        write_dxchange(tmp, data, m.theta_deg, voxel_size_m=dx)
-        with h5py.File(tmp, "a") as f:
-            tw = f.create_group("twin")
-            tw["projection_index"] = m.indices
-            tw["projection_pcc"] = np.array([r["pcc"] for r in res])
-            tw["master"] = str(m.path)
-            if all(r["truth"] is not None for r in res):
-                tw["truth_data"] = np.stack([_centre_crop(r["truth"], shape) for r in res])
-    stopped = [f"projection_{k}: {r['stopped_early']}" for k, r in enumerate(res)
-               if r["stopped_early"]]
-    return ReconstructedStack(out, data.shape, dx, np.array([r["pcc"] for r in res]), stopped)

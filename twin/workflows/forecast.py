@@ -98,7 +98,19 @@ FLAG_KEYS: dict[str, str] = {"saturated": "saturated", "dose_limit": "dose_limit
 
 def flags(values: dict) -> list[list[str]]:
     """The feasibility flags of every point of :func:`evaluate`'s output (or of one forecast's
-    values): a list of flag names per point, empty where the point is feasible."""
+    values): a list of flag names per point, empty where the point is feasible.
+
+    Parameters
+    ----------
+    values : dict
+        Holds every key of :data:`FLAG_KEYS`' values, each a scalar or an (n,) array, taken as
+        bool (None: not raised).
+
+    Returns
+    -------
+    list of list of str
+        One list of :data:`FLAG_KEYS` names per point, in their order.
+    """
     cols = {name: np.atleast_1d(np.asarray(values[key], dtype=bool))
             for name, key in FLAG_KEYS.items()}
     n = len(next(iter(cols.values())))
@@ -106,7 +118,15 @@ def flags(values: dict) -> list[list[str]]:
 
 
 def flag_message(name: str, v: dict) -> str:
-    """One line saying why flag ``name`` is raised, from one forecast's values."""
+    """One line saying why flag ``name`` is raised, from one forecast's values.
+
+    Parameters
+    ----------
+    name : str
+        A :data:`FLAG_KEYS` name; any name not handled before gets the data-rate line.
+    v : dict
+        One forecast's values (scalars: counts/s, ph/µm², Gy, B/s as their keys say).
+    """
     if name == "saturated":
         return (f"detector saturated: peak {v['peak_count_rate_per_pixel_hz']:.3g} counts/s "
                 f"and {v['peak_counts_per_frame']:.3g} counts per frame on one pixel, against "
@@ -438,6 +458,7 @@ class Forecast:
     values: dict
 
     def as_dict(self) -> dict:
+        """``scenario`` (the name) followed by every key of :attr:`values`."""
         return {"scenario": self.scenario, **self.values}
 
 

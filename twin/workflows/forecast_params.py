@@ -31,7 +31,14 @@ class _Named(IntEnum):
 
     @classmethod
     def of(cls, choice: str) -> _Named:
-        """The member named by a scenario's choice ``choice`` (case-insensitive)."""
+        """The member named by a scenario's choice ``choice`` (case-insensitive).
+
+        Parameters
+        ----------
+        choice : str
+            The scenario's value (``"fly"``, ``"per_line"``, ``"simulated"`` ...); one that
+            names no member raises KeyError (the schema lets no such value through).
+        """
         return cls[choice.upper()]
 
 
@@ -59,7 +66,13 @@ class ProjectionCount(IntEnum):
 
     @classmethod
     def of(cls, n_projections: int | str) -> ProjectionCount:
-        """The kind of a scenario's ``tomography.n_projections``."""
+        """The kind of a scenario's ``tomography.n_projections``.
+
+        Parameters
+        ----------
+        n_projections : int or str
+            ``"crowther"``: :attr:`CROWTHER`; a non-zero count: :attr:`GIVEN`; 0: :attr:`TWO_D`.
+        """
         if n_projections == "crowther":
             return cls.CROWTHER
         return cls.GIVEN if n_projections else cls.TWO_D
@@ -277,7 +290,18 @@ class ForecastInputs:
         return len(self.energy_kev)
 
     def repeat(self, n: int) -> ForecastInputs:
-        """Every point ``n`` times in a row (the planner then sets columns on the copies)."""
+        """Every point ``n`` times in a row (the planner then sets columns on the copies).
+
+        Parameters
+        ----------
+        n : int
+            Copies of each point: point i becomes points i·n … i·n + n − 1.
+
+        Returns
+        -------
+        ForecastInputs
+            n × ``len(self)`` points.
+        """
         return ForecastInputs(**{f.name: np.repeat(getattr(self, f.name), n)
                                  for f in dataclasses.fields(self)})
 

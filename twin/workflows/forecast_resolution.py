@@ -57,7 +57,13 @@ class ResolutionLaw:
 
     @classmethod
     def from_inputs(cls, p: ForecastInputs) -> ResolutionLaw:
-        """The law of the forecast's inputs ``p`` (their resolution model's columns)."""
+        """The law of the forecast's inputs ``p`` (their resolution model's columns).
+
+        Parameters
+        ----------
+        p : ForecastInputs
+            n points (:func:`~twin.workflows.forecast_params.physical_parameters`).
+        """
         return cls(p.resolution_model, p.object_pixel_m, p.wavelength_m,
                    p.reference_resolution_m, p.reference_fluence_per_m2, p.rose_snr,
                    p.rose_contrast2, p.sim_d0_m, p.sim_f0_per_m2, p.sim_k,
@@ -71,6 +77,20 @@ class ResolutionLaw:
         does to each frame (count-rate losses, counter overflow), which spreading the same
         flux over more projections does not do: the total dose follows the dose-limited law
         (k ≥ 0 there), and each projection's detector penalty is applied on top of it.
+
+        Parameters
+        ----------
+        f : ndarray
+            (n,) fluence, photons/m² (or a scalar, broadcast).
+        total : bool
+            ``f`` is the fluence of all projections: the simulated law without its turnover
+            and with k clipped at 0.
+
+        Returns
+        -------
+        ndarray
+            (n,) resolution, metres: Howells, Rose or the simulated law by each point's model,
+            the pixel for ``"pixel"`` (not clipped at the pixel here).
         """
         if total:
             sim_f = simulated_law(f, self.d0_m, self.f0_per_m2, np.maximum(self.k, 0.0))
@@ -90,7 +110,21 @@ class ResolutionLaw:
         """What the detector costs each projection at its own fluence F: the simulated curve
         ``per_projection`` over the dose-limited law at F (1 below the turnover). Frames that
         lose counts stay as bad however the dose is fractionated, so the 3D dose limit carries
-        the same factor."""
+        the same factor.
+
+        Parameters
+        ----------
+        fluence : ndarray
+            (n,) fluence per projection, photons/m².
+        per_projection : ndarray
+            (n,) resolution at it, metres (:meth:`dose_limited`).
+
+        Returns
+        -------
+        ndarray
+            (n,) factor ≥ 1; 1 for the models other than ``"simulated"`` and where the ratio is
+            not finite.
+        """
         with np.errstate(divide="ignore", invalid="ignore"):
             penalty = np.where(self.model == ResolutionModel.SIMULATED, np.maximum(
                 1.0, per_projection / self.dose_limited(fluence, total=True)), 1.0)
@@ -115,7 +149,29 @@ def resolution_2d(law: ResolutionLaw, fluence, cliff_per_m2):
     """(per-projection d, detector penalty, unresolved, forecast d) at fluence per projection
     ``fluence``: below the cliff (the lowest fluence at which every simulated seed resolved,
     above one at which some seed failed) the twin's points say the reconstruction fails, and
-    the forecast is NaN."""
+    the forecast is NaN.
+
+    Parameters
+    ----------
+    law : ResolutionLaw
+        The n points' laws.
+    fluence : ndarray
+        (n,) fluence per projection, photons/m².
+    cliff_per_m2 : ndarray
+        (n,) the simulated calibration's cliff, photons/m² (NaN: none; ignored for the models
+        other than ``"simulated"``).
+
+    Returns
+    -------
+    per_projection : ndarray
+        (n,) :meth:`ResolutionLaw.dose_limited` at ``fluence``, metres.
+    penalty : ndarray
+        (n,) :meth:`ResolutionLaw.detector_penalty`, ≥ 1.
+    unresolved : ndarray
+        (n,) bool, ``fluence`` below the cliff.
+    resolution : ndarray
+        (n,) ``per_projection`` no finer than the pixel, metres; NaN where unresolved.
+    """
     per_projection = law.dose_limited(fluence)
     penalty = law.detector_penalty(fluence, per_projection)
     simulated = law.model == ResolutionModel.SIMULATED
@@ -128,11 +184,30 @@ def resolution_3d(law: ResolutionLaw, fluence, n_proj, penalty, voxel_m, angular
                   sample_width_m) -> dict[str, np.ndarray]:
     """The 3D terms: dose over all projections, Crowther, voxel, missing wedge.
 
+    Parameters
+    ----------
+    law : ResolutionLaw
+        The n points' laws.
+    fluence : ndarray
+        (n,) fluence per projection, photons/m².
+    n_proj : ndarray
+        (n,) projections.
+    penalty : ndarray
+        (n,) each projection's detector penalty (:func:`resolution_2d`), applied to the dose
+        limit.
+    voxel_m : ndarray
+        (n,) tomographic voxel, metres (no finer than the pixel is used).
+    angular_range_deg : ndarray
+        (n,) angular range Θ, degrees (at most 360 counts).
+    sample_width_m : ndarray
+        (n,) the sample's widest extent across the beam D, metres (Crowther's d = D·Θ/(2N)).
+
     Returns
     -------
     dict
-        ``dose_3d``, ``crowther_d``, ``wedge``, ``best_3d`` (the largest of the three limits),
-        ``limited_3d`` (the :class:`~twin.workflows.forecast_params.Limit3D` value as a float;
+        (n,) arrays: ``dose_3d`` (the dose limit, no finer than the pixel) and ``crowther_d``,
+        metres; ``wedge`` (the elongation); ``best_3d`` (the largest of the three limits, dose,
+        Crowther and voxel, metres); ``limited_3d`` (the :class:`~twin.workflows.forecast_params.Limit3D` value as a float;
         NaN without a dose limit).
     """
     pixel = law.pixel_m

@@ -97,6 +97,11 @@ def rows_from_plan(p: Plan) -> PcapRows:
     -------
     PcapRows
         One row per frame of the plan.
+
+    Raises
+    ------
+    TwinInputError
+        ``scan.encoder_resolution_nm``: a position beyond 32-bit encoder counts.
     """
     sc = p.scenario.scan
     res = sc.encoder_resolution_nm * 1e-9
@@ -109,6 +114,28 @@ def rows_from_plan(p: Plan) -> PcapRows:
                              "the scan range exceeds 32-bit encoder counts at this resolution")
     return PcapRows(np.asarray(p.trajectory.t_start_s, float), counts.astype(np.int32), res,
                     -np.asarray(p.origin_m, float), np.asarray(p.capture.captured, bool))
+
+
+def _first_pass(s: Scenario, g: Geometry, edges: list[tuple[int, int]]):
+    """A pass over the blocks of lines ``edges`` that keeps only the extremes: (lo, hi) x, y of
+    every sub-position, metres, the object grid's origin (metres), the rows, and the last
+    row's trigger time (seconds)."""
+    n_lines = g.lines_per_beam
+    blur = _blur(s, g)
+    offsets = scan.multibeam_offsets(g.n_beams, n_lines * g.slow_step_m * g.n_beams)
+    lo, hi = np.full(2, np.inf), np.full(2, -np.inf)
+    n_rows, t_end = 0, 0.0
+    for a, b in edges:                              # the extremes only: the grid's origin
+        traj = _trajectory(s, g, a, b)
+        b_lo, b_hi = _extremes(traj, blur)
+        lo, hi = np.minimum(lo, b_lo), np.maximum(hi, b_hi)
+        n_rows, t_end = n_rows + len(traj), float(traj.t_start_s[-1])
+        del traj
+    dx, half = g.object_pixel_m, (g.oversampling * g.n_native) // 2 + 2
+    glo = np.floor((lo + offsets.min(axis=0)) / dx).astype(int) - half
+    ghi = np.ceil((hi + offsets.max(axis=0)) / dx).astype(int) + half
+    origin = (glo + (ghi - glo + 1) // 2) * dx
+    return lo, hi, origin, n_rows, t_end
 
 
 def streamed_capture(s: Scenario, g: Geometry | None = None) -> StreamedPcapRows:
@@ -124,6 +151,13 @@ def streamed_capture(s: Scenario, g: Geometry | None = None) -> StreamedPcapRows
     -------
     StreamedPcapRows
         Its blocks equal ``rows_from_plan(plan(s))`` row for row.
+
+    Raises
+    ------
+    TwinInputError
+        ``scan.mode``: a step scan of more than :data:`MAX_STEP_FRAMES` frames (built whole);
+        ``scan.encoder_resolution_nm``: the scan's reach (drift and encoder noise included)
+        beyond 32-bit encoder counts.
     """
     g = g or Geometry.from_scenario(s)
     sc = s.scan
@@ -140,20 +174,7 @@ def streamed_capture(s: Scenario, g: Geometry | None = None) -> StreamedPcapRows
         edges = [(0, n_lines)]
     res = sc.encoder_resolution_nm * 1e-9
     res = res if res > 0 else 1e-10                 # an ideal encoder: 0.1 nm steps
-    blur = _blur(s, g)
-    offsets = scan.multibeam_offsets(g.n_beams, n_lines * g.slow_step_m * g.n_beams)
-    lo, hi = np.full(2, np.inf), np.full(2, -np.inf)
-    n_rows, t_end = 0, 0.0
-    for a, b in edges:                              # the extremes only: the grid's origin
-        traj = _trajectory(s, g, a, b)
-        b_lo, b_hi = _extremes(traj, blur)
-        lo, hi = np.minimum(lo, b_lo), np.maximum(hi, b_hi)
-        n_rows, t_end = n_rows + len(traj), float(traj.t_start_s[-1])
-        del traj
-    dx, half = g.object_pixel_m, (g.oversampling * g.n_native) // 2 + 2
-    glo = np.floor((lo + offsets.min(axis=0)) / dx).astype(int) - half
-    ghi = np.ceil((hi + offsets.max(axis=0)) / dx).astype(int) + half
-    origin = (glo + (ghi - glo + 1) // 2) * dx
+    lo, hi, origin, n_rows, t_end = _first_pass(s, g, edges)
     reach = np.max(np.abs([lo, hi])) + abs(float(np.max(np.abs(sc.drift_nm_per_s)))) * 1e-9 \
         * t_end + 10 * sc.encoder_noise_nm * 1e-9
     if reach / res > 2 ** 31 - 1:
@@ -161,6 +182,7 @@ def streamed_capture(s: Scenario, g: Geometry | None = None) -> StreamedPcapRows
                              "the scan range exceeds 32-bit encoder counts at this resolution")
 
     def blocks():
+        """Yield each block's (trigger times (m,) s, encoder counts (m, 2) int32), afresh."""
         rng = np.random.default_rng([s.seed, 7331])
         for a, b in edges:
             traj = _trajectory(s, g, a, b)

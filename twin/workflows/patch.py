@@ -28,8 +28,28 @@ def patch_scenario(s: Scenario, points: int = PATCH_POINTS, g=None) -> Scenario:
     Same beam, optics, detector, steps, rates and errors; one projection (angle 0), so its
     fluence per projection is the scenario's. Its field follows ``resolution.patch``:
     ``"points"``, a square of about ``points`` scan points at the scan's centre (never larger
-    than the scan); ``"scan"``, :func:`scan_patch_field_um` (``g``: the scenario's geometry,
-    built if not given).
+    than the scan); ``"scan"``, :func:`scan_patch_field_um`.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario.
+    points : int
+        ``"points"`` patch: about this many scan points, a side of ⌈√points⌉ (at least 4)
+        points in x and lines per beam in y. Unused for ``"scan"``.
+    g : Geometry, optional
+        The scenario's geometry, used for ``"scan"`` only (built there if None).
+
+    Returns
+    -------
+    Scenario
+        ``s`` with the patch's ``scan.fov_x_um``, ``scan.fov_y_um``,
+        ``tomography.n_projections = 0`` and ``run.frames`` unset (every frame).
+
+    Raises
+    ------
+    TwinInputError
+        ``"scan"``: as :func:`scan_patch_field_um`.
     """
     sc = s.scan
     if s.resolution.patch == "scan":
@@ -68,6 +88,18 @@ def scan_patch_field_um(s: Scenario, g=None) -> tuple[float, float]:
     :data:`PATCH_DIAMETERS` beam diameters in each direction (each beam's band in y), as whole
     scan points at the scan's own steps and overlap, of the scan's parity; the scan's own field
     where it is smaller.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario.
+    g : Geometry, optional
+        Its geometry (built if None).
+
+    Returns
+    -------
+    (float, float)
+        x and y, µm.
 
     Raises
     ------
@@ -136,7 +168,22 @@ class PatchSummary:
 
 
 def patch_summary(s: Scenario, g=None, points: int = PATCH_POINTS) -> PatchSummary:
-    """The patch :func:`patch_scenario` simulates for scenario ``s`` (with geometry ``g``)."""
+    """The patch :func:`patch_scenario` simulates for scenario ``s``.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario.
+    g : Geometry, optional
+        Its geometry (built if None).
+    points : int
+        As :func:`patch_scenario`.
+
+    Returns
+    -------
+    PatchSummary
+        Its ``fluence_ratio`` NaN where no scan point's beam covers the scan's centre.
+    """
     from twin.geometry import Geometry
 
     g = g or Geometry.from_scenario(s)
@@ -144,6 +191,13 @@ def patch_summary(s: Scenario, g=None, points: int = PATCH_POINTS) -> PatchSumma
     r = g.beam_diameter_m / 2
 
     def at_centre(geo) -> int:
+        """Scan points whose beam (the scenario's diameter) covers the raster's centre.
+
+        Parameters
+        ----------
+        geo : Geometry
+            The scan's or the patch's geometry.
+        """
         # the lines of all beams together (each beam scans its own band of lines_per_beam)
         return _disc_count(geo.frames_per_line, geo.lines_per_beam * geo.n_beams,
                            geo.fast_step_m, geo.slow_step_m, r)

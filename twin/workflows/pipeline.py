@@ -50,7 +50,8 @@ class Stage:
     applies : callable
         ``applies(s)`` → whether the scenario has this stage at all.
     cached : bool
-        False for stages that are cheap and always redone (not listed in the summary).
+        False for stages that are cheap and always redone (their results are in the summary,
+        but they are not listed in its ``stages``, and they write no ``stage.json``).
     """
 
     name: str
@@ -89,7 +90,19 @@ def _sweep(s: Scenario, rd: RunDir, log: Log, progress: bool) -> dict:
 
 
 def simulated_field(s: Scenario) -> Scenario:
-    """The scenario that ``twin run`` simulates: the run's sub-field of view, if it names one."""
+    """The scenario that ``twin run`` simulates: the run's sub-field of view, if it names one.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario; ``run.fov_um`` (µm), where set, caps both ``scan.fov_x_um`` and
+        ``scan.fov_y_um``.
+
+    Returns
+    -------
+    Scenario
+        ``s`` itself where ``run.fov_um`` is None.
+    """
     if s.run.fov_um is None:
         return s
     return s.with_values({"scan.fov_x_um": min(s.run.fov_um, s.scan.fov_x_um),
@@ -200,10 +213,16 @@ def lock_run_dir(root: str | Path, command: str = "twin run"):
     command : str
         What the holder is doing, for the message.
 
+    Yields
+    ------
+    Path
+        The lock file, ``root/.twin.lock``.
+
     Raises
     ------
     TwinInputError
-        Another process holds the directory (CLI exit 2, naming that process).
+        Another process holds the directory (CLI exit 2, naming that process), or ``root`` is
+        a file.
     """
     import fcntl
 
@@ -241,9 +260,37 @@ def run(s: Scenario, out: str | Path, progress: bool = True, log: Log = print,
         stages: Sequence[Stage] = STAGES) -> dict:
     """Run ``stages`` for scenario ``s`` into ``out``.
 
-    Returns the summary (also written to ``summary.json``): the forecast, each stage's results
-    and whether it ran or came from the cache. The directory is locked for the duration
-    (:func:`lock_run_dir`): a second run on it raises :class:`TwinInputError` naming the first.
+    The directory is locked for the duration (:func:`lock_run_dir`): a second run on it raises
+    :class:`TwinInputError` naming the first. ``scenario.json`` and ``forecast.json`` are
+    written first; a ``resolution.model = "simulated"`` scenario is calibrated before its
+    forecast (:func:`twin.workflows.calibrate.run`: its cost logged, refused above the limit).
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario.
+    out : str or Path
+        The run directory (created if missing; an earlier run's is reused as a cache).
+    progress : bool
+        Progress bars (stderr).
+    log : callable
+        Receives one line per step.
+    stages : sequence of Stage
+        The stages, in order (default :data:`STAGES`); those that do not apply to ``s`` are
+        skipped.
+
+    Returns
+    -------
+    dict
+        The summary, rewritten to ``summary.json`` after each stage: ``scenario`` (its name),
+        ``forecast`` (the values), ``stages`` (each cached stage: ``"run"`` or ``"cached"``)
+        and one entry of results per stage.
+
+    Raises
+    ------
+    TwinInputError
+        The directory is in use or a file, the calibration exceeds its limit, or a stage
+        refuses its input.
     """
     rd = RunDir(Path(out))
     with lock_run_dir(rd.root):
