@@ -12,7 +12,8 @@
 - :mod:`~twin.workflows.simres`, :mod:`~twin.workflows.calibrate`: the resolution the twin
   measures on its own simulated data, and the explicit calibration step;
   :mod:`~twin.workflows.patch`: the patch of the scan a measurement simulates;
-  :mod:`~twin.workflows.simvol`: the 3D resolution measured on a simulated sub-volume.
+  :mod:`~twin.workflows.simvol`: the 3D resolution measured on a simulated sub-volume, from
+  :mod:`~twin.workflows.simvol_steps` (its steps, one projection or one volume at a time).
 - :mod:`~twin.workflows.sweep`, :mod:`~twin.workflows.planner`: parameter sweeps and inverse
   planning against a beamtime budget.
 - :mod:`~twin.workflows.ptychotomo`: the ptycho-tomography chain.
@@ -27,4 +28,5 @@ The modules are imported on use: ``from twin.workflows import simulate``.
 
 __all__ = ["calibrate", "cluster", "experiment", "forecast", "forecast_params",
            "forecast_resolution", "panda", "patch", "pipeline", "planner", "ptychotomo", "rundir",
-           "scenario_tools", "simframes", "simplan", "simres", "simulate", "simvol", "sweep"]
+           "scenario_tools", "simframes", "simplan", "simres", "simulate", "simvol", "simvol_steps",
+           "sweep"]
