@@ -105,6 +105,13 @@ def _projections(s: Scenario, g) -> float:
 def sub_volume(s: Scenario, g=None) -> SubVolume:
     """The sub-volume that :func:`measure_volume` simulates for 3D scenario ``s``.
 
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario (a projection count ≥ 2, or ``"crowther"``).
+    g : Geometry or None
+        ``Geometry.from_scenario(s)`` where the caller has it (None: resolved here).
+
     Raises
     ------
     TwinInputError
@@ -129,19 +136,18 @@ def sub_volume(s: Scenario, g=None) -> SubVolume:
     density = _projections(s, g) / (math.pi / 2 * full_width / dx)
     n = max(4, math.ceil(density * math.pi / 2 * width / dx))
     n += n % 2
-    k = width / full_width
-    changes = {"scan.fov_x_um": field * 1e6, "scan.fov_y_um": field * 1e6,
-               "sample.height_um": 2 * field * 1e6, "tomography.n_projections": n}
-    if s.sample.shape == "cylinder":
-        changes["sample.diameter_um"] = width * 1e6
-    else:
-        changes["sample.width_um"] = width * 1e6
-        changes["sample.depth_um"] = s.sample.depth_um * k
-    sv = s.with_values(changes)
+    sv = s.with_values(_sub_changes(s, field, width, full_width, n))
     gs = Geometry.from_scenario(sv)
     r = g.beam_diameter_m / 2
 
     def at_centre(geo) -> int:
+        """Scan points (every beam's lines) within a beam radius of the field's centre.
+
+        Parameters
+        ----------
+        geo : Geometry
+            The full scan's or the sub-volume's.
+        """
         return _disc_count(geo.frames_per_line, geo.lines_per_beam * geo.n_beams,
                            geo.fast_step_m, geo.slow_step_m, r)
 
@@ -150,6 +156,21 @@ def sub_volume(s: Scenario, g=None) -> SubVolume:
                      int(gs.frames_per_projection),
                      float(at_centre(gs) / full) if full else math.nan,
                      float(g.beam_diameter_m), float(g.fluence_per_m2))
+
+
+def _sub_changes(s: Scenario, field: float, width: float, full_width: float, n: int) -> dict:
+    """The sub-volume's scenario changes: a square scan field ``field`` (m) wide, the sample
+    ``width`` (m) wide (a box's depth scaled by ``width / full_width``) and twice the field
+    tall, ``n`` projections."""
+    k = width / full_width
+    changes = {"scan.fov_x_um": field * 1e6, "scan.fov_y_um": field * 1e6,
+               "sample.height_um": 2 * field * 1e6, "tomography.n_projections": n}
+    if s.sample.shape == "cylinder":
+        changes["sample.diameter_um"] = width * 1e6
+    else:
+        changes["sample.width_um"] = width * 1e6
+        changes["sample.depth_um"] = s.sample.depth_um * k
+    return changes
 
 
 @dataclass(frozen=True)
@@ -240,7 +261,26 @@ def simulate_projections(s: Scenario, seed: int = 0, iterations: int | None = No
                          scheduler: str | None = None, n_workers: int | None = None,
                          progress: bool = False) -> Projections:
     """Every projection of the sub-volume of ``s``, simulated and reconstructed (one Dask task
-    each; ``n_workers=0`` and no scheduler: in this process)."""
+    each; ``n_workers=0`` and no scheduler: in this process).
+
+    The angles run from 0 over ``tomography.angular_range_deg`` (the end included only below
+    180°); the sample is displaced by :func:`projection_shifts` at each.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario (:func:`sub_volume` raises TwinInputError otherwise).
+    seed : int
+        Seed of the simulation (phantom, noise, shifts).
+    iterations : int or None
+        Ptychographic iterations (None: the scenario's).
+    scheduler : str or None
+        A Dask scheduler's address (None: a local cluster).
+    n_workers : int or None
+        Local workers (None: :func:`twin.workflows.cluster.map_ordered`'s default).
+    progress : bool
+        Show a progress bar.
+    """
     from twin.workflows.cluster import map_ordered
 
     sub = sub_volume(s)
@@ -262,8 +302,22 @@ def simulate_projections(s: Scenario, seed: int = 0, iterations: int | None = No
 
 def score_volume(pr: Projections, method: str) -> dict:
     """Align ``pr``'s projections, reconstruct the volume by ``method`` and score it against
-    the truth and between the even and the odd projections (:class:`VolumeMeasurement`'s
-    fields, less the timing)."""
+    the truth and between the even and the odd projections.
+
+    Parameters
+    ----------
+    pr : Projections
+        What :func:`simulate_projections` returned.
+    method : {"fbp", "sirt", "sart", "tv"}
+        The tomographic reconstruction (:func:`tomography`).
+
+    Returns
+    -------
+    dict
+        :class:`VolumeMeasurement`'s fields but those of the sub-volume
+        (``fluence_photons_per_m2``, ``voxel_m``, ``field_m``, ``sample_width_m``) and
+        ``seconds``.
+    """
     from twin.analysis import metrics
     from twin.tomo import reconstruct as tomo
     from twin.workflows import simres
@@ -316,6 +370,8 @@ def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
         this process.
     use_cache : bool
         Reuse (and store) the result (:func:`twin.workflows.simres.cache_dir`).
+    progress : bool
+        Show a progress bar of the projections.
     """
     from twin.workflows import simres
 
@@ -350,7 +406,21 @@ def _at(s: Scenario, factor: float) -> Scenario:
 
 def volume_points_missing(s: Scenario, seeds: int, factors=VOLUME_FACTORS) -> list:
     """(factor, seed) of :func:`calibrate_volume`'s points that are neither cached nor
-    shipped."""
+    shipped.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario.
+    seeds : int
+        Seeds per factor: the scenario's seed + 0 … ``seeds − 1``.
+    factors : sequence of float
+        Flux factors.
+
+    Returns
+    -------
+    list of (float, int)
+    """
     from twin.workflows import simres
 
     out = []
@@ -367,30 +437,42 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
                      simulate: bool = True, progress: bool = False) -> VolumeCalibration | None:
     """Measure (or read) the sub-volume of ``s`` at ``factors`` × its fluence and ``seeds``
     seeds. With ``simulate`` false, only the cached or shipped points count, and None is
-    returned where none is."""
+    returned where none is.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario; its fluence per projection F₀ (photons/m²) anchors the points.
+    seeds : int
+        Seeds per factor: the scenario's seed + 0 … ``seeds − 1``.
+    factors : sequence of float
+        Flux factors (visited in ascending order; a factor with no point is left out).
+    scheduler, n_workers, progress
+        As :func:`measure_volume`'s.
+    simulate : bool
+        Measure the points that are not cached (False: read only).
+
+    Returns
+    -------
+    VolumeCalibration or None
+        Per factor the means over its seeds (sample std of the resolution, NaN for one seed).
+    """
     from twin.geometry import Geometry
-    from twin.workflows import simres
 
     f0 = Geometry.from_scenario(s).fluence_per_m2
-    rows = []
-    for f in sorted(factors):
-        ms = []
-        for k in range(seeds):
-            if simulate:
-                ms.append(measure_volume(_at(s, f), s.seed + k, scheduler=scheduler,
-                                         n_workers=n_workers, progress=progress))
-            else:
-                hit = simres._cached(_key(sub_volume(_at(s, f)).scenario, s.seed + k, None),
-                                     VolumeMeasurement)
-                if hit is not None:
-                    ms.append(hit)
-        if ms:
-            rows.append((f0 * f, ms))
+    rows = _volume_points(s, seeds, factors, f0, simulate, scheduler, n_workers, progress)
     if not rows:
         return None
     ms_all = [m for _, ms in rows for m in ms]
 
     def mean(ms, name):
+        """Mean of :class:`VolumeMeasurement` field ``name`` over ``ms``.
+
+        Parameters
+        ----------
+        ms : list of VolumeMeasurement
+        name : str
+        """
         return float(np.mean([getattr(m, name) for m in ms]))
 
     return VolumeCalibration(
@@ -405,6 +487,29 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
         [mean(ms, "fire_xz_split_biop_m") for _, ms in rows])
 
 
+def _volume_points(s: Scenario, seeds: int, factors, f0: float, simulate: bool,
+                   scheduler: str | None, n_workers: int | None, progress: bool) -> list:
+    """(fluence f0 × factor, its measurements) of :func:`calibrate_volume`, ascending, for each
+    factor with at least one: measured (or read) with ``simulate``, else cached ones only."""
+    from twin.workflows import simres
+
+    rows = []
+    for f in sorted(factors):
+        ms = []
+        for k in range(seeds):
+            if simulate:
+                ms.append(measure_volume(_at(s, f), s.seed + k, scheduler=scheduler,
+                                         n_workers=n_workers, progress=progress))
+            else:
+                hit = simres._cached(_key(sub_volume(_at(s, f)).scenario, s.seed + k, None),
+                                     VolumeMeasurement)
+                if hit is not None:
+                    ms.append(hit)
+        if ms:
+            rows.append((f0 * f, ms))
+    return rows
+
+
 # ----------------------------------------------------------------------------- forecast
 
 _VOLUME_CALIBRATIONS: dict = {}
@@ -413,7 +518,18 @@ _VOLUME_CALIBRATIONS: dict = {}
 def volume_calibration(s: Scenario) -> tuple[VolumeCalibration | None, str]:
     """The shipped or cached sub-volume points of ``s`` (never simulated here), else those of a
     shipped scenario that is ``s`` but for its flux or seed (its points read at ``s``'s
-    fluence). Returns (calibration or None, the other scenario's name or "")."""
+    fluence); remembered for the process.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario.
+
+    Returns
+    -------
+    (VolumeCalibration or None, str)
+        The calibration, and the other scenario's name ("" for ``s``'s own or none).
+    """
     from twin.scenario import load
     from twin.workflows.simres import FAMILY_EXCLUDE, SCENARIOS
 
@@ -438,7 +554,17 @@ def volume_calibration(s: Scenario) -> tuple[VolumeCalibration | None, str]:
 
 def forecast_values(s: Scenario, values: dict) -> dict:
     """The forecast's 3D keys from a measured sub-volume, where one is shipped or cached
-    (:func:`twin.analysis.volume.forecast_keys`); empty where none was (the bound stands)."""
+    (:func:`twin.analysis.volume.forecast_keys`); empty where none was (the bound stands),
+    and for a 2D scenario or a ``resolution.model`` other than ``"simulated"``.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario forecast.
+    values : dict
+        The forecast's values so far; its ``resolution_3d_forecast_m`` (metres, the analytic
+        bound) is kept as ``resolution_3d_bound_m``.
+    """
     if not s.is_3d or s.resolution.model != "simulated":
         return {}
     cal, source = volume_calibration(s)

@@ -27,6 +27,19 @@ def projection_shifts(s: Scenario, angles_deg, seed: int) -> np.ndarray:
     turn (the once-per-turn part only moves the rotation centre, which the alignment's gauge
     leaves free). The misalignment is independent and normal, RMS ``misalignment_um`` per axis.
     The random numbers are drawn whatever the amplitudes, so changing one keeps the other.
+
+    Parameters
+    ----------
+    s : Scenario
+        Its ``[tomography] wobble_um`` and ``misalignment_um`` (µm, RMS per axis).
+    angles_deg : (n,) array_like
+        The projections' angles, degrees.
+    seed : int
+        The random stream is ``[seed, SHIFT_STREAM]``.
+
+    Returns
+    -------
+    (n, 2) float ndarray
     """
     t = s.tomography
     th = np.deg2rad(np.asarray(angles_deg, float))
@@ -53,7 +66,28 @@ def one_projection(sv: Scenario, k: int, angle_deg: float, shift_m, shape,
                    iterations: int | None) -> np.ndarray:
     """Projection ``k`` of the sub-volume (one Dask task): simulated with the sample displaced
     by ``shift_m``, reconstructed with the scenario's options from what a user has, its phase
-    unwrapped and its background plane removed. Returns ∫δ dz in voxels (rows, cols) float32."""
+    unwrapped and its background plane removed (border max(2, 0.06·cols) columns).
+
+    Parameters
+    ----------
+    sv : Scenario
+        The sub-volume's scenario, with the seed.
+    k : int
+        Projection index: its own noise stream (:func:`twin.workflows.simplan.noise_key`).
+    angle_deg : float
+        Rotation of the sample, degrees.
+    shift_m : (2,) array_like
+        The sample's displacement (x, y), metres (:func:`projection_shifts`).
+    shape : (int, int)
+        (rows, cols) of the central region kept, voxels.
+    iterations : int or None
+        Ptychographic iterations (None: the scenario's).
+
+    Returns
+    -------
+    (rows, cols) float32 ndarray
+        ∫δ dz in voxels: −phase / (2π/λ · dx).
+    """
     from twin.analysis.metrics import unwrap_phase
     from twin.geometry import reconstruction_options
     import twin.recon as engines
@@ -74,7 +108,23 @@ def one_projection(sv: Scenario, k: int, angle_deg: float, shift_m, shape,
 
 def truth_projections(sv: Scenario, angles_deg, shape, supersample: int = 3) -> np.ndarray:
     """(n, rows, cols) ∫δ dz in voxels of the unshifted phantom at ``angles_deg``, each pixel
-    the mean of ``supersample``² point samples (as the simulation's box average)."""
+    the mean of ``supersample``² point samples (as the simulation's box average).
+
+    Parameters
+    ----------
+    sv : Scenario
+        The sub-volume's scenario (its phantom, seed and voxel).
+    angles_deg : (n,) array_like
+        Degrees.
+    shape : (int, int)
+        (rows, cols), voxels, centred on the rotation axis.
+    supersample : int
+        Point samples per voxel side.
+
+    Returns
+    -------
+    (n, rows, cols) float32 ndarray
+    """
     from twin.geometry import Geometry
     from twin.sample import phantoms
 
@@ -95,7 +145,28 @@ def truth_projections(sv: Scenario, angles_deg, shape, supersample: int = 3) -> 
 
 
 def tomography(proj: np.ndarray, angles_deg, method: str) -> np.ndarray:
-    """(rows, n, n) volume of aligned projections (n_angles, rows, n) by ``method``."""
+    """(rows, n, n) volume of aligned projections (n_angles, rows, n) by ``method``.
+
+    Parameters
+    ----------
+    proj : (n_angles, rows, n) ndarray
+        ∫δ dz in voxels.
+    angles_deg : (n_angles,) array_like
+        Degrees.
+    method : {"fbp", "sirt", "sart", "tv"}
+        Shepp–Logan FBP, 50 SIRT or 10 SART iterations, or TV-regularised (defaults of
+        :func:`twin.tomo.reconstruct.tv_reconstruct`).
+
+    Returns
+    -------
+    (rows, n, n) ndarray
+        δ per voxel.
+
+    Raises
+    ------
+    TwinInputError
+        Another ``method`` (field ``tomography.method``).
+    """
     from twin.tomo import reconstruct as tomo
 
     if method == "fbp":
@@ -111,7 +182,18 @@ def tomography(proj: np.ndarray, angles_deg, method: str) -> np.ndarray:
 
 def register_volume(vol: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """``vol`` translated (sub-voxel, by Fourier shift) onto ``ref``: the peak of their
-    cross-correlation, refined by a parabola through its neighbours on each axis."""
+    cross-correlation, refined by a parabola through its neighbours on each axis.
+
+    Parameters
+    ----------
+    vol, ref : ndarray
+        Real volumes of one shape (any number of axes); the shift is periodic.
+
+    Returns
+    -------
+    float32 ndarray
+        ``vol`` shifted, shaped like it.
+    """
     fa = np.fft.fftn(ref)
     fb = np.fft.fftn(vol)
     cc = np.fft.ifftn(fa * np.conj(fb)).real
