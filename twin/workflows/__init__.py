@@ -15,7 +15,7 @@
   :mod:`~twin.workflows.simvol`: the 3D resolution measured on a simulated sub-volume, from
   :mod:`~twin.workflows.simvol_steps` (its steps, one projection or one volume at a time).
 - :mod:`~twin.workflows.sweep`, :mod:`~twin.workflows.planner`: parameter sweeps and inverse
-  planning against a beamtime budget.
+  planning against a beamtime budget; :mod:`~twin.workflows.sweep_plots`: a sweep's plots.
 - :mod:`~twin.workflows.ptychotomo`: the ptycho-tomography chain.
 - :mod:`~twin.workflows.pipeline`, :mod:`~twin.workflows.rundir`: ``twin run``'s declared
   stages over a run directory.
@@ -29,4 +29,4 @@ The modules are imported on use: ``from twin.workflows import simulate``.
 __all__ = ["calibrate", "cluster", "experiment", "forecast", "forecast_params",
            "forecast_resolution", "panda", "patch", "pipeline", "planner", "ptychotomo", "rundir",
            "scenario_tools", "simframes", "simplan", "simres", "simulate", "simvol", "simvol_steps",
-           "sweep"]
+           "sweep", "sweep_plots"]
