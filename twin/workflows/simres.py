@@ -48,7 +48,8 @@ MULTIBEAM_VERSION = 1
 
 
 def cache_dir() -> Path:
-    """Folder of cached simulated measurements (``TWIN_CACHE_DIR`` or ``~/.cache/twin``)."""
+    """Folder of cached simulated measurements: ``simulated`` under ``TWIN_CACHE_DIR`` (or
+    ``~/.cache/twin``)."""
     root = os.environ.get("TWIN_CACHE_DIR") or Path.home() / ".cache" / "twin"
     return Path(root) / "simulated"
 
