@@ -8,15 +8,16 @@
   :mod:`~twin.workflows.experiment_recon`: its master file read, its projections reconstructed
   into a stack.
 - :mod:`~twin.workflows.forecast`: time, dose, data volume, count rates and resolution of a
-  scenario (``twin forecast``), from :mod:`~twin.workflows.forecast_params` (a scenario as a
-  flat dict of SI numbers) and :mod:`~twin.workflows.forecast_resolution` (the resolution
+  scenario (``twin forecast``), from :mod:`~twin.workflows.forecast_params` (a scenario as
+  typed columns of SI numbers, :class:`~.forecast_params.ForecastInputs`) and :mod:`~twin.workflows.forecast_resolution` (the resolution
   terms, vectorised).
 - :mod:`~twin.workflows.simres`, :mod:`~twin.workflows.calibrate`: the resolution the twin
   measures on its own simulated data, and the explicit calibration step;
   :mod:`~twin.workflows.patch`: the patch of the scan a measurement simulates;
-  :mod:`~twin.workflows.simvol`: the 3D resolution measured on a simulated sub-volume.
+  :mod:`~twin.workflows.simvol`: the 3D resolution measured on a simulated sub-volume, from
+  :mod:`~twin.workflows.simvol_steps` (its steps, one projection or one volume at a time).
 - :mod:`~twin.workflows.sweep`, :mod:`~twin.workflows.planner`: parameter sweeps and inverse
-  planning against a beamtime budget.
+  planning against a beamtime budget; :mod:`~twin.workflows.sweep_plots`: a sweep's plots.
 - :mod:`~twin.workflows.ptychotomo`: the ptycho-tomography chain.
 - :mod:`~twin.workflows.pipeline`, :mod:`~twin.workflows.rundir`: ``twin run``'s declared
   stages over a run directory.
@@ -30,4 +31,4 @@ The modules are imported on use: ``from twin.workflows import simulate``.
 __all__ = ["calibrate", "cluster", "experiment", "experiment_recon", "forecast",
            "forecast_params", "forecast_resolution", "panda", "patch", "pipeline", "planner",
            "ptychotomo", "rundir", "scenario_tools", "simframes", "simplan", "simres", "simulate",
-           "simvol", "sweep"]
+           "simvol", "simvol_steps", "sweep", "sweep_plots"]

@@ -53,7 +53,18 @@ class Vary:
 
     def values(self, n: int = POINTS_PER_FIELD) -> list:
         """The grid's values: log-spaced for a positive range over a decade or more, else even;
-        integers rounded and deduplicated (every integer where the range holds at most ``n``)."""
+        integers rounded and deduplicated (every integer where the range holds at most ``n``).
+
+        Parameters
+        ----------
+        n : int
+            Values asked for (fewer for integers; one where ``lo == hi``).
+
+        Returns
+        -------
+        list of float, or list of int for an integer field
+            Ascending, in the field's own unit.
+        """
         if self.lo == self.hi:
             return [int(self.lo) if self.integer else float(self.lo)]
         if self.integer and self.hi - self.lo + 1 <= n:
@@ -80,8 +91,26 @@ def _is_integer_field(s: Scenario, path: str) -> bool:
 def parse_vary(spec: str, base: Scenario) -> Vary:
     """``FIELD=LO:HI`` → :class:`Vary`, each end checked as a value of the scenario's field.
 
-    Raises :class:`TwinInputError` (field ``--vary``) naming the specification and what is
-    allowed: a numeric scenario field (dotted path as in ``[sweep]``), LO ≤ HI, both valid.
+    Parameters
+    ----------
+    spec : str
+        ``FIELD=LO:HI``: a dotted scenario path (as in ``[sweep]``) and its range, in the
+        field's own unit (``beam.flux_photons_per_s=1e9:1e11``).
+    base : Scenario
+        The scenario each end is set on to check it.
+
+    Returns
+    -------
+    Vary
+        ``integer`` for integer fields and ``tomography.n_projections``.
+
+    Raises
+    ------
+    TwinInputError
+        Field ``--vary``, naming the specification and what is allowed: not of the form, not
+        a numeric scenario field (``sweep.*``, booleans, strings and tuples are not), ends
+        that are not finite numbers with LO ≤ HI, non-integer ends of an integer field, or an
+        end that makes an invalid scenario.
     """
     form = ("FIELD=LO:HI with FIELD a numeric scenario field as a dotted path (as in [sweep], "
             "e.g. beam.flux_photons_per_s=1e9:1e11) and LO ≤ HI")
@@ -114,10 +143,24 @@ def parse_vary(spec: str, base: Scenario) -> Vary:
 
 
 def default_vary(base: Scenario) -> list[Vary]:
-    """What a plan varies when no ``--vary`` is given: the flux (attenuated down to 1/100; a
-    source gives no more than it gives), the frame rate (1/10 up to the detector mode's
-    maximum, or the fastest a fixed ``scan.exposure_s`` allows), the beams (1–9) and, in 3D,
-    the projections (a quarter to twice the scenario's)."""
+    """What a plan varies when no ``--vary`` is given.
+
+    The flux (from 1/100 of the scenario's up to it: attenuated, as a source gives no more
+    than it gives); the frame rate (a tenth of the scenario's, itself capped at the top rate,
+    up to the top rate: the detector mode's maximum, or the fastest a fixed
+    ``scan.exposure_s`` plus the readout dead time allows); the beams (1 up to the larger of
+    9 and the scenario's); and, where ``tomography.n_projections`` is a count (not 0, not
+    ``"crowther"``), the projections (max(1, n // 4) to 2n).
+
+    Parameters
+    ----------
+    base : Scenario
+        The scenario planned around.
+
+    Returns
+    -------
+    list of Vary
+    """
     flux = base.beam.flux_photons_per_s
     rate = base.scan.frame_rate_hz
     det = base.detector.resolved()
@@ -140,6 +183,16 @@ def pareto_front(objectives: np.ndarray) -> np.ndarray:
     Rows are visited in lexicographic order, so a row can be dominated only by one visited
     before it, and (dominance being transitive) by one already on the front: O(n · front).
     Exact duplicates are all kept.
+
+    Parameters
+    ----------
+    objectives : (n, m) float array_like
+        One row per point, one column per objective (any units).
+
+    Returns
+    -------
+    (k,) int ndarray
+        Row indices of the front, ascending.
     """
     obj = np.where(np.isnan(objectives), np.inf, np.asarray(objectives, float))
     order = np.lexsort(obj.T[::-1])
@@ -258,7 +311,19 @@ class Plan:
 
 
 def objective_resolution(out: dict) -> np.ndarray:
-    """The resolution a plan minimises: the 3D forecast where there is one, else the 2D."""
+    """The resolution a plan minimises: the 3D forecast where it is finite, else the 2D.
+
+    Parameters
+    ----------
+    out : dict of str to array_like
+        Forecast columns (:func:`twin.workflows.forecast.evaluate`) holding at least
+        ``resolution_3d_forecast_m`` and ``resolution_forecast_m``, metres.
+
+    Returns
+    -------
+    (n,) float ndarray
+        Half-period resolution per point, metres.
+    """
     r3 = np.asarray(out["resolution_3d_forecast_m"], float)
     return np.where(np.isfinite(r3), r3, np.asarray(out["resolution_forecast_m"], float))
 
@@ -266,7 +331,23 @@ def objective_resolution(out: dict) -> np.ndarray:
 def feasible_mask(out: dict, budget_shifts: float,
                   target_resolution_m: float | None = None) -> np.ndarray:
     """Points within ``budget_shifts`` (total time, overheads included), at or below the
-    target resolution (if any) and with no feasibility flag."""
+    target resolution (if any) and with no feasibility flag.
+
+    Parameters
+    ----------
+    out : dict of str to array_like
+        Forecast columns (:func:`twin.workflows.forecast.evaluate`): ``total_time_s``,
+        seconds, the boolean keys of ``forecast.FLAG_KEYS`` and the resolutions, metres.
+    budget_shifts : float
+        Beamtime in 8-hour shifts (``forecast.SHIFT_S`` seconds each).
+    target_resolution_m : float or None
+        Half-period resolution a point must reach (:func:`objective_resolution`), metres
+        (None: no target).
+
+    Returns
+    -------
+    (n,) bool ndarray
+    """
     ok = np.asarray(out["total_time_s"], float) <= budget_shifts * _forecast.SHIFT_S
     for key in _forecast.FLAG_KEYS.values():
         ok &= ~np.asarray(out[key], bool)
@@ -286,11 +367,24 @@ def plan(base: Scenario, budget_shifts: float, target_resolution_m: float | None
     budget_shifts : float
         Beamtime in 8-hour shifts; a point's ``total_time_s`` (overheads included) must fit.
     target_resolution_m : float, optional
-        Half-period resolution a point must reach (3D for a 3D scenario).
+        Half-period resolution a point must reach (3D for a 3D scenario), metres.
     varies : list of Vary, optional
-        The varied fields (default :func:`default_vary`).
+        The varied fields (None or empty: :func:`default_vary`).
     points_per_field : int
-        Grid values per varied field.
+        Grid values per varied field (:meth:`Vary.values`).
+
+    Returns
+    -------
+    Plan
+        The Pareto front of the feasible points, fastest first (empty where no point is
+        feasible or none makes a valid scenario).
+
+    Raises
+    ------
+    TwinInputError
+        A budget or target that is not a positive finite number; a field varied twice; more
+        than :data:`MAX_POINTS` grid points; a simulated calibration of the base scenario that
+        is neither shipped nor cached (``resolution.model``).
     """
     if not (math.isfinite(budget_shifts) and budget_shifts > 0):
         raise TwinInputError("--budget-shifts", budget_shifts, "a positive number of shifts")
@@ -337,8 +431,16 @@ def _point(base: Scenario, g: _Grid, i: int) -> dict:
 
 
 def plot_front(result: Plan, path) -> None:
-    """PNG of the plan: every feasible point (grey) and the Pareto front coloured by dose,
-    resolution against shifts; written atomically to ``path``."""
+    """PNG of the plan: every feasible point (grey) and the Pareto front coloured by
+    log₁₀ dose, resolution (nm) against shifts; written atomically to ``path``.
+
+    Parameters
+    ----------
+    result : Plan
+        What :func:`plan` returned.
+    path : str or os.PathLike
+        The PNG file (replaced whole, or left as it was on failure).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -379,7 +481,18 @@ TABLE_ROWS = 25
 
 def table(result: Plan) -> list[str]:
     """The plan as text lines: what was asked, the conventions, and the front (or a sample of
-    it, spread from fastest to slowest)."""
+    it, spread from fastest to slowest).
+
+    Parameters
+    ----------
+    result : Plan
+        What :func:`plan` returned.
+
+    Returns
+    -------
+    list of str
+        At most :data:`TABLE_ROWS` rows of points, besides the header lines.
+    """
     from twin.core.formatting import format_value
 
     paths = [v.path for v in result.varied]

@@ -33,7 +33,21 @@ from twin.scenario import Scenario
 
 
 def remove_background(phase: np.ndarray, border: int) -> np.ndarray:
-    """Subtract the plane fitted to the outer ``border`` columns (the air beside the sample)."""
+    """Subtract the plane fitted (least squares) to the outer ``border`` columns on each side
+    (the air beside the sample).
+
+    Parameters
+    ----------
+    phase : (rows, cols) float ndarray
+        Unwrapped phase, radians.
+    border : int
+        Columns taken on the left and on the right, pixels.
+
+    Returns
+    -------
+    (rows, cols) float ndarray
+        ``phase`` less the plane a + b·row + c·col, radians.
+    """
     ny, nx = phase.shape
     yy, xx = np.mgrid[:ny, :nx].astype(float)
     sel = np.zeros_like(phase, bool)
@@ -47,8 +61,26 @@ def remove_background(phase: np.ndarray, border: int) -> np.ndarray:
 
 
 def preview_scenario(s: Scenario, fov_um: float) -> Scenario:
-    """The scenario on a square field ``fov_um`` wide, the sample scaled to 80 % of it and its
-    fibres by the same factor, but not below a quarter of their size."""
+    """The scenario on a square field ``fov_um`` wide, the sample shrunk self-similarly.
+
+    The sample's cross-section is scaled by k = min(1, 0.8·``fov_um`` / its width) (so it
+    fills at most 80 % of the field, and is never enlarged); its height becomes the larger of
+    ``fov_um`` and k times its height; its fibres' diameters (means and spreads) are scaled by
+    max(k, 0.25), so they shrink less than the sample.
+
+    Parameters
+    ----------
+    s : Scenario
+        The full-size scenario.
+    fov_um : float
+        Side of the square field, micrometres (``scan.fov_x_um`` = ``scan.fov_y_um``).
+
+    Returns
+    -------
+    Scenario
+        Validated again (:meth:`Scenario.with_values`: TwinInputError where a changed value is
+        refused).
+    """
     width = s.sample.cross_section_um[0]
     k = min(1.0, 0.8 * fov_um / width)
     changes = {"scan.fov_x_um": fov_um, "scan.fov_y_um": fov_um,
@@ -71,6 +103,8 @@ def preview_scenario(s: Scenario, fov_um: float) -> Scenario:
 
 @dataclass
 class ProjectionResult:
+    """One angle of the chain (:func:`one_projection`); phases in radians, PCC in [−1, 1]."""
+
     angle_deg: float
     phase: np.ndarray          # reconstructed, unwrapped, background removed (rows, cols)
     truth: np.ndarray          # the phantom's projected phase on the same grid
@@ -80,7 +114,32 @@ class ProjectionResult:
 
 def one_projection(s: Scenario, angle_deg: float, iterations: int, algorithm: str,
                    region: tuple[int, int]) -> ProjectionResult:
-    """Simulate and reconstruct the projection at one angle (runs on a Dask worker)."""
+    """Simulate and reconstruct the projection at one angle (runs on a Dask worker).
+
+    The whole scan is simulated, reconstructed, and the central ``region`` of the
+    reconstruction and of the ground truth (aligned on the scan centre) is phase-unwrapped
+    and freed of its background plane (:func:`remove_background`, border max(2, cols // 12)).
+
+    Parameters
+    ----------
+    s : Scenario
+        The (preview) scenario.
+    angle_deg : float
+        Rotation of the sample, degrees.
+    iterations : int
+        Iterations of the reconstruction.
+    algorithm : str
+        A :class:`twin.recon.Options` algorithm, or ``"auto"``: the scenario's own choices
+        (:func:`twin.geometry.reconstruction_options`).
+    region : (int, int)
+        (rows, cols) of the central region kept, reconstruction pixels.
+
+    Returns
+    -------
+    ProjectionResult
+        Phases (rows, cols) float32, radians; the PCC between them; the reconstruction's cost
+        per iteration.
+    """
     p = simulate.plan(s, angle_deg=angle_deg)
     counts = np.concatenate([c for _, c in simulate.frames(p)])
     data = p.to_data(counts)
@@ -91,6 +150,12 @@ def one_projection(s: Scenario, angle_deg: float, iterations: int, algorithm: st
     h, w = region
 
     def cut(a):
+        """The central ``region`` (rows, cols) of ``a``, a view.
+
+        Parameters
+        ----------
+        a : (H, W) ndarray
+        """
         c = np.array(a.shape) // 2
         return a[c[0] - h // 2:c[0] - h // 2 + h, c[1] - w // 2:c[1] - w // 2 + w]
 
@@ -108,6 +173,9 @@ def one_projection(s: Scenario, angle_deg: float, iterations: int, algorithm: st
 
 @dataclass
 class ChainResult:
+    """The chain's output (:func:`run_chain`): phases in radians, δ dimensionless, the voxel
+    and the FSC resolution in metres."""
+
     angles_deg: np.ndarray
     projections: np.ndarray    # (n_angles, rows, cols) reconstructed phase
     truth_projections: np.ndarray
@@ -125,7 +193,38 @@ def run_chain(s: Scenario, n_angles: int = 16, fov_um: float | None = None,
               n_workers: int | None = None, progress: bool = False) -> ChainResult:
     """The preview ptycho-tomography chain (see the module doc).
 
-    ``n_workers = 0`` (and no ``scheduler``) reconstructs the projections in this process.
+    Angles run from 0 over ``tomography.angular_range_deg`` (the end angle included only
+    below 180°); the volumes and their scores are :func:`_chain_result`'s.
+
+    Parameters
+    ----------
+    s : Scenario
+        The full-size scenario (:func:`preview_scenario` makes the preview).
+    n_angles : int
+        Projections.
+    fov_um : float or None
+        Side of the preview's square field, micrometres (None: ``scan.fov_x_um``, at most
+        6 µm).
+    iterations : int
+        Iterations of each projection's reconstruction.
+    algorithm : str
+        As :func:`one_projection`'s.
+    scheduler : str or None
+        A Dask scheduler's address (None: a local cluster).
+    n_workers : int or None
+        Local Dask workers (None: min(4, CPU cores)); 0, with no ``scheduler``: the
+        projections are reconstructed one after the other in this process.
+    progress : bool
+        Show a progress bar of the projections.
+
+    Returns
+    -------
+    ChainResult
+
+    Raises
+    ------
+    TwinInputError
+        ``sample.phantom = "siemens_star"`` (2D), or a preview value the scenario refuses.
     """
     fov = fov_um or min(s.scan.fov_x_um, 6.0)
     ps = preview_scenario(s, fov)
@@ -148,6 +247,28 @@ def run_chain(s: Scenario, n_angles: int = 16, fov_um: float | None = None,
                               [region] * n_angles, scheduler=scheduler,
                               n_workers=n_workers or min(4, os.cpu_count() or 1),
                               progress=progress, desc="projections", unit="proj")
+    return _chain_result(angles, results, g)
+
+
+def _chain_result(angles: np.ndarray, results: list[ProjectionResult],
+                  g: Geometry) -> ChainResult:
+    """The volumes of the reconstructed and of the true projections, and their scores.
+
+    Each volume is the Shepp–Logan FBP of δ = −phase/(k·dx); its PCC with the truth's volume
+    is taken within a centred disc of radius 0.45·n, and so is the FSC between the even and
+    the odd angles' volumes (resolution at the half-bit threshold,
+    :meth:`~twin.analysis.metrics.FourierCorrelation.resolution_m`'s default).
+
+    Parameters
+    ----------
+    angles : (n_angles,) ndarray
+        Degrees.
+    results : list of ProjectionResult
+        One per angle, in the order of ``angles``.
+    g : Geometry
+        The preview scenario's (its wavelength and object pixel, metres).
+    """
+    dx = g.object_pixel_m
     proj = np.stack([r.phase for r in results])
     truth = np.stack([r.truth for r in results])
     k = 2 * np.pi / g.wavelength_m

@@ -30,10 +30,23 @@ class RunDir:
         object.__setattr__(self, "root", Path(self.root))
 
     def stage_dir(self, name: str) -> Path:
+        """The folder ``DIR/<name>`` of a stage (not created here).
+
+        Parameters
+        ----------
+        name : str
+            The stage's name, e.g. ``"simulate"``.
+        """
         return self.root / name
 
     def stage_info(self, name: str) -> dict:
-        """The ``stage.json`` of stage ``name`` ({} when the stage has not run)."""
+        """The ``stage.json`` of stage ``name``, parsed ({} when the file does not exist).
+
+        Parameters
+        ----------
+        name : str
+            The stage's name, e.g. ``"reconstruct"``.
+        """
         p = self.stage_dir(name) / "stage.json"
         return json.loads(p.read_text()) if p.exists() else {}
 
@@ -78,7 +91,9 @@ class RunDir:
         return self.root / "report"
 
     def summary(self) -> dict:
+        """``summary.json``, parsed (FileNotFoundError when it was not written)."""
         return json.loads(self.summary_json.read_text())
 
     def scenario_dict(self) -> dict:
+        """``scenario.json``, parsed (FileNotFoundError when it was not written)."""
         return json.loads(self.scenario_json.read_text())

@@ -56,7 +56,14 @@ STARTER = {
 
 
 def field_unit(name: str) -> str:
-    """Unit a scenario field's name carries (``"fov_x_um"`` → ``"µm"``), or ``""``."""
+    """Unit a scenario field's name carries (``"fov_x_um"`` → ``"µm"``), or ``""``.
+
+    Parameters
+    ----------
+    name : str
+        The field's own name (the last part of its dotted path); the first unit token of
+        ``_NAME_UNITS`` found between underscores (or at either end) names the unit.
+    """
     for token, unit in _NAME_UNITS:
         if re.search(rf"(^|_){token}(_|$)", name):
             return unit
@@ -188,7 +195,20 @@ def _submodel(field):
 
 
 def field_docs(model=Scenario, prefix: str = "") -> list[FieldDoc]:
-    """Every leaf field of ``model`` (default: the whole scenario), in schema order."""
+    """Every leaf field of ``model`` (default: the whole scenario), in schema order.
+
+    Parameters
+    ----------
+    model : type of pydantic.BaseModel
+        The scenario or one of its tables; nested tables are walked into.
+    prefix : str
+        Dotted path of ``model``'s table, with its trailing dot (``"scan."``; ``""`` at the
+        top).
+
+    Returns
+    -------
+    list of FieldDoc
+    """
     out = []
     for name, field in model.model_fields.items():
         sub = _submodel(field)
@@ -237,6 +257,15 @@ def _section_models() -> list[tuple[str, type[BaseModel]]]:
     out = []
 
     def walk(model, prefix):
+        """Append (dotted path, model) of every table below ``model``, depth first.
+
+        Parameters
+        ----------
+        model : type of pydantic.BaseModel
+            A scenario table's model.
+        prefix : str
+            Its dotted path with a trailing dot (``""`` for the scenario).
+        """
         for name, field in model.model_fields.items():
             sub = _submodel(field)
             if sub is not None:
@@ -251,6 +280,16 @@ def annotated_toml(s: Scenario) -> str:
     """Scenario ``s`` as TOML, every field with a comment: meaning, unit, range, default source.
 
     Unset optional fields are written commented out, so that the file loads back to ``s``.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario written.
+
+    Returns
+    -------
+    str
+        The TOML text, ending with a newline.
     """
     data = s.model_dump(mode="python")
     docs = {d.path: d for d in field_docs()}
@@ -262,21 +301,9 @@ def annotated_toml(s: Scenario) -> str:
     overridden = ({"sample.fibres.matrix_material", "sample.circuit.dielectric_material"}
                   if s.sample.medium is not None else set())
 
-    def emit(path: str, value) -> None:
-        doc = docs[path]
-        out.extend(_comment(doc))
-        key = path.rsplit(".", 1)[-1]
-        if value is None:
-            out.append(f"# {key} =")
-        elif path in overridden:
-            out.append(f"# {key} = {_toml_value(value)}  (overridden by sample.medium)")
-        else:
-            out.append(f"{key} = {_toml_value(value)}")
-        out.append("")
-
     for name in Scenario.model_fields:
         if _submodel(Scenario.model_fields[name]) is None and name != "sweep":
-            emit(name, data[name])
+            _emit(out, docs, overridden, name, data[name])
     for section, model in _section_models():
         node = data
         for part in section.split("."):
@@ -291,7 +318,7 @@ def annotated_toml(s: Scenario) -> str:
         for name, field in model.model_fields.items():
             if _submodel(field) is None:
                 # fields at their default may leave the dump (twin.scenario._base._drop_defaults)
-                emit(f"{section}.{name}", node.get(name, field.default))
+                _emit(out, docs, overridden, f"{section}.{name}", node.get(name, field.default))
     out.append("[sweep]")
     out.extend(_comment(docs["sweep"]))
     if data["sweep"]:
@@ -302,9 +329,37 @@ def annotated_toml(s: Scenario) -> str:
     return "\n".join(out) + "\n"
 
 
+def _emit(out: list[str], docs: dict, overridden: set, path: str, value) -> None:
+    """Append field ``path``'s comment and its ``key = value`` line to ``out``: commented out
+    where the value is None (unset) or the field is in ``overridden``."""
+    doc = docs[path]
+    out.extend(_comment(doc))
+    key = path.rsplit(".", 1)[-1]
+    if value is None:
+        out.append(f"# {key} =")
+    elif path in overridden:
+        out.append(f"# {key} = {_toml_value(value)}  (overridden by sample.medium)")
+    else:
+        out.append(f"{key} = {_toml_value(value)}")
+    out.append("")
+
+
 def new_scenario(name: str, base: Scenario | None = None) -> Scenario:
     """The scenario ``twin scenario new NAME [--from EXISTING]`` writes: ``base`` (or
-    :data:`STARTER`) renamed ``name``."""
+    :data:`STARTER`) renamed ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The new scenario's ``name``.
+    base : Scenario or None
+        The scenario copied (``--from``); None: :data:`STARTER`, validated.
+
+    Returns
+    -------
+    Scenario
+        A copy of ``base`` with only ``name`` replaced (not validated again), or the starter.
+    """
     if base is None:
         return Scenario.model_validate({**STARTER, "name": name})
     return base.model_copy(update={"name": name})
@@ -313,7 +368,22 @@ def new_scenario(name: str, base: Scenario | None = None) -> Scenario:
 def write_new(path: str | Path, name: str, base: Scenario | None = None) -> Path:
     """Write the annotated scenario ``name`` (from ``base``) to ``path`` (atomically).
 
-    The text is checked to load back to the same scenario before it is written.
+    The text is checked to load back to the same scenario before it is written
+    (RuntimeError where it does not).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The TOML file (replaced whole).
+    name : str
+        The scenario's ``name``.
+    base : Scenario or None
+        As :func:`new_scenario`'s.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     from twin.io.atomic import atomic_path
 
@@ -335,6 +405,16 @@ def check_report(s: Scenario) -> list[tuple[str, str]]:
 
     Object pixel, beam size and defocus, overlaps, frames and lines, exposure and photons per
     frame, count rates against the detector's limits, and the headline forecast.
+
+    Parameters
+    ----------
+    s : Scenario
+        A validated scenario.
+
+    Returns
+    -------
+    list of (str, str)
+        Labels and values formatted with their units (:func:`twin.core.formatting.format_value`).
     """
     from twin.workflows.forecast import forecast
 
@@ -386,6 +466,13 @@ def schema_markdown() -> str:
            "geometry it implies.", ""]
 
     def esc(x: str) -> str:
+        """``x`` with its ``|`` escaped for a Markdown table cell.
+
+        Parameters
+        ----------
+        x : str
+            A cell's text.
+        """
         return x.replace("|", "\\|")
 
     sections = [("(top level)", Scenario)] + _section_models()

@@ -44,8 +44,22 @@ def _operator(p: Plan, beam: int) -> FineFarField:
 
 
 def expected_frames(p: Plan, start: int, stop: int) -> np.ndarray:
-    """(k, n_native, n_native) float32 mean incident photons per native pixel for frames
-    start..stop (all beams, motion blur averaged)."""
+    """Mean incident photons per native detector pixel and exposure of frames
+    ``start`` … ``stop − 1``: the beams' intensities summed, each averaged over the frame's
+    motion-blur samples (``p.blur_samples``).
+
+    Parameters
+    ----------
+    p : Plan
+        The simulation's plan (:func:`~twin.workflows.simplan.plan`).
+    start, stop : int
+        Frame indices of the scan, ``stop`` exclusive.
+
+    Returns
+    -------
+    (k, n_native, n_native) float32 ndarray
+        k = ``stop − start`` frames, before the detector's response, counting and binning.
+    """
     hit = p._cache.get("sub_positions")
     if hit is None or hit[0] is not p.trajectory or hit[1] != p.blur_samples:
         # the whole scan's, once (not once per block)
@@ -65,7 +79,29 @@ def expected_frames(p: Plan, start: int, stop: int) -> np.ndarray:
 
 
 def frames(p: Plan, start: int = 0, stop: int | None = None):
-    """Yield (start, counts) blocks of :data:`BLOCK` frames: the detector's recorded counts."""
+    """Yield the detector's recorded counts of frames ``start`` … ``stop − 1``, block by block.
+
+    Each block of :data:`BLOCK` frames (aligned to multiples of :data:`BLOCK` of the whole scan)
+    is drawn with its own random stream, so a block's counts do not depend on ``start`` and
+    ``stop``; the first and last blocks are cut to the range asked for.
+
+    Parameters
+    ----------
+    p : Plan
+        The simulation's plan (:func:`~twin.workflows.simplan.plan`).
+    start : int
+        First frame.
+    stop : int or None
+        End of the range, exclusive (None: ``p.n_frames``, the whole scan).
+
+    Yields
+    ------
+    first : int
+        Index of the block's first frame in the scan.
+    counts : (k, n_eff, n_eff) float32 ndarray
+        The recorded counts of k ≤ :data:`BLOCK` frames (after binning, counter limit and
+        ``p.mask``; :func:`twin.acquisition.detector.count_frames`).
+    """
     stop = p.n_frames if stop is None else stop
     det = p.det
     for b0 in range(start - start % BLOCK, stop, BLOCK):

@@ -85,21 +85,41 @@ class Plan:
         return self.dx_m / self.oversampling
 
     def top_left_px(self, positions_m: np.ndarray) -> np.ndarray:
-        """(…, 2) reconstruction-window top-left (row, col) on the object grid for positions
-        (…, 2).
+        """Top-left (row, col) of the ``n_native``-pixel reconstruction window on the object
+        grid (reconstruction pixels, from the object's pixel [0, 0]; fractional).
 
         Pixel coordinates are taken on the whole scan's grid first and the window's integer
         offset subtracted after, so that a frame's sub-pixel shift does not depend on the
         window (a part of a run reproduces the whole run bit for bit).
+
+        Parameters
+        ----------
+        positions_m : (…, 2) ndarray
+            Beam positions (x, y), metres from the scan centre.
+
+        Returns
+        -------
+        (…, 2) float ndarray
         """
         px = positions_m[..., ::-1] / self.dx_m                       # (row, col) from centre
         return px - self.first_px - self.n_native // 2
 
     def fine_top_left_px(self, positions_m: np.ndarray) -> np.ndarray:
-        """(…, 2) top-left (row, col) of the fine simulation window on the fine object grid.
+        """Top-left (row, col) of the fine simulation window (side ``n_window``) on the fine
+        object grid (fine pixels, from the first fine pixel of the object's pixel [0, 0];
+        fractional).
 
         Fine pixel f of the grid is centred at (f − (s−1)/2)·dx/s from the scan centre, so that
         each reconstruction pixel k covers fine pixels k·s … k·s + s − 1.
+
+        Parameters
+        ----------
+        positions_m : (…, 2) ndarray
+            Beam positions (x, y), metres from the scan centre.
+
+        Returns
+        -------
+        (…, 2) float ndarray
         """
         s = self.oversampling
         px = positions_m[..., ::-1] / self.fine_pixel_m + (s - 1) / 2
@@ -177,7 +197,21 @@ def _sim_backend() -> str:
 def noise_key(seed: int, projection: int | None) -> list[int]:
     """The random stream of a simulation's noise (photon counting, position errors): the seed,
     and a 3D scan's projection index, so that every projection of one sample (the phantom is
-    the seed's) has its own, independent noise."""
+    the seed's) has its own, independent noise.
+
+    Parameters
+    ----------
+    seed : int
+        The scenario's seed.
+    projection : int or None
+        A 3D scan's projection index (None: a 2D scan).
+
+    Returns
+    -------
+    list of int
+        ``[seed]``, or ``[seed, PROJECTION_STREAM, projection]``: entropy for
+        ``numpy.random.default_rng`` (callers append their own sub-stream keys).
+    """
     return [seed] if projection is None else [seed, PROJECTION_STREAM, projection]
 
 

@@ -48,7 +48,8 @@ MULTIBEAM_VERSION = 1
 
 
 def cache_dir() -> Path:
-    """Folder of cached simulated measurements (``TWIN_CACHE_DIR`` or ``~/.cache/twin``)."""
+    """Folder of cached simulated measurements: ``simulated`` under ``TWIN_CACHE_DIR`` (or
+    ``~/.cache/twin``)."""
     root = os.environ.get("TWIN_CACHE_DIR") or Path.home() / ".cache" / "twin"
     return Path(root) / "simulated"
 
@@ -336,7 +337,23 @@ def measure_3d(s: Scenario, seed: int = 0, use_cache: bool = True) -> Measuremen
     detector, steps and fluence per projection on the ``[run] chain_fov_um`` field, the sample
     scaled to fit), each projection simulated and reconstructed in this process. It measures
     how the dose per projection and the number of projections set the 3D resolution of such a
-    patch; the sample's real width enters the forecast through Crowther's limit.
+    patch; the sample's real width enters the forecast through Crowther's limit. The
+    projections are reconstructed with :func:`~twin.workflows.ptychotomo.run_chain`'s default
+    algorithm (rPIE), ``[run] chain_iterations`` iterations each.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario with a given count N ≥ 2 of ``tomography.n_projections``.
+    seed : int
+        Seed of the simulation (noise, position errors, phantom).
+    use_cache : bool
+        Reuse (and store) the result in :func:`cache_dir`.
+
+    Raises
+    ------
+    TwinInputError
+        ``tomography.n_projections`` is not a count ≥ 2 (0, 1 or ``"crowther"``).
     """
     import time
 
@@ -368,12 +385,34 @@ def _stored_dtype(g) -> type:
 
 
 def summarise(ms: list[Measurement]) -> dict:
-    """Columns of a sweep row from the measurements of its seeds (mean; std over seeds)."""
+    """Columns of a sweep row from the measurements of its seeds (mean; std over seeds).
+
+    Non-finite values are left out; the resolution is averaged over the seeds that converged
+    (over all where none did); a standard deviation of fewer than two values is NaN.
+
+    Parameters
+    ----------
+    ms : list of Measurement
+        One per seed, at least one.
+
+    Returns
+    -------
+    dict
+        ``resolution_simulated_m`` (and ``_std_m``), ``frc_halves_m``, metres;
+        ``pcc_simulated``; ``compression_ratio_simulated``; ``unresolved`` (no seed
+        converged); ``seeds_resolved``; ``seeds_simulated``.
+    """
     # a seed whose reconstruction did not converge reports a bound: where another seed
     # converged, the bound is not averaged into the resolution
     conv = [m for m in ms if not m.unresolved] or ms
 
     def stat(name):
+        """(mean, sample std) of :class:`Measurement` field ``name``, NaN where undefined.
+
+        Parameters
+        ----------
+        name : str
+        """
         v = np.array([getattr(m, name) for m in (conv if name == "resolution_simulated_m"
                                                   else ms)], float)
         v = v[np.isfinite(v)]
@@ -394,19 +433,37 @@ def measure_many(scenarios: list[Scenario], seeds: int = 1, scheduler: str | Non
                  n_workers: int | None = None, progress: bool = False,
                  iterations: int | None = None, points: int = PATCH_POINTS,
                  volume: bool = False) -> list[dict]:
-    """:func:`summarise`\\ d measurements of each scenario over ``seeds`` seeds, on Dask.
+    """One :func:`summarise` row per scenario (in order) of its measurements over ``seeds``
+    seeds, on Dask.
 
-    One Dask task per scenario and seed; cached points are not recomputed (each task looks its
-    result up first). ``volume``: also :func:`measure_3d` (projection-count sweeps), adding
-    ``resolution_3d_simulated_m``, ``resolution_3d_simulated_std_m`` and ``pcc_3d_simulated``.
+    One Dask task per scenario and seed that is not cached (cached points are read here, and
+    no cluster starts when all are); results are stored in the cache.
+
+    Parameters
+    ----------
+    scenarios : list of Scenario
+        The points measured.
+    seeds : int
+        Seeds per point: the scenario's seed + 0, 1, … ``seeds − 1`` (TwinInputError,
+        field ``--seeds``, below 1).
+    scheduler : str or None
+        A Dask scheduler's address (None: a local cluster).
+    n_workers : int or None
+        Local workers (None: min(2, CPU cores)).
+    progress : bool
+        Show a progress bar.
+    iterations, points
+        As :func:`measure`'s.
+    volume : bool
+        Also :func:`measure_3d` (projection-count sweeps), adding
+        ``resolution_3d_simulated_m``, ``resolution_3d_simulated_std_m`` (metres) and
+        ``pcc_3d_simulated``.
     """
     from twin.workflows.cluster import map_ordered
 
     if seeds < 1:
         raise TwinInputError("--seeds", seeds, "at least 1")
     jobs = [(i, sc, sc.seed + k) for i, sc in enumerate(scenarios) for k in range(seeds)]
-    # points found in the cache are read here; only the others go to Dask (no cluster at all
-    # when every point is cached)
     results: list = [_cached_job(sc, seed, iterations, points, volume) for _, sc, seed in jobs]
     todo = [j for j, r in enumerate(results) if r is None]
     if todo:
@@ -454,7 +511,19 @@ CALIBRATION_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 def missing_keys(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
                  points: int = PATCH_POINTS) -> set[str]:
-    """Keys of :func:`calibrate`'s simulated points that are neither cached nor shipped."""
+    """Keys of :func:`calibrate`'s simulated points that are neither cached nor shipped.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario calibrated.
+    seeds : int
+        Seeds per fluence (the scenario's seed + 0 … ``seeds − 1``).
+    factors : sequence of float
+        Flux factors of the points.
+    points : int
+        Scan points of each patch.
+    """
     flux = s.beam.flux_photons_per_s
     out = set()
     for f in factors:
@@ -468,7 +537,13 @@ def missing_keys(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
 
 def missing_points(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
                    points: int = PATCH_POINTS) -> int:
-    """How many of :func:`calibrate`'s simulated points are neither cached nor shipped."""
+    """How many of :func:`calibrate`'s simulated points are neither cached nor shipped.
+
+    Parameters
+    ----------
+    s, seeds, factors, points
+        As :func:`missing_keys`'s.
+    """
     return len(missing_keys(s, seeds, factors, points))
 
 
@@ -476,7 +551,20 @@ def calibrate(s: Scenario, seeds: int = 1, factors=CALIBRATION_FACTORS,
               scheduler: str | None = None, progress: bool = False,
               n_workers: int | None = None, points: int = PATCH_POINTS) -> Calibration:
     """Fit d(F) (:func:`twin.analysis.laws.fit_calibration`) to points simulated at fluences
-    ``factors`` × the scenario's (flux scaled)."""
+    ``factors`` × the scenario's (flux scaled).
+
+    Points that did not converge (or gave no number) are bounds, and points where some seed
+    failed are kept but not fitted; the compression ratio is the factor-1 point's.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario; its fluence F₀ (``Geometry.fluence_per_m2``, photons/m²) anchors the fit.
+    seeds, factors, points
+        As :func:`missing_keys`'s.
+    scheduler, n_workers, progress
+        As :func:`measure_many`'s.
+    """
     from twin.geometry import Geometry
 
     flux = s.beam.flux_photons_per_s

@@ -76,6 +76,11 @@ __all__ = ["BLOCK", "MAX_FRAMES", "PROJECTION_STREAM", "SUBPIXEL_QUANTUM", "Plan
 
 @dataclass(frozen=True)
 class SimulationSummary:
+    """What :func:`simulate` wrote: the file, its frames (n_frames, n, n) of stored pixels, the
+    object pixel (metres), the largest count of any pixel, the mean counts per frame, the
+    frames with a pixel at the saturation level, the RMS error of the recorded positions
+    (metres, recorded − true) and the motion-blur samples per frame."""
+
     path: Path
     n_frames: int
     frame_shape: tuple[int, int]
@@ -116,6 +121,11 @@ def simulate(s: Scenario, out: str | Path, seed: int | None = None,
     Returns
     -------
     SimulationSummary
+
+    Raises
+    ------
+    TwinInputError
+        The plan's (:func:`plan`), or a file the disk cannot hold uncompressed (field ``-o``).
     """
     if seed is not None:
         s = s.model_copy(update={"seed": int(seed)})

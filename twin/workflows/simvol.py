@@ -24,7 +24,8 @@ measured on projections of a thick one). :func:`measure_volume`:
 
 Each volume costs one ptychographic reconstruction per projection: tens of core-minutes for the
 brain's 10.5 µm sub-volume (:func:`cost_estimate`). Results are cached and shipped like the 2D
-points (:mod:`twin.workflows.simres`).
+points (:mod:`twin.workflows.simres`). The steps, one projection or one volume at a time, are
+in :mod:`twin.workflows.simvol_steps` (re-exported here).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ import numpy as np
 from twin.analysis.volume import METHOD, VolumeCalibration  # noqa: F401  (re-exported)
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
+from twin.workflows.simvol_steps import (  # noqa: F401  (re-exported)
+    SHIFT_STREAM, _gauge_residual, _xz_split, one_projection, projection_shifts, register_volume,
+    tomography, truth_projections)
 
 #: The sub-volume's field spans at least this many beam diameters (issue 21: area for the
 #: overlap constraint and the FSC's shells).
@@ -48,8 +52,6 @@ SAMPLE_FILL = 0.8
 TRUTH_OVERSAMPLING = 2
 #: Version of the volume measurement (in its cache key).
 VERSION = 1
-#: Marks the misalignment's random stream (distinct from the noise streams).
-SHIFT_STREAM = 90_002
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,13 @@ def _projections(s: Scenario, g) -> float:
 def sub_volume(s: Scenario, g=None) -> SubVolume:
     """The sub-volume that :func:`measure_volume` simulates for 3D scenario ``s``.
 
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario (a projection count ≥ 2, or ``"crowther"``).
+    g : Geometry or None
+        ``Geometry.from_scenario(s)`` where the caller has it (None: resolved here).
+
     Raises
     ------
     TwinInputError
@@ -127,19 +136,18 @@ def sub_volume(s: Scenario, g=None) -> SubVolume:
     density = _projections(s, g) / (math.pi / 2 * full_width / dx)
     n = max(4, math.ceil(density * math.pi / 2 * width / dx))
     n += n % 2
-    k = width / full_width
-    changes = {"scan.fov_x_um": field * 1e6, "scan.fov_y_um": field * 1e6,
-               "sample.height_um": 2 * field * 1e6, "tomography.n_projections": n}
-    if s.sample.shape == "cylinder":
-        changes["sample.diameter_um"] = width * 1e6
-    else:
-        changes["sample.width_um"] = width * 1e6
-        changes["sample.depth_um"] = s.sample.depth_um * k
-    sv = s.with_values(changes)
+    sv = s.with_values(_sub_changes(s, field, width, full_width, n))
     gs = Geometry.from_scenario(sv)
     r = g.beam_diameter_m / 2
 
     def at_centre(geo) -> int:
+        """Scan points (every beam's lines) within a beam radius of the field's centre.
+
+        Parameters
+        ----------
+        geo : Geometry
+            The full scan's or the sub-volume's.
+        """
         return _disc_count(geo.frames_per_line, geo.lines_per_beam * geo.n_beams,
                            geo.fast_step_m, geo.slow_step_m, r)
 
@@ -150,130 +158,19 @@ def sub_volume(s: Scenario, g=None) -> SubVolume:
                      float(g.beam_diameter_m), float(g.fluence_per_m2))
 
 
-def projection_shifts(s: Scenario, angles_deg, seed: int) -> np.ndarray:
-    """(n, 2) displacement (x, y) of the sample at each projection, metres.
-
-    The wobble is the rotation axis's asynchronous error motion: per axis, harmonics 2–5 of a
-    turn with normal amplitudes and uniform phases, scaled to an RMS of ``wobble_um`` over a
-    turn (the once-per-turn part only moves the rotation centre, which the alignment's gauge
-    leaves free). The misalignment is independent and normal, RMS ``misalignment_um`` per axis.
-    The random numbers are drawn whatever the amplitudes, so changing one keeps the other.
-    """
-    t = s.tomography
-    th = np.deg2rad(np.asarray(angles_deg, float))
-    rng = np.random.default_rng([int(seed), SHIFT_STREAM])
-    h = np.arange(2, 6)[:, None]
-    out = np.zeros((len(th), 2))
-    for axis in range(2):
-        a = rng.normal(size=(4, 1))
-        phase = rng.uniform(0, 2 * np.pi, size=(4, 1))
-        wave = (a * np.cos(h * th[None] + phase)).sum(axis=0)
-        out[:, axis] = t.wobble_um * 1e-6 * wave / math.sqrt(float((a ** 2).sum()) / 2)
-    out += t.misalignment_um * 1e-6 * rng.normal(size=(len(th), 2))
-    return out
-
-
-def _cut(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The central ``shape`` of ``a`` (its centre pixel at the output's ``shape // 2``)."""
-    h, w = shape
-    c = np.array(a.shape) // 2
-    return a[c[0] - h // 2:c[0] - h // 2 + h, c[1] - w // 2:c[1] - w // 2 + w]
-
-
-def one_projection(sv: Scenario, k: int, angle_deg: float, shift_m, shape,
-                   iterations: int | None) -> np.ndarray:
-    """Projection ``k`` of the sub-volume (one Dask task): simulated with the sample displaced
-    by ``shift_m``, reconstructed with the scenario's options from what a user has, its phase
-    unwrapped and its background plane removed. Returns ∫δ dz in voxels (rows, cols) float32."""
-    from twin.analysis.metrics import unwrap_phase
-    from twin.geometry import reconstruction_options
-    import twin.recon as engines
-    from twin.workflows import simulate
-    from twin.workflows.ptychotomo import remove_background
-
-    p = simulate.plan(sv, angle_deg=float(angle_deg), projection=int(k),
-                      sample_shift_m=tuple(float(v) for v in shift_m))
-    g = p.geometry
-    counts = np.concatenate([c for _, c in simulate.frames(p)])
-    p._device.clear()
-    r = engines.reconstruct(p.to_data(counts),
-                            reconstruction_options(sv, iterations=iterations))
-    phase = unwrap_phase(np.angle(_cut(r.object, shape)))
-    phase = remove_background(phase, max(2, int(0.06 * shape[1])))
-    return (-phase / (2 * np.pi / g.wavelength_m * g.object_pixel_m)).astype(np.float32)
-
-
-def truth_projections(sv: Scenario, angles_deg, shape, supersample: int = 3) -> np.ndarray:
-    """(n, rows, cols) ∫δ dz in voxels of the unshifted phantom at ``angles_deg``, each pixel
-    the mean of ``supersample``² point samples (as the simulation's box average)."""
-    from twin.geometry import Geometry
-    from twin.sample import phantoms
-
-    g = Geometry.from_scenario(sv)
-    dx = g.object_pixel_m
-    h, w = shape
-    sub = (np.arange(supersample) - (supersample - 1) / 2) / supersample
-    y = ((np.arange(h) - h // 2)[:, None] + sub[None]).ravel() * dx
-    x = ((np.arange(w) - w // 2)[:, None] + sub[None]).ravel() * dx
-    out = np.empty((len(angles_deg), h, w), np.float32)
-    for i, a in enumerate(angles_deg):
-        grid = phantoms.Grid(y_m=y, x_m=x, pixel_m=dx / supersample, energy_kev=g.energy_kev,
-                             angle_deg=float(a), n_slices=1, seed=sv.seed)
-        proj = phantoms.projected_slabs(sv.sample.phantom, sv.sample, g.sample_extent, grid)
-        d = proj.sum(axis=0).real.reshape(h, supersample, w, supersample).mean(axis=(1, 3))
-        out[i] = d / dx
-    return out
-
-
-def tomography(proj: np.ndarray, angles_deg, method: str) -> np.ndarray:
-    """(rows, n, n) volume of aligned projections (n_angles, rows, n) by ``method``."""
-    from twin.tomo import reconstruct as tomo
-
-    if method == "fbp":
-        return tomo.fbp(proj, angles_deg, "shepp-logan")
-    if method == "sirt":
-        return np.asarray(tomo.sirt(proj, angles_deg, iterations=50))
-    if method == "sart":
-        return np.asarray(tomo.sart(proj, angles_deg, iterations=10))
-    if method == "tv":
-        return np.asarray(tomo.tv_reconstruct(proj, angles_deg))
-    raise TwinInputError("tomography.method", method, "allowed: fbp, sirt, sart, tv")
-
-
-def register_volume(vol: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``vol`` translated (sub-voxel, by Fourier shift) onto ``ref``: the peak of their
-    cross-correlation, refined by a parabola through its neighbours on each axis."""
-    fa = np.fft.fftn(ref)
-    fb = np.fft.fftn(vol)
-    cc = np.fft.ifftn(fa * np.conj(fb)).real
-    peak = np.array(np.unravel_index(np.argmax(cc), cc.shape))
-    shift = peak.astype(float)
-    for ax, n in enumerate(cc.shape):
-        idx = [tuple(peak)] * 3
-        lo, hi = list(peak), list(peak)
-        lo[ax] = (peak[ax] - 1) % n
-        hi[ax] = (peak[ax] + 1) % n
-        c0, c1, c2 = cc[tuple(lo)], cc[tuple(idx[0])], cc[tuple(hi)]
-        den = c0 - 2 * c1 + c2
-        if den < 0:
-            shift[ax] += 0.5 * (c0 - c2) / den
-        shift[ax] = (shift[ax] + n / 2) % n - n / 2
-    phase = sum(np.fft.fftfreq(n)[tuple(slice(None) if i == ax else None
-                                         for i in range(cc.ndim))] * shift[ax]
-                for ax, n in enumerate(cc.shape))
-    return np.fft.ifftn(fb * np.exp(-2j * np.pi * phase)).real.astype(np.float32)
-
-
-def _gauge_residual(found_px: np.ndarray, true_px: np.ndarray, angles_deg) -> tuple:
-    """RMS of what the alignment left in rows and in columns, pixels: found + true shift, less
-    the translations of the whole volume (a mean row shift; column shifts along 1, cos θ,
-    sin θ)."""
-    th = np.deg2rad(np.asarray(angles_deg, float))
-    e = found_px + true_px
-    rows = e[:, 0] - e[:, 0].mean()
-    basis = np.stack([np.ones_like(th), np.cos(th), np.sin(th)], axis=1)
-    cols = e[:, 1] - basis @ np.linalg.lstsq(basis, e[:, 1], rcond=None)[0]
-    return float(np.sqrt(np.mean(rows ** 2))), float(np.sqrt(np.mean(cols ** 2)))
+def _sub_changes(s: Scenario, field: float, width: float, full_width: float, n: int) -> dict:
+    """The sub-volume's scenario changes: a square scan field ``field`` (m) wide, the sample
+    ``width`` (m) wide (a box's depth scaled by ``width / full_width``) and twice the field
+    tall, ``n`` projections."""
+    k = width / full_width
+    changes = {"scan.fov_x_um": field * 1e6, "scan.fov_y_um": field * 1e6,
+               "sample.height_um": 2 * field * 1e6, "tomography.n_projections": n}
+    if s.sample.shape == "cylinder":
+        changes["sample.diameter_um"] = width * 1e6
+    else:
+        changes["sample.width_um"] = width * 1e6
+        changes["sample.depth_um"] = s.sample.depth_um * k
+    return changes
 
 
 @dataclass(frozen=True)
@@ -364,7 +261,26 @@ def simulate_projections(s: Scenario, seed: int = 0, iterations: int | None = No
                          scheduler: str | None = None, n_workers: int | None = None,
                          progress: bool = False) -> Projections:
     """Every projection of the sub-volume of ``s``, simulated and reconstructed (one Dask task
-    each; ``n_workers=0`` and no scheduler: in this process)."""
+    each; ``n_workers=0`` and no scheduler: in this process).
+
+    The angles run from 0 over ``tomography.angular_range_deg`` (the end included only below
+    180°); the sample is displaced by :func:`projection_shifts` at each.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario (:func:`sub_volume` raises TwinInputError otherwise).
+    seed : int
+        Seed of the simulation (phantom, noise, shifts).
+    iterations : int or None
+        Ptychographic iterations (None: the scenario's).
+    scheduler : str or None
+        A Dask scheduler's address (None: a local cluster).
+    n_workers : int or None
+        Local workers (None: :func:`twin.workflows.cluster.map_ordered`'s default).
+    progress : bool
+        Show a progress bar.
+    """
     from twin.workflows.cluster import map_ordered
 
     sub = sub_volume(s)
@@ -386,8 +302,22 @@ def simulate_projections(s: Scenario, seed: int = 0, iterations: int | None = No
 
 def score_volume(pr: Projections, method: str) -> dict:
     """Align ``pr``'s projections, reconstruct the volume by ``method`` and score it against
-    the truth and between the even and the odd projections (:class:`VolumeMeasurement`'s
-    fields, less the timing)."""
+    the truth and between the even and the odd projections.
+
+    Parameters
+    ----------
+    pr : Projections
+        What :func:`simulate_projections` returned.
+    method : {"fbp", "sirt", "sart", "tv"}
+        The tomographic reconstruction (:func:`tomography`).
+
+    Returns
+    -------
+    dict
+        :class:`VolumeMeasurement`'s fields but those of the sub-volume
+        (``fluence_photons_per_m2``, ``voxel_m``, ``field_m``, ``sample_width_m``) and
+        ``seconds``.
+    """
     from twin.analysis import metrics
     from twin.tomo import reconstruct as tomo
     from twin.workflows import simres
@@ -422,17 +352,6 @@ def score_volume(pr: Projections, method: str) -> dict:
         n_angles=int(len(angles)), fire_xz_split_m=fire, fire_xz_split_biop_m=fire_biop)
 
 
-def _xz_split(even: np.ndarray, odd: np.ndarray, disc: np.ndarray, dx: float) -> tuple:
-    """Seed 000's measurement on the central xz slices of the even and odd volumes: (FIRE of a
-    standard FRC at 1/7, FIRE as the BIOP plugin computes it), metres."""
-    from twin.analysis import biop, metrics
-
-    k = even.shape[0] // 2
-    a, b = even[k] * disc, odd[k] * disc
-    frc = metrics.fourier_correlation(a, b, dx)
-    return 2 * frc.resolution_m("1/7", skip_rings=1), float(biop.fire(a, b, dx))
-
-
 def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
                    scheduler: str | None = None, n_workers: int | None = None,
                    use_cache: bool = True, progress: bool = False) -> VolumeMeasurement:
@@ -451,6 +370,8 @@ def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
         this process.
     use_cache : bool
         Reuse (and store) the result (:func:`twin.workflows.simres.cache_dir`).
+    progress : bool
+        Show a progress bar of the projections.
     """
     from twin.workflows import simres
 
@@ -485,7 +406,21 @@ def _at(s: Scenario, factor: float) -> Scenario:
 
 def volume_points_missing(s: Scenario, seeds: int, factors=VOLUME_FACTORS) -> list:
     """(factor, seed) of :func:`calibrate_volume`'s points that are neither cached nor
-    shipped."""
+    shipped.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario.
+    seeds : int
+        Seeds per factor: the scenario's seed + 0 … ``seeds − 1``.
+    factors : sequence of float
+        Flux factors.
+
+    Returns
+    -------
+    list of (float, int)
+    """
     from twin.workflows import simres
 
     out = []
@@ -502,30 +437,42 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
                      simulate: bool = True, progress: bool = False) -> VolumeCalibration | None:
     """Measure (or read) the sub-volume of ``s`` at ``factors`` × its fluence and ``seeds``
     seeds. With ``simulate`` false, only the cached or shipped points count, and None is
-    returned where none is."""
+    returned where none is.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario; its fluence per projection F₀ (photons/m²) anchors the points.
+    seeds : int
+        Seeds per factor: the scenario's seed + 0 … ``seeds − 1``.
+    factors : sequence of float
+        Flux factors (visited in ascending order; a factor with no point is left out).
+    scheduler, n_workers, progress
+        As :func:`measure_volume`'s.
+    simulate : bool
+        Measure the points that are not cached (False: read only).
+
+    Returns
+    -------
+    VolumeCalibration or None
+        Per factor the means over its seeds (sample std of the resolution, NaN for one seed).
+    """
     from twin.geometry import Geometry
-    from twin.workflows import simres
 
     f0 = Geometry.from_scenario(s).fluence_per_m2
-    rows = []
-    for f in sorted(factors):
-        ms = []
-        for k in range(seeds):
-            if simulate:
-                ms.append(measure_volume(_at(s, f), s.seed + k, scheduler=scheduler,
-                                         n_workers=n_workers, progress=progress))
-            else:
-                hit = simres._cached(_key(sub_volume(_at(s, f)).scenario, s.seed + k, None),
-                                     VolumeMeasurement)
-                if hit is not None:
-                    ms.append(hit)
-        if ms:
-            rows.append((f0 * f, ms))
+    rows = _volume_points(s, seeds, factors, f0, simulate, scheduler, n_workers, progress)
     if not rows:
         return None
     ms_all = [m for _, ms in rows for m in ms]
 
     def mean(ms, name):
+        """Mean of :class:`VolumeMeasurement` field ``name`` over ``ms``.
+
+        Parameters
+        ----------
+        ms : list of VolumeMeasurement
+        name : str
+        """
         return float(np.mean([getattr(m, name) for m in ms]))
 
     return VolumeCalibration(
@@ -540,6 +487,29 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
         [mean(ms, "fire_xz_split_biop_m") for _, ms in rows])
 
 
+def _volume_points(s: Scenario, seeds: int, factors, f0: float, simulate: bool,
+                   scheduler: str | None, n_workers: int | None, progress: bool) -> list:
+    """(fluence f0 × factor, its measurements) of :func:`calibrate_volume`, ascending, for each
+    factor with at least one: measured (or read) with ``simulate``, else cached ones only."""
+    from twin.workflows import simres
+
+    rows = []
+    for f in sorted(factors):
+        ms = []
+        for k in range(seeds):
+            if simulate:
+                ms.append(measure_volume(_at(s, f), s.seed + k, scheduler=scheduler,
+                                         n_workers=n_workers, progress=progress))
+            else:
+                hit = simres._cached(_key(sub_volume(_at(s, f)).scenario, s.seed + k, None),
+                                     VolumeMeasurement)
+                if hit is not None:
+                    ms.append(hit)
+        if ms:
+            rows.append((f0 * f, ms))
+    return rows
+
+
 # ----------------------------------------------------------------------------- forecast
 
 _VOLUME_CALIBRATIONS: dict = {}
@@ -548,7 +518,18 @@ _VOLUME_CALIBRATIONS: dict = {}
 def volume_calibration(s: Scenario) -> tuple[VolumeCalibration | None, str]:
     """The shipped or cached sub-volume points of ``s`` (never simulated here), else those of a
     shipped scenario that is ``s`` but for its flux or seed (its points read at ``s``'s
-    fluence). Returns (calibration or None, the other scenario's name or "")."""
+    fluence); remembered for the process.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario.
+
+    Returns
+    -------
+    (VolumeCalibration or None, str)
+        The calibration, and the other scenario's name ("" for ``s``'s own or none).
+    """
     from twin.scenario import load
     from twin.workflows.simres import FAMILY_EXCLUDE, SCENARIOS
 
@@ -573,7 +554,17 @@ def volume_calibration(s: Scenario) -> tuple[VolumeCalibration | None, str]:
 
 def forecast_values(s: Scenario, values: dict) -> dict:
     """The forecast's 3D keys from a measured sub-volume, where one is shipped or cached
-    (:func:`twin.analysis.volume.forecast_keys`); empty where none was (the bound stands)."""
+    (:func:`twin.analysis.volume.forecast_keys`); empty where none was (the bound stands),
+    and for a 2D scenario or a ``resolution.model`` other than ``"simulated"``.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario forecast.
+    values : dict
+        The forecast's values so far; its ``resolution_3d_forecast_m`` (metres, the analytic
+        bound) is kept as ``resolution_3d_bound_m``.
+    """
     if not s.is_3d or s.resolution.model != "simulated":
         return {}
     cal, source = volume_calibration(s)

@@ -5,6 +5,7 @@ their Cartesian product. Every point is validated as a scenario of its own (a ba
 its field), turned into physical parameters, and the forecast of a whole chunk is evaluated in
 one vectorised call. Chunks run on a Dask cluster: a local one by default, or any scheduler by
 address (``--scheduler`` / ``TWIN_DASK_SCHEDULER``), e.g. one started by dask-jobqueue on SLURM.
+The plots of a sweep's table are :mod:`twin.workflows.sweep_plots`' (re-exported here).
 """
 
 from __future__ import annotations
@@ -23,19 +24,39 @@ from twin.workflows import calibrate
 from twin.workflows import forecast as _forecast
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
+from twin.workflows.sweep_plots import plot_sweep  # noqa: F401  (re-exported)
 
 
 def grid(s: Scenario) -> tuple[list[str], list[tuple]]:
     """(swept field paths, list of value tuples) of the scenario's sweep, in row-major order.
 
-    The whole list: for a small grid. :func:`grid_points` makes any part of a big one."""
+    The whole list: for a small grid. :func:`grid_points` makes any part of a big one.
+
+    Parameters
+    ----------
+    s : Scenario
+        Its ``[sweep]`` table (empty: one empty point).
+    """
     keys = list(s.sweep)
     return keys, list(itertools.product(*(s.sweep[k] for k in keys)))
 
 
 def grid_points(s: Scenario, start: int, stop: int) -> list[tuple]:
     """The points ``start`` to ``stop − 1`` of the sweep grid (row-major, as :func:`grid`),
-    made from their flat indices alone: a part of a 10⁸-point grid costs only that part."""
+    made from their flat indices alone: a part of a 10⁸-point grid costs only that part.
+
+    Parameters
+    ----------
+    s : Scenario
+        Its ``[sweep]`` table (empty: no points).
+    start, stop : int
+        Flat indices, ``stop`` exclusive and cut to the grid's size.
+
+    Returns
+    -------
+    list of tuple
+        One value per swept field, in the ``[sweep]`` table's order.
+    """
     keys = list(s.sweep)
     sizes = [len(s.sweep[k]) for k in keys]
     stop = min(stop, math.prod(sizes)) if keys else 0
@@ -73,10 +94,31 @@ def evaluate_chunk(s: Scenario, keys: list[str], points: list[tuple],
                    calibrations: dict | None = None) -> pd.DataFrame:
     """Forecast of a list of grid points as a DataFrame (runs on a Dask worker).
 
-    ``compression_ratio``: the base scenario's measured ratio, used for every point.
-    ``calibrations``: ``resolution.model = "simulated"``: the simulated d(F) of each combination
-    of the swept values other than the flux (:func:`_calibration_key`), evaluated at every
-    point's own fluence.
+    Parameters
+    ----------
+    s : Scenario
+        The base scenario (without its sweep).
+    keys : list of str
+        The swept fields' dotted paths.
+    points : list of tuple
+        Values of ``keys``, one tuple per point.
+    compression_ratio : float
+        The base scenario's measured ratio, used for every point (NaN: none measured).
+    calibrations : dict or None
+        ``resolution.model = "simulated"``: the simulated d(F) of each combination of the
+        swept values other than the flux (:func:`_calibration_key`), evaluated at every
+        point's own fluence; None (or empty): no calibration.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point: the swept values, the forecast's columns (SI units, as their names
+        say), the conventions of its numbers and ``flags`` (comma-separated, "" if feasible).
+
+    Raises
+    ------
+    TwinInputError
+        A point whose values make an invalid scenario (field ``sweep``).
     """
     params, rows, conventions = [], [], []
     for point in points:
@@ -115,14 +157,35 @@ MAX_SIMULATED_HOURS = 1.0
 
 
 def grid_size(s: Scenario) -> int:
-    """Number of points of the sweep grid (without building it)."""
+    """Number of points of the sweep grid (without building it; 0 without a sweep).
+
+    Parameters
+    ----------
+    s : Scenario
+        Its ``[sweep]`` table.
+    """
     return math.prod(len(v) for v in s.sweep.values()) if s.sweep else 0
 
 
 def estimate_simulated_s(s: Scenario, n_points: int, seeds: int, n_workers: int) -> float:
     """Wall-time estimate of ``n_points`` × ``seeds`` simulated points like scenario ``s``'s,
     on ``n_workers`` workers, from the measured cost model (no work is done to estimate it:
-    :func:`twin.workflows.calibrate.point_seconds`)."""
+    :func:`twin.workflows.calibrate.point_seconds`).
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario whose patch is costed (its sweep is ignored).
+    n_points, seeds : int
+        Points and seeds per point.
+    n_workers : int
+        Workers sharing the work evenly (at least 1 counted).
+
+    Returns
+    -------
+    float
+        Seconds: core-seconds of one point × points × seeds / workers.
+    """
     one = calibrate.point_seconds(s.model_copy(update={"sweep": {}}))[2]
     return one * n_points * seeds / max(1, n_workers)
 
@@ -239,8 +302,19 @@ def iter_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None 
 
     The grid is never built whole: each Dask task makes its own ``chunk_points`` points from
     their indices, and at most a few chunks per worker are in flight, so that the memory of a
-    10⁸-point sweep is that of a few chunks (the caller writes each one away). Arguments as
-    :func:`run_sweep`.
+    10⁸-point sweep is that of a few chunks (the caller writes each one away).
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario with its ``[sweep]`` table.
+    scheduler, n_workers, chunk_points, progress, yes, log, max_calibration_hours
+        As :func:`run_sweep`'s.
+
+    Yields
+    ------
+    pandas.DataFrame
+        :func:`evaluate_chunk`'s table of up to ``chunk_points`` points.
     """
     from twin.workflows.cluster import dask_client
 
@@ -284,15 +358,43 @@ def run_sweep(s: Scenario, scheduler: str | None = None, n_workers: int | None =
               max_calibration_hours: float | None = None) -> pd.DataFrame:
     """Evaluate the sweep grid on Dask and return one row per point, in grid order.
 
-    ``scheduler``: address of an existing Dask scheduler; ``None`` starts a local cluster of
-    ``n_workers`` processes (default: the CPU count, at most 8) for the duration of the call.
-    ``simulate``: also simulate and reconstruct a patch at every point over ``seeds`` seeds
-    (:mod:`twin.workflows.simres`: one Dask task per point and seed, cached), adding the columns
-    ``resolution_simulated_m``, ``resolution_simulated_std_m``, ``frc_halves_m``,
-    ``pcc_simulated`` (and the measured ``compression_ratio`` of each point).
-    ``max_calibration_hours``: refuse a calibration or ``simulate`` whose estimate exceeds it
-    (default ``TWIN_CALIBRATION_LIMIT_S``; :mod:`twin.workflows.calibrate`).
     The whole table is returned: for a huge grid, :func:`sweep_to_file` writes it chunk by chunk.
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario with its ``[sweep]`` table.
+    scheduler : str or None
+        Address of an existing Dask scheduler; ``None`` starts a local cluster for the call.
+    n_workers : int or None
+        Local workers (None: the CPU count, at most 8; for ``simulate``'s and the simulated
+        calibrations' tasks at most 2).
+    chunk_points : int
+        Grid points per Dask task.
+    progress : bool
+        Show progress bars.
+    simulate : bool
+        Also simulate and reconstruct a patch at every point over ``seeds`` seeds
+        (:func:`twin.workflows.simres.measure_many`, cached), adding ``resolution_simulated_m``,
+        ``resolution_simulated_std_m``, ``frc_halves_m`` (metres), ``pcc_simulated`` and
+        ``seeds_simulated`` (for a 3D projection-count sweep also the ``*_3d_simulated*``
+        columns), and replacing ``compression_ratio`` by each point's measured one (where
+        finite) and ``data_volume_compressed_bytes`` with it.
+    seeds : int
+        Seeds per point with ``simulate``.
+    yes : bool
+        Go ahead above :data:`MAX_POINTS` points or :data:`MAX_SIMULATED_HOURS` of simulation
+        (without it: TwinInputError, or for uncached calibrations NaN resolutions).
+    log : callable or None
+        Takes each progress message (str); None: silent, warnings as Python warnings.
+    max_calibration_hours : float or None
+        Refuse a calibration or ``simulate`` whose estimate exceeds it, hours (None:
+        ``TWIN_CALIBRATION_LIMIT_S``, seconds; :mod:`twin.workflows.calibrate`).
+
+    Raises
+    ------
+    TwinInputError
+        No ``[sweep]``, an invalid swept value, or an estimate over a limit.
     """
     n = grid_size(s)
     _check_size(n, yes)
@@ -336,6 +438,17 @@ def sweep_to_file(s: Scenario, path: Path, keep_rows: int = MAX_POINTS, **kwargs
     """Evaluate the sweep (as :func:`iter_sweep`) and write each chunk to ``path`` (CSV or
     Parquet) as it arrives, atomically: memory stays that of a few chunks, whatever the grid.
 
+    Parameters
+    ----------
+    s : Scenario
+        The scenario with its ``[sweep]`` table.
+    path : pathlib.Path or str
+        The table; ``.parquet`` writes Parquet, any other suffix CSV.
+    keep_rows : int
+        Grids of at most this many points are also returned whole.
+    **kwargs
+        :func:`iter_sweep`'s keyword arguments.
+
     Returns
     -------
     (int, DataFrame or None)
@@ -372,7 +485,15 @@ def sweep_to_file(s: Scenario, path: Path, keep_rows: int = MAX_POINTS, **kwargs
 
 
 def write_table(table: pd.DataFrame, path: Path) -> None:
-    """Write CSV or Parquet atomically (temporary name in the same folder, then rename)."""
+    """Write CSV or Parquet atomically (temporary name in the same folder, then rename).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Written without its index.
+    path : pathlib.Path or str
+        ``.parquet`` writes Parquet, any other suffix CSV.
+    """
     from twin.io.atomic import atomic_path
 
     with atomic_path(path) as tmp:
@@ -380,125 +501,3 @@ def write_table(table: pd.DataFrame, path: Path) -> None:
             table.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, index=False)
-
-
-def plot_sweep(table: pd.DataFrame, s: Scenario, stem: Path) -> list[Path]:
-    """PNG plots of acquisition time and resolution against each swept field.
-
-    For each swept field, one line per combination of the other fields (up to 12; beyond that
-    the median over the others is drawn). The scenario's own point (its values without the
-    sweep) is marked with a red star; where the table has ``resolution_simulated_m`` (a
-    simulated sweep), the simulated resolutions are drawn beside the closed-form ones.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        The sweep's table (:func:`run_sweep`): one row per point, a column per swept field.
-    s : Scenario
-        The swept scenario (its ``[sweep]`` table names the fields).
-    stem : Path
-        The plots are ``{stem}_total_time.png`` and ``{stem}_resolution_forecast.png``.
-
-    Returns
-    -------
-    list of Path
-        The files written.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from twin.core.formatting import display_scale
-
-    keys = list(s.sweep)
-    own, own_x = _own_point(s, keys)
-    written = []
-    t_scale, t_unit = display_scale("s", float(np.nanmedian(table["total_time_s"])))
-    for y, label, scale in (("total_time_s", f"total acquisition time [{t_unit}]", t_scale),
-                            ("resolution_forecast_m", "resolution [nm]", 1e9)):
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.6), squeeze=False)
-        for ax, key in zip(axes[0], keys):
-            _plot_field(ax, table, keys, key, (y, label, scale), own, own_x)
-        fig.suptitle(s.name)
-        fig.tight_layout()
-        out = Path(f"{stem}_{y.removesuffix('_s').removesuffix('_m')}.png")
-        fig.savefig(out, dpi=110)
-        plt.close(fig)
-        written.append(out)
-    return written
-
-
-def _own_point(s: Scenario, keys: list[str]) -> tuple[dict, dict]:
-    """The scenario's own forecast (its values without the sweep) and its value of each swept
-    field (``keys``, dotted paths): where :func:`plot_sweep` puts the red star."""
-    own_s = s.with_values({})
-    own = _forecast.forecast(own_s).values
-    own_x = {}
-    for key in keys:
-        node = own_s
-        for part in key.split("."):
-            node = getattr(node, part)
-        own_x[key] = node
-    return own, own_x
-
-
-def _plot_field(ax, table: pd.DataFrame, keys: list[str], key: str,
-                quantity: tuple[str, str, float], own: dict, own_x: dict) -> None:
-    """One panel of :func:`plot_sweep`: a quantity against the swept field ``key``.
-
-    Parameters
-    ----------
-    ax : matplotlib.axes.Axes
-    table : pandas.DataFrame
-        The sweep's table.
-    keys : list of str
-        All swept fields.
-    key : str
-        The field on the x axis.
-    quantity : (str, str, float)
-        The column drawn, the y axis's label, and the factor from its unit to the label's.
-    own, own_x : dict
-        The scenario's own point (:func:`_own_point`).
-    """
-    y, label, scale = quantity
-    others = [k for k in keys if k != key]
-    numeric = pd.api.types.is_numeric_dtype(table[key])
-    n_groups = table[others].drop_duplicates().shape[0] if others else 1
-    if n_groups <= 12:
-        _plot_groups(ax, table, key, others, y, scale, numeric)
-    else:
-        med = table.groupby(key)[y].median() * scale
-        ax.plot(med.index, med.values, marker="o", label="median over other fields")
-    if own.get(y) is not None:
-        x0 = own_x[key] if numeric else str(own_x[key])
-        ax.plot([x0], [own[y] * scale], marker="*", ms=16, color="red", ls="none",
-                zorder=5, label="this scenario")
-    ax.legend(fontsize=7)
-    if numeric and (table[key] > 0).all() and table[key].max() / table[key].min() > 20:
-        ax.set_xscale("log")
-    if (table[y] > 0).all():
-        ax.set_yscale("log")
-    ax.set_xlabel(key)
-    ax.set_ylabel(label)
-    ax.grid(True, which="both", alpha=0.3)
-
-
-def _plot_groups(ax, table: pd.DataFrame, key: str, others: list[str], y: str, scale: float,
-                 numeric: bool) -> None:
-    """One line of column ``y`` (× ``scale``) against ``key`` per combination of the
-    ``others`` fields, with the simulated resolutions dashed beside the forecast's where the
-    table has them."""
-    groups = table.groupby(others, sort=True) if others else [((), table)]
-    for name, g in groups:
-        g = g.sort_values(key)
-        lab = ", ".join(f"{k.split('.')[-1]}={v:g}" if isinstance(v, float)
-                        else f"{k.split('.')[-1]}={v}"
-                        for k, v in zip(others, np.atleast_1d(name)))
-        line, = ax.plot(g[key].astype(str) if not numeric else g[key],
-                        g[y] * scale, marker="o", label=lab or "forecast")
-        if y == "resolution_forecast_m" and "resolution_simulated_m" in g:
-            ax.plot(g[key].astype(str) if not numeric else g[key],
-                    g["resolution_simulated_m"] * scale, marker="s", ls="--",
-                    color=line.get_color(), alpha=0.7,
-                    label=f"{lab}, simulated" if lab else "simulated")
