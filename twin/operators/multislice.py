@@ -30,6 +30,7 @@ class Multislice:
 
     @property
     def n_slices(self) -> int:
+        """L: the number of slices."""
         return self.slices.shape[-3]
 
     def fwd(self, wave):

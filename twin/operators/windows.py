@@ -98,6 +98,7 @@ class ObjectWindows:
 
     @property
     def n_positions(self) -> int:
+        """N: the number of windows."""
         return len(self.origin)
 
     def _sel(self, sel):
