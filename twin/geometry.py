@@ -38,6 +38,18 @@ def depth_of_field_m(pixel_m: float, wavelength_m: float) -> float:
     The highest angle a frame records is θ = λ/(2·dx); over a thickness T a ray at that angle
     moves T·θ sideways. Keeping that within one pixel gives T ≤ 2·dx²/λ (twin's criterion,
     the classical depth of field 2δ²/λ at δ = dx).
+
+    Parameters
+    ----------
+    pixel_m : float
+        Object (reconstruction) pixel dx, metres.
+    wavelength_m : float
+        X-ray wavelength λ, metres.
+
+    Returns
+    -------
+    float
+        The thickness 2·dx²/λ, metres.
     """
     return 2.0 * pixel_m ** 2 / wavelength_m
 
@@ -126,13 +138,25 @@ class Geometry:
                 / (self.fov_x_m * self.fov_y_m))
 
     def path_through_sample_m(self, angle_deg: float = 0.0) -> float:
-        """Longest path through the sample along the beam at ``angle_deg``."""
+        """Longest path through the sample along the beam at ``angle_deg``, metres.
+
+        Parameters
+        ----------
+        angle_deg : float
+            Tomographic rotation angle, degrees (0: the beam along the sample's depth).
+        """
         return self.sample_extent.path_m(angle_deg)
 
     def blur_samples(self, s: Scenario) -> int:
         """Positions per exposure over which a fly scan's motion blur is averaged: the scan's
         ``blur_samples``, else one per half object pixel travelled during the exposure (at most
-        16); 1 for a step scan."""
+        16); 1 for a step scan.
+
+        Parameters
+        ----------
+        s : Scenario
+            The scenario this geometry was resolved from (its ``[scan]`` table).
+        """
         if s.scan.blur_samples is not None:
             return s.scan.blur_samples
         if s.scan.mode != "fly":
@@ -141,15 +165,31 @@ class Geometry:
         return int(min(16, max(1, math.ceil(travel / (self.object_pixel_m / 2)))))
 
     def simulated_modes(self, s: Scenario) -> int:
-        """Probe modes the simulation propagates (partial coherence)."""
+        """Probe modes the simulation propagates: the beam's ``coherent_modes`` where the
+        source is partially coherent (a source size, or ``coherent_fraction`` < 1), else 1.
+
+        Parameters
+        ----------
+        s : Scenario
+            The scenario this geometry was resolved from (its ``[beam]`` table).
+        """
         if self.source_sigma_focus_m is not None or s.beam.coherent_fraction < 1:
             return s.beam.coherent_modes
         return 1
 
     def multislice_slices(self, s: Scenario, angle_deg: float = 0.0) -> int:
-        """Slices ``twin simulate`` uses at ``angle_deg``: 1 (projection approximation) unless
-        the path through the sample exceeds the depth of field (``simulation.multislice``
-        "auto"), then ⌈path / depth of field⌉ or ``simulation.slices``."""
+        """Slices ``twin simulate`` uses at ``angle_deg``: 1 (projection approximation) for
+        ``simulation.multislice`` "off", and for "auto" while the path through the sample is
+        within the depth of field; otherwise ``simulation.slices``, or by default
+        max(2, ⌈path / depth of field⌉).
+
+        Parameters
+        ----------
+        s : Scenario
+            The scenario this geometry was resolved from (its ``[simulation]`` table).
+        angle_deg : float
+            Tomographic rotation angle, degrees.
+        """
         mode = s.simulation.multislice
         path = self.path_through_sample_m(angle_deg)
         if mode == "off" or (mode == "auto" and path <= self.depth_of_field_m):
@@ -160,6 +200,13 @@ class Geometry:
 
     @classmethod
     def from_scenario(cls, s: Scenario) -> "Geometry":
+        """Resolve scenario ``s`` once: its units converted to SI, its derived quantities made.
+
+        Parameters
+        ----------
+        s : Scenario
+            A validated scenario.
+        """
         det = s.detector.resolved()
         lam = float(_wavelength_m(s.beam.energy_kev))
         n_stored = s.detector.n_crop
@@ -215,6 +262,19 @@ def reconstruction_options(s: Scenario, iterations: int | None = None, modes: in
 
     The one place where the scenario's vocabulary becomes the engine's
     (:class:`twin.recon.options.Options`).
+
+    Parameters
+    ----------
+    s : Scenario
+        The scenario.
+    iterations, modes : int or None
+        The caller's own choice (a workflow's iteration count); None or 0 falls back to
+        ``[run]``, then to ``[reconstruction]`` (with ``auto``, the modes fall back to 0: chosen
+        from a test reconstruction).
+
+    Returns
+    -------
+    twin.recon.options.Options
     """
     from twin.recon.options import AUTO, Algorithm, Options
 

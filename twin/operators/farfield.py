@@ -14,7 +14,9 @@ For scan position k and probe mode m, on a window of N × N fine pixels (pixel d
    (:func:`bin_far_field`: a midpoint rule for the pixel's integral).
 
 Steps 2–3 are linear in the incident wave and have ``fwd``/``adj``; step 4's binning is linear
-in the intensity (:func:`bin_far_field_adj`).
+in the intensity (:func:`bin_far_field_adj`). Names below: s = ``oversampling``, n detector
+pixels per side, N the fine window's side (fine pixels), S = s·n, K windows, M probe modes;
+waves are complex64 and ``xp`` is ``numpy`` or ``cupy``.
 
 Cost. The FFTs the model must do per frame and mode are 1 + 2·(L − 1) at N² (the far field and
 each propagation there and back). Where the physics allows it exactly, fewer are done:
@@ -69,19 +71,41 @@ def _c64(a, xp=np):
 
 def crop_index(N: int, oversampling: int, n: int, xp=np):
     """(S,) FFT-order indices of the S = s·n far-field samples the detector keeps, in centred
-    order: sample j is frequency j − s·(n//2) bins (DC at s·(n//2))."""
+    order: sample j is frequency j − s·(n//2) bins (DC at s·(n//2)).
+
+    Parameters
+    ----------
+    N, oversampling, n : int
+        The window's (and its DFT's) side N, s and n.
+    xp : module
+        Where the result is made.
+    """
     return (xp.arange(oversampling * n) - oversampling * (n // 2)) % N
 
 
 def half_bin_phase(N: int, oversampling: int, xp=np):
     """(N,) complex64 phase exp(2πi·a·x/N), a = (s − 1)/2: applied along one axis before the
-    DFT it moves the samples by −a bins, onto the centres of the sub-pixels."""
+    DFT it moves the samples by −a bins, onto the centres of the sub-pixels.
+
+    Parameters
+    ----------
+    N, oversampling : int
+        The window's side N and s.
+    xp : module
+        Where the result is made.
+    """
     a = (oversampling - 1) / 2
     return xp.asarray(np.exp(2j * np.pi * a * np.arange(N) / N).astype(np.complex64))
 
 
 def half_bin_ramp(N: int, oversampling: int) -> np.ndarray:
-    """(N, N) outer product of :func:`half_bin_phase` (identity for s = 1)."""
+    """(N, N) complex64 NumPy outer product of :func:`half_bin_phase` (all ones for s = 1).
+
+    Parameters
+    ----------
+    N, oversampling : int
+        The window's side N and s.
+    """
     r = half_bin_phase(N, oversampling)
     return r[:, None] * r[None, :]
 
@@ -92,6 +116,15 @@ def bin_far_field(intensity, oversampling: int, n: int):
     ``intensity`` (…, N, N), DC at N//2, samples at spacing p/s centred in the detector's
     sub-pixels: the central s·n samples (from N//2 − s·(n//2)) are kept and each s × s block
     summed into one of the n × n pixels (DC pixel n//2). N = s·n is allowed (already cropped).
+    Forward of the pair :func:`bin_far_field` / :func:`bin_far_field_adj`; linear. Returns
+    (…, n, n) in ``intensity``'s dtype (``intensity`` itself for s = 1 and N = n).
+
+    Parameters
+    ----------
+    intensity : ndarray
+        (…, N, N) real, centred fine far-field intensities.
+    oversampling, n : int
+        s and n.
     """
     s = oversampling
     if s == 1 and intensity.shape[-1] == n:
@@ -104,7 +137,15 @@ def bin_far_field(intensity, oversampling: int, n: int):
 
 def bin_far_field_adj(pixels, oversampling: int, N: int):
     """Adjoint of :func:`bin_far_field`: each pixel's value on its s × s samples, zero outside
-    the kept crop; (…, n, n) → (…, N, N)."""
+    the kept crop; (…, n, n) → (…, N, N), ``pixels``' dtype.
+
+    Parameters
+    ----------
+    pixels : ndarray
+        (…, n, n) detector pixels.
+    oversampling, N : int
+        s, and the side N of the fine grid returned.
+    """
     xp = array_module(pixels)
     s, n = oversampling, pixels.shape[-1]
     up = xp.repeat(xp.repeat(pixels, s, axis=-2), s, axis=-1)
@@ -117,7 +158,17 @@ def bin_far_field_adj(pixels, oversampling: int, N: int):
 def far_field(psi, oversampling: int, n: int):
     """Kept far-field samples (…, S, S) of exit waves (…, N, N): the unitary DFT of ψ times the
     half-bin ramp, its central S = s·n samples per axis in centred order. Linear; computed as
-    a pruned 2D FFT (rows first, then only the kept columns)."""
+    a pruned 2D FFT (rows first, then only the kept columns); complex64, DC at s·(n//2). The
+    DFT is unitary (``norm="ortho"``) and unshifted on the input (ψ's index (0, 0) is the
+    origin). Forward of the pair :func:`far_field` / :func:`far_field_adj`.
+
+    Parameters
+    ----------
+    psi : ndarray
+        (…, N, N) complex64 exit waves, without the half-bin ramp.
+    oversampling, n : int
+        s and n.
+    """
     xp = array_module(psi)
     N, s = psi.shape[-1], oversampling
     r = half_bin_phase(N, s, xp)
@@ -128,7 +179,16 @@ def far_field(psi, oversampling: int, n: int):
 
 
 def far_field_adj(g, oversampling: int, N: int):
-    """Adjoint of :func:`far_field`: kept samples (…, S, S) → exit waves (…, N, N)."""
+    """Adjoint of :func:`far_field`: kept samples (…, S, S) → exit waves (…, N, N) complex64
+    (zero-filled to N × N, inverse unitary DFT, times the conjugate half-bin ramp).
+
+    Parameters
+    ----------
+    g : ndarray
+        (…, S, S) complex64 far-field samples in centred order, S = s·n.
+    oversampling, N : int
+        s, and the side N of the exit waves.
+    """
     xp = array_module(g)
     s, S = oversampling, g.shape[-1]
     idx = crop_index(N, s, S // s, xp)
@@ -142,10 +202,22 @@ def far_field_adj(g, oversampling: int, N: int):
 def far_intensity(psi, oversampling: int, n: int, centred: bool = True, fused=None, out=None):
     """(K, n, n) float32 detector intensities Σ_m |far field|², binned, of exit waves
     ``psi`` (K, M, N, N) complex64 that already carry the half-bin ramp (for s = 1 none is
-    needed). ``psi`` is used as work space. ``centred`` False (s = 1 only): FFT order.
-    ``out``: where to write them on the CPU path (a new array otherwise).
+    needed). Unitary DFT (``norm="ortho"``), unshifted on the input.
 
     Pruned: the row transforms of all N rows, the column transforms of the S kept columns.
+
+    Parameters
+    ----------
+    psi : ndarray
+        (K, M, R, N) complex64 exit waves, R, N ≥ s·n; used as work space (lost).
+    oversampling, n : int
+        s and n; for s = 1 n is unused: the frames are the whole (R, N).
+    centred : bool
+        DC at (n//2, n//2) (s = 1: (R//2, N//2)); False (s = 1 only): FFT order, DC at 0.
+    fused : bool or None
+        Use the numba kernels (:mod:`twin.core.simkernels`; default: on NumPy where available).
+    out : ndarray or None
+        (K, n, n) float32 to write into on the fused path (ignored on the array path).
     """
     xp = array_module(psi)
     s = oversampling
@@ -190,6 +262,10 @@ def exit_product(src, inv, obj, origins, ry=None, rx=None, out=None, fused=None)
         Top-left (row, col) of each window.
     ry, rx : complex64 (N,) or None
         Separable phase ramp (none: 1).
+    out : complex64 (K, M, N, N) or None
+        Where to write the result (a new array if None).
+    fused : bool or None
+        The numba kernel (default: on NumPy where available); False: the array code.
     """
     xp = array_module(src)
     K = len(origins)
@@ -245,7 +321,13 @@ class ShiftedProbes:
         self._cache = {}                       # (y, x) shift → (M, N, N)
 
     def keys(self, frac) -> np.ndarray:
-        """(K, 2) integer shifts (row, col) in quanta of sub-pixel parts ``frac`` (K, 2)."""
+        """(K, 2) int64 shifts (row, col) in quanta: ``frac`` rounded to the quantum.
+
+        Parameters
+        ----------
+        frac : array_like
+            (K, 2) sub-pixel parts (row, col), fine pixels.
+        """
         return np.round(np.asarray(frac, dtype=float) * self.steps).astype(np.int64)
 
     def _row_spectra(self, iy: int):
@@ -293,8 +375,14 @@ class ShiftedProbes:
         return out
 
     def lookup(self, frac):
-        """(src (U, M, N, N), inv (K,)): the shifted probes of sub-pixel parts ``frac`` (K, 2)
-        as a stack and each frame's index into it."""
+        """(src (U, M, N, N) complex64, inv (K,)): the probes shifted by sub-pixel parts
+        ``frac``, one per distinct quantised shift, and each frame's index into them.
+
+        Parameters
+        ----------
+        frac : array_like
+            (K, 2) sub-pixel parts (row, col), fine pixels.
+        """
         keys = self.keys(frac)
         uniq, inv = np.unique(keys, axis=0, return_inverse=True)
         found = [self._cache.get(tuple(k)) for k in uniq.tolist()]
@@ -369,7 +457,13 @@ class FineFarField:
 
     def windows(self, top_left_px):
         """Integer corners (K, 2) and sub-pixel parts (K, 2) of fine windows whose top-left
-        corners are ``top_left_px`` (K, 2) (row, col), checked to lie inside the slices."""
+        corners are ``top_left_px``, checked to lie inside the slices (ValueError).
+
+        Parameters
+        ----------
+        top_left_px : array_like
+            (K, 2) top-left corners (row, col), fine pixels, fractional allowed.
+        """
         tl = np.asarray(top_left_px, dtype=float).reshape(-1, 2)
         origin = np.floor(tl).astype(np.int64)
         H, W = self.slices.shape[-2:]
@@ -380,8 +474,16 @@ class FineFarField:
 
     # --- linear in the incident wave ----------------------------------------------------------
     def exit_fwd(self, incident, origins):
-        """Exit waves (K, M, N, N) of incident waves (K, M, N, N) through the slices' windows
-        at ``origins`` (K, 2) (no ramp)."""
+        """Exit waves (K, M, N, N) complex64 of incident waves through the slices' windows at
+        ``origins`` (no ramp). Forward of the pair :meth:`exit_fwd` / :meth:`exit_adj`.
+
+        Parameters
+        ----------
+        incident : ndarray
+            (K, M, N, N) complex64, one per window (left unchanged).
+        origins : ndarray
+            (K, 2) int top-left corners (row, col) of the windows (:meth:`windows`).
+        """
         idx = np.arange(len(origins))
         psi = exit_product(incident, idx, self.slices[0], origins, fused=self.fused)
         for sl in self.slices[1:]:
@@ -390,7 +492,15 @@ class FineFarField:
         return psi
 
     def exit_adj(self, chi, origins):
-        """Adjoint of :meth:`exit_fwd`."""
+        """Adjoint of :meth:`exit_fwd`: exit waves → incident waves (K, M, N, N) complex64.
+
+        Parameters
+        ----------
+        chi : ndarray
+            (K, M, N, N) complex64 exit waves.
+        origins : ndarray
+            (K, 2) int top-left corners (row, col) of the windows (:meth:`windows`).
+        """
         xp = self.xp
         idx = np.arange(len(origins))
         L = self.slices.shape[0]
@@ -401,11 +511,28 @@ class FineFarField:
         return chi
 
     def fwd(self, incident, origins):
-        """Kept far-field samples (K, M, S, S) of incident waves: linear."""
+        """Kept far-field samples (K, M, S, S) complex64 of incident waves: :func:`far_field`
+        of :meth:`exit_fwd`. Forward of the pair :meth:`fwd` / :meth:`adj`; linear.
+
+        Parameters
+        ----------
+        incident : ndarray
+            (K, M, N, N) complex64, one per window.
+        origins : ndarray
+            (K, 2) int top-left corners (row, col) of the windows (:meth:`windows`).
+        """
         return far_field(self.exit_fwd(incident, origins), self.s, self.n)
 
     def adj(self, g, origins):
-        """Adjoint of :meth:`fwd`."""
+        """Adjoint of :meth:`fwd`: (K, M, S, S) samples → (K, M, N, N) incident waves.
+
+        Parameters
+        ----------
+        g : ndarray
+            (K, M, S, S) complex64 far-field samples, centred order.
+        origins : ndarray
+            (K, 2) int top-left corners (row, col) of the windows (:meth:`windows`).
+        """
         return self.exit_adj(far_field_adj(g, self.s, self.N), origins)
 
     # --- the detector -------------------------------------------------------------------------
@@ -446,7 +573,13 @@ class FineFarField:
 
     def intensity(self, top_left_px) -> np.ndarray:
         """(K, n, n) float32 expected photons per detector pixel (on the host) for fine windows
-        whose top-left corners are ``top_left_px`` (K, 2)."""
+        whose top-left corners are ``top_left_px``: Σ_m |·|² of the far field, binned.
+
+        Parameters
+        ----------
+        top_left_px : array_like
+            (K, 2) top-left corners (row, col), fine pixels, fractional (rounded to the quantum).
+        """
         origin, frac = self.windows(top_left_px)
         k_all = len(origin)
         out = np.empty((k_all, self.n, self.n), np.float32)

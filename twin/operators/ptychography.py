@@ -22,8 +22,15 @@ The sub-pixel part f of a position enters in one of two ways (``shift``):
   frames up to the interpolation's blur; they cost elementwise passes instead of FFTs.
 
 Positions: ``positions_px`` (N, 2) are the (row, col) of each probe window's top-left corner on
-the object grid, fractional allowed. :func:`positions_from_translations` converts CONTRACTS §3
-translations (metres, probe centre relative to the object's centre pixel) to these.
+the object grid, in object pixels, fractional allowed. :func:`positions_from_translations`
+converts CONTRACTS §3 translations (metres, probe centre relative to the object's centre pixel)
+to these.
+
+Names in the methods: the object ``obj`` is (H, W) complex64, the probe (M, ny, nx)
+complex64; ``sel`` picks B of the N positions (an index array or a slice; None: all); exit
+and far-field waves are (B, M, ny, nx) complex64, object patches (B, ny, nx). The positions
+and the object side (patches under the windows and their adjoint) come from the base class
+:class:`twin.operators.windows.ObjectWindows`.
 """
 
 from __future__ import annotations
@@ -33,27 +40,26 @@ import numpy as np
 from twin.core import kernels
 from twin.operators import farfield
 from twin.operators.propagation import farfield_adj, farfield_fwd
-from twin.core.scatter import add_windows, window_index
 from twin.core.xp import array_module, fft2, ifft2
+from twin.operators.windows import ObjectWindows, _floats
 
 SHIFTS = ("fourier", "bilinear", "cubic")
-TAPS = {"bilinear": 2, "cubic": 4}
-
-
-def _keys_weights(f, a: float = -0.5):
-    """Keys' cubic-convolution weights of the samples at −1, 0, 1, 2 for a fraction ``f``."""
-    def near(d):                       # |d| ≤ 1
-        return ((a + 2) * d - (a + 3)) * d * d + 1
-
-    def far(d):                        # 1 < |d| < 2
-        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
-
-    return [far(1 + f), near(f), near(1 - f), far(2 - f)]
 
 
 def positions_from_translations(translation_m, pixel_size_m: float, object_shape,
                                 probe_shape):
-    """(N, 2) top-left (row, col) pixel positions from (N, ≥2) x/y translations in metres."""
+    """(N, 2) top-left (row, col) pixel positions from translations: the probe centre
+    (ny//2, nx//2) at object pixel (H//2 + y/dx, W//2 + x/dx).
+
+    Parameters
+    ----------
+    translation_m : array_like
+        (N, ≥2) x, y translations, metres (CONTRACTS §3; further columns ignored).
+    pixel_size_m : float
+        Object pixel, metres.
+    object_shape, probe_shape : tuple of int
+        (H, W) of the object; the probe's shape, its last two entries (ny, nx).
+    """
     t = np.asarray(translation_m, dtype=float)
     cy = object_shape[0] // 2 + t[:, 1] / pixel_size_m
     cx = object_shape[1] // 2 + t[:, 0] / pixel_size_m
@@ -61,7 +67,17 @@ def positions_from_translations(translation_m, pixel_size_m: float, object_shape
 
 
 def translations_from_positions(positions_px, pixel_size_m: float, object_shape, probe_shape):
-    """Inverse of :func:`positions_from_translations`: (N, 3) x, y, 0 in metres."""
+    """Inverse of :func:`positions_from_translations`: (N, 3) x, y, 0 in metres.
+
+    Parameters
+    ----------
+    positions_px : array_like
+        (N, 2) top-left (row, col) of the probe windows, object pixels.
+    pixel_size_m : float
+        Object pixel, metres.
+    object_shape, probe_shape : tuple of int
+        (H, W) of the object; the probe's shape, its last two entries (ny, nx).
+    """
     p = np.asarray(positions_px, dtype=float)
     y = (p[:, 0] + probe_shape[-2] // 2 - object_shape[0] // 2) * pixel_size_m
     x = (p[:, 1] + probe_shape[-1] // 2 - object_shape[1] // 2) * pixel_size_m
@@ -71,14 +87,35 @@ def translations_from_positions(positions_px, pixel_size_m: float, object_shape,
 def subpixel_shift(a, shift, xp=None):
     """Shift ``a`` (..., ny, nx) by ``shift`` (..., 2) pixels (row, col) with a Fourier phase ramp.
 
-    Unitary: its adjoint is the shift by −shift.
+    Circular: IDFT(DFT(a) · :func:`shift_ramp`), unitary DFTs; a positive shift moves the
+    content to higher indices. Unitary: its adjoint is the shift by −shift.
+
+    Parameters
+    ----------
+    a : ndarray
+        (..., ny, nx), complex64 in twin; the result has its dtype.
+    shift : array_like
+        (..., 2) shifts (row, col), pixels, broadcast against ``a``'s leading axes.
+    xp : module or None
+        ``numpy`` or ``cupy`` (default: ``a``'s).
     """
     xp = xp or array_module(a)
     return ifft2(fft2(a) * shift_ramp(a.shape[-2:], shift, xp)).astype(a.dtype, copy=False)
 
 
 def shift_ramp(shape, shift, xp=np):
-    """Fourier phase ramp (..., ny, nx) of a shift (..., 2): separable, built from 1D factors."""
+    """Fourier phase ramp exp(−2πi·(s_y·f_y + s_x·f_x)) (..., ny, nx) complex64 of a shift,
+    in unshifted FFT order (f in cycles per pixel): separable, built from 1D factors.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (ny, nx).
+    shift : array_like
+        (..., 2) shifts (row, col), pixels.
+    xp : module
+        ``numpy`` or ``cupy``.
+    """
     ny, nx = shape
     s = xp.asarray(shift, dtype=xp.float32)
     ey = xp.exp(-2j * np.pi * s[..., 0, None] * xp.fft.fftfreq(ny).astype(xp.float32))
@@ -92,15 +129,7 @@ def _check_waves(chi, probes) -> None:
         raise ValueError(f"exit waves of shape {chi.shape} for probes {probes.shape}")
 
 
-def _floats(a) -> np.ndarray:
-    """A complex array as complex64 viewed as float32 pairs (…, 2·nx), for the CPU kernels."""
-    a = np.asarray(a, np.complex64)
-    if a.strides[-1] != a.itemsize:
-        a = np.ascontiguousarray(a)
-    return a.view(np.float32)
-
-
-class FarFieldPtychography:
+class FarFieldPtychography(ObjectWindows):
     """Ψ = F(P·O) for N positions and M probe modes.
 
     Parameters
@@ -134,232 +163,30 @@ class FarFieldPtychography:
         self.centred = centred
         self.set_positions(positions_px)
 
-    # --- positions ----------------------------------------------------------------------------
-    def set_positions(self, positions_px, sel=None) -> None:
-        """Set all positions (N, 2), or those ``sel`` of them; checks they lie in the object."""
-        pos = np.array(positions_px, dtype=float).reshape(-1, 2)
-        if sel is not None:
-            full = self.positions.copy()
-            full[sel] = pos
-            pos = full
-        ny, nx = self.probe.shape[-2:]
-        origin = np.floor(pos).astype(int)
-        lo, hi = ((TAPS[self.shift] // 2 - 1, TAPS[self.shift] // 2) if self.shift in TAPS
-                  else (0, 0))
-        pad = hi
-        if len(origin) and (origin.min() < lo or (origin[:, 0] + ny + pad).max()
-                            > self.object_shape[0] or (origin[:, 1] + nx + pad).max()
-                            > self.object_shape[1]):
-            raise ValueError("a probe window falls outside the object array")
-        self.positions = pos
-        self.origin = origin
-        self.frac_np = pos - origin
-        self.has_frac = bool(np.any(self.frac_np))
-        self._cache = {}
-        self._taps_memo = {}
-        self._dev_memo = {}
-
-    @property
-    def frac(self):
-        """(N, 2) float32 sub-pixel parts on the operator's device."""
-        return self.xp.asarray(self.frac_np, dtype=self.xp.float32)
-
-    @property
-    def n_positions(self) -> int:
-        return len(self.origin)
-
     def with_positions(self, positions_px):
-        """A copy of this operator (same probe, object shape, shift) at other positions."""
+        """A new operator (same probe, object shape, quantum, shift, centring) at other positions.
+
+        Parameters
+        ----------
+        positions_px : array_like
+            (N', 2) top-left (row, col), object pixels.
+        """
         return FarFieldPtychography(self.probe, positions_px, self.object_shape, self.quantum,
                                     self.shift, self.centred)
-
-    def _sel(self, sel):
-        return slice(None) if sel is None else sel
-
-    def _frac(self, sel):
-        """(B, 1, 1) row and column sub-pixel parts of the windows ``sel``, float32."""
-        f = self.xp.asarray(self.frac_np[self._sel(sel)], dtype=self.xp.float32)
-        return f[:, 0, None, None], f[:, 1, None, None]
-
-    def flat_index(self, sel=None, size: int | None = None):
-        """(B, s, s) flat object indices of the windows ``sel`` (s = probe side by default)."""
-        ny, nx = self.probe.shape[-2:]
-        sy, sx = (ny, nx) if size is None else (size, size)
-        return window_index(self.origin[self._sel(sel)], (sy, sx), self.object_shape[1],
-                            self.xp)
-
-    # --- the object side: patches under the windows -----------------------------------------------
-    def _windows(self, obj, sel, size, origins=None):
-        o = self.origin[self._sel(sel)] if origins is None else origins
-        if self.xp is np:
-            win = np.lib.stride_tricks.sliding_window_view(obj, (size, size))
-            return win[o[:, 0], o[:, 1]]
-        return obj.ravel()[window_index(o, (size, size), self.object_shape[1], self.xp)]
-
-    def _interpolates(self) -> bool:
-        return self.shift in TAPS and self.has_frac
-
-    @property
-    def fused(self) -> bool:
-        """Whether this operator runs on the CPU's fused kernels (:mod:`twin.core.kernels`):
-        NumPy arrays, and a probe that no frame shifts (object-side interpolation, or integer
-        positions)."""
-        return (self.xp is np and kernels.AVAILABLE
-                and (self.shift != "fourier" or not self.has_frac))
-
-    def _check_object(self, a) -> None:
-        """The fused kernels do not check bounds: an object-sized array must be one."""
-        if tuple(a.shape) != self.object_shape:
-            raise ValueError(f"an object array of shape {tuple(a.shape)}; the operator's is "
-                             f"{self.object_shape}")
-
-    def _taps(self, sel, extra: int = 0):
-        """Kernel form of the windows ``sel``: (tap-0 origins (B, 2) int64, wy (B, k), wx (B, k)
-        float32); ``extra`` widens each window by that many pixels on every side."""
-        key = (id(sel), extra)
-        hit = self._taps_memo.get(key)
-        if hit is not None and (sel is None if hit[0] is None else
-                                sel is not None and np.asarray(sel).dtype == hit[0].dtype
-                                and np.array_equal(hit[0], sel)):
-            return hit[1]                         # the same windows as a recent call
-        o = self.origin[self._sel(sel)]
-        if self._interpolates():
-            k = TAPS[self.shift]
-            f = self.frac_np[self._sel(sel)].astype(np.float32)
-            fy, fx = f[:, 0], f[:, 1]
-            if self.shift == "bilinear":
-                wy, wx = np.stack([1 - fy, fy], 1), np.stack([1 - fx, fx], 1)
-            else:
-                wy, wx = np.stack(_keys_weights(fy), 1), np.stack(_keys_weights(fx), 1)
-            o = o - (k // 2 - 1)
-        else:
-            wy = wx = np.ones((len(o), 1), np.float32)
-        out = (np.ascontiguousarray(o - extra, dtype=np.int64),
-               np.ascontiguousarray(wy, np.float32), np.ascontiguousarray(wx, np.float32))
-        if len(self._taps_memo) > 8:
-            self._taps_memo.clear()
-        self._taps_memo[key] = (None if sel is None else np.array(sel, copy=True), out)
-        return out
-
-    def _device_taps(self, sel):
-        """:meth:`_taps` on the operator's device: tap-0 corners (B, 2) and the row and column
-        weights as lists of (B, 1, 1) float32. Moved once per batch (the memo follows
-        :meth:`_taps`'s): on a GPU, the copies and a dozen tiny kernels per call otherwise cost
-        more than the interpolation they weight."""
-        host = self._taps(sel)
-        hit = self._dev_memo.get(id(host))
-        if hit is not None and hit[0] is host:
-            return hit[1]
-        org, wy, wx = host
-        xp = self.xp
-        dy, dx = xp.asarray(wy)[:, :, None, None], xp.asarray(wx)[:, :, None, None]
-        dev = (xp.asarray(org), [dy[:, j] for j in range(wy.shape[1])],
-               [dx[:, j] for j in range(wx.shape[1])])
-        if len(self._dev_memo) > 8:
-            self._dev_memo.clear()
-        self._dev_memo[id(host)] = (host, dev)      # holds ``host``: its id stays unique
-        return dev
-
-    def _weights(self, sel):
-        """Row and column interpolation weights, each a list of ``taps`` (B, 1, 1) float32."""
-        return self._device_taps(sel)[1:]
-
-    def _read(self, w, wy, wx):
-        """Separable interpolation of windows (B, s + k − 1, s + k − 1) → (B, s, s)."""
-        k = len(wx)
-        m = w.shape[-1] - k + 1
-        t = wx[0] * w[:, :, :m]
-        for j in range(1, k):
-            t += wx[j] * w[:, :, j:j + m]
-        out = wy[0] * t[:, :m]
-        for j in range(1, k):
-            out += wy[j] * t[:, j:j + m]
-        return out
-
-    def patches(self, obj, sel=None):
-        """(B, ny, nx) object patches under the probe windows ``sel`` (interpolated at the
-        fractional positions for ``shift`` "bilinear" or "cubic")."""
-        n = self.probe.shape[-1]
-        if self.fused:
-            self._check_object(obj)
-            org, wy, wx = self._taps(sel)
-            out = np.empty((len(org), n, n), np.complex64)
-            kernels.interp_gather(_floats(obj), org, wy, wx, n, 2, out.view(np.float32))
-            return out
-        org, wy, wx = self._device_taps(sel)
-        if not self._interpolates():
-            return self._windows(obj, sel, n, org)
-        return self._read(self._windows(obj, sel, n + len(wx) - 1, org), wy, wx)
-
-    def patches_adj(self, p, sel=None, out=None):
-        """Adjoint of :meth:`patches`: ``p`` (B, ny, nx) added into an (H, W) object array
-        (``out``, or a new zero array). A (1, ny, nx) ``p`` counts for every window."""
-        xp = self.xp
-        b = len(self.origin[self._sel(sel)])
-        if out is None:
-            out = xp.zeros(self.object_shape, dtype=p.dtype)
-        if self.fused and out.dtype in (np.complex64, np.float32) and out.strides[-1] == \
-                out.itemsize:
-            self._check_object(out)
-            n = self.probe.shape[-1]
-            if p.ndim != 3 or p.shape[0] not in (1, b) or p.shape[1:] != (n, n):
-                raise ValueError(f"patches of shape {p.shape} for {b} windows of {n}×{n}")
-            if np.iscomplexobj(p) and out.dtype == np.float32:
-                raise TypeError("complex patches cannot be added into a real object array")
-            org, wy, wx = self._taps(sel)
-            ch = 2 if out.dtype == np.complex64 else 1
-            g = np.asarray(p, out.dtype)
-            if g.strides[-1] != g.itemsize:
-                g = np.ascontiguousarray(g)
-            kernels.interp_scatter(out.view(np.float32), org, wy, wx, g.view(np.float32), ch)
-            return out
-        if p.shape[0] != b:
-            p = xp.broadcast_to(p, (b,) + p.shape[1:])
-        origins, wy, wx = self._device_taps(sel)          # tap-0 corners and weights
-        if self._interpolates():
-            k = len(wy)
-            ny, nx = p.shape[1:]
-            t = xp.zeros((b, ny + k - 1, nx), dtype=p.dtype)
-            for j in range(k):
-                t[:, j:j + ny] += wy[j] * p
-            w = xp.zeros((b, ny + k - 1, nx + k - 1), dtype=p.dtype)
-            for j in range(k):
-                w[:, :, j:j + nx] += wx[j] * t
-            p = w
-        add_windows(out, origins, p)
-        return out
-
-    def patch_gradients(self, obj, sel=None):
-        """(∂/∂row, ∂/∂col) of the object under the windows ``sel``, each (B, ny, nx): central
-        differences of the object as the operator reads it (interpolation included), edges
-        repeated where a window touches the object's border."""
-        n = self.probe.shape[-1]
-        k = TAPS[self.shift] if self._interpolates() else 1
-        size = n + 2 + k - 1
-        o = self.origin[self._sel(sel)] - 1 - (k // 2 - 1) * (k > 1)
-        inside = o.min(initial=0) >= 0 and (o + size <= np.array(self.object_shape)).all()
-        if inside and self.fused:
-            self._check_object(obj)
-            org, wy, wx = self._taps(sel, extra=1)
-            w = np.empty((len(org), n + 2, n + 2), np.complex64)
-            kernels.interp_gather(_floats(obj), org, wy, wx, n + 2, 2, w.view(np.float32))
-            gy = np.empty((len(org), n, n), np.complex64)
-            gx = np.empty_like(gy)
-            kernels.central_differences(w.view(np.float32), gy.view(np.float32),
-                                        gx.view(np.float32))
-            return gy, gx
-        elif inside:
-            w = self._windows(obj, None, size, o)
-            if k > 1:
-                w = self._read(w, *self._weights(sel))
-        else:
-            w = self.xp.pad(self.patches(obj, sel), ((0, 0), (1, 1), (1, 1)), mode="edge")
-        return (w[:, 2:, 1:-1] - w[:, :-2, 1:-1]) / 2, (w[:, 1:-1, 2:] - w[:, 1:-1, :-2]) / 2
 
     # --- the probe side ---------------------------------------------------------------------------
     def frame_probes(self, sel=None, probe=None):
         """(B, M, ny, nx) probes of the windows ``sel`` — shifted by each sub-pixel part for
-        ``"fourier"`` — or (1, M, ny, nx) where all frames share one probe."""
+        ``"fourier"`` — or (1, M, ny, nx) where all frames share one probe. Forward of the pair
+        :meth:`frame_probes` / :meth:`frame_probes_adj`.
+
+        Parameters
+        ----------
+        sel : index array, slice or None
+            The windows (None: all).
+        probe : ndarray or None
+            (M, ny, nx) complex64 (None: the operator's).
+        """
         p = (self.probe if probe is None else probe)[None]
         if self.shift != "fourier" or not self.has_frac:
             return p
@@ -368,7 +195,15 @@ class FarFieldPtychography:
 
     def frame_probes_adj(self, g, sel=None):
         """Adjoint of :meth:`frame_probes` (summed over the frames): (M, ny, nx) from
-        (B, M, ny, nx)."""
+        (B, M, ny, nx).
+
+        Parameters
+        ----------
+        g : ndarray
+            (B, M, ny, nx) complex64 (or (1, M, ny, nx) where no frame is shifted).
+        sel : index array, slice or None
+            The windows (None: all).
+        """
         if self.shift != "fourier" or not self.has_frac:
             return g.sum(axis=0)
         xp = self.xp
@@ -378,19 +213,48 @@ class FarFieldPtychography:
 
     # --- the far field ----------------------------------------------------------------------------
     def far(self, psi, overwrite: bool = False):
-        """F: exit waves (..., ny, nx) → far-field waves (unitary)."""
+        """F: exit waves (..., ny, nx) → far-field waves, the unitary DFT (``norm="ortho"``),
+        centred (:func:`~twin.operators.propagation.farfield_fwd`) or in FFT order as
+        ``centred`` says. Forward of the pair :meth:`far` / :meth:`far_adj`.
+
+        Parameters
+        ----------
+        psi : ndarray
+            (..., ny, nx) complex64 exit waves.
+        overwrite : bool
+            ``psi`` may be used as work space (only for the uncentred transform).
+        """
         if self.centred:
             return farfield_fwd(psi)
         return fft2(psi, overwrite_x=overwrite)
 
     def far_adj(self, psi, overwrite: bool = False):
-        """Fᴴ = F⁻¹: far-field waves → exit waves (``overwrite``: ``psi`` may be reused)."""
+        """Fᴴ = F⁻¹: far-field waves → exit waves (..., ny, nx).
+
+        Parameters
+        ----------
+        psi : ndarray
+            (..., ny, nx) complex64 far-field waves.
+        overwrite : bool
+            ``psi`` may be used as work space (only for the uncentred transform).
+        """
         return farfield_adj(psi) if self.centred else ifft2(psi, overwrite_x=overwrite)
 
     # --- exit waves and their adjoints (what the engines compose) -----------------------
     def exit_waves(self, obj, sel=None, probe=None):
         """(ψ, patch, probes): exit waves (B, M, ny, nx), the object patches (B, ny, nx) and the
-        frame probes (:meth:`frame_probes`) of the windows ``sel``."""
+        frame probes (:meth:`frame_probes`) of the windows ``sel``. Forward of the pairs
+        :meth:`exit_adj_object` (in O) and :meth:`exit_adj_probe` (in P).
+
+        Parameters
+        ----------
+        obj : ndarray
+            (H, W) complex64 object.
+        sel : index array, slice or None
+            The windows (None: all).
+        probe : ndarray or None
+            (M, ny, nx) complex64 (None: the operator's).
+        """
         if self.fused:
             self._check_object(obj)
             pr = np.asarray(self.probe if probe is None else probe, np.complex64)
@@ -409,7 +273,20 @@ class FarFieldPtychography:
         return probes * patch[:, None], patch, probes
 
     def exit_adj_object(self, chi, probes, sel=None, out=None):
-        """Adjoint of ψ = P·O with respect to O: Σ_m conj(P_m)·χ_m added into the object."""
+        """Adjoint of ψ = P·O with respect to O: Σ_m conj(P_m)·χ_m added into the object
+        (:meth:`patches_adj`).
+
+        Parameters
+        ----------
+        chi : ndarray
+            (B, M, ny, nx) complex64 exit-wave residuals (or gradients).
+        probes : ndarray
+            (B, M, ny, nx) or (1, M, ny, nx) frame probes (:meth:`exit_waves`).
+        sel : index array, slice or None
+            The windows (None: all).
+        out : ndarray or None
+            (H, W) complex64 object added into (None: a new one).
+        """
         if self.fused and probes.shape[0] == 1 and chi.dtype == np.complex64:
             _check_waves(chi, probes)
             g = np.empty((chi.shape[0],) + chi.shape[2:], np.complex64)
@@ -421,7 +298,19 @@ class FarFieldPtychography:
     def exit_adj_probe(self, chi, patch, sel=None, weight=None):
         """Adjoint of ψ = P·O with respect to P: Σ_n conj(O_n)·χ_n (un-shifted), (M, ny, nx).
         ``weight`` (ny, nx) float32, if given, receives Σ_n |O_n|² (the probe's
-        preconditioner) on the fused path; elsewhere it is filled from ``patch``."""
+        preconditioner) on the fused path; elsewhere it is filled from ``patch``.
+
+        Parameters
+        ----------
+        chi : ndarray
+            (B, M, ny, nx) complex64 exit-wave residuals (or gradients).
+        patch : ndarray
+            (B, ny, nx) complex64 object patches (:meth:`exit_waves`).
+        sel : index array, slice or None
+            The windows (None: all).
+        weight : ndarray or None
+            (ny, nx) float32 written with Σ_n |O_n|².
+        """
         if self.fused and chi.dtype == np.complex64:
             if chi.ndim != 4 or tuple(patch.shape) != (chi.shape[0],) + chi.shape[2:] or (
                     weight is not None and tuple(weight.shape) != chi.shape[2:]):
@@ -436,29 +325,85 @@ class FarFieldPtychography:
 
     def object_update_terms(self, chi, probes, sel=None):
         """(:meth:`exit_adj_object`, :meth:`illumination`) of the windows ``sel`` on new object
-        arrays: the numerator of an object update and its preconditioner."""
+        arrays: the numerator of an object update and its preconditioner.
+
+        Parameters
+        ----------
+        chi : ndarray
+            (B, M, ny, nx) complex64 exit-wave residuals (or gradients).
+        probes : ndarray
+            (B, M, ny, nx) or (1, M, ny, nx) frame probes.
+        sel : index array, slice or None
+            The windows (None: all).
+        """
         return self.exit_adj_object(chi, probes, sel), self.illumination(probes, sel)
 
     def illumination(self, probes, sel=None):
-        """Σ_n Σ_m |P_m^(n)|² on the object grid (H, W) float32: the object preconditioner."""
+        """Σ_n Σ_m |P_m^(n)|² on the object grid (H, W) float32: the object preconditioner.
+
+        Parameters
+        ----------
+        probes : ndarray
+            (B, M, ny, nx) complex64 frame probes, or (1, M, ny, nx) for every window.
+        sel : index array, slice or None
+            The windows (None: all).
+        """
         return self.patches_adj((probes.real ** 2 + probes.imag ** 2).sum(axis=1), sel)
 
     # --- linear in the object ---------------------------------------------------------------------
     def fwd(self, obj, sel=None):
-        """(B, M, ny, nx) far-field waves for object ``obj`` (H, W)."""
+        """(B, M, ny, nx) far-field waves F(P·O) for object ``obj``: linear in the object.
+        Forward of the pair :meth:`fwd` / :meth:`adj`.
+
+        Parameters
+        ----------
+        obj : ndarray
+            (H, W) complex64 object.
+        sel : index array, slice or None
+            The windows (None: all).
+        """
         return self.far(self.exit_waves(obj, sel)[0], overwrite=True)
 
     def adj(self, psi, sel=None):
-        """Adjoint of :meth:`fwd`: an (H, W) object from (B, M, ny, nx) waves."""
+        """Adjoint of :meth:`fwd`: an (H, W) complex64 object from far-field waves.
+
+        Parameters
+        ----------
+        psi : ndarray
+            (B, M, ny, nx) complex64 far-field waves.
+        sel : index array, slice or None
+            The windows (None: all).
+        """
         return self.exit_adj_object(self.far_adj(psi), self.frame_probes(sel), sel)
 
     # --- linear in the probe ----------------------------------------------------------------------
     def fwd_probe(self, probe, obj, sel=None):
-        """(B, M, ny, nx) far-field waves as a linear function of ``probe`` (M, ny, nx)."""
+        """(B, M, ny, nx) far-field waves as a linear function of ``probe``. Forward of the
+        pair :meth:`fwd_probe` / :meth:`adj_probe`.
+
+        Parameters
+        ----------
+        probe : ndarray
+            (M, ny, nx) complex64.
+        obj : ndarray
+            (H, W) complex64 object (fixed).
+        sel : index array, slice or None
+            The windows (None: all).
+        """
         return self.far(self.exit_waves(obj, sel, probe)[0], overwrite=True)
 
     def adj_probe(self, psi, obj, sel=None):
-        """Adjoint of :meth:`fwd_probe` with respect to the probe: (M, ny, nx)."""
+        """Adjoint of :meth:`fwd_probe` with respect to the probe: (M, ny, nx) complex64.
+
+        Parameters
+        ----------
+        psi : ndarray
+            (B, M, ny, nx) complex64 far-field waves.
+        obj : ndarray
+            (H, W) complex64 object (fixed).
+        sel : index array, slice or None
+            The windows (None: all).
+        """
         return self.exit_adj_probe(self.far_adj(psi), self.patches(obj, sel), sel)
 
     def shifted_probes(self):
@@ -479,7 +424,14 @@ class FarFieldPtychography:
         Through the fine-grid detector model at oversampling 1 (:mod:`twin.operators.farfield`:
         the same shifted probes, exit-wave kernel and transforms as the simulation): the
         input-side shift of the centred DFT only adds a phase ramp to Ψ, so the frames are the
-        DFT's |·|² read in centred order. Frames are made in cache-sized chunks.
+        DFT's |·|² read in centred order (in FFT order if not ``centred``).
+
+        Parameters
+        ----------
+        obj : ndarray
+            (H, W) complex64 object.
+        chunk : int or None
+            Frames made at a time (None: cache-sized on NumPy, all at once on a GPU).
         """
         xp = self.xp
         n_pos = self.n_positions

@@ -122,11 +122,36 @@ class Radon:
         return self.A.shape
 
     def fwd_cols(self, x):
-        """A·x: (n², k) pixel-major images → (n_angles·n, k) rays (k slices at once)."""
+        """A·x: (n², k) pixel-major images → (n_angles·n, k) rays (k slices at once). Forward of
+        the pair :meth:`fwd_cols` / :meth:`adj_cols`.
+
+        Parameters
+        ----------
+        x : ndarray
+            (n², k) images, pixels in C order down the columns; float32 (float64 stays float64,
+            other real types become float32; complex: real and imaginary parts apart).
+
+        Returns
+        -------
+        ndarray
+            (n_angles·n, k) rays, rows ordered (angle, detector pixel).
+        """
         return self._mul(self.A, x)
 
     def adj_cols(self, y):
-        """Aᵀ·y: (n_angles·n, k) rays → (n², k) pixel-major images (the exact transpose)."""
+        """Aᵀ·y: (n_angles·n, k) rays → (n², k) pixel-major images (the exact transpose).
+
+        Parameters
+        ----------
+        y : ndarray
+            (n_angles·n, k) rays, rows ordered (angle, detector pixel); dtypes as
+            :meth:`fwd_cols`.
+
+        Returns
+        -------
+        ndarray
+            (n², k) back-projected images, pixels in C order.
+        """
         return self._mul(self.AT, y)
 
     def angle_blocks(self) -> list:
@@ -155,14 +180,27 @@ class Radon:
         return M @ xp.ascontiguousarray(v)
 
     def fwd(self, images):
-        """Sinogram (..., n_angles, n) of images (..., n, n)."""
+        """Sinogram (..., n_angles, n) of images (..., n, n): :meth:`fwd_cols` on the images as
+        columns. Forward of the pair :meth:`fwd` / :meth:`adj`.
+
+        Parameters
+        ----------
+        images : ndarray
+            (..., n, n), real or complex (dtypes as :meth:`fwd_cols`).
+        """
         lead = images.shape[:-2]
         x = images.reshape((-1, self.n * self.n)).T              # (n², k)
         y = self.fwd_cols(x)                                      # (a·n, k)
         return y.T.reshape(lead + (self.n_angles, self.n))
 
     def adj(self, sino):
-        """Back-projection (..., n, n) of sinograms (..., n_angles, n): the exact transpose."""
+        """Back-projection (..., n, n) of sinograms (..., n_angles, n): the exact transpose.
+
+        Parameters
+        ----------
+        sino : ndarray
+            (..., n_angles, n), real or complex (dtypes as :meth:`fwd_cols`).
+        """
         lead = sino.shape[:-2]
         y = sino.reshape((-1, self.n_angles * self.n)).T
         x = self.adj_cols(y)

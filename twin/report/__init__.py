@@ -2,6 +2,10 @@
 
 :data:`STAGES` is the acquisition chain of :mod:`twin.workflows.pipeline` followed by the two
 stages of this layer (figures, report) over the same :class:`~twin.workflows.rundir.RunDir`.
+
+- :mod:`twin.report.figures`: the figures of a run (PNG);
+- :mod:`twin.report.book`: the Jupyter Book's pages, written from the templates, and its build;
+- :mod:`twin.report.tools`: the external programs it runs (Jupyter Book, headless Chromium).
 """
 
 from __future__ import annotations
@@ -34,7 +38,26 @@ def run(s: Scenario, out: str | Path, progress: bool = True, build_report: bool 
         log=print) -> dict:
     """``twin run``: every stage for scenario ``s`` into ``out``, ending in the built report.
 
-    Returns the summary (``summary.json``).
+    Parameters
+    ----------
+    s : Scenario
+        The scenario.
+    out : str or Path
+        The run directory (:class:`~twin.workflows.rundir.RunDir`); stages whose inputs are
+        unchanged come from its cache.
+    progress : bool
+        Show progress bars.
+    build_report : bool
+        False: stop after the figures (no Jupyter Book build).
+    log : callable (str) -> None
+        Where the stages' messages go.
+
+    Returns
+    -------
+    dict
+        The summary (as ``summary.json``: the forecast, each stage's results and whether it ran
+        or came from the cache), except that ``"report"`` is the HTML index page's path, where
+        the file holds ``{"index": path}``.
     """
     stages = STAGES if build_report else (*pipeline.STAGES, FIGURES)
     summary = pipeline.run(s, out, progress=progress, log=log, stages=stages)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 import re
 import shutil
-import subprocess
-import sys
 import tomllib
 from importlib import resources
 from pathlib import Path
 
 from twin.core.errors import TwinInputError
 from twin.core.formatting import format_value, label
+from twin.report.tools import find_chromium, jupyter_book, print_pdf
 from twin.workflows.rundir import RunDir
 
 _PHANTOM_TABLES = {"fibre_bundle": "fibres", "integrated_circuit": "circuit",
@@ -56,7 +55,20 @@ def _fmt(key: str, v) -> str:
 
 
 def paper_rows(name: str, values: dict) -> list[tuple]:
-    """(label, paper, twin, twin/paper, section, note) rows of the seed paper's figures."""
+    """(label, paper, twin, twin/paper, section, note) rows of the seed paper's figures.
+
+    Parameters
+    ----------
+    name : str
+        The scenario's name: its table in ``twin/data/paper_figures.toml`` (none: no rows).
+    values : dict
+        The forecast's values by key (``summary["forecast"]``), in the keys' SI units.
+
+    Returns
+    -------
+    list of tuple of str
+        One row per figure; the ratio is "—" where twin has no number or the paper's is 0.
+    """
     table = tomllib.loads(resources.files("twin.data").joinpath("paper_figures.toml").read_text())
     rows = []
     for row in table.get(name, []):
@@ -72,57 +84,86 @@ def _paper_sections(name: str) -> list[str]:
     return list(dict.fromkeys(r["section"] for r in table.get(name, [])))
 
 
+def _rows(model, values: dict, only=None):
+    """(name, value with unit, description) of the set, non-table fields of ``model``."""
+    from twin.workflows.scenario_tools import field_unit
+
+    out = []
+    for name, field in model.model_fields.items():
+        v = values.get(name)
+        if v is None or isinstance(v, dict) or (only is not None and name not in only):
+            continue
+        unit = field_unit(name)
+        shown = f"`{v}`" + (f" {unit}" if unit else "")
+        out.append((f"`{name}`", shown, " ".join((field.description or "—").split())))
+    return out
+
+
+def _source(model) -> str:
+    """The paper section (``seed NNN §x.y``) that a schema model's docstring cites, or ""."""
+    m = re.search(r"seed \d{3}(?: §[\d.]+)?", model.__doc__ or "")
+    return m.group(0) if m else ""
+
+
 def used_parameters(scn: dict) -> list[dict]:
     """The scenario's parameters that its experiment uses, section by section.
 
     The phantom's own table only (a Siemens star shows no fibre parameters), the tomography
     table only in 3D, the resolution fields of the chosen model only, and no unset (None)
     field. Each section names the paper section its schema cites, if any.
+
+    Parameters
+    ----------
+    scn : dict
+        The scenario as a dict (``Scenario.model_dump(mode="json")``).
+
+    Returns
+    -------
+    list of dict
+        ``{"name", "source", "rows"}`` per section with rows: (field, value with unit,
+        description).
     """
     from twin import scenario as sc
-    from twin.workflows.scenario_tools import field_unit
-
-    def rows(model, values: dict, only=None):
-        out = []
-        for name, field in model.model_fields.items():
-            v = values.get(name)
-            if v is None or isinstance(v, dict) or (only is not None and name not in only):
-                continue
-            unit = field_unit(name)
-            shown = f"`{v}`" + (f" {unit}" if unit else "")
-            out.append((f"`{name}`", shown, " ".join((field.description or "—").split())))
-        return out
-
-    def source(model) -> str:
-        m = re.search(r"seed \d{3}(?: §[\d.]+)?", model.__doc__ or "")
-        return m.group(0) if m else ""
 
     is_3d = scn["tomography"]["n_projections"] != 0
-    out = [{"name": "sample", "source": "", "rows": rows(sc.Sample, scn["sample"])}]
+    out = [{"name": "sample", "source": "", "rows": _rows(sc.Sample, scn["sample"])}]
     sub = _PHANTOM_TABLES.get(scn["sample"]["phantom"])
     if sub:
         model = sc.Sample.model_fields[sub].annotation
-        out.append({"name": f"sample.{sub}", "source": source(model),
-                    "rows": rows(model, scn["sample"][sub])})
+        out.append({"name": f"sample.{sub}", "source": _source(model),
+                    "rows": _rows(model, scn["sample"][sub])})
     for name, model in (("beam", sc.Beam), ("optics", sc.Optics), ("scan", sc.Scan),
                         ("detector", sc.Detector)):
-        out.append({"name": name, "source": "", "rows": rows(model, scn[name])})
+        out.append({"name": name, "source": "", "rows": _rows(model, scn[name])})
     if is_3d:
         out.append({"name": "tomography", "source": "",
-                    "rows": rows(sc.Tomography, scn["tomography"])})
+                    "rows": _rows(sc.Tomography, scn["tomography"])})
     out.append({"name": "reconstruction", "source": "",
-                "rows": rows(sc.Reconstruction, scn["reconstruction"])})
+                "rows": _rows(sc.Reconstruction, scn["reconstruction"])})
     model_name = scn["resolution"]["model"]
-    out.append({"name": "resolution", "source": "", "rows": rows(
+    out.append({"name": "resolution", "source": "", "rows": _rows(
         sc.Resolution, scn["resolution"],
         only=("model", *_RESOLUTION_FIELDS.get(model_name, tuple(scn["resolution"]))))})
     run_only = None if is_3d else ("frames", "fov_um", "iterations", "modes")
-    out.append({"name": "run", "source": "", "rows": rows(sc.Run, scn["run"], only=run_only)})
+    out.append({"name": "run", "source": "", "rows": _rows(sc.Run, scn["run"], only=run_only)})
     return [s for s in out if s["rows"]]
 
 
 def limits(fc: dict, scn: dict) -> list[dict]:
-    """What limits the time, dose, data, count rate and resolution of the plan, in words."""
+    """What limits the time, dose, data, count rate and resolution of the plan, in words.
+
+    Parameters
+    ----------
+    fc : dict
+        The forecast's values by key (``summary["forecast"]``), in the keys' SI units.
+    scn : dict
+        The scenario as a dict (``tomography``, ``detector`` tables).
+
+    Returns
+    -------
+    list of dict
+        ``{"topic", "text"}`` (Markdown), led by "Feasibility" where the forecast has flags.
+    """
     f = _fmt
     out = []
     scan_s, proj_s = fc["scan_time_s"], fc["projection_time_s"]
@@ -151,6 +192,20 @@ def limits(fc: dict, scn: dict) -> list[dict]:
         f"{fc['frames_per_projection'] * fc['n_projections']:,} frames = "
         f"{f('data_volume_bytes', fc['data_volume_bytes'])}, written at "
         f"{f('data_rate_bytes_per_s', fc['data_rate_bytes_per_s'])} while scanning.")})
+    out.append({"topic": "Count rate", "text": _count_rate_text(fc)})
+    out.append({"topic": "Resolution", "text": _resolution_text(fc)})
+    if fc.get("flags"):        # the forecast's feasibility warnings, first and in bold
+        from twin.workflows.forecast import flag_message
+
+        why = "; ".join(flag_message(name, fc) for name in fc["flags"])
+        out.insert(0, {"topic": "Feasibility", "text": f"**Not feasible as planned**: {why}."})
+    return out
+
+
+def _count_rate_text(fc: dict) -> str:
+    """The "Count rate" paragraph of :func:`limits`: the direct beam's peak against the
+    detector's limits."""
+    f = _fmt
     peak, lim = fc["peak_count_rate_per_pixel_hz"], fc["detector_max_count_rate_per_pixel_hz"]
     text = (f"The direct beam peaks at {f('peak_count_rate_per_pixel_hz', peak)} on one pixel, "
             f"{100 * peak / lim:.2g} % of the detector's {f('peak_count_rate_per_pixel_hz', lim)}"
@@ -160,7 +215,13 @@ def limits(fc: dict, scn: dict) -> list[dict]:
     if fc["saturated"]:
         text += (" **The detector saturates**: lower the flux, spread the direct beam (a "
                  "diffuser) or bin pixels.")
-    out.append({"topic": "Count rate", "text": text})
+    return text
+
+
+def _resolution_text(fc: dict) -> str:
+    """The "Resolution" paragraph of :func:`limits`: pixel, aperture, forecast and, in 3D,
+    Crowther's limit."""
+    f = _fmt
     text = (f"The pixel λz/(N·p) is {f('x_m', fc['pixel_size_m'])} and the detector's aperture "
             f"allows {f('x_m', fc['resolution_limit_m'])}; the forecast "
             f"{f('x_m', fc['resolution_forecast_m'])} is limited by "
@@ -171,19 +232,26 @@ def limits(fc: dict, scn: dict) -> list[dict]:
         text += (f" In 3D, {fc['n_projections']:,} projections support "
                  f"{f('x_m', fc['crowther_resolution_m'])} by Crowther's criterion, so the 3D "
                  f"resolution {f('x_m', fc['resolution_3d_forecast_m'])} is limited by {lim3}.")
-    out.append({"topic": "Resolution", "text": text})
-    if fc.get("flags"):        # the forecast's feasibility warnings, first and in bold
-        from twin.workflows.forecast import flag_message
-
-        why = "; ".join(flag_message(name, fc) for name in fc["flags"])
-        out.insert(0, {"topic": "Feasibility", "text": f"**Not feasible as planned**: {why}."})
-    return out
+    return text
 
 
 def report_warnings(fc: dict, summary: dict) -> list[str]:
     """What a reader must not miss, shown as warnings at the top of the report: a saturated
     detector (forecast or simulated frames), and a 3D resolution finer than the 2D one of the
-    projections it is made from."""
+    projections it is made from.
+
+    Parameters
+    ----------
+    fc : dict
+        The forecast's values by key (``summary["forecast"]``).
+    summary : dict
+        The run's ``summary.json`` (its ``simulate`` section's saturated frames).
+
+    Returns
+    -------
+    list of str
+        The warnings (Markdown), none where there is nothing to warn about.
+    """
     f = _fmt
     out = []
     if fc.get("saturated"):
@@ -238,7 +306,26 @@ def _simulated_point(rd: RunDir, fc: dict, scn: dict) -> tuple[float | None, str
 
 def comparison(rd: RunDir, fc: dict, scn: dict, summary: dict) -> tuple[list, list[str]]:
     """Rows of forecast against simulated and reconstructed resolution, and notes that explain
-    a disagreement."""
+    a disagreement (more than 25 % either way).
+
+    Parameters
+    ----------
+    rd : RunDir
+        The run directory (its sweep table, for the simulated resolution).
+    fc : dict
+        The forecast's values by key (``summary["forecast"]``), metres for resolutions.
+    scn : dict
+        The scenario as a dict (the sweep's axes locate its own point).
+    summary : dict
+        The run's ``summary.json`` (``reconstruct`` and ``simulate`` sections).
+
+    Returns
+    -------
+    rows : list of tuple of str
+        (what, resolution, how it is measured).
+    notes : list of str
+        Markdown sentences.
+    """
     f = _fmt
     px = fc["pixel_size_m"]
     rows = [("forecast (closed form)", f("x_m", fc["resolution_forecast_m"]),
@@ -260,24 +347,7 @@ def comparison(rd: RunDir, fc: dict, scn: dict, summary: dict) -> tuple[list, li
             notes.append(f"The reconstruction agrees with the forecast within 25 % "
                          f"(measured/forecast = {ratio:.2f}).")
         else:
-            sim_info = summary.get("simulate", {})
-            why = []
-            if fc["resolution_limited_by"] == "pixel size":
-                why.append("the forecast is the pixel size, the finest the sampling allows; an "
-                           "FRC with any noise or error left crosses the half-bit threshold "
-                           f"before the Nyquist frequency (here at {measured / px:.2f} pixels)")
-            frames_run = sim_info.get("frames")
-            if frames_run and frames_run < fc["frames_per_projection"]:
-                why.append(f"the run simulated and reconstructed {frames_run:,} of the "
-                           f"{fc['frames_per_projection']:,} frames of a projection, a smaller "
-                           "field whose edges are less often illuminated")
-            if rec.get("iterations"):
-                why.append(f"it stopped after {rec['iterations']} iterations")
-            err = sim_info.get("position_error_rms_m") or 0.0
-            why.append("the simulation includes what the closed form leaves out: the "
-                       "detector's dead time and counter, "
-                       + (f"positions known to {f('x_m', err)} rms, " if err > 1e-12 else "")
-                       + "motion blur and a probe the reconstruction has to find")
+            why = _disagreement(fc, summary, measured)
             notes.append(f"**The reconstruction measures {ratio:.2f}× the forecast.** Why: "
                          + "; ".join(why) + ".")
         if sim is not None:
@@ -285,6 +355,33 @@ def comparison(rd: RunDir, fc: dict, scn: dict, summary: dict) -> tuple[list, li
     else:
         notes.append("This run has no reconstruction to compare with.")
     return rows, notes
+
+
+def _disagreement(fc: dict, summary: dict, measured: float) -> list[str]:
+    """Why the reconstruction's resolution ``measured`` (metres) is not the forecast's: the
+    reasons :func:`comparison` gives, as clauses."""
+    f = _fmt
+    px = fc["pixel_size_m"]
+    rec = summary.get("reconstruct", {})
+    sim_info = summary.get("simulate", {})
+    why = []
+    if fc["resolution_limited_by"] == "pixel size":
+        why.append("the forecast is the pixel size, the finest the sampling allows; an "
+                   "FRC with any noise or error left crosses the half-bit threshold "
+                   f"before the Nyquist frequency (here at {measured / px:.2f} pixels)")
+    frames_run = sim_info.get("frames")
+    if frames_run and frames_run < fc["frames_per_projection"]:
+        why.append(f"the run simulated and reconstructed {frames_run:,} of the "
+                   f"{fc['frames_per_projection']:,} frames of a projection, a smaller "
+                   "field whose edges are less often illuminated")
+    if rec.get("iterations"):
+        why.append(f"it stopped after {rec['iterations']} iterations")
+    err = sim_info.get("position_error_rms_m") or 0.0
+    why.append("the simulation includes what the closed form leaves out: the "
+               "detector's dead time and counter, "
+               + (f"positions known to {f('x_m', err)} rms, " if err > 1e-12 else "")
+               + "motion blur and a probe the reconstruction has to find")
+    return why
 
 
 def write_sources(run_dir: Path) -> Path:
@@ -440,67 +537,6 @@ def _write_book(src: Path, pages: dict[str, str], name: str) -> None:
 
     (src / "_config.yml").write_text(_render("_config.yml", title=f"twin report: {name}",
                                              version=__version__))
-
-
-def jupyter_book(src: Path, builder: str = "html") -> Path:
-    """Build a Jupyter Book source folder (``html`` or ``singlehtml``); returns the index page."""
-    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
-           str(src), "--builder", builder]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    index = src / "_build" / builder / "index.html"
-    if r.returncode != 0 or not index.exists():
-        raise RuntimeError(f"jupyter-book build failed:\n{(r.stdout + r.stderr)[-4000:]}")
-    return index
-
-
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-
-
-def find_chromium() -> str | None:
-    """Path of a headless-capable Chromium (``$TWIN_CHROMIUM`` first), or None."""
-    import os
-
-    env = os.environ.get("TWIN_CHROMIUM")
-    if env:
-        return env if Path(env).exists() else None
-    for name in CHROMIUM_NAMES:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def print_pdf(html: Path, pdf: Path, timeout_s: float = 180.0) -> Path:
-    """Print an HTML page to ``pdf`` with headless Chromium (offline, atomically).
-
-    Raises
-    ------
-    RuntimeError
-        Chromium is not installed (the message says how to install it), or printing failed.
-    """
-    import tempfile
-
-    from twin.io.atomic import atomic_path
-
-    browser = find_chromium()
-    if browser is None:
-        raise RuntimeError(
-            "--pdf needs headless Chromium, which was not found (looked for "
-            f"{', '.join(CHROMIUM_NAMES)} and $TWIN_CHROMIUM). Install Debian's package "
-            "(`apt-get install chromium`) or point TWIN_CHROMIUM at a Chromium binary"
-            + (f"; the HTML report is at {html}" if html.is_file() else
-               f"; no HTML report is built yet in {html} (`twin report` without --pdf "
-               "builds it)"))
-    with tempfile.TemporaryDirectory() as profile, atomic_path(pdf) as tmp:
-        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--disable-quic", f"--user-data-dir={profile}",
-               "--no-pdf-header-footer", "--virtual-time-budget=10000",
-               f"--print-to-pdf={tmp}", html.resolve().as_uri()]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-        if not tmp.exists() or tmp.stat().st_size < 1000:
-            raise RuntimeError(f"Chromium did not print {html}: {r.stderr[-2000:]}")
-    return pdf
 
 
 def build(run_dir: str | Path, pdf: bool = False) -> Path:

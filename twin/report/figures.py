@@ -27,7 +27,23 @@ def _save(fig, path: Path) -> Path:
 
 
 def draw_all(s: Scenario, rd: RunDir) -> list[Path]:
-    """Draw every figure the stages of run directory ``rd`` have data for."""
+    """Draw every figure the stages of run directory ``rd`` have data for.
+
+    Acquisition figures from ``data.cxi`` (its first 512 frames), the reconstruction's from
+    ``comparison.npz``, the tomography's from ``chain.npz``; each only where that file exists.
+
+    Parameters
+    ----------
+    s : Scenario
+        The run's scenario (the detector's limits for the frames figure).
+    rd : RunDir
+        The run directory; figures go to ``rd.figures`` (made if missing).
+
+    Returns
+    -------
+    list of Path
+        The figures drawn, after the sweep figures (``sweep_*.png``) already there.
+    """
     figs = rd.figures
     figs.mkdir(exist_ok=True)
     done = [p for p in figs.glob("sweep_*.png")]
@@ -53,6 +69,22 @@ def draw_all(s: Scenario, rd: RunDir) -> list[Path]:
 
 
 def probe(d, path: Path) -> Path:
+    """Amplitude and phase (radians) of each probe mode, axes in µm, with each mode's share of
+    the power.
+
+    Parameters
+    ----------
+    d : twin.io.datamodel.PtychoData
+        The run's data; its ``illumination`` (M, n, n) complex64 is drawn (zeros if None) on the
+        object pixel ``object_pixel_m`` (metres).
+    path : Path
+        The PNG file to write (100 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     plt = _plt()
     p = d.illumination if d.illumination is not None else np.zeros((1, 8, 8), complex)
     m = p.shape[0]
@@ -74,6 +106,23 @@ def probe(d, path: Path) -> Path:
 
 
 def trajectory(d, path: Path) -> Path:
+    """The scan's true and captured positions (first 400 frames, µm), the position error per
+    frame and its histogram (nm).
+
+    Parameters
+    ----------
+    d : twin.io.datamodel.PtychoData
+        The run's data: ``translations_m`` (N, 3) as captured, metres; ``truth.translations_m``
+        the true ones (the captured ones if None) and ``truth.captured`` (N,) bool: which
+        positions the PandA captured, the others interpolated (all captured if None).
+    path : Path
+        The PNG file to write (100 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     plt = _plt()
     true = d.truth.translations_m if d.truth.translations_m is not None else d.translations_m
     cap = d.translations_m
@@ -102,6 +151,24 @@ def trajectory(d, path: Path) -> Path:
 
 
 def frames(d, s: Scenario, path: Path) -> Path:
+    """Two frames (the brightest and the median by total counts, log scale) and the highest
+    count rate per pixel (counts/s) with the saturated pixels outlined.
+
+    Parameters
+    ----------
+    d : twin.io.datamodel.PtychoData
+        The run's data: ``frames`` (N, ny, nx) counts and ``exposure_s`` (seconds).
+    s : Scenario
+        The scenario: its detector's count-rate limit and counter depth, and its exposure
+        where the data have none.
+    path : Path
+        The PNG file to write (100 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     plt = _plt()
     from matplotlib.colors import LogNorm
 
@@ -131,6 +198,22 @@ def frames(d, s: Scenario, path: Path) -> Path:
 
 
 def reconstruction(z, meta: dict, path: Path) -> Path:
+    """Ground-truth phase, the aligned reconstructed phase and their difference (radians).
+
+    Parameters
+    ----------
+    z : mapping of str to ndarray
+        ``comparison.npz``: ``truth`` and ``aligned`` phase images (ny, nx), radians.
+    meta : dict
+        The reconstruct stage's summary (its ``pcc_phase`` is in the title).
+    path : Path
+        The PNG file to write (100 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     plt = _plt()
     a, t = z["aligned"], z["truth"]
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.6))
@@ -147,6 +230,23 @@ def reconstruction(z, meta: dict, path: Path) -> Path:
 
 
 def correlation(z, path: Path, title: str) -> Path:
+    """A Fourier ring or shell correlation with its half-bit and 1/7 thresholds.
+
+    Parameters
+    ----------
+    z : mapping of str to ndarray
+        ``freq`` (spatial frequency, 1/m; drawn in 1/µm), ``frc`` or ``fsc``, and ``half_bit``,
+        all (n_bins,).
+    path : Path
+        The PNG file to write (100 dpi).
+    title : str
+        The figure's title.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     plt = _plt()
     f = z["freq"] * 1e-6                                          # 1/µm
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -162,6 +262,22 @@ def correlation(z, path: Path, title: str) -> Path:
 
 
 def volume(z, path: Path) -> Path:
+    """The central slice along each axis of two volumes (δ): from the true projections (top)
+    and from the ptycho-tomography chain (bottom).
+
+    Parameters
+    ----------
+    z : mapping of str to ndarray
+        ``chain.npz``: ``truth`` and ``volume``, (rows, cols, cols) each (rows along the
+        rotation axis).
+    path : Path
+        The PNG file to write (100 dpi).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     plt = _plt()
     v, t = z["volume"], z["truth"]
     c = np.array(v.shape) // 2

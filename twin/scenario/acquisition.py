@@ -188,6 +188,7 @@ class Detector(_Strict):
         return self
 
     def resolved(self) -> _detector.DetectorMode:
+        """The preset in this table's mode (its default if none), overrides applied."""
         return _detector.preset_mode(
             self.preset, self.mode, pixels_x=self.pixels_x, pixels_y=self.pixels_y,
             pixel_size_m=self.pixel_size_m, counter_bits=self.counter_bits,
