@@ -9,8 +9,8 @@
   into a stack.
 - :mod:`~twin.workflows.forecast`: time, dose, data volume, count rates and resolution of a
   scenario (``twin forecast``), from :mod:`~twin.workflows.forecast_params` (a scenario as
-  typed columns of SI numbers, :class:`~.forecast_params.ForecastInputs`) and :mod:`~twin.workflows.forecast_resolution` (the resolution
-  terms, vectorised).
+  typed columns of SI numbers, :class:`~.forecast_params.ForecastInputs`) and
+  :mod:`~twin.workflows.forecast_resolution` (the resolution terms, vectorised).
 - :mod:`~twin.workflows.simres`, :mod:`~twin.workflows.calibrate`: the resolution the twin
   measures on its own simulated data, and the explicit calibration step;
   :mod:`~twin.workflows.patch`: the patch of the scan a measurement simulates;
