@@ -136,3 +136,24 @@ def test_atomic_write_gets_the_mode_the_umask_gives(tmp_path, mask, expected):
     plain = (tmp_path / "plain.txt").stat().st_mode & 0o777
     assert plain == expected
     assert (tmp_path / "out.h5").stat().st_mode & 0o777 == plain
+
+
+def test_a_signal_while_the_temporary_is_made_leaves_nothing(tmp_path, monkeypatch):
+    # SIGINT arriving just after the temporary exists, before anything has registered it (the
+    # window the CLI test above once hit under load): it must still be removed
+    target = tmp_path / "out.h5"
+    made = []
+    real_mkstemp = atomic.tempfile.mkstemp
+
+    def mkstemp_then_interrupted(*args, **kwargs):
+        fd, name = real_mkstemp(*args, **kwargs)
+        made.append(name)
+        os.kill(os.getpid(), signal.SIGINT)        # delivered at the next chance Python gets
+        return fd, name
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_bytes(b"never")
+    assert made and not Path(made[0]).exists()
+    assert _temporaries(target) == [] and not target.exists()

@@ -92,6 +92,21 @@ def _on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM for the block (main thread, POSIX); they arrive after it."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _install_signal_cleanup() -> None:
     """Route SIGINT/SIGTERM through :func:`_on_signal` (main thread only; once per process)."""
     if _PREVIOUS_HANDLERS or threading.current_thread() is not threading.main_thread():
@@ -199,13 +214,16 @@ def atomic_path(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     _install_signal_cleanup()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
-                               suffix=".part", dir=path.parent)
-    # mkstemp creates the file 0600; the result gets the mode an ordinary open() would give
-    # (0644 under umask 022), so that colleagues on a shared file system can read it
-    os.fchmod(fd, 0o666 & ~_current_umask())
-    os.close(fd)
-    _LIVE_TEMPORARIES.add(tmp)
+    # a signal between creating the temporary and registering it would leave it behind: the
+    # two happen with SIGINT/SIGTERM held, which are delivered (and clean up) right after
+    with _signals_held():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
+                                   suffix=".part", dir=path.parent)
+        _LIVE_TEMPORARIES.add(tmp)
+        # mkstemp creates the file 0600; the result gets the mode an ordinary open() would
+        # give (0644 under umask 022), so that colleagues on a shared file system can read it
+        os.fchmod(fd, 0o666 & ~_current_umask())
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
