@@ -53,7 +53,12 @@ def test_every_resolution_key_states_its_convention(scenario_path):
         assert v["resolution_forecast_fire_m"] > v["resolution_forecast_m"] > 0
         assert len(v["resolution_patch_size_m"]) == 2
         assert v["resolution_patch_frames"] > 0
-        if v["n_projections"] > 1:
+        if v["n_projections"] > 1 and v.get("resolution_3d_resolved") is False:
+            # a measured volume that does not resolve is a result: no figure, the bound beside
+            assert v["resolution_3d_forecast_m"] is None
+            assert v["resolution_3d_forecast_fire_m"] is None
+            assert v["resolution_3d_bound_m"] > 0
+        elif v["n_projections"] > 1:
             assert v["resolution_3d_forecast_fire_m"] > v["resolution_3d_forecast_m"] > 0
             # the method names what the 3D figure is: a measured volume (with what was
             # measured beside it) or the bound used
