@@ -93,12 +93,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "resolution_exponent_k_detector": ("exponent above the turnover (detector-limited)", ""),
     "resolution_turnover_fluence_photons_per_um2": ("turnover fluence (worse above it)",
                                                     "ph/µm²"),
-    "resolution_extrapolated": ("outside the simulated fluences", ""),
+    "resolution_extrapolated": ("a term reads the law outside the simulated fluences", ""),
     "resolution_3d_worst_m": ("3D resolution, worst direction", "m"),
     "missing_wedge_elongation": ("missing-wedge elongation", ""),
     "depth_of_field_m": ("depth of field", "m"),
     "projection_approximation_ok": ("projection approximation holds", ""),
-    "dose_limited_3d_resolution_m": ("dose-limited 3D resolution", "m"),
+    "dose_limited_3d_resolution_m": (
+        "dose-fractionation 3D term (2D law at all projections' fluence)", "m"),
     "resolution_model": ("resolution model", ""),
     "resolution_limited_by": ("resolution limited by", ""),
 }
