@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_serializer, model_validator
 
@@ -137,6 +137,11 @@ class Sample(_Strict):
     circuit: IntegratedCircuit = IntegratedCircuit()
     star: SiemensStar = SiemensStar()
 
+    #: (table, field) holding each phantom's own embedding medium, which ``medium`` overrides
+    OWN_MEDIUM_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {
+        "fibre_bundle": ("fibres", "matrix_material"),
+        "integrated_circuit": ("circuit", "dielectric_material")}
+
     @property
     def medium_material(self) -> str | None:
         """The embedding medium in effect: ``medium`` or the phantom's own (None for the
@@ -165,8 +170,7 @@ class Sample(_Strict):
         if self.phantom == "uniform":
             raise ValueError(f"medium = {self.medium!r}: the uniform phantom has no embedding "
                              f"medium (its material is 'material'); leave medium out")
-        own = {"fibre_bundle": ("fibres", "matrix_material"),
-               "integrated_circuit": ("circuit", "dielectric_material")}.get(self.phantom)
+        own = self.OWN_MEDIUM_FIELDS.get(self.phantom)
         if own is not None:
             table, name = own
             sub = getattr(self, table)

@@ -298,8 +298,8 @@ def annotated_toml(s: Scenario) -> str:
            "# the full schema is in the book's *Scenario schema* page.", ""]
     # a phantom's own medium that sample.medium overrides stays a comment: set, the two would
     # contradict each other (twin.scenario.sample)
-    overridden = ({"sample.fibres.matrix_material", "sample.circuit.dielectric_material"}
-                  if s.sample.medium is not None else set())
+    overridden = ({f"sample.{table}.{name}" for table, name in
+                   s.sample.OWN_MEDIUM_FIELDS.values()} if s.sample.medium is not None else set())
 
     for name in Scenario.model_fields:
         if _submodel(Scenario.model_fields[name]) is None and name != "sweep":
