@@ -8,8 +8,10 @@ For each scenario it prints
 * the simulation's frames/s (:func:`twin.workflows.simulate.frames`: exit waves, far fields,
   binning, motion blur and the detector's counting) and its ratio to the limit (issue 22's
   target on the CPU: ≥ 50 %);
-* the same frames through the code before issue 22 (``simulate.py`` of commit e9bdb9f, loaded
-  from git as a module), measured in the same run, and the speed-up.
+* the same frames through the code before issue 22: the whole ``twin/`` package and scenario
+  file of commit e9bdb9f, extracted from git into a temporary folder and run in a child process
+  (the package has been split since, so its ``simulate.py`` cannot run on today's modules),
+  measured in the same run, and the speed-up.
 
 Each measurement is repeated (``--repeat``), alternating old and new, and the best of each is
 kept: the machine is shared, so only ratios within one run mean much.
@@ -24,7 +26,6 @@ It also prints the bare forward model's frames/s against the simulation with the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import resource
 import subprocess
 import sys
@@ -42,18 +43,60 @@ ROOT = Path(__file__).resolve().parents[1]
 OLD_COMMIT = "e9bdb9f"
 
 
-def old_module():
-    """``twin/workflows/simulate.py`` as of :data:`OLD_COMMIT`, or None without git."""
-    try:
-        src = subprocess.run(["git", "show", f"{OLD_COMMIT}:twin/workflows/simulate.py"],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    spec = importlib.util.spec_from_loader("twin_simulate_old", loader=None)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod                  # dataclasses look their module up
-    exec(compile(src, f"{OLD_COMMIT}:simulate.py", "exec"), mod.__dict__)
-    return mod
+OLD_CHILD = """
+import json, sys, time
+from twin import scenario
+from twin.workflows import simulate
+name, n, reps, ovs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+s = scenario.load(f"scenarios/{name}.toml")
+if ovs != "none":
+    s = s.with_values({"simulation.oversampling": int(ovs)})
+p = simulate.plan(s, n)
+simulate.expected_frames(p, 0, 2)
+best = 0.0
+for _ in range(reps):
+    t0 = time.perf_counter()
+    k = sum(len(c) for _, c in simulate.frames(p))
+    best = max(best, k / (time.perf_counter() - t0))
+print(json.dumps({"fps": best, "frames": p.n_frames, "window": p.n_window,
+                  "modes": p.fine_probes.shape[1], "blur": p.blur_samples,
+                  "slices": p.fine_slices.shape[0]}))
+"""
+
+
+class OldCode:
+    """The code of :data:`OLD_COMMIT` (``twin/`` and ``scenarios/``), extracted from git into a
+    temporary folder; :meth:`measure` runs its simulation in a child process."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @classmethod
+    def extract(cls) -> "OldCode | None":
+        """The old tree, or None without git (or without the commit)."""
+        folder = Path(tempfile.mkdtemp(prefix="twin-old-"))
+        try:
+            tar = subprocess.run(["git", "archive", OLD_COMMIT, "twin", "scenarios"], cwd=ROOT,
+                                 capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(folder)], input=tar, check=True)
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        return cls(folder)
+
+    def measure(self, name: str, n_frames: int, reps: int, oversampling: int | None) -> dict:
+        """Frames/s (best of ``reps``) of the old simulation of ``n_frames`` of scenario
+        ``name`` (the old commit's own scenario file), with its window, modes, blur samples
+        and slices."""
+        import json
+        import os
+
+        env = dict(os.environ, PYTHONPATH=str(self.folder))
+        out = subprocess.run([sys.executable, "-c", OLD_CHILD, name, str(n_frames), str(reps),
+                              str(oversampling) if oversampling else "none"],
+                             cwd=self.folder, env=env, capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"the code of {OLD_COMMIT} failed:\n{out.stderr[-2000:]}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def transforms(p) -> tuple[int, int]:
@@ -96,17 +139,14 @@ def bench(name: str, n_frames: int, repeat: int, old, oversampling: int | None =
     xp = get_xp(p.backend)
     simulate.expected_frames(p, 0, 2)                 # compile the kernels, fill caches
     count, _ = transforms(p)
-    po = None
-    if old is not None:
-        po = old.plan(s, n_frames)
-        old.expected_frames(po, 0, 2)
     # interleaved, best of each: the FFTs alone, the simulation, the old code
-    limit, new_fps, old_fps = 0.0, 0.0, 0.0
+    limit, new_fps, old_fps, old_run = 0.0, 0.0, 0.0, None
     for _ in range(repeat):
         limit = max(limit, fft_limit(p, xp, p.n_frames))
         new_fps = max(new_fps, frames_per_s(simulate, p))
-        if po is not None:
-            old_fps = max(old_fps, frames_per_s(old, po))
+        if old is not None:
+            old_run = old.measure(name, n_frames, 1, oversampling)
+            old_fps = max(old_fps, old_run["fps"])
     m, N = p.fine_probes.shape[1], p.n_window
     print(f"{name}: {p.n_frames} frames, window {N}² (oversampling {p.oversampling}), "
           f"{m} modes, {p.blur_samples} blur samples, {p.fine_slices.shape[0]} slices, "
@@ -114,9 +154,15 @@ def bench(name: str, n_frames: int, repeat: int, old, oversampling: int | None =
     print(f"  transforms per frame: {count} FFTs of {N}²; FFT limit {limit:.1f} frames/s")
     print(f"  simulation: {new_fps:.1f} frames/s = {100 * new_fps / limit:.0f} % of the FFT "
           f"limit (target ≥ 50 % on the CPU)")
-    if po is not None:
-        print(f"  before issue 22 ({OLD_COMMIT}): {old_fps:.1f} frames/s = "
-              f"{100 * old_fps / limit:.0f} % of the limit; speed-up {new_fps / old_fps:.2f}×")
+    if old_run is not None:
+        same = (old_run["frames"], old_run["window"], old_run["modes"], old_run["blur"],
+                old_run["slices"]) == (p.n_frames, N, m, p.blur_samples, p.fine_slices.shape[0])
+        print(f"  before issue 22 ({OLD_COMMIT}, its own scenario file): {old_fps:.1f} "
+              f"frames/s = {100 * old_fps / limit:.0f} % of the limit; speed-up "
+              f"{new_fps / old_fps:.2f}×" + ("" if same else
+              f" (NOT the same work: old {old_run['frames']} frames, window "
+              f"{old_run['window']}², {old_run['modes']} modes, {old_run['blur']} blur samples, "
+              f"{old_run['slices']} slices)"))
     t0 = time.perf_counter()
     simulate.expected_frames(p, 0, p.n_frames)
     bare = p.n_frames / (time.perf_counter() - t0)
@@ -152,7 +198,7 @@ def main(argv=None) -> None:
     ap.add_argument("--oversampling", type=int, default=None,
                     help="override simulation.oversampling (1: the reconstruction's grid)")
     a = ap.parse_args(argv)
-    old = None if a.no_old else old_module()
+    old = None if a.no_old else OldCode.extract()
     if old is None and not a.no_old:
         print(f"(no git: the code of {OLD_COMMIT} is not measured)")
     bench("siemens_star_selun_110khz", a.frames, a.repeat, old, a.oversampling)
