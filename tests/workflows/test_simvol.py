@@ -217,3 +217,30 @@ def test_a_measured_volume_replaces_the_bound_in_the_forecast(monkeypatch):
     monkeypatch.setattr(simvol, "volume_calibration", lambda sc: (bad, ""))
     v3 = forecast.forecast(s).values
     assert v3["resolution_3d_forecast_m"] is None and v3["resolution_3d_resolved"] is False
+
+
+def test_the_volume_cost_follows_the_path_through_a_tilted_plate():
+    """A plate simulated with automatic multislice needs more slices where the beam crosses it
+    obliquely, so its volume costs more than its projection count × the 0° projection; a
+    cylinder's path is the same at every angle, so its volume costs exactly that."""
+    from twin.workflows import calibrate
+
+    def at_zero(s):
+        sub = simvol.sub_volume(s)
+        g = Geometry.from_scenario(sub.scenario)
+        c = calibrate.cost_params(sub.scenario, g, 0.0)
+        f = g.frames_per_projection
+        one = (f * c["sim_core_s_per_frame"]
+               + f * c["rec_iterations"] * c["rec_core_s_per_frame_iteration"])
+        return sub, g, sub.n_angles * one
+
+    ic = load("scenarios/ic_rapid_21.toml").with_values({"simulation.multislice": "auto",
+                                                         "simulation.slices": None})
+    sub, g, flat = at_zero(ic)
+    slices = [g.multislice_slices(sub.scenario, a)
+              for a in simvol.projection_angles(sub.scenario, sub.n_angles)]
+    assert max(slices) > slices[0]
+    assert calibrate.volume_point_seconds(ic)[2] > 1.05 * flat
+    brain = load(BRAIN)
+    assert calibrate.volume_point_seconds(brain)[2] == pytest.approx(at_zero(brain)[2],
+                                                                     rel=1e-12)

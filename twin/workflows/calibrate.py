@@ -328,12 +328,14 @@ def volume_point_seconds(s: Scenario) -> tuple[int, int, float, float]:
 
     sub = simvol.sub_volume(s)
     g = Geometry.from_scenario(sub.scenario)
-    c = cost_params(sub.scenario, g)
     frames = int(g.frames_per_projection)
-    per = frames * c["rec_iterations"]
-    core = frames * c["sim_core_s_per_frame"] + per * c["rec_core_s_per_frame_iteration"]
-    gpu = frames * c["sim_gpu_s_per_frame"] + per * c["rec_gpu_s_per_frame_iteration"]
-    return sub.n_angles, frames, float(sub.n_angles * core), float(sub.n_angles * gpu)
+    core = gpu = 0.0
+    for a in simvol.projection_angles(sub.scenario, sub.n_angles):
+        c = cost_params(sub.scenario, g, float(a))     # a tilted plate: more slices to simulate
+        per = frames * c["rec_iterations"]
+        core += frames * c["sim_core_s_per_frame"] + per * c["rec_core_s_per_frame_iteration"]
+        gpu += frames * c["sim_gpu_s_per_frame"] + per * c["rec_gpu_s_per_frame_iteration"]
+    return sub.n_angles, frames, float(core), float(gpu)
 
 
 def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
@@ -397,7 +399,7 @@ def run_volume(s: Scenario, seeds: int | None = None, scheduler: str | None = No
                                    progress=progress and missing > 0)
 
 
-def cost_params(s: Scenario, g) -> dict[str, float]:
+def cost_params(s: Scenario, g, angle_deg: float = 0.0) -> dict[str, float]:
     """Measured seconds per simulated frame and per reconstructed frame-iteration
     (:mod:`twin.analysis.costs`), on a CPU core and on a GPU, of scenario ``s`` (geometry ``g``).
 
@@ -407,6 +409,9 @@ def cost_params(s: Scenario, g) -> dict[str, float]:
         The scenario simulated and reconstructed.
     g : twin.geometry.Geometry
         Its geometry (``Geometry.from_scenario(s)``).
+    angle_deg : float
+        Rotation of the sample: the simulation's multislice slices follow the path through it
+        (:meth:`~twin.geometry.Geometry.multislice_slices`); the reconstruction's do not.
 
     Returns
     -------
@@ -419,7 +424,7 @@ def cost_params(s: Scenario, g) -> dict[str, float]:
 
     opts = reconstruction_options(s)
     sim = costs.simulation_work(g.oversampling ** 2 * g.n_native, g.n_beams, g.blur_samples(s),
-                                g.simulated_modes(s), g.multislice_slices(s))
+                                g.simulated_modes(s), g.multislice_slices(s, angle_deg))
     rec = costs.reconstruction_work(g.n_native, g.n_beams,
                                     opts.modes or g.simulated_modes(s), max(opts.slices, 1))
     return {

@@ -257,6 +257,21 @@ class Projections:
     proj: np.ndarray            # (n, rows, cols) ∫δ dz in voxels
 
 
+def projection_angles(sv: Scenario, n: int) -> np.ndarray:
+    """The ``n`` angles (degrees) of a sub-volume: from 0 over ``tomography.angular_range_deg``,
+    the end included only below 180°.
+
+    Parameters
+    ----------
+    sv : Scenario
+        The sub-volume's scenario (:func:`sub_volume`).
+    n : int
+        Projections.
+    """
+    rng = sv.tomography.angular_range_deg
+    return np.linspace(0.0, rng, n, endpoint=rng < 180)
+
+
 def simulate_projections(s: Scenario, seed: int = 0, iterations: int | None = None,
                          scheduler: str | None = None, n_workers: int | None = None,
                          progress: bool = False) -> Projections:
@@ -286,8 +301,7 @@ def simulate_projections(s: Scenario, seed: int = 0, iterations: int | None = No
     sub = sub_volume(s)
     sv = sub.scenario.model_copy(update={"seed": int(seed)})
     n = sub.n_angles
-    rng = s.tomography.angular_range_deg
-    angles = np.linspace(0.0, rng, n, endpoint=rng < 180)
+    angles = projection_angles(sv, n)
     shifts = projection_shifts(sv, angles, seed)
     shape = _region(sub)
     args = (list(range(n)), list(angles), list(shifts), [shape] * n, [iterations] * n)
