@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     cache = str(a.cache) if a.cache else tempfile.mkdtemp(prefix="twin-vol-")
     os.environ["TWIN_CACHE_DIR"] = cache
     from twin import scenario
-    from twin.workflows import calibrate
+    from twin.workflows import calibrate, simres
 
     factors = tuple(float(x) for x in a.factors.split(",")) if a.factors else None
     paths = a.scenarios or [str(p) for p in sorted((ROOT / "scenarios").glob("*.toml"))]
@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> None:
         calibrate.run_volume(s, seeds=a.seeds, scheduler=a.scheduler, n_workers=a.workers,
                              log=print, factors=factors)
     a.out.mkdir(parents=True, exist_ok=True)
-    for entry in sorted(Path(cache).glob("vol*.json")):
+    # the entries are written where every measurement is cached: the `simulated` folder under
+    # the cache (simres.cache_dir), not the cache's top (which shipped nothing)
+    for entry in sorted(simres.cache_dir().glob("vol*.json")):
         shutil.copy2(entry, a.out / entry.name)
         print("shipped", entry.name)
 

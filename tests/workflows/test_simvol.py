@@ -208,10 +208,18 @@ def test_a_measured_volume_replaces_the_bound_in_the_forecast(monkeypatch):
     assert v["resolution_3d_forecast_m"] == pytest.approx(700e-9)
     assert v["resolution_3d_forecast_fire_m"] == pytest.approx(1400e-9)
     assert v["resolution_3d_bound_m"] == pytest.approx(before["resolution_3d_forecast_m"])
+    # the bound read the 2D law at all projections' fluence (extrapolated); the measured
+    # volume does not, and F₀ lies inside the 2D points and the volume's
+    assert before["resolution_extrapolated"] is True
+    assert v["resolution_extrapolated"] is False
     # at a fluence between the points: interpolated, not extrapolated by the volume
     s2 = s.with_values({"beam.flux_photons_per_s": s.beam.flux_photons_per_s * 1.5})
     v2 = forecast.forecast(s2).values
     assert 600e-9 < v2["resolution_3d_forecast_m"] < 700e-9
+    assert v2["resolution_extrapolated"] is False
+    # past the volume's points (and the 2D law's): extrapolated
+    s3 = s.with_values({"beam.flux_photons_per_s": s.beam.flux_photons_per_s * 8})
+    assert forecast.forecast(s3).values["resolution_extrapolated"] is True
     # below the cliff: unresolved, no number
     bad = _cal([f0, 2 * f0], [2e-6, 600e-9], [False, True])
     monkeypatch.setattr(simvol, "volume_calibration", lambda sc: (bad, ""))

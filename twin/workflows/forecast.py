@@ -327,6 +327,25 @@ def _time_keys(p: ForecastInputs, t: dict) -> dict:
     }
 
 
+def outside_law(fluence, p: ForecastInputs):
+    """Where the fluence per projection ``fluence`` (photons/m²) lies outside the fluences the
+    simulated law d(F) rests on (its resolved points): reading it there extrapolates.
+
+    Parameters
+    ----------
+    fluence : float or ndarray
+        Fluence per projection, photons/m².
+    p : ForecastInputs
+        The forecast's inputs (``sim_f_min_per_m2``, ``sim_f_max_per_m2``).
+
+    Returns
+    -------
+    bool ndarray
+    """
+    return ((fluence < p.sim_f_min_per_m2 * (1 - 1e-9))
+            | (fluence > p.sim_f_max_per_m2 * (1 + 1e-9)))
+
+
 def _calibration_keys(p: ForecastInputs, t: dict) -> dict:
     """The simulated calibration's own figures at this fluence."""
     n_proj, at_f0, per_projection = t["n_proj"], t["at_f0"], t["per_projection"]
@@ -346,8 +365,7 @@ def _calibration_keys(p: ForecastInputs, t: dict) -> dict:
         # the simulated curve used outside the fluences the twin simulated: at this fluence,
         # or (3D dose fractionation) at the total fluence of all projections
         "resolution_extrapolated": np.where(uncalibrated, None, simulated & (
-            (fluence < p.sim_f_min_per_m2 * (1 - 1e-9))
-            | (fluence > p.sim_f_max_per_m2 * (1 + 1e-9))
+            outside_law(fluence, p)
             | (is_3d & (fluence * n_proj > p.sim_f_max_per_m2 * (1 + 1e-9))))),
         # unknown (None, an object array) where no calibration says whether it resolves
         "resolution_resolved": np.where(uncalibrated, None, ~unresolved),
@@ -543,7 +561,13 @@ def forecast(s: Scenario, sim=None) -> Forecast:
     if code is not None:
         values["resolution_3d_limited_by"] = _limited_by_3d(s, values, Limit3D(int(code)))
     values["resolution_limited_by"] = _limited_by(s, values)
-    values.update(simvol.forecast_values(s, values))
+    volume = simvol.forecast_values(s, values)
+    if volume and values.get("resolution_extrapolated") is not None:
+        # a measured volume replaces the dose-fractionation term, so that term no longer
+        # extrapolates: the 2D law's range and the volume's own decide
+        law = bool(outside_law(values["fluence_photons_per_um2"] * 1e12, p)[0])
+        volume["resolution_extrapolated"] = law or bool(volume.get("resolution_extrapolated"))
+    values.update(volume)
     return Forecast(s.name, values)
 
 
