@@ -112,6 +112,15 @@ def _law_at(cal: VolumeCalibration, values, f: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
+#: Forecast keys only a measured volume fills (None where none was measured).
+VOLUME_ONLY_KEYS = ("resolution_3d_calibration", "resolution_3d_convention",
+                    "resolution_3d_resolved", "resolution_3d_split_m",
+                    "resolution_3d_split_xz_fire_m", "resolution_3d_split_xz_biop_fire_m",
+                    "simulated_volume_alignment_residual_m",
+                    "simulated_volume_fluences_photons_per_um2", "simulated_volume_projections",
+                    "simulated_volume_seeds", "simulated_volume_width_m")
+
+
 def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
                   bound_m: float | None = None) -> dict:
     """The forecast's 3D keys at fluence per projection ``f`` (photons/m²) from ``cal``:

@@ -562,7 +562,8 @@ def forecast(s: Scenario, sim=None) -> Forecast:
         values["resolution_3d_limited_by"] = _limited_by_3d(s, values, Limit3D(int(code)))
     values["resolution_limited_by"] = _limited_by(s, values)
     volume = simvol.forecast_values(s, values)
-    if volume and values.get("resolution_extrapolated") is not None:
+    measured = volume.get("resolution_3d_method") == simvol.METHOD
+    if measured and values.get("resolution_extrapolated") is not None:
         # a measured volume replaces the dose-fractionation term, so that term no longer
         # extrapolates: the 2D law's range and the volume's own decide
         law = bool(outside_law(values["fluence_photons_per_um2"] * 1e12, p)[0])

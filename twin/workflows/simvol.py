@@ -568,8 +568,9 @@ def volume_calibration(s: Scenario) -> tuple[VolumeCalibration | None, str]:
 
 def forecast_values(s: Scenario, values: dict) -> dict:
     """The forecast's 3D keys from a measured sub-volume, where one is shipped or cached
-    (:func:`twin.analysis.volume.forecast_keys`); empty where none was (the bound stands),
-    and for a 2D scenario or a ``resolution.model`` other than ``"simulated"``.
+    (:func:`twin.analysis.volume.forecast_keys`); where none was (or ``resolution.model`` is
+    not ``"simulated"``) the same keys, None, with the bound kept as ``resolution_3d_bound_m``;
+    empty for a 2D scenario.
 
     Parameters
     ----------
@@ -579,11 +580,17 @@ def forecast_values(s: Scenario, values: dict) -> dict:
         The forecast's values so far; its ``resolution_3d_forecast_m`` (metres, the analytic
         bound) is kept as ``resolution_3d_bound_m``.
     """
-    if not s.is_3d or s.resolution.model != "simulated":
+    if not s.is_3d:
         return {}
-    cal, source = volume_calibration(s)
+    cal, source = (volume_calibration(s) if s.resolution.model == "simulated"
+                   else (None, ""))
     if cal is None:
-        return {}
+        # the same keys with or without a measured volume (a plan's points beside the
+        # forecast of its base): none measured, the bound stands
+        from twin.analysis.volume import VOLUME_ONLY_KEYS
+
+        return {**dict.fromkeys(VOLUME_ONLY_KEYS),
+                "resolution_3d_bound_m": values.get("resolution_3d_forecast_m")}
     from twin.analysis.volume import forecast_keys
     from twin.geometry import Geometry
 
