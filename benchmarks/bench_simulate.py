@@ -74,7 +74,11 @@ class OldCode:
     @classmethod
     def extract(cls) -> "OldCode | None":
         """The old tree, or None without git (or without the commit)."""
+        import atexit
+        import shutil
+
         folder = Path(tempfile.mkdtemp(prefix="twin-old-"))
+        atexit.register(shutil.rmtree, folder, True)
         try:
             tar = subprocess.run(["git", "archive", OLD_COMMIT, "twin", "scenarios"], cwd=ROOT,
                                  capture_output=True, check=True).stdout
