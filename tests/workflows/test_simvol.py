@@ -211,6 +211,9 @@ def test_a_measured_volume_replaces_the_bound_in_the_forecast(monkeypatch):
     # the bound read the 2D law at all projections' fluence (extrapolated); the measured
     # volume does not, and F₀ lies inside the 2D points and the volume's
     assert before["resolution_extrapolated"] is True
+    # each 3D figure says what it is: a bound, or an FSC of the measured volume
+    assert "bound" in before["resolution_3d_convention"]
+    assert "FSC" in v["resolution_3d_convention"]
     assert v["resolution_extrapolated"] is False
     # at a fluence between the points: interpolated, not extrapolated by the volume
     s2 = s.with_values({"beam.flux_photons_per_s": s.beam.flux_photons_per_s * 1.5})

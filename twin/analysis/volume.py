@@ -119,6 +119,10 @@ VOLUME_ONLY_KEYS = ("resolution_3d_calibration", "resolution_3d_convention",
                     "simulated_volume_alignment_residual_m",
                     "simulated_volume_fluences_photons_per_um2", "simulated_volume_projections",
                     "simulated_volume_seeds", "simulated_volume_width_m")
+#: ``resolution_3d_convention`` where no volume was measured and a bound stands.
+BOUND_CONVENTION = ("half period of the bound named in resolution_3d_method (Crowther's "
+                    "πD/(2N), the 2D law at all projections' fluence, the voxel), no FSC; "
+                    "resolution_3d_forecast_fire_m is twice it")
 
 
 def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",

@@ -587,9 +587,9 @@ def forecast_values(s: Scenario, values: dict) -> dict:
     if cal is None:
         # the same keys with or without a measured volume (a plan's points beside the
         # forecast of its base): none measured, the bound stands
-        from twin.analysis.volume import VOLUME_ONLY_KEYS
+        from twin.analysis.volume import BOUND_CONVENTION, VOLUME_ONLY_KEYS
 
-        return {**dict.fromkeys(VOLUME_ONLY_KEYS),
+        return {**dict.fromkeys(VOLUME_ONLY_KEYS), "resolution_3d_convention": BOUND_CONVENTION,
                 "resolution_3d_bound_m": values.get("resolution_3d_forecast_m")}
     from twin.analysis.volume import forecast_keys
     from twin.geometry import Geometry
