@@ -10,7 +10,8 @@
 - :mod:`~twin.workflows.forecast`: time, dose, data volume, count rates and resolution of a
   scenario (``twin forecast``), from :mod:`~twin.workflows.forecast_params` (a scenario as
   typed columns of SI numbers, :class:`~.forecast_params.ForecastInputs`) and
-  :mod:`~twin.workflows.forecast_resolution` (the resolution terms, vectorised).
+  :mod:`~twin.workflows.forecast_resolution` (the resolution terms, vectorised),
+  :mod:`~twin.workflows.forecast_words` (what limits them, in words).
 - :mod:`~twin.workflows.simres`, :mod:`~twin.workflows.calibrate`: the resolution the twin
   measures on its own simulated data, and the explicit calibration step;
   :mod:`~twin.workflows.patch`: the patch of the scan a measurement simulates;
@@ -29,6 +30,6 @@ The modules are imported on use: ``from twin.workflows import simulate``.
 """
 
 __all__ = ["calibrate", "cluster", "experiment", "experiment_recon", "forecast",
-           "forecast_params", "forecast_resolution", "panda", "patch", "pipeline", "planner",
-           "ptychotomo", "rundir", "scenario_tools", "simframes", "simplan", "simres", "simulate",
-           "simvol", "simvol_steps", "sweep", "sweep_plots"]
+           "forecast_params", "forecast_resolution", "forecast_words", "panda", "patch",
+           "pipeline", "planner", "ptychotomo", "rundir", "scenario_tools", "simframes",
+           "simplan", "simres", "simulate", "simvol", "simvol_steps", "sweep", "sweep_plots"]
