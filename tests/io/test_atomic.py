@@ -160,3 +160,32 @@ def test_a_signal_while_the_temporary_is_made_leaves_nothing(tmp_path, monkeypat
             tmp.write_bytes(b"never")
     assert made and not Path(made[0]).exists()
     assert _temporaries(target) == [] and not target.exists()
+
+
+
+DISPLACED = textwrap.dedent("""
+    import signal, sys, time
+    from twin.io.atomic import atomic_path
+    target = sys.argv[1]
+    with atomic_path(target + ".first") as tmp:         # the first write installs twin's handler
+        open(tmp, "w").write("x")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)       # another library resets it since
+    with atomic_path(target) as tmp:
+        open(tmp, "w").write("half")
+        print("writing", flush=True)
+        time.sleep(30)
+""")
+
+
+def test_a_handler_reset_by_another_library_does_not_uncover_the_next_write(tmp_path):
+    # twin's handler was installed once per process: a library that replaced it afterwards left
+    # every later write to SIGTERM's default action, which kills without cleaning up
+    target = tmp_path / "out.h5"
+    proc = subprocess.Popen([sys.executable, "-c", DISPLACED, str(target)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
+    assert len(_temporaries(target)) == 1
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=30)
+    assert rc == 143, (rc, proc.stderr.read())
+    assert _temporaries(target) == [] and not target.exists()

@@ -82,11 +82,19 @@ def _remove_live_temporaries() -> None:
         _LIVE_TEMPORARIES.discard(tmp)
 
 
+_IN_HANDLER: set[int] = set()
+
+
 def _on_signal(signum, frame):
     _remove_live_temporaries()
     previous = _PREVIOUS_HANDLERS.get(signum)
-    if callable(previous):
-        return previous(signum, frame)
+    # a handler installed over this one may chain back to it: call the chain once, not forever
+    if callable(previous) and signum not in _IN_HANDLER:
+        _IN_HANDLER.add(signum)
+        try:
+            return previous(signum, frame)
+        finally:
+            _IN_HANDLER.discard(signum)
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise SystemExit(128 + signum)
@@ -108,12 +116,16 @@ def _signals_held():
 
 
 def _install_signal_cleanup() -> None:
-    """Route SIGINT/SIGTERM through :func:`_on_signal` (main thread only; once per process)."""
-    if _PREVIOUS_HANDLERS or threading.current_thread() is not threading.main_thread():
+    """Route SIGINT/SIGTERM through :func:`_on_signal` (main thread only).
+
+    Checked at every write, not once per process: a library that set its own handler since
+    (and so displaced this one) is chained behind it, instead of leaving writes uncovered.
+    """
+    if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous = signal.getsignal(sig)
-        if previous in (signal.SIG_IGN, None):
+        if previous in (signal.SIG_IGN, None) or previous is _on_signal:
             continue
         try:
             signal.signal(sig, _on_signal)
@@ -216,19 +228,24 @@ def atomic_path(path: str | Path):
     _install_signal_cleanup()
     # a signal between creating the temporary and registering it would leave it behind: the
     # two happen with SIGINT/SIGTERM held, which are delivered (and clean up) right after
-    with _signals_held():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
-                                   suffix=".part", dir=path.parent)
-        _LIVE_TEMPORARIES.add(tmp)
-        # mkstemp creates the file 0600; the result gets the mode an ordinary open() would
-        # give (0644 under umask 022), so that colleagues on a shared file system can read it
-        os.fchmod(fd, 0o666 & ~_current_umask())
-        os.close(fd)
+    # (a held signal is delivered as the mask is restored, i.e. inside the try below, which
+    # removes the temporary whatever handler is in place when it arrives)
+    tmp = None
     try:
+        with _signals_held():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
+                                       suffix=".part", dir=path.parent)
+            _LIVE_TEMPORARIES.add(tmp)
+            # mkstemp creates the file 0600; the result gets the mode an ordinary open() would
+            # give (0644 under umask 022), so that colleagues on a shared file system can read it
+            os.fchmod(fd, 0o666 & ~_current_umask())
+            os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     finally:
-        _LIVE_TEMPORARIES.discard(tmp)
+        if tmp is not None:
+            _LIVE_TEMPORARIES.discard(tmp)
