@@ -12,7 +12,7 @@ import contextlib
 import glob
 import os
 import signal
-import tempfile
+import secrets
 import threading
 from pathlib import Path
 
@@ -100,21 +100,6 @@ def _on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
-@contextlib.contextmanager
-def _signals_held():
-    """Hold SIGINT and SIGTERM for the block (main thread, POSIX); they arrive after it."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if (not hasattr(signal, "pthread_sigmask")
-            or threading.current_thread() is not threading.main_thread()):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def _install_signal_cleanup() -> None:
     """Route SIGINT/SIGTERM through :func:`_on_signal` (main thread only).
 
@@ -195,18 +180,10 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return removed
 
 
-def _current_umask() -> int:
-    """The process's umask, read without changing it where Linux shows it (/proc), else by
-    the set-and-restore of :func:`os.umask`."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _create_temporary(name: str) -> None:
+    """Create ``name``, failing if it exists; the mode is the one an ordinary ``open()`` gives
+    (0666 less the umask: 0644 under 022), so colleagues on a shared file system can read it."""
+    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
 
 
 @contextlib.contextmanager
@@ -226,26 +203,29 @@ def atomic_path(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     _install_signal_cleanup()
-    # a signal between creating the temporary and registering it would leave it behind: the
-    # two happen with SIGINT/SIGTERM held, which are delivered (and clean up) right after
-    # (a held signal is delivered as the mask is restored, i.e. inside the try below, which
-    # removes the temporary whatever handler is in place when it arrives)
-    tmp = None
+    # The name is registered before the file exists, so a signal at any moment finds either no
+    # file or a registered one. (Masking SIGINT around the creation is not enough: in a process
+    # with other threads the kernel delivers a process-wide signal to one that does not mask it,
+    # and Python then runs the handler in the main thread at once.)
+    prefix = f".{path.name}.{os.getpid()}@{_host_tag()}."
+    name = tmp = None
     try:
-        with _signals_held():
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_host_tag()}.",
-                                       suffix=".part", dir=path.parent)
-            _LIVE_TEMPORARIES.add(tmp)
-            # mkstemp creates the file 0600; the result gets the mode an ordinary open() would
-            # give (0644 under umask 022), so that colleagues on a shared file system can read it
-            os.fchmod(fd, 0o666 & ~_current_umask())
-            os.close(fd)
+        while tmp is None:
+            name = str(path.parent / f"{prefix}{secrets.token_hex(6)}.part")
+            _LIVE_TEMPORARIES.add(name)
+            try:
+                _create_temporary(name)
+            except FileExistsError:         # another writer's: not ours to remove
+                _LIVE_TEMPORARIES.discard(name)
+                name = None
+                continue
+            tmp = name
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        if name is not None:
+            Path(name).unlink(missing_ok=True)
         raise
     finally:
-        if tmp is not None:
-            _LIVE_TEMPORARIES.discard(tmp)
+        if name is not None:
+            _LIVE_TEMPORARIES.discard(name)
