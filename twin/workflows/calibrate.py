@@ -307,7 +307,11 @@ def run(s: Scenario, seeds: int | None = None, scheduler: str | None = None,
 def volume_point_seconds(s: Scenario) -> tuple[int, int, float, float]:
     """(projections, frames per projection, core-seconds, GPU-seconds) of one simulated
     sub-volume of 3D scenario ``s`` (:func:`twin.workflows.simvol.sub_volume`): each projection
-    simulated and reconstructed once (alignment and tomography cost little beside them).
+    simulated and reconstructed once. Alignment and tomography cost little beside them; the
+    truth's projections (``simvol.TRUTH_OVERSAMPLING`` × π/2 × the width's voxels, each through
+    the phantom) are not priced: ~1 s an angle for the IC's voxels since they use the plate's
+    own pixels (~20 min of one core for the 21-angle IC's sub-volume, measured), little for the
+    analytic fibres.
 
     Parameters
     ----------
