@@ -11,10 +11,6 @@ import numpy as np
 from twin.sample.voxels import Phantom, refractive_indices
 
 
-ROWS_PER_BATCH = 32
-"""Rows of the circuit rotated and summed together by :meth:`IntegratedCircuit.projection_slabs`."""
-
-
 def rotated_slab_sums(n: int, block: tuple[int, int, int, int], angle_deg: float,
                       slab_of_row: np.ndarray, n_slabs: int):
     """The linear map from one (nz, nx) slice of the sample to its slabs' sums after rotation:
@@ -191,11 +187,8 @@ class IntegratedCircuit(Phantom):
                         out[l, y] = r[rows, x0:x0 + nx].sum(axis=0) * dz
             return out
         op = rotated_slab_sums(n, (z0, x0, nz, nx), a, which, n_slabs) * dz
-        for y0 in range(0, ny, ROWS_PER_BATCH):
-            ys = range(y0, min(ny, y0 + ROWS_PER_BATCH))
-            v = np.stack([lut[self.row(y)].ravel() for y in ys], axis=1)  # (nz·nx, K)
-            sums = op @ v.real + 1j * (op @ v.imag)                        # (L·nx, K)
-            out[:, y0:y0 + len(ys)] = sums.reshape(n_slabs, nx, len(ys)).transpose(0, 2, 1)
+        for y0, sums in self._rows_through(op, range(ny), lut):           # (L·nx, K)
+            out[:, y0:y0 + sums.shape[1]] = sums.reshape(n_slabs, nx, -1).transpose(0, 2, 1)
         return out
 
     def row(self, y: int) -> np.ndarray:

@@ -176,14 +176,20 @@ class Phantom:
         # applied to batches of rows at once.
         cols = ((np.arange(z0, z0 + nz) * n)[:, None] + np.arange(x0, x0 + nx)[None, :]).ravel()
         A = radon.A.tocsc()[:, cols].tocsr()
-        for b in range(0, len(rows), self.ROWS_PER_BATCH):
-            batch = rows[b:b + self.ROWS_PER_BATCH]
-            z = np.stack([lut[self.row(y)].ravel() for y in batch])          # (k, pixels)
-            rays = (A @ np.ascontiguousarray(z.real.T)
-                    + 1j * (A @ np.ascontiguousarray(z.imag.T))).reshape(radon.n_angles, n, -1)
-            out[:, b:b + len(batch), :] = (np.moveaxis(rays[:, x0:x0 + nx, :], 2, 1)
-                                           * self.voxel_size_m)
+        for b, rays in self._rows_through(A, rows, lut):
+            rays = rays.reshape(radon.n_angles, n, -1)
+            out[:, b:b + rays.shape[2], :] = (np.moveaxis(rays[:, x0:x0 + nx, :], 2, 1)
+                                              * self.voxel_size_m)
         return out
+
+    def _rows_through(self, op, rows, lut):
+        """Yield ``(start, result)`` over batches of ``rows``: the sparse map ``op``
+        ((m, nz·nx)) applied to each row's δ + iβ (``lut`` of its labels), as (m, k) complex
+        columns, k ≤ :attr:`ROWS_PER_BATCH`."""
+        for b in range(0, len(rows), self.ROWS_PER_BATCH):
+            z = np.stack([lut[self.row(y)].ravel() for y in rows[b:b + self.ROWS_PER_BATCH]])
+            yield b, (op @ np.ascontiguousarray(z.real.T)
+                      + 1j * (op @ np.ascontiguousarray(z.imag.T)))
 
     def transmission(self, angle_deg: float, energy_kev: float, rows=None) -> np.ndarray:
         """(n_rows, nx) complex64 object transmission at one rotation angle.
