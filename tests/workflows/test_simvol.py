@@ -3,6 +3,7 @@ the scenario's fluence and angular density, the sample really moves in the simul
 alignment removes what it can, the scores see what they should (a perfect volume resolves, a
 blank one does not), and the calibration reads its points without crossing a cliff."""
 
+import json
 import math
 import os
 
@@ -145,12 +146,34 @@ def test_a_perfect_misaligned_volume_is_aligned_and_resolved(small):
     assert sc["resolution_truth_m"] < 4 * dx
     # seed 000's procedure (even/odd xz slices, 1/7, full period) on the same volumes
     assert 2 * dx <= sc["fire_xz_split_m"] < 10 * dx
+    # along and across the rotation axis: resolved as the shells are
+    for part in ("truth_along", "truth_across"):
+        assert not sc[f"{part}_unresolved"], part
+        assert sc[f"resolution_{part}_m"] < 6 * dx, part
 
 
 def test_a_blank_volume_is_unresolved(small):
     sc = simvol.score_volume(_perfect(small, blank=True), "fbp")
     assert sc["unresolved"] and sc["split_unresolved"]
+    assert sc["truth_along_unresolved"] and sc["truth_across_unresolved"]
+    assert sc["split_across_unresolved"]
     assert abs(sc["pcc"]) < 0.1
+
+
+def test_a_volume_is_scored_again_from_its_kept_arrays(small, tmp_path, monkeypatch):
+    """measure_volume keeps the projections and the truth; rescore_volume reads them back and
+    gives the score of the volume they came from, and None where nothing was kept."""
+    monkeypatch.setenv("TWIN_CACHE_DIR", str(tmp_path))
+    pr = _perfect(small)
+    truth = simvol.truth_volume(pr)
+    key = simvol._key(pr.sub.scenario, 0, None)
+    assert simvol.rescore_volume(small, 0) is None
+    simvol._store_arrays(key, pr, truth)
+    again = simvol.rescore_volume(small, 0)
+    direct = simvol.score_volume(pr, small.tomography.method, truth)
+    as_text = lambda d: json.dumps(d, sort_keys=True)  # noqa: E731  (NaN == NaN here)
+    assert as_text({k: getattr(again, k) for k in direct}) == as_text(direct)
+    assert (tmp_path / "simulated" / f"{key}.json").exists()
 
 
 def _cal(fl, d, ok):
@@ -228,6 +251,38 @@ def test_a_measured_volume_replaces_the_bound_in_the_forecast(monkeypatch):
     monkeypatch.setattr(simvol, "volume_calibration", lambda sc: (bad, ""))
     v3 = forecast.forecast(s).values
     assert v3["resolution_3d_forecast_m"] is None and v3["resolution_3d_resolved"] is False
+
+
+def test_the_forecast_reads_along_and_across_the_axis_with_their_own_cliffs():
+    """Along and across the rotation axis each has its own resolved flags. Across the axis is
+    the 3D figure: a volume resolved over whole shells but not across the axis is unresolved
+    (the shells' figure stays beside it), and a calibration scored before the split keeps the
+    shells' figure and says so."""
+    from dataclasses import replace
+
+    from twin.analysis.volume import forecast_keys
+
+    fl = [1.0, 2.0]
+    base = _cal(fl, [150e-9, 120e-9], [True, True])
+    cal = replace(base, along_m=[100e-9, 80e-9], along_resolved=[True, True],
+                  across_m=[1.2e-6, 900e-9], across_resolved=[False, True])
+    k = forecast_keys(cal, 1.0)
+    assert k["resolution_3d_forecast_m"] is None and k["resolution_3d_resolved"] is False
+    assert k["resolution_3d_shell_m"] == pytest.approx(150e-9)
+    assert k["resolution_3d_along_axis_m"] == pytest.approx(100e-9)
+    assert k["resolution_3d_across_axis_m"] is None
+    assert "across it: unresolved" in k["resolution_3d_convention"]
+    assert "across the rotation axis" in k["resolution_3d_limited_by"]
+    k2 = forecast_keys(cal, 2.0)
+    assert k2["resolution_3d_across_axis_m"] == pytest.approx(900e-9)
+    assert k2["resolution_3d_forecast_m"] == pytest.approx(900e-9)
+    assert k2["resolution_3d_forecast_fire_m"] == pytest.approx(1800e-9)
+    assert k2["resolution_3d_shell_m"] == pytest.approx(120e-9)
+    old = forecast_keys(replace(base, along_m=[math.nan] * 2, along_resolved=[False] * 2,
+                                across_m=[math.nan] * 2, across_resolved=[False] * 2), 2.0)
+    assert old["resolution_3d_across_axis_m"] is None and old["resolution_3d_along_axis_m"] is None
+    assert old["resolution_3d_forecast_m"] == pytest.approx(120e-9)
+    assert "not scored" in old["resolution_3d_convention"]
 
 
 def test_the_volume_cost_follows_the_path_through_a_tilted_plate():

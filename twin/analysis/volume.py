@@ -14,6 +14,9 @@ import numpy as np
 
 #: ``resolution_3d_method`` where the 3D figure is measured (CONTRACTS §2).
 METHOD = "fsc_simulated_volume"
+#: Half-angle (degrees) of the cone along the rotation axis and of the band across it in which
+#: a volume's FSC is also read (:func:`twin.analysis.resolution.axial_correlations`).
+AXIAL_HALF_ANGLE_DEG = 30.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,12 @@ class VolumeCalibration:
     fire_xz_split_m, fire_xz_split_biop_m : list of float
         Mean over the seeds of seed 000's procedure on the central xz slices of the even and
         odd volumes: standard FRC at 1/7, and the BIOP plugin's computation (full periods).
+    along_m, across_m : list of float
+        Mean over the seeds of the FSC against the truth along the rotation axis and across it
+        (:func:`twin.analysis.resolution.axial_correlations`; half-bit, half period); NaN where
+        a seed's volume was scored before the split existed.
+    along_resolved, across_resolved : list of bool
+        Every seed resolved in that part at that fluence.
     """
 
     f0_photons_per_m2: float
@@ -61,6 +70,10 @@ class VolumeCalibration:
     alignment_residual_m: float
     fire_xz_split_m: list = ()
     fire_xz_split_biop_m: list = ()
+    along_m: list = ()
+    along_resolved: list = ()
+    across_m: list = ()
+    across_resolved: list = ()
 
     def at(self, fluence: float) -> tuple[float, bool, bool]:
         """The 3D resolution at ``fluence``: (d, resolved, extrapolated).
@@ -103,17 +116,55 @@ class VolumeCalibration:
 
 
 
-def _law_at(cal: VolumeCalibration, values, f: float) -> float | None:
-    """``cal``'s law with the resolutions ``values`` (metres, one per calibration point) read
-    at fluence ``f`` (photons/m²); None when ``values`` is empty or the reading not finite."""
-    if not len(values):
+def _law_at(cal: VolumeCalibration, values, f: float, resolved=None) -> float | None:
+    """``cal``'s law with the resolutions ``values`` (metres, one per calibration point; with
+    ``resolved``, its own flags of every seed resolving) read at fluence ``f`` (photons/m²);
+    None when ``values`` is empty, holds a NaN (not measured), or the reading is not finite."""
+    if not len(values) or not np.all(np.isfinite(values)):
         return None
-    v = VolumeCalibration(**{**asdict(cal), "resolution_m": list(values)}).at(f)[0]
+    change = {"resolution_m": list(values)}
+    if resolved is not None:
+        change["all_resolved"] = list(resolved)
+    v = VolumeCalibration(**{**asdict(cal), **change}).at(f)[0]
     return v if math.isfinite(v) else None
 
 
+def axial_scored(cal: VolumeCalibration) -> bool:
+    """Every volume of ``cal`` was scored along and across the rotation axis."""
+    return bool(len(cal.across_m)) and bool(np.all(np.isfinite(cal.across_m)))
+
+
+def _convention(axial: bool) -> str:
+    """``resolution_3d_convention`` of a measured volume (``axial``: scored across the axis)."""
+    split = ("resolution_3d_split_m: the whole shells' FSC between the volumes of the even and "
+             "the odd projections, seed 000's split")
+    if axial:
+        return ("half period 1/(2f) at the half-bit crossing of the FSC of a simulated "
+                "sub-volume against the twin's truth across the rotation axis: the band within "
+                f"{AXIAL_HALF_ANGLE_DEG:g}° of the plane perpendicular to it, what the "
+                "tomography reconstructs from the angles (along the axis every projection holds "
+                "the frequencies whole, and the 2D figure applies); resolution_3d_shell_m: "
+                f"over whole shells, which weigh each direction by the sample's power; {split}")
+    return ("half period 1/(2f) at the half-bit crossing of the FSC of a simulated sub-volume "
+            "against the twin's truth over whole shells (resolution_3d_shell_m, the same); "
+            + split)
+
+
+def _axial_words(cal: VolumeCalibration, along, across) -> str:
+    """What ``resolution_3d_along_axis_m`` and ``resolution_3d_across_axis_m`` hold."""
+    if not axial_scored(cal):
+        return ("; along/across the rotation axis: not scored on this calibration's volumes "
+                "(scored before the split existed)")
+    words = [f"{name}: {'unresolved' if v is None else f'{v * 1e9:.0f} nm'}"
+             for name, v in (("along the axis", along), ("across it", across))]
+    return (f"; split by direction (a cone and a band of {AXIAL_HALF_ANGLE_DEG:g}° around the "
+            f"rotation axis and the plane across it, same threshold): " + ", ".join(words))
+
+
 #: Forecast keys only a measured volume fills (None where none was measured).
-VOLUME_ONLY_KEYS = ("resolution_3d_calibration", "resolution_3d_convention",
+VOLUME_ONLY_KEYS = ("resolution_3d_along_axis_m", "resolution_3d_across_axis_m",
+                    "resolution_3d_shell_m",
+                    "resolution_3d_calibration", "resolution_3d_convention",
                     "resolution_3d_resolved", "resolution_3d_split_m",
                     "resolution_3d_split_xz_fire_m", "resolution_3d_split_xz_biop_fire_m",
                     "simulated_volume_alignment_residual_m",
@@ -129,8 +180,15 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
                   bound_m: float | None = None) -> dict:
     """The forecast's 3D keys at fluence per projection ``f`` (photons/m²) from ``cal``:
     ``resolution_3d_forecast_m`` is the FSC against the truth (``resolution_3d_method``
-    "fsc_simulated_volume"), ``bound_m`` (the bound it replaces) stays as
-    ``resolution_3d_bound_m``; ``source``: another scenario whose points these are.
+    "fsc_simulated_volume") across the rotation axis where every volume was scored so, else
+    over whole shells (``resolution_3d_shell_m`` either way); ``bound_m`` (the bound it
+    replaces) stays as ``resolution_3d_bound_m``; ``source``: another scenario whose points
+    these are.
+
+    Across the axis is the tomography's own resolution: each projection holds the frequencies
+    along the axis whole (the 2D figure), and a shell's FSC weighs each direction by the
+    sample's power, so a sample whose fine structure lies along the axis (a circuit's wiring)
+    gives a shell FSC that few angles do not reach across it.
 
     Parameters
     ----------
@@ -150,23 +208,29 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         full period 2d), None where unresolved; ``resolution_extrapolated`` only when
         extrapolated.
     """
-    d, resolved, extrapolated = cal.at(f)
-    split, fire, biop = (_law_at(cal, v, f) if resolved else None
+    shell, shell_ok, _ = cal.at(f)
+    split, fire, biop = (_law_at(cal, v, f) if shell_ok else None
                          for v in (cal.split_m, cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
+    along, across = (_law_at(cal, v, f, ok) for v, ok in ((cal.along_m, cal.along_resolved),
+                                                           (cal.across_m, cal.across_resolved)))
+    axial = axial_scored(cal)
+    head = (VolumeCalibration(**{**asdict(cal), "resolution_m": list(cal.across_m),
+                                 "all_resolved": list(cal.across_resolved)}) if axial else cal)
+    d, resolved, extrapolated = head.at(f)
     out = {
         "resolution_3d_bound_m": bound_m,
         "resolution_3d_forecast_m": d if resolved else None,
         "resolution_3d_forecast_fire_m": 2 * d if resolved else None,
+        "resolution_3d_shell_m": shell if shell_ok else None,
         "resolution_3d_split_m": split,
         "resolution_3d_split_xz_fire_m": fire,
         "resolution_3d_split_xz_biop_fire_m": biop,
         "resolution_3d_resolved": bool(resolved),
         "resolution_3d_method": METHOD,
         "resolution_3d_worst_m": None,
-        "resolution_3d_convention": (
-            "half period 1/(2f) at the FSC's half-bit crossing of a simulated sub-volume "
-            "against the twin's truth (resolution_3d_split_m: between the volumes of the even "
-            "and the odd projections, seed 000's split)"),
+        "resolution_3d_along_axis_m": along,
+        "resolution_3d_across_axis_m": across,
+        "resolution_3d_convention": _convention(axial) + _axial_words(cal, along, across),
         "simulated_volume_width_m": cal.sub_volume_m,
         "simulated_volume_projections": cal.n_angles,
         "simulated_volume_seeds": max(cal.seeds),
@@ -178,7 +242,8 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
             "measured: the FSC of a simulated sub-volume at this fluence per projection and "
             "angular density, with the scenario's wobble and misalignment aligned by twin"
             if resolved else "unresolved: the simulated sub-volume's FSC against the truth "
-            "never reaches the half-bit threshold at this fluence per projection"),
+            f"{'across the rotation axis ' if axial else ''}never reaches the half-bit "
+            "threshold at this fluence per projection"),
     }
     if extrapolated:
         out["resolution_extrapolated"] = True

@@ -83,6 +83,8 @@ UNITS: dict[str, str] = {
     "shifts": "shifts", "sample_overhead_s": "s", "dose_limit_gy": "Gy",
     "dose_limit_exceeded": "", "data_rate_limit_bytes_per_s": "B/s", "data_rate_exceeded": "",
     "resolution_3d_bound_m": "m", "resolution_3d_split_m": "m", "resolution_3d_resolved": "",
+    "resolution_3d_along_axis_m": "m", "resolution_3d_across_axis_m": "m",
+    "resolution_3d_shell_m": "m",
     "resolution_3d_split_xz_fire_m": "m", "resolution_3d_split_xz_biop_fire_m": "m",
     "simulated_volume_width_m": "m", "simulated_volume_projections": "",
     "simulated_volume_seeds": "", "simulated_volume_alignment_residual_m": "m",

@@ -39,6 +39,9 @@ import numpy as np
 from twin.analysis.volume import METHOD, VolumeCalibration  # noqa: F401  (re-exported)
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
+from twin.workflows.simvol_score import (  # noqa: F401  (re-exported)
+    AXIAL_HALF_ANGLE_DEG, TRUTH_OVERSAMPLING, _arrays_path, _store_arrays, rescore_volume,
+    score_volume, truth_volume)
 from twin.workflows.simvol_steps import (  # noqa: F401  (re-exported)
     SHIFT_STREAM, _gauge_residual, _xz_split, one_projection, projection_shifts, register_volume,
     tomography, truth_projections)
@@ -48,8 +51,6 @@ from twin.workflows.simvol_steps import (  # noqa: F401  (re-exported)
 MIN_BEAM_DIAMETERS = 3.0
 #: The sample's width as a fraction of the field (air on both sides for the phase background).
 SAMPLE_FILL = 0.8
-#: The truth's projections: this many times Crowther's count π/2 × width.
-TRUTH_OVERSAMPLING = 2
 #: Version of the volume measurement (in its cache key).
 VERSION = 1
 
@@ -210,6 +211,15 @@ class VolumeMeasurement:
     voxel_m, field_m, sample_width_m : float
     seconds : float
         Wall time of the measurement.
+    resolution_truth_along_m, resolution_truth_across_m : float
+        The FSC against the truth in the cone within :data:`AXIAL_HALF_ANGLE_DEG` of the
+        rotation axis (what each projection holds whole: the 2D resolution) and in the band
+        within it of the plane across the axis (what the tomography fills in from the angles);
+        NaN in an entry scored before they existed.
+    resolution_split_across_m : float
+        The even/odd FSC in the band across the axis.
+    truth_along_unresolved, truth_across_unresolved, split_across_unresolved : bool or None
+        The curve never reaches the threshold (None: not scored).
     """
 
     resolution_truth_m: float
@@ -228,6 +238,12 @@ class VolumeMeasurement:
     field_m: float
     sample_width_m: float
     seconds: float
+    resolution_truth_along_m: float = math.nan
+    truth_along_unresolved: bool | None = None
+    resolution_truth_across_m: float = math.nan
+    truth_across_unresolved: bool | None = None
+    resolution_split_across_m: float = math.nan
+    split_across_unresolved: bool | None = None
 
 
 def _key(sv: Scenario, seed: int, iterations: int | None) -> str:
@@ -314,58 +330,6 @@ def simulate_projections(s: Scenario, seed: int = 0, iterations: int | None = No
     return Projections(sub, sv, angles, shifts, shape, np.stack(proj))
 
 
-def score_volume(pr: Projections, method: str) -> dict:
-    """Align ``pr``'s projections, reconstruct the volume by ``method`` and score it against
-    the truth and between the even and the odd projections.
-
-    Parameters
-    ----------
-    pr : Projections
-        What :func:`simulate_projections` returned.
-    method : {"fbp", "sirt", "sart", "tv"}
-        The tomographic reconstruction (:func:`tomography`).
-
-    Returns
-    -------
-    dict
-        :class:`VolumeMeasurement`'s fields but those of the sub-volume
-        (``fluence_photons_per_m2``, ``voxel_m``, ``field_m``, ``sample_width_m``) and
-        ``seconds``.
-    """
-    from twin.analysis import metrics
-    from twin.tomo import reconstruct as tomo
-    from twin.workflows import simres
-
-    angles, dx, shape = pr.angles_deg, pr.sub.voxel_m, pr.shape
-    aligned, found = tomo.align_projections(pr.proj, angles)
-    res_y, res_x = _gauge_residual(np.asarray(found), pr.shifts_m[:, ::-1] / dx, angles)
-    vol = tomography(aligned, angles, method)
-    even = tomography(aligned[0::2], angles[0::2], method)
-    odd = tomography(aligned[1::2], angles[1::2], method)
-    n_truth = TRUTH_OVERSAMPLING * math.ceil(math.pi / 2 * shape[1])
-    rng = pr.sub.scenario.tomography.angular_range_deg
-    t_angles = np.linspace(0.0, rng, n_truth, endpoint=rng < 180)
-    truth = tomo.fbp(truth_projections(pr.scenario, t_angles, shape), t_angles, "shepp-logan")
-    m = shape[1]
-    yy, xx = np.mgrid[:m, :m] - m // 2
-    disc = ((xx ** 2 + yy ** 2) < (0.45 * m) ** 2)[None]
-    reg = register_volume(vol, truth)
-    beam = pr.sub.beam_diameter_m
-    fsc_t = metrics.fourier_correlation(reg * disc, truth * disc, dx)
-    fsc_s = metrics.fourier_correlation(even * disc, odd * disc, dx)
-    mask = np.broadcast_to(disc, vol.shape)
-    fire, fire_biop = _xz_split(even, odd, disc[0], dx)
-    return dict(
-        resolution_truth_m=simres._resolution(fsc_t, beam, against_truth=True),
-        unresolved=simres._resolution(fsc_t, beam, against_truth=True, bound=True),
-        resolution_split_m=simres._resolution(fsc_s, beam),
-        split_unresolved=simres._resolution(fsc_s, beam, bound=True),
-        pcc=float(metrics.pcc(reg[mask], truth[mask])),
-        alignment_residual_x_m=res_x * dx, alignment_residual_y_m=res_y * dx,
-        misalignment_rms_m=float(np.sqrt(np.mean(np.sum(pr.shifts_m ** 2, axis=1)))),
-        n_angles=int(len(angles)), fire_xz_split_m=fire, fire_xz_split_biop_m=fire_biop)
-
-
 def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
                    scheduler: str | None = None, n_workers: int | None = None,
                    use_cache: bool = True, progress: bool = False) -> VolumeMeasurement:
@@ -396,7 +360,10 @@ def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
         return hit
     t0 = time.perf_counter()
     pr = simulate_projections(s, seed, iterations, scheduler, n_workers, progress)
-    scores = score_volume(pr, s.tomography.method)
+    truth = truth_volume(pr)
+    if use_cache:
+        _store_arrays(key, pr, truth)
+    scores = score_volume(pr, s.tomography.method, truth)
     result = VolumeMeasurement(
         **scores, fluence_photons_per_m2=sub.fluence_per_m2,
         voxel_m=sub.voxel_m, field_m=sub.field_m, sample_width_m=sub.sample_width_m,
@@ -498,7 +465,20 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
         [mean(ms, "pcc") for _, ms in rows], int(ms_all[0].n_angles),
         float(ms_all[0].sample_width_m), mean(ms_all, "alignment_residual_x_m"),
         [mean(ms, "fire_xz_split_m") for _, ms in rows],
-        [mean(ms, "fire_xz_split_biop_m") for _, ms in rows])
+        [mean(ms, "fire_xz_split_biop_m") for _, ms in rows],
+        *_axial_columns(rows))
+
+
+def _axial_columns(rows) -> tuple[list, list, list, list]:
+    """:class:`VolumeCalibration`'s along- and across-axis columns of ``rows`` (fluence, its
+    :class:`VolumeMeasurement`\ s): means over the seeds, and every seed resolved."""
+    out = []
+    for part in ("truth_along", "truth_across"):
+        out.append([float(np.mean([getattr(m, f"resolution_{part}_m") for m in ms]))
+                    for _, ms in rows])
+        out.append([all(getattr(m, f"{part}_unresolved") is False for m in ms)
+                    for _, ms in rows])
+    return tuple(out)
 
 
 def _volume_points(s: Scenario, seeds: int, factors, f0: float, simulate: bool,

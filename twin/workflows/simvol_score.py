@@ -1,0 +1,173 @@
+"""Scoring a simulated sub-volume (:mod:`twin.workflows.simvol`, step 4): its truth, its FSCs
+against the truth and between the even and the odd projections (shells, and split along and
+across the rotation axis), and the arrays kept so that a new score needs no new simulation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from twin.analysis.volume import AXIAL_HALF_ANGLE_DEG
+from twin.workflows.simvol_steps import (_gauge_residual, _xz_split, register_volume, tomography,
+                                         truth_projections)
+
+if TYPE_CHECKING:
+    from twin.scenario import Scenario
+    from twin.workflows.simvol import Projections, VolumeMeasurement
+
+#: The truth's projections: this many times Crowther's count π/2 × width.
+TRUTH_OVERSAMPLING = 2
+
+
+def truth_volume(pr: Projections) -> np.ndarray:
+    """The truth that :func:`score_volume` scores ``pr`` against: the phantom's exact
+    projections at :data:`TRUTH_OVERSAMPLING` × Crowther's count over the scenario's angular
+    range, reconstructed by filtered back-projection (Shepp–Logan) on the same grid.
+
+    Parameters
+    ----------
+    pr : Projections
+        What :func:`simulate_projections` returned (its scenario, seed and region).
+    """
+    from twin.tomo import reconstruct as tomo
+
+    n_truth = TRUTH_OVERSAMPLING * math.ceil(math.pi / 2 * pr.shape[1])
+    rng = pr.sub.scenario.tomography.angular_range_deg
+    t_angles = np.linspace(0.0, rng, n_truth, endpoint=rng < 180)
+    return tomo.fbp(truth_projections(pr.scenario, t_angles, pr.shape), t_angles, "shepp-logan")
+
+
+def score_volume(pr: Projections, method: str, truth: np.ndarray | None = None) -> dict:
+    """Align ``pr``'s projections, reconstruct the volume by ``method`` and score it against
+    the truth and between the even and the odd projections.
+
+    Parameters
+    ----------
+    pr : Projections
+        What :func:`simulate_projections` returned.
+    method : {"fbp", "sirt", "sart", "tv"}
+        The tomographic reconstruction (:func:`tomography`).
+    truth : ndarray, optional
+        :func:`truth_volume` of ``pr`` where the caller has it (None: computed here).
+
+    Returns
+    -------
+    dict
+        :class:`VolumeMeasurement`'s fields but those of the sub-volume
+        (``fluence_photons_per_m2``, ``voxel_m``, ``field_m``, ``sample_width_m``) and
+        ``seconds``.
+    """
+    from twin.analysis import metrics
+    from twin.tomo import reconstruct as tomo
+    from twin.workflows import simres
+
+    angles, dx, shape = pr.angles_deg, pr.sub.voxel_m, pr.shape
+    aligned, found = tomo.align_projections(pr.proj, angles)
+    res_y, res_x = _gauge_residual(np.asarray(found), pr.shifts_m[:, ::-1] / dx, angles)
+    vol = tomography(aligned, angles, method)
+    even = tomography(aligned[0::2], angles[0::2], method)
+    odd = tomography(aligned[1::2], angles[1::2], method)
+    truth = truth_volume(pr) if truth is None else truth
+    m = shape[1]
+    yy, xx = np.mgrid[:m, :m] - m // 2
+    disc = ((xx ** 2 + yy ** 2) < (0.45 * m) ** 2)[None]
+    reg = register_volume(vol, truth)
+    beam = pr.sub.beam_diameter_m
+    fsc_t = metrics.fourier_correlation(reg * disc, truth * disc, dx)
+    fsc_s = metrics.fourier_correlation(even * disc, odd * disc, dx)
+    mask = np.broadcast_to(disc, vol.shape)
+    fire, fire_biop = _xz_split(even, odd, disc[0], dx)
+    return dict(
+        **_axial_scores(reg * disc, truth * disc, even * disc, odd * disc, dx, beam),
+        resolution_truth_m=simres._resolution(fsc_t, beam, against_truth=True),
+        unresolved=simres._resolution(fsc_t, beam, against_truth=True, bound=True),
+        resolution_split_m=simres._resolution(fsc_s, beam),
+        split_unresolved=simres._resolution(fsc_s, beam, bound=True),
+        pcc=float(metrics.pcc(reg[mask], truth[mask])),
+        alignment_residual_x_m=res_x * dx, alignment_residual_y_m=res_y * dx,
+        misalignment_rms_m=float(np.sqrt(np.mean(np.sum(pr.shifts_m ** 2, axis=1)))),
+        n_angles=int(len(angles)), fire_xz_split_m=fire, fire_xz_split_biop_m=fire_biop)
+
+
+def _axial_scores(reg, truth, even, odd, dx: float, beam: float) -> dict:
+    """:class:`VolumeMeasurement`'s along- and across-axis fields: the FSC of ``reg`` against
+    ``truth`` and of ``even`` against ``odd`` (rotation axis: the volumes' first) split by
+    :func:`twin.analysis.resolution.axial_correlations`, read as the shell FSC is."""
+    from twin.analysis.resolution import axial_correlations
+    from twin.workflows import simres
+
+    (t_along, t_across), (_, s_across) = (axial_correlations(a, b, dx, axis=0,
+                                                            half_angle_deg=AXIAL_HALF_ANGLE_DEG)
+                                          for a, b in ((reg, truth), (even, odd)))
+    out = {}
+    for name, frc, truth_ref in (("truth_along", t_along, True),
+                                 ("truth_across", t_across, True),
+                                 ("split_across", s_across, False)):
+        out[f"resolution_{name}_m"] = simres._resolution(frc, beam, against_truth=truth_ref)
+        out[f"{name}_unresolved"] = simres._resolution(frc, beam, against_truth=truth_ref,
+                                                       bound=True)
+    return out
+
+
+def _arrays_path(key: str):
+    from twin.workflows import simres
+
+    return simres.cache_dir() / f"{key}.npz"
+
+
+def _store_arrays(key: str, pr: Projections, truth: np.ndarray) -> None:
+    """Keep the reconstructed projections and the truth of volume ``key`` beside its cache
+    entry (``KEY.npz``, never shipped), so that a new score needs no new simulation
+    (:func:`rescore_volume`). A cache that cannot be written costs only that reuse."""
+    from twin.io.atomic import atomic_path
+
+    try:
+        with atomic_path(_arrays_path(key)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, proj=pr.proj, angles=pr.angles_deg, shifts=pr.shifts_m,
+                     truth=truth)
+    except OSError as exc:
+        import warnings
+
+        warnings.warn(f"twin could not keep the volume's arrays ({exc})", stacklevel=2)
+
+
+def rescore_volume(s: Scenario, seed: int = 0,
+                   iterations: int | None = None) -> VolumeMeasurement | None:
+    """Score again the cached sub-volume of ``s`` from its kept arrays (:func:`_store_arrays`)
+    with this version's :func:`score_volume`, and store the new entry; its ``seconds`` stay
+    the simulation's. None where the arrays were not kept.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario, as given to :func:`measure_volume`.
+    seed : int
+        Seed of the volume.
+    iterations : int, optional
+        As :func:`measure_volume`'s.
+    """
+    from twin.workflows import simres
+    from twin.workflows.simvol import Projections, VolumeMeasurement, _key, sub_volume
+
+    sub = sub_volume(s)
+    key = _key(sub.scenario, seed, iterations)
+    path = _arrays_path(key)
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        sv = sub.scenario.model_copy(update={"seed": int(seed)})
+        pr = Projections(sub, sv, z["angles"], z["shifts"], tuple(z["proj"].shape[1:]),
+                         z["proj"])
+        truth = z["truth"]
+    old = simres._lookup(key) or {}
+    scores = score_volume(pr, s.tomography.method, truth)
+    result = VolumeMeasurement(
+        **scores, fluence_photons_per_m2=sub.fluence_per_m2, voxel_m=sub.voxel_m,
+        field_m=sub.field_m, sample_width_m=sub.sample_width_m,
+        seconds=float(old.get("seconds", math.nan)))
+    simres._store(simres.cache_dir() / f"{key}.json", asdict(result))
+    return result
