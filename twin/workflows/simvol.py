@@ -471,7 +471,7 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
 
 def _axial_columns(rows) -> tuple[list, list, list, list]:
     """:class:`VolumeCalibration`'s along- and across-axis columns of ``rows`` (fluence, its
-    :class:`VolumeMeasurement`\ s): means over the seeds, and every seed resolved."""
+    :class:`VolumeMeasurement` list): means over the seeds, and every seed resolved."""
     out = []
     for part in ("truth_along", "truth_across"):
         out.append([float(np.mean([getattr(m, f"resolution_{part}_m") for m in ms]))
