@@ -283,6 +283,16 @@ def test_the_forecast_reads_along_and_across_the_axis_with_their_own_cliffs():
     assert old["resolution_3d_across_axis_m"] is None and old["resolution_3d_along_axis_m"] is None
     assert old["resolution_3d_forecast_m"] == pytest.approx(120e-9)
     assert "not scored" in old["resolution_3d_convention"]
+    # one point scored across the axis, one before the split: the across figure is read from
+    # the scored point alone (exact there, flagged extrapolated elsewhere), never from NaN
+    mixed = replace(cal, along_m=[math.nan, 80e-9], across_m=[math.nan, 900e-9])
+    at2, at1 = forecast_keys(mixed, 2.0), forecast_keys(mixed, 1.0)
+    assert at2["resolution_3d_forecast_m"] == pytest.approx(900e-9)
+    assert "resolution_extrapolated" not in at2
+    assert at1["resolution_3d_forecast_m"] == pytest.approx(900e-9)
+    assert at1["resolution_extrapolated"] is True
+    assert at1["resolution_3d_shell_m"] == pytest.approx(150e-9)
+    assert "1 of 2 fluences" in at1["resolution_3d_convention"]
 
 
 def test_the_volume_cost_follows_the_path_through_a_tilted_plate():

@@ -129,9 +129,30 @@ def _law_at(cal: VolumeCalibration, values, f: float, resolved=None) -> float | 
     return v if math.isfinite(v) else None
 
 
-def axial_scored(cal: VolumeCalibration) -> bool:
-    """Every volume of ``cal`` was scored along and across the rotation axis."""
-    return bool(len(cal.across_m)) and bool(np.all(np.isfinite(cal.across_m)))
+#: :class:`VolumeCalibration`'s fields that hold one value per measured fluence.
+_PER_POINT = ("fluences", "resolution_m", "resolution_std_m", "split_m", "all_resolved", "seeds",
+              "pcc", "fire_xz_split_m", "fire_xz_split_biop_m", "along_m", "along_resolved",
+              "across_m", "across_resolved")
+
+
+def axial_points(cal: VolumeCalibration) -> VolumeCalibration | None:
+    """``cal``'s points whose volumes were scored along and across the rotation axis, as a
+    calibration whose ``resolution_m`` and ``all_resolved`` are the FSC across the axis; None
+    where no point was (points scored before the split are left out, not failed: their
+    arrays were not kept).
+
+    Parameters
+    ----------
+    cal : VolumeCalibration
+    """
+    across = np.asarray(cal.across_m, float)
+    keep = np.flatnonzero(np.isfinite(across)) if across.size else np.array([], int)
+    if not keep.size:
+        return None
+    d = asdict(cal)
+    d.update({k: [d[k][i] for i in keep] for k in _PER_POINT if len(d[k])})
+    d["resolution_m"], d["all_resolved"] = list(d["across_m"]), list(d["across_resolved"])
+    return VolumeCalibration(**d)
 
 
 def _convention(axial: bool) -> str:
@@ -150,15 +171,21 @@ def _convention(axial: bool) -> str:
             + split)
 
 
-def _axial_words(cal: VolumeCalibration, along, across) -> str:
-    """What ``resolution_3d_along_axis_m`` and ``resolution_3d_across_axis_m`` hold."""
-    if not axial_scored(cal):
+def _axial_words(cal: VolumeCalibration, axial: VolumeCalibration | None, along,
+                 across) -> str:
+    """What ``resolution_3d_along_axis_m`` and ``resolution_3d_across_axis_m`` hold (``axial``:
+    :func:`axial_points` of ``cal``)."""
+    if axial is None:
         return ("; along/across the rotation axis: not scored on this calibration's volumes "
                 "(scored before the split existed)")
     words = [f"{name}: {'unresolved' if v is None else f'{v * 1e9:.0f} nm'}"
              for name, v in (("along the axis", along), ("across it", across))]
+    part = ("" if len(axial.fluences) == len(cal.fluences) else
+            f" (read from the {len(axial.fluences)} of {len(cal.fluences)} fluences whose "
+            "volumes were scored so; the others predate the split)")
     return (f"; split by direction (a cone and a band of {AXIAL_HALF_ANGLE_DEG:g}° around the "
-            f"rotation axis and the plane across it, same threshold): " + ", ".join(words))
+            f"rotation axis and the plane across it, same threshold){part}: "
+            + ", ".join(words))
 
 
 #: Forecast keys only a measured volume fills (None where none was measured).
@@ -180,8 +207,9 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
                   bound_m: float | None = None) -> dict:
     """The forecast's 3D keys at fluence per projection ``f`` (photons/m²) from ``cal``:
     ``resolution_3d_forecast_m`` is the FSC against the truth (``resolution_3d_method``
-    "fsc_simulated_volume") across the rotation axis where every volume was scored so, else
-    over whole shells (``resolution_3d_shell_m`` either way); ``bound_m`` (the bound it
+    "fsc_simulated_volume") across the rotation axis, read from the points whose volumes were
+    scored so (:func:`axial_points`), else over whole shells (``resolution_3d_shell_m`` either
+    way); ``bound_m`` (the bound it
     replaces) stays as ``resolution_3d_bound_m``; ``source``: another scenario whose points
     these are.
 
@@ -211,12 +239,12 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
     shell, shell_ok, _ = cal.at(f)
     split, fire, biop = (_law_at(cal, v, f) if shell_ok else None
                          for v in (cal.split_m, cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
-    along, across = (_law_at(cal, v, f, ok) for v, ok in ((cal.along_m, cal.along_resolved),
-                                                           (cal.across_m, cal.across_resolved)))
-    axial = axial_scored(cal)
-    head = (VolumeCalibration(**{**asdict(cal), "resolution_m": list(cal.across_m),
-                                 "all_resolved": list(cal.across_resolved)}) if axial else cal)
-    d, resolved, extrapolated = head.at(f)
+    axial = axial_points(cal)
+    along, across = ((None, None) if axial is None else
+                     (_law_at(axial, v, f, ok) for v, ok in (
+                         (axial.along_m, axial.along_resolved),
+                         (axial.across_m, axial.across_resolved))))
+    d, resolved, extrapolated = (axial or cal).at(f)
     out = {
         "resolution_3d_bound_m": bound_m,
         "resolution_3d_forecast_m": d if resolved else None,
@@ -230,7 +258,8 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         "resolution_3d_worst_m": None,
         "resolution_3d_along_axis_m": along,
         "resolution_3d_across_axis_m": across,
-        "resolution_3d_convention": _convention(axial) + _axial_words(cal, along, across),
+        "resolution_3d_convention": (_convention(axial is not None)
+                                     + _axial_words(cal, axial, along, across)),
         "simulated_volume_width_m": cal.sub_volume_m,
         "simulated_volume_projections": cal.n_angles,
         "simulated_volume_seeds": max(cal.seeds),
@@ -242,7 +271,7 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
             "measured: the FSC of a simulated sub-volume at this fluence per projection and "
             "angular density, with the scenario's wobble and misalignment aligned by twin"
             if resolved else "unresolved: the simulated sub-volume's FSC against the truth "
-            f"{'across the rotation axis ' if axial else ''}never reaches the half-bit "
+            f"{'across the rotation axis ' if axial is not None else ''}never reaches the half-bit "
             "threshold at this fluence per projection"),
     }
     if extrapolated:
