@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.analysis.resolution import axial_correlations, fourier_correlation
+from twin.analysis.resolution import (axial_correlations, azimuthal_correlations,
+                                      fourier_correlation)
 
 N = 64
 
@@ -89,3 +90,35 @@ def test_bad_angles_are_refused(noise, bad):
 def test_images_are_refused():
     with pytest.raises(ValueError, match="volumes"):
         axial_correlations(np.zeros((8, 8)), np.zeros((8, 8)))
+
+
+def _in_plane_box(vol: np.ndarray, f1: float, f2: float) -> np.ndarray:
+    """``vol`` with |f| ≥ ``f1`` along axis 1 or ≥ ``f2`` along axis 2 removed (axis 0 whole)."""
+    f = np.meshgrid(*[np.fft.fftfreq(n) for n in vol.shape], indexing="ij")
+    keep = (np.abs(f[1]) < f1) & (np.abs(f[2]) < f2)
+    return np.fft.ifftn(np.fft.fftn(vol) * keep).real
+
+
+def test_cones_across_the_axis_find_each_directions_cutoff(noise):
+    """Across axis 0, a copy cut at 0.1 cycles/voxel along axis 1 and 0.4 along axis 2: the cone
+    at azimuth 0° (axis 1) finds the first, at 90° (axis 2) the second, within the cone's
+    half-angle; the band across the axis, which averages every direction by its power, hides
+    the poor one."""
+    b = _in_plane_box(noise, 0.1, 0.4)
+    cones = dict(azimuthal_correlations(noise, b, 1.0, axis=0, step_deg=45.0,
+                                        half_angle_deg=20.0, apodize=False))
+    assert sorted(cones) == [0.0, 45.0, 90.0, 135.0]
+    d = {az: c.resolution_m("half_bit", skip_rings=3) for az, c in cones.items()}
+    cos20 = np.cos(np.radians(20))
+    assert 1 / (2 * 0.1 / cos20) * 0.95 <= d[0.0] <= 1 / (2 * 0.1) * 1.1
+    assert 1 / (2 * 0.4 / cos20) * 0.95 <= d[90.0] <= 1 / (2 * 0.4) * 1.1
+    assert d[90.0] < d[45.0] < d[0.0] and d[135.0] == pytest.approx(d[45.0], rel=0.15)
+    _, across = axial_correlations(noise, b, 1.0, axis=0, apodize=False)
+    assert across.resolution_m("half_bit", 3) < 0.5 * d[0.0]
+
+
+def test_cones_are_refused_outside_their_ranges(noise):
+    with pytest.raises(ValueError, match="step_deg"):
+        azimuthal_correlations(noise, noise, step_deg=0.0)
+    with pytest.raises(ValueError, match="volumes"):
+        azimuthal_correlations(np.zeros((8, 8)), np.zeros((8, 8)))

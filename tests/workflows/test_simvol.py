@@ -147,9 +147,11 @@ def test_a_perfect_misaligned_volume_is_aligned_and_resolved(small):
     # seed 000's procedure (even/odd xz slices, 1/7, full period) on the same volumes
     assert 2 * dx <= sc["fire_xz_split_m"] < 10 * dx
     # along and across the rotation axis: resolved as the shells are
-    for part in ("truth_along", "truth_across"):
+    for part in ("truth_along", "truth_across", "truth_worst_across"):
         assert not sc[f"{part}_unresolved"], part
         assert sc[f"resolution_{part}_m"] < 6 * dx, part
+    assert sc["cones_unresolved"] == 0 and sc["cones"] == 12
+    assert sc["resolution_truth_worst_across_m"] >= sc["resolution_truth_across_m"] - 1e-12
 
 
 def test_a_blank_volume_is_unresolved(small):
@@ -157,6 +159,7 @@ def test_a_blank_volume_is_unresolved(small):
     assert sc["unresolved"] and sc["split_unresolved"]
     assert sc["truth_along_unresolved"] and sc["truth_across_unresolved"]
     assert sc["split_across_unresolved"]
+    assert sc["truth_worst_across_unresolved"] and sc["cones_unresolved"] == sc["cones"]
     assert abs(sc["pcc"]) < 0.1
 
 
@@ -273,8 +276,13 @@ def test_the_forecast_reads_along_and_across_the_axis_with_their_own_cliffs():
     assert k["resolution_3d_across_axis_m"] is None
     assert "across it: unresolved" in k["resolution_3d_convention"]
     assert "across the rotation axis" in k["resolution_3d_limited_by"]
+    assert k["resolution_3d_worst_m"] is None
     k2 = forecast_keys(cal, 2.0)
     assert k2["resolution_3d_across_axis_m"] == pytest.approx(900e-9)
+    worst = forecast_keys(replace(cal, worst_m=[2e-6, 1.5e-6], worst_resolved=[False, True]),
+                          2.0)
+    assert worst["resolution_3d_worst_m"] == pytest.approx(1.5e-6)
+    assert "worst of the 20° cones" in worst["resolution_3d_convention"]
     assert k2["resolution_3d_forecast_m"] == pytest.approx(900e-9)
     assert k2["resolution_3d_forecast_fire_m"] == pytest.approx(1800e-9)
     assert k2["resolution_3d_shell_m"] == pytest.approx(120e-9)

@@ -17,6 +17,10 @@ METHOD = "fsc_simulated_volume"
 #: Half-angle (degrees) of the cone along the rotation axis and of the band across it in which
 #: a volume's FSC is also read (:func:`twin.analysis.resolution.axial_correlations`).
 AXIAL_HALF_ANGLE_DEG = 30.0
+#: Cones across the rotation axis in which a volume's FSC is read direction by direction
+#: (:func:`twin.analysis.resolution.azimuthal_correlations`): half-angle and azimuth step.
+CONE_HALF_ANGLE_DEG = 20.0
+CONE_STEP_DEG = 15.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class VolumeCalibration:
         a seed's volume was scored before the split existed.
     along_resolved, across_resolved : list of bool
         Every seed resolved in that part at that fluence.
+    worst_m, worst_resolved : list
+        The same for the worst cone across the axis
+        (:func:`twin.analysis.resolution.azimuthal_correlations`).
     """
 
     f0_photons_per_m2: float
@@ -74,6 +81,8 @@ class VolumeCalibration:
     along_resolved: list = ()
     across_m: list = ()
     across_resolved: list = ()
+    worst_m: list = ()
+    worst_resolved: list = ()
 
     def at(self, fluence: float) -> tuple[float, bool, bool]:
         """The 3D resolution at ``fluence``: (d, resolved, extrapolated).
@@ -132,7 +141,7 @@ def _law_at(cal: VolumeCalibration, values, f: float, resolved=None) -> float | 
 #: :class:`VolumeCalibration`'s fields that hold one value per measured fluence.
 _PER_POINT = ("fluences", "resolution_m", "resolution_std_m", "split_m", "all_resolved", "seeds",
               "pcc", "fire_xz_split_m", "fire_xz_split_biop_m", "along_m", "along_resolved",
-              "across_m", "across_resolved")
+              "across_m", "across_resolved", "worst_m", "worst_resolved")
 
 
 def axial_points(cal: VolumeCalibration) -> VolumeCalibration | None:
@@ -172,14 +181,19 @@ def _convention(axial: bool) -> str:
 
 
 def _axial_words(cal: VolumeCalibration, axial: VolumeCalibration | None, along,
-                 across) -> str:
-    """What ``resolution_3d_along_axis_m`` and ``resolution_3d_across_axis_m`` hold (``axial``:
-    :func:`axial_points` of ``cal``)."""
+                 across, worst=None) -> str:
+    """What ``resolution_3d_along_axis_m``, ``resolution_3d_across_axis_m`` and
+    ``resolution_3d_worst_m`` hold (``axial``: :func:`axial_points` of ``cal``)."""
     if axial is None:
         return ("; along/across the rotation axis: not scored on this calibration's volumes "
                 "(scored before the split existed)")
+    worst_name = (f"worst of the {CONE_HALF_ANGLE_DEG:g}° cones every {CONE_STEP_DEG:g}° "
+                  "across it (resolution_3d_worst_m)")
+    named = [("along the axis", along), ("across it", across)]
+    if len(axial.worst_m) and np.all(np.isfinite(axial.worst_m)):
+        named.append((worst_name, worst))
     words = [f"{name}: {'unresolved' if v is None else f'{v * 1e9:.0f} nm'}"
-             for name, v in (("along the axis", along), ("across it", across))]
+             for name, v in named]
     part = ("" if len(axial.fluences) == len(cal.fluences) else
             f" (read from the {len(axial.fluences)} of {len(cal.fluences)} fluences whose "
             "volumes were scored so; the others predate the split)")
@@ -240,10 +254,11 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
     split, fire, biop = (_law_at(cal, v, f) if shell_ok else None
                          for v in (cal.split_m, cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
     axial = axial_points(cal)
-    along, across = ((None, None) if axial is None else
-                     (_law_at(axial, v, f, ok) for v, ok in (
-                         (axial.along_m, axial.along_resolved),
-                         (axial.across_m, axial.across_resolved))))
+    along, across, worst = ((None, None, None) if axial is None else
+                            (_law_at(axial, v, f, ok) for v, ok in (
+                                (axial.along_m, axial.along_resolved),
+                                (axial.across_m, axial.across_resolved),
+                                (axial.worst_m, axial.worst_resolved))))
     d, resolved, extrapolated = (axial or cal).at(f)
     out = {
         "resolution_3d_bound_m": bound_m,
@@ -255,11 +270,11 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         "resolution_3d_split_xz_biop_fire_m": biop,
         "resolution_3d_resolved": bool(resolved),
         "resolution_3d_method": METHOD,
-        "resolution_3d_worst_m": None,
+        "resolution_3d_worst_m": worst,
         "resolution_3d_along_axis_m": along,
         "resolution_3d_across_axis_m": across,
         "resolution_3d_convention": (_convention(axial is not None)
-                                     + _axial_words(cal, axial, along, across)),
+                                     + _axial_words(cal, axial, along, across, worst)),
         "simulated_volume_width_m": cal.sub_volume_m,
         "simulated_volume_projections": cal.n_angles,
         "simulated_volume_seeds": max(cal.seeds),

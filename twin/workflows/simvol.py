@@ -220,6 +220,12 @@ class VolumeMeasurement:
         The even/odd FSC in the band across the axis.
     truth_along_unresolved, truth_across_unresolved, split_across_unresolved : bool or None
         The curve never reaches the threshold (None: not scored).
+    resolution_truth_worst_across_m, truth_worst_across_unresolved, worst_across_azimuth_deg
+        The worst of the cones across the axis against the truth (an unresolved one before any
+        resolved; its bound where unresolved) and its azimuth (degrees from the volume's second
+        axis); NaN / None where not scored.
+    cones_unresolved, cones : int or None
+        How many of the cones are unresolved, of how many.
     """
 
     resolution_truth_m: float
@@ -244,6 +250,11 @@ class VolumeMeasurement:
     truth_across_unresolved: bool | None = None
     resolution_split_across_m: float = math.nan
     split_across_unresolved: bool | None = None
+    resolution_truth_worst_across_m: float = math.nan
+    truth_worst_across_unresolved: bool | None = None
+    worst_across_azimuth_deg: float = math.nan
+    cones_unresolved: int | None = None
+    cones: int | None = None
 
 
 def _key(sv: Scenario, seed: int, iterations: int | None) -> str:
@@ -469,11 +480,11 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
         *_axial_columns(rows))
 
 
-def _axial_columns(rows) -> tuple[list, list, list, list]:
+def _axial_columns(rows) -> tuple[list, ...]:
     """:class:`VolumeCalibration`'s along- and across-axis columns of ``rows`` (fluence, its
     :class:`VolumeMeasurement` list): means over the seeds, and every seed resolved."""
     out = []
-    for part in ("truth_along", "truth_across"):
+    for part in ("truth_along", "truth_across", "truth_worst_across"):
         out.append([float(np.mean([getattr(m, f"resolution_{part}_m") for m in ms]))
                     for _, ms in rows])
         out.append([all(getattr(m, f"{part}_unresolved") is False for m in ms)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from twin.analysis.volume import AXIAL_HALF_ANGLE_DEG
+from twin.analysis.volume import AXIAL_HALF_ANGLE_DEG, CONE_HALF_ANGLE_DEG, CONE_STEP_DEG
 from twin.workflows.simvol_steps import (_gauge_residual, _xz_split, register_volume, tomography,
                                          truth_projections)
 
@@ -94,10 +94,12 @@ def score_volume(pr: Projections, method: str, truth: np.ndarray | None = None) 
 
 
 def _axial_scores(reg, truth, even, odd, dx: float, beam: float) -> dict:
-    """:class:`VolumeMeasurement`'s along- and across-axis fields: the FSC of ``reg`` against
-    ``truth`` and of ``even`` against ``odd`` (rotation axis: the volumes' first) split by
-    :func:`twin.analysis.resolution.axial_correlations`, read as the shell FSC is."""
-    from twin.analysis.resolution import axial_correlations
+    """:class:`VolumeMeasurement`'s direction fields: the FSC of ``reg`` against ``truth`` and
+    of ``even`` against ``odd`` (rotation axis: the volumes' first) split along and across the
+    axis (:func:`twin.analysis.resolution.axial_correlations`), and ``reg`` against ``truth``
+    cone by cone across it (:func:`~twin.analysis.resolution.azimuthal_correlations`; the
+    worst cone, an unresolved one before any resolved), each read as the shell FSC is."""
+    from twin.analysis.resolution import axial_correlations, azimuthal_correlations
     from twin.workflows import simres
 
     (t_along, t_across), (_, s_across) = (axial_correlations(a, b, dx, axis=0,
@@ -110,6 +112,15 @@ def _axial_scores(reg, truth, even, odd, dx: float, beam: float) -> dict:
         out[f"resolution_{name}_m"] = simres._resolution(frc, beam, against_truth=truth_ref)
         out[f"{name}_unresolved"] = simres._resolution(frc, beam, against_truth=truth_ref,
                                                        bound=True)
+    cones = [(simres._resolution(c, beam, against_truth=True, bound=True),
+              simres._resolution(c, beam, against_truth=True), az)
+             for az, c in azimuthal_correlations(reg, truth, dx, axis=0,
+                                                 step_deg=CONE_STEP_DEG,
+                                                 half_angle_deg=CONE_HALF_ANGLE_DEG)]
+    unresolved, d, az = max(cones)
+    out.update(resolution_truth_worst_across_m=d, truth_worst_across_unresolved=unresolved,
+               worst_across_azimuth_deg=az,
+               cones_unresolved=int(sum(c[0] for c in cones)), cones=len(cones))
     return out
 
 
