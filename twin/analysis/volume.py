@@ -3,6 +3,12 @@
 Pure: a record of the measured points (:class:`VolumeCalibration`), how it is read at a
 fluence (interpolated between resolved points, extrapolation flagged, a cliff kept), and the
 forecast keys it gives (:func:`forecast_keys`).
+
+The 3D figure is the FSC across the rotation axis where the volumes were scored so: that is the
+tomography's own resolution. Each projection holds the frequencies along the axis whole (the 2D
+figure), and a shell's FSC weighs each direction by the sample's power, so a sample whose fine
+structure lies along one direction gives a shell FSC carried by it; the worst cone across the
+axis is reported beside (``resolution_3d_worst_m``).
 """
 
 from __future__ import annotations
@@ -202,6 +208,29 @@ def _axial_words(cal: VolumeCalibration, axial: VolumeCalibration | None, along,
             + ", ".join(words))
 
 
+def _volume_keys(cal: VolumeCalibration, source: str) -> dict:
+    """The forecast keys that describe what was measured (``source``: whose points)."""
+    return {
+        "simulated_volume_width_m": cal.sub_volume_m,
+        "simulated_volume_projections": cal.n_angles,
+        "simulated_volume_seeds": max(cal.seeds),
+        "simulated_volume_fluences_photons_per_um2": [x * 1e-12 for x in cal.fluences],
+        "simulated_volume_alignment_residual_m": cal.alignment_residual_m,
+        "resolution_3d_calibration": f"from {source} (its points at this fluence)" if source
+        else "own",
+    }
+
+
+def _limited_by(resolved: bool, axial: bool) -> str:
+    """``resolution_3d_limited_by`` of a measured volume (``axial``: read across the axis)."""
+    if resolved:
+        return ("measured: the FSC of a simulated sub-volume at this fluence per projection and "
+                "angular density, with the scenario's wobble and misalignment aligned by twin")
+    return ("unresolved: the simulated sub-volume's FSC against the truth "
+            f"{'across the rotation axis ' if axial else ''}never reaches the half-bit "
+            "threshold at this fluence per projection")
+
+
 #: Forecast keys only a measured volume fills (None where none was measured).
 VOLUME_ONLY_KEYS = ("resolution_3d_along_axis_m", "resolution_3d_across_axis_m",
                     "resolution_3d_shell_m",
@@ -227,10 +256,6 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
     replaces) stays as ``resolution_3d_bound_m``; ``source``: another scenario whose points
     these are.
 
-    Across the axis is the tomography's own resolution: each projection holds the frequencies
-    along the axis whole (the 2D figure), and a shell's FSC weighs each direction by the
-    sample's power, so a sample whose fine structure lies along the axis (a circuit's wiring)
-    gives a shell FSC that few angles do not reach across it.
 
     Parameters
     ----------
@@ -275,19 +300,8 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         "resolution_3d_across_axis_m": across,
         "resolution_3d_convention": (_convention(axial is not None)
                                      + _axial_words(cal, axial, along, across, worst)),
-        "simulated_volume_width_m": cal.sub_volume_m,
-        "simulated_volume_projections": cal.n_angles,
-        "simulated_volume_seeds": max(cal.seeds),
-        "simulated_volume_fluences_photons_per_um2": [x * 1e-12 for x in cal.fluences],
-        "simulated_volume_alignment_residual_m": cal.alignment_residual_m,
-        "resolution_3d_calibration": f"from {source} (its points at this fluence)" if source
-        else "own",
-        "resolution_3d_limited_by": (
-            "measured: the FSC of a simulated sub-volume at this fluence per projection and "
-            "angular density, with the scenario's wobble and misalignment aligned by twin"
-            if resolved else "unresolved: the simulated sub-volume's FSC against the truth "
-            f"{'across the rotation axis ' if axial is not None else ''}never reaches the half-bit "
-            "threshold at this fluence per projection"),
+        **_volume_keys(cal, source),
+        "resolution_3d_limited_by": _limited_by(resolved, axial is not None),
     }
     if extrapolated:
         out["resolution_extrapolated"] = True
