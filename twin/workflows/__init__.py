@@ -16,7 +16,8 @@
   measures on its own simulated data, and the explicit calibration step;
   :mod:`~twin.workflows.patch`: the patch of the scan a measurement simulates;
   :mod:`~twin.workflows.simvol`: the 3D resolution measured on a simulated sub-volume, from
-  :mod:`~twin.workflows.simvol_steps` (its steps, one projection or one volume at a time).
+  :mod:`~twin.workflows.simvol_steps` (its steps, one projection or one volume at a time) and
+  :mod:`~twin.workflows.simvol_score` (its scores: shells, along and across the axis, cones).
 - :mod:`~twin.workflows.sweep`, :mod:`~twin.workflows.planner`: parameter sweeps and inverse
   planning against a beamtime budget; :mod:`~twin.workflows.sweep_plots`: a sweep's plots.
 - :mod:`~twin.workflows.ptychotomo`: the ptycho-tomography chain.
@@ -32,4 +33,5 @@ The modules are imported on use: ``from twin.workflows import simulate``.
 __all__ = ["calibrate", "cluster", "experiment", "experiment_recon", "forecast",
            "forecast_params", "forecast_resolution", "forecast_words", "panda", "patch",
            "pipeline", "planner", "ptychotomo", "rundir", "scenario_tools", "simframes",
-           "simplan", "simres", "simulate", "simvol", "simvol_steps", "sweep", "sweep_plots"]
+           "simplan", "simres", "simulate", "simvol", "simvol_score", "simvol_steps", "sweep",
+           "sweep_plots"]

@@ -40,11 +40,11 @@ from twin.analysis.volume import METHOD, VolumeCalibration  # noqa: F401  (re-ex
 from twin.core.errors import TwinInputError
 from twin.scenario import Scenario
 from twin.workflows.simvol_score import (  # noqa: F401  (re-exported)
-    AXIAL_HALF_ANGLE_DEG, TRUTH_OVERSAMPLING, _arrays_path, _store_arrays, rescore_volume,
-    score_volume, truth_volume)
+    AXIAL_HALF_ANGLE_DEG, TRUTH_OVERSAMPLING, Projections, _arrays_path, _axial_columns,
+    _store_arrays, score_volume, truth_volume)
 from twin.workflows.simvol_steps import (  # noqa: F401  (re-exported)
-    SHIFT_STREAM, _gauge_residual, _xz_split, one_projection, projection_shifts, register_volume,
-    tomography, truth_projections)
+    SHIFT_STREAM, _gauge_residual, _xz_split, one_projection, projection_angles,
+    projection_shifts, register_volume, tomography, truth_projections)
 
 #: The sub-volume's field spans at least this many beam diameters (issue 21: area for the
 #: overlap constraint and the FSC's shells).
@@ -272,33 +272,6 @@ def _region(sub: SubVolume) -> tuple[int, int]:
     return max(h, 8), w
 
 
-@dataclass
-class Projections:
-    """The sub-volume's reconstructed projections (:func:`simulate_projections`)."""
-
-    sub: SubVolume
-    scenario: Scenario          # the sub-volume's, with the seed
-    angles_deg: np.ndarray
-    shifts_m: np.ndarray        # (n, 2) x, y of the sample at each projection
-    shape: tuple
-    proj: np.ndarray            # (n, rows, cols) ∫δ dz in voxels
-
-
-def projection_angles(sv: Scenario, n: int) -> np.ndarray:
-    """The ``n`` angles (degrees) of a sub-volume: from 0 over ``tomography.angular_range_deg``,
-    the end included only below 180°.
-
-    Parameters
-    ----------
-    sv : Scenario
-        The sub-volume's scenario (:func:`sub_volume`).
-    n : int
-        Projections.
-    """
-    rng = sv.tomography.angular_range_deg
-    return np.linspace(0.0, rng, n, endpoint=rng < 180)
-
-
 def simulate_projections(s: Scenario, seed: int = 0, iterations: int | None = None,
                          scheduler: str | None = None, n_workers: int | None = None,
                          progress: bool = False) -> Projections:
@@ -381,6 +354,43 @@ def measure_volume(s: Scenario, seed: int = 0, iterations: int | None = None,
         seconds=time.perf_counter() - t0)
     if use_cache:
         simres._store(simres.cache_dir() / f"{key}.json", asdict(result))
+    return result
+
+
+def rescore_volume(s: Scenario, seed: int = 0,
+                   iterations: int | None = None) -> VolumeMeasurement | None:
+    """Score again the cached sub-volume of ``s`` from its kept arrays (:func:`_store_arrays`)
+    with this version's :func:`score_volume`, and store the new entry; its ``seconds`` stay
+    the simulation's. None where the arrays were not kept.
+
+    Parameters
+    ----------
+    s : Scenario
+        A 3D scenario, as given to :func:`measure_volume`.
+    seed : int
+        Seed of the volume.
+    iterations : int, optional
+        As :func:`measure_volume`'s.
+    """
+    from twin.workflows import simres
+
+    sub = sub_volume(s)
+    key = _key(sub.scenario, seed, iterations)
+    path = _arrays_path(key)
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        sv = sub.scenario.model_copy(update={"seed": int(seed)})
+        pr = Projections(sub, sv, z["angles"], z["shifts"], tuple(z["proj"].shape[1:]),
+                         z["proj"])
+        truth = z["truth"]
+    old = simres._lookup(key) or {}
+    scores = score_volume(pr, s.tomography.method, truth)
+    result = VolumeMeasurement(
+        **scores, fluence_photons_per_m2=sub.fluence_per_m2, voxel_m=sub.voxel_m,
+        field_m=sub.field_m, sample_width_m=sub.sample_width_m,
+        seconds=float(old.get("seconds", math.nan)))
+    simres._store(simres.cache_dir() / f"{key}.json", asdict(result))
     return result
 
 
@@ -478,18 +488,6 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
         [mean(ms, "fire_xz_split_m") for _, ms in rows],
         [mean(ms, "fire_xz_split_biop_m") for _, ms in rows],
         *_axial_columns(rows))
-
-
-def _axial_columns(rows) -> tuple[list, ...]:
-    """:class:`VolumeCalibration`'s along- and across-axis columns of ``rows`` (fluence, its
-    :class:`VolumeMeasurement` list): means over the seeds, and every seed resolved."""
-    out = []
-    for part in ("truth_along", "truth_across", "truth_worst_across"):
-        out.append([float(np.mean([getattr(m, f"resolution_{part}_m") for m in ms]))
-                    for _, ms in rows])
-        out.append([all(getattr(m, f"{part}_unresolved") is False for m in ms)
-                    for _, ms in rows])
-    return tuple(out)
 
 
 def _volume_points(s: Scenario, seeds: int, factors, f0: float, simulate: bool,

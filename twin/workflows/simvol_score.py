@@ -6,7 +6,7 @@ across the rotation axis), and the arrays kept so that a new score needs no new 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,10 +17,23 @@ from twin.workflows.simvol_steps import (_gauge_residual, _xz_split, register_vo
 
 if TYPE_CHECKING:
     from twin.scenario import Scenario
-    from twin.workflows.simvol import Projections, VolumeMeasurement
 
 #: The truth's projections: this many times Crowther's count π/2 × width.
 TRUTH_OVERSAMPLING = 2
+
+
+@dataclass
+class Projections:
+    """The sub-volume's reconstructed projections
+    (:func:`twin.workflows.simvol.simulate_projections`); ``sub`` is its
+    :class:`twin.workflows.simvol.SubVolume` (not imported here: simvol imports this module)."""
+
+    sub: object
+    scenario: Scenario          # the sub-volume's, with the seed
+    angles_deg: np.ndarray
+    shifts_m: np.ndarray        # (n, 2) x, y of the sample at each projection
+    shape: tuple
+    proj: np.ndarray            # (n, rows, cols) ∫δ dz in voxels
 
 
 def truth_volume(pr: Projections) -> np.ndarray:
@@ -146,39 +159,13 @@ def _store_arrays(key: str, pr: Projections, truth: np.ndarray) -> None:
         warnings.warn(f"twin could not keep the volume's arrays ({exc})", stacklevel=2)
 
 
-def rescore_volume(s: Scenario, seed: int = 0,
-                   iterations: int | None = None) -> VolumeMeasurement | None:
-    """Score again the cached sub-volume of ``s`` from its kept arrays (:func:`_store_arrays`)
-    with this version's :func:`score_volume`, and store the new entry; its ``seconds`` stay
-    the simulation's. None where the arrays were not kept.
-
-    Parameters
-    ----------
-    s : Scenario
-        A 3D scenario, as given to :func:`measure_volume`.
-    seed : int
-        Seed of the volume.
-    iterations : int, optional
-        As :func:`measure_volume`'s.
-    """
-    from twin.workflows import simres
-    from twin.workflows.simvol import Projections, VolumeMeasurement, _key, sub_volume
-
-    sub = sub_volume(s)
-    key = _key(sub.scenario, seed, iterations)
-    path = _arrays_path(key)
-    if not path.exists():
-        return None
-    with np.load(path) as z:
-        sv = sub.scenario.model_copy(update={"seed": int(seed)})
-        pr = Projections(sub, sv, z["angles"], z["shifts"], tuple(z["proj"].shape[1:]),
-                         z["proj"])
-        truth = z["truth"]
-    old = simres._lookup(key) or {}
-    scores = score_volume(pr, s.tomography.method, truth)
-    result = VolumeMeasurement(
-        **scores, fluence_photons_per_m2=sub.fluence_per_m2, voxel_m=sub.voxel_m,
-        field_m=sub.field_m, sample_width_m=sub.sample_width_m,
-        seconds=float(old.get("seconds", math.nan)))
-    simres._store(simres.cache_dir() / f"{key}.json", asdict(result))
-    return result
+def _axial_columns(rows) -> tuple[list, ...]:
+    """:class:`VolumeCalibration`'s along- and across-axis columns of ``rows`` (fluence, its
+    :class:`VolumeMeasurement` list): means over the seeds, and every seed resolved."""
+    out = []
+    for part in ("truth_along", "truth_across", "truth_worst_across"):
+        out.append([float(np.mean([getattr(m, f"resolution_{part}_m") for m in ms]))
+                    for _, ms in rows])
+        out.append([all(getattr(m, f"{part}_unresolved") is False for m in ms)
+                    for _, ms in rows])
+    return tuple(out)

@@ -106,6 +106,21 @@ def one_projection(sv: Scenario, k: int, angle_deg: float, shift_m, shape,
     return (-phase / (2 * np.pi / g.wavelength_m * g.object_pixel_m)).astype(np.float32)
 
 
+def projection_angles(sv: Scenario, n: int) -> np.ndarray:
+    """The ``n`` angles (degrees) of a sub-volume: from 0 over ``tomography.angular_range_deg``,
+    the end included only below 180°.
+
+    Parameters
+    ----------
+    sv : Scenario
+        The sub-volume's scenario (:func:`sub_volume`).
+    n : int
+        Projections.
+    """
+    rng = sv.tomography.angular_range_deg
+    return np.linspace(0.0, rng, n, endpoint=rng < 180)
+
+
 def truth_projections(sv: Scenario, angles_deg, shape, supersample: int = 3) -> np.ndarray:
     """(n, rows, cols) ∫δ dz in voxels of the unshifted phantom at ``angles_deg``, each pixel
     the mean of ``supersample``² point samples (as the simulation's box average).
