@@ -177,6 +177,11 @@ def test_a_volume_is_scored_again_from_its_kept_arrays(small, tmp_path, monkeypa
     as_text = lambda d: json.dumps(d, sort_keys=True)  # noqa: E731  (NaN == NaN here)
     assert as_text({k: getattr(again, k) for k in direct}) == as_text(direct)
     assert (tmp_path / "simulated" / f"{key}.json").exists()
+    # a truncated file is not a crash: nothing to rescore, and a warning says why
+    npz = tmp_path / "simulated" / f"{key}.npz"
+    npz.write_bytes(npz.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="cannot be read"):
+        assert simvol.rescore_volume(small, 0) is None
 
 
 def _cal(fl, d, ok):

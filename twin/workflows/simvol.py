@@ -361,7 +361,8 @@ def rescore_volume(s: Scenario, seed: int = 0,
                    iterations: int | None = None) -> VolumeMeasurement | None:
     """Score again the cached sub-volume of ``s`` from its kept arrays (:func:`_store_arrays`)
     with this version's :func:`score_volume`, and store the new entry; its ``seconds`` stay
-    the simulation's. None where the arrays were not kept.
+    the simulation's. None (with a warning where they exist) where the arrays were not kept
+    or cannot be read.
 
     Parameters
     ----------
@@ -379,11 +380,20 @@ def rescore_volume(s: Scenario, seed: int = 0,
     path = _arrays_path(key)
     if not path.exists():
         return None
-    with np.load(path) as z:
-        sv = sub.scenario.model_copy(update={"seed": int(seed)})
-        pr = Projections(sub, sv, z["angles"], z["shifts"], tuple(z["proj"].shape[1:]),
-                         z["proj"])
-        truth = z["truth"]
+    import zipfile
+
+    try:
+        with np.load(path) as z:
+            sv = sub.scenario.model_copy(update={"seed": int(seed)})
+            pr = Projections(sub, sv, z["angles"], z["shifts"], tuple(z["proj"].shape[1:]),
+                             z["proj"])
+            truth = z["truth"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        import warnings
+
+        warnings.warn(f"the kept arrays {path} cannot be read ({exc}); measure the volume "
+                      "again", stacklevel=2)
+        return None
     old = simres._lookup(key) or {}
     scores = score_volume(pr, s.tomography.method, truth)
     result = VolumeMeasurement(
