@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     os.environ["TWIN_CACHE_DIR"] = str(a.cache)
     from twin import scenario
-    from twin.analysis.resolution import azimuthal_correlations
+    from twin.analysis.resolution import CrossSpectra
     from twin.tomo import reconstruct as tomo
     from twin.workflows import simres, simvol
 
@@ -49,36 +49,17 @@ def main(argv: list[str] | None = None) -> None:
     m = proj.shape[2]
     yy, xx = np.mgrid[:m, :m] - m // 2
     disc = ((xx ** 2 + yy ** 2) < (0.45 * m) ** 2)[None]
-    reg = simvol.register_volume(vol, truth) * disc
-    cones = azimuthal_correlations(reg, truth * disc, sub.voxel_m, axis=0, step_deg=a.step,
-                                   half_angle_deg=a.half_angle)
+    sp = CrossSpectra.of(simvol.register_volume(vol, truth) * disc, truth * disc, sub.voxel_m)
     print(f"{s.name} ×{a.factor:g}, seed {a.seed}: {len(angles)} projections at "
           f"{np.round(angles, 1).tolist()}°, volume {vol.shape}, voxel {sub.voxel_m * 1e9:.1f} nm")
     print(f"cones of {a.half_angle:g}° across the rotation axis; half period, half-bit vs truth")
-    for (az, c), share in zip(cones, _power_shares(truth * disc, a.step, a.half_angle)):
+    total = sp.power_b.sum()
+    for az, mask in sp.cone_masks(0, a.step, a.half_angle):
+        c = sp.part(mask)
         d = simres._resolution(c, sub.beam_diameter_m, against_truth=True)
         bound = simres._resolution(c, sub.beam_diameter_m, against_truth=True, bound=True)
         print(f"  azimuth {az:5.1f}°  {'unresolved, bound ' if bound else ''}{d * 1e9:6.0f} nm"
-              f"   truth's power in the cone {share:.3f}")
-
-
-def _power_shares(truth: np.ndarray, step: float, half_angle: float) -> list[float]:
-    """Share of the (mean-free, Hann-windowed) truth's spectral power in each cone across axis
-    0, in the order of :func:`twin.analysis.resolution.azimuthal_correlations`."""
-    from twin.analysis.resolution import _spectra
-
-    ft, _ = _spectra(truth, truth, True)
-    p = np.abs(ft) ** 2
-    g = np.meshgrid(*[np.fft.fftshift(np.fft.fftfreq(n)) for n in p.shape], indexing="ij",
-                    sparse=True)
-    r = np.sqrt(g[0] ** 2 + g[1] ** 2 + g[2] ** 2)
-    cos_a = np.cos(np.radians(half_angle))
-    out = []
-    for az in np.arange(0.0, 180.0 - 1e-9, step):
-        t = np.radians(az)
-        m = (np.abs(np.cos(t) * g[1] + np.sin(t) * g[2]) >= cos_a * r) & (r > 0)
-        out.append(float(p[m].sum() / p.sum()))
-    return out
+              f"   truth's power in the cone {sp.power_b[mask].sum() / total:.3f}")
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, special
 
-__all__ = ["Crossing", "FourierCorrelation", "axial_correlations", "azimuthal_correlations",
+__all__ = ["CrossSpectra", "Crossing", "FourierCorrelation", "axial_correlations",
+           "azimuthal_correlations",
            "fourier_correlation",
            "siemens_star_resolution"]
 
@@ -284,22 +285,7 @@ def axial_correlations(a: np.ndarray, b: np.ndarray, pixel_size_m: float = 1.0, 
     ValueError
         Not two volumes of one shape, or ``half_angle_deg`` outside (0, 45].
     """
-    if np.ndim(a) != 3:
-        raise ValueError(f"axial_correlations needs volumes, got {np.ndim(a)} dimensions")
-    if not 0 < half_angle_deg <= 45:
-        raise ValueError(f"half_angle_deg = {half_angle_deg}: allowed (0, 45]")
-    fa, fb = _spectra(a, b, apodize)
-    idx, n_bins = _radial_bins(fa.shape, pixel_size_m)
-    grids = np.meshgrid(*[np.fft.fftshift(np.fft.fftfreq(n)) for n in fa.shape],
-                        indexing="ij", sparse=True)
-    r2 = sum(g ** 2 for g in grids)
-    cos2 = np.divide(grids[axis] ** 2, r2, out=np.zeros(fa.shape), where=r2 > 0)
-    c = np.cos(np.radians(half_angle_deg)) ** 2
-    along = cos2 >= c
-    across = (cos2 <= 1 - c) & (r2 > 0)
-    cross, pa, pb = (fa * np.conj(fb)).real, np.abs(fa) ** 2, np.abs(fb) ** 2
-    return tuple(_binned(idx[m], n_bins, cross[m], pa[m], pb[m], pixel_size_m)
-                 for m in (along, across))
+    return CrossSpectra.of(a, b, pixel_size_m, apodize).axial(axis, half_angle_deg)
 
 
 def azimuthal_correlations(a: np.ndarray, b: np.ndarray, pixel_size_m: float = 1.0,
@@ -339,25 +325,76 @@ def azimuthal_correlations(a: np.ndarray, b: np.ndarray, pixel_size_m: float = 1
     ValueError
         Not two volumes of one shape, or an angle outside its range.
     """
-    if np.ndim(a) != 3:
-        raise ValueError(f"azimuthal_correlations needs volumes, got {np.ndim(a)} dimensions")
-    if not 0 < half_angle_deg <= 45 or not 0 < step_deg <= 90:
-        raise ValueError(f"half_angle_deg = {half_angle_deg}, step_deg = {step_deg}: allowed "
-                         "(0, 45] and (0, 90]")
-    fa, fb = _spectra(a, b, apodize)
-    idx, n_bins = _radial_bins(fa.shape, pixel_size_m)
-    grids = np.meshgrid(*[np.fft.fftshift(np.fft.fftfreq(n)) for n in fa.shape],
-                        indexing="ij", sparse=True)
-    u, v = (grids[i] for i in range(3) if i != axis)
-    r = np.sqrt(sum(g ** 2 for g in grids))
-    cos_a = np.cos(np.radians(half_angle_deg))
-    cross, pa, pb = (fa * np.conj(fb)).real, np.abs(fa) ** 2, np.abs(fb) ** 2
-    out = []
-    for az in np.arange(0.0, 180.0 - 1e-9, step_deg):
-        t = np.radians(az)
-        m = (np.abs(np.cos(t) * u + np.sin(t) * v) >= cos_a * r) & (r > 0)
-        out.append((float(az), _binned(idx[m], n_bins, cross[m], pa[m], pb[m], pixel_size_m)))
-    return out
+    return CrossSpectra.of(a, b, pixel_size_m, apodize).cones(axis, step_deg, half_angle_deg)
+
+
+@dataclass(frozen=True)
+class CrossSpectra:
+    """Two volumes' spectra, binned into the rings of :func:`fourier_correlation`, from which
+    the FSC of any set of directions is read without transforming again
+    (:meth:`axial`, :meth:`cones`, :meth:`part`).
+
+    Attributes
+    ----------
+    idx : ndarray
+        Ring of each frequency (centred layout); ``n_bins`` rings.
+    grids : tuple of ndarray
+        Sparse frequency grids, cycles per voxel, one per axis.
+    cross, power_a, power_b : ndarray
+        Re(F_a F_b*), |F_a|², |F_b|².
+    """
+
+    idx: np.ndarray
+    n_bins: int
+    grids: tuple
+    cross: np.ndarray
+    power_a: np.ndarray
+    power_b: np.ndarray
+    pixel_size_m: float
+
+    @classmethod
+    def of(cls, a, b, pixel_size_m: float = 1.0, apodize: bool = True) -> "CrossSpectra":
+        """The cross spectra of volumes ``a`` and ``b`` (windowed as
+        :func:`fourier_correlation` does where ``apodize``)."""
+        if np.ndim(a) != 3:
+            raise ValueError(f"a directional FSC needs volumes, got {np.ndim(a)} dimensions")
+        fa, fb = _spectra(a, b, apodize)
+        idx, n_bins = _radial_bins(fa.shape, pixel_size_m)
+        grids = tuple(np.meshgrid(*[np.fft.fftshift(np.fft.fftfreq(n)) for n in fa.shape],
+                                  indexing="ij", sparse=True))
+        return cls(idx, n_bins, grids, (fa * np.conj(fb)).real, np.abs(fa) ** 2,
+                   np.abs(fb) ** 2, pixel_size_m)
+
+    def part(self, mask: np.ndarray) -> FourierCorrelation:
+        """The FSC over the frequencies in ``mask``."""
+        return _binned(self.idx[mask], self.n_bins, self.cross[mask], self.power_a[mask],
+                       self.power_b[mask], self.pixel_size_m)
+
+    def axial(self, axis: int, half_angle_deg: float) -> tuple:
+        """(along, across) ``axis``: :func:`axial_correlations`."""
+        if not 0 < half_angle_deg <= 45:
+            raise ValueError(f"half_angle_deg = {half_angle_deg}: allowed (0, 45]")
+        r2 = sum(g ** 2 for g in self.grids)
+        cos2 = np.divide(self.grids[axis] ** 2, r2, out=np.zeros(self.cross.shape),
+                         where=r2 > 0)
+        c = np.cos(np.radians(half_angle_deg)) ** 2
+        return self.part(cos2 >= c), self.part((cos2 <= 1 - c) & (r2 > 0))
+
+    def cone_masks(self, axis: int, step_deg: float, half_angle_deg: float):
+        """(azimuth in degrees, mask) of each cone of :func:`azimuthal_correlations`."""
+        if not 0 < half_angle_deg <= 45 or not 0 < step_deg <= 90:
+            raise ValueError(f"half_angle_deg = {half_angle_deg}, step_deg = {step_deg}: "
+                             "allowed (0, 45] and (0, 90]")
+        u, v = (self.grids[i] for i in range(3) if i != axis)
+        r = np.sqrt(sum(g ** 2 for g in self.grids))
+        cos_a = np.cos(np.radians(half_angle_deg))
+        for az in np.arange(0.0, 180.0 - 1e-9, step_deg):
+            t = np.radians(az)
+            yield float(az), (np.abs(np.cos(t) * u + np.sin(t) * v) >= cos_a * r) & (r > 0)
+
+    def cones(self, axis: int, step_deg: float, half_angle_deg: float) -> list:
+        """(azimuth, FSC) of each cone across ``axis``: :func:`azimuthal_correlations`."""
+        return [(az, self.part(m)) for az, m in self.cone_masks(axis, step_deg, half_angle_deg)]
 
 
 # ----------------------------------------------------------------------------- star

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from twin.analysis.resolution import CrossSpectra
 from twin.analysis.volume import AXIAL_HALF_ANGLE_DEG, CONE_HALF_ANGLE_DEG, CONE_STEP_DEG
 from twin.workflows.simvol_steps import (_gauge_residual, _xz_split, register_volume, tomography,
                                          truth_projections)
@@ -90,12 +91,13 @@ def score_volume(pr: Projections, method: str, truth: np.ndarray | None = None) 
     disc = ((xx ** 2 + yy ** 2) < (0.45 * m) ** 2)[None]
     reg = register_volume(vol, truth)
     beam = pr.sub.beam_diameter_m
-    fsc_t = metrics.fourier_correlation(reg * disc, truth * disc, dx)
-    fsc_s = metrics.fourier_correlation(even * disc, odd * disc, dx)
+    # one transform per pair: the whole shells, and the directions of _axial_scores
+    sp_t, sp_s = (CrossSpectra.of(a * disc, b * disc, dx) for a, b in ((reg, truth), (even, odd)))
+    fsc_t, fsc_s = (sp.part(np.ones(sp.cross.shape, bool)) for sp in (sp_t, sp_s))
     mask = np.broadcast_to(disc, vol.shape)
     fire, fire_biop = _xz_split(even, odd, disc[0], dx)
     return dict(
-        **_axial_scores(reg * disc, truth * disc, even * disc, odd * disc, dx, beam),
+        **_axial_scores(sp_t, sp_s, beam),
         resolution_truth_m=simres._resolution(fsc_t, beam, against_truth=True),
         unresolved=simres._resolution(fsc_t, beam, against_truth=True, bound=True),
         resolution_split_m=simres._resolution(fsc_s, beam),
@@ -106,18 +108,17 @@ def score_volume(pr: Projections, method: str, truth: np.ndarray | None = None) 
         n_angles=int(len(angles)), fire_xz_split_m=fire, fire_xz_split_biop_m=fire_biop)
 
 
-def _axial_scores(reg, truth, even, odd, dx: float, beam: float) -> dict:
-    """:class:`VolumeMeasurement`'s direction fields: the FSC of ``reg`` against ``truth`` and
-    of ``even`` against ``odd`` (rotation axis: the volumes' first) split along and across the
-    axis (:func:`twin.analysis.resolution.axial_correlations`), and ``reg`` against ``truth``
-    cone by cone across it (:func:`~twin.analysis.resolution.azimuthal_correlations`; the
-    worst cone, an unresolved one before any resolved), each read as the shell FSC is."""
-    from twin.analysis.resolution import axial_correlations, azimuthal_correlations
+def _axial_scores(sp_t, sp_s, beam: float) -> dict:
+    """:class:`VolumeMeasurement`'s direction fields from the cross spectra of the volume and
+    the truth (``sp_t``) and of the even and odd volumes (``sp_s``), rotation axis the first:
+    along and across the axis (:func:`twin.analysis.resolution.axial_correlations`), and the
+    volume against the truth cone by cone across it
+    (:func:`~twin.analysis.resolution.azimuthal_correlations`; the worst cone, an unresolved
+    one before any resolved), each read as the shell FSC is."""
     from twin.workflows import simres
 
-    (t_along, t_across), (_, s_across) = (axial_correlations(a, b, dx, axis=0,
-                                                            half_angle_deg=AXIAL_HALF_ANGLE_DEG)
-                                          for a, b in ((reg, truth), (even, odd)))
+    (t_along, t_across), (_, s_across) = (sp.axial(0, AXIAL_HALF_ANGLE_DEG)
+                                          for sp in (sp_t, sp_s))
     out = {}
     for name, frc, truth_ref in (("truth_along", t_along, True),
                                  ("truth_across", t_across, True),
@@ -127,9 +128,7 @@ def _axial_scores(reg, truth, even, odd, dx: float, beam: float) -> dict:
                                                        bound=True)
     cones = [(simres._resolution(c, beam, against_truth=True, bound=True),
               simres._resolution(c, beam, against_truth=True), az)
-             for az, c in azimuthal_correlations(reg, truth, dx, axis=0,
-                                                 step_deg=CONE_STEP_DEG,
-                                                 half_angle_deg=CONE_HALF_ANGLE_DEG)]
+             for az, c in sp_t.cones(0, CONE_STEP_DEG, CONE_HALF_ANGLE_DEG)]
     unresolved, d, az = max(cones)
     out.update(resolution_truth_worst_across_m=d, truth_worst_across_unresolved=unresolved,
                worst_across_azimuth_deg=az,
