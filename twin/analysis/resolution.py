@@ -355,7 +355,17 @@ class CrossSpectra:
     @classmethod
     def of(cls, a, b, pixel_size_m: float = 1.0, apodize: bool = True) -> "CrossSpectra":
         """The cross spectra of volumes ``a`` and ``b`` (windowed as
-        :func:`fourier_correlation` does where ``apodize``)."""
+        :func:`fourier_correlation` does where ``apodize``).
+
+        Parameters
+        ----------
+        a, b : (n0, n1, n2) array_like
+            Volumes of the same shape.
+        pixel_size_m : float
+            Voxel size, metres.
+        apodize : bool
+            Remove each mean and apply the Hann window.
+        """
         if np.ndim(a) != 3:
             raise ValueError(f"a directional FSC needs volumes, got {np.ndim(a)} dimensions")
         fa, fb = _spectra(a, b, apodize)
@@ -366,12 +376,26 @@ class CrossSpectra:
                    np.abs(fb) ** 2, pixel_size_m)
 
     def part(self, mask: np.ndarray) -> FourierCorrelation:
-        """The FSC over the frequencies in ``mask``."""
+        """The FSC over the frequencies in ``mask``.
+
+        Parameters
+        ----------
+        mask : ndarray of bool
+            Frequencies to include (the spectra's centred layout).
+        """
         return _binned(self.idx[mask], self.n_bins, self.cross[mask], self.power_a[mask],
                        self.power_b[mask], self.pixel_size_m)
 
     def axial(self, axis: int, half_angle_deg: float) -> tuple:
-        """(along, across) ``axis``: :func:`axial_correlations`."""
+        """(along, across) ``axis``: :func:`axial_correlations`.
+
+        Parameters
+        ----------
+        axis : int
+            The rotation axis.
+        half_angle_deg : float
+            Half-angle of the cone and of the band, degrees, in (0, 45].
+        """
         if not 0 < half_angle_deg <= 45:
             raise ValueError(f"half_angle_deg = {half_angle_deg}: allowed (0, 45]")
         r2 = sum(g ** 2 for g in self.grids)
@@ -381,7 +405,17 @@ class CrossSpectra:
         return self.part(cos2 >= c), self.part((cos2 <= 1 - c) & (r2 > 0))
 
     def cone_masks(self, axis: int, step_deg: float, half_angle_deg: float):
-        """(azimuth in degrees, mask) of each cone of :func:`azimuthal_correlations`."""
+        """(azimuth in degrees, mask) of each cone of :func:`azimuthal_correlations`.
+
+        Parameters
+        ----------
+        axis : int
+            The rotation axis.
+        step_deg : float
+            Azimuth between cones, degrees, in (0, 90].
+        half_angle_deg : float
+            Half-angle of each cone, degrees, in (0, 45].
+        """
         if not 0 < half_angle_deg <= 45 or not 0 < step_deg <= 90:
             raise ValueError(f"half_angle_deg = {half_angle_deg}, step_deg = {step_deg}: "
                              "allowed (0, 45] and (0, 90]")
@@ -393,7 +427,13 @@ class CrossSpectra:
             yield float(az), (np.abs(np.cos(t) * u + np.sin(t) * v) >= cos_a * r) & (r > 0)
 
     def cones(self, axis: int, step_deg: float, half_angle_deg: float) -> list:
-        """(azimuth, FSC) of each cone across ``axis``: :func:`azimuthal_correlations`."""
+        """(azimuth, FSC) of each cone across ``axis``: :func:`azimuthal_correlations`.
+
+        Parameters
+        ----------
+        axis, step_deg, half_angle_deg
+            As :meth:`cone_masks`.
+        """
         return [(az, self.part(m)) for az, m in self.cone_masks(axis, step_deg, half_angle_deg)]
 
 
