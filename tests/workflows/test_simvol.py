@@ -333,3 +333,37 @@ def test_the_volume_cost_follows_the_path_through_a_tilted_plate():
     brain = load(BRAIN)
     assert calibrate.volume_point_seconds(brain)[2] == pytest.approx(at_zero(brain)[2],
                                                                      rel=1e-12)
+
+
+def test_a_volume_with_a_direction_that_does_not_resolve_has_no_headline():
+    """The band across the axis weighs its directions by the sample's power, so a plate that
+    resolves along its normal and not in its own plane can read fine across the axis. Where a
+    cone across the axis does not resolve, the volume is unresolved, and every directional
+    figure stays beside, the unresolved cones named; where every cone resolves, the band's
+    figure stands. An even/odd split that does not resolve gives no split figure."""
+    from dataclasses import replace
+
+    from twin.analysis.volume import forecast_keys
+
+    fl = [1.0, 2.0]
+    cal = replace(_cal(fl, [150e-9, 120e-9], [True, True]),
+                  along_m=[100e-9, 80e-9], along_resolved=[True, True],
+                  across_m=[160e-9, 140e-9], across_resolved=[True, True],
+                  worst_m=[620e-9, 300e-9], worst_resolved=[False, True],
+                  cones_unresolved=[4, 0], cones=12, worst_azimuth_deg=[105.0, 60.0],
+                  split_resolved=[False, True])
+    k1, k2 = forecast_keys(cal, 1.0), forecast_keys(cal, 2.0)
+    # the even/odd split's bound is no figure either
+    assert k1["resolution_3d_split_m"] is None
+    assert k2["resolution_3d_split_m"] == pytest.approx(120e-9)
+    assert k1["resolution_3d_resolved"] is False and k1["resolution_3d_forecast_m"] is None
+    assert k1["resolution_3d_forecast_fire_m"] is None
+    assert k1["resolution_3d_across_axis_m"] == pytest.approx(160e-9)
+    assert k1["resolution_3d_shell_m"] == pytest.approx(150e-9)
+    assert k1["resolution_3d_worst_m"] is None
+    assert "4 of the 12" in k1["resolution_3d_limited_by"]
+    assert "105" in k1["resolution_3d_limited_by"]
+    assert k2["resolution_3d_resolved"] is True
+    assert k2["resolution_3d_forecast_m"] == pytest.approx(140e-9)
+    assert k2["resolution_3d_worst_m"] == pytest.approx(300e-9)
+    assert k2["resolution_3d_limited_by"].startswith("measured")

@@ -8,7 +8,10 @@ The 3D figure is the FSC across the rotation axis where the volumes were scored 
 tomography's own resolution. Each projection holds the frequencies along the axis whole (the 2D
 figure), and a shell's FSC weighs each direction by the sample's power, so a sample whose fine
 structure lies along one direction gives a shell FSC carried by it; the worst cone across the
-axis is reported beside (``resolution_3d_worst_m``).
+axis is reported beside (``resolution_3d_worst_m``). The band across the axis weighs its
+directions by the sample's power too, so the figure stands only where every cone across the
+axis resolves: a plate seen from a few angles resolves along its normal and not in its plane,
+and is reported unresolved, with every directional figure beside.
 """
 
 from __future__ import annotations
@@ -68,6 +71,16 @@ class VolumeCalibration:
     worst_m, worst_resolved : list
         The same for the worst cone across the axis
         (:func:`twin.analysis.resolution.azimuthal_correlations`).
+    split_resolved : list of bool
+        Every seed's even/odd FSC resolved at that fluence (empty: not recorded, read as
+        resolved, as the calibrations shipped before it were).
+    cones_unresolved : list of int
+        The most cones across the axis unresolved in any seed's volume, per point (-1 where
+        not counted).
+    cones : int
+        Cones across the axis per volume (0 where the volumes were not scored by cone).
+    worst_azimuth_deg : list of float
+        Azimuth of the worst cone of each point's first seed (NaN where not scored).
     """
 
     f0_photons_per_m2: float
@@ -89,6 +102,10 @@ class VolumeCalibration:
     across_resolved: list = ()
     worst_m: list = ()
     worst_resolved: list = ()
+    cones_unresolved: list = ()
+    cones: int = 0
+    worst_azimuth_deg: list = ()
+    split_resolved: list = ()
 
     def at(self, fluence: float) -> tuple[float, bool, bool]:
         """The 3D resolution at ``fluence``: (d, resolved, extrapolated).
@@ -147,7 +164,8 @@ def _law_at(cal: VolumeCalibration, values, f: float, resolved=None) -> float | 
 #: :class:`VolumeCalibration`'s fields that hold one value per measured fluence.
 _PER_POINT = ("fluences", "resolution_m", "resolution_std_m", "split_m", "all_resolved", "seeds",
               "pcc", "fire_xz_split_m", "fire_xz_split_biop_m", "along_m", "along_resolved",
-              "across_m", "across_resolved", "worst_m", "worst_resolved")
+              "across_m", "across_resolved", "worst_m", "worst_resolved", "cones_unresolved",
+              "worst_azimuth_deg", "split_resolved")
 
 
 def axial_points(cal: VolumeCalibration) -> VolumeCalibration | None:
@@ -221,14 +239,37 @@ def _volume_keys(cal: VolumeCalibration, source: str) -> dict:
     }
 
 
-def _limited_by(resolved: bool, axial: bool) -> str:
-    """``resolution_3d_limited_by`` of a measured volume (``axial``: read across the axis)."""
+def _limited_by(resolved: bool, axial: bool, cones: str = "") -> str:
+    """``resolution_3d_limited_by`` of a measured volume (``axial``: read across the axis;
+    ``cones``: the directions across it that do not resolve, in words, where some do not)."""
+    if cones:
+        return ("unresolved in some directions: " + cones + "; a volume is resolved only "
+                "where every direction across the rotation axis is (the band's figure across "
+                "the axis, resolution_3d_across_axis_m, is carried by the directions that "
+                "resolve)")
     if resolved:
         return ("measured: the FSC of a simulated sub-volume at this fluence per projection and "
                 "angular density, with the scenario's wobble and misalignment aligned by twin")
     return ("unresolved: the simulated sub-volume's FSC against the truth "
             f"{'across the rotation axis ' if axial else ''}never reaches the half-bit "
             "threshold at this fluence per projection")
+
+
+def _cones_failed(axial: VolumeCalibration | None, worst: float | None, f: float) -> str:
+    """Where ``axial`` scored cones across the axis and the worst (``worst``, read at fluence
+    ``f``) does not resolve: how many cones did not, in words; else empty."""
+    if axial is None or not len(axial.worst_m) or not np.all(np.isfinite(axial.worst_m)):
+        return ""
+    if worst is not None:
+        return ""
+    i = int(np.argmin(np.abs(np.log(np.asarray(axial.fluences, float) / f))))
+    n = axial.cones_unresolved[i] if len(axial.cones_unresolved) else -1
+    az = axial.worst_azimuth_deg[i] if len(axial.worst_azimuth_deg) else math.nan
+    count = (f"{n} of the {axial.cones} {CONE_HALF_ANGLE_DEG:g}° cones across the rotation axis"
+             if n > 0 and axial.cones else "a cone across the rotation axis")
+    where = f" (the worst at azimuth {az:g}°)" if math.isfinite(az) else ""
+    return (f"{count}{where} never reach the half-bit threshold against the truth at the "
+            "nearest simulated fluence")
 
 
 #: Forecast keys only a measured volume fills (None where none was measured).
@@ -252,7 +293,10 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
     ``resolution_3d_forecast_m`` is the FSC against the truth (``resolution_3d_method``
     "fsc_simulated_volume") across the rotation axis, read from the points whose volumes were
     scored so (:func:`axial_points`), else over whole shells (``resolution_3d_shell_m`` either
-    way); ``bound_m`` (the bound it
+    way). Where the volumes were scored cone by cone across the axis, the figure stands only
+    where every cone resolves: a volume with a direction that does not is unresolved
+    (``resolution_3d_resolved`` false, no headline; the band's, the shells' and the cones'
+    figures stay beside it). ``bound_m`` (the bound it
     replaces) stays as ``resolution_3d_bound_m``; ``source``: another scenario whose points
     these are.
 
@@ -276,8 +320,9 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         extrapolated.
     """
     shell, shell_ok, _ = cal.at(f)
-    split, fire, biop = (_law_at(cal, v, f) if shell_ok else None
-                         for v in (cal.split_m, cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
+    split = (_law_at(cal, cal.split_m, f, cal.split_resolved or None) if shell_ok else None)
+    fire, biop = (_law_at(cal, v, f) if shell_ok else None
+                  for v in (cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
     axial = axial_points(cal)
     along, across, worst = ((None, None, None) if axial is None else
                             (_law_at(axial, v, f, ok) for v, ok in (
@@ -285,6 +330,11 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
                                 (axial.across_m, axial.across_resolved),
                                 (axial.worst_m, axial.worst_resolved))))
     d, resolved, extrapolated = (axial or cal).at(f)
+    # a volume is resolved where every direction across the axis is: a band's FSC weighs the
+    # directions by the sample's power, so a plate resolves across the axis by its normal
+    # alone while its own plane does not (the 21-angle IC)
+    cones = _cones_failed(axial, worst, f)
+    resolved = resolved and not cones
     out = {
         "resolution_3d_bound_m": bound_m,
         "resolution_3d_forecast_m": d if resolved else None,
@@ -301,7 +351,7 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         "resolution_3d_convention": (_convention(axial is not None)
                                      + _axial_words(cal, axial, along, across, worst)),
         **_volume_keys(cal, source),
-        "resolution_3d_limited_by": _limited_by(resolved, axial is not None),
+        "resolution_3d_limited_by": _limited_by(resolved, axial is not None, cones),
     }
     if extrapolated:
         out["resolution_extrapolated"] = True
