@@ -421,3 +421,18 @@ def test_an_uncalibrated_forecast_says_resolved_is_unknown_and_names_its_patch(
     assert v["resolution_patch_size_m"] == [ps.size_m[0], ps.size_m[1]]
     assert v["resolution_patch_frames"] == ps.frames > 0
     assert v["resolution_patch_fluence_ratio"] == ps.fluence_ratio
+
+
+def test_the_forecast_table_says_unresolved_where_a_resolution_is_null_for_that_reason():
+    """A null resolution reads "unresolved" in the table only when its own flag says the point
+    did not resolve; a null for another reason (no calibration) stays a blank."""
+    from twin.cli.planning import _shown
+
+    assert _shown("resolution_3d_forecast_m", None,
+                  {"resolution_3d_resolved": False}) == "unresolved"
+    assert _shown("resolution_3d_forecast_m", None, {"resolution_3d_resolved": None}) == "—"
+    assert _shown("resolution_forecast_m", None, {"resolution_3d_resolved": False}) == "—"
+    assert _shown("resolution_forecast_fire_m", None,
+                  {"resolution_resolved": False}) == "unresolved"
+    assert _shown("resolution_3d_forecast_m", 2.79e-7,
+                  {"resolution_3d_resolved": True}) == "279 nm"
