@@ -54,6 +54,8 @@ def main(names):
             "points": cal.points, "turnover_fluence_per_m2": cal.f_turn_photons_per_m2,
             "k_detector": cal.k_high, "twin_3d_m": fc.get("resolution_3d_forecast_m"),
             "twin_3d_limited_by": fc.get("resolution_3d_limited_by"),
+            "twin_3d_resolved": fc.get("resolution_3d_resolved"),
+            "twin_3d_bound_m": fc.get("resolution_3d_bound_m"),
             "pixel_m": fc["pixel_size_m"], "seconds": time.perf_counter() - t0,
             # the conventions every number is in, and what the forecast stands on
             "convention": fc.get("resolution_convention"),

@@ -133,3 +133,32 @@ def test_defocus_search_keeps_the_probe_unless_the_cost_clearly_drops(monkeypatc
         assert (dz != 0) is moved
         if moved:
             assert dz > 0                                # +½ step, the 10 % lower cost
+
+
+def test_a_3d_volume_that_does_not_resolve_is_said_so_and_judged_at_its_bound():
+    """Where the simulated sub-volume does not resolve, the report warns of it, its Resolution
+    paragraph quotes why instead of a blank figure, and its Dose paragraph measures the dose
+    against the tolerable dose at the 3D bound, not at the 2D figure."""
+    from twin.report import book
+
+    why = "unresolved in some directions: 4 of the 12 cones"
+    fc = {"photons_total": 1e10, "dose_gy": 1e6, "frame_bytes": 8192, "n_projections": 21,
+          "n_projections_crowther": 600, "data_volume_bytes": 1e9,
+          "data_rate_bytes_per_s": 1e6, "peak_count_rate_per_pixel_hz": 1e5,
+          "detector_max_count_rate_per_pixel_hz": 1e7, "count_rate_loss_fraction": 0.01,
+          "peak_counts_per_frame": 100.0, "detector_max_counts": 4095, "saturated": False,
+          "pixel_size_m": 1e-8, "resolution_limit_m": 1e-8, "resolution_forecast_m": 2e-8,
+          "resolution_limited_by": "photons", "resolution_model": "simulated",
+          "scan_time_s": 1.0, "projection_time_s": 1.2, "frames_per_projection": 1000,
+          "frame_rate_hz": 1000.0, "crowther_resolution_m": 1.5e-6,
+          "resolution_3d_forecast_m": None, "resolution_3d_resolved": False,
+          "resolution_3d_bound_m": 1.6e-6, "resolution_3d_limited_by": why}
+    scn = {"tomography": {"n_projections": 21}, "detector": {"crop": 64}}
+    words = {i["topic"]: i["text"] for i in book.limits(fc, scn)}
+    assert why in words["Resolution"] and "—" not in words["Resolution"]
+    # 10⁸ Gy per nm at the 1.6 µm bound: 1.6 × 10¹¹ Gy, of which 10⁶ Gy is 0.000625 % (two digits: 0.00063)
+    assert "1.6 µm" in words["Dose"] and "0.00063 %" in words["Dose"]
+    said = " ".join(book.report_warnings(fc, {}))
+    assert "does not resolve" in said and "1.6 µm" in said
+    assert book.report_warnings(dict(fc, resolution_3d_resolved=True,
+                                     resolution_3d_forecast_m=3e-7), {}) == []

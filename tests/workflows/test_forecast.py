@@ -426,7 +426,7 @@ def test_an_uncalibrated_forecast_says_resolved_is_unknown_and_names_its_patch(
 def test_the_forecast_table_says_unresolved_where_a_resolution_is_null_for_that_reason():
     """A null resolution reads "unresolved" in the table only when its own flag says the point
     did not resolve; a null for another reason (no calibration) stays a blank."""
-    from twin.cli.planning import _shown
+    from twin.core.formatting import shown_value as _shown
 
     assert _shown("resolution_3d_forecast_m", None,
                   {"resolution_3d_resolved": False}) == "unresolved"

@@ -168,6 +168,17 @@ _PER_POINT = ("fluences", "resolution_m", "resolution_std_m", "split_m", "all_re
               "worst_azimuth_deg", "split_resolved")
 
 
+def _points_with(cal: VolumeCalibration, column: str) -> VolumeCalibration | None:
+    """``cal``'s points whose ``column`` (a per-point field) is finite; None where none is."""
+    values = np.asarray(getattr(cal, column), float)
+    keep = np.flatnonzero(np.isfinite(values)) if values.size else np.array([], int)
+    if not keep.size:
+        return None
+    d = asdict(cal)
+    d.update({k: [d[k][i] for i in keep] for k in _PER_POINT if len(d[k])})
+    return VolumeCalibration(**d)
+
+
 def axial_points(cal: VolumeCalibration) -> VolumeCalibration | None:
     """``cal``'s points whose volumes were scored along and across the rotation axis, as a
     calibration whose ``resolution_m`` and ``all_resolved`` are the FSC across the axis; None
@@ -178,14 +189,11 @@ def axial_points(cal: VolumeCalibration) -> VolumeCalibration | None:
     ----------
     cal : VolumeCalibration
     """
-    across = np.asarray(cal.across_m, float)
-    keep = np.flatnonzero(np.isfinite(across)) if across.size else np.array([], int)
-    if not keep.size:
+    axial = _points_with(cal, "across_m")
+    if axial is None:
         return None
-    d = asdict(cal)
-    d.update({k: [d[k][i] for i in keep] for k in _PER_POINT if len(d[k])})
-    d["resolution_m"], d["all_resolved"] = list(d["across_m"]), list(d["across_resolved"])
-    return VolumeCalibration(**d)
+    return VolumeCalibration(**{**asdict(axial), "resolution_m": list(axial.across_m),
+                                "all_resolved": list(axial.across_resolved)})
 
 
 def _convention(axial: bool) -> str:
@@ -214,7 +222,7 @@ def _axial_words(cal: VolumeCalibration, axial: VolumeCalibration | None, along,
     worst_name = (f"worst of the {CONE_HALF_ANGLE_DEG:g}° cones every {CONE_STEP_DEG:g}° "
                   "across it (resolution_3d_worst_m)")
     named = [("along the axis", along), ("across it", across)]
-    if len(axial.worst_m) and np.all(np.isfinite(axial.worst_m)):
+    if len(axial.worst_m) and np.any(np.isfinite(axial.worst_m)):
         named.append((worst_name, worst))
     words = [f"{name}: {'unresolved' if v is None else f'{v * 1e9:.0f} nm'}"
              for name, v in named]
@@ -240,34 +248,35 @@ def _volume_keys(cal: VolumeCalibration, source: str) -> dict:
 
 
 def _limited_by(resolved: bool, axial: bool, cones: str = "") -> str:
-    """``resolution_3d_limited_by`` of a measured volume (``axial``: read across the axis;
-    ``cones``: the directions across it that do not resolve, in words, where some do not)."""
+    """``resolution_3d_limited_by`` of a measured volume (``resolved``: its figure across the
+    axis, or over shells, resolves; ``axial``: read across the axis; ``cones``: the directions
+    across it that do not resolve, in words, where some do not)."""
+    if not resolved:
+        return ("unresolved: the simulated sub-volume's FSC against the truth "
+                f"{'across the rotation axis ' if axial else ''}never reaches the half-bit "
+                "threshold at this fluence per projection")
     if cones:
         return ("unresolved in some directions: " + cones + "; a volume is resolved only "
                 "where every direction across the rotation axis is (the band's figure across "
                 "the axis, resolution_3d_across_axis_m, is carried by the directions that "
                 "resolve)")
-    if resolved:
-        return ("measured: the FSC of a simulated sub-volume at this fluence per projection and "
-                "angular density, with the scenario's wobble and misalignment aligned by twin")
-    return ("unresolved: the simulated sub-volume's FSC against the truth "
-            f"{'across the rotation axis ' if axial else ''}never reaches the half-bit "
-            "threshold at this fluence per projection")
+    return ("measured: the FSC of a simulated sub-volume at this fluence per projection and "
+            "angular density, with the scenario's wobble and misalignment aligned by twin")
 
 
-def _cones_failed(axial: VolumeCalibration | None, worst: float | None, f: float) -> str:
-    """Where ``axial`` scored cones across the axis and the worst (``worst``, read at fluence
-    ``f``) does not resolve: how many cones did not, in words; else empty."""
-    if axial is None or not len(axial.worst_m) or not np.all(np.isfinite(axial.worst_m)):
+def _cones_failed(cones: VolumeCalibration | None, worst: float | None, f: float) -> str:
+    """Where ``cones`` (the points scored cone by cone across the axis) has a worst cone that
+    does not resolve at fluence ``f`` (``worst`` None): how many cones did not, in words;
+    else empty."""
+    if cones is None or worst is not None:
         return ""
-    if worst is not None:
-        return ""
-    i = int(np.argmin(np.abs(np.log(np.asarray(axial.fluences, float) / f))))
-    n = axial.cones_unresolved[i] if len(axial.cones_unresolved) else -1
-    az = axial.worst_azimuth_deg[i] if len(axial.worst_azimuth_deg) else math.nan
-    count = (f"{n} of the {axial.cones} {CONE_HALF_ANGLE_DEG:g}° cones across the rotation axis"
-             if n > 0 and axial.cones else "a cone across the rotation axis")
-    where = f" (the worst at azimuth {az:g}°)" if math.isfinite(az) else ""
+    i = int(np.argmin(np.abs(np.log(np.asarray(cones.fluences, float) / f))))
+    n = cones.cones_unresolved[i] if len(cones.cones_unresolved) else -1
+    az = cones.worst_azimuth_deg[i] if len(cones.worst_azimuth_deg) else math.nan
+    count = (f"{n} of the {cones.cones} {CONE_HALF_ANGLE_DEG:g}° cones across the rotation axis"
+             if n > 0 and cones.cones else "a cone across the rotation axis")
+    where = ("" if not math.isfinite(az) else
+             f" (among them azimuth {az:g}°)" if n > 1 else f" (at azimuth {az:g}°)")
     return (f"{count}{where} never reach the half-bit threshold against the truth at the "
             "nearest simulated fluence")
 
@@ -324,17 +333,19 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
     fire, biop = (_law_at(cal, v, f) if shell_ok else None
                   for v in (cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
     axial = axial_points(cal)
-    along, across, worst = ((None, None, None) if axial is None else
-                            (_law_at(axial, v, f, ok) for v, ok in (
-                                (axial.along_m, axial.along_resolved),
-                                (axial.across_m, axial.across_resolved),
-                                (axial.worst_m, axial.worst_resolved))))
-    d, resolved, extrapolated = (axial or cal).at(f)
+    along, across = ((None, None) if axial is None else
+                     (_law_at(axial, v, f, ok) for v, ok in (
+                         (axial.along_m, axial.along_resolved),
+                         (axial.across_m, axial.across_resolved))))
+    # the worst cone from the points scored cone by cone (the others predate the cones)
+    coned = None if axial is None else _points_with(axial, "worst_m")
+    worst = None if coned is None else _law_at(coned, coned.worst_m, f, coned.worst_resolved)
+    d, band_ok, extrapolated = (axial or cal).at(f)
     # a volume is resolved where every direction across the axis is: a band's FSC weighs the
     # directions by the sample's power, so a plate resolves across the axis by its normal
     # alone while its own plane does not (the 21-angle IC)
-    cones = _cones_failed(axial, worst, f)
-    resolved = resolved and not cones
+    cones = _cones_failed(coned, worst, f)
+    resolved = band_ok and not cones
     out = {
         "resolution_3d_bound_m": bound_m,
         "resolution_3d_forecast_m": d if resolved else None,
@@ -351,7 +362,7 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         "resolution_3d_convention": (_convention(axial is not None)
                                      + _axial_words(cal, axial, along, across, worst)),
         **_volume_keys(cal, source),
-        "resolution_3d_limited_by": _limited_by(resolved, axial is not None, cones),
+        "resolution_3d_limited_by": _limited_by(band_ok, axial is not None, cones),
     }
     if extrapolated:
         out["resolution_extrapolated"] = True

@@ -11,7 +11,7 @@ import typer
 
 from twin.cli.common import guarded, say, scheduler_address
 from twin.core.errors import TwinInputError
-from twin.core.formatting import format_value, label
+from twin.core.formatting import format_value, label, shown_value
 
 
 @guarded
@@ -36,25 +36,10 @@ def forecast(scenario: Annotated[Path, typer.Argument(help="scenario TOML file")
         typer.echo(json.dumps(result.as_dict(), indent=2))
         return
     typer.echo(f"Forecast for {result.scenario}")
-    rows = [(label(k), _shown(k, v, result.values), k) for k, v in result.values.items()]
+    rows = [(label(k), shown_value(k, v, result.values), k) for k, v in result.values.items()]
     w0, w1 = max(len(r[0]) for r in rows), 22
     for lab, value, key in rows:
         typer.echo(f"  {lab:<{w0}}  {value:<{w1}}  [{key}]")
-
-
-#: Resolution keys that are null because the point did not resolve, and the flag that says so.
-_UNRESOLVED_BY = {"resolution_forecast_m": "resolution_resolved",
-                  "resolution_forecast_fire_m": "resolution_resolved",
-                  "resolution_3d_forecast_m": "resolution_3d_resolved",
-                  "resolution_3d_forecast_fire_m": "resolution_3d_resolved"}
-
-
-def _shown(key: str, value, values: dict) -> str:
-    """``value`` of forecast key ``key`` as the table shows it: a resolution left null because
-    its point did not resolve reads "unresolved", not a blank (``values``: the forecast's)."""
-    if value is None and values.get(_UNRESOLVED_BY.get(key, "")) is False:
-        return "unresolved"
-    return format_value(key, value)
 
 
 @guarded

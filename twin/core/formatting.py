@@ -287,3 +287,26 @@ def labelled_rows(values: dict, keys=None) -> list[tuple[str, str]]:
     """
     keys = list(values) if keys is None else [k for k in keys if k in values]
     return [(label(k), format_value(k, values[k])) for k in keys]
+
+
+#: Resolution keys left null because their point did not resolve, and the flag that says so.
+_UNRESOLVED_BY = {"resolution_forecast_m": "resolution_resolved",
+                  "resolution_forecast_fire_m": "resolution_resolved",
+                  "resolution_3d_forecast_m": "resolution_3d_resolved",
+                  "resolution_3d_forecast_fire_m": "resolution_3d_resolved"}
+
+
+def shown_value(key: str, value, values: dict) -> str:
+    """:func:`format_value` of forecast key ``key``, except that a resolution left null because
+    its point did not resolve reads "unresolved", not a blank.
+
+    Parameters
+    ----------
+    key : str
+    value : float, int, bool, str, list or None
+    values : dict
+        The forecast's values, whose flags say why a resolution is null.
+    """
+    if value is None and values.get(_UNRESOLVED_BY.get(key, "")) is False:
+        return "unresolved"
+    return format_value(key, value)

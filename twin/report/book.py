@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from twin.core.errors import TwinInputError
-from twin.core.formatting import format_value, label
+from twin.core.formatting import format_value, label, shown_value
 from twin.report.tools import find_chromium, jupyter_book, print_pdf
 from twin.workflows.rundir import RunDir
 
@@ -178,7 +178,9 @@ def limits(fc: dict, scn: dict) -> list[dict]:
         text += (f" {fc['n_projections']:,} projections (Crowther's criterion for the field "
                  f"would ask for {fc['n_projections_crowther']:,}).")
     out.append({"topic": "Time", "text": text})
-    res = fc.get("resolution_3d_forecast_m") or fc["resolution_forecast_m"]
+    # a 3D plan whose volume does not resolve is judged at its bound, not at its 2D figure
+    res = (fc.get("resolution_3d_forecast_m") or fc.get("resolution_3d_bound_m")
+           or fc["resolution_forecast_m"])
     tolerable = _HOWELLS_GY_PER_NM * res * 1e9
     out.append({"topic": "Dose", "text": (
         f"{f('photons_total', fc['photons_total'])} on the sample deposit "
@@ -226,7 +228,11 @@ def _resolution_text(fc: dict) -> str:
             f"allows {f('x_m', fc['resolution_limit_m'])}; the forecast "
             f"{f('x_m', fc['resolution_forecast_m'])} is limited by "
             f"{fc['resolution_limited_by']} ({fc['resolution_model']}).")
-    if fc.get("crowther_resolution_m") is not None:
+    if fc.get("crowther_resolution_m") is not None and fc.get("resolution_3d_resolved") is False:
+        text += (f" In 3D, {fc['n_projections']:,} projections support "
+                 f"{f('x_m', fc['crowther_resolution_m'])} by Crowther's criterion, and the "
+                 f"simulated sub-volume does not resolve: {fc['resolution_3d_limited_by']}.")
+    elif fc.get("crowther_resolution_m") is not None:
         lim3 = ("the number of projections (Crowther)" if fc["crowther_resolution_m"]
                 >= fc["resolution_forecast_m"] else "the 2D resolution of each projection")
         text += (f" In 3D, {fc['n_projections']:,} projections support "
@@ -266,6 +272,11 @@ def report_warnings(fc: dict, summary: dict) -> list[str]:
         total = sim.get("frames")
         of = f" of {total:,}" if isinstance(total, int) else ""
         out.append(f"{sim['saturated_frames']:,}{of} simulated frames have a saturated pixel.")
+    if fc.get("resolution_3d_resolved") is False:
+        out.append("The simulated sub-volume does not resolve in 3D at this plan's fluence and "
+                   f"angular density: {fc.get('resolution_3d_limited_by')}. No 3D resolution "
+                   "is forecast; the bound is "
+                   f"{f('x_m', fc.get('resolution_3d_bound_m'))}.")
     r2, r3 = fc.get("resolution_forecast_m"), fc.get("resolution_3d_forecast_m")
     if r2 is not None and r3 is not None and math.isfinite(r2) and math.isfinite(r3) \
             and r3 < r2:
@@ -449,15 +460,15 @@ def _index_page(rd: RunDir, scn: dict, summary: dict, common: dict) -> str:
         The page's Markdown.
     """
     fc = summary["forecast"]
-    v = {k: _fmt(k, x) for k, x in fc.items()}
+    v = {k: shown_value(k, x, fc) for k, x in fc.items()}
     v["flux_photons_per_s"] = _fmt("flux_photons_per_s", scn["beam"]["flux_photons_per_s"])
     sample = scn["sample"]
     is_3d = scn["tomography"]["n_projections"] != 0
     comp_rows, comp_notes = comparison(rd, fc, scn, summary)
-    headline = [(label(k), _fmt(k, fc.get(k)), f"`{k}`") for k in (
+    headline = [(label(k), shown_value(k, fc.get(k), fc), f"`{k}`") for k in (
         "total_time_s", "n_projections", "dose_gy", "data_volume_bytes", "pixel_size_m",
         "resolution_forecast_m", "resolution_3d_forecast_m", "peak_count_rate_per_pixel_hz",
-        "saturated") if fc.get(k) is not None]
+        "saturated") if fc.get(k) is not None or shown_value(k, None, fc) == "unresolved"]
     return _render(
         "index.md", **common, warnings=report_warnings(fc, summary), name=scn["name"],
         description=scn.get("description", ""),

@@ -158,20 +158,22 @@ def _store_arrays(key: str, pr: Projections, truth: np.ndarray) -> None:
         warnings.warn(f"twin could not keep the volume's arrays ({exc})", stacklevel=2)
 
 
-def _axial_columns(rows) -> tuple[list, ...]:
-    """:class:`VolumeCalibration`'s along- and across-axis columns of ``rows`` (fluence, its
-    :class:`VolumeMeasurement` list): means over the seeds, and every seed resolved; then the
-    cones: the most unresolved in a seed per point, cones per volume, the worst cone's
-    azimuth (first seed) per point; every seed's even/odd FSC resolved, per point."""
-    out = []
-    for part in ("truth_along", "truth_across", "truth_worst_across"):
-        out.append([float(np.mean([getattr(m, f"resolution_{part}_m") for m in ms]))
-                    for _, ms in rows])
-        out.append([all(getattr(m, f"{part}_unresolved") is False for m in ms)
-                    for _, ms in rows])
-    out.append([max(-1 if m.cones_unresolved is None else m.cones_unresolved for m in ms)
-                for _, ms in rows])
-    out.append(max((m.cones or 0) for _, ms in rows for m in ms))
-    out.append([float(ms[0].worst_across_azimuth_deg) for _, ms in rows])
-    out.append([not any(m.split_unresolved for m in ms) for _, ms in rows])
-    return tuple(out)
+def _axial_columns(rows) -> dict:
+    """:class:`VolumeCalibration`'s direction fields, by name, from ``rows`` (fluence, its
+    :class:`VolumeMeasurement` list): along, across and the worst cone across the axis, the
+    means over the seeds and every seed resolved; the most cones unresolved in a seed per point,
+    cones per volume, the worst cone's azimuth (first seed) per point; every seed's even/odd
+    FSC resolved, per point."""
+    out = {}
+    for part, name in (("truth_along", "along"), ("truth_across", "across"),
+                       ("truth_worst_across", "worst")):
+        out[f"{name}_m"] = [float(np.mean([getattr(m, f"resolution_{part}_m") for m in ms]))
+                            for _, ms in rows]
+        out[f"{name}_resolved"] = [all(getattr(m, f"{part}_unresolved") is False for m in ms)
+                                   for _, ms in rows]
+    out["cones_unresolved"] = [max(-1 if m.cones_unresolved is None else m.cones_unresolved
+                                   for m in ms) for _, ms in rows]
+    out["cones"] = max((m.cones or 0) for _, ms in rows for m in ms)
+    out["worst_azimuth_deg"] = [float(ms[0].worst_across_azimuth_deg) for _, ms in rows]
+    out["split_resolved"] = [not any(m.split_unresolved for m in ms) for _, ms in rows]
+    return out
