@@ -199,7 +199,7 @@ def axial_points(cal: VolumeCalibration) -> VolumeCalibration | None:
 def _convention(axial: bool) -> str:
     """``resolution_3d_convention`` of a measured volume (``axial``: scored across the axis)."""
     split = ("resolution_3d_split_m: the whole shells' FSC between the volumes of the even and "
-             "the odd projections, seed 000's split")
+             "the odd projections, seed 000's split (null where the halves do not resolve)")
     if axial:
         return ("half period 1/(2f) at the half-bit crossing of the FSC of a simulated "
                 "sub-volume against the twin's truth across the rotation axis: the band within "
