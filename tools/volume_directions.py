@@ -10,7 +10,10 @@ does, and prints for cones of ``--half-angle`` around directions in the plane ac
 rotation axis (every ``--step`` degrees of azimuth, 0° along the slice's first axis, the beam
 at the first projection) the half-bit half period against the truth (threshold as the
 forecast's) and the share of the truth's power in the cone (cones overlap, so shares add to
-more than 1). A diagnostic: the forecast reads the whole shells and the band across the axis.
+more than 1); before them, the same in three bands of elevation from the axis (0–30°, 30–60°,
+60–90°) with the reconstruction's power share beside the truth's: where the truth has no power
+and the reconstruction has, a shell's FSC counts error against no signal. A diagnostic: the
+forecast reads the whole shells and the band across the axis.
 """
 
 from __future__ import annotations
@@ -52,14 +55,33 @@ def main(argv: list[str] | None = None) -> None:
     sp = CrossSpectra.of(simvol.register_volume(vol, truth) * disc, truth * disc, sub.voxel_m)
     print(f"{s.name} ×{a.factor:g}, seed {a.seed}: {len(angles)} projections at "
           f"{np.round(angles, 1).tolist()}°, volume {vol.shape}, voxel {sub.voxel_m * 1e9:.1f} nm")
+    total, total_rec = sp.power_b.sum(), sp.power_a.sum()
+    print("elevation from the rotation axis; half period, half-bit vs truth; shares of the "
+          "truth's and of the reconstruction's power (a shell's FSC counts both)")
+    for lo, hi, mask in _elevation_parts(sp):
+        c = sp.part(mask)
+        d = simres._resolution(c, sub.beam_diameter_m, against_truth=True)
+        bound = simres._resolution(c, sub.beam_diameter_m, against_truth=True, bound=True)
+        print(f"  {lo:2.0f}–{hi:2.0f}°  {'unresolved, bound ' if bound else ''}{d * 1e9:6.0f} nm"
+              f"   truth {sp.power_b[mask].sum() / total:.3f}"
+              f"   reconstruction {sp.power_a[mask].sum() / total_rec:.3f}")
     print(f"cones of {a.half_angle:g}° across the rotation axis; half period, half-bit vs truth")
-    total = sp.power_b.sum()
     for az, mask in sp.cone_masks(0, a.step, a.half_angle):
         c = sp.part(mask)
         d = simres._resolution(c, sub.beam_diameter_m, against_truth=True)
         bound = simres._resolution(c, sub.beam_diameter_m, against_truth=True, bound=True)
         print(f"  azimuth {az:5.1f}°  {'unresolved, bound ' if bound else ''}{d * 1e9:6.0f} nm"
               f"   truth's power in the cone {sp.power_b[mask].sum() / total:.3f}")
+
+def _elevation_parts(sp, edges=(0.0, 30.0, 60.0, 90.0)):
+    """(low, high, mask) of the frequencies whose angle from the rotation axis (axis 0) lies in
+    each interval of ``edges`` (degrees; the zero frequency left out)."""
+    r2 = sum(g ** 2 for g in sp.grids)
+    elev = np.degrees(np.arccos(np.sqrt(np.divide(sp.grids[0] ** 2, r2,
+                                                  out=np.ones(sp.cross.shape), where=r2 > 0))))
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        yield lo, hi, (elev >= lo) & ((elev < hi) if hi < 90 else (elev <= hi)) & (r2 > 0)
+
 
 if __name__ == "__main__":
     main()
