@@ -206,7 +206,8 @@ def _convention(axial: bool) -> str:
                 f"{AXIAL_HALF_ANGLE_DEG:g}° of the plane perpendicular to it, what the "
                 "tomography reconstructs from the angles (along the axis every projection holds "
                 "the frequencies whole, and the 2D figure applies); resolution_3d_shell_m: "
-                f"over whole shells, which weigh each direction by the sample's power; {split}")
+                "over whole shells, which weigh each direction by the sample's power and "
+                f"count the reconstruction's errors where the sample has none; {split}")
     return ("half period 1/(2f) at the half-bit crossing of the FSC of a simulated sub-volume "
             "against the twin's truth over whole shells (resolution_3d_shell_m, the same); "
             + split)
