@@ -365,6 +365,11 @@ def test_a_volume_with_a_direction_that_does_not_resolve_has_no_headline():
     assert k2["resolution_3d_forecast_m"] == pytest.approx(140e-9)
     assert k2["resolution_3d_worst_m"] == pytest.approx(300e-9)
     assert "unresolved" not in k2["resolution_3d_limited_by"]
+    # a volume simulated without stage motion says so, one with motion says it was aligned
+    perfect = forecast_keys(replace(cal, misalignment_rms_m=0.0), 2.0)
+    moved = forecast_keys(replace(cal, misalignment_rms_m=20e-9), 2.0)
+    assert "perfect stage" in perfect["resolution_3d_limited_by"]
+    assert "perfect stage" not in moved["resolution_3d_limited_by"]
     # a point scored across the axis before the cones existed (its worst cone NaN) does not
     # switch the rule off for the points that were scored cone by cone
     mixed = replace(cal, worst_m=[math.nan, 620e-9], worst_resolved=[False, False],

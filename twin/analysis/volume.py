@@ -71,6 +71,9 @@ class VolumeCalibration:
     worst_m, worst_resolved : list
         The same for the worst cone across the axis
         (:func:`twin.analysis.resolution.azimuthal_correlations`).
+    misalignment_rms_m : float
+        Mean RMS of the stage's simulated wobble and misalignment over the volumes (NaN where
+        not recorded); 0 for a perfect stage.
     split_resolved : list of bool
         Every seed's even/odd FSC resolved at that fluence (empty: not recorded, read as
         resolved, as the calibrations shipped before it were).
@@ -106,6 +109,7 @@ class VolumeCalibration:
     cones: int = 0
     worst_azimuth_deg: list = ()
     split_resolved: list = ()
+    misalignment_rms_m: float = math.nan
 
     def at(self, fluence: float) -> tuple[float, bool, bool]:
         """The 3D resolution at ``fluence``: (d, resolved, extrapolated).
@@ -248,10 +252,12 @@ def _volume_keys(cal: VolumeCalibration, source: str) -> dict:
     }
 
 
-def _limited_by(resolved: bool, axial: bool, cones: str = "") -> str:
+def _limited_by(resolved: bool, axial: bool, cones: str = "",
+                stage_m: float = math.nan) -> str:
     """``resolution_3d_limited_by`` of a measured volume (``resolved``: its figure across the
     axis, or over shells, resolves; ``axial``: read across the axis; ``cones``: the directions
-    across it that do not resolve, in words, where some do not)."""
+    across it that do not resolve, in words, where some do not; ``stage_m``: RMS of the
+    simulated stage motion, 0 for a perfect stage)."""
     if not resolved:
         return ("unresolved: the simulated sub-volume's FSC against the truth "
                 f"{'across the rotation axis ' if axial else ''}never reaches the half-bit "
@@ -261,8 +267,10 @@ def _limited_by(resolved: bool, axial: bool, cones: str = "") -> str:
                 "where every direction across the rotation axis is (the band's figure across "
                 "the axis, resolution_3d_across_axis_m, is carried by the directions that "
                 "resolve)")
+    stage = ("a perfect stage: the scenario states no wobble or misalignment" if stage_m == 0
+             else "the scenario's wobble and misalignment aligned by twin")
     return ("measured: the FSC of a simulated sub-volume at this fluence per projection and "
-            "angular density, with the scenario's wobble and misalignment aligned by twin")
+            f"angular density, with {stage}")
 
 
 def _cones_failed(cones: VolumeCalibration | None, worst: float | None, f: float) -> str:
@@ -363,7 +371,8 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         "resolution_3d_convention": (_convention(axial is not None)
                                      + _axial_words(cal, axial, along, across, worst)),
         **_volume_keys(cal, source),
-        "resolution_3d_limited_by": _limited_by(band_ok, axial is not None, cones),
+        "resolution_3d_limited_by": _limited_by(band_ok, axial is not None, cones,
+                                                cal.misalignment_rms_m),
     }
     if extrapolated:
         out["resolution_extrapolated"] = True

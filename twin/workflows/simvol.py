@@ -497,7 +497,7 @@ def calibrate_volume(s: Scenario, seeds: int = 1, factors=VOLUME_FACTORS,
         float(ms_all[0].sample_width_m), mean(ms_all, "alignment_residual_x_m"),
         [mean(ms, "fire_xz_split_m") for _, ms in rows],
         [mean(ms, "fire_xz_split_biop_m") for _, ms in rows],
-        **_axial_columns(rows))
+        **_axial_columns(rows), misalignment_rms_m=mean(ms_all, "misalignment_rms_m"))
 
 
 def _volume_points(s: Scenario, seeds: int, factors, f0: float, simulate: bool,
