@@ -76,9 +76,8 @@ def main(argv: list[str] | None = None) -> None:
 def _elevation_parts(sp, edges=(0.0, 30.0, 60.0, 90.0)):
     """(low, high, mask) of the frequencies whose angle from the rotation axis (axis 0) lies in
     each interval of ``edges`` (degrees; the zero frequency left out)."""
-    r2 = sum(g ** 2 for g in sp.grids)
-    elev = np.degrees(np.arccos(np.sqrt(np.divide(sp.grids[0] ** 2, r2,
-                                                  out=np.ones(sp.cross.shape), where=r2 > 0))))
+    r2, cos2 = sp.axis_cos2(0)
+    elev = np.degrees(np.arccos(np.sqrt(cos2)))
     for lo, hi in zip(edges[:-1], edges[1:]):
         yield lo, hi, (elev >= lo) & ((elev < hi) if hi < 90 else (elev <= hi)) & (r2 > 0)
 

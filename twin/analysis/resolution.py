@@ -386,6 +386,18 @@ class CrossSpectra:
         return _binned(self.idx[mask], self.n_bins, self.cross[mask], self.power_a[mask],
                        self.power_b[mask], self.pixel_size_m)
 
+    def axis_cos2(self, axis: int) -> tuple:
+        """(|k|², cos² of each frequency's angle from ``axis``; 0 at the zero frequency).
+
+        Parameters
+        ----------
+        axis : int
+            The rotation axis.
+        """
+        r2 = sum(g ** 2 for g in self.grids)
+        return r2, np.divide(self.grids[axis] ** 2, r2, out=np.zeros(self.cross.shape),
+                             where=r2 > 0)
+
     def axial(self, axis: int, half_angle_deg: float) -> tuple:
         """(along, across) ``axis``: :func:`axial_correlations`.
 
@@ -398,9 +410,7 @@ class CrossSpectra:
         """
         if not 0 < half_angle_deg <= 45:
             raise ValueError(f"half_angle_deg = {half_angle_deg}: allowed (0, 45]")
-        r2 = sum(g ** 2 for g in self.grids)
-        cos2 = np.divide(self.grids[axis] ** 2, r2, out=np.zeros(self.cross.shape),
-                         where=r2 > 0)
+        r2, cos2 = self.axis_cos2(axis)
         c = np.cos(np.radians(half_angle_deg)) ** 2
         return self.part(cos2 >= c), self.part((cos2 <= 1 - c) & (r2 > 0))
 

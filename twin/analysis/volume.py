@@ -305,6 +305,29 @@ BOUND_CONVENTION = ("half period of the bound named in resolution_3d_method (Cro
                     "resolution_3d_forecast_fire_m is twice it")
 
 
+def _split_keys(cal: VolumeCalibration, f: float, shell_ok: bool) -> dict:
+    """The even/odd split's keys at fluence ``f``: None unless the shells resolve there
+    (``shell_ok``), and ``resolution_3d_split_m`` None where the halves do not resolve."""
+    split = _law_at(cal, cal.split_m, f, cal.split_resolved or None) if shell_ok else None
+    fire, biop = (_law_at(cal, v, f) if shell_ok else None
+                  for v in (cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
+    return {"resolution_3d_split_m": split, "resolution_3d_split_xz_fire_m": fire,
+            "resolution_3d_split_xz_biop_fire_m": biop}
+
+
+def _directions_at(axial: VolumeCalibration | None, f: float) -> tuple:
+    """(along, across, coned, worst) at fluence ``f`` from ``axial`` (:func:`axial_points`):
+    the laws along and across the axis and of the worst cone (metres, None where unresolved or
+    not scored), and ``coned``, the points scored cone by cone (the others predate the cones)."""
+    if axial is None:
+        return None, None, None, None
+    along, across = (_law_at(axial, v, f, ok) for v, ok in (
+        (axial.along_m, axial.along_resolved), (axial.across_m, axial.across_resolved)))
+    coned = _points_with(axial, "worst_m")
+    worst = None if coned is None else _law_at(coned, coned.worst_m, f, coned.worst_resolved)
+    return along, across, coned, worst
+
+
 def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
                   bound_m: float | None = None) -> dict:
     """The forecast's 3D keys at fluence per projection ``f`` (photons/m²) from ``cal``:
@@ -314,10 +337,7 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
     way). Where the volumes were scored cone by cone across the axis, the figure stands only
     where every cone resolves: a volume with a direction that does not is unresolved
     (``resolution_3d_resolved`` false, no headline; the band's, the shells' and the cones'
-    figures stay beside it). ``bound_m`` (the bound it
-    replaces) stays as ``resolution_3d_bound_m``; ``source``: another scenario whose points
-    these are.
-
+    figures stay beside it).
 
     Parameters
     ----------
@@ -328,7 +348,7 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
     source : str
         Name of the scenario whose calibration this is; empty for the scenario's own.
     bound_m : float, optional
-        The analytic 3D bound, metres.
+        The analytic 3D bound it replaces, metres (kept as ``resolution_3d_bound_m``).
 
     Returns
     -------
@@ -338,17 +358,8 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         extrapolated.
     """
     shell, shell_ok, _ = cal.at(f)
-    split = (_law_at(cal, cal.split_m, f, cal.split_resolved or None) if shell_ok else None)
-    fire, biop = (_law_at(cal, v, f) if shell_ok else None
-                  for v in (cal.fire_xz_split_m, cal.fire_xz_split_biop_m))
     axial = axial_points(cal)
-    along, across = ((None, None) if axial is None else
-                     (_law_at(axial, v, f, ok) for v, ok in (
-                         (axial.along_m, axial.along_resolved),
-                         (axial.across_m, axial.across_resolved))))
-    # the worst cone from the points scored cone by cone (the others predate the cones)
-    coned = None if axial is None else _points_with(axial, "worst_m")
-    worst = None if coned is None else _law_at(coned, coned.worst_m, f, coned.worst_resolved)
+    along, across, coned, worst = _directions_at(axial, f)
     d, band_ok, extrapolated = (axial or cal).at(f)
     # a volume is resolved where every direction across the axis is: a band's FSC weighs the
     # directions by the sample's power, so a plate resolves across the axis by its normal
@@ -360,9 +371,7 @@ def forecast_keys(cal: VolumeCalibration, f: float, source: str = "",
         "resolution_3d_forecast_m": d if resolved else None,
         "resolution_3d_forecast_fire_m": 2 * d if resolved else None,
         "resolution_3d_shell_m": shell if shell_ok else None,
-        "resolution_3d_split_m": split,
-        "resolution_3d_split_xz_fire_m": fire,
-        "resolution_3d_split_xz_biop_fire_m": biop,
+        **_split_keys(cal, f, shell_ok),
         "resolution_3d_resolved": bool(resolved),
         "resolution_3d_method": METHOD,
         "resolution_3d_worst_m": worst,
